@@ -1,0 +1,305 @@
+//! Every setting, declared once: its flag, its environment variable, its
+//! default and what it is for. Flags win over the environment (clap's rule).
+//! [`ServeConfig::validate`] checks them at start so a mistake ends the
+//! process with one clear line instead of a surprise later.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The command line of the `natter` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "natter",
+    version,
+    about = "Self-hosted customer messaging in one binary"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage a stopped server's data.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `natter admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add an agent to a stopped server's data.
+    Create(AdminCreateArgs),
+}
+
+/// `natter admin create`
+#[derive(Debug, Args)]
+pub struct AdminCreateArgs {
+    /// The agent's sign-in email.
+    #[arg(long)]
+    pub email: String,
+    /// The agent's display name.
+    #[arg(long)]
+    pub name: String,
+    /// admin or agent.
+    #[arg(long, default_value = "admin")]
+    pub role: String,
+    /// Read the password from standard input (one line).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    /// The data folder.
+    #[arg(long, env = "NATTER_DATA", default_value = "./natter-data")]
+    pub data: PathBuf,
+}
+
+/// `natter serve`: every server setting.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "NATTER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Data folder (created if missing).
+    #[arg(long, env = "NATTER_DATA", default_value = "./natter-data")]
+    pub data: PathBuf,
+    /// Public URL of this server, used in links it hands out [default: http://<bind>].
+    #[arg(long, env = "NATTER_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Email of an admin to create at start when no agent exists yet.
+    #[arg(long, env = "NATTER_ADMIN_EMAIL", hide = true)]
+    pub admin_email: Option<String>,
+    /// Password of that admin (environment only; never logged).
+    #[arg(
+        long,
+        env = "NATTER_ADMIN_PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+    /// fsync the data file after each group flush, so acknowledged messages
+    /// survive power loss too (slower; default protects against crashes of
+    /// the process only).
+    #[arg(long, env = "NATTER_FSYNC", default_value_t = false)]
+    pub fsync: bool,
+    /// Database page cache in MiB.
+    #[arg(long, env = "NATTER_CACHE_MB", default_value_t = 16)]
+    pub cache_mb: u64,
+    /// Days an agent token or session stays valid.
+    #[arg(long, env = "NATTER_TOKEN_TTL_DAYS", default_value_t = 30)]
+    pub token_ttl_days: u32,
+    /// Days a contact token stays valid.
+    #[arg(long, env = "NATTER_CONTACT_TOKEN_TTL_DAYS", default_value_t = 365)]
+    pub contact_token_ttl_days: u32,
+    /// Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs).
+    #[arg(long, env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Failed sign-ins allowed per account and per address before a lockout.
+    #[arg(long, env = "NATTER_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+    /// Minutes a sign-in lockout lasts; failures are forgotten at the same pace.
+    #[arg(long, env = "NATTER_LOGIN_LOCKOUT_MINUTES", default_value_t = 15)]
+    pub login_lockout_minutes: u32,
+    /// New contacts per minute from one address (0 turns the limit off).
+    #[arg(long, env = "NATTER_CONTACTS_PER_MINUTE", default_value_t = 30)]
+    pub contacts_per_minute: u32,
+    /// Messages per minute from one contact (0 turns the limit off).
+    #[arg(long, env = "NATTER_CONTACT_MESSAGES_PER_MINUTE", default_value_t = 60)]
+    pub contact_messages_per_minute: u32,
+    /// Number of HTTP worker threads [default: one per core].
+    #[arg(long, env = "NATTER_WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds between keep-alive comments on event streams (at most 15).
+    #[arg(long, env = "NATTER_SSE_KEEPALIVE_SECS", default_value_t = 10)]
+    pub sse_keepalive_secs: u64,
+}
+
+/// Settings after validation.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// The data folder.
+    pub data: PathBuf,
+    /// Public URL, without a trailing slash.
+    pub base_url: String,
+    /// Bootstrap admin (email, password).
+    pub bootstrap_admin: Option<(String, String)>,
+    /// fsync after each flush.
+    pub fsync: bool,
+    /// sled cache in bytes.
+    pub cache_bytes: u64,
+    /// Agent token lifetime in seconds.
+    pub token_ttl_secs: i64,
+    /// Contact token lifetime in seconds.
+    pub contact_token_ttl_secs: i64,
+    /// Peers whose X-Forwarded-For counts.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Sign-in failures before lockout.
+    pub login_max_failures: u32,
+    /// Lockout period in seconds.
+    pub login_lockout_secs: u64,
+    /// Contacts per minute per address (0: off).
+    pub contacts_per_minute: u32,
+    /// Messages per minute per contact (0: off).
+    pub contact_messages_per_minute: u32,
+    /// HTTP workers.
+    pub workers: usize,
+    /// Seconds between SSE keep-alive comments.
+    pub sse_keepalive_secs: u64,
+}
+
+impl ServeArgs {
+    /// Checks every setting; the error is the one line shown to the user.
+    pub fn validate(self) -> Result<ServeConfig, String> {
+        let bind = self
+            .bind
+            .to_socket_addrs()
+            .map_err(|e| format!("invalid --bind {:?}: {e}", self.bind))?
+            .next()
+            .ok_or_else(|| format!("invalid --bind {:?}: no address", self.bind))?;
+        let base_url = match self.base_url {
+            Some(u) => {
+                let u = u.trim().trim_end_matches('/').to_owned();
+                if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 10 {
+                    return Err(format!(
+                        "invalid --base-url {u:?}: it must start with http:// or https://"
+                    ));
+                }
+                u
+            }
+            None => format!("http://{}", self.bind),
+        };
+        let bootstrap_admin = match (self.admin_email, self.admin_password) {
+            (Some(e), Some(p)) => Some((e, p)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "set both NATTER_ADMIN_EMAIL and NATTER_ADMIN_PASSWORD, or neither".into(),
+                )
+            }
+        };
+        if self.cache_mb == 0 || self.cache_mb > 1 << 20 {
+            return Err(format!(
+                "invalid --cache-mb {}: use 1 to 1048576",
+                self.cache_mb
+            ));
+        }
+        if self.token_ttl_days == 0 || self.contact_token_ttl_days == 0 {
+            return Err("token lifetimes must be at least one day".into());
+        }
+        if self.login_max_failures == 0 {
+            return Err("--login-max-failures must be at least 1".into());
+        }
+        if self.login_lockout_minutes == 0 {
+            return Err("--login-lockout-minutes must be at least 1".into());
+        }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| format!("invalid trusted proxy {s:?}: expected an IP address"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let workers = match self.workers {
+            Some(0) => return Err("--workers must be at least 1".into()),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        if !(1..=15).contains(&self.sse_keepalive_secs) {
+            return Err("--sse-keepalive-secs must be 1 to 15".into());
+        }
+        Ok(ServeConfig {
+            bind,
+            data: self.data,
+            base_url,
+            bootstrap_admin,
+            fsync: self.fsync,
+            cache_bytes: self.cache_mb * 1024 * 1024,
+            token_ttl_secs: i64::from(self.token_ttl_days) * 86_400,
+            contact_token_ttl_secs: i64::from(self.contact_token_ttl_days) * 86_400,
+            trusted_proxies,
+            login_max_failures: self.login_max_failures,
+            login_lockout_secs: u64::from(self.login_lockout_minutes) * 60,
+            contacts_per_minute: self.contacts_per_minute,
+            contact_messages_per_minute: self.contact_messages_per_minute,
+            workers,
+            sse_keepalive_secs: self.sse_keepalive_secs,
+        })
+    }
+}
+
+impl ServeConfig {
+    /// Defaults for a data folder, as `natter serve --data <path>` would
+    /// have them (tests and benchmarks start from here).
+    pub fn for_data(data: PathBuf) -> Self {
+        let args = ServeArgs {
+            bind: "127.0.0.1:0".into(),
+            data,
+            base_url: None,
+            admin_email: None,
+            admin_password: None,
+            fsync: false,
+            cache_mb: 16,
+            token_ttl_days: 30,
+            contact_token_ttl_days: 365,
+            trusted_proxies: Vec::new(),
+            login_max_failures: 5,
+            login_lockout_minutes: 15,
+            contacts_per_minute: 30,
+            contact_messages_per_minute: 60,
+            workers: Some(2),
+            sse_keepalive_secs: 10,
+        };
+        match args.validate() {
+            Ok(c) => c,
+            // The defaults above are valid by construction; see the test.
+            Err(e) => unreachable!("default settings invalid: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<ServeConfig, String> {
+        let mut argv = vec!["natter", "serve"];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Serve(a) => a.validate(),
+            Command::Admin(_) => Err("wrong command".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = ServeConfig::for_data("x".into());
+        assert_eq!(c.bind.ip().to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn base_url_defaults_to_the_bind_address() {
+        let c = args(&["--bind", "127.0.0.1:9999"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.base_url, "http://127.0.0.1:9999");
+        let c =
+            args(&["--base-url", "https://chat.example.com/"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.base_url, "https://chat.example.com");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        assert!(args(&["--bind", "nonsense"]).is_err());
+        assert!(args(&["--base-url", "ftp://x"]).is_err());
+        assert!(args(&["--cache-mb", "0"]).is_err());
+        assert!(args(&["--trusted-proxies", "10.0.0.1,not-an-ip"]).is_err());
+    }
+}

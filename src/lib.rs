@@ -1,0 +1,14 @@
+//! Natter: self-hosted customer messaging in one binary.
+//!
+//! The crate is a library so integration tests and benchmarks can build the
+//! real application in-process; `main.rs` is only the command line.
+//! See ARCHITECTURE.md for the map.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod web;

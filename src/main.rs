@@ -1,0 +1,117 @@
+//! The `natter` command line: `serve` and `admin create`.
+//!
+//! Exit codes: 0 success; 1 the server or command failed (port in use,
+//! data folder locked or unreadable, I/O error); 2 bad usage or settings.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::Parser;
+use natter::config::{AdminCommand, AdminCreateArgs, Cli, Command, ServeArgs};
+use natter::domain::{time, Email, Name, Password, Role};
+use natter::service::auth::hash_password;
+use natter::startup::{Application, StartError};
+use natter::store::{Store, StoreError, StoreOptions};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match try_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+type Failure = (u8, String);
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| (1, format!("cannot start the runtime: {e}")))
+}
+
+fn try_main(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Admin(AdminCommand::Create(args)) => admin_create(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let config = args.validate().map_err(|e| (2, e))?;
+    runtime()?.block_on(async move {
+        let app = Application::build(config).await.map_err(|e| match e {
+            StartError::Settings(m) => (2, m),
+            e => (1, e.to_string()),
+        })?;
+        app.run_until_stopped()
+            .await
+            .map_err(|e| (1, e.to_string()))
+    })
+}
+
+fn admin_create(args: AdminCreateArgs) -> Result<(), Failure> {
+    let email = Email::parse(&args.email)
+        .map_err(|e| (2, e.message))?
+        .into_inner();
+    let name = Name::parse(&args.name, "name")
+        .map_err(|e| (2, e.message))?
+        .into_inner();
+    let role = Role::parse(&args.role).map_err(|e| (2, e.message))?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        (
+            1,
+            format!("cannot read the password from standard input: {e}"),
+        )
+    })?;
+    let password = Password::parse(line.trim_end_matches(['\r', '\n']).to_owned())
+        .map_err(|e| (2, e.message))?;
+    let store = Store::open(&StoreOptions {
+        path: args.data.clone(),
+        cache_bytes: 8 << 20,
+        fsync: false,
+    })
+    .map_err(|e| match e {
+        StoreError::Locked(p) => (
+            1,
+            format!(
+                "the data folder {} is in use by a running natter server; stop it first",
+                p.display()
+            ),
+        ),
+        e => (1, e.to_string()),
+    })?;
+    let hash = hash_password(password.expose()).map_err(|e| (1, e))?;
+    runtime()?.block_on(async move {
+        let flusher = tokio::spawn(store.durability().clone().run_flusher());
+        let res = store
+            .create_agent(name, email.clone(), role, hash, time::now())
+            .await;
+        store.durability().stop().await;
+        let _ = flusher.await;
+        store.flush_now().map_err(|e| (1, e.to_string()))?;
+        match res {
+            Ok(a) => {
+                println!("created {} {} ({})", role.as_str(), email, a.id);
+                Ok(())
+            }
+            Err(StoreError::Conflict(m)) => Err((1, m)),
+            Err(e) => Err((1, e.to_string())),
+        }
+    })
+}

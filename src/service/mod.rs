@@ -1,0 +1,7 @@
+//! What the product does beyond storing: credentials, rate limits, the live
+//! event broker and search. Nothing here knows about HTTP.
+
+pub mod auth;
+pub mod ratelimit;
+pub mod realtime;
+pub mod search;

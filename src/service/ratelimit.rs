@@ -1,0 +1,169 @@
+//! Rate limits and sign-in lockouts, on the `governor` crate (GCRA).
+//! `actix-governor` is GPL-3.0 and must not enter the tree.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::ServeConfig;
+
+/// A keyed limit: `check` answers `Err(seconds)` when the key must wait.
+pub struct Limit<K: Hash + Eq + Clone> {
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Limit<K> {
+    /// `per_minute` requests a minute with the same burst; 0 disables.
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self {
+            limiter: NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+        }
+    }
+
+    /// Takes one request's worth; `Err` carries the seconds to wait.
+    pub fn check(&self, key: &K) -> Result<(), u64> {
+        let Some(l) = &self.limiter else {
+            return Ok(());
+        };
+        l.check_key(key)
+            .map_err(|nu| nu.wait_time_from(DefaultClock::default().now()).as_secs() + 1)
+    }
+
+    /// Forgets keys that are back to full allowance.
+    pub fn prune(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+        }
+    }
+}
+
+/// Counts failures (not attempts) and locks a key out for a fixed time once
+/// they exceed the allowance, so a correct password cannot be tried during
+/// the lockout either.
+pub struct Lockout<K: Hash + Eq + Clone> {
+    failures: DefaultKeyedRateLimiter<K>,
+    locked: Mutex<HashMap<K, Instant>>,
+    period: Duration,
+}
+
+impl<K: Hash + Eq + Clone> Lockout<K> {
+    /// Allows `max` failures, forgotten at `max` per `period`; beyond that
+    /// the key is locked for `period`.
+    pub fn new(max: u32, period: Duration) -> Self {
+        let max = NonZeroU32::new(max).unwrap_or(NonZeroU32::MIN);
+        let per_cell = period / max.get();
+        let quota = Quota::with_period(per_cell.max(Duration::from_millis(1)))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(max);
+        Self {
+            failures: RateLimiter::keyed(quota),
+            locked: Mutex::new(HashMap::new()),
+            period,
+        }
+    }
+
+    /// `Err(seconds)` while the key is locked out.
+    pub fn check(&self, key: &K) -> Result<(), u64> {
+        let Ok(mut locked) = self.locked.lock() else {
+            return Ok(());
+        };
+        match locked.get(key) {
+            Some(until) if *until > Instant::now() => Err((*until - Instant::now()).as_secs() + 1),
+            Some(_) => {
+                locked.remove(key);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failure; `Err(seconds)` if that locked the key out.
+    pub fn fail(&self, key: &K) -> Result<(), u64> {
+        if self.failures.check_key(key).is_ok() {
+            return Ok(());
+        }
+        if let Ok(mut locked) = self.locked.lock() {
+            locked.insert(key.clone(), Instant::now() + self.period);
+        }
+        Err(self.period.as_secs().max(1))
+    }
+
+    /// Forgets expired lockouts and idle counters.
+    pub fn prune(&self) {
+        self.failures.retain_recent();
+        if let Ok(mut locked) = self.locked.lock() {
+            let now = Instant::now();
+            locked.retain(|_, until| *until > now);
+        }
+    }
+}
+
+/// Every limit of the server.
+pub struct Limits {
+    /// Failed sign-ins per account (normalised email).
+    pub login_account: Lockout<String>,
+    /// Failed sign-ins per client address.
+    pub login_address: Lockout<IpAddr>,
+    /// New contacts (and resume links) per client address.
+    pub contacts: Limit<IpAddr>,
+    /// Messages per contact.
+    pub contact_messages: Limit<u64>,
+}
+
+impl Limits {
+    /// The limits a configuration asks for.
+    pub fn from_config(c: &ServeConfig) -> Self {
+        let period = Duration::from_secs(c.login_lockout_secs);
+        Self {
+            login_account: Lockout::new(c.login_max_failures, period),
+            // An address may try a few accounts (an office behind one NAT).
+            login_address: Lockout::new(c.login_max_failures.saturating_mul(4), period),
+            contacts: Limit::per_minute(c.contacts_per_minute),
+            contact_messages: Limit::per_minute(c.contact_messages_per_minute),
+        }
+    }
+
+    /// Forgets idle keys so memory stays flat.
+    pub fn prune(&self) {
+        self.login_account.prune();
+        self.login_address.prune();
+        self.contacts.prune();
+        self.contact_messages.prune();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_starts_after_the_allowed_failures_and_blocks_even_correct_tries() {
+        let l = Lockout::new(3, Duration::from_secs(60));
+        let k = "ann".to_string();
+        for _ in 0..3 {
+            assert!(l.check(&k).is_ok());
+            assert!(l.fail(&k).is_ok());
+        }
+        assert!(l.fail(&k).is_err());
+        let wait = l.check(&k).err();
+        assert!(wait.is_some_and(|s| s > 0 && s <= 61), "{wait:?}");
+        assert!(l.check(&"bob".to_string()).is_ok());
+    }
+
+    #[test]
+    fn a_zero_limit_is_off() {
+        let l: Limit<u64> = Limit::per_minute(0);
+        for _ in 0..1000 {
+            assert!(l.check(&1).is_ok());
+        }
+        let l: Limit<u64> = Limit::per_minute(2);
+        assert!(l.check(&1).is_ok() && l.check(&1).is_ok());
+        assert!(l.check(&1).is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! Builds the application: opens the store, does the first-run work, binds
+//! the listener (so a caller can ask for port 0 and read the real port) and
+//! runs the server until a signal or a stop request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tokio::sync::watch;
+
+use crate::config::ServeConfig;
+use crate::domain::{time, Email, Password, Role};
+use crate::error::ApiError;
+use crate::service::auth::{hash_password, new_token};
+use crate::service::ratelimit::Limits;
+use crate::service::realtime::TypingHub;
+use crate::store::{Store, StoreError, StoreOptions};
+use crate::web::api::inboxes::new_web_inbox;
+use crate::web::setup::SETUP_TOKEN_KEY;
+use crate::web::{self as webmod, AppState};
+
+/// Why the server could not start; each is one clear line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The settings do not make sense.
+    #[error("{0}")]
+    Settings(String),
+    /// The data folder is locked, unreadable or corrupt.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS's reason.
+        reason: String,
+    },
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    store: Arc<Store>,
+    shutdown: watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    /// Opens the store, starts its flusher, creates the first-run inbox and
+    /// admin (or logs the setup link) and binds the listener. Must run on a
+    /// Tokio runtime, which then hosts the flusher.
+    pub async fn build(config: ServeConfig) -> Result<Self, StartError> {
+        let store = Store::open(&StoreOptions {
+            path: config.data.clone(),
+            cache_bytes: config.cache_bytes,
+            fsync: config.fsync,
+        })?;
+        let flusher = tokio::spawn(store.durability().clone().run_flusher());
+        bootstrap(&store, &config).await?;
+
+        let listener = std::net::TcpListener::bind(config.bind).map_err(|e| StartError::Bind {
+            addr: config.bind.to_string(),
+            reason: e.to_string(),
+        })?;
+        let addr = listener.local_addr().map_err(|e| StartError::Bind {
+            addr: config.bind.to_string(),
+            reason: e.to_string(),
+        })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let limits = Arc::new(Limits::from_config(&config));
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            keepalive_secs: config.sse_keepalive_secs,
+            config: Arc::new(config.clone()),
+            limits: limits.clone(),
+            typing: Arc::new(TypingHub::default()),
+            shutdown: shutdown_rx,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| ApiError::Malformed(e.to_string()).into()),
+                )
+                .app_data(
+                    web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()),
+                )
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(|e, _| ApiError::Malformed(e.to_string()).into()),
+                )
+                .wrap(from_fn(webmod::middleware::headers_and_metrics))
+                .configure(webmod::routes)
+        })
+        .workers(config.workers)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)
+        .map_err(|e| StartError::Bind {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?
+        .run();
+
+        let mut background = vec![flusher];
+        let s = store.clone();
+        background.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if let Err(e) = s.wake_snoozed(time::now()).await {
+                    tracing::error!(error = %e, "could not reopen snoozed conversations");
+                }
+                limits.prune();
+            }
+        }));
+        tracing::info!("listening on http://{addr}");
+        Ok(Self {
+            port: addr.port(),
+            server,
+            store,
+            shutdown,
+            background,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server as SIGTERM would.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.shutdown.clone())
+    }
+
+    /// Serves until SIGINT, SIGTERM or [`Stopper::stop`]; then ends the
+    /// event streams, finishes requests in flight, flushes the database and
+    /// returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let mut stop_rx = self.shutdown.subscribe();
+        tokio::select! {
+            r = &mut server => {
+                self.store.durability().stop().await;
+                self.store.flush_now().map_err(std::io::Error::other)?;
+                return r.map_err(std::io::Error::other)?;
+            }
+            _ = signal() => tracing::info!("signal received, stopping"),
+            _ = stop_rx.wait_for(|v| *v) => tracing::info!("stop requested"),
+        }
+        let _ = self.shutdown.send(true);
+        handle.stop(true).await;
+        let _ = server.await;
+        for b in &self.background[1..] {
+            b.abort();
+        }
+        self.store.durability().stop().await;
+        self.store.flush_now().map_err(std::io::Error::other)?;
+        tracing::info!("stopped; database flushed");
+        Ok(())
+    }
+}
+
+/// Stops a running [`Application`] gracefully.
+#[derive(Clone)]
+pub struct Stopper(watch::Sender<bool>);
+
+impl Stopper {
+    /// Asks the server to stop.
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// First-run work: the "Website" inbox, the bootstrap admin from the
+/// environment, or else a one-time setup link in the log.
+async fn bootstrap(store: &Store, config: &ServeConfig) -> Result<(), StartError> {
+    if !store.has_inboxes()? {
+        let inbox = store
+            .create_inbox(new_web_inbox("Website".into(), None), time::now())
+            .await?;
+        tracing::info!(inbox = inbox.id, widget_key = %inbox.widget_key, "created the web inbox \"Website\"");
+    }
+    if store.has_agents()? {
+        return Ok(());
+    }
+    if let Some((email, password)) = &config.bootstrap_admin {
+        let email = Email::parse(email)
+            .map_err(|e| StartError::Settings(format!("NATTER_ADMIN_EMAIL: {}", e.message)))?;
+        let password = Password::parse(password.clone())
+            .map_err(|e| StartError::Settings(format!("NATTER_ADMIN_PASSWORD: {}", e.message)))?;
+        let hash = hash_password(password.expose()).map_err(StartError::Settings)?;
+        let email = email.into_inner();
+        store
+            .create_agent(
+                "Admin".into(),
+                email.clone(),
+                Role::Admin,
+                hash,
+                time::now(),
+            )
+            .await?;
+        tracing::info!(%email, "created the admin from NATTER_ADMIN_EMAIL");
+        return Ok(());
+    }
+    let (token, hash) = new_token("");
+    store.meta_set(SETUP_TOKEN_KEY, Some(hash.to_vec())).await?;
+    tracing::info!(
+        "no agent exists yet: open {}/setup?token={} to create the first admin",
+        config.base_url,
+        token
+    );
+    Ok(())
+}

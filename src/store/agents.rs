@@ -1,0 +1,192 @@
+//! Agents and their bearer tokens (stored only as SHA-256 hashes).
+
+use super::keys::{self, u64_be};
+use super::{abort, AgentRecord, Result, Store, StoreError, TokenRecord, T};
+use crate::domain::Role;
+
+/// Whose token: agents and contacts keep their tokens in separate trees, so
+/// a contact token can never pass as an agent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOwner {
+    /// An agent's API token or session.
+    Agent,
+    /// A contact's token.
+    Contact,
+}
+
+impl TokenOwner {
+    fn trees(self) -> (T, T) {
+        match self {
+            Self::Agent => (T::TokenhashAgenttoken, T::AgentidTokenhash),
+            Self::Contact => (T::TokenhashContacttoken, T::ContactidTokenhash),
+        }
+    }
+}
+
+/// The changes an admin may make to an agent.
+#[derive(Debug, Default, Clone)]
+pub struct AgentUpdate {
+    /// New display name.
+    pub name: Option<String>,
+    /// New role.
+    pub role: Option<Role>,
+    /// Activate or deactivate.
+    pub active: Option<bool>,
+}
+
+impl Store {
+    /// Adds an agent; the email must be free.
+    pub async fn create_agent(
+        &self,
+        name: String,
+        email: String,
+        role: Role,
+        password_hash: String,
+        now: i64,
+    ) -> Result<AgentRecord> {
+        self.write(now, |tx| {
+            if tx.contains(T::EmailAgentid, email.as_bytes())? {
+                return abort(StoreError::Conflict(
+                    "an agent with this email already exists".into(),
+                ));
+            }
+            let id = tx.new_id()?;
+            let agent = AgentRecord {
+                id,
+                name: name.clone(),
+                email: email.clone(),
+                role,
+                password_hash: password_hash.clone(),
+                active: true,
+                created_at: tx.now,
+            };
+            tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
+            tx.put_raw(T::EmailAgentid, email.as_bytes(), &u64_be(id))?;
+            Ok(agent)
+        })
+        .await
+    }
+
+    /// One agent.
+    pub fn agent(&self, id: u64) -> Result<Option<AgentRecord>> {
+        self.get(T::AgentidAgent, &u64_be(id))
+    }
+
+    /// The agent signing in with this (normalised) email.
+    pub fn agent_by_email(&self, email: &str) -> Result<Option<AgentRecord>> {
+        match self.get_id(T::EmailAgentid, email.as_bytes())? {
+            Some(id) => self.agent(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Every agent, oldest first.
+    pub fn agents(&self) -> Result<Vec<AgentRecord>> {
+        self.tree(T::AgentidAgent)
+            .iter()
+            .values()
+            .map(|v| super::decode(&v?))
+            .collect()
+    }
+
+    /// Whether anyone can sign in yet (decides the first-run setup).
+    pub fn has_agents(&self) -> Result<bool> {
+        Ok(!self.tree(T::AgentidAgent).is_empty())
+    }
+
+    /// Changes name, role or active flag; deactivation revokes every token
+    /// in the same write, so it takes effect at once.
+    pub async fn update_agent(
+        &self,
+        id: u64,
+        update: AgentUpdate,
+        now: i64,
+    ) -> Result<AgentRecord> {
+        self.write(now, |tx| {
+            let Some(mut agent) = tx.get::<AgentRecord>(T::AgentidAgent, &u64_be(id))? else {
+                return abort(StoreError::NotFound);
+            };
+            if let Some(n) = &update.name {
+                agent.name = n.clone();
+            }
+            if let Some(r) = update.role {
+                agent.role = r;
+            }
+            if let Some(a) = update.active {
+                agent.active = a;
+            }
+            tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
+            Ok(agent)
+        })
+        .await
+        .and_then(|a| {
+            if !a.active {
+                self.revoke_all_tokens(TokenOwner::Agent, id)?;
+            }
+            Ok(a)
+        })
+    }
+
+    /// Replaces the password hash and revokes every token of the agent.
+    pub async fn set_agent_password(&self, id: u64, password_hash: String, now: i64) -> Result<()> {
+        self.write(now, |tx| {
+            let Some(mut agent) = tx.get::<AgentRecord>(T::AgentidAgent, &u64_be(id))? else {
+                return abort(StoreError::NotFound);
+            };
+            agent.password_hash = password_hash.clone();
+            tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
+            Ok(())
+        })
+        .await?;
+        self.revoke_all_tokens(TokenOwner::Agent, id)
+    }
+
+    /// Stores a new token by its hash.
+    pub async fn insert_token(
+        &self,
+        owner: TokenOwner,
+        hash: [u8; 32],
+        rec: TokenRecord,
+    ) -> Result<()> {
+        let (by_hash, by_owner) = owner.trees();
+        self.write(rec.created_at, |tx| {
+            tx.put(by_hash, &hash, &rec)?;
+            tx.put_raw(by_owner, &keys::concat(&[&u64_be(rec.owner), &hash]), &[])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Looks a token up by its hash.
+    pub fn token(&self, owner: TokenOwner, hash: &[u8; 32]) -> Result<Option<TokenRecord>> {
+        self.get(owner.trees().0, hash)
+    }
+
+    /// Revokes one token (logout).
+    pub async fn revoke_token(&self, owner: TokenOwner, hash: [u8; 32], now: i64) -> Result<()> {
+        let (by_hash, by_owner) = owner.trees();
+        self.write(now, |tx| {
+            if let Some(rec) = tx.get::<TokenRecord>(by_hash, &hash)? {
+                tx.del(by_owner, &keys::concat(&[&u64_be(rec.owner), &hash]))?;
+            }
+            tx.del(by_hash, &hash)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Revokes every token of one owner. Durable at once: the caller is
+    /// about to answer that the sessions are gone.
+    fn revoke_all_tokens(&self, owner: TokenOwner, id: u64) -> Result<()> {
+        let (by_hash, by_owner) = owner.trees();
+        let prefix = u64_be(id);
+        for k in self.tree(by_owner).scan_prefix(prefix).keys() {
+            let k = k?;
+            if let Some(hash) = k.get(8..) {
+                self.tree(by_hash).remove(hash)?;
+            }
+            self.tree(by_owner).remove(&k)?;
+        }
+        self.flush_now()
+    }
+}

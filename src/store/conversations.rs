@@ -1,0 +1,565 @@
+//! Conversations and their messages: the write paths that keep a
+//! conversation, its messages, its indexes and its events in step.
+
+use std::collections::BTreeSet;
+
+use super::keys::{self, pair, time_id, u64_be};
+use super::{
+    abort, Author, ConversationRecord, EventPayload, MessageRecord, Reader, Result, Store,
+    StoreError, Tx, TxResult, T,
+};
+use crate::domain::time::Micros;
+use crate::domain::{AuthorType, ConversationStatus};
+
+/// A message about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Who writes it.
+    pub author: Author,
+    /// Its checked text.
+    pub body: String,
+    /// Team-only note.
+    pub private: bool,
+}
+
+/// A change to a conversation; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    /// New status.
+    pub status: Option<ConversationStatus>,
+    /// New assignee (`Some(None)` unassigns).
+    pub assignee_id: Option<Option<u64>>,
+    /// New labels (already normalised).
+    pub labels: Option<Vec<String>>,
+    /// New wake-up time (`Some(None)` clears it).
+    pub snoozed_until: Option<Option<Micros>>,
+}
+
+/// Which conversations to list.
+#[derive(Debug, Clone)]
+pub struct ConversationFilter {
+    /// Inboxes to look in (already limited to what the viewer may see).
+    pub inboxes: Vec<u64>,
+    /// Statuses to include.
+    pub statuses: Vec<ConversationStatus>,
+    /// `Some(None)`: unassigned only; `Some(Some(a))`: assigned to `a`.
+    pub assignee: Option<Option<u64>>,
+    /// Only conversations with this label.
+    pub label: Option<String>,
+    /// Resume after this (activity, id) position.
+    pub after: Option<(Micros, u64)>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// One page of conversations.
+#[derive(Debug)]
+pub struct ConversationPage {
+    /// Newest activity first.
+    pub conversations: Vec<ConversationRecord>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<(Micros, u64)>,
+}
+
+/// Which messages of a conversation to read.
+#[derive(Debug, Clone, Copy)]
+pub struct MessagePage {
+    /// Only seqs greater than this.
+    pub after: Option<u64>,
+    /// Only seqs less than this.
+    pub before: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+    /// Include team-only notes.
+    pub include_private: bool,
+}
+
+impl Tx<'_> {
+    fn conversation(&self, id: u64) -> TxResult<ConversationRecord> {
+        match self.get(T::ConversationidConversation, &u64_be(id))? {
+            Some(c) => Ok(c),
+            None => abort(StoreError::NotFound),
+        }
+    }
+
+    /// Stores a conversation and moves its index entries from where `old`
+    /// had them.
+    fn put_conversation(
+        &self,
+        new: &ConversationRecord,
+        old: Option<&ConversationRecord>,
+    ) -> TxResult<()> {
+        if let Some(old) = old {
+            self.del(
+                T::InboxstatusactivityConversationid,
+                &keys::inbox_status_activity(
+                    old.inbox_id,
+                    old.status.key_byte(),
+                    old.updated_at,
+                    old.id,
+                ),
+            )?;
+            if let Some(t) = old.snoozed_until {
+                self.del(T::SnoozeuntilConversationid, &time_id(t, old.id))?;
+            }
+        } else {
+            self.put_raw(
+                T::ContactidConversationid,
+                &pair(new.contact_id, new.id),
+                &[],
+            )?;
+        }
+        self.put_raw(
+            T::InboxstatusactivityConversationid,
+            &keys::inbox_status_activity(
+                new.inbox_id,
+                new.status.key_byte(),
+                new.updated_at,
+                new.id,
+            ),
+            &[],
+        )?;
+        if let (ConversationStatus::Snoozed, Some(t)) = (new.status, new.snoozed_until) {
+            self.put_raw(T::SnoozeuntilConversationid, &time_id(t, new.id), &[])?;
+        }
+        self.put(T::ConversationidConversation, &u64_be(new.id), new)
+    }
+
+    /// Appends a message to a conversation record (seq, counters, activity)
+    /// and stores the message; the caller stores the conversation.
+    fn append_message(
+        &mut self,
+        conv: &mut ConversationRecord,
+        new: &NewMessage,
+    ) -> TxResult<MessageRecord> {
+        let msg = MessageRecord {
+            id: self.new_id()?,
+            conversation_id: conv.id,
+            seq: conv.last_seq + 1,
+            author: new.author.clone(),
+            body: new.body.clone(),
+            private: new.private,
+            created_at: self.now,
+        };
+        conv.last_seq = msg.seq;
+        conv.updated_at = self.now.max(conv.updated_at);
+        conv.last_message = Some(msg.clone());
+        match new.author.kind {
+            AuthorType::Contact => {
+                conv.agent_unread += 1;
+                conv.contact_read_seq = msg.seq;
+                conv.contact_unread = 0;
+                conv.last_public_message = Some(msg.clone());
+            }
+            AuthorType::Agent | AuthorType::System => {
+                if new.author.kind == AuthorType::Agent {
+                    conv.agent_read_seq = msg.seq;
+                    conv.agent_unread = 0;
+                }
+                if !msg.private {
+                    conv.contact_unread += 1;
+                    conv.last_public_message = Some(msg.clone());
+                }
+            }
+        }
+        self.put(
+            T::ConversationseqMessage,
+            &keys::conversation_seq(conv.id, msg.seq),
+            &msg,
+        )?;
+        Ok(msg)
+    }
+}
+
+impl Store {
+    /// Starts a conversation with its first message (from the contact).
+    pub async fn create_conversation(
+        &self,
+        inbox_id: u64,
+        contact_id: u64,
+        first: NewMessage,
+        now: Micros,
+    ) -> Result<(ConversationRecord, MessageRecord)> {
+        self.write(now, |tx| {
+            let mut conv = ConversationRecord {
+                id: tx.new_id()?,
+                inbox_id,
+                contact_id,
+                status: ConversationStatus::Open,
+                assignee_id: None,
+                labels: Vec::new(),
+                snoozed_until: None,
+                last_seq: 0,
+                last_message: None,
+                last_public_message: None,
+                agent_read_seq: 0,
+                contact_read_seq: 0,
+                agent_unread: 0,
+                contact_unread: 0,
+                created_at: tx.now,
+                updated_at: tx.now,
+            };
+            let msg = tx.append_message(&mut conv, &first)?;
+            tx.put_conversation(&conv, None)?;
+            tx.emit(
+                inbox_id,
+                contact_id,
+                EventPayload::ConversationCreated {
+                    conversation: conv.clone(),
+                },
+            )?;
+            tx.emit(
+                inbox_id,
+                contact_id,
+                EventPayload::MessageCreated {
+                    message: msg.clone(),
+                },
+            )?;
+            Ok((conv, msg))
+        })
+        .await
+    }
+
+    /// Adds a message. A contact's message reopens a pending, snoozed or
+    /// resolved conversation (the contract's rule), in the same write.
+    pub async fn post_message(
+        &self,
+        conversation_id: u64,
+        new: NewMessage,
+        now: Micros,
+    ) -> Result<(MessageRecord, ConversationRecord)> {
+        self.write(now, |tx| {
+            let old = tx.conversation(conversation_id)?;
+            let mut conv = old.clone();
+            let msg = tx.append_message(&mut conv, &new)?;
+            let mut changed = false;
+            if new.author.kind == AuthorType::Contact {
+                let reopened = conv.status.after_contact_message();
+                if reopened != conv.status {
+                    conv.status = reopened;
+                    conv.snoozed_until = None;
+                    changed = true;
+                }
+            }
+            tx.put_conversation(&conv, Some(&old))?;
+            tx.emit(
+                conv.inbox_id,
+                conv.contact_id,
+                EventPayload::MessageCreated {
+                    message: msg.clone(),
+                },
+            )?;
+            if changed {
+                tx.emit(
+                    conv.inbox_id,
+                    conv.contact_id,
+                    EventPayload::ConversationUpdated {
+                        conversation: conv.clone(),
+                    },
+                )?;
+            }
+            Ok((msg, conv))
+        })
+        .await
+    }
+
+    /// Changes status, assignee, labels or snooze time. `validate` sees the
+    /// stored conversation and may refuse the change (an assignee who is no
+    /// member of the inbox).
+    pub async fn patch_conversation(
+        &self,
+        id: u64,
+        patch: Patch,
+        now: Micros,
+        validate: impl Fn(&ConversationRecord) -> Result<()>,
+    ) -> Result<ConversationRecord> {
+        self.write(now, |tx| {
+            let old = tx.conversation(id)?;
+            validate(&old).or_else(abort)?;
+            let mut conv = old.clone();
+            if let Some(s) = patch.status {
+                conv.status = s;
+            }
+            if let Some(a) = patch.assignee_id {
+                conv.assignee_id = a;
+            }
+            if let Some(l) = &patch.labels {
+                conv.labels = l.clone();
+            }
+            if let Some(t) = patch.snoozed_until {
+                conv.snoozed_until = t;
+            }
+            if conv.status != ConversationStatus::Snoozed {
+                conv.snoozed_until = None;
+            }
+            let same = conv.status == old.status
+                && conv.assignee_id == old.assignee_id
+                && conv.labels == old.labels
+                && conv.snoozed_until == old.snoozed_until;
+            if same {
+                return Ok(conv);
+            }
+            conv.updated_at = tx.now.max(conv.updated_at);
+            tx.put_conversation(&conv, Some(&old))?;
+            tx.emit(
+                conv.inbox_id,
+                conv.contact_id,
+                EventPayload::ConversationUpdated {
+                    conversation: conv.clone(),
+                },
+            )?;
+            Ok(conv)
+        })
+        .await
+    }
+
+    /// Records that an agent (for the team) or the contact read up to
+    /// `seq` (clamped to the newest message), and tells the other side.
+    pub async fn mark_read(
+        &self,
+        id: u64,
+        reader: Reader,
+        seq: u64,
+        now: Micros,
+    ) -> Result<ConversationRecord> {
+        self.write(now, |tx| {
+            let old = tx.conversation(id)?;
+            let mut conv = old.clone();
+            let seq = seq.min(conv.last_seq);
+            let (read, unread, counted) = match reader.kind {
+                AuthorType::Contact => (
+                    conv.contact_read_seq,
+                    conv.contact_unread,
+                    AuthorType::Agent,
+                ),
+                _ => (conv.agent_read_seq, conv.agent_unread, AuthorType::Contact),
+            };
+            if seq <= read {
+                return Ok(conv);
+            }
+            // Count what stays unread after `seq` (usually nothing).
+            let mut left = 0;
+            if unread > 0 {
+                for s in seq + 1..=conv.last_seq {
+                    if let Some(m) = tx.get::<MessageRecord>(
+                        T::ConversationseqMessage,
+                        &keys::conversation_seq(id, s),
+                    )? {
+                        if m.author.kind == counted
+                            || (counted == AuthorType::Agent && m.author.kind == AuthorType::System)
+                        {
+                            left += u64::from(!m.private);
+                        }
+                    }
+                }
+            }
+            match reader.kind {
+                AuthorType::Contact => {
+                    conv.contact_read_seq = seq;
+                    conv.contact_unread = left;
+                }
+                _ => {
+                    conv.agent_read_seq = seq;
+                    conv.agent_unread = left;
+                }
+            }
+            tx.put_conversation(&conv, Some(&old))?;
+            tx.emit(
+                conv.inbox_id,
+                conv.contact_id,
+                EventPayload::ConversationRead {
+                    conversation_id: id,
+                    reader: reader.clone(),
+                    seq,
+                },
+            )?;
+            Ok(conv)
+        })
+        .await
+    }
+
+    /// Reopens snoozed conversations whose time has come; returns how many.
+    pub async fn wake_snoozed(&self, now: Micros) -> Result<usize> {
+        let due: Vec<u64> = self
+            .tree(T::SnoozeuntilConversationid)
+            .range(..time_id(now, u64::MAX))
+            .keys()
+            .map(|k| {
+                k.map_err(StoreError::from)
+                    .and_then(|k| keys::read_u64(&k, 8))
+            })
+            .collect::<Result<_>>()?;
+        let mut woken = 0;
+        for id in due {
+            let patch = Patch {
+                status: Some(ConversationStatus::Open),
+                snoozed_until: Some(None),
+                ..Patch::default()
+            };
+            match self
+                .patch_conversation(id, patch, now, |c| {
+                    if c.status == ConversationStatus::Snoozed
+                        && c.snoozed_until.is_some_and(|t| t <= now)
+                    {
+                        Ok(())
+                    } else {
+                        Err(StoreError::Conflict("no longer due".into()))
+                    }
+                })
+                .await
+            {
+                Ok(_) => woken += 1,
+                Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(woken)
+    }
+
+    /// One conversation.
+    pub fn conversation(&self, id: u64) -> Result<Option<ConversationRecord>> {
+        self.get(T::ConversationidConversation, &u64_be(id))
+    }
+
+    /// Lists conversations newest activity first, walking the per-inbox,
+    /// per-status indexes (no full scan) and merging them.
+    pub fn list_conversations(&self, f: &ConversationFilter) -> Result<ConversationPage> {
+        let idx = self.tree(T::InboxstatusactivityConversationid);
+        // (newest-first activity, id) of every candidate, in global order.
+        let mut candidates: BTreeSet<(u64, u64)> = BTreeSet::new();
+        let want = f.limit + 1;
+        for &inbox in &f.inboxes {
+            for &status in &f.statuses {
+                let prefix = keys::inbox_status_prefix(inbox, status.key_byte());
+                let start = match f.after {
+                    Some((t, id)) => keys::inbox_status_activity(inbox, status.key_byte(), t, id),
+                    None => prefix.clone(),
+                };
+                let mut taken = 0;
+                for k in idx.range(start..) {
+                    let (k, _) = k?;
+                    if !k.starts_with(&prefix) {
+                        break;
+                    }
+                    let (activity, id) = keys::decode_inbox_status_activity(&k)?;
+                    if f.after == Some((activity, id)) {
+                        continue;
+                    }
+                    if f.assignee.is_some() || f.label.is_some() {
+                        let Some(c) = self.conversation(id)? else {
+                            continue;
+                        };
+                        if !matches_filter(&c, f) {
+                            continue;
+                        }
+                    }
+                    candidates.insert((keys::newest_first(activity), id));
+                    taken += 1;
+                    if taken >= want {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut conversations = Vec::new();
+        let mut next = None;
+        for (i, (inv, id)) in candidates.into_iter().enumerate() {
+            if i == f.limit {
+                break;
+            }
+            if let Some(c) = self.conversation(id)? {
+                conversations.push(c);
+            }
+            next = Some((keys::from_newest_first(inv), id));
+        }
+        if conversations.len() < f.limit {
+            next = None;
+        }
+        Ok(ConversationPage {
+            conversations,
+            next,
+        })
+    }
+
+    /// A contact's conversations, newest activity first.
+    pub fn contact_conversations(&self, contact_id: u64) -> Result<Vec<ConversationRecord>> {
+        let mut out = Vec::new();
+        for k in self
+            .tree(T::ContactidConversationid)
+            .scan_prefix(u64_be(contact_id))
+            .keys()
+        {
+            let id = keys::read_u64(&k?, 8)?;
+            if let Some(c) = self.conversation(id)? {
+                out.push(c);
+            }
+        }
+        out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+        Ok(out)
+    }
+
+    /// Messages of a conversation, oldest first. Without `after` or
+    /// `before` it returns the newest `limit`.
+    pub fn messages(&self, conversation_id: u64, p: MessagePage) -> Result<Vec<MessageRecord>> {
+        let tree = self.tree(T::ConversationseqMessage);
+        let lo =
+            keys::conversation_seq(conversation_id, p.after.map_or(0, |a| a.saturating_add(1)));
+        let hi = keys::conversation_seq(conversation_id, p.before.unwrap_or(u64::MAX));
+        let iter = tree.range(lo..hi).values();
+        let mut out = Vec::new();
+        let keep = |m: &MessageRecord| p.include_private || !m.private;
+        if p.after.is_some() && p.before.is_none() {
+            for v in iter {
+                let m: MessageRecord = super::decode(&v?)?;
+                if keep(&m) {
+                    out.push(m);
+                    if out.len() >= p.limit {
+                        break;
+                    }
+                }
+            }
+        } else {
+            for v in iter.rev() {
+                let m: MessageRecord = super::decode(&v?)?;
+                if keep(&m) {
+                    out.push(m);
+                    if out.len() >= p.limit {
+                        break;
+                    }
+                }
+            }
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    /// Every message in store order, from just after `from` (a conversation
+    /// and seq); used by the simple search until the full-text index.
+    pub fn scan_messages(
+        &self,
+        from: Option<(u64, u64)>,
+    ) -> impl Iterator<Item = Result<MessageRecord>> + '_ {
+        let start = match from {
+            Some((c, s)) => keys::conversation_seq(c, s.saturating_add(1)),
+            None => Vec::new(),
+        };
+        self.tree(T::ConversationseqMessage)
+            .range(start..)
+            .values()
+            .map(|v| super::decode(&v?))
+    }
+}
+
+fn matches_filter(c: &ConversationRecord, f: &ConversationFilter) -> bool {
+    if let Some(a) = f.assignee {
+        if c.assignee_id != a {
+            return false;
+        }
+    }
+    if let Some(l) = &f.label {
+        if !c.labels.iter().any(|x| x == l) {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,95 @@
+//! Inboxes, their widget keys and their members.
+
+use super::keys::{pair, u64_be};
+use super::{abort, InboxRecord, Result, Store, StoreError, T};
+
+impl Store {
+    /// Creates an inbox with its public widget key and identity secret.
+    pub async fn create_inbox(&self, inbox: InboxRecord, now: i64) -> Result<InboxRecord> {
+        self.write(now, |tx| {
+            if tx.contains(T::WidgetkeyInboxid, inbox.widget_key.as_bytes())? {
+                return abort(StoreError::Conflict("widget key already in use".into()));
+            }
+            let mut rec = inbox.clone();
+            rec.id = tx.new_id()?;
+            rec.created_at = tx.now;
+            tx.put(T::InboxidInbox, &u64_be(rec.id), &rec)?;
+            tx.put_raw(
+                T::WidgetkeyInboxid,
+                rec.widget_key.as_bytes(),
+                &u64_be(rec.id),
+            )?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    /// One inbox.
+    pub fn inbox(&self, id: u64) -> Result<Option<InboxRecord>> {
+        self.get(T::InboxidInbox, &u64_be(id))
+    }
+
+    /// The inbox a widget key names.
+    pub fn inbox_by_widget_key(&self, key: &str) -> Result<Option<InboxRecord>> {
+        match self.get_id(T::WidgetkeyInboxid, key.as_bytes())? {
+            Some(id) => self.inbox(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Every inbox, oldest first.
+    pub fn inboxes(&self) -> Result<Vec<InboxRecord>> {
+        self.tree(T::InboxidInbox)
+            .iter()
+            .values()
+            .map(|v| super::decode(&v?))
+            .collect()
+    }
+
+    /// Whether there is any inbox yet (decides the first-run "Website").
+    pub fn has_inboxes(&self) -> Result<bool> {
+        Ok(!self.tree(T::InboxidInbox).is_empty())
+    }
+
+    /// Adds an agent to an inbox; returns false if it was already a member.
+    pub async fn add_member(&self, inbox: u64, agent: u64, now: i64) -> Result<bool> {
+        self.write(now, |tx| {
+            if !tx.contains(T::InboxidInbox, &u64_be(inbox))? {
+                return abort(StoreError::NotFound);
+            }
+            if !tx.contains(T::AgentidAgent, &u64_be(agent))? {
+                return abort(StoreError::Invalid(crate::domain::Invalid::new(
+                    "agent_id",
+                    "no such agent",
+                )));
+            }
+            let k = pair(inbox, agent);
+            let fresh = !tx.contains(T::InboxidAgentid, &k)?;
+            tx.put_raw(T::InboxidAgentid, &k, &[])?;
+            Ok(fresh)
+        })
+        .await
+    }
+
+    /// Removes an agent from an inbox; returns false if it was not a member.
+    pub async fn remove_member(&self, inbox: u64, agent: u64, now: i64) -> Result<bool> {
+        self.write(now, |tx| tx.del(T::InboxidAgentid, &pair(inbox, agent)))
+            .await
+    }
+
+    /// Whether the agent is a member of the inbox.
+    pub fn is_member(&self, inbox: u64, agent: u64) -> Result<bool> {
+        Ok(self
+            .tree(T::InboxidAgentid)
+            .contains_key(pair(inbox, agent))?)
+    }
+
+    /// The agent ids that are members of an inbox.
+    pub fn members(&self, inbox: u64) -> Result<Vec<u64>> {
+        self.tree(T::InboxidAgentid)
+            .scan_prefix(u64_be(inbox))
+            .keys()
+            .map(|k| super::keys::read_u64(&k?, 8))
+            .collect()
+    }
+}

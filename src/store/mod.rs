@@ -1,0 +1,458 @@
+//! The embedded database: sled trees, one per record family, and the only
+//! code in Natter that touches raw bytes.
+//!
+//! Every tree is named after its key and value. Key layouts (see `keys.rs`;
+//! `+` is concatenation, ids and times are 8-byte big-endian, `SEP` is 0xff):
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `meta` | name | setting (schema version, setup token hash) |
+//! | `agentid_agent` | AgentId | [`AgentRecord`] |
+//! | `email_agentid` | email | AgentId |
+//! | `tokenhash_agenttoken` | SHA-256(token) | [`TokenRecord`] |
+//! | `agentid_tokenhash` | AgentId + SHA-256(token) | () |
+//! | `inboxid_inbox` | InboxId | [`InboxRecord`] |
+//! | `widgetkey_inboxid` | widget key | InboxId |
+//! | `inboxid_agentid` | InboxId + AgentId | () (membership) |
+//! | `contactid_contact` | ContactId | [`ContactRecord`] |
+//! | `inboxexternalid_contactid` | InboxId + SEP + external id | ContactId |
+//! | `tokenhash_contacttoken` | SHA-256(token) | [`TokenRecord`] |
+//! | `contactid_tokenhash` | ContactId + SHA-256(token) | () |
+//! | `conversationid_conversation` | ConversationId | [`ConversationRecord`] |
+//! | `conversationseq_message` | ConversationId + Seq | [`MessageRecord`] |
+//! | `inboxstatusactivity_conversationid` | InboxId + StatusByte + (MAX - activity) + ConversationId | () |
+//! | `contactid_conversationid` | ContactId + ConversationId | () |
+//! | `snoozeuntil_conversationid` | Time + ConversationId | () |
+//! | `eventid_event` | EventId | [`EventRecord`] |
+//! | `resumehash_resume` | SHA-256(resume token) | [`ResumeRecord`] |
+//!
+//! Writes go through [`Store::write`]: one sled transaction over all trees
+//! (so a message, its conversation, its indexes and its event land together
+//! or not at all), serialised by a lock that also hands out gapless event
+//! ids, then a wait for the group commit of [`durability`].
+
+mod agents;
+mod contacts;
+mod conversations;
+pub mod durability;
+mod events;
+mod inboxes;
+pub mod keys;
+mod records;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+
+pub use agents::{AgentUpdate, TokenOwner};
+pub use contacts::NewContact;
+pub use conversations::{ConversationFilter, ConversationPage, MessagePage, NewMessage, Patch};
+pub use durability::Durability;
+pub use records::*;
+
+use crate::domain::time::Micros;
+use crate::domain::Invalid;
+
+/// The schema this build writes. Bump it with a migration in [`migrate`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What can go wrong in the store. Decode failures are `Corrupt` (logged,
+/// shown to clients as a plain 500), never panics.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (disk full, I/O error).
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt database: {0}")]
+    Corrupt(String),
+    /// The flush that would make a write durable failed.
+    #[error("could not flush the database: {0}")]
+    Flush(String),
+    /// A referenced record does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule would be broken (an email already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// A value broke a rule that can only be checked against stored data.
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    /// The data folder is held by another process.
+    #[error("the data folder {0} is in use by another natter process")]
+    Locked(PathBuf),
+    /// The data folder cannot be used.
+    #[error("cannot use the data folder {path}: {reason}")]
+    DataFolder {
+        /// The folder.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The data was written by a newer Natter.
+    #[error("the data folder holds schema version {found}, but this natter knows only up to {SCHEMA_VERSION}; run a newer natter")]
+    TooNew {
+        /// The version found.
+        found: u32,
+    },
+}
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The result inside a transaction closure.
+pub(crate) type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Turns a store error into a transaction abort.
+pub(crate) fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+/// The trees, in the order of [`TREE_NAMES`].
+#[derive(Clone, Copy)]
+#[allow(clippy::enum_variant_names)]
+pub(crate) enum T {
+    Meta,
+    AgentidAgent,
+    EmailAgentid,
+    TokenhashAgenttoken,
+    AgentidTokenhash,
+    InboxidInbox,
+    WidgetkeyInboxid,
+    InboxidAgentid,
+    ContactidContact,
+    InboxexternalidContactid,
+    TokenhashContacttoken,
+    ContactidTokenhash,
+    ConversationidConversation,
+    ConversationseqMessage,
+    InboxstatusactivityConversationid,
+    ContactidConversationid,
+    SnoozeuntilConversationid,
+    EventidEvent,
+    ResumehashResume,
+}
+
+const TREE_NAMES: [&str; 19] = [
+    "meta",
+    "agentid_agent",
+    "email_agentid",
+    "tokenhash_agenttoken",
+    "agentid_tokenhash",
+    "inboxid_inbox",
+    "widgetkey_inboxid",
+    "inboxid_agentid",
+    "contactid_contact",
+    "inboxexternalid_contactid",
+    "tokenhash_contacttoken",
+    "contactid_tokenhash",
+    "conversationid_conversation",
+    "conversationseq_message",
+    "inboxstatusactivity_conversationid",
+    "contactid_conversationid",
+    "snoozeuntil_conversationid",
+    "eventid_event",
+    "resumehash_resume",
+];
+
+/// How the store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The data folder.
+    pub path: PathBuf,
+    /// sled's page cache in bytes; its default (1 GiB) would dominate memory.
+    pub cache_bytes: u64,
+    /// Also fsync the data file after each group flush (survives power loss
+    /// on disks that honour it, at a cost in throughput).
+    pub fsync: bool,
+}
+
+/// Handle to the database; cheap to share behind an `Arc`.
+pub struct Store {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    write_lock: Mutex<WriteState>,
+    durability: Arc<Durability>,
+    _lock_file: File,
+}
+
+struct WriteState {
+    next_event_id: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the data folder, takes its lock, checks the
+    /// schema and starts nothing: call [`Durability::run_flusher`] on a
+    /// runtime before writing.
+    pub fn open(opts: &StoreOptions) -> Result<Arc<Self>> {
+        let path = &opts.path;
+        let folder_err = |reason: String| StoreError::DataFolder {
+            path: path.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(path).map_err(|e| folder_err(e.to_string()))?;
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join("natter.lock"))
+            .map_err(|e| folder_err(e.to_string()))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(path.clone())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(folder_err(e.to_string())),
+        }
+        let db = sled::Config::new()
+            .path(path.join("db"))
+            .cache_capacity(opts.cache_bytes)
+            .open()
+            .map_err(|e| folder_err(e.to_string()))?;
+        let trees = TREE_NAMES
+            .iter()
+            .map(|n| db.open_tree(n))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let fsync_file = if opts.fsync {
+            Some(
+                File::open(path.join("db").join("db"))
+                    .map_err(|e| folder_err(format!("cannot open the data file for fsync: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let next_event_id = match trees[T::EventidEvent as usize].last()? {
+            Some((k, _)) => keys::read_u64(&k, 0)? + 1,
+            None => 1,
+        };
+        let durability = Arc::new(Durability::new(db.clone(), fsync_file, next_event_id - 1));
+        let store = Self {
+            db,
+            trees,
+            write_lock: Mutex::new(WriteState { next_event_id }),
+            durability,
+            _lock_file: lock_file,
+        };
+        store.migrate()?;
+        Ok(Arc::new(store))
+    }
+
+    /// Checks the schema version and upgrades older data in place.
+    fn migrate(&self) -> Result<()> {
+        let meta = self.tree(T::Meta);
+        let found = match meta.get("schema_version")? {
+            Some(v) => u32::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("schema_version".into()))?,
+            ),
+            None => 0,
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { found });
+        }
+        // Version 0 is an empty folder; later migrations go here, each
+        // moving data from version n to n+1 in its own transaction.
+        if found < SCHEMA_VERSION {
+            meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The group-commit flusher and the feed of durable events.
+    pub fn durability(&self) -> &Arc<Durability> {
+        &self.durability
+    }
+
+    /// Proves the database answers (for `/healthz`).
+    pub fn ping(&self) -> Result<()> {
+        self.tree(T::Meta).get("schema_version")?;
+        Ok(())
+    }
+
+    /// Flushes everything synchronously (at shutdown and in the CLI).
+    pub fn flush_now(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub(crate) fn tree(&self, t: T) -> &sled::Tree {
+        &self.trees[t as usize]
+    }
+
+    /// Reads and decodes one record.
+    pub(crate) fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>> {
+        match self.tree(t).get(key)? {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads an id stored as a value.
+    pub(crate) fn get_id(&self, t: T, key: &[u8]) -> Result<Option<u64>> {
+        match self.tree(t).get(key)? {
+            Some(v) => keys::read_u64(&v, 0).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads a small setting from `meta`.
+    pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(T::Meta).get(name)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes (or with `None`, removes) a small setting durably.
+    pub async fn meta_set(&self, name: &str, value: Option<Vec<u8>>) -> Result<()> {
+        let name = name.to_owned();
+        self.write(0, move |tx| {
+            match &value {
+                Some(v) => tx.put_raw(T::Meta, name.as_bytes(), v)?,
+                None => {
+                    tx.del(T::Meta, name.as_bytes())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `f` as one atomic transaction over every tree, then waits until
+    /// a flush that began after it has finished. Events emitted by `f` get
+    /// consecutive ids and are published, in order, once durable.
+    pub(crate) async fn write<R>(
+        &self,
+        now: Micros,
+        f: impl Fn(&mut Tx<'_>) -> TxResult<R>,
+    ) -> Result<R> {
+        let ticket;
+        let out;
+        {
+            let mut state = self
+                .write_lock
+                .lock()
+                .map_err(|_| StoreError::Corrupt("write lock poisoned".into()))?;
+            let first_event = state.next_event_id;
+            let res = self.trees.as_slice().transaction(|views| {
+                let mut tx = Tx {
+                    views,
+                    next_event_id: first_event,
+                    events: Vec::new(),
+                    now,
+                };
+                let r = f(&mut tx)?;
+                Ok((r, tx.events))
+            });
+            let (r, events) = match res {
+                Ok(v) => v,
+                Err(TransactionError::Abort(e)) => return Err(e),
+                Err(TransactionError::Storage(e)) => return Err(e.into()),
+            };
+            state.next_event_id += events.len() as u64;
+            ticket = self.durability.record(events);
+            out = r;
+        }
+        self.durability.wait(ticket).await?;
+        Ok(out)
+    }
+}
+
+/// Decodes a stored JSON record; failure means corruption, not bad input.
+pub(crate) fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<V: Serialize>(v: &V) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A write in progress: typed access to every tree inside one transaction.
+pub(crate) struct Tx<'a> {
+    views: &'a [TransactionalTree],
+    next_event_id: u64,
+    events: Vec<Arc<EventRecord>>,
+    /// The time of this write, for records and events.
+    pub now: Micros,
+}
+
+fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
+    e.into()
+}
+
+impl Tx<'_> {
+    fn view(&self, t: T) -> &TransactionalTree {
+        &self.views[t as usize]
+    }
+
+    /// Reads and decodes a record.
+    pub fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> TxResult<Option<V>> {
+        match self.view(t).get(key).map_err(unabortable)? {
+            Some(v) => match decode(&v) {
+                Ok(r) => Ok(Some(r)),
+                Err(e) => abort(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Reads an id stored as a value.
+    pub fn get_id(&self, t: T, key: &[u8]) -> TxResult<Option<u64>> {
+        match self.view(t).get(key).map_err(unabortable)? {
+            Some(v) => keys::read_u64(&v, 0).map(Some).or_else(abort),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a key exists.
+    pub fn contains(&self, t: T, key: &[u8]) -> TxResult<bool> {
+        Ok(self.view(t).get(key).map_err(unabortable)?.is_some())
+    }
+
+    /// Encodes and stores a record.
+    pub fn put<V: Serialize>(&self, t: T, key: &[u8], v: &V) -> TxResult<()> {
+        let bytes = encode(v).or_else(abort)?;
+        self.put_raw(t, key, &bytes)
+    }
+
+    /// Stores raw bytes.
+    pub fn put_raw(&self, t: T, key: &[u8], v: &[u8]) -> TxResult<()> {
+        self.view(t).insert(key, v).map_err(unabortable)?;
+        Ok(())
+    }
+
+    /// Removes a key, returning whether it was there.
+    pub fn del(&self, t: T, key: &[u8]) -> TxResult<bool> {
+        Ok(self.view(t).remove(key).map_err(unabortable)?.is_some())
+    }
+
+    /// A new unique id (never 0).
+    pub fn new_id(&self) -> TxResult<u64> {
+        Ok(self
+            .view(T::Meta)
+            .generate_id()
+            .map_err(ConflictableTransactionError::Storage)?
+            + 1)
+    }
+
+    /// Appends an event to the log; it is published once this write is
+    /// durable.
+    pub fn emit(&mut self, inbox_id: u64, contact_id: u64, payload: EventPayload) -> TxResult<u64> {
+        let id = self.next_event_id;
+        let ev = EventRecord {
+            id,
+            inbox_id,
+            contact_id,
+            at: self.now,
+            payload,
+        };
+        self.put(T::EventidEvent, &keys::u64_be(id), &ev)?;
+        self.next_event_id += 1;
+        self.events.push(Arc::new(ev));
+        Ok(id)
+    }
+}

@@ -1,0 +1,375 @@
+//! The agent side of conversations: list, read, change, reply, note,
+//! typing, read receipts, search.
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{double_option, search_results, MessageQuery, SearchQuery};
+use crate::domain::time::{self, parse_rfc3339};
+use crate::domain::{AuthorType, ConversationStatus, Invalid, Label, MessageBody};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics;
+use crate::service::realtime::{TypingEvent, Viewer};
+use crate::service::search;
+use crate::store::{
+    Author, ConversationFilter, ConversationRecord, MessageRecord, NewMessage, Patch, Reader,
+    StoreError,
+};
+use crate::web::api::inboxes::{visible_inbox, visible_inbox_ids};
+use crate::web::extract::{path_id, AgentAuth, ApiJson};
+use crate::web::views::{self, Audience};
+use crate::web::AppState;
+
+/// The conversation if the agent may see its inbox; 404 otherwise, so
+/// nobody learns that it exists.
+pub fn visible_conversation(
+    state: &AppState,
+    auth: &AgentAuth,
+    id: u64,
+) -> ApiResult<ConversationRecord> {
+    let c = state.store.conversation(id)?.ok_or(ApiError::NotFound)?;
+    if auth.is_admin() || state.store.is_member(c.inbox_id, auth.agent.id)? {
+        Ok(c)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// `GET /conversations` query.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    assignee: Option<String>,
+    inbox: Option<String>,
+    label: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Conversations the agent may see, newest activity first.
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    q: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    let statuses = match q.status.as_deref().unwrap_or("open") {
+        "all" => ConversationStatus::ALL.to_vec(),
+        s => vec![ConversationStatus::parse(s)?],
+    };
+    let assignee = match q.assignee.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some("me") => Some(Some(auth.agent.id)),
+        Some("unassigned") => Some(None),
+        Some(s) => Some(Some(crate::domain::parse_id(s).ok_or_else(|| {
+            Invalid::new("assignee", "assignee must be me, unassigned or an agent id")
+        })?)),
+    };
+    let inboxes = match q.inbox.as_deref() {
+        None | Some("") => visible_inbox_ids(&state, &auth)?,
+        Some(s) => vec![visible_inbox(&state, &auth, path_id(s)?)?.id],
+    };
+    let label = q
+        .label
+        .as_deref()
+        .map(Label::parse)
+        .transpose()?
+        .map(|_| q.label.as_deref().unwrap_or_default().trim().to_lowercase());
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n > 0 => n.min(500),
+            _ => return Err(Invalid::new("limit", "limit must be a positive integer").into()),
+        },
+    };
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            parse_cursor(c)
+                .ok_or_else(|| Invalid::new("cursor", "cursor is not one we handed out"))?,
+        ),
+    };
+    let page = state.store.list_conversations(&ConversationFilter {
+        inboxes,
+        statuses,
+        assignee,
+        label,
+        after,
+        limit,
+    })?;
+    let mut out = Vec::with_capacity(page.conversations.len());
+    for c in &page.conversations {
+        out.push(views::conversation_with_contact(
+            &state.store,
+            c,
+            Audience::Team,
+        )?);
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "conversations": out,
+        "next_cursor": page.next.map(|(t, id)| format!("{t}.{id}")),
+    })))
+}
+
+fn parse_cursor(c: &str) -> Option<(i64, u64)> {
+    let (t, id) = c.split_once('.')?;
+    Some((t.parse().ok()?, id.parse().ok()?))
+}
+
+/// One conversation.
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let c = visible_conversation(&state, &auth, path_id(&path)?)?;
+    Ok(HttpResponse::Ok().json(views::conversation_with_contact(
+        &state.store,
+        &c,
+        Audience::Team,
+    )?))
+}
+
+/// `PATCH /conversations/{id}` body.
+#[derive(Deserialize)]
+pub struct PatchBody {
+    status: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    assignee_id: Option<Option<String>>,
+    labels: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    snoozed_until: Option<Option<String>>,
+}
+
+/// Changes status, assignee, labels or snooze.
+pub async fn patch(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+    body: ApiJson<PatchBody>,
+) -> ApiResult<HttpResponse> {
+    let c = visible_conversation(&state, &auth, path_id(&path)?)?;
+    let ApiJson(b) = body;
+    let now = time::now();
+    let mut patch = Patch {
+        status: b
+            .status
+            .as_deref()
+            .map(ConversationStatus::parse)
+            .transpose()?,
+        labels: b.labels.as_deref().map(Label::parse_list).transpose()?,
+        ..Patch::default()
+    };
+    if let Some(a) = &b.assignee_id {
+        patch.assignee_id = Some(match a.as_deref() {
+            None => None,
+            Some(s) => {
+                let id = crate::domain::parse_id(s)
+                    .ok_or_else(|| Invalid::new("assignee_id", "no such agent"))?;
+                let agent = state
+                    .store
+                    .agent(id)?
+                    .filter(|a| a.active)
+                    .ok_or_else(|| Invalid::new("assignee_id", "no such agent"))?;
+                if agent.role != crate::domain::Role::Admin
+                    && !state.store.is_member(c.inbox_id, id)?
+                {
+                    return Err(Invalid::new(
+                        "assignee_id",
+                        "the assignee must be a member of the conversation's inbox",
+                    )
+                    .into());
+                }
+                Some(id)
+            }
+        });
+    }
+    if let Some(t) = &b.snoozed_until {
+        let until = match t.as_deref() {
+            None => None,
+            Some(s) => {
+                let t = parse_rfc3339(s).ok_or_else(|| {
+                    Invalid::new("snoozed_until", "snoozed_until must be an RFC 3339 time")
+                })?;
+                if t <= now {
+                    return Err(Invalid::new(
+                        "snoozed_until",
+                        "snoozed_until must be in the future",
+                    )
+                    .into());
+                }
+                Some(t)
+            }
+        };
+        patch.snoozed_until = Some(until);
+        if until.is_some() && patch.status.is_none() {
+            patch.status = Some(ConversationStatus::Snoozed);
+        }
+        if until.is_some() && patch.status != Some(ConversationStatus::Snoozed) {
+            return Err(
+                Invalid::new("snoozed_until", "snoozed_until goes with status snoozed").into(),
+            );
+        }
+    }
+    let conv = state
+        .store
+        .patch_conversation(c.id, patch, now, |_| Ok(()))
+        .await?;
+    Ok(HttpResponse::Ok().json(views::conversation_with_contact(
+        &state.store,
+        &conv,
+        Audience::Team,
+    )?))
+}
+
+/// Messages of a conversation, notes included.
+pub async fn messages(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+    q: web::Query<MessageQuery>,
+) -> ApiResult<HttpResponse> {
+    let c = visible_conversation(&state, &auth, path_id(&path)?)?;
+    let msgs = state.store.messages(c.id, q.page(true)?)?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
+}
+
+/// `POST .../messages` body.
+#[derive(Deserialize)]
+pub struct PostBody {
+    body: String,
+    #[serde(default)]
+    private: bool,
+}
+
+/// Stores a message and counts it; the one write path for both sides.
+pub async fn store_message(
+    state: &AppState,
+    conversation_id: u64,
+    author: Author,
+    body: String,
+    private: bool,
+) -> ApiResult<MessageRecord> {
+    let body = MessageBody::parse(body)?.into_inner();
+    let kind = author.kind;
+    let (msg, _) = state
+        .store
+        .post_message(
+            conversation_id,
+            NewMessage {
+                author,
+                body,
+                private,
+            },
+            time::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound,
+            e => e.into(),
+        })?;
+    let i = match kind {
+        AuthorType::Contact => 0,
+        AuthorType::Agent => 1,
+        AuthorType::System => 2,
+    };
+    metrics::global().messages_created[i].fetch_add(1, Ordering::Relaxed);
+    Ok(msg)
+}
+
+/// A reply or private note; 201 once durable.
+pub async fn post_message(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+    body: ApiJson<PostBody>,
+) -> ApiResult<HttpResponse> {
+    let c = visible_conversation(&state, &auth, path_id(&path)?)?;
+    let ApiJson(b) = body;
+    let author = Author {
+        kind: AuthorType::Agent,
+        id: Some(auth.agent.id),
+        name: Some(auth.agent.name.clone()),
+    };
+    let msg = store_message(&state, c.id, author, b.body, b.private).await?;
+    Ok(HttpResponse::Created().json(views::message(&msg)))
+}
+
+/// `POST .../typing` body.
+#[derive(Deserialize)]
+pub struct TypingBody {
+    typing: bool,
+    #[serde(default)]
+    private: bool,
+}
+
+/// Tells the contact (unless it is a note) and colleagues.
+pub async fn typing(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+    body: ApiJson<TypingBody>,
+) -> ApiResult<HttpResponse> {
+    let c = visible_conversation(&state, &auth, path_id(&path)?)?;
+    state.typing.publish(TypingEvent {
+        inbox_id: c.inbox_id,
+        contact_id: c.contact_id,
+        conversation_id: c.id,
+        author: Author {
+            kind: AuthorType::Agent,
+            id: Some(auth.agent.id),
+            name: Some(auth.agent.name.clone()),
+        },
+        typing: body.0.typing,
+        private: body.0.private,
+    });
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST .../read` body.
+#[derive(Deserialize)]
+pub struct ReadBody {
+    seq: u64,
+}
+
+/// The team has read up to `seq`.
+pub async fn read(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+    body: ApiJson<ReadBody>,
+) -> ApiResult<HttpResponse> {
+    let c = visible_conversation(&state, &auth, path_id(&path)?)?;
+    let reader = Reader {
+        kind: AuthorType::Agent,
+        id: auth.agent.id,
+    };
+    state
+        .store
+        .mark_read(c.id, reader, body.0.seq, time::now())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Search over everything the agent may see, notes included.
+pub async fn search(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    q: web::Query<SearchQuery>,
+) -> ApiResult<HttpResponse> {
+    let (text, limit) = q.checked()?;
+    let viewer = Viewer::Agent {
+        id: auth.agent.id,
+        admin: auth.is_admin(),
+    };
+    let st = state.clone();
+    let cursor = q.cursor.clone();
+    let hits =
+        web::block(move || search::search(&st.store, viewer, &text, limit, cursor.as_deref()))
+            .await
+            .map_err(|_| ApiError::Internal)??;
+    Ok(HttpResponse::Ok().json(search_results(hits)))
+}

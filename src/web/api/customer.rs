@@ -1,0 +1,374 @@
+//! The customer side: contacts created by the widget, their own
+//! conversations (never notes), typing, read receipts, resume links and
+//! search over their own history.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::conversations::store_message;
+use super::{search_results, MessageQuery, SearchQuery};
+use crate::domain::time::{self, rfc3339};
+use crate::domain::{format_id, AuthorType, ContactName, Email, Invalid, MessageBody};
+use crate::error::{ApiError, ApiResult};
+use crate::service::auth::{hash_token, identity_hash_ok, new_token};
+use crate::service::realtime::{TypingEvent, Viewer};
+use crate::service::search;
+use crate::store::{
+    Author, ContactRecord, ConversationRecord, NewContact, NewMessage, Reader, ResumeRecord,
+    TokenOwner, TokenRecord,
+};
+use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
+use crate::web::views::{self, Audience};
+use crate::web::AppState;
+
+/// How long a resume link lives.
+const RESUME_TTL_MICROS: i64 = 15 * 60 * 1_000_000;
+
+/// `POST /widget/{key}/contacts` body.
+#[derive(Deserialize)]
+pub struct ContactBody {
+    name: Option<String>,
+    email: Option<String>,
+    external_id: Option<String>,
+    identifier_hash: Option<String>,
+}
+
+async fn issue_contact_token(state: &AppState, contact: &ContactRecord) -> ApiResult<HttpResponse> {
+    let (token, hash) = new_token("nct_");
+    let now = time::now();
+    let rec = TokenRecord {
+        owner: contact.id,
+        created_at: now,
+        expires_at: now + state.config.contact_token_ttl_secs * 1_000_000,
+    };
+    state
+        .store
+        .insert_token(TokenOwner::Contact, hash, rec)
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"contact_id": format_id(contact.id), "token": token})))
+}
+
+/// Creates a contact, or with a verified `external_id` returns the
+/// contact that id always maps to (one person, every device).
+pub async fn create_contact(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    path: web::Path<String>,
+    body: ApiJson<ContactBody>,
+) -> ApiResult<HttpResponse> {
+    let inbox = state
+        .store
+        .inbox_by_widget_key(&path)?
+        .ok_or(ApiError::NotFound)?;
+    state
+        .limits
+        .contacts
+        .check(&ip.0)
+        .map_err(ApiError::TooManyRequests)?;
+    let ApiJson(b) = body;
+    let name = ContactName::parse(b.name.as_deref())?.map(ContactName::into_inner);
+    let email = match b.email.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(e) => Some(Email::parse(e)?.into_inner()),
+    };
+    let external_id = match b.external_id.as_deref() {
+        None => None,
+        Some(e) if e.is_empty() || e.chars().count() > 255 || e.contains('\0') => {
+            return Err(
+                Invalid::new("external_id", "external_id must be 1 to 255 characters").into(),
+            )
+        }
+        Some(e) => {
+            let given = b.identifier_hash.as_deref().unwrap_or_default();
+            if !identity_hash_ok(&inbox.hmac_secret, e, given) {
+                return Err(ApiError::Unauthorized(
+                    "identifier_hash does not match external_id",
+                ));
+            }
+            Some(e.to_owned())
+        }
+    };
+    let contact = state
+        .store
+        .upsert_contact(
+            inbox.id,
+            NewContact {
+                name,
+                email,
+                external_id,
+            },
+            time::now(),
+        )
+        .await?;
+    issue_contact_token(&state, &contact).await
+}
+
+/// The contact behind the token.
+pub async fn me(auth: ContactAuth) -> HttpResponse {
+    HttpResponse::Ok().json(views::contact(&auth.contact))
+}
+
+fn own_conversation(
+    state: &AppState,
+    auth: &ContactAuth,
+    id: &str,
+) -> ApiResult<ConversationRecord> {
+    let c = state
+        .store
+        .conversation(path_id(id)?)?
+        .ok_or(ApiError::NotFound)?;
+    if c.contact_id == auth.contact.id {
+        Ok(c)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+fn contact_author(c: &ContactRecord) -> Author {
+    Author {
+        kind: AuthorType::Contact,
+        id: Some(c.id),
+        name: c.name.clone(),
+    }
+}
+
+/// The contact's conversations, newest activity first.
+pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<HttpResponse> {
+    let convs = state.store.contact_conversations(auth.contact.id)?;
+    let out: Vec<_> = convs
+        .iter()
+        .map(|c| views::conversation(c, Some(&auth.contact), Audience::Contact))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "conversations": out })))
+}
+
+/// `POST /customer/conversations` body.
+#[derive(Deserialize)]
+pub struct StartBody {
+    body: String,
+}
+
+/// Starts a conversation with its first message.
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    body: ApiJson<StartBody>,
+) -> ApiResult<HttpResponse> {
+    state
+        .limits
+        .contact_messages
+        .check(&auth.contact.id)
+        .map_err(ApiError::TooManyRequests)?;
+    let text = MessageBody::parse(body.0.body)?.into_inner();
+    let first = NewMessage {
+        author: contact_author(&auth.contact),
+        body: text,
+        private: false,
+    };
+    let (conv, msg) = state
+        .store
+        .create_conversation(auth.contact.inbox_id, auth.contact.id, first, time::now())
+        .await?;
+    crate::metrics::global().messages_created[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(HttpResponse::Created().json(json!({
+        "conversation": views::conversation(&conv, Some(&auth.contact), Audience::Contact),
+        "message": views::message(&msg),
+    })))
+}
+
+/// One of the contact's conversations.
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let c = own_conversation(&state, &auth, &path)?;
+    Ok(HttpResponse::Ok().json(views::conversation(
+        &c,
+        Some(&auth.contact),
+        Audience::Contact,
+    )))
+}
+
+/// Messages the contact may see (no notes).
+pub async fn messages(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    path: web::Path<String>,
+    q: web::Query<MessageQuery>,
+) -> ApiResult<HttpResponse> {
+    let c = own_conversation(&state, &auth, &path)?;
+    let msgs = state.store.messages(c.id, q.page(false)?)?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
+}
+
+/// A new message from the contact; reopens the conversation if needed.
+pub async fn post_message(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    path: web::Path<String>,
+    body: ApiJson<StartBody>,
+) -> ApiResult<HttpResponse> {
+    let c = own_conversation(&state, &auth, &path)?;
+    state
+        .limits
+        .contact_messages
+        .check(&auth.contact.id)
+        .map_err(ApiError::TooManyRequests)?;
+    let msg = store_message(
+        &state,
+        c.id,
+        contact_author(&auth.contact),
+        body.0.body,
+        false,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(views::message(&msg)))
+}
+
+/// `POST .../typing` body.
+#[derive(Deserialize)]
+pub struct TypingBody {
+    typing: bool,
+}
+
+/// Tells the team the contact is typing.
+pub async fn typing(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    path: web::Path<String>,
+    body: ApiJson<TypingBody>,
+) -> ApiResult<HttpResponse> {
+    let c = own_conversation(&state, &auth, &path)?;
+    state.typing.publish(TypingEvent {
+        inbox_id: c.inbox_id,
+        contact_id: c.contact_id,
+        conversation_id: c.id,
+        author: contact_author(&auth.contact),
+        typing: body.0.typing,
+        private: false,
+    });
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST .../read` body.
+#[derive(Deserialize)]
+pub struct ReadBody {
+    seq: u64,
+}
+
+/// The contact has read up to `seq` (agents then show "Seen").
+pub async fn read(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    path: web::Path<String>,
+    body: ApiJson<ReadBody>,
+) -> ApiResult<HttpResponse> {
+    let c = own_conversation(&state, &auth, &path)?;
+    let reader = Reader {
+        kind: AuthorType::Contact,
+        id: auth.contact.id,
+    };
+    state
+        .store
+        .mark_read(c.id, reader, body.0.seq, time::now())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A single-use link, valid for 15 minutes, that continues this contact on
+/// another device.
+pub async fn create_resume_link(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    ip: ClientIp,
+) -> ApiResult<HttpResponse> {
+    state
+        .limits
+        .contacts
+        .check(&ip.0)
+        .map_err(ApiError::TooManyRequests)?;
+    let inbox = state
+        .store
+        .inbox(auth.contact.inbox_id)?
+        .ok_or(ApiError::NotFound)?;
+    let (token, hash) = new_token("nrs_");
+    let now = time::now();
+    let expires_at = now + RESUME_TTL_MICROS;
+    state
+        .store
+        .insert_resume(
+            hash,
+            ResumeRecord {
+                contact_id: auth.contact.id,
+                expires_at,
+            },
+            now,
+        )
+        .await?;
+    let url = format!(
+        "{}/m/{}?resume={}",
+        state.config.base_url, inbox.widget_key, token
+    );
+    Ok(HttpResponse::Created().json(json!({"url": url, "expires_at": rfc3339(expires_at)})))
+}
+
+/// `POST /widget/{key}/resume` body.
+#[derive(Deserialize)]
+pub struct RedeemBody {
+    token: String,
+}
+
+/// Uses a resume link: a new token for the same contact, once.
+pub async fn redeem_resume_link(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    path: web::Path<String>,
+    body: ApiJson<RedeemBody>,
+) -> ApiResult<HttpResponse> {
+    let inbox = state
+        .store
+        .inbox_by_widget_key(&path)?
+        .ok_or(ApiError::NotFound)?;
+    state
+        .limits
+        .contacts
+        .check(&ip.0)
+        .map_err(ApiError::TooManyRequests)?;
+    let contact_id = state
+        .store
+        .take_resume(hash_token(body.0.token.trim()), time::now())
+        .await?
+        .ok_or(ApiError::Unauthorized(
+            "this link has expired or was already used",
+        ))?;
+    let contact = state
+        .store
+        .contact(contact_id)?
+        .filter(|c| c.inbox_id == inbox.id)
+        .ok_or(ApiError::Unauthorized(
+            "this link has expired or was already used",
+        ))?;
+    issue_contact_token(&state, &contact).await
+}
+
+/// Search over the contact's own messages (never notes).
+pub async fn search(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    q: web::Query<SearchQuery>,
+) -> ApiResult<HttpResponse> {
+    let (text, limit) = q.checked()?;
+    let viewer = Viewer::Contact {
+        id: auth.contact.id,
+    };
+    let st = state.clone();
+    let cursor = q.cursor.clone();
+    let hits =
+        web::block(move || search::search(&st.store, viewer, &text, limit, cursor.as_deref()))
+            .await
+            .map_err(|_| ApiError::Internal)??;
+    Ok(HttpResponse::Ok().json(search_results(hits)))
+}

@@ -1,0 +1,245 @@
+//! Server-Sent Events for agents and contacts.
+//!
+//! Each stream is a task that first replays the log after `Last-Event-ID`
+//! and then follows the store's feed of durable events, skipping ids it has
+//! already sent (so the switch from replay to live has no gap and no
+//! duplicate). A stream that falls behind the feed catches up from the log
+//! instead of skipping. Access is checked for every event at sending time.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use tokio::sync::{broadcast, mpsc};
+
+use super::extract::{AgentAuth, ContactAuth};
+use super::views::{self, Audience};
+use super::AppState;
+use crate::error::ApiResult;
+use crate::metrics;
+use crate::service::realtime::{may_see, may_see_typing, Viewer};
+use crate::store::{EventRecord, Store};
+
+/// Events read from the log per batch while catching up.
+const REPLAY_BATCH: usize = 500;
+
+/// `GET /api/v1/events`: everything in the inboxes the agent may see.
+pub async fn agent_events(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let viewer = Viewer::Agent {
+        id: auth.agent.id,
+        admin: auth.is_admin(),
+    };
+    Ok(stream(state, viewer, last_event_id(&req)))
+}
+
+/// `GET /api/v1/customer/events`: the contact's own conversations.
+pub async fn customer_events(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    Ok(stream(
+        state,
+        Viewer::Contact {
+            id: auth.contact.id,
+        },
+        last_event_id(&req),
+    ))
+}
+
+/// `Last-Event-ID` (what EventSource sends on reconnect), or the
+/// `last_event_id` query parameter for a first connection that resumes.
+fn last_event_id(req: &HttpRequest) -> Option<u64> {
+    if let Some(v) = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        return v.trim().parse().ok();
+    }
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("last_event_id").and_then(|v| v.parse().ok()))
+}
+
+fn stream(state: web::Data<AppState>, viewer: Viewer, last: Option<u64>) -> HttpResponse {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    // Subscribe before the task starts so nothing published from now on is
+    // missed, whatever the task's scheduling.
+    let events = state.store.durability().subscribe();
+    let typing = state.typing.subscribe();
+    let start = last.unwrap_or_else(|| state.store.durability().published_upto());
+    tokio::spawn(run(state.into_inner(), viewer, start, events, typing, tx));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+/// Decrements the open-stream gauge however the task ends.
+struct Gauge;
+
+impl Gauge {
+    fn open() -> Self {
+        metrics::global()
+            .sse_connections
+            .fetch_add(1, Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        metrics::global()
+            .sse_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn frame(ev: &EventRecord, store: &Store, viewer: Viewer) -> crate::store::Result<Bytes> {
+    let data = views::event_data(store, ev, Audience::from(viewer))?;
+    Ok(Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        ev.id,
+        ev.name(),
+        data
+    )))
+}
+
+/// Why a stream ended early.
+enum End {
+    ClientGone,
+    StoreFailed,
+}
+
+async fn send_if_visible(
+    state: &AppState,
+    viewer: Viewer,
+    ev: &EventRecord,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), End> {
+    let visible = may_see(&state.store, viewer, ev).map_err(|_| End::StoreFailed)?;
+    if visible {
+        let f = frame(ev, &state.store, viewer).map_err(|_| End::StoreFailed)?;
+        tx.send(f).await.map_err(|_| End::ClientGone)?;
+    }
+    Ok(())
+}
+
+/// Sends every logged event in `(*last, upto]`, advancing `*last`.
+async fn catch_up(
+    state: &AppState,
+    viewer: Viewer,
+    last: &mut u64,
+    upto: u64,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), End> {
+    while *last < upto {
+        let batch = state
+            .store
+            .events_between(*last, upto, REPLAY_BATCH)
+            .map_err(|_| End::StoreFailed)?;
+        if batch.is_empty() {
+            // The log has a hole below `upto` (should not happen): move on
+            // rather than spin.
+            *last = upto;
+            break;
+        }
+        for ev in &batch {
+            send_if_visible(state, viewer, ev, tx).await?;
+            *last = ev.id;
+        }
+    }
+    Ok(())
+}
+
+async fn run(
+    state: Arc<AppState>,
+    viewer: Viewer,
+    mut last: u64,
+    mut events: broadcast::Receiver<Arc<EventRecord>>,
+    mut typing: broadcast::Receiver<Arc<crate::service::realtime::TypingEvent>>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let _gauge = Gauge::open();
+    let mut shutdown = state.shutdown.clone();
+    if *shutdown.borrow() {
+        return;
+    }
+    if tx
+        .send(Bytes::from_static(b"retry: 2000\n: connected\n\n"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let upto = state.store.durability().published_upto();
+    if catch_up(&state, viewer, &mut last, upto, &tx)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut keepalive = tokio::time::interval(Duration::from_secs(state.keepalive_secs.max(1)));
+    keepalive.tick().await;
+    loop {
+        let step = tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tx.closed() => break,
+            r = events.recv() => match r {
+                Ok(ev) => {
+                    if ev.id <= last {
+                        Ok(())
+                    } else {
+                        match catch_up(&state, viewer, &mut last, ev.id - 1, &tx).await {
+                            Ok(()) => {
+                                last = ev.id;
+                                send_if_visible(&state, viewer, &ev, &tx).await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let upto = state.store.durability().published_upto();
+                    catch_up(&state, viewer, &mut last, upto, &tx).await
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            r = typing.recv() => match r {
+                Ok(t) => match may_see_typing(&state.store, viewer, &t) {
+                    Ok(true) => {
+                        let f = format!("event: typing\ndata: {}\n\n", views::typing(&t));
+                        tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone)
+                    }
+                    Ok(false) => Ok(()),
+                    Err(_) => Err(End::StoreFailed),
+                },
+                // Typing signals are ephemeral: a missed one is just gone.
+                Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = keepalive.tick() => tx.send(Bytes::from_static(b": keep-alive\n\n")).await.map_err(|_| End::ClientGone),
+        };
+        match step {
+            Ok(()) => {}
+            Err(End::ClientGone) => break,
+            Err(End::StoreFailed) => {
+                tracing::error!("event stream ended: the store could not be read");
+                break;
+            }
+        }
+    }
+}

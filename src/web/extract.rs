@@ -1,0 +1,283 @@
+//! Extractors that turn a request into checked input: JSON bodies with the
+//! contract's limits, bearer credentials, and the client's address.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::domain::time;
+use crate::error::ApiError;
+use crate::service::auth::hash_token;
+use crate::store::{AgentRecord, ContactRecord, TokenOwner};
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+/// Deepest JSON nesting accepted.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// A JSON body: `application/json`, at most 64 KiB, at most 64 levels deep.
+/// Syntax errors are 400, wrong or missing fields 422.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
+            m.subtype() == mime_guess::mime::JSON || m.suffix() == Some(mime_guess::mime::JSON)
+        });
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType(
+                    "send a JSON body with Content-Type: application/json",
+                ));
+            }
+            if declared.is_some_and(|n| n > MAX_JSON_BYTES) {
+                return Err(ApiError::TooLarge(MAX_JSON_BYTES));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::Malformed(format!("could not read the body: {e}")))?;
+                if body.len() + chunk.len() > MAX_JSON_BYTES {
+                    return Err(ApiError::TooLarge(MAX_JSON_BYTES));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(ApiJson)
+        })
+    }
+}
+
+/// Parses a JSON body with the depth limit and the 400/422 split.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if depth(body) > MAX_JSON_DEPTH {
+        return Err(ApiError::Malformed(format!(
+            "JSON is nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::Invalid(crate::domain::Invalid::new("body", e.to_string())),
+            _ => ApiError::Malformed(format!("invalid JSON: {e}")),
+        }
+    })
+}
+
+/// Maximum nesting of arrays and objects, ignoring brackets in strings.
+fn depth(body: &[u8]) -> usize {
+    let (mut d, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in body {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                d += 1;
+                max = max.max(d);
+            }
+            b']' | b'}' => d = d.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or(ApiError::Internal)
+}
+
+/// A signed-in, active agent (Bearer token).
+pub struct AgentAuth {
+    /// The agent as stored now.
+    pub agent: AgentRecord,
+    /// Hash of the presented token (for logout).
+    pub token_hash: [u8; 32],
+}
+
+impl AgentAuth {
+    /// Whether the agent is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.agent.role == crate::domain::Role::Admin
+    }
+
+    /// Refuses non-admins with 403.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("only admins may do this"))
+        }
+    }
+}
+
+fn agent_auth(req: &HttpRequest) -> Result<AgentAuth, ApiError> {
+    let token = bearer(req).ok_or(ApiError::Unauthorized(
+        "sign in first: send Authorization: Bearer <token>",
+    ))?;
+    let st = state(req)?;
+    let hash = hash_token(token);
+    let rec = st
+        .store
+        .token(TokenOwner::Agent, &hash)?
+        .filter(|t| t.expires_at > time::now())
+        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+    let agent = st
+        .store
+        .agent(rec.owner)?
+        .filter(|a| a.active)
+        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+    Ok(AgentAuth {
+        agent,
+        token_hash: hash,
+    })
+}
+
+impl FromRequest for AgentAuth {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(agent_auth(req))
+    }
+}
+
+/// A contact holding a valid contact token.
+pub struct ContactAuth {
+    /// The contact.
+    pub contact: ContactRecord,
+}
+
+fn contact_auth(req: &HttpRequest) -> Result<ContactAuth, ApiError> {
+    let token = bearer(req).ok_or(ApiError::Unauthorized(
+        "send Authorization: Bearer <contact token>",
+    ))?;
+    let st = state(req)?;
+    let rec = st
+        .store
+        .token(TokenOwner::Contact, &hash_token(token))?
+        .filter(|t| t.expires_at > time::now())
+        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+    let contact = st
+        .store
+        .contact(rec.owner)?
+        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+    Ok(ContactAuth { contact })
+}
+
+impl FromRequest for ContactAuth {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(contact_auth(req))
+    }
+}
+
+/// The client's address: the peer, or behind a configured trusted proxy the
+/// nearest untrusted address of `X-Forwarded-For`.
+pub struct ClientIp(pub IpAddr);
+
+fn client_ip(req: &HttpRequest) -> Result<ClientIp, ApiError> {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let trusted = &state(req)?.config.trusted_proxies;
+    if !trusted.contains(&peer) {
+        return Ok(ClientIp(peer));
+    }
+    let mut ip = peer;
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for hop in forwarded.into_iter().rev() {
+        ip = hop;
+        if !trusted.contains(&hop) {
+            break;
+        }
+    }
+    Ok(ClientIp(ip))
+}
+
+impl FromRequest for ClientIp {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(client_ip(req))
+    }
+}
+
+/// Reads an id from the path; foreign strings are 404.
+pub fn path_id(s: &str) -> Result<u64, ApiError> {
+    crate::domain::parse_id(s).ok_or(ApiError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_ignores_brackets_inside_strings() {
+        assert_eq!(depth(br#"{"a":[1,{"b":"[[[[{{{"}]}"#), 3);
+        assert_eq!(depth(br#""\"[""#), 0);
+        assert_eq!(depth(&[b'['; 100]), 100);
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_type_errors_422() {
+        #[derive(serde::Deserialize, Debug)]
+        struct B {
+            #[allow(dead_code)]
+            body: String,
+        }
+        assert!(matches!(parse_json::<B>(b"{"), Err(ApiError::Malformed(_))));
+        assert!(matches!(
+            parse_json::<B>(b"{\"body\":1}"),
+            Err(ApiError::Invalid(_))
+        ));
+        assert!(matches!(parse_json::<B>(b"{}"), Err(ApiError::Invalid(_))));
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(matches!(
+            parse_json::<serde_json::Value>(deep.as_bytes()),
+            Err(ApiError::Malformed(_))
+        ));
+    }
+}

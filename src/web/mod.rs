@@ -1,0 +1,59 @@
+//! The HTTP surface: thin handlers by audience over the store and services.
+//! No handler touches sled; each parses its input into domain types, calls
+//! one store or service function and renders a view.
+
+pub mod api;
+pub mod assets;
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod setup;
+pub mod views;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use tokio::sync::watch;
+
+use crate::config::ServeConfig;
+use crate::error::ApiError;
+use crate::service::ratelimit::Limits;
+use crate::service::realtime::TypingHub;
+use crate::store::Store;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The database.
+    pub store: Arc<Store>,
+    /// Validated settings.
+    pub config: Arc<ServeConfig>,
+    /// Rate limits and lockouts.
+    pub limits: Arc<Limits>,
+    /// Ephemeral typing signals.
+    pub typing: Arc<TypingHub>,
+    /// Turns true when the server is stopping, so streams can end.
+    pub shutdown: watch::Receiver<bool>,
+    /// Seconds between SSE keep-alive comments.
+    pub keepalive_secs: u64,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/setup", web::get().to(setup::page))
+        .route("/setup", web::post().to(setup::submit))
+        .route("/static/{file:.*}", web::get().to(assets::serve))
+        .service(web::scope("/api/v1").configure(api::routes))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    // A known path with the wrong method is a 405, anything else a 404.
+    Err(if req.match_pattern().is_some() {
+        ApiError::MethodNotAllowed
+    } else {
+        ApiError::NotFound
+    })
+}
