@@ -127,6 +127,9 @@ pub struct ServeConfig {
     pub data: PathBuf,
     /// Public URL, without a trailing slash.
     pub base_url: String,
+    /// Whether the base URL was set; if not, it follows the bound address
+    /// (so `--bind 127.0.0.1:0` hands out links with the real port).
+    pub base_url_explicit: bool,
     /// Bootstrap admin (email, password).
     pub bootstrap_admin: Option<(String, String)>,
     /// fsync after each flush.
@@ -162,6 +165,7 @@ impl ServeArgs {
             .map_err(|e| format!("invalid --bind {:?}: {e}", self.bind))?
             .next()
             .ok_or_else(|| format!("invalid --bind {:?}: no address", self.bind))?;
+        let base_url_explicit = self.base_url.is_some();
         let base_url = match self.base_url {
             Some(u) => {
                 let u = u.trim().trim_end_matches('/').to_owned();
@@ -220,6 +224,7 @@ impl ServeArgs {
             bind,
             data: self.data,
             base_url,
+            base_url_explicit,
             bootstrap_admin,
             fsync: self.fsync,
             cache_bytes: self.cache_mb * 1024 * 1024,

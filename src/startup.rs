@@ -52,15 +52,7 @@ impl Application {
     /// Opens the store, starts its flusher, creates the first-run inbox and
     /// admin (or logs the setup link) and binds the listener. Must run on a
     /// Tokio runtime, which then hosts the flusher.
-    pub async fn build(config: ServeConfig) -> Result<Self, StartError> {
-        let store = Store::open(&StoreOptions {
-            path: config.data.clone(),
-            cache_bytes: config.cache_bytes,
-            fsync: config.fsync,
-        })?;
-        let flusher = tokio::spawn(store.durability().clone().run_flusher());
-        bootstrap(&store, &config).await?;
-
+    pub async fn build(mut config: ServeConfig) -> Result<Self, StartError> {
         let listener = std::net::TcpListener::bind(config.bind).map_err(|e| StartError::Bind {
             addr: config.bind.to_string(),
             reason: e.to_string(),
@@ -69,6 +61,17 @@ impl Application {
             addr: config.bind.to_string(),
             reason: e.to_string(),
         })?;
+        if !config.base_url_explicit {
+            config.base_url = format!("http://{addr}");
+        }
+        let store = Store::open(&StoreOptions {
+            path: config.data.clone(),
+            cache_bytes: config.cache_bytes,
+            fsync: config.fsync,
+        })?;
+        let flusher = tokio::spawn(store.durability().clone().run_flusher());
+        bootstrap(&store, &config).await?;
+
         let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = Arc::new(Limits::from_config(&config));
         let state = web::Data::new(AppState {
@@ -153,15 +156,30 @@ impl Application {
                 return r.map_err(std::io::Error::other)?;
             }
             _ = signal() => tracing::info!("signal received, stopping"),
-            _ = stop_rx.wait_for(|v| *v) => tracing::info!("stop requested"),
+            _ = async { let _ = stop_rx.wait_for(|v| *v).await; } => tracing::info!("stop requested"),
         }
         let _ = self.shutdown.send(true);
         handle.stop(true).await;
         let _ = server.await;
-        for b in &self.background[1..] {
+        let mut background = self.background.into_iter();
+        let flusher = background.next();
+        for b in background {
             b.abort();
+            let _ = b.await;
         }
         self.store.durability().stop().await;
+        if let Some(f) = flusher {
+            let _ = f.await;
+        }
+        // Worker threads drop their copies of the state a moment after the
+        // server reports it has stopped; wait (bounded) so that the data
+        // folder's lock is free when this returns.
+        for _ in 0..200 {
+            if Arc::strong_count(&self.store) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.store.flush_now().map_err(std::io::Error::other)?;
         tracing::info!("stopped; database flushed");
         Ok(())

@@ -65,6 +65,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 
 /// Parses a JSON body with the depth limit and the 400/422 split.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(ApiError::Malformed("the body is not valid UTF-8".into()));
+    }
     if depth(body) > MAX_JSON_DEPTH {
         return Err(ApiError::Malformed(format!(
             "JSON is nested deeper than {MAX_JSON_DEPTH} levels"

@@ -1,10 +1,10 @@
 //! Response headers every answer carries, and request metrics.
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, Error};
+use actix_web::{web, Error, HttpResponse};
 
 use super::AppState;
 use crate::metrics;
@@ -15,11 +15,28 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// The messenger is a widget: any site may frame it.
 const CSP_MESSENGER: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors *";
 
+/// Largest request head accepted (the contract's 32 KiB; actix itself
+/// allows 128 KiB).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// Adds the security headers and counts the request by route and status.
-pub async fn headers_and_metrics(
+/// Refuses request heads over 32 KiB with 431.
+pub async fn headers_and_metrics<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let head_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri().to_string().len();
+    if head_bytes > MAX_HEADER_BYTES {
+        let res = HttpResponse::build(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).json(
+            serde_json::json!({"error": {"code": "headers_too_large", "message": "request headers are larger than 32 KiB"}}),
+        );
+        return Ok(req.into_response(res).map_into_right_body());
+    }
     let https = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.config.base_url.starts_with("https://"));
@@ -53,5 +70,5 @@ pub async fn headers_and_metrics(
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    Ok(res)
+    Ok(res.map_into_left_body())
 }

@@ -1,0 +1,320 @@
+//! The customer side: contacts, identity, isolation, resume links.
+
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::helpers::{assert_error, body, spawn_app, spawn_app_with};
+
+fn identity_hash(secret: &str, external_id: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(external_id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn hmac_secret(app: &crate::helpers::TestApp) -> String {
+    let inbox = body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    inbox["hmac_secret"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_unknown_widget_key_is_404() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/widget/nope/contacts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn contact_fields_are_validated() {
+    let app = spawn_app().await;
+    let post = |b: Value| {
+        app.client
+            .post(app.url(&format!("/api/v1/widget/{}/contacts", app.widget_key)))
+            .json(&b)
+            .send()
+    };
+    assert_error(
+        post(json!({"email": "nope"})).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    assert_error(
+        post(json!({"name": "x".repeat(300)})).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    assert_eq!(post(json!({})).await.unwrap().status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn identity_with_a_wrong_hash_is_401() {
+    let app = spawn_app().await;
+    let secret = hmac_secret(&app).await;
+    let post = |b: Value| {
+        app.client
+            .post(app.url(&format!("/api/v1/widget/{}/contacts", app.widget_key)))
+            .json(&b)
+            .send()
+    };
+    let wrong = identity_hash("not-the-secret", "user-42");
+    assert_error(
+        post(json!({"external_id": "user-42", "identifier_hash": wrong}))
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert_error(
+        post(json!({"external_id": "user-42"})).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let upper = identity_hash(&secret, "user-42").to_uppercase();
+    assert_error(
+        post(json!({"external_id": "user-42", "identifier_hash": upper}))
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_same_external_id_is_the_same_contact_on_every_device() {
+    let app = spawn_app().await;
+    let secret = hmac_secret(&app).await;
+    let ident = json!({"external_id": "user-42", "identifier_hash": identity_hash(&secret, "user-42"), "name": "Robin", "email": "robin@example.com"});
+    let (laptop_id, laptop) = app.contact_in(&app.widget_key.clone(), ident.clone()).await;
+    let (conv, _) = app.start_conversation(&laptop, "from my laptop").await;
+    let (phone_id, phone) = app.contact_in(&app.widget_key.clone(), ident).await;
+    assert_eq!(laptop_id, phone_id);
+    assert_ne!(laptop, phone);
+    let list = body(app.get("/api/v1/customer/conversations", &phone).await).await;
+    assert_eq!(list["conversations"][0]["id"], conv.as_str());
+    let msgs = app.customer_messages(&phone, &conv).await;
+    assert_eq!(msgs[0]["body"], "from my laptop");
+    let other_secret_ident = identity_hash(&secret, "user-43");
+    let (other, _) = app
+        .contact_in(
+            &app.widget_key.clone(),
+            json!({"external_id": "user-43", "identifier_hash": other_secret_ident}),
+        )
+        .await;
+    assert_ne!(other, laptop_id);
+}
+
+#[tokio::test]
+async fn contact_b_gets_404_for_contact_as_conversation() {
+    let app = spawn_app().await;
+    let (_, a) = app.contact().await;
+    let (_, b) = app.contact().await;
+    let (conv, _) = app.start_conversation(&a, "mine").await;
+    let base = format!("/api/v1/customer/conversations/{conv}");
+    assert_error(app.get(&base, &b).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(
+        app.get(&format!("{base}/messages"), &b).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.post(&format!("{base}/messages"), &b, json!({"body": "hijack"}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.post(&format!("{base}/typing"), &b, json!({"typing": true}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.post(&format!("{base}/read"), &b, json!({"seq": 1}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let list = body(app.get("/api/v1/customer/conversations", &b).await).await;
+    assert_eq!(list["conversations"], json!([]));
+}
+
+#[tokio::test]
+async fn private_notes_never_reach_the_customer_api() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hi").await;
+    app.agent_says(&app.admin_token, &conv, "internal: refund approved", true)
+        .await;
+    app.agent_says(&app.admin_token, &conv, "All sorted!", false)
+        .await;
+    let msgs = app.customer_messages(&contact, &conv).await;
+    let bodies: Vec<_> = msgs.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, vec!["hi", "All sorted!"]);
+    assert!(msgs.iter().all(|m| m["private"] == false));
+    let list = body(app.get("/api/v1/customer/conversations", &contact).await).await;
+    assert_eq!(
+        list["conversations"][0]["last_message"]["body"],
+        "All sorted!"
+    );
+    // A note as the newest message still does not leak into the list.
+    app.agent_says(&app.admin_token, &conv, "internal again", true)
+        .await;
+    let list = body(app.get("/api/v1/customer/conversations", &contact).await).await;
+    assert_eq!(
+        list["conversations"][0]["last_message"]["body"],
+        "All sorted!"
+    );
+    let one = body(
+        app.get(&format!("/api/v1/customer/conversations/{conv}"), &contact)
+            .await,
+    )
+    .await;
+    assert!(!one.to_string().contains("internal"));
+}
+
+#[tokio::test]
+async fn a_customer_conversation_starts_with_201_and_both_objects() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let r = app
+        .post(
+            "/api/v1/customer/conversations",
+            &contact,
+            json!({"body": "Where is my order?"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let b = body(r).await;
+    assert_eq!(b["conversation"]["status"], "open");
+    assert_eq!(b["message"]["seq"], 1);
+    assert_eq!(b["message"]["body"], "Where is my order?");
+    assert_error(
+        app.post(
+            "/api/v1/customer/conversations",
+            &contact,
+            json!({"body": " "}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_resume_link_continues_the_same_contact_once() {
+    let app = spawn_app().await;
+    let (contact_id, laptop) = app.contact().await;
+    let (conv, _) = app
+        .start_conversation(&laptop, "started on the laptop")
+        .await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/customer/resume-links"))
+        .bearer_auth(&laptop)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let link = body(r).await;
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/m/{}?resume=", app.base, app.widget_key)),
+        "{url}"
+    );
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(link["expires_at"].as_str().unwrap()).unwrap();
+    let minutes = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_minutes();
+    assert!((14..=15).contains(&minutes), "{minutes}");
+    let token = url.split("resume=").nth(1).unwrap();
+    let redeem = || {
+        app.client
+            .post(app.url(&format!("/api/v1/widget/{}/resume", app.widget_key)))
+            .json(&json!({"token": token}))
+            .send()
+    };
+    let r = redeem().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let phone = body(r).await;
+    assert_eq!(phone["contact_id"], contact_id.as_str());
+    let msgs = app
+        .customer_messages(phone["token"].as_str().unwrap(), &conv)
+        .await;
+    assert_eq!(msgs[0]["body"], "started on the laptop");
+    assert_error(
+        redeem().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn contact_creation_is_rate_limited_per_address() {
+    let app = spawn_app_with(|c| c.contacts_per_minute = 3).await;
+    let post = || {
+        app.client
+            .post(app.url(&format!("/api/v1/widget/{}/contacts", app.widget_key)))
+            .json(&json!({}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(post().await.unwrap().status(), StatusCode::CREATED);
+    }
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn contact_messages_are_rate_limited_per_contact() {
+    let app = spawn_app_with(|c| c.contact_messages_per_minute = 2).await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "one").await;
+    app.contact_says(&contact, &conv, "two").await;
+    let r = app
+        .post(
+            &format!("/api/v1/customer/conversations/{conv}/messages"),
+            &contact,
+            json!({"body": "three"}),
+        )
+        .await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Another contact is not affected, and agents are never limited.
+    let (_, other) = app.contact().await;
+    app.start_conversation(&other, "hello").await;
+    for _ in 0..5 {
+        app.agent_says(&app.admin_token, &conv, "agents are not limited", false)
+            .await;
+    }
+}

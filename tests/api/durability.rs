@@ -1,0 +1,230 @@
+//! Nothing acknowledged is ever lost, and seq stays gapless.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::cli::serve;
+use crate::helpers::{body, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_posts_get_seq_one_to_two_hundred() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "m0").await;
+    let mut tasks = Vec::new();
+    for i in 0..199 {
+        let client = app.client.clone();
+        let url = app.url(&format!("/api/v1/conversations/{conv}/messages"));
+        let token = app.admin_token.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"body": format!("m{}", i + 1)}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            r.json::<Value>().await.unwrap()["seq"].as_u64().unwrap()
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.push(1);
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+    let stored = app
+        .agent_messages(&app.admin_token, &conv, "?limit=500")
+        .await;
+    assert_eq!(
+        stored
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (1..=200).collect::<Vec<_>>()
+    );
+}
+
+/// Posts from several clients until `stop_after` acknowledgements, then
+/// SIGKILLs the server while the posts are still going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_a_burst_loses_no_acknowledged_message() {
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("NATTER_ADMIN_EMAIL", "a@example.com"),
+        ("NATTER_ADMIN_PASSWORD", "a-password"),
+        ("NATTER_CONTACTS_PER_MINUTE", "0"),
+        ("NATTER_CONTACT_MESSAGES_PER_MINUTE", "0"),
+    ];
+    let mut server = serve(data.path(), &env).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "a@example.com", "password": "a-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let inboxes: Value = client
+        .get(format!("{base}/api/v1/inboxes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = inboxes["inboxes"][0]["widget_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let contact: Value = client
+        .post(format!("{base}/api/v1/widget/{key}/contacts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ctoken = contact["token"].as_str().unwrap().to_owned();
+    let started: Value = client
+        .post(format!("{base}/api/v1/customer/conversations"))
+        .bearer_auth(&ctoken)
+        .json(&json!({"body": "start"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conv = started["conversation"]["id"].as_str().unwrap().to_owned();
+
+    // body -> seq of every acknowledged message.
+    let acked: Arc<Mutex<BTreeMap<String, u64>>> = Arc::new(Mutex::new(BTreeMap::new()));
+    acked.lock().unwrap().insert("start".into(), 1);
+    let (enough_tx, mut enough_rx) = tokio::sync::watch::channel(false);
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (client, base, conv, acked, enough_tx) = (
+            client.clone(),
+            base.clone(),
+            conv.clone(),
+            acked.clone(),
+            enough_tx.clone(),
+        );
+        let (path, tok) = if w % 2 == 0 {
+            (
+                format!("{base}/api/v1/conversations/{conv}/messages"),
+                token.clone(),
+            )
+        } else {
+            (
+                format!("{base}/api/v1/customer/conversations/{conv}/messages"),
+                ctoken.clone(),
+            )
+        };
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let text = format!("w{w}-{i}");
+                match client
+                    .post(&path)
+                    .bearer_auth(&tok)
+                    .json(&json!({"body": text}))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == StatusCode::CREATED => {
+                        let Ok(v) = r.json::<Value>().await else {
+                            break;
+                        };
+                        let mut a = acked.lock().unwrap();
+                        a.insert(text, v["seq"].as_u64().unwrap());
+                        if a.len() >= 400 {
+                            let _ = enough_tx.send(true);
+                        }
+                    }
+                    _ => break, // the server is gone
+                }
+            }
+        }));
+    }
+    enough_rx.wait_for(|v| *v).await.unwrap();
+    server.child.start_kill().unwrap(); // SIGKILL
+    server.child.wait().await.unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 400);
+
+    let restarted = serve(data.path(), &[]).await;
+    let msgs: Value = client
+        .get(format!(
+            "{}/api/v1/conversations/{conv}/messages?limit=100000",
+            restarted.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let msgs = msgs["messages"].as_array().unwrap();
+    let stored: BTreeMap<String, u64> = msgs
+        .iter()
+        .map(|m| {
+            (
+                m["body"].as_str().unwrap().to_owned(),
+                m["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for (text, seq) in &acked {
+        assert_eq!(
+            stored.get(text),
+            Some(seq),
+            "acknowledged message {text} lost or moved"
+        );
+    }
+    let seqs: Vec<u64> = msgs.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seq is gapless after restart"
+    );
+    // The conversation record agrees with its messages.
+    let c: Value = client
+        .get(format!("{}/api/v1/conversations/{conv}", restarted.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["last_seq"].as_u64(), seqs.last().copied());
+    // New messages continue the sequence.
+    let r = client
+        .post(format!(
+            "{}/api/v1/conversations/{conv}/messages",
+            restarted.base
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"body": "after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(body(r).await["seq"].as_u64(), Some(seqs.len() as u64 + 1));
+}

@@ -1,0 +1,405 @@
+//! `spawn_app()` starts the real server in-process on a random port with a
+//! temporary data folder; the methods below are one per endpoint so tests
+//! read like the contract.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use natter::config::ServeConfig;
+use natter::startup::{Application, Stopper};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub data: TempDir,
+    pub admin_token: String,
+    pub widget_key: String,
+    pub inbox_id: String,
+    pub stopper: Stopper,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Test settings: the bootstrap admin, and generous limits unless a test
+/// is about limits.
+pub fn test_config(data: &TempDir) -> ServeConfig {
+    let mut c = ServeConfig::for_data(data.path().to_path_buf());
+    c.bootstrap_admin = Some((ADMIN_EMAIL.into(), ADMIN_PASSWORD.into()));
+    c.contacts_per_minute = 0;
+    c.contact_messages_per_minute = 0;
+    c.sse_keepalive_secs = 15;
+    c
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&data);
+    tweak(&mut config);
+    start(data, config).await
+}
+
+pub async fn start(data: TempDir, config: ServeConfig) -> TestApp {
+    let app = Application::build(config).await.expect("build app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let stopper = app.stopper();
+    let server = tokio::spawn(app.run_until_stopped());
+    let client = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let mut t = TestApp {
+        base,
+        client,
+        data,
+        admin_token: String::new(),
+        widget_key: String::new(),
+        inbox_id: String::new(),
+        stopper,
+        server,
+    };
+    t.admin_token = t.login_ok(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let inboxes = t.get("/api/v1/inboxes", &t.admin_token.clone()).await;
+    let website = &body(inboxes).await["inboxes"][0];
+    t.widget_key = website["widget_key"]
+        .as_str()
+        .expect("widget key")
+        .to_owned();
+    t.inbox_id = website["id"].as_str().expect("inbox id").to_owned();
+    t
+}
+
+impl TestApp {
+    /// Stops the server gracefully and hands back its data folder.
+    pub async fn stop(self) -> TempDir {
+        self.stopper.stop();
+        self.server.await.expect("join").expect("clean stop");
+        self.data
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn login_ok(&self, email: &str, password: &str) -> String {
+        let r = self.login(email, password).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        body(r).await["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates an agent (as admin) and signs it in: (id, token).
+    pub async fn create_agent(&self, email: &str, role: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/api/v1/agents",
+                &self.admin_token,
+                json!({"email": email, "name": "Agent", "role": role, "password": "agent-password"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = body(r).await["id"].as_str().expect("id").to_owned();
+        (id, self.login_ok(email, "agent-password").await)
+    }
+
+    pub async fn add_member(&self, inbox_id: &str, agent_id: &str) {
+        let r = self
+            .post(
+                &format!("/api/v1/inboxes/{inbox_id}/members"),
+                &self.admin_token,
+                json!({"agent_id": agent_id}),
+            )
+            .await;
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+
+    /// A member agent of the Website inbox: (id, token).
+    pub async fn member_agent(&self, email: &str) -> (String, String) {
+        let (id, token) = self.create_agent(email, "agent").await;
+        self.add_member(&self.inbox_id, &id).await;
+        (id, token)
+    }
+
+    pub async fn create_inbox(&self, name: &str) -> Value {
+        let r = self
+            .post(
+                "/api/v1/inboxes",
+                &self.admin_token,
+                json!({"name": name, "channel": "web"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        body(r).await
+    }
+
+    /// An anonymous contact of the Website inbox: (contact_id, token).
+    pub async fn contact(&self) -> (String, String) {
+        self.contact_in(&self.widget_key.clone(), json!({"name": "Casey"}))
+            .await
+    }
+
+    pub async fn contact_in(&self, widget_key: &str, payload: Value) -> (String, String) {
+        let r = self
+            .client
+            .post(self.url(&format!("/api/v1/widget/{widget_key}/contacts")))
+            .json(&payload)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let b = body(r).await;
+        (
+            b["contact_id"].as_str().expect("id").to_owned(),
+            b["token"].as_str().expect("token").to_owned(),
+        )
+    }
+
+    /// A contact starts a conversation: (conversation_id, first message).
+    pub async fn start_conversation(&self, contact_token: &str, text: &str) -> (String, Value) {
+        let r = self
+            .post(
+                "/api/v1/customer/conversations",
+                contact_token,
+                json!({"body": text}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let b = body(r).await;
+        (
+            b["conversation"]["id"].as_str().expect("id").to_owned(),
+            b["message"].clone(),
+        )
+    }
+
+    pub async fn agent_says(
+        &self,
+        token: &str,
+        conversation: &str,
+        text: &str,
+        private: bool,
+    ) -> Value {
+        let r = self
+            .post(
+                &format!("/api/v1/conversations/{conversation}/messages"),
+                token,
+                json!({"body": text, "private": private}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        body(r).await
+    }
+
+    pub async fn contact_says(&self, token: &str, conversation: &str, text: &str) -> Value {
+        let r = self
+            .post(
+                &format!("/api/v1/customer/conversations/{conversation}/messages"),
+                token,
+                json!({"body": text}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        body(r).await
+    }
+
+    pub async fn agent_messages(&self, token: &str, conversation: &str, query: &str) -> Vec<Value> {
+        let r = self
+            .get(
+                &format!("/api/v1/conversations/{conversation}/messages{query}"),
+                token,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        body(r).await["messages"]
+            .as_array()
+            .expect("messages")
+            .clone()
+    }
+
+    pub async fn customer_messages(&self, token: &str, conversation: &str) -> Vec<Value> {
+        let r = self
+            .get(
+                &format!("/api/v1/customer/conversations/{conversation}/messages?limit=500"),
+                token,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        body(r).await["messages"]
+            .as_array()
+            .expect("messages")
+            .clone()
+    }
+
+    pub async fn conversation(&self, token: &str, id: &str) -> Value {
+        let r = self
+            .get(&format!("/api/v1/conversations/{id}"), token)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        body(r).await
+    }
+
+    /// Opens an event stream; `last` sets Last-Event-ID.
+    pub async fn events(&self, path: &str, token: &str, last: Option<&str>) -> EventStream {
+        let mut req = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(3600));
+        if let Some(l) = last {
+            req = req.header("Last-Event-ID", l);
+        }
+        let r = req.send().await.expect("events");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/event-stream"));
+        let mut s = EventStream {
+            inner: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        };
+        // The stream is registered once its first comment arrives.
+        let first = s
+            .next_frame(Duration::from_secs(10))
+            .await
+            .expect("connected comment");
+        assert!(first.comment.is_some(), "{first:?}");
+        s
+    }
+}
+
+pub async fn body(r: Response) -> Value {
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({status}): {e}: {text}"))
+}
+
+/// Asserts the contract's error shape and code.
+pub async fn assert_error(r: Response, status: StatusCode, code: &str) {
+    assert_eq!(r.status(), status);
+    let b = body(r).await;
+    assert_eq!(b["error"]["code"], code, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{b}"
+    );
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: Option<String>,
+    pub comment: Option<String>,
+}
+
+impl Frame {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.data.as_deref().unwrap_or("null")).expect("event data is JSON")
+    }
+}
+
+pub struct EventStream {
+    inner:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl EventStream {
+    /// The next frame (event or comment), or None at the end or on timeout.
+    pub async fn next_frame(&mut self, wait: Duration) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(pos) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..pos + 2).collect();
+                let mut f = Frame::default();
+                for line in raw.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        f.comment = Some(c.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        f.id = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        f.event = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        f.data = Some(v.to_owned());
+                    }
+                }
+                return Some(f);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.inner.next())
+                .await
+                .ok()??
+                .ok()?;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next event (comments skipped); panics after `wait`.
+    pub async fn next_event(&mut self) -> Frame {
+        loop {
+            let f = self
+                .next_frame(Duration::from_secs(10))
+                .await
+                .expect("an event within 10 s");
+            if f.event.is_some() {
+                return f;
+            }
+        }
+    }
+
+    /// The next event of a given name (others skipped).
+    pub async fn next_named(&mut self, name: &str) -> Frame {
+        loop {
+            let f = self.next_event().await;
+            if f.event.as_deref() == Some(name) {
+                return f;
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! HTTP in general: health, metrics, errors, limits and headers.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_error, body, spawn_app};
+
+#[tokio::test]
+async fn healthz_answers_ok_from_the_store() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_the_promised_families() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    app.start_conversation(&contact, "hello").await;
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for family in [
+        "natter_http_requests_total{method=\"POST\",route=\"/api/v1/customer/conversations\",status=\"201\"}",
+        "natter_messages_created_total{author=\"contact\"}",
+        "natter_sse_connections",
+        "natter_flush_seconds_bucket",
+        "natter_flush_seconds_count",
+    ] {
+        assert!(text.contains(family), "missing {family} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_are_json_404_and_wrong_methods_405() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    let r = app
+        .client
+        .delete(app.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn json_bodies_over_64_kib_get_413() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let big = json!({"body": "x".repeat(70 * 1024)});
+    let r = app
+        .post("/api/v1/customer/conversations", &contact, big)
+        .await;
+    assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn json_nested_deeper_than_64_levels_gets_400() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let deep = format!(
+        "{{\"body\":\"hi\",\"x\":{}1{}}}",
+        "[".repeat(65),
+        "]".repeat(65)
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/customer/conversations"))
+        .bearer_auth(&contact)
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::BAD_REQUEST, "malformed_request").await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_a_wrong_media_type_415() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let send = |ct: &'static str, b: &'static str| {
+        app.client
+            .post(app.url("/api/v1/customer/conversations"))
+            .bearer_auth(&contact)
+            .header("content-type", ct)
+            .body(b)
+            .send()
+    };
+    assert_error(
+        send("application/json", "{\"body\":").await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "malformed_request",
+    )
+    .await;
+    assert_error(
+        send("text/plain", "{\"body\":\"hi\"}").await.unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert_error(
+        send("application/json", "{\"body\":42}").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    // Invalid UTF-8 is a malformed body, not a crash.
+    let r = app
+        .client
+        .post(app.url("/api/v1/customer/conversations"))
+        .bearer_auth(&contact)
+        .header("content-type", "application/json")
+        .body(vec![
+            b'{', b'"', b'b', b'"', b':', b'"', 0xff, 0xfe, b'"', b'}',
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::BAD_REQUEST, "malformed_request").await;
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/setup", "/api/v1/me"] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h.contains_key("referrer-policy"));
+    }
+}
+
+#[tokio::test]
+async fn request_headers_over_32_kib_are_refused() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-filler", "a".repeat(40 * 1024))
+        .send()
+        .await;
+    match r {
+        Ok(r) => assert!(
+            r.status() == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+                || r.status() == StatusCode::BAD_REQUEST,
+            "{}",
+            r.status()
+        ),
+        // Closing the connection on an oversized head is also a refusal.
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
+    }
+    // And the server is still fine.
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

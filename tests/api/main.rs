@@ -1,0 +1,13 @@
+//! All API integration tests in one binary (one link, one build). Each
+//! module is one feature of the contract; each test is one promise.
+
+mod agents;
+mod auth;
+mod cli;
+mod conversations;
+mod customers;
+mod durability;
+mod events;
+mod helpers;
+mod http;
+mod search;
