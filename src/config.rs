@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Number of HTTP worker threads [default: one per core].
     #[arg(long, env = "NATTER_WORKERS")]
     pub workers: Option<usize>,
+    /// Durable events kept in memory for live streams; a stream further
+    /// behind catches up from the log.
+    #[arg(long, env = "NATTER_EVENT_BUFFER", default_value_t = 4096)]
+    pub event_buffer: usize,
     /// Seconds between keep-alive comments on event streams (at most 15).
     #[arg(long, env = "NATTER_SSE_KEEPALIVE_SECS", default_value_t = 10)]
     pub sse_keepalive_secs: u64,
@@ -154,6 +158,8 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Seconds between SSE keep-alive comments.
     pub sse_keepalive_secs: u64,
+    /// Live event buffer size.
+    pub event_buffer: usize,
 }
 
 impl ServeArgs {
@@ -237,6 +243,7 @@ impl ServeArgs {
             contact_messages_per_minute: self.contact_messages_per_minute,
             workers,
             sse_keepalive_secs: self.sse_keepalive_secs,
+            event_buffer: self.event_buffer.clamp(1, 1 << 20),
         })
     }
 }
@@ -262,6 +269,7 @@ impl ServeConfig {
             contact_messages_per_minute: 60,
             workers: Some(2),
             sse_keepalive_secs: 10,
+            event_buffer: 4096,
         };
         match args.validate() {
             Ok(c) => c,

@@ -85,6 +85,7 @@ fn admin_create(args: AdminCreateArgs) -> Result<(), Failure> {
         path: args.data.clone(),
         cache_bytes: 8 << 20,
         fsync: false,
+        event_buffer: 16,
     })
     .map_err(|e| match e {
         StoreError::Locked(p) => (

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub messages_created: [AtomicU64; 3],
     /// Open SSE streams.
     pub sse_connections: AtomicU64,
+    /// Times a stream fell behind the live feed and caught up from the log.
+    pub sse_catchups: AtomicU64,
     /// How long each group flush took.
     pub flush_seconds: Histogram,
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
@@ -25,6 +27,7 @@ pub fn global() -> &'static Metrics {
     M.get_or_init(|| Metrics {
         messages_created: Default::default(),
         sse_connections: AtomicU64::new(0),
+        sse_catchups: AtomicU64::new(0),
         flush_seconds: Histogram::new(&[
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
         ]),
@@ -67,6 +70,12 @@ impl Metrics {
             s,
             "natter_sse_connections {}",
             self.sse_connections.load(Ordering::Relaxed)
+        );
+        s.push_str("# HELP natter_sse_catchups_total Streams that fell behind and caught up from the log.\n# TYPE natter_sse_catchups_total counter\n");
+        let _ = writeln!(
+            s,
+            "natter_sse_catchups_total {}",
+            self.sse_catchups.load(Ordering::Relaxed)
         );
         s.push_str("# HELP natter_flush_seconds Duration of group flushes of the database.\n# TYPE natter_flush_seconds histogram\n");
         self.flush_seconds.render("natter_flush_seconds", &mut s);

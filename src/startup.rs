@@ -68,6 +68,7 @@ impl Application {
             path: config.data.clone(),
             cache_bytes: config.cache_bytes,
             fsync: config.fsync,
+            event_buffer: config.event_buffer,
         })?;
         let flusher = tokio::spawn(store.durability().clone().run_flusher());
         bootstrap(&store, &config).await?;
@@ -113,7 +114,7 @@ impl Application {
         let mut background = vec![flusher];
         let s = store.clone();
         background.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 if let Err(e) = s.wake_snoozed(time::now()).await {

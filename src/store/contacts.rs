@@ -87,3 +87,56 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreOptions};
+
+    fn open(dir: &tempfile::TempDir) -> std::sync::Arc<Store> {
+        let opts = StoreOptions {
+            path: dir.path().to_path_buf(),
+            cache_bytes: 1 << 20,
+            fsync: false,
+            event_buffer: 16,
+        };
+        match Store::open(&opts) {
+            Ok(s) => s,
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn resume_links_work_once_and_only_before_they_expire() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&dir);
+        tokio::spawn(store.durability().clone().run_flusher());
+        let now = 1_000_000_000;
+        let minute = 60_000_000;
+        let rec = |c| ResumeRecord {
+            contact_id: c,
+            expires_at: now + 15 * minute,
+        };
+        store
+            .insert_resume([1; 32], rec(7), now)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .insert_resume([2; 32], rec(8), now)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let take = |h, t| store.take_resume(h, t);
+        assert_eq!(take([1; 32], now + 14 * minute).await.ok(), Some(Some(7)));
+        assert_eq!(
+            take([1; 32], now + 14 * minute).await.ok(),
+            Some(None),
+            "single use"
+        );
+        assert_eq!(
+            take([2; 32], now + 16 * minute).await.ok(),
+            Some(None),
+            "expired"
+        );
+        assert_eq!(take([3; 32], now).await.ok(), Some(None), "unknown");
+    }
+}

@@ -19,10 +19,6 @@ use tokio::sync::{broadcast, watch, Notify};
 use super::{EventRecord, StoreError};
 use crate::metrics;
 
-/// How many published events a slow subscriber may fall behind before it
-/// has to catch up from the log.
-const BROADCAST_CAPACITY: usize = 4096;
-
 #[derive(Debug, Clone, Default)]
 struct FlushState {
     /// Every write with a ticket up to this is durable.
@@ -46,7 +42,12 @@ pub struct Durability {
 }
 
 impl Durability {
-    pub(super) fn new(db: sled::Db, fsync_file: Option<File>, last_event_id: u64) -> Self {
+    pub(super) fn new(
+        db: sled::Db,
+        fsync_file: Option<File>,
+        last_event_id: u64,
+        buffer: usize,
+    ) -> Self {
         Self {
             db,
             fsync_file,
@@ -54,7 +55,7 @@ impl Durability {
             pending: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             state: watch::channel(FlushState::default()).0,
-            events: broadcast::channel(BROADCAST_CAPACITY).0,
+            events: broadcast::channel(buffer.max(1)).0,
             published_upto: AtomicU64::new(last_event_id),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),

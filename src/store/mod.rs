@@ -172,6 +172,9 @@ pub struct StoreOptions {
     /// Also fsync the data file after each group flush (survives power loss
     /// on disks that honour it, at a cost in throughput).
     pub fsync: bool,
+    /// How many durable events a slow subscriber may fall behind before it
+    /// has to catch up from the log.
+    pub event_buffer: usize,
 }
 
 /// Handle to the database; cheap to share behind an `Arc`.
@@ -230,7 +233,12 @@ impl Store {
             Some((k, _)) => keys::read_u64(&k, 0)? + 1,
             None => 1,
         };
-        let durability = Arc::new(Durability::new(db.clone(), fsync_file, next_event_id - 1));
+        let durability = Arc::new(Durability::new(
+            db.clone(),
+            fsync_file,
+            next_event_id - 1,
+            opts.event_buffer,
+        ));
         let store = Self {
             db,
             trees,

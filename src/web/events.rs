@@ -213,6 +213,7 @@ async fn run(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
+                    metrics::global().sse_catchups.fetch_add(1, Ordering::Relaxed);
                     let upto = state.store.durability().published_upto();
                     catch_up(&state, viewer, &mut last, upto, &tx).await
                 }

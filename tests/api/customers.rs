@@ -318,3 +318,50 @@ async fn contact_messages_are_rate_limited_per_contact() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    let post = |app: &crate::helpers::TestApp, ip: &'static str| {
+        app.client
+            .post(app.url(&format!("/api/v1/widget/{}/contacts", app.widget_key)))
+            .header("x-forwarded-for", ip)
+            .json(&json!({}))
+            .send()
+    };
+    // Untrusted peer: the header is ignored, both requests are one address.
+    let app = spawn_app_with(|c| c.contacts_per_minute = 1).await;
+    assert_eq!(
+        post(&app, "203.0.113.1").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&app, "203.0.113.2").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Behind a trusted proxy each visitor has its own allowance.
+    let app = spawn_app_with(|c| {
+        c.contacts_per_minute = 1;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    assert_eq!(
+        post(&app, "203.0.113.1").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&app, "203.0.113.2").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&app, "203.0.113.1").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // A forged hop before the proxy's own entry does not help.
+    assert_eq!(
+        post(&app, "198.51.100.9, 203.0.113.2")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

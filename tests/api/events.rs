@@ -313,3 +313,90 @@ async fn event_streams_need_credentials_of_their_audience() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+async fn catchups(app: &crate::helpers::TestApp) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("natter_sse_catchups_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_falls_behind_catches_up_from_the_log_without_skipping() {
+    // A live buffer of one event: any burst overflows it.
+    let app = spawn_app_with(|c| c.event_buffer = 1).await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "start").await;
+    let mut stream = app.events("/api/v1/events", &app.admin_token, None).await;
+    let before = catchups(&app).await;
+    let posts: Vec<_> = (0..40)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = app.url(&format!("/api/v1/conversations/{conv}/messages"));
+            let token = app.admin_token.clone();
+            tokio::spawn(async move {
+                let r = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"body": format!("burst {i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED);
+            })
+        })
+        .collect();
+    for p in posts {
+        p.await.unwrap();
+    }
+    let mut seqs = Vec::new();
+    let mut last_id: Option<u64> = None;
+    while seqs.len() < 40 {
+        let f = stream.next_named("message.created").await;
+        let id: u64 = f.id.as_deref().unwrap().parse().unwrap();
+        if let Some(l) = last_id {
+            assert_eq!(id, l + 1, "no event skipped");
+        }
+        last_id = Some(id);
+        seqs.push(f.json()["seq"].as_u64().unwrap());
+    }
+    assert_eq!(seqs, (2..=41).collect::<Vec<_>>());
+    assert!(
+        catchups(&app).await > before,
+        "the burst overflowed the live buffer and was caught up from the log"
+    );
+}
+
+#[tokio::test]
+async fn a_snoozed_conversation_reopens_by_itself_when_its_time_comes() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hi").await;
+    let mut stream = app.events("/api/v1/events", &app.admin_token, None).await;
+    let until = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let r = app
+        .patch(
+            &format!("/api/v1/conversations/{conv}"),
+            &app.admin_token,
+            json!({"snoozed_until": until}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let snoozed = stream.next_named("conversation.updated").await;
+    assert_eq!(snoozed.json()["status"], "snoozed");
+    let woken = stream.next_named("conversation.updated").await;
+    assert_eq!(woken.json()["status"], "open");
+    assert_eq!(woken.json()["snoozed_until"], serde_json::Value::Null);
+    let woken_at =
+        chrono::DateTime::parse_from_rfc3339(woken.json()["updated_at"].as_str().unwrap()).unwrap();
+    assert!(woken_at >= chrono::DateTime::parse_from_rfc3339(&until).unwrap());
+}
