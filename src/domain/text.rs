@@ -164,6 +164,11 @@ impl Label {
         Ok(Self(t))
     }
 
+    /// The normalised label.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+
     /// Parses a whole list, dropping duplicates and keeping a stable order.
     pub fn parse_list(raw: &[String]) -> Result<Vec<String>, Invalid> {
         let mut out: Vec<String> = Vec::new();

@@ -32,6 +32,8 @@ pub struct AgentUpdate {
     pub role: Option<Role>,
     /// Activate or deactivate.
     pub active: Option<bool>,
+    /// Sound for new messages.
+    pub notify_sound: Option<bool>,
 }
 
 impl Store {
@@ -59,6 +61,7 @@ impl Store {
                 password_hash: password_hash.clone(),
                 active: true,
                 created_at: tx.now,
+                notify_sound: false,
             };
             tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
             tx.put_raw(T::EmailAgentid, email.as_bytes(), &u64_be(id))?;
@@ -114,6 +117,9 @@ impl Store {
             }
             if let Some(a) = update.active {
                 agent.active = a;
+            }
+            if let Some(s) = update.notify_sound {
+                agent.notify_sound = s;
             }
             tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
             Ok(agent)

@@ -24,6 +24,25 @@ impl Store {
         .await
     }
 
+    /// Changes an inbox's settings with `f` (name, greeting, colour, secret).
+    pub async fn update_inbox(
+        &self,
+        id: u64,
+        now: i64,
+        f: impl Fn(&mut InboxRecord),
+    ) -> Result<InboxRecord> {
+        self.write(now, |tx| {
+            let Some(mut inbox) = tx.get::<InboxRecord>(T::InboxidInbox, &u64_be(id))? else {
+                return abort(StoreError::NotFound);
+            };
+            f(&mut inbox);
+            inbox.id = id;
+            tx.put(T::InboxidInbox, &u64_be(id), &inbox)?;
+            Ok(inbox)
+        })
+        .await
+    }
+
     /// One inbox.
     pub fn inbox(&self, id: u64) -> Result<Option<InboxRecord>> {
         self.get(T::InboxidInbox, &u64_be(id))

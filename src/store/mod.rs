@@ -25,6 +25,7 @@
 //! | `snoozeuntil_conversationid` | Time + ConversationId | () |
 //! | `eventid_event` | EventId | [`EventRecord`] |
 //! | `resumehash_resume` | SHA-256(resume token) | [`ResumeRecord`] |
+//! | `cannedid_canned` | CannedId | [`CannedRecord`] |
 //!
 //! Writes go through [`Store::write`]: one sled transaction over all trees
 //! (so a message, its conversation, its indexes and its event land together
@@ -32,6 +33,7 @@
 //! ids, then a wait for the group commit of [`durability`].
 
 mod agents;
+mod canned;
 mod contacts;
 mod conversations;
 pub mod durability;
@@ -138,9 +140,10 @@ pub(crate) enum T {
     SnoozeuntilConversationid,
     EventidEvent,
     ResumehashResume,
+    CannedidCanned,
 }
 
-const TREE_NAMES: [&str; 19] = [
+const TREE_NAMES: [&str; 20] = [
     "meta",
     "agentid_agent",
     "email_agentid",
@@ -160,6 +163,7 @@ const TREE_NAMES: [&str; 19] = [
     "snoozeuntil_conversationid",
     "eventid_event",
     "resumehash_resume",
+    "cannedid_canned",
 ];
 
 /// How the store is opened.

@@ -23,6 +23,9 @@ pub struct AgentRecord {
     pub active: bool,
     /// When the agent was added.
     pub created_at: Micros,
+    /// Play a sound for new messages in the workspace.
+    #[serde(default)]
+    pub notify_sound: bool,
 }
 
 /// Who a bearer token or session belongs to.
@@ -52,6 +55,9 @@ pub struct InboxRecord {
     /// Greeting shown in the messenger.
     #[serde(default)]
     pub greeting: Option<String>,
+    /// Colour of the launcher and messenger header (`#rrggbb`).
+    #[serde(default)]
+    pub accent_color: Option<String>,
     /// When it was created.
     pub created_at: Micros,
 }
@@ -212,6 +218,19 @@ impl EventRecord {
     pub fn is_private(&self) -> bool {
         matches!(&self.payload, EventPayload::MessageCreated { message } if message.private)
     }
+}
+
+/// A canned response: typed as `/shortcut` in the composer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CannedRecord {
+    /// Primary key.
+    pub id: u64,
+    /// What the agent types after `/` (lower-case, no spaces).
+    pub shortcut: String,
+    /// The text inserted.
+    pub text: String,
+    /// When it was created.
+    pub created_at: Micros,
 }
 
 /// A pending "continue on another device" link.

@@ -27,6 +27,16 @@ use crate::store::{EventRecord, Store};
 /// Events read from the log per batch while catching up.
 const REPLAY_BATCH: usize = 500;
 
+/// How a stream renders events: the contract's JSON, or a workspace page's
+/// HTML fragments.
+#[derive(Clone)]
+pub enum Format {
+    /// `event: <name>`, `data: <JSON>`.
+    Json,
+    /// `event: ui`, `data:` HTML for htmx to swap out of band.
+    Page(Arc<crate::web::pages::live::PageContext>),
+}
+
 /// `GET /api/v1/events`: everything in the inboxes the agent may see.
 pub async fn agent_events(
     state: web::Data<AppState>,
@@ -37,7 +47,7 @@ pub async fn agent_events(
         id: auth.agent.id,
         admin: auth.is_admin(),
     };
-    Ok(stream(state, viewer, last_event_id(&req)))
+    Ok(stream(state, viewer, last_event_id(&req), Format::Json))
 }
 
 /// `GET /api/v1/customer/events`: the contact's own conversations.
@@ -52,12 +62,13 @@ pub async fn customer_events(
             id: auth.contact.id,
         },
         last_event_id(&req),
+        Format::Json,
     ))
 }
 
 /// `Last-Event-ID` (what EventSource sends on reconnect), or the
 /// `last_event_id` query parameter for a first connection that resumes.
-fn last_event_id(req: &HttpRequest) -> Option<u64> {
+pub fn last_event_id(req: &HttpRequest) -> Option<u64> {
     if let Some(v) = req
         .headers()
         .get("last-event-id")
@@ -70,14 +81,28 @@ fn last_event_id(req: &HttpRequest) -> Option<u64> {
         .and_then(|q| q.get("last_event_id").and_then(|v| v.parse().ok()))
 }
 
-fn stream(state: web::Data<AppState>, viewer: Viewer, last: Option<u64>) -> HttpResponse {
+/// Starts a stream task and returns the `text/event-stream` response.
+pub fn stream(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    last: Option<u64>,
+    format: Format,
+) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     // Subscribe before the task starts so nothing published from now on is
     // missed, whatever the task's scheduling.
     let events = state.store.durability().subscribe();
     let typing = state.typing.subscribe();
     let start = last.unwrap_or_else(|| state.store.durability().published_upto());
-    tokio::spawn(run(state.into_inner(), viewer, start, events, typing, tx));
+    tokio::spawn(run(
+        state.into_inner(),
+        viewer,
+        format,
+        start,
+        events,
+        typing,
+        tx,
+    ));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
@@ -108,14 +133,46 @@ impl Drop for Gauge {
     }
 }
 
-fn frame(ev: &EventRecord, store: &Store, viewer: Viewer) -> crate::store::Result<Bytes> {
-    let data = views::event_data(store, ev, Audience::from(viewer))?;
-    Ok(Bytes::from(format!(
-        "id: {}\nevent: {}\ndata: {}\n\n",
-        ev.id,
-        ev.name(),
-        data
-    )))
+fn frame(
+    ev: &EventRecord,
+    store: &Store,
+    viewer: Viewer,
+    format: &Format,
+) -> crate::store::Result<Bytes> {
+    match format {
+        Format::Json => {
+            let data = views::event_data(store, ev, Audience::from(viewer))?;
+            Ok(Bytes::from(format!(
+                "id: {}\nevent: {}\ndata: {}\n\n",
+                ev.id,
+                ev.name(),
+                data
+            )))
+        }
+        Format::Page(ctx) => {
+            let html = crate::web::pages::live::render_event(store, ctx, ev)?;
+            // An id-only frame still moves the browser's Last-Event-ID on.
+            Ok(Bytes::from(html_frame(Some(ev.id), &html)))
+        }
+    }
+}
+
+/// An SSE frame of HTML: every line of it behind its own `data:`.
+fn html_frame(id: Option<u64>, html: &str) -> String {
+    let mut f = String::with_capacity(html.len() + 32);
+    if let Some(id) = id {
+        f.push_str(&format!("id: {id}\n"));
+    }
+    if !html.trim().is_empty() {
+        f.push_str("event: ui\n");
+        for line in html.lines() {
+            f.push_str("data: ");
+            f.push_str(line);
+            f.push('\n');
+        }
+    }
+    f.push('\n');
+    f
 }
 
 /// Why a stream ended early.
@@ -127,12 +184,13 @@ enum End {
 async fn send_if_visible(
     state: &AppState,
     viewer: Viewer,
+    format: &Format,
     ev: &EventRecord,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<(), End> {
     let visible = may_see(&state.store, viewer, ev).map_err(|_| End::StoreFailed)?;
     if visible {
-        let f = frame(ev, &state.store, viewer).map_err(|_| End::StoreFailed)?;
+        let f = frame(ev, &state.store, viewer, format).map_err(|_| End::StoreFailed)?;
         tx.send(f).await.map_err(|_| End::ClientGone)?;
     }
     Ok(())
@@ -142,6 +200,7 @@ async fn send_if_visible(
 async fn catch_up(
     state: &AppState,
     viewer: Viewer,
+    format: &Format,
     last: &mut u64,
     upto: u64,
     tx: &mpsc::Sender<Bytes>,
@@ -158,7 +217,7 @@ async fn catch_up(
             break;
         }
         for ev in &batch {
-            send_if_visible(state, viewer, ev, tx).await?;
+            send_if_visible(state, viewer, format, ev, tx).await?;
             *last = ev.id;
         }
     }
@@ -168,6 +227,7 @@ async fn catch_up(
 async fn run(
     state: Arc<AppState>,
     viewer: Viewer,
+    format: Format,
     mut last: u64,
     mut events: broadcast::Receiver<Arc<EventRecord>>,
     mut typing: broadcast::Receiver<Arc<crate::service::realtime::TypingEvent>>,
@@ -186,7 +246,7 @@ async fn run(
         return;
     }
     let upto = state.store.durability().published_upto();
-    if catch_up(&state, viewer, &mut last, upto, &tx)
+    if catch_up(&state, viewer, &format, &mut last, upto, &tx)
         .await
         .is_err()
     {
@@ -203,10 +263,10 @@ async fn run(
                     if ev.id <= last {
                         Ok(())
                     } else {
-                        match catch_up(&state, viewer, &mut last, ev.id - 1, &tx).await {
+                        match catch_up(&state, viewer, &format, &mut last, ev.id - 1, &tx).await {
                             Ok(()) => {
                                 last = ev.id;
-                                send_if_visible(&state, viewer, &ev, &tx).await
+                                send_if_visible(&state, viewer, &format, &ev, &tx).await
                             }
                             Err(e) => Err(e),
                         }
@@ -215,15 +275,21 @@ async fn run(
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     metrics::global().sse_catchups.fetch_add(1, Ordering::Relaxed);
                     let upto = state.store.durability().published_upto();
-                    catch_up(&state, viewer, &mut last, upto, &tx).await
+                    catch_up(&state, viewer, &format, &mut last, upto, &tx).await
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             r = typing.recv() => match r {
                 Ok(t) => match may_see_typing(&state.store, viewer, &t) {
                     Ok(true) => {
-                        let f = format!("event: typing\ndata: {}\n\n", views::typing(&t));
-                        tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone)
+                        let f = match &format {
+                            Format::Json => Some(format!("event: typing\ndata: {}\n\n", views::typing(&t))),
+                            Format::Page(ctx) => crate::web::pages::live::render_typing(ctx, &t).map(|h| html_frame(None, &h)),
+                        };
+                        match f {
+                            Some(f) => tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone),
+                            None => Ok(()),
+                        }
                     }
                     Ok(false) => Ok(()),
                     Err(_) => Err(End::StoreFailed),

@@ -147,10 +147,30 @@ impl AgentAuth {
 }
 
 fn agent_auth(req: &HttpRequest) -> Result<AgentAuth, ApiError> {
-    let token = bearer(req).ok_or(ApiError::Unauthorized(
-        "sign in first: send Authorization: Bearer <token>",
-    ))?;
     let st = state(req)?;
+    let Some(token) = bearer(req) else {
+        // Pages call the API with their session cookie, but only together
+        // with the page's CSRF token; a cookie alone proves nothing.
+        if let Some((agent, session)) = super::session::session_agent(st, req)? {
+            let given = req
+                .headers()
+                .get(super::session::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if super::session::csrf_ok(&session, given) {
+                return Ok(AgentAuth {
+                    agent,
+                    token_hash: hash_token(&session),
+                });
+            }
+            return Err(ApiError::Unauthorized(
+                "a session cookie needs the page's X-CSRF-Token header",
+            ));
+        }
+        return Err(ApiError::Unauthorized(
+            "sign in first: send Authorization: Bearer <token>",
+        ));
+    };
     let hash = hash_token(token);
     let rec = st
         .store

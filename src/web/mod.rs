@@ -8,6 +8,8 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod pages;
+pub mod session;
 pub mod setup;
 pub mod views;
 
@@ -46,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(setup::submit))
         .route("/static/{file:.*}", web::get().to(assets::serve))
         .service(web::scope("/api/v1").configure(api::routes))
+        .configure(pages::routes)
         .default_service(web::to(not_found));
 }
 

@@ -76,7 +76,7 @@ pub async fn list(
         .as_deref()
         .map(Label::parse)
         .transpose()?
-        .map(|_| q.label.as_deref().unwrap_or_default().trim().to_lowercase());
+        .map(Label::into_inner);
     let limit = match q.limit.as_deref() {
         None => 100,
         Some(s) => match s.parse::<usize>() {

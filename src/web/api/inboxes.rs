@@ -32,6 +32,7 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
         widget_key: random_string(16),
         hmac_secret: random_string(32),
         greeting,
+        accent_color: None,
         created_at: 0,
     }
 }

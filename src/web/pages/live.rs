@@ -1,0 +1,213 @@
+//! Live updates of the workspace: each durable event becomes HTML
+//! fragments that htmx swaps out of band (rows move to the top, messages
+//! append to the open thread, controls and "Seen" refresh). The fragments
+//! are rendered from the same partials as the full page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::view::{self, ConvView, Filter, MessageView, Names, RowView};
+use super::PageError;
+use crate::domain::{parse_id, AuthorType};
+use crate::service::realtime::{TypingEvent, Viewer};
+use crate::store::{EventPayload, EventRecord, Result, Store};
+use crate::web::session::PageAgent;
+use crate::web::AppState;
+
+/// What one open page shows, so only what it displays is sent.
+#[derive(Debug, Clone)]
+pub struct PageContext {
+    /// The list's filter.
+    pub filter: Filter,
+    /// The open conversation, if any.
+    pub conversation: Option<u64>,
+    /// The viewing agent.
+    pub agent_id: u64,
+}
+
+#[derive(Template)]
+#[template(path = "partials/row.html")]
+struct RowPartial<'a> {
+    row: &'a RowView,
+}
+
+#[derive(Template)]
+#[template(path = "partials/message.html")]
+struct MessagePartial<'a> {
+    msg: &'a MessageView,
+}
+
+#[derive(Template)]
+#[template(path = "partials/controls.html")]
+struct ControlsPartial<'a> {
+    c: &'a ConvView,
+}
+
+fn render<T: Template>(t: &T) -> Result<String> {
+    t.render()
+        .map_err(|e| crate::store::StoreError::Corrupt(format!("template: {e}")))
+}
+
+/// `GET /ui/events`: the page's live stream of HTML fragments.
+pub async fn events(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
+    let ctx = PageContext {
+        filter: Filter::from_query(&q),
+        conversation: q.get("conversation").and_then(|c| parse_id(c)),
+        agent_id: page.agent.id,
+    };
+    let viewer = Viewer::Agent {
+        id: page.agent.id,
+        admin: page.is_admin(),
+    };
+    let last = crate::web::events::last_event_id(&req);
+    Ok(crate::web::events::stream(
+        state,
+        viewer,
+        last,
+        crate::web::events::Format::Page(Arc::new(ctx)),
+    ))
+}
+
+/// A message appended to its thread, replacing a copy already shown.
+pub fn message_fragment(conversation: u64, m: &MessageView) -> Result<String> {
+    Ok(format!(
+        "<div hx-swap-oob=\"delete:#msg-{id}\"></div><div hx-swap-oob=\"delete:#day-{id}\"></div><div hx-swap-oob=\"beforeend:#thread-{conversation}\">{}</div>",
+        render(&MessagePartial { msg: m })?,
+        id = m.id
+    ))
+}
+
+fn row_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Result<String> {
+    let mut out = format!("<div hx-swap-oob=\"delete:#row-{conversation}\"></div>");
+    if let Some(c) = store.conversation(conversation)? {
+        if ctx.filter.matches(&c, ctx.agent_id) {
+            let names = Names::load(store)?;
+            let row = view::row(store, &names, &c, &ctx.filter, ctx.conversation)?;
+            out.push_str("<div hx-swap-oob=\"delete:#list-empty\"></div>");
+            out.push_str(&format!(
+                "<div hx-swap-oob=\"afterbegin:#conversation-list\">{}</div>",
+                render(&RowPartial { row: &row })?
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn controls_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Result<String> {
+    let Some(c) = store.conversation(conversation)? else {
+        return Ok(String::new());
+    };
+    let Some(me) = store.agent(ctx.agent_id)? else {
+        return Ok(String::new());
+    };
+    let names = Names::load(store)?;
+    let v = view::conversation(store, &names, &c, &me, false)?;
+    Ok(format!(
+        "<div hx-swap-oob=\"outerHTML:#controls-{id}\">{}</div><div hx-swap-oob=\"outerHTML:#status-{id}\"><span class=\"status status-{s}\" id=\"status-{id}\">{s}</span></div><div hx-swap-oob=\"innerHTML:#seen-{id}\">{seen}</div>",
+        render(&ControlsPartial { c: &v })?,
+        id = conversation,
+        s = v.status,
+        seen = v.seen,
+    ))
+}
+
+/// The fragments for one event on one page (empty when it shows nothing).
+pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Result<String> {
+    let mut out = String::new();
+    match &ev.payload {
+        EventPayload::MessageCreated { message } => {
+            let cid = message.conversation_id;
+            if ctx.conversation == Some(cid) {
+                let prev = if message.seq > 1 {
+                    store
+                        .messages(
+                            cid,
+                            crate::store::MessagePage {
+                                after: Some(message.seq - 2),
+                                before: Some(message.seq),
+                                limit: 1,
+                                include_private: true,
+                            },
+                        )?
+                        .pop()
+                } else {
+                    None
+                };
+                out.push_str(&message_fragment(
+                    cid,
+                    &view::message(message, prev.as_ref()),
+                )?);
+                out.push_str(&format!(
+                    "<div hx-swap-oob=\"innerHTML:#typing-{cid}\"></div>"
+                ));
+            }
+            out.push_str(&row_fragment(store, ctx, cid)?);
+            if message.author.kind == AuthorType::Contact {
+                if let Some(c) = store.conversation(cid)? {
+                    if c.assignee_id.is_none() || c.assignee_id == Some(ctx.agent_id) {
+                        let who = super::linkify::escape(
+                            message.author.name.as_deref().unwrap_or("A visitor"),
+                        );
+                        let body = super::linkify::escape(&view::truncate(&message.body, 120));
+                        out.push_str(&format!(
+                            "<div hx-swap-oob=\"beforeend:#notifications\"><span data-notify=\"1\" data-conversation=\"{cid}\" data-title=\"{who}\" data-body=\"{body}\" data-href=\"/conversations/{cid}\"></span></div>"
+                        ));
+                    }
+                }
+            }
+        }
+        EventPayload::ConversationCreated { conversation } => {
+            out.push_str(&row_fragment(store, ctx, conversation.id)?);
+        }
+        EventPayload::ConversationUpdated { conversation } => {
+            out.push_str(&row_fragment(store, ctx, conversation.id)?);
+            if ctx.conversation == Some(conversation.id) {
+                out.push_str(&controls_fragment(store, ctx, conversation.id)?);
+            }
+        }
+        EventPayload::ConversationRead {
+            conversation_id,
+            reader,
+            ..
+        } => {
+            if reader.kind == AuthorType::Contact {
+                if ctx.conversation == Some(*conversation_id) {
+                    if let Some(c) = store.conversation(*conversation_id)? {
+                        out.push_str(&format!(
+                            "<div hx-swap-oob=\"innerHTML:#seen-{conversation_id}\">{}</div>",
+                            view::seen_line(&c)
+                        ));
+                    }
+                }
+            } else {
+                out.push_str(&row_fragment(store, ctx, *conversation_id)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The typing line of the open conversation.
+pub fn render_typing(ctx: &PageContext, t: &TypingEvent) -> Option<String> {
+    if ctx.conversation != Some(t.conversation_id) {
+        return None;
+    }
+    let text = if t.typing {
+        let who = super::linkify::escape(t.author.name.as_deref().unwrap_or("The visitor"));
+        format!("{who} is typing…")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "<div hx-swap-oob=\"innerHTML:#typing-{}\">{text}</div>",
+        t.conversation_id
+    ))
+}

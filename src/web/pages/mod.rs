@@ -1,0 +1,786 @@
+//! The agent workspace: server-rendered pages (askama) updated live with
+//! htmx and its SSE extension. Handlers here are thin: they read the
+//! session, build view models (`view.rs`) and render templates; live
+//! updates are rendered by `live.rs` from the same partials.
+
+pub mod linkify;
+pub mod live;
+pub mod settings;
+pub mod view;
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use self::view::{Filter, Link, Names, RowView};
+use super::session::{
+    cleared_cookie, safe_next, session_agent, session_cookie, PageAgent, PageError,
+};
+use super::AppState;
+use crate::domain::time::{self, parse_rfc3339};
+use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label, MessageBody};
+use crate::error::ApiError;
+use crate::service::auth::{dummy_hash, new_token, verify_password};
+use crate::store::{
+    Author, CannedRecord, ConversationRecord, Patch, Reader, TokenOwner, TokenRecord,
+};
+
+/// Registers the page routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/login", web::get().to(login_page))
+        .route("/login", web::post().to(login_submit))
+        .route("/logout", web::post().to(logout))
+        .route("/inbox", web::get().to(inbox))
+        .route("/conversations/{id}", web::get().to(conversation))
+        .route("/search", web::get().to(search))
+        .route("/ui/events", web::get().to(live::events))
+        .route("/ui/conversations/{id}/messages", web::post().to(send))
+        .route("/ui/conversations/{id}/update", web::post().to(update))
+        .route("/ui/conversations/{id}/read", web::post().to(read))
+        .route("/ui/conversations/{id}/typing", web::post().to(typing))
+        .configure(settings::routes);
+}
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+fn render<T: Template>(t: &T) -> Result<String, PageError> {
+    t.render().map_err(|e| {
+        tracing::error!(error = %e, "template failed");
+        PageError::Api(ApiError::Internal)
+    })
+}
+
+async fn home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/inbox"))
+        .finish()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    next: String,
+    email: String,
+    error: Option<String>,
+}
+
+/// `?next=` of the sign-in page.
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<NextQuery>,
+) -> Result<HttpResponse, PageError> {
+    let next = safe_next(q.next.as_deref());
+    if session_agent(&state, &req)?.is_some() {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, next))
+            .finish());
+    }
+    Ok(html(render(&LoginPage {
+        next,
+        email: String::new(),
+        error: None,
+    })?))
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login_submit(
+    state: web::Data<AppState>,
+    ip: super::extract::ClientIp,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    let f = form.into_inner();
+    let next = safe_next(f.next.as_deref());
+    let email = f.email.trim().to_lowercase();
+    let again =
+        |status: actix_web::http::StatusCode, msg: &str| -> Result<HttpResponse, PageError> {
+            let page = LoginPage {
+                next: next.clone(),
+                email: email.clone(),
+                error: Some(msg.to_owned()),
+            };
+            Ok(HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(render(&page)?))
+        };
+    let locked = "Too many failed attempts. Wait a few minutes, then try again.";
+    if state.limits.login_account.check(&email).is_err()
+        || state.limits.login_address.check(&ip.0).is_err()
+    {
+        return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked);
+    }
+    let agent = state.store.agent_by_email(&email)?.filter(|a| a.active);
+    let hash = agent
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
+    let password = f.password;
+    let ok = web::block(move || verify_password(&hash, &password))
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    let Some(agent) = agent.filter(|_| ok) else {
+        let a = state.limits.login_account.fail(&email);
+        let b = state.limits.login_address.fail(&ip.0);
+        if a.and(b).is_err() {
+            return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked);
+        }
+        return again(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "Wrong email or password.",
+        );
+    };
+    // A fresh session id at every sign-in (no fixation).
+    let (token, hash) = new_token("nas_");
+    let now = time::now();
+    let ttl = state.config.token_ttl_secs;
+    state
+        .store
+        .insert_token(
+            TokenOwner::Agent,
+            hash,
+            TokenRecord {
+                owner: agent.id,
+                created_at: now,
+                expires_at: now + ttl * 1_000_000,
+            },
+        )
+        .await?;
+    let secure = state.config.base_url.starts_with("https://");
+    Ok(HttpResponse::SeeOther()
+        .cookie(session_cookie(&token, secure, ttl))
+        .insert_header((header::LOCATION, next))
+        .finish())
+}
+
+/// The sign-out form.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn logout(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, form.csrf.as_deref())?;
+    state
+        .store
+        .revoke_token(
+            TokenOwner::Agent,
+            crate::service::auth::hash_token(&page.session),
+            time::now(),
+        )
+        .await?;
+    let secure = state.config.base_url.starts_with("https://");
+    Ok(HttpResponse::SeeOther()
+        .cookie(cleared_cookie(secure))
+        .insert_header((header::LOCATION, "/login"))
+        .finish())
+}
+
+#[derive(Template)]
+#[template(path = "inbox.html")]
+struct InboxPage {
+    csrf: String,
+    agent_id: String,
+    agent_name: String,
+    admin: bool,
+    sound: bool,
+    search_q: String,
+    views: Vec<Link>,
+    inbox_links: Vec<Link>,
+    label_links: Vec<Link>,
+    tabs: Vec<Link>,
+    rows: Vec<RowView>,
+    open: Option<view::ConvView>,
+    events_url: String,
+    back_href: String,
+    canned: Vec<CannedRecord>,
+}
+
+/// Most conversations one list shows.
+const LIST_LIMIT: usize = 200;
+
+fn count_label(n: usize) -> String {
+    if n > 999 {
+        "999+".to_owned()
+    } else {
+        n.to_string()
+    }
+}
+
+fn inbox_page(
+    state: &AppState,
+    page: &PageAgent,
+    q: &HashMap<String, String>,
+    open: Option<ConversationRecord>,
+) -> Result<InboxPage, PageError> {
+    let filter = Filter::from_query(q);
+    let store = &state.store;
+    let visible = view::visible_inboxes(store, &page.agent)?;
+    let visible_ids: Vec<u64> = visible.iter().map(|i| i.id).collect();
+    let names = Names::load(store)?;
+    // Read the event position before the list, so the live stream replays
+    // anything that happens between this render and its connection.
+    let from_event = store.durability().published_upto();
+    let list =
+        store.list_conversations(&filter.to_store(page.agent.id, &visible_ids, LIST_LIMIT))?;
+    let open_id = open.as_ref().map(|c| c.id);
+    let mut rows = Vec::with_capacity(list.conversations.len());
+    let mut labels: Vec<String> = Vec::new();
+    for c in &list.conversations {
+        rows.push(view::row(store, &names, c, &filter, open_id)?);
+        for l in &c.labels {
+            if !labels.contains(l) {
+                labels.push(l.clone());
+            }
+        }
+    }
+    if let Some(l) = &filter.label {
+        if !labels.contains(l) {
+            labels.push(l.clone());
+        }
+    }
+    labels.sort();
+    let base_view = filter.inbox.is_none() && filter.label.is_none();
+    let views = [
+        ("mine", "Mine"),
+        ("unassigned", "Unassigned"),
+        ("all", "All"),
+    ]
+    .iter()
+    .map(|(v, label)| Link {
+        href: if *v == "all" {
+            "/inbox".to_owned()
+        } else {
+            format!("/inbox?view={v}")
+        },
+        label: (*label).to_owned(),
+        current: base_view && filter.view == *v,
+        count: String::new(),
+    })
+    .collect();
+    let inbox_links = visible
+        .iter()
+        .map(|i| Link {
+            href: format!("/inbox?inbox={}", i.id),
+            label: i.name.clone(),
+            current: filter.inbox == Some(i.id),
+            count: String::new(),
+        })
+        .collect();
+    let label_links = labels
+        .iter()
+        .map(|l| Link {
+            href: format!("/inbox?label={}", super::session::url_escape(l)),
+            label: l.clone(),
+            current: filter.label.as_deref() == Some(l),
+            count: String::new(),
+        })
+        .collect();
+    let mut tabs = Vec::new();
+    for s in ConversationStatus::ALL {
+        let f = filter.with_status(s.as_str());
+        let count = store
+            .list_conversations(&f.to_store(page.agent.id, &visible_ids, 1000))?
+            .conversations
+            .len();
+        let mut label = s.as_str().to_owned();
+        label[..1].make_ascii_uppercase();
+        tabs.push(Link {
+            href: format!("/inbox?{}", f.query()),
+            label,
+            current: filter.status == s.as_str(),
+            count: count_label(count),
+        });
+    }
+    let mut events_url = format!("/ui/events?last_event_id={from_event}");
+    let fq = filter.query();
+    if !fq.is_empty() {
+        events_url.push('&');
+        events_url.push_str(&fq);
+    }
+    if let Some(id) = open_id {
+        events_url.push_str(&format!("&conversation={id}"));
+    }
+    let open_view = match &open {
+        Some(c) => Some(view::conversation(store, &names, c, &page.agent, true)?),
+        None => None,
+    };
+    Ok(InboxPage {
+        csrf: page.csrf(),
+        agent_id: format_id(page.agent.id),
+        agent_name: page.agent.name.clone(),
+        admin: page.is_admin(),
+        sound: page.agent.notify_sound,
+        search_q: String::new(),
+        views,
+        inbox_links,
+        label_links,
+        tabs,
+        rows,
+        open: open_view,
+        events_url,
+        back_href: if fq.is_empty() {
+            "/inbox".to_owned()
+        } else {
+            format!("/inbox?{fq}")
+        },
+        canned: if open.is_some() {
+            store.canned()?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+async fn inbox(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
+    let p = inbox_page(&state, &page, &q, None)?;
+    Ok(html(render(&p)?))
+}
+
+/// The conversation if the agent may see it; 404 otherwise.
+pub fn visible_conversation(
+    state: &AppState,
+    page: &PageAgent,
+    id: &str,
+) -> Result<ConversationRecord, PageError> {
+    let id = parse_id(id).ok_or(ApiError::NotFound)?;
+    let c = state.store.conversation(id)?.ok_or(ApiError::NotFound)?;
+    if page.is_admin() || state.store.is_member(c.inbox_id, page.agent.id)? {
+        Ok(c)
+    } else {
+        Err(ApiError::NotFound.into())
+    }
+}
+
+async fn conversation(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    path: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
+    let c = visible_conversation(&state, &page, &path)?;
+    let p = inbox_page(&state, &page, &q, Some(c))?;
+    Ok(html(render(&p)?))
+}
+
+/// The composer's fields.
+#[derive(Deserialize)]
+pub struct SendForm {
+    body: String,
+    private: Option<String>,
+}
+
+async fn send(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<SendForm>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, None)?;
+    let c = visible_conversation(&state, &page, &path)?;
+    let f = form.into_inner();
+    let private = f
+        .private
+        .as_deref()
+        .is_some_and(|v| v == "true" || v == "on");
+    MessageBody::parse(f.body.clone())?;
+    let author = Author {
+        kind: AuthorType::Agent,
+        id: Some(page.agent.id),
+        name: Some(page.agent.name.clone()),
+    };
+    let msg =
+        super::api::conversations::store_message(&state, c.id, author, f.body, private).await?;
+    // The same fragment the live stream sends: whichever arrives first
+    // wins, the other replaces it in place.
+    let prev = if msg.seq > 1 {
+        state
+            .store
+            .messages(
+                c.id,
+                crate::store::MessagePage {
+                    after: Some(msg.seq - 2),
+                    before: Some(msg.seq),
+                    limit: 1,
+                    include_private: true,
+                },
+            )?
+            .pop()
+    } else {
+        None
+    };
+    let fragment = live::message_fragment(c.id, &view::message(&msg, prev.as_ref()))?;
+    Ok(HttpResponse::Created()
+        .content_type("text/html; charset=utf-8")
+        .body(fragment))
+}
+
+/// The control forms' fields (each form sends some of them).
+#[derive(Deserialize)]
+pub struct UpdateForm {
+    status: Option<String>,
+    assignee_id: Option<String>,
+    snooze: Option<String>,
+    snooze_at: Option<String>,
+    labels: Option<String>,
+    labels_present: Option<String>,
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<UpdateForm>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, None)?;
+    let c = visible_conversation(&state, &page, &path)?;
+    let f = form.into_inner();
+    let now = time::now();
+    let mut patch = Patch::default();
+    if let Some(s) = f.status.as_deref() {
+        patch.status = Some(ConversationStatus::parse(s)?);
+    }
+    if let Some(a) = f.assignee_id.as_deref() {
+        patch.assignee_id = Some(if a.is_empty() {
+            None
+        } else {
+            let id = parse_id(a)
+                .ok_or_else(|| crate::domain::Invalid::new("assignee_id", "no such agent"))?;
+            let agent = state
+                .store
+                .agent(id)?
+                .filter(|x| x.active)
+                .ok_or_else(|| crate::domain::Invalid::new("assignee_id", "no such agent"))?;
+            if agent.role != crate::domain::Role::Admin && !state.store.is_member(c.inbox_id, id)? {
+                return Err(crate::domain::Invalid::new(
+                    "assignee_id",
+                    "that agent is not a member of this inbox",
+                )
+                .into());
+            }
+            Some(id)
+        });
+    }
+    let until =
+        match (
+            f.snooze.as_deref().filter(|s| !s.is_empty()),
+            f.snooze_at.as_deref().filter(|s| !s.is_empty()),
+        ) {
+            (_, Some(at)) => Some(parse_local(at).ok_or_else(|| {
+                crate::domain::Invalid::new("snoozed_until", "pick a date and time")
+            })?),
+            (Some(s), None) => Some(snooze_preset(s, now).ok_or_else(|| {
+                crate::domain::Invalid::new("snoozed_until", "unknown snooze option")
+            })?),
+            (None, None) => None,
+        };
+    if let Some(t) = until {
+        if t <= now {
+            return Err(
+                crate::domain::Invalid::new("snoozed_until", "pick a time in the future").into(),
+            );
+        }
+        patch.status = Some(ConversationStatus::Snoozed);
+        patch.snoozed_until = Some(Some(t));
+    }
+    if f.labels_present.is_some() {
+        let raw: Vec<String> = f
+            .labels
+            .unwrap_or_default()
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        patch.labels = Some(Label::parse_list(&raw)?);
+    }
+    state
+        .store
+        .patch_conversation(c.id, patch, now, |_| Ok(()))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Snooze presets: an hour, tomorrow 09:00 UTC, next Monday 09:00 UTC.
+fn snooze_preset(name: &str, now: i64) -> Option<i64> {
+    use chrono::{Datelike, Duration, TimeZone, Utc};
+    let t = chrono::DateTime::<Utc>::from_timestamp_micros(now)?;
+    let at_nine = |d: chrono::NaiveDate| {
+        Utc.from_utc_datetime(&d.and_hms_opt(9, 0, 0)?)
+            .timestamp_micros()
+            .into()
+    };
+    match name {
+        "1h" => Some(now + 3_600_000_000),
+        "tomorrow" => at_nine(t.date_naive() + Duration::days(1)),
+        "nextweek" => {
+            let days = 7 - i64::from(t.weekday().num_days_from_monday());
+            at_nine(t.date_naive() + Duration::days(days))
+        }
+        _ => None,
+    }
+}
+
+/// A `datetime-local` value (taken as UTC) or an RFC 3339 time.
+fn parse_local(s: &str) -> Option<i64> {
+    parse_rfc3339(s).or_else(|| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+            .ok()
+            .map(|n| n.and_utc().timestamp_micros())
+    })
+}
+
+/// The read trigger's field.
+#[derive(Deserialize)]
+pub struct ReadForm {
+    seq: Option<String>,
+}
+
+async fn read(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<ReadForm>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, None)?;
+    let c = visible_conversation(&state, &page, &path)?;
+    let seq = form
+        .seq
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(c.last_seq);
+    if seq > c.agent_read_seq {
+        state
+            .store
+            .mark_read(
+                c.id,
+                Reader {
+                    kind: AuthorType::Agent,
+                    id: page.agent.id,
+                },
+                seq,
+                time::now(),
+            )
+            .await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The typing trigger's fields.
+#[derive(Deserialize)]
+pub struct TypingForm {
+    typing: Option<String>,
+    private: Option<String>,
+}
+
+async fn typing(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<TypingForm>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, None)?;
+    let c = visible_conversation(&state, &page, &path)?;
+    state.typing.publish(crate::service::realtime::TypingEvent {
+        inbox_id: c.inbox_id,
+        contact_id: c.contact_id,
+        conversation_id: c.id,
+        author: Author {
+            kind: AuthorType::Agent,
+            id: Some(page.agent.id),
+            name: Some(page.agent.name.clone()),
+        },
+        typing: form.typing.as_deref() != Some("false"),
+        private: form
+            .private
+            .as_deref()
+            .is_some_and(|v| v == "true" || v == "on"),
+    });
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// One search result on the page.
+pub struct ResultView {
+    href: String,
+    contact_name: String,
+    before: String,
+    hit: String,
+    after: String,
+    time_iso: String,
+    time_rel: String,
+    private: bool,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    csrf: String,
+    agent_id: String,
+    agent_name: String,
+    admin: bool,
+    sound: bool,
+    search_q: String,
+    results: Vec<ResultView>,
+    next_href: Option<String>,
+}
+
+/// `?q=&cursor=` of the search page.
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn search(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, PageError> {
+    let text =
+        q.q.clone()
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .take(200)
+            .collect::<String>();
+    let mut results = Vec::new();
+    let mut next_href = None;
+    if !text.is_empty() {
+        let viewer = crate::service::realtime::Viewer::Agent {
+            id: page.agent.id,
+            admin: page.is_admin(),
+        };
+        let st = state.clone();
+        let (t, cursor) = (text.clone(), q.cursor.clone());
+        let hits = web::block(move || {
+            crate::service::search::search(&st.store, viewer, &t, 30, cursor.as_deref())
+        })
+        .await
+        .map_err(|_| ApiError::Internal)??;
+        let needle = text.to_lowercase();
+        for h in &hits.hits {
+            let c = state.store.conversation(h.message.conversation_id)?;
+            let contact = match &c {
+                Some(c) => state.store.contact(c.contact_id)?,
+                None => None,
+            };
+            let (before, hit, after) = split_match(&h.snippet, &needle);
+            results.push(ResultView {
+                href: format!(
+                    "/conversations/{}#msg-{}",
+                    h.message.conversation_id, h.message.id
+                ),
+                contact_name: view::contact_display(
+                    contact.as_ref().and_then(|k| k.name.as_deref()),
+                    contact.as_ref().and_then(|k| k.email.as_deref()),
+                    contact.as_ref().map_or(0, |k| k.id),
+                ),
+                before,
+                hit,
+                after,
+                time_iso: time::rfc3339(h.message.created_at),
+                time_rel: view::relative(h.message.created_at, time::now()),
+                private: h.message.private,
+            });
+        }
+        next_href = hits.next_cursor.map(|c| {
+            format!(
+                "/search?q={}&cursor={}",
+                super::session::url_escape(&text),
+                super::session::url_escape(&c)
+            )
+        });
+    }
+    let p = SearchPage {
+        csrf: page.csrf(),
+        agent_id: format_id(page.agent.id),
+        agent_name: page.agent.name.clone(),
+        admin: page.is_admin(),
+        sound: page.agent.notify_sound,
+        search_q: text,
+        results,
+        next_href,
+    };
+    Ok(html(render(&p)?))
+}
+
+/// Splits a snippet around the first case-insensitive match, so the
+/// template can wrap it in `<mark>` while escaping every part.
+fn split_match(snippet: &str, needle: &str) -> (String, String, String) {
+    let chars: Vec<char> = snippet.chars().collect();
+    let lower: Vec<char> = chars
+        .iter()
+        .map(|c| c.to_lowercase().next().unwrap_or(*c))
+        .collect();
+    let n: Vec<char> = needle.chars().collect();
+    if !n.is_empty() {
+        if let Some(pos) = lower.windows(n.len()).position(|w| w == n.as_slice()) {
+            return (
+                chars[..pos].iter().collect(),
+                chars[pos..pos + n.len()].iter().collect(),
+                chars[pos + n.len()..].iter().collect(),
+            );
+        }
+    }
+    (snippet.to_owned(), String::new(), String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_split_for_highlighting() {
+        assert_eq!(
+            split_match("my Refund please", "refund"),
+            ("my ".into(), "Refund".into(), " please".into())
+        );
+        assert_eq!(
+            split_match("nothing", "x"),
+            ("nothing".into(), String::new(), String::new())
+        );
+    }
+
+    #[test]
+    fn snooze_presets_are_in_the_future() {
+        let now = 1_700_000_000_000_000;
+        for p in ["1h", "tomorrow", "nextweek"] {
+            assert!(snooze_preset(p, now).is_some_and(|t| t > now), "{p}");
+        }
+        assert_eq!(snooze_preset("never", now), None);
+        assert_eq!(
+            parse_local("2030-01-02T03:04"),
+            parse_rfc3339("2030-01-02T03:04:00Z")
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! View models of the workspace: what templates show, built from records.
+//! The same row and message views serve the full page and the partials
+//! pushed over SSE.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Utc};
+
+use crate::domain::time::{self, rfc3339, Micros};
+use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
+use crate::store::{
+    AgentRecord, ConversationFilter, ConversationRecord, InboxRecord, MessageRecord, Result, Store,
+};
+
+/// Which conversations a list shows: the query of `/inbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// `all`, `mine` or `unassigned`.
+    pub view: String,
+    /// A status name or `all`.
+    pub status: String,
+    /// One inbox only.
+    pub inbox: Option<u64>,
+    /// One label only.
+    pub label: Option<String>,
+}
+
+impl Filter {
+    /// Reads the query, falling back to the default view on anything odd.
+    pub fn from_query(q: &HashMap<String, String>) -> Self {
+        let view = match q.get("view").map(String::as_str) {
+            Some(v @ ("mine" | "unassigned")) => v.to_owned(),
+            _ => "all".to_owned(),
+        };
+        let status = match q.get("status").map(String::as_str) {
+            Some("all") => "all".to_owned(),
+            Some(s) => ConversationStatus::parse(s)
+                .map_or("open", |s| s.as_str())
+                .to_owned(),
+            None => "open".to_owned(),
+        };
+        Self {
+            view,
+            status,
+            inbox: q.get("inbox").and_then(|s| parse_id(s)),
+            label: q
+                .get("label")
+                .and_then(|l| Label::parse(l).ok())
+                .map(Label::into_inner),
+        }
+    }
+
+    /// The query string that reproduces this filter (no leading `?`).
+    pub fn query(&self) -> String {
+        let mut parts = Vec::new();
+        if self.view != "all" {
+            parts.push(format!("view={}", self.view));
+        }
+        if self.status != "open" {
+            parts.push(format!("status={}", self.status));
+        }
+        if let Some(i) = self.inbox {
+            parts.push(format!("inbox={i}"));
+        }
+        if let Some(l) = &self.label {
+            parts.push(format!("label={}", super::super::session::url_escape(l)));
+        }
+        parts.join("&")
+    }
+
+    /// This filter with another status.
+    pub fn with_status(&self, status: &str) -> Self {
+        Self {
+            status: status.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// Statuses to list.
+    pub fn statuses(&self) -> Vec<ConversationStatus> {
+        match ConversationStatus::parse(&self.status) {
+            Ok(s) => vec![s],
+            Err(_) => ConversationStatus::ALL.to_vec(),
+        }
+    }
+
+    /// The store query for an agent who may see `inboxes`.
+    pub fn to_store(&self, agent: u64, inboxes: &[u64], limit: usize) -> ConversationFilter {
+        ConversationFilter {
+            inboxes: match self.inbox {
+                Some(i) => inboxes.iter().copied().filter(|x| *x == i).collect(),
+                None => inboxes.to_vec(),
+            },
+            statuses: self.statuses(),
+            assignee: match self.view.as_str() {
+                "mine" => Some(Some(agent)),
+                "unassigned" => Some(None),
+                _ => None,
+            },
+            label: self.label.clone(),
+            after: None,
+            limit,
+        }
+    }
+
+    /// Whether a conversation belongs in this list (visibility is checked
+    /// separately).
+    pub fn matches(&self, c: &ConversationRecord, agent: u64) -> bool {
+        self.statuses().contains(&c.status)
+            && self.inbox.is_none_or(|i| i == c.inbox_id)
+            && self.label.as_ref().is_none_or(|l| c.labels.contains(l))
+            && match self.view.as_str() {
+                "mine" => c.assignee_id == Some(agent),
+                "unassigned" => c.assignee_id.is_none(),
+                _ => true,
+            }
+    }
+}
+
+/// A link in the sidebar or the status tabs.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Where it goes.
+    pub href: String,
+    /// What it says.
+    pub label: String,
+    /// Whether it is the page shown.
+    pub current: bool,
+    /// A count, for tabs.
+    pub count: String,
+}
+
+/// Names the page needs to render rows, looked up once per render.
+#[derive(Default)]
+pub struct Names {
+    inboxes: HashMap<u64, String>,
+    agents: HashMap<u64, String>,
+}
+
+impl Names {
+    /// Loads every inbox and agent name.
+    pub fn load(store: &Store) -> Result<Self> {
+        Ok(Self {
+            inboxes: store
+                .inboxes()?
+                .into_iter()
+                .map(|i| (i.id, i.name))
+                .collect(),
+            agents: store
+                .agents()?
+                .into_iter()
+                .map(|a| (a.id, a.name))
+                .collect(),
+        })
+    }
+
+    fn inbox(&self, id: u64) -> String {
+        self.inboxes.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn agent(&self, id: u64) -> Option<String> {
+        self.agents.get(&id).cloned()
+    }
+}
+
+/// One row of the conversation list.
+#[derive(Debug, Clone)]
+pub struct RowView {
+    /// Conversation id.
+    pub id: String,
+    /// Link to open it (keeping the list's filter).
+    pub href: String,
+    /// Who wrote.
+    pub contact_name: String,
+    /// Which inbox.
+    pub inbox_name: String,
+    /// Start of the newest message.
+    pub preview: String,
+    /// Whether that message is a note.
+    pub preview_private: bool,
+    /// "5m", "2h", "3d".
+    pub time_rel: String,
+    /// RFC 3339 of the latest activity.
+    pub time_iso: String,
+    /// Contact messages the team has not read.
+    pub unread: u64,
+    /// Assignee id or empty.
+    pub assignee_id: String,
+    /// Assignee name.
+    pub assignee_name: Option<String>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Whether this is the open conversation.
+    pub selected: bool,
+}
+
+/// How a contact is called when it gave no name.
+pub fn contact_display(name: Option<&str>, email: Option<&str>, id: u64) -> String {
+    name.or(email)
+        .map_or_else(|| format!("Visitor #{id}"), str::to_owned)
+}
+
+/// Builds a row.
+pub fn row(
+    store: &Store,
+    names: &Names,
+    c: &ConversationRecord,
+    filter: &Filter,
+    open: Option<u64>,
+) -> Result<RowView> {
+    let contact = store.contact(c.contact_id)?;
+    let (preview, private) = match &c.last_message {
+        Some(m) => (truncate(&m.body, 90), m.private),
+        None => (String::new(), false),
+    };
+    let q = filter.query();
+    Ok(RowView {
+        id: format_id(c.id),
+        href: if q.is_empty() {
+            format!("/conversations/{}", c.id)
+        } else {
+            format!("/conversations/{}?{q}", c.id)
+        },
+        contact_name: contact_display(
+            contact.as_ref().and_then(|k| k.name.as_deref()),
+            contact.as_ref().and_then(|k| k.email.as_deref()),
+            c.contact_id,
+        ),
+        inbox_name: names.inbox(c.inbox_id),
+        preview,
+        preview_private: private,
+        time_rel: relative(c.updated_at, time::now()),
+        time_iso: rfc3339(c.updated_at),
+        unread: c.agent_unread,
+        assignee_id: c.assignee_id.map(format_id).unwrap_or_default(),
+        assignee_name: c.assignee_id.and_then(|a| names.agent(a)),
+        labels: c.labels.clone(),
+        selected: open == Some(c.id),
+    })
+}
+
+/// One message in a thread.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    /// Message id.
+    pub id: String,
+    /// Position.
+    pub seq: u64,
+    /// contact, agent or system.
+    pub author_type: &'static str,
+    /// Display name.
+    pub author_name: String,
+    /// Escaped body with links made clickable.
+    pub body_html: String,
+    /// Team-only note.
+    pub private: bool,
+    /// RFC 3339.
+    pub time_iso: String,
+    /// "14:05".
+    pub time_short: String,
+    /// A day separator to show before it ("Today", "12 March 2026").
+    pub day: Option<String>,
+}
+
+/// Builds a message view; `prev` decides the day separator.
+pub fn message(m: &MessageRecord, prev: Option<&MessageRecord>) -> MessageView {
+    let t = DateTime::<Utc>::from_timestamp_micros(m.created_at).unwrap_or_default();
+    let day_of = |x: i64| {
+        DateTime::<Utc>::from_timestamp_micros(x)
+            .unwrap_or_default()
+            .date_naive()
+    };
+    let new_day = prev.is_none_or(|p| day_of(p.created_at) != t.date_naive());
+    let today = Utc::now().date_naive();
+    let day = new_day.then(|| {
+        if t.date_naive() == today {
+            "Today".to_owned()
+        } else if today.pred_opt() == Some(t.date_naive()) {
+            "Yesterday".to_owned()
+        } else if t.year() == Utc::now().year() {
+            t.format("%A %-d %B").to_string()
+        } else {
+            t.format("%-d %B %Y").to_string()
+        }
+    });
+    MessageView {
+        id: format_id(m.id),
+        seq: m.seq,
+        author_type: m.author.kind.as_str(),
+        author_name: m
+            .author
+            .name
+            .clone()
+            .unwrap_or_else(|| match m.author.kind {
+                AuthorType::Contact => "Visitor".to_owned(),
+                AuthorType::Agent => "Agent".to_owned(),
+                AuthorType::System => "Natter".to_owned(),
+            }),
+        body_html: super::linkify::linkify(&m.body),
+        private: m.private,
+        time_iso: rfc3339(m.created_at),
+        time_short: t.format("%H:%M").to_string(),
+        day,
+    }
+}
+
+/// The open conversation, with everything its pane shows.
+#[derive(Debug, Clone)]
+pub struct ConvView {
+    /// Conversation id.
+    pub id: String,
+    /// Contact name as displayed.
+    pub contact_name: String,
+    /// Contact email.
+    pub contact_email: Option<String>,
+    /// Contact external id.
+    pub contact_external_id: Option<String>,
+    /// When the contact was created.
+    pub contact_since: String,
+    /// Same, RFC 3339.
+    pub contact_since_iso: String,
+    /// Inbox name.
+    pub inbox_name: String,
+    /// Status name.
+    pub status: &'static str,
+    /// Newest seq.
+    pub last_seq: u64,
+    /// The thread (newest 200).
+    pub messages: Vec<MessageView>,
+    /// "Seen" line.
+    pub seen: String,
+    /// Wake-up time, RFC 3339.
+    pub snoozed_until: Option<String>,
+    /// Assignee id.
+    pub assignee_id: Option<String>,
+    /// Agents it can be assigned to: (id, name).
+    pub assignable: Vec<(String, String)>,
+    /// The viewing agent's id.
+    pub me: String,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// The contact's other conversations: (id, preview, status).
+    pub other_conversations: Vec<(String, String, &'static str)>,
+}
+
+/// Builds the conversation pane; `with_messages` false for the controls
+/// partial alone.
+pub fn conversation(
+    store: &Store,
+    names: &Names,
+    c: &ConversationRecord,
+    me: &AgentRecord,
+    with_messages: bool,
+) -> Result<ConvView> {
+    let contact = store.contact(c.contact_id)?;
+    let mut messages = Vec::new();
+    if with_messages {
+        let recs = store.messages(
+            c.id,
+            crate::store::MessagePage {
+                after: None,
+                before: None,
+                limit: 200,
+                include_private: true,
+            },
+        )?;
+        let mut prev: Option<&MessageRecord> = None;
+        for m in &recs {
+            messages.push(message(m, prev));
+            prev = Some(m);
+        }
+    }
+    let mut assignable = Vec::new();
+    for a in store.agents()? {
+        if a.active
+            && (a.role == crate::domain::Role::Admin || store.is_member(c.inbox_id, a.id)?)
+        {
+            assignable.push((format_id(a.id), a.name));
+        }
+    }
+    let mut others = Vec::new();
+    for o in store.contact_conversations(c.contact_id)? {
+        if o.id != c.id {
+            let preview = o
+                .last_message
+                .as_ref()
+                .map(|m| truncate(&m.body, 40))
+                .unwrap_or_default();
+            others.push((format_id(o.id), preview, o.status.as_str()));
+        }
+    }
+    let since = contact.as_ref().map_or(c.created_at, |k| k.created_at);
+    Ok(ConvView {
+        id: format_id(c.id),
+        contact_name: contact_display(
+            contact.as_ref().and_then(|k| k.name.as_deref()),
+            contact.as_ref().and_then(|k| k.email.as_deref()),
+            c.contact_id,
+        ),
+        contact_email: contact.as_ref().and_then(|k| k.email.clone()),
+        contact_external_id: contact.as_ref().and_then(|k| k.external_id.clone()),
+        contact_since: DateTime::<Utc>::from_timestamp_micros(since)
+            .unwrap_or_default()
+            .format("%-d %B %Y")
+            .to_string(),
+        contact_since_iso: rfc3339(since),
+        inbox_name: names.inbox(c.inbox_id),
+        status: c.status.as_str(),
+        last_seq: c.last_seq,
+        messages,
+        seen: seen_line(c),
+        snoozed_until: c.snoozed_until.map(rfc3339),
+        assignee_id: c.assignee_id.map(format_id),
+        assignable,
+        me: format_id(me.id),
+        labels: c.labels.clone(),
+        other_conversations: others,
+    })
+}
+
+/// "Seen" when the contact has read the team's latest public reply.
+pub fn seen_line(c: &ConversationRecord) -> String {
+    match &c.last_public_message {
+        Some(m) if m.author.kind != AuthorType::Contact && c.contact_read_seq >= m.seq => {
+            "Seen".to_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+/// At most `n` characters, with an ellipsis.
+pub fn truncate(s: &str, n: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= n {
+        flat
+    } else {
+        let mut t: String = flat.chars().take(n).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// "now", "5m", "2h", "3d", "12 Mar".
+pub fn relative(t: Micros, now: Micros) -> String {
+    let secs = (now - t).max(0) / 1_000_000;
+    match secs {
+        0..=59 => "now".to_owned(),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h", secs / 3600),
+        86_400..=604_799 => format!("{}d", secs / 86_400),
+        _ => DateTime::<Utc>::from_timestamp_micros(t)
+            .unwrap_or_default()
+            .format("%-d %b")
+            .to_string(),
+    }
+}
+
+/// The inboxes an agent may see.
+pub fn visible_inboxes(store: &Store, agent: &AgentRecord) -> Result<Vec<InboxRecord>> {
+    let admin = agent.role == crate::domain::Role::Admin;
+    let mut out = Vec::new();
+    for i in store.inboxes()? {
+        if admin || store.is_member(i.id, agent.id)? {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_are_short() {
+        let now = 10_000_000_000_000;
+        assert_eq!(relative(now - 5_000_000, now), "now");
+        assert_eq!(relative(now - 300_000_000, now), "5m");
+        assert_eq!(relative(now - 7_200_000_000, now), "2h");
+        assert_eq!(relative(now - 3 * 86_400_000_000, now), "3d");
+    }
+
+    #[test]
+    fn filters_round_trip_through_their_query() {
+        let mut q = HashMap::new();
+        q.insert("view".to_owned(), "mine".to_owned());
+        q.insert("status".to_owned(), "pending".to_owned());
+        q.insert("label".to_owned(), "VIP".to_owned());
+        let f = Filter::from_query(&q);
+        assert_eq!(f.query(), "view=mine&status=pending&label=vip");
+        let junk: HashMap<String, String> = [("view", "x"), ("status", "y")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let d = Filter::from_query(&junk);
+        assert_eq!((d.view.as_str(), d.status.as_str()), ("all", "open"));
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("héllo   wörld", 5), "héllo…");
+        assert_eq!(truncate("short", 10), "short");
+    }
+}

@@ -1,0 +1,264 @@
+//! Browser sessions for the agent workspace: an HttpOnly cookie holding a
+//! session token (stored, like API tokens, only as a hash) and a CSRF token
+//! derived from it, which pages put in every htmx request header and form.
+//!
+//! The CSRF token is SHA-256("natter-csrf:" + session token): only a page
+//! that could read the cookie's secret (our own, served same-origin) can
+//! know it, and it needs no storage.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::domain::{time, Role};
+use crate::error::ApiError;
+use crate::service::auth::hash_token;
+use crate::store::{AgentRecord, TokenOwner};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "natter_session";
+/// Header htmx sends the CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token belonging to a session token.
+pub fn csrf_for(session_token: &str) -> String {
+    hex::encode(Sha256::digest(
+        format!("natter-csrf:{session_token}").as_bytes(),
+    ))
+}
+
+/// Whether `given` is the CSRF token of `session_token` (constant time).
+pub fn csrf_ok(session_token: &str, given: &str) -> bool {
+    csrf_for(session_token)
+        .as_bytes()
+        .ct_eq(given.as_bytes())
+        .into()
+}
+
+/// The cookie that carries a new session.
+pub fn session_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, token.to_owned())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+/// The cookie that ends a session in the browser.
+pub fn cleared_cookie(secure: bool) -> Cookie<'static> {
+    let mut c = session_cookie("", secure, 0);
+    c.make_removal();
+    c
+}
+
+/// The agent behind a valid, unexpired session cookie, if any.
+pub fn session_agent(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<(AgentRecord, String)>, ApiError> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let token = cookie.value().to_owned();
+    let Some(rec) = state.store.token(TokenOwner::Agent, &hash_token(&token))? else {
+        return Ok(None);
+    };
+    if rec.expires_at <= time::now() {
+        return Ok(None);
+    }
+    Ok(state
+        .store
+        .agent(rec.owner)?
+        .filter(|a| a.active)
+        .map(|a| (a, token)))
+}
+
+/// A signed-in agent on a page. Without a session the page answers with a
+/// redirect to `/login?next=<this page>`.
+pub struct PageAgent {
+    /// The agent as stored now.
+    pub agent: AgentRecord,
+    /// The session token (to derive the CSRF token, and to sign out).
+    pub session: String,
+}
+
+impl PageAgent {
+    /// The CSRF token pages embed.
+    pub fn csrf(&self) -> String {
+        csrf_for(&self.session)
+    }
+
+    /// Whether the agent is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.agent.role == Role::Admin
+    }
+
+    /// Refuses a state change without the right CSRF token (from the htmx
+    /// header or a form field).
+    pub fn check_csrf(&self, req: &HttpRequest, form_field: Option<&str>) -> Result<(), PageError> {
+        let given = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .or(form_field)
+            .unwrap_or_default();
+        if csrf_ok(&self.session, given) {
+            Ok(())
+        } else {
+            Err(PageError::Api(ApiError::Forbidden(
+                "missing or wrong CSRF token; reload the page",
+            )))
+        }
+    }
+
+    /// An API-style view of the same agent, for code shared with the API.
+    pub fn as_auth(&self) -> super::extract::AgentAuth {
+        super::extract::AgentAuth {
+            agent: self.agent.clone(),
+            token_hash: hash_token(&self.session),
+        }
+    }
+}
+
+/// What a page can fail with: a redirect to sign in, or an API error
+/// rendered as a small HTML page.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// Not signed in: go to this URL.
+    #[error("sign in first")]
+    SignIn(String),
+    /// Anything else.
+    #[error("{0}")]
+    Api(#[from] ApiError),
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl From<crate::domain::Invalid> for PageError {
+    fn from(e: crate::domain::Invalid) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::SignIn(_) => StatusCode::SEE_OTHER,
+            Self::Api(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::SignIn(to) => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, to.clone()))
+                .finish(),
+            Self::Api(e) => {
+                let msg = askama::filters::escape(e.to_string(), askama::filters::Html)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                HttpResponse::build(e.status_code())
+                    .content_type("text/html; charset=utf-8")
+                    .body(format!(
+                        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Natter</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main class=\"card\"><h1>{}</h1><p role=\"alert\">{msg}</p><p><a href=\"/inbox\">Back to the inbox</a></p></main></body></html>",
+                        e.status_code().canonical_reason().unwrap_or("Error")
+                    ))
+            }
+        }
+    }
+}
+
+/// Where to send someone back to after sign-in: only local paths.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.starts_with("/login") =>
+        {
+            n.to_owned()
+        }
+        _ => "/inbox".to_owned(),
+    }
+}
+
+fn page_agent(req: &HttpRequest) -> Result<PageAgent, PageError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(ApiError::Internal)?;
+    match session_agent(state, req)? {
+        Some((agent, session)) => Ok(PageAgent { agent, session }),
+        None => {
+            let here = req.uri().path_and_query().map_or("/inbox", |p| p.as_str());
+            // htmx requests cannot follow a redirect into a full page.
+            if req.headers().contains_key("hx-request") {
+                return Err(PageError::Api(ApiError::Unauthorized(
+                    "your session has ended; sign in again",
+                )));
+            }
+            let next: String = url_escape(here);
+            Err(PageError::SignIn(format!("/login?next={next}")))
+        }
+    }
+}
+
+/// Percent-encodes a path for a query parameter.
+pub fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl FromRequest for PageAgent {
+    type Error = PageError;
+    type Future = std::future::Ready<Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(page_agent(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_belong_to_their_session() {
+        let a = csrf_for("session-a");
+        assert!(csrf_ok("session-a", &a));
+        assert!(!csrf_ok("session-b", &a));
+        assert!(!csrf_ok("session-a", ""));
+    }
+
+    #[test]
+    fn next_is_only_ever_a_local_path() {
+        assert_eq!(safe_next(Some("/conversations/4")), "/conversations/4");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil",
+            "javascript:alert(1)",
+            "/login?next=/x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/inbox", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/inbox");
+    }
+}

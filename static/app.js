@@ -1,0 +1,300 @@
+// Natter agent workspace: small progressive enhancements on top of
+// server-rendered pages and htmx. No inline scripts anywhere, so the strict
+// Content-Security-Policy holds.
+(function () {
+  "use strict";
+
+  var lastEventId = null;
+
+  // Resume from the last event seen when htmx re-creates the EventSource
+  // after an error (the browser's own reconnect sends Last-Event-ID itself).
+  document.addEventListener("htmx:load", function () {
+    if (window.htmx && !window.htmx.__natterPatched) {
+      window.htmx.__natterPatched = true;
+      window.htmx.createEventSource = function (url) {
+        if (lastEventId) {
+          url = url.replace(/([?&])last_event_id=\d+/, "$1last_event_id=" + lastEventId);
+        }
+        return new EventSource(url, { withCredentials: true });
+      };
+    }
+  });
+
+  document.addEventListener("htmx:sseMessage", function (e) {
+    var ev = e.detail;
+    if (ev && ev.lastEventId) lastEventId = ev.lastEventId;
+    afterUpdate();
+  });
+
+  // htmx sends the composer as a form; show the message at once and mark
+  // it failed (with a retry) if the server refuses it.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var form = e.detail.elt;
+    if (!form.matches || !form.matches("[data-role=composer]") || !/\/messages$/.test(e.detail.requestConfig.path)) return;
+    var text = form.querySelector("textarea").value;
+    var thread = document.querySelector("[data-role=thread]");
+    if (!thread || !text.trim()) return;
+    var li = document.createElement("li");
+    li.className = "msg agent pending";
+    var bubble = document.createElement("div");
+    bubble.className = "bubble";
+    var body = document.createElement("div");
+    body.className = "body";
+    body.textContent = text;
+    bubble.appendChild(body);
+    li.appendChild(bubble);
+    var status = document.createElement("div");
+    status.className = "byline";
+    status.textContent = "Sending…";
+    li.appendChild(status);
+    thread.appendChild(li);
+    form.__pending = { li: li, status: status, text: text, priv: form.querySelector("[data-role=private-toggle]").checked };
+    form.querySelector("textarea").value = "";
+    scrollThread();
+  });
+
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (!form.matches) return;
+    if (form.matches("[data-role=composer]") && form.__pending) {
+      var p = form.__pending;
+      form.__pending = null;
+      if (e.detail.successful) {
+        p.li.remove();
+      } else {
+        p.li.classList.add("failed");
+        p.status.textContent = "Not sent. ";
+        var retry = document.createElement("button");
+        retry.type = "button";
+        retry.className = "linkish";
+        retry.textContent = "Retry";
+        retry.addEventListener("click", function () {
+          p.li.remove();
+          form.querySelector("textarea").value = p.text;
+          form.querySelector("[data-role=private-toggle]").checked = p.priv;
+          form.requestSubmit();
+        });
+        p.status.appendChild(retry);
+        var xhr = e.detail.xhr;
+        if (xhr && xhr.responseText) {
+          var reason = document.createElement("span");
+          reason.className = "reason";
+          try { reason.textContent = " " + JSON.parse(xhr.responseText).error.message; } catch (_) { reason.textContent = ""; }
+          p.status.appendChild(reason);
+        }
+      }
+      scrollThread();
+    } else if (!e.detail.successful && form.closest && form.closest(".controls")) {
+      var err = form.closest(".controls").querySelector(".error");
+      if (err) err.textContent = "That change was refused: " + (e.detail.xhr.responseText || e.detail.xhr.status);
+    }
+  });
+
+  function scrollThread() {
+    var thread = document.querySelector("[data-role=thread]");
+    if (thread) thread.scrollTop = thread.scrollHeight;
+    var last = thread && thread.lastElementChild;
+    if (last && last.scrollIntoView) last.scrollIntoView({ block: "end" });
+  }
+
+  // Composer: Enter sends, Shift+Enter is a new line; "/" opens canned
+  // responses; typing is signalled to the contact (not for notes).
+  var typingTimer = null;
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    if (t.matches && t.matches("[data-role=reply]")) {
+      var box = t.form.querySelector(".canned-suggestions");
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        if (box && !box.hidden && box.firstElementChild) {
+          pickCanned(t, box.firstElementChild.dataset.text);
+          return;
+        }
+        if (t.value.trim()) t.form.requestSubmit();
+      } else if (e.key === "Escape" && box) {
+        box.hidden = true;
+      }
+      return;
+    }
+    shortcut(e);
+  });
+
+  document.addEventListener("input", function (e) {
+    var t = e.target;
+    if (!t.matches || !t.matches("[data-role=reply]")) return;
+    cannedSuggest(t);
+    var form = t.form;
+    var priv = form.querySelector("[data-role=private-toggle]").checked;
+    if (!typingTimer) signalTyping(form, true, priv);
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(function () { typingTimer = null; signalTyping(form, false, priv); }, 3000);
+  });
+
+  function signalTyping(form, typing, priv) {
+    var meta = document.querySelector("meta[name=csrf-token]");
+    var url = form.getAttribute("hx-post").replace(/messages$/, "typing");
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": meta ? meta.content : "" },
+      body: "typing=" + typing + "&private=" + priv
+    }).catch(function () { /* typing is best effort */ });
+  }
+
+  function cannedSuggest(t) {
+    var box = t.form.querySelector(".canned-suggestions");
+    var tpl = document.getElementById("canned-list");
+    if (!box || !tpl) return;
+    var m = /^\/(\S*)$/.exec(t.value);
+    box.innerHTML = "";
+    if (!m) { box.hidden = true; return; }
+    var q = m[1].toLowerCase();
+    var opts = tpl.content.querySelectorAll("option");
+    opts.forEach(function (o) {
+      if (o.dataset.shortcut.indexOf(q) !== 0) return;
+      var b = document.createElement("button");
+      b.type = "button";
+      b.setAttribute("role", "option");
+      b.dataset.text = o.dataset.text;
+      var k = document.createElement("strong");
+      k.textContent = "/" + o.dataset.shortcut + " ";
+      var s = document.createElement("span");
+      s.textContent = o.dataset.text;
+      b.appendChild(k);
+      b.appendChild(s);
+      b.addEventListener("click", function () { pickCanned(t, o.dataset.text); });
+      box.appendChild(b);
+    });
+    box.hidden = !box.firstElementChild;
+  }
+
+  function pickCanned(t, text) {
+    t.value = text;
+    var box = t.form.querySelector(".canned-suggestions");
+    if (box) { box.hidden = true; box.innerHTML = ""; }
+    t.focus();
+  }
+
+  // Keyboard shortcuts outside text fields.
+  function shortcut(e) {
+    var t = e.target;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) return;
+    var rows = Array.prototype.slice.call(document.querySelectorAll("#conversation-list .row"));
+    var current = document.querySelector("#conversation-list .row.selected");
+    var idx = rows.indexOf(current);
+    switch (e.key) {
+      case "j":
+      case "k": {
+        if (!rows.length) return;
+        var next = e.key === "j" ? Math.min(idx + 1, rows.length - 1) : Math.max(idx - 1, 0);
+        if (idx < 0) next = 0;
+        rows.forEach(function (r) { r.classList.remove("selected"); });
+        rows[next].classList.add("selected");
+        rows[next].querySelector("a").focus();
+        e.preventDefault();
+        break;
+      }
+      case "Enter":
+        if (current) { window.location = current.querySelector("a").href; e.preventDefault(); }
+        break;
+      case "r": {
+        var reply = document.querySelector("[data-role=reply]");
+        if (reply) { reply.focus(); e.preventDefault(); }
+        break;
+      }
+      case "e":
+        clickAction("resolve", e);
+        break;
+      case "a":
+        clickAction("assign-me", e);
+        break;
+      case "/": {
+        var s = document.querySelector("[data-role=search]");
+        if (s) { s.focus(); e.preventDefault(); }
+        break;
+      }
+      case "?": {
+        var d = document.getElementById("shortcuts");
+        if (d) { if (d.open) d.close(); else d.showModal(); e.preventDefault(); }
+        break;
+      }
+    }
+  }
+
+  function clickAction(name, e) {
+    var b = document.querySelector("[data-action=" + name + "]");
+    if (b) { b.click(); e.preventDefault(); }
+  }
+
+  // After every live update: unread count in the title, notifications,
+  // mark the open conversation read when the page is visible, announce.
+  function afterUpdate() {
+    var unread = 0;
+    document.querySelectorAll("#conversation-list .row").forEach(function (r) {
+      if (parseInt(r.dataset.unread || "0", 10) > 0) unread++;
+    });
+    var base = document.title.replace(/^\(\d+\) /, "");
+    document.title = unread > 0 ? "(" + unread + ") " + base : base;
+    var box = document.getElementById("notifications");
+    if (box) {
+      box.querySelectorAll("[data-notify]").forEach(function (n) {
+        notify(n.dataset);
+        n.remove();
+      });
+    }
+    var pane = document.querySelector(".conversation-pane[data-conversation-id]");
+    if (pane && document.visibilityState === "visible" && window.htmx) {
+      window.htmx.trigger(pane, "natter:read");
+    }
+    scrollThreadIfNearBottom();
+  }
+
+  function scrollThreadIfNearBottom() {
+    var thread = document.querySelector("[data-role=thread]");
+    if (!thread) return;
+    var last = thread.lastElementChild;
+    if (last && last.scrollIntoView) last.scrollIntoView({ block: "end" });
+  }
+
+  function notify(d) {
+    var pane = document.querySelector(".conversation-pane[data-conversation-id]");
+    var openHere = pane && pane.dataset.conversationId === d.conversation && document.visibilityState === "visible";
+    var live = document.getElementById("live");
+    if (live) live.textContent = "New message from " + d.title + ": " + d.body;
+    if (openHere) return;
+    var app = document.querySelector(".app");
+    if (app && app.dataset.sound === "true") beep();
+    if ("Notification" in window && Notification.permission === "granted") {
+      var n = new Notification(d.title, { body: d.body, tag: "natter-" + d.conversation });
+      n.onclick = function () { window.focus(); window.location = d.href; };
+    }
+  }
+
+  function beep() {
+    try {
+      var ctx = new (window.AudioContext || window.webkitAudioContext)();
+      var o = ctx.createOscillator();
+      var g = ctx.createGain();
+      o.frequency.value = 880;
+      g.gain.value = 0.05;
+      o.connect(g); g.connect(ctx.destination);
+      o.start(); o.stop(ctx.currentTime + 0.15);
+    } catch (_) { /* no audio: nothing to do */ }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var b = document.querySelector("[data-action=notifications]");
+    if (b && "Notification" in window && Notification.permission === "default") {
+      b.hidden = false;
+      b.addEventListener("click", function () {
+        Notification.requestPermission().then(function () { b.hidden = true; });
+      });
+    }
+    var hash = window.location.hash;
+    var target = hash && document.querySelector(hash);
+    if (target) { target.classList.add("highlight"); target.scrollIntoView({ block: "center" }); }
+    else scrollThread();
+    afterUpdate();
+  });
+})();

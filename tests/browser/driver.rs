@@ -1,0 +1,156 @@
+//! Starts chromedriver on a free port and a headless Chromium session.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+pub struct Browser {
+    pub client: Client,
+    _driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = free_port();
+        let driver =
+            Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect(
+                    "chromedriver must be installed (apt-get install chromium chromium-driver)",
+                );
+        let url = format!("http://127.0.0.1:{port}");
+        // Wait until the driver answers, within a bound.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if reqwest::get(format!("{url}/status"))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().expect("profile dir");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("WebDriver session");
+        Browser {
+            client,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigate");
+    }
+
+    /// Waits (up to 10 s) for an element.
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    }
+
+    /// Waits (up to 10 s) until `css` matches an element whose text
+    /// contains `text`.
+    pub async fn find_text(&self, css: &str, text: &str) -> fantoccini::elements::Element {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            for e in self
+                .client
+                .find_all(Locator::Css(css))
+                .await
+                .expect("find_all")
+            {
+                if e.text().await.unwrap_or_default().contains(text) {
+                    return e;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.dump().await;
+                panic!("no {css} containing {text:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Signs in through the login form.
+    pub async fn sign_in(&self, base: &str, email: &str, password: &str) {
+        self.goto(&format!("{base}/login")).await;
+        self.find("input[name=email]")
+            .await
+            .send_keys(email)
+            .await
+            .expect("type");
+        self.find("input[name=password]")
+            .await
+            .send_keys(password)
+            .await
+            .expect("type");
+        self.find("form button[type=submit]")
+            .await
+            .click()
+            .await
+            .expect("submit");
+        self.find("[data-role=conversation-list]").await;
+    }
+
+    /// Saves a screenshot and the page source under the temp folder, to
+    /// look at after a failure.
+    pub async fn dump(&self) {
+        let dir = std::env::temp_dir();
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(dir.join("natter-browser-failure.png"), png);
+        }
+        if let Ok(src) = self.client.source().await {
+            let _ = std::fs::write(dir.join("natter-browser-failure.html"), src);
+        }
+        eprintln!(
+            "browser state saved in {}/natter-browser-failure.*",
+            dir.display()
+        );
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}

@@ -1,0 +1,10 @@
+//! Real-browser tests: Debian's Chromium driven through chromedriver
+//! (WebDriver). `.ci/run` installs both; these tests fail, rather than
+//! skip, when they are missing.
+
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+mod driver;
+mod workspace;

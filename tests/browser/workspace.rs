@@ -1,0 +1,186 @@
+//! The agent workspace in a real browser.
+
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use fantoccini::Locator;
+use serde_json::Value;
+
+use crate::driver::Browser;
+use crate::helpers::{body, spawn_app, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+/// Polls the API (bounded) until `check` holds for the JSON it returns.
+async fn eventually(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    token: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = body(app.get(path, token).await).await;
+        if check(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never satisfied the check: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_works_a_conversation_end_to_end_in_the_browser() {
+    let app = spawn_app().await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+    // A contact starts a conversation over the API: it appears live.
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app
+        .start_conversation(&contact, "<script>alert(1)</script> Where is my order?")
+        .await;
+    let row = b.find(&format!("[data-conversation-id='{conv}']")).await;
+    row.find(Locator::Css("a"))
+        .await
+        .expect("row link")
+        .click()
+        .await
+        .expect("open");
+
+    // The contact's text is shown as text, never run.
+    let first = b
+        .find_text(
+            "[data-role=thread] [data-author-type=contact]",
+            "Where is my order?",
+        )
+        .await;
+    assert!(first
+        .text()
+        .await
+        .unwrap()
+        .contains("<script>alert(1)</script>"));
+    assert!(b.client.get_alert_text().await.is_err(), "no alert dialog");
+
+    // Reply with Enter: the contact receives it over the API.
+    let reply = b.find("[data-role=composer] textarea[name=body]").await;
+    reply.send_keys("Hello from the browser").await.unwrap();
+    reply.send_keys(&Key::Enter.to_string()).await.unwrap();
+    b.find_text(
+        "[data-role=thread] [data-author-type=agent]",
+        "Hello from the browser",
+    )
+    .await;
+    eventually(
+        &app,
+        &format!("/api/v1/customer/conversations/{conv}/messages"),
+        &contact,
+        |v| {
+            v["messages"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["body"] == "Hello from the browser"))
+        },
+    )
+    .await;
+
+    // A private note: shown as internal to the agent, never to the contact.
+    b.find("[data-role=private-toggle]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let reply = b.find("[data-role=composer] textarea[name=body]").await;
+    reply.send_keys("internal: refund approved").await.unwrap();
+    reply.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let note = b
+        .find_text("[data-role=thread] .msg.note", "internal: refund approved")
+        .await;
+    assert!(note
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("private note"));
+    b.find("[data-role=private-toggle]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let reply = b.find("[data-role=composer] textarea[name=body]").await;
+    reply.send_keys("Anything else?").await.unwrap();
+    reply.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let msgs = eventually(
+        &app,
+        &format!("/api/v1/customer/conversations/{conv}/messages"),
+        &contact,
+        |v| {
+            v["messages"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["body"] == "Anything else?"))
+        },
+    )
+    .await;
+    assert!(
+        !msgs.to_string().contains("refund approved"),
+        "the note never reaches the contact"
+    );
+
+    // Live from the contact's side too.
+    app.contact_says(&contact, &conv, "No, thanks!").await;
+    b.find_text(
+        "[data-role=thread] [data-author-type=contact]",
+        "No, thanks!",
+    )
+    .await;
+
+    // Resolve with `e` (focus off the composer first).
+    b.find("h1").await.click().await.unwrap();
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("e")
+        .await
+        .unwrap();
+    eventually(
+        &app,
+        &format!("/api/v1/conversations/{conv}"),
+        &app.admin_token,
+        |v| v["status"] == "resolved",
+    )
+    .await;
+    b.find_text(&format!("#status-{conv}"), "resolved").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_out_agents_are_sent_to_login_and_back() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hi").await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/conversations/{conv}", app.base)).await;
+    b.find("input[name=email]")
+        .await
+        .send_keys(ADMIN_EMAIL)
+        .await
+        .unwrap();
+    b.find("input[name=password]")
+        .await
+        .send_keys(ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    b.find("form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("[data-role=thread]").await;
+    let url = b.client.current_url().await.unwrap();
+    assert!(
+        url.path().ends_with(&format!("/conversations/{conv}")),
+        "{url}"
+    );
+    b.close().await;
+}
