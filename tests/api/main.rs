@@ -10,4 +10,5 @@ mod durability;
 mod events;
 mod helpers;
 mod http;
+mod pages;
 mod search;

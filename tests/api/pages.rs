@@ -1,0 +1,644 @@
+//! The agent workspace's pages and partials over plain HTTP: redirects,
+//! sessions, CSRF, escaping, settings.
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{redirect, Client, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+/// A browser-like session: cookie and CSRF token, no automatic redirects.
+struct Session {
+    client: Client,
+    cookie: String,
+    csrf: String,
+}
+
+fn no_redirects() -> Client {
+    Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> Session {
+    let client = no_redirects();
+    let r = client
+        .post(app.url("/login"))
+        .form(&[("email", email), ("password", password), ("next", "/inbox")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("Secure"),
+        "no Secure flag on plain http: {set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = client
+        .get(app.url("/inbox"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    Session {
+        client,
+        cookie,
+        csrf,
+    }
+}
+
+impl Session {
+    async fn get(&self, app: &TestApp, path: &str) -> reqwest::Response {
+        self.client
+            .get(app.url(path))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(
+        &self,
+        app: &TestApp,
+        path: &str,
+        form: &[(&str, &str)],
+        csrf: bool,
+    ) -> reqwest::Response {
+        let mut r = self
+            .client
+            .post(app.url(path))
+            .header(COOKIE, &self.cookie)
+            .form(form);
+        if csrf {
+            r = r.header("X-CSRF-Token", &self.csrf);
+        }
+        r.send().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn signed_out_pages_redirect_to_login_with_the_way_back() {
+    let app = spawn_app().await;
+    let r = no_redirects()
+        .get(app.url("/conversations/42?view=mine"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[LOCATION],
+        "/login?next=/conversations/42%3Fview%3Dmine"
+    );
+    let page = reqwest::get(app.url("/login?next=/inbox")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("name=\"email\"") && html.contains("name=\"password\""));
+}
+
+#[tokio::test]
+async fn wrong_credentials_show_a_clear_message_and_an_open_redirect_is_refused() {
+    let app = spawn_app().await;
+    let client = no_redirects();
+    let r = client
+        .post(app.url("/login"))
+        .form(&[("email", ADMIN_EMAIL), ("password", "nope-nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("Wrong email or password."));
+    let r = client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+            ("next", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[LOCATION], "/inbox");
+    for _ in 0..6 {
+        client
+            .post(app.url("/login"))
+            .form(&[("email", "x@example.com"), ("password", "nope-nope")])
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = client
+        .post(app.url("/login"))
+        .form(&[("email", "x@example.com"), ("password", "nope-nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.unwrap().contains("Too many failed attempts"));
+}
+
+#[tokio::test]
+async fn the_inbox_lists_conversations_with_their_hooks_and_escapes_user_text() {
+    let app = spawn_app().await;
+    let (_, contact) = app
+        .contact_in(
+            &app.widget_key.clone(),
+            json!({"name": "<img src=x onerror=alert(1)>"}),
+        )
+        .await;
+    let (conv, _) = app
+        .start_conversation(&contact, "<script>alert(1)</script>")
+        .await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r = s.get(&app, "/inbox").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains(&format!("data-conversation-id=\"{conv}\"")));
+    assert!(!html.contains("<script>alert(1)</script>") && !html.contains("<img src=x"));
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+            || html.contains("&lt;script&gt;")
+    );
+    assert!(
+        !html.contains(" onclick=") && !html.contains("<script>"),
+        "no inline script"
+    );
+    let html = s
+        .get(&app, &format!("/conversations/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("data-role=\"thread\"")
+            && html.contains("data-role=\"composer\"")
+            && html.contains("name=\"body\"")
+    );
+    assert!(html.contains("data-author-type=\"contact\""));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<script>alert(1)"));
+}
+
+#[tokio::test]
+async fn links_in_messages_are_clickable_but_safe() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app
+        .start_conversation(
+            &contact,
+            "see https://example.com/x?a=1&b=\"2\" and javascript:alert(1)",
+        )
+        .await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let html = s
+        .get(&app, &format!("/conversations/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(
+            "<a href=\"https://example.com/x?a=1&amp;b=\" rel=\"noopener noreferrer nofollow\""
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("href=\"javascript"));
+}
+
+#[tokio::test]
+async fn state_changes_without_the_csrf_token_are_refused() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hi").await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let path = format!("/ui/conversations/{conv}/messages");
+    let r = s.post(&app, &path, &[("body", "forged")], false).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s
+        .client
+        .post(app.url(&path))
+        .header(COOKIE, &s.cookie)
+        .header("X-CSRF-Token", "0".repeat(64))
+        .form(&[("body", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s
+        .post(
+            &app,
+            &format!("/ui/conversations/{conv}/update"),
+            &[("status", "resolved")],
+            false,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s.post(&app, "/logout", &[], false).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let msgs = app.agent_messages(&app.admin_token, &conv, "").await;
+    assert_eq!(msgs.len(), 1, "nothing forged was stored");
+    assert_eq!(
+        app.conversation(&app.admin_token, &conv).await["status"],
+        "open"
+    );
+    // With the token it works, and the answer is the message partial.
+    let r = s
+        .post(
+            &app,
+            &path,
+            &[("body", "real reply"), ("private", "true")],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("data-author-type=\"agent\"")
+            && html.contains("real reply")
+            && html.contains("Private note")
+    );
+    let r = s
+        .post(
+            &app,
+            &format!("/ui/conversations/{conv}/update"),
+            &[("status", "resolved")],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.conversation(&app.admin_token, &conv).await["status"],
+        "resolved"
+    );
+    let r = s.post(&app, &path, &[("body", "  ")], true).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn the_api_takes_the_session_cookie_only_with_the_csrf_header() {
+    let app = spawn_app().await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r = s
+        .client
+        .get(app.url("/api/v1/me"))
+        .header(COOKIE, &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = s
+        .client
+        .get(app.url("/api/v1/me"))
+        .header(COOKIE, &s.cookie)
+        .header("X-CSRF-Token", &s.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_deactivated_agents_session_is_refused_at_once() {
+    let app = spawn_app().await;
+    let (id, _) = app.create_agent("gone@example.com", "agent").await;
+    let s = sign_in(&app, "gone@example.com", "agent-password").await;
+    assert_eq!(s.get(&app, "/inbox").await.status(), StatusCode::OK);
+    app.patch(
+        &format!("/api/v1/agents/{id}"),
+        &app.admin_token,
+        json!({"active": false}),
+    )
+    .await;
+    let r = s.get(&app, "/inbox").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()[LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with("/login"));
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_login_rotates_it() {
+    let app = spawn_app().await;
+    let a = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let b = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_ne!(a.cookie, b.cookie, "every sign-in gets a fresh session");
+    let r = a
+        .post(&app, "/logout", &[("csrf", a.csrf.as_str())], false)
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(a.get(&app, "/inbox").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(b.get(&app, "/inbox").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn agents_only_see_their_inboxes_conversations_on_pages() {
+    let app = spawn_app().await;
+    app.create_agent("out@example.com", "agent").await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hidden").await;
+    let s = sign_in(&app, "out@example.com", "agent-password").await;
+    let html = s.get(&app, "/inbox").await.text().await.unwrap();
+    assert!(!html.contains(&format!("data-conversation-id=\"{conv}\"")));
+    assert_eq!(
+        s.get(&app, &format!("/conversations/{conv}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = s
+        .post(
+            &app,
+            &format!("/ui/conversations/{conv}/messages"),
+            &[("body", "x")],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&app, "/settings/agents").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn views_and_status_tabs_filter_the_list() {
+    let app = spawn_app().await;
+    let (me, _) = app.member_agent("v@example.com").await;
+    let (_, c1) = app.contact().await;
+    let (_, c2) = app.contact().await;
+    let (mine, _) = app.start_conversation(&c1, "mine").await;
+    let (other, _) = app.start_conversation(&c2, "other").await;
+    app.patch(
+        &format!("/api/v1/conversations/{mine}"),
+        &app.admin_token,
+        json!({"assignee_id": me}),
+    )
+    .await;
+    app.patch(
+        &format!("/api/v1/conversations/{other}"),
+        &app.admin_token,
+        json!({"status": "pending"}),
+    )
+    .await;
+    let s = sign_in(&app, "v@example.com", "agent-password").await;
+    let has = |html: &str, id: &str| html.contains(&format!("data-conversation-id=\"{id}\""));
+    let html = s.get(&app, "/inbox?view=mine").await.text().await.unwrap();
+    assert!(has(&html, &mine) && !has(&html, &other));
+    let html = s
+        .get(&app, "/inbox?status=pending")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!has(&html, &mine) && has(&html, &other));
+    assert!(
+        html.contains("Pending <span class=\"count\">1</span>"),
+        "tab counts"
+    );
+}
+
+#[tokio::test]
+async fn the_live_stream_pushes_rendered_rows_and_messages() {
+    let app = spawn_app().await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "first").await;
+    let mut r = s
+        .client
+        .get(app.url(&format!("/ui/events?conversation={conv}")))
+        .header(COOKIE, &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.contact_says(&contact, &conv, "<b>live</b> message")
+        .await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(seen.contains("beforeend:#thread-") && seen.contains("afterbegin:#conversation-list")) {
+        let chunk = tokio::time::timeout_at(deadline, r.chunk())
+            .await
+            .expect("within 10 s")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: ui"));
+    assert!(seen.contains(&format!("data-conversation-id=\"{conv}\"")));
+    assert!(
+        seen.contains("&#60;b&#62;live&#60;/b&#62; message")
+            || seen.contains("&lt;b&gt;live&lt;/b&gt; message"),
+        "{seen}"
+    );
+    assert!(!seen.contains("<b>live</b>"));
+}
+
+#[tokio::test]
+async fn the_search_page_highlights_matches_and_links_into_the_thread() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, msg) = app
+        .start_conversation(&contact, "Where is my Refund <now>?")
+        .await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let html = s.get(&app, "/search?q=refund").await.text().await.unwrap();
+    assert!(html.contains("<mark>Refund</mark>"), "{html}");
+    assert!(html.contains("&#60;now&#62;") || html.contains("&lt;now&gt;"));
+    assert!(html.contains(&format!(
+        "/conversations/{conv}#msg-{}",
+        msg["id"].as_str().unwrap()
+    )));
+}
+
+#[tokio::test]
+async fn admins_manage_agents_inboxes_and_canned_responses_in_settings() {
+    let app = spawn_app().await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    for page in [
+        "/settings/profile",
+        "/settings/agents",
+        "/settings/inboxes",
+        "/settings/canned",
+    ] {
+        assert_eq!(s.get(&app, page).await.status(), StatusCode::OK, "{page}");
+    }
+    let r = s
+        .post(
+            &app,
+            "/settings/agents",
+            &[
+                ("name", "Nova"),
+                ("email", "nova@example.com"),
+                ("role", "agent"),
+                ("password", "nova-password"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.login("nova@example.com", "nova-password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let r = s
+        .post(
+            &app,
+            "/settings/agents",
+            &[
+                ("name", "Bad"),
+                ("email", "bad"),
+                ("role", "agent"),
+                ("password", "x"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("valid email"));
+    let r = s
+        .post(
+            &app,
+            "/settings/canned",
+            &[("shortcut", "/thanks"), ("text", "Thank you for writing!")],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = s.get(&app, "/settings/canned").await.text().await.unwrap();
+    assert!(html.contains("value=\"thanks\"") && html.contains("Thank you for writing!"));
+    let r = s
+        .post(
+            &app,
+            "/settings/canned",
+            &[("shortcut", "thanks"), ("text", "again")],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let inbox_html = s.get(&app, "/settings/inboxes").await.text().await.unwrap();
+    assert!(
+        inbox_html.contains(&format!("data-key=&#34;{}&#34;", app.widget_key))
+            || inbox_html.contains(&format!("data-key=&quot;{}&quot;", app.widget_key)),
+        "snippet"
+    );
+    let before = crate::helpers::body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await["hmac_secret"]
+        .clone();
+    let r = s
+        .post(
+            &app,
+            &format!("/settings/inboxes/{}/rotate-secret", app.inbox_id),
+            &[],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let after = crate::helpers::body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await["hmac_secret"]
+        .clone();
+    assert_ne!(before, after);
+    // Deactivating through settings ends that agent's sessions.
+    let nova = sign_in(&app, "nova@example.com", "nova-password").await;
+    let id = crate::helpers::body(app.get("/api/v1/agents", &app.admin_token).await).await
+        ["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == "nova@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .post(
+            &app,
+            &format!("/settings/agents/{id}"),
+            &[("active", "false")],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        nova.get(&app, "/inbox").await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_in_settings_ends_other_sessions_but_keeps_this_one() {
+    let app = spawn_app().await;
+    app.create_agent("pw@example.com", "agent").await;
+    let here = sign_in(&app, "pw@example.com", "agent-password").await;
+    let elsewhere = sign_in(&app, "pw@example.com", "agent-password").await;
+    let r = here
+        .post(
+            &app,
+            "/settings/password",
+            &[
+                ("current_password", "agent-password"),
+                ("new_password", "brand-new-pass"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let new_cookie = r.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        elsewhere.get(&app, "/inbox").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let r = here
+        .client
+        .get(app.url("/inbox"))
+        .header(COOKIE, new_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
