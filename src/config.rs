@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// Number of HTTP worker threads [default: one per core].
     #[arg(long, env = "NATTER_WORKERS")]
     pub workers: Option<usize>,
+    /// Largest attachment in MiB.
+    #[arg(long, env = "NATTER_MAX_UPLOAD_MB", default_value_t = 10)]
+    pub max_upload_mb: u64,
     /// Durable events kept in memory for live streams; a stream further
     /// behind catches up from the log.
     #[arg(long, env = "NATTER_EVENT_BUFFER", default_value_t = 4096)]
@@ -160,6 +163,8 @@ pub struct ServeConfig {
     pub sse_keepalive_secs: u64,
     /// Live event buffer size.
     pub event_buffer: usize,
+    /// Largest attachment in bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl ServeArgs {
@@ -244,6 +249,7 @@ impl ServeArgs {
             workers,
             sse_keepalive_secs: self.sse_keepalive_secs,
             event_buffer: self.event_buffer.clamp(1, 1 << 20),
+            max_upload_bytes: (self.max_upload_mb.clamp(1, 1024) * 1024 * 1024) as usize,
         })
     }
 }
@@ -270,6 +276,7 @@ impl ServeConfig {
             workers: Some(2),
             sse_keepalive_secs: 10,
             event_buffer: 4096,
+            max_upload_mb: 10,
         };
         match args.validate() {
             Ok(c) => c,

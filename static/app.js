@@ -33,7 +33,10 @@
     if (!form.matches || !form.matches("[data-role=composer]") || !/\/messages$/.test(e.detail.requestConfig.path)) return;
     var text = form.querySelector("textarea").value;
     var thread = document.querySelector("[data-role=thread]");
-    if (!thread || !text.trim()) return;
+    var fileInput = form.querySelector("[data-role=file-input]");
+    var fileCount = fileInput && fileInput.files ? fileInput.files.length : 0;
+    if (!thread || (!text.trim() && !fileCount)) return;
+    if (fileCount) text = text + (text ? "\n" : "") + "📎 " + fileCount + " file(s)";
     var li = document.createElement("li");
     li.className = "msg agent pending";
     var bubble = document.createElement("div");
@@ -61,6 +64,8 @@
       form.__pending = null;
       if (e.detail.successful) {
         p.li.remove();
+        var files = form.querySelector("[data-role=file-input]");
+        if (files) files.value = "";
       } else {
         p.li.classList.add("failed");
         p.status.textContent = "Not sent. ";

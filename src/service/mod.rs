@@ -2,6 +2,7 @@
 //! event broker and search. Nothing here knows about HTTP.
 
 pub mod auth;
+pub mod files;
 pub mod ratelimit;
 pub mod realtime;
 pub mod search;

@@ -20,6 +20,8 @@ pub struct NewMessage {
     pub body: String,
     /// Team-only note.
     pub private: bool,
+    /// Files already saved under `files/`.
+    pub attachments: Vec<crate::store::AttachmentRecord>,
 }
 
 /// A change to a conversation; `None` leaves a field as it is.
@@ -139,6 +141,7 @@ impl Tx<'_> {
             author: new.author.clone(),
             body: new.body.clone(),
             private: new.private,
+            attachments: new.attachments.clone(),
             created_at: self.now,
         };
         conv.last_seq = msg.seq;
@@ -167,6 +170,13 @@ impl Tx<'_> {
             &keys::conversation_seq(conv.id, msg.seq),
             &msg,
         )?;
+        for a in &msg.attachments {
+            self.put(
+                T::FileidMessage,
+                a.id.as_bytes(),
+                &(conv.id, msg.seq, msg.private),
+            )?;
+        }
         Ok(msg)
     }
 }
@@ -414,6 +424,19 @@ impl Store {
             }
         }
         Ok(woken)
+    }
+
+    /// The message an attachment belongs to: (conversation, seq, private).
+    pub fn attachment_owner(&self, file_id: &str) -> Result<Option<(u64, u64, bool)>> {
+        self.get(T::FileidMessage, file_id.as_bytes())
+    }
+
+    /// One message by conversation and seq.
+    pub fn message(&self, conversation: u64, seq: u64) -> Result<Option<MessageRecord>> {
+        self.get(
+            T::ConversationseqMessage,
+            &keys::conversation_seq(conversation, seq),
+        )
     }
 
     /// One conversation.

@@ -26,6 +26,7 @@
 //! | `eventid_event` | EventId | [`EventRecord`] |
 //! | `resumehash_resume` | SHA-256(resume token) | [`ResumeRecord`] |
 //! | `cannedid_canned` | CannedId | [`CannedRecord`] |
+//! | `fileid_message` | attachment id | (ConversationId, Seq, private) |
 //!
 //! Writes go through [`Store::write`]: one sled transaction over all trees
 //! (so a message, its conversation, its indexes and its event land together
@@ -141,9 +142,10 @@ pub(crate) enum T {
     EventidEvent,
     ResumehashResume,
     CannedidCanned,
+    FileidMessage,
 }
 
-const TREE_NAMES: [&str; 20] = [
+const TREE_NAMES: [&str; 21] = [
     "meta",
     "agentid_agent",
     "email_agentid",
@@ -164,6 +166,7 @@ const TREE_NAMES: [&str; 20] = [
     "eventid_event",
     "resumehash_resume",
     "cannedid_canned",
+    "fileid_message",
 ];
 
 /// How the store is opened.
@@ -187,6 +190,7 @@ pub struct Store {
     trees: Vec<sled::Tree>,
     write_lock: Mutex<WriteState>,
     durability: Arc<Durability>,
+    path: PathBuf,
     _lock_file: File,
 }
 
@@ -248,8 +252,10 @@ impl Store {
             trees,
             write_lock: Mutex::new(WriteState { next_event_id }),
             durability,
+            path: path.clone(),
             _lock_file: lock_file,
         };
+        std::fs::create_dir_all(store.files_dir()).map_err(|e| folder_err(e.to_string()))?;
         store.migrate()?;
         Ok(Arc::new(store))
     }
@@ -280,6 +286,11 @@ impl Store {
     /// The group-commit flusher and the feed of durable events.
     pub fn durability(&self) -> &Arc<Durability> {
         &self.durability
+    }
+
+    /// Where attachment bytes live (created on open).
+    pub fn files_dir(&self) -> PathBuf {
+        self.path.join("files")
     }
 
     /// Proves the database answers (for `/healthz`).

@@ -128,6 +128,20 @@ pub struct Author {
     pub name: Option<String>,
 }
 
+/// A file attached to a message. The bytes live under the data folder's
+/// `files/` (named by `id`, never by the client's name); this is the record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttachmentRecord {
+    /// Random, unguessable id (also the file's name on disk).
+    pub id: String,
+    /// The name the uploader gave, for display and downloads.
+    pub name: String,
+    /// The type found in the content (magic bytes), not the one claimed.
+    pub content_type: String,
+    /// Bytes.
+    pub size: u64,
+}
+
 /// One message of a conversation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageRecord {
@@ -143,6 +157,9 @@ pub struct MessageRecord {
     pub body: String,
     /// A note for the team only.
     pub private: bool,
+    /// Files sent with it.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRecord>,
     /// When it was stored.
     pub created_at: Micros,
 }

@@ -57,10 +57,12 @@ pub async fn headers_and_metrics<B: MessageBody>(
         header::REFERRER_POLICY,
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if messenger { CSP_MESSENGER } else { CSP }),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(if messenger { CSP_MESSENGER } else { CSP }),
+        );
+    }
     if !messenger {
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }

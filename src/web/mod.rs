@@ -6,11 +6,13 @@ pub mod api;
 pub mod assets;
 pub mod events;
 pub mod extract;
+pub mod files;
 pub mod health;
 pub mod middleware;
 pub mod pages;
 pub mod session;
 pub mod setup;
+pub mod upload;
 pub mod views;
 
 use std::sync::Arc;
@@ -47,6 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::get().to(setup::page))
         .route("/setup", web::post().to(setup::submit))
         .route("/static/{file:.*}", web::get().to(assets::serve))
+        .route("/files/{id}/{name}", web::get().to(files::serve))
         .service(web::scope("/api/v1").configure(api::routes))
         .configure(pages::routes)
         .default_service(web::to(not_found));

@@ -8,8 +8,8 @@ use crate::domain::format_id;
 use crate::domain::time::rfc3339;
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::store::{
-    AgentRecord, Author, ContactRecord, ConversationRecord, EventPayload, EventRecord, InboxRecord,
-    MessageRecord, Reader, Store,
+    AgentRecord, AttachmentRecord, Author, ContactRecord, ConversationRecord, EventPayload,
+    EventRecord, InboxRecord, MessageRecord, Reader, Store,
 };
 
 fn opt_id(id: Option<u64>) -> Value {
@@ -59,6 +59,27 @@ fn author(a: &Author) -> Value {
     json!({"type": a.kind.as_str(), "id": opt_id(a.id), "name": a.name})
 }
 
+/// Where an attachment is served: a capability URL (its id is 128 random
+/// bits), relative to the base URL.
+pub fn attachment_url(a: &AttachmentRecord) -> String {
+    format!(
+        "/files/{}/{}",
+        a.id,
+        crate::web::session::url_escape(&a.name)
+    )
+}
+
+/// `{"id","name","content_type","size","url"}`.
+pub fn attachment(a: &AttachmentRecord) -> Value {
+    json!({
+        "id": a.id,
+        "name": a.name,
+        "content_type": a.content_type,
+        "size": a.size,
+        "url": attachment_url(a),
+    })
+}
+
 /// The message shape of the contract.
 pub fn message(m: &MessageRecord) -> Value {
     json!({
@@ -68,7 +89,7 @@ pub fn message(m: &MessageRecord) -> Value {
         "author": author(&m.author),
         "body": m.body,
         "private": m.private,
-        "attachments": [],
+        "attachments": m.attachments.iter().map(attachment).collect::<Vec<_>>(),
         "created_at": rfc3339(m.created_at),
     })
 }

@@ -2,6 +2,7 @@
 //! module is one feature of the contract; each test is one promise.
 
 mod agents;
+mod attachments;
 mod auth;
 mod cli;
 mod conversations;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{double_option, search_results, MessageQuery, SearchQuery};
 use crate::domain::time::{self, parse_rfc3339};
-use crate::domain::{AuthorType, ConversationStatus, Invalid, Label, MessageBody};
+use crate::domain::{AuthorType, ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
 use crate::service::realtime::{TypingEvent, Viewer};
@@ -20,6 +20,7 @@ use crate::store::{
 };
 use crate::web::api::inboxes::{visible_inbox, visible_inbox_ids};
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
+use crate::web::upload::{prepare, MessageInput};
 use crate::web::views::{self, Audience};
 use crate::web::AppState;
 
@@ -237,23 +238,15 @@ pub async fn messages(
         .json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
 }
 
-/// `POST .../messages` body.
-#[derive(Deserialize)]
-pub struct PostBody {
-    body: String,
-    #[serde(default)]
-    private: bool,
-}
-
 /// Stores a message and counts it; the one write path for both sides.
 pub async fn store_message(
     state: &AppState,
     conversation_id: u64,
     author: Author,
-    body: String,
-    private: bool,
+    input: MessageInput,
 ) -> ApiResult<MessageRecord> {
-    let body = MessageBody::parse(body)?.into_inner();
+    let private = input.private && author.kind == AuthorType::Agent;
+    let (body, attachments) = prepare(state, input.body, input.files).await?;
     let kind = author.kind;
     let (msg, _) = state
         .store
@@ -263,6 +256,7 @@ pub async fn store_message(
                 author,
                 body,
                 private,
+                attachments,
             },
             time::now(),
         )
@@ -285,16 +279,15 @@ pub async fn post_message(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
-    body: ApiJson<PostBody>,
+    input: MessageInput,
 ) -> ApiResult<HttpResponse> {
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    let ApiJson(b) = body;
     let author = Author {
         kind: AuthorType::Agent,
         id: Some(auth.agent.id),
         name: Some(auth.agent.name.clone()),
     };
-    let msg = store_message(&state, c.id, author, b.body, b.private).await?;
+    let msg = store_message(&state, c.id, author, input).await?;
     Ok(HttpResponse::Created().json(views::message(&msg)))
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::conversations::store_message;
 use super::{search_results, MessageQuery, SearchQuery};
 use crate::domain::time::{self, rfc3339};
-use crate::domain::{format_id, AuthorType, ContactName, Email, Invalid, MessageBody};
+use crate::domain::{format_id, AuthorType, ContactName, Email, Invalid};
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::{hash_token, identity_hash_ok, new_token};
 use crate::service::realtime::{TypingEvent, Viewer};
@@ -19,6 +19,7 @@ use crate::store::{
     TokenOwner, TokenRecord,
 };
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
+use crate::web::upload::{prepare, MessageInput};
 use crate::web::views::{self, Audience};
 use crate::web::AppState;
 
@@ -143,28 +144,23 @@ pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<Ht
     Ok(HttpResponse::Ok().json(json!({ "conversations": out })))
 }
 
-/// `POST /customer/conversations` body.
-#[derive(Deserialize)]
-pub struct StartBody {
-    body: String,
-}
-
 /// Starts a conversation with its first message.
 pub async fn create(
     state: web::Data<AppState>,
     auth: ContactAuth,
-    body: ApiJson<StartBody>,
+    input: MessageInput,
 ) -> ApiResult<HttpResponse> {
     state
         .limits
         .contact_messages
         .check(&auth.contact.id)
         .map_err(ApiError::TooManyRequests)?;
-    let text = MessageBody::parse(body.0.body)?.into_inner();
+    let (text, attachments) = prepare(&state, input.body, input.files).await?;
     let first = NewMessage {
         author: contact_author(&auth.contact),
         body: text,
         private: false,
+        attachments,
     };
     let (conv, msg) = state
         .store
@@ -209,7 +205,7 @@ pub async fn post_message(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
-    body: ApiJson<StartBody>,
+    input: MessageInput,
 ) -> ApiResult<HttpResponse> {
     let c = own_conversation(&state, &auth, &path)?;
     state
@@ -217,14 +213,7 @@ pub async fn post_message(
         .contact_messages
         .check(&auth.contact.id)
         .map_err(ApiError::TooManyRequests)?;
-    let msg = store_message(
-        &state,
-        c.id,
-        contact_author(&auth.contact),
-        body.0.body,
-        false,
-    )
-    .await?;
+    let msg = store_message(&state, c.id, contact_author(&auth.contact), input).await?;
     Ok(HttpResponse::Created().json(views::message(&msg)))
 }
 

@@ -21,7 +21,7 @@ use super::session::{
 };
 use super::AppState;
 use crate::domain::time::{self, parse_rfc3339};
-use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label, MessageBody};
+use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
 use crate::error::ApiError;
 use crate::service::auth::{dummy_hash, new_token, verify_password};
 use crate::store::{
@@ -390,35 +390,21 @@ async fn conversation(
     Ok(html(render(&p)?))
 }
 
-/// The composer's fields.
-#[derive(Deserialize)]
-pub struct SendForm {
-    body: String,
-    private: Option<String>,
-}
-
 async fn send(
     state: web::Data<AppState>,
     page: PageAgent,
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<SendForm>,
+    input: crate::web::upload::MessageInput,
 ) -> Result<HttpResponse, PageError> {
-    page.check_csrf(&req, None)?;
+    page.check_csrf(&req, input.csrf.as_deref())?;
     let c = visible_conversation(&state, &page, &path)?;
-    let f = form.into_inner();
-    let private = f
-        .private
-        .as_deref()
-        .is_some_and(|v| v == "true" || v == "on");
-    MessageBody::parse(f.body.clone())?;
     let author = Author {
         kind: AuthorType::Agent,
         id: Some(page.agent.id),
         name: Some(page.agent.name.clone()),
     };
-    let msg =
-        super::api::conversations::store_message(&state, c.id, author, f.body, private).await?;
+    let msg = super::api::conversations::store_message(&state, c.id, author, input).await?;
     // The same fragment the live stream sends: whichever arrives first
     // wins, the other replaces it in place.
     let prev = if msg.seq > 1 {

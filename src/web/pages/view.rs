@@ -260,6 +260,30 @@ pub struct MessageView {
     pub time_short: String,
     /// A day separator to show before it ("Today", "12 March 2026").
     pub day: Option<String>,
+    /// Files, images first shown inline.
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// A file in a message.
+#[derive(Debug, Clone)]
+pub struct AttachmentView {
+    /// Where it is served.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+    /// "12 KB".
+    pub size: String,
+    /// Shown inline.
+    pub image: bool,
+}
+
+/// Human file sizes.
+pub fn human_size(n: u64) -> String {
+    match n {
+        0..=1023 => format!("{n} B"),
+        1024..=1_048_575 => format!("{} KB", n / 1024),
+        _ => format!("{:.1} MB", n as f64 / 1_048_576.0),
+    }
 }
 
 /// Builds a message view; `prev` decides the day separator.
@@ -301,6 +325,16 @@ pub fn message(m: &MessageRecord, prev: Option<&MessageRecord>) -> MessageView {
         time_iso: rfc3339(m.created_at),
         time_short: t.format("%H:%M").to_string(),
         day,
+        attachments: m
+            .attachments
+            .iter()
+            .map(|a| AttachmentView {
+                url: crate::web::views::attachment_url(a),
+                name: a.name.clone(),
+                size: human_size(a.size),
+                image: crate::service::files::is_inline_image(&a.content_type),
+            })
+            .collect(),
     }
 }
 
