@@ -66,6 +66,24 @@ impl Store {
         .await
     }
 
+    /// Sets the email a contact left for notifications.
+    pub async fn set_contact_email(
+        &self,
+        id: u64,
+        email: String,
+        now: i64,
+    ) -> Result<ContactRecord> {
+        self.write(now, |tx| {
+            let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? else {
+                return abort(StoreError::NotFound);
+            };
+            c.email = Some(email.clone());
+            tx.put(T::ContactidContact, &u64_be(id), &c)?;
+            Ok(c)
+        })
+        .await
+    }
+
     /// One contact.
     pub fn contact(&self, id: u64) -> Result<Option<ContactRecord>> {
         self.get(T::ContactidContact, &u64_be(id))

@@ -55,6 +55,9 @@ pub struct InboxRecord {
     /// Greeting shown in the messenger.
     #[serde(default)]
     pub greeting: Option<String>,
+    /// "We usually reply within ..." shown in the messenger.
+    #[serde(default)]
+    pub reply_time: Option<String>,
     /// Colour of the launcher and messenger header (`#rrggbb`).
     #[serde(default)]
     pub accent_color: Option<String>,

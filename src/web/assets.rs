@@ -10,6 +10,11 @@ use crate::error::ApiError;
 #[folder = "static/"]
 struct Static;
 
+/// The bytes of an embedded static file.
+pub fn get(name: &str) -> Option<Vec<u8>> {
+    Static::get(name).map(|f| f.data.into_owned())
+}
+
 /// `GET /static/{file}`.
 pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let file = Static::get(&path).ok_or(ApiError::NotFound)?;

@@ -35,6 +35,8 @@ pub enum Format {
     Json,
     /// `event: ui`, `data:` HTML for htmx to swap out of band.
     Page(Arc<crate::web::pages::live::PageContext>),
+    /// The same for a contact's messenger page.
+    Messenger(Arc<crate::web::messenger::live::MessengerContext>),
 }
 
 /// `GET /api/v1/events`: everything in the inboxes the agent may see.
@@ -148,6 +150,10 @@ fn frame(
                 ev.name(),
                 data
             )))
+        }
+        Format::Messenger(ctx) => {
+            let html = crate::web::messenger::live::render_event(store, ctx, ev)?;
+            Ok(Bytes::from(html_frame(Some(ev.id), &html)))
         }
         Format::Page(ctx) => {
             let html = crate::web::pages::live::render_event(store, ctx, ev)?;
@@ -285,6 +291,7 @@ async fn run(
                         let f = match &format {
                             Format::Json => Some(format!("event: typing\ndata: {}\n\n", views::typing(&t))),
                             Format::Page(ctx) => crate::web::pages::live::render_typing(ctx, &t).map(|h| html_frame(None, &h)),
+                            Format::Messenger(ctx) => crate::web::messenger::live::render_typing(ctx, &t).map(|h| html_frame(None, &h)),
                         };
                         match f {
                             Some(f) => tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone),

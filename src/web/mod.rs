@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod messenger;
 pub mod middleware;
 pub mod pages;
 pub mod session;
@@ -52,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/files/{id}/{name}", web::get().to(files::serve))
         .service(web::scope("/api/v1").configure(api::routes))
         .configure(pages::routes)
+        .configure(messenger::routes)
         .default_service(web::to(not_found));
 }
 

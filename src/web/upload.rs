@@ -29,6 +29,10 @@ pub struct MessageInput {
     pub files: Vec<(String, Vec<u8>)>,
     /// A form field some pages send with the CSRF token.
     pub csrf: Option<String>,
+    /// A new contact's name (messenger's first message).
+    pub name: Option<String>,
+    /// A new contact's email (messenger's first message).
+    pub email: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +48,8 @@ struct FormBody {
     body: String,
     private: Option<String>,
     csrf: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
 }
 
 fn truthy(v: &str) -> bool {
@@ -111,7 +117,7 @@ impl FromRequest for MessageInput {
                                 }
                                 input.files.push((file_name, bytes));
                             }
-                            "body" | "private" | "csrf" => {
+                            "body" | "private" | "csrf" | "name" | "email" => {
                                 let bytes = read_limited(field, MAX_JSON_BYTES).await?;
                                 let text = String::from_utf8(bytes).map_err(|_| {
                                     ApiError::Malformed("fields must be UTF-8".into())
@@ -119,6 +125,8 @@ impl FromRequest for MessageInput {
                                 match name.as_str() {
                                     "body" => input.body = text,
                                     "private" => input.private = truthy(&text),
+                                    "name" => input.name = Some(text),
+                                    "email" => input.email = Some(text),
                                     _ => input.csrf = Some(text),
                                 }
                             }
@@ -138,6 +146,8 @@ impl FromRequest for MessageInput {
                         private: f.private.as_deref().is_some_and(truthy),
                         files: Vec::new(),
                         csrf: f.csrf,
+                        name: f.name,
+                        email: f.email,
                     })
                 }
                 (_, sub) if sub == "json" || mime.suffix().is_some_and(|s| s == "json") => {
@@ -146,8 +156,7 @@ impl FromRequest for MessageInput {
                     Ok(MessageInput {
                         body: b.body,
                         private: b.private,
-                        files: Vec::new(),
-                        csrf: None,
+                        ..MessageInput::default()
                     })
                 }
                 _ => Err(ApiError::UnsupportedMediaType(

@@ -105,6 +105,26 @@ pub async fn create_contact(
     issue_contact_token(&state, &contact).await
 }
 
+/// What the widget needs before anyone writes: name, greeting, colour.
+/// Public (the widget key is public) and readable from any site.
+pub async fn widget_info(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let inbox = state
+        .store
+        .inbox_by_widget_key(&path)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .json(json!({
+            "name": inbox.name,
+            "greeting": inbox.greeting,
+            "reply_time": inbox.reply_time,
+            "accent_color": inbox.accent_color,
+        })))
+}
+
 /// The contact behind the token.
 pub async fn me(auth: ContactAuth) -> HttpResponse {
     HttpResponse::Ok().json(views::contact(&auth.contact))

@@ -33,6 +33,7 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
         hmac_secret: random_string(32),
         greeting,
         accent_color: None,
+        reply_time: None,
         created_at: 0,
     }
 }

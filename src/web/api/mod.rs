@@ -52,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/search", web::get().to(conversations::search))
         .route("/events", web::get().to(events::agent_events))
+        .route("/widget/{widget_key}", web::get().to(customer::widget_info))
         .route(
             "/widget/{widget_key}/contacts",
             web::post().to(customer::create_contact),

@@ -67,6 +67,7 @@ pub struct InboxCard {
     name: String,
     channel: String,
     greeting: String,
+    reply_time: String,
     accent_color: String,
     snippet: String,
     hmac_secret: String,
@@ -146,6 +147,7 @@ fn page(
                 name: i.name,
                 channel: i.channel,
                 greeting: i.greeting.unwrap_or_default(),
+                reply_time: i.reply_time.unwrap_or_default(),
                 accent_color: i.accent_color.unwrap_or_else(|| "#2563eb".to_owned()),
                 hmac_secret: i.hmac_secret,
                 members: pick(true),
@@ -400,6 +402,7 @@ pub struct InboxForm {
     csrf: Option<String>,
     name: String,
     greeting: Option<String>,
+    reply_time: Option<String>,
     accent_color: Option<String>,
 }
 
@@ -465,12 +468,19 @@ async fn update_inbox(
             return Err(Invalid::new("greeting", "greeting must be at most 500 characters").into());
         }
         let accent = color(f.accent_color.as_deref())?;
+        let reply_time = f
+            .reply_time
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(|g| g.chars().take(200).collect::<String>());
         state
             .store
             .update_inbox(id, time::now(), |i| {
                 i.name = name.clone();
                 i.greeting = greeting.clone();
                 i.accent_color = accent.clone();
+                i.reply_time = reply_time.clone();
             })
             .await?;
         Ok(())

@@ -1,0 +1,137 @@
+//! The messenger's live stream: the contact's own events rendered as HTML
+//! fragments (new messages in the open thread, "typing…", "Seen", list
+//! previews). Access is the same as the JSON stream: only this contact's
+//! conversations, never notes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::domain::{parse_id, AuthorType};
+use crate::error::ApiError;
+use crate::service::realtime::{TypingEvent, Viewer};
+use crate::store::{EventPayload, EventRecord, Result, Store};
+use crate::web::pages::view::{self, MessageView};
+use crate::web::AppState;
+
+/// What one messenger page shows.
+#[derive(Debug, Clone)]
+pub struct MessengerContext {
+    /// The inbox's widget key (for links).
+    pub key: String,
+    /// The open conversation.
+    pub conversation: Option<u64>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/m_message.html")]
+struct MessagePartial<'a> {
+    msg: &'a MessageView,
+}
+
+/// `GET /m/{key}/events?access_token=&c=`.
+pub async fn events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> std::result::Result<HttpResponse, ApiError> {
+    let inbox = state
+        .store
+        .inbox_by_widget_key(&path)?
+        .ok_or(ApiError::NotFound)?;
+    let (contact, _) =
+        super::contact_of(&state, &req, &inbox)?.ok_or(ApiError::Unauthorized("no contact"))?;
+    let ctx = MessengerContext {
+        key: inbox.widget_key.clone(),
+        conversation: q.get("c").and_then(|c| parse_id(c)),
+    };
+    let last = crate::web::events::last_event_id(&req);
+    Ok(crate::web::events::stream(
+        state,
+        Viewer::Contact { id: contact.id },
+        last,
+        crate::web::events::Format::Messenger(Arc::new(ctx)),
+    ))
+}
+
+/// A message appended to the open thread (replacing a copy shown already).
+pub fn message_fragment(_key: &str, conversation: u64, m: &MessageView) -> Result<String> {
+    let html = MessagePartial { msg: m }
+        .render()
+        .map_err(|e| crate::store::StoreError::Corrupt(format!("template: {e}")))?;
+    Ok(format!(
+        "<div hx-swap-oob=\"delete:#msg-{id}\"></div><div hx-swap-oob=\"delete:#day-{id}\"></div><div hx-swap-oob=\"beforeend:#thread-{conversation}\">{html}</div>",
+        id = m.id
+    ))
+}
+
+/// Fragments for one event on one messenger page.
+pub fn render_event(store: &Store, ctx: &MessengerContext, ev: &EventRecord) -> Result<String> {
+    let mut out = String::new();
+    match &ev.payload {
+        EventPayload::MessageCreated { message } => {
+            let cid = message.conversation_id;
+            if ctx.conversation == Some(cid) {
+                let prev = if message.seq > 1 {
+                    store.message(cid, message.seq - 1)?.filter(|p| !p.private)
+                } else {
+                    None
+                };
+                out.push_str(&message_fragment(
+                    &ctx.key,
+                    cid,
+                    &view::message(message, prev.as_ref()),
+                )?);
+                out.push_str(&format!("<div hx-swap-oob=\"innerHTML:#typing-{cid}\"></div><div hx-swap-oob=\"innerHTML:#seen-{cid}\"></div>"));
+            }
+            if message.author.kind != AuthorType::Contact {
+                out.push_str(&format!(
+                    "<div hx-swap-oob=\"beforeend:#m-notify\"><span data-unread=\"1\" data-conversation=\"{cid}\"></span></div>"
+                ));
+            }
+            let preview = crate::web::pages::linkify::escape(&view::truncate(&message.body, 60));
+            out.push_str(&format!(
+                "<div hx-swap-oob=\"innerHTML:#m-preview-{cid}\">{preview}</div>"
+            ));
+        }
+        EventPayload::ConversationRead {
+            conversation_id,
+            reader,
+            ..
+        } => {
+            if reader.kind == AuthorType::Agent && ctx.conversation == Some(*conversation_id) {
+                if let Some(c) = store.conversation(*conversation_id)? {
+                    let seen = matches!(&c.last_public_message, Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
+                    out.push_str(&format!(
+                        "<div hx-swap-oob=\"innerHTML:#seen-{conversation_id}\">{}</div>",
+                        if seen { "Seen" } else { "" }
+                    ));
+                }
+            }
+        }
+        EventPayload::ConversationCreated { .. } | EventPayload::ConversationUpdated { .. } => {}
+    }
+    Ok(out)
+}
+
+/// "The team is typing…" in the open conversation.
+pub fn render_typing(ctx: &MessengerContext, t: &TypingEvent) -> Option<String> {
+    if ctx.conversation != Some(t.conversation_id) {
+        return None;
+    }
+    let text = if t.typing {
+        format!(
+            "{} is typing…",
+            crate::web::pages::linkify::escape(t.author.name.as_deref().unwrap_or("The team"))
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "<div hx-swap-oob=\"innerHTML:#typing-{}\">{text}</div>",
+        t.conversation_id
+    ))
+}

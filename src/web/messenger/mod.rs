@@ -1,0 +1,775 @@
+//! The customer's messenger: `/m/{widget_key}`, a full page that also runs
+//! inside the widget's iframe. Server-rendered and usable without
+//! JavaScript (plain forms, a first-party cookie); with JavaScript the
+//! contact token lives in the messenger origin's localStorage and htmx
+//! sends it as a bearer token, and live updates arrive over SSE.
+//!
+//! A contact is created on its first message, never on page view.
+
+pub mod live;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::extract::ClientIp;
+use super::pages::view::{self, MessageView};
+use super::session::url_escape;
+use super::upload::{prepare, MessageInput};
+use super::AppState;
+use crate::domain::time::{self, rfc3339};
+use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
+use crate::error::ApiError;
+use crate::service::auth::{hash_token, new_token};
+use crate::store::{
+    Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, NewContact, NewMessage,
+    ResumeRecord, TokenOwner, TokenRecord,
+};
+
+/// The no-JavaScript identity cookie (first-party pages only).
+pub const CONTACT_COOKIE: &str = "natter_contact";
+/// Response header that hands a new contact token to the page's script.
+pub const TOKEN_HEADER: &str = "X-Natter-Token";
+/// Messages shown per page of history.
+const PAGE: usize = 30;
+
+/// Registers the messenger routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/m/{key}", web::get().to(page))
+        .route("/m/{key}/view", web::get().to(view_partial))
+        .route("/m/{key}/theme.css", web::get().to(theme))
+        .route("/m/{key}/start", web::post().to(start))
+        .route("/m/{key}/c/{id}/messages", web::post().to(send))
+        .route("/m/{key}/c/{id}/older", web::get().to(older))
+        .route("/m/{key}/resume", web::post().to(resume))
+        .route("/m/{key}/resume-link", web::post().to(resume_link))
+        .route("/m/{key}/email", web::post().to(email))
+        .route("/m/{key}/events", web::get().to(live::events))
+        .route("/widget.js", web::get().to(widget_js));
+}
+
+/// Who is looking: the contact behind a bearer token, an `access_token`
+/// query parameter (for EventSource) or the first-party cookie, if it
+/// belongs to this inbox.
+pub fn contact_of(
+    state: &AppState,
+    req: &HttpRequest,
+    inbox: &InboxRecord,
+) -> Result<Option<(ContactRecord, String)>, ApiError> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned());
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("access_token").cloned());
+    let cookie = req.cookie(CONTACT_COOKIE).map(|c| c.value().to_owned());
+    for token in [bearer, query, cookie].into_iter().flatten() {
+        let Some(rec) = state
+            .store
+            .token(TokenOwner::Contact, &hash_token(&token))?
+        else {
+            continue;
+        };
+        if rec.expires_at <= time::now() {
+            continue;
+        }
+        if let Some(c) = state
+            .store
+            .contact(rec.owner)?
+            .filter(|c| c.inbox_id == inbox.id)
+        {
+            return Ok(Some((c, token)));
+        }
+    }
+    Ok(None)
+}
+
+fn inbox_of(state: &AppState, key: &str) -> Result<InboxRecord, ApiError> {
+    state
+        .store
+        .inbox_by_widget_key(key)?
+        .ok_or(ApiError::NotFound)
+}
+
+fn contact_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(CONTACT_COOKIE, token.to_owned())
+        .path("/m/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+/// A conversation in the contact's list.
+pub struct ConvItem {
+    id: String,
+    preview: String,
+    time_rel: String,
+    unread: u64,
+    status: &'static str,
+}
+
+/// The messenger's main area.
+#[derive(Template)]
+#[template(path = "partials/m_main.html")]
+pub struct Main {
+    key: String,
+    contact_id: String,
+    has_contact: bool,
+    conversations: Vec<ConvItem>,
+    open: Option<String>,
+    messages: Vec<MessageView>,
+    older_before: Option<u64>,
+    events_url: String,
+    seen: bool,
+    waiting_note: Option<String>,
+    greeting: String,
+    email: String,
+    search_q: String,
+    results: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "messenger.html")]
+struct Page {
+    key: String,
+    inbox_name: String,
+    embed: bool,
+    resume: Option<String>,
+    token_for_script: Option<String>,
+    main_html: String,
+}
+
+/// `?c=&resume=&embed=&q=` of the messenger.
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    c: Option<String>,
+    resume: Option<String>,
+    embed: Option<String>,
+    q: Option<String>,
+}
+
+fn render<T: Template>(t: &T) -> Result<String, ApiError> {
+    t.render().map_err(|e| {
+        tracing::error!(error = %e, "messenger template failed");
+        ApiError::Internal
+    })
+}
+
+fn main_view(
+    state: &AppState,
+    inbox: &InboxRecord,
+    who: Option<&(ContactRecord, String)>,
+    q: &PageQuery,
+) -> Result<Main, ApiError> {
+    let greeting = inbox.greeting.clone().unwrap_or_else(|| {
+        "Hi! Ask us anything — we reply here, even if you close this page.".to_owned()
+    });
+    let mut m = Main {
+        key: inbox.widget_key.clone(),
+        contact_id: String::new(),
+        has_contact: false,
+        conversations: Vec::new(),
+        open: None,
+        messages: Vec::new(),
+        older_before: None,
+        events_url: String::new(),
+        seen: false,
+        waiting_note: None,
+        greeting,
+        email: String::new(),
+        search_q: String::new(),
+        results: Vec::new(),
+    };
+    let Some((contact, token)) = who else {
+        return Ok(m);
+    };
+    m.has_contact = true;
+    m.contact_id = format_id(contact.id);
+    m.email = contact.email.clone().unwrap_or_default();
+    let from_event = state.store.durability().published_upto();
+    let convs = state.store.contact_conversations(contact.id)?;
+    m.conversations = convs
+        .iter()
+        .map(|c| ConvItem {
+            id: format_id(c.id),
+            preview: c
+                .last_public_message
+                .as_ref()
+                .map(|x| view::truncate(&x.body, 60))
+                .unwrap_or_default(),
+            time_rel: view::relative(c.updated_at, time::now()),
+            unread: c.contact_unread,
+            status: c.status.as_str(),
+        })
+        .collect();
+    let open: Option<&ConversationRecord> =
+        q.c.as_deref()
+            .and_then(parse_id)
+            .and_then(|id| convs.iter().find(|c| c.id == id));
+    let mut events_url = format!(
+        "/m/{}/events?access_token={}&last_event_id={from_event}",
+        inbox.widget_key,
+        url_escape(token)
+    );
+    if let Some(c) = open {
+        m.open = Some(format_id(c.id));
+        events_url.push_str(&format!("&c={}", c.id));
+        let recs = state.store.messages(
+            c.id,
+            MessagePage {
+                after: None,
+                before: None,
+                limit: PAGE,
+                include_private: false,
+            },
+        )?;
+        m.older_before = recs.first().filter(|f| f.seq > 1).map(|f| f.seq);
+        let mut prev = None;
+        for r in &recs {
+            m.messages.push(view::message(r, prev));
+            prev = Some(r);
+        }
+        m.seen = matches!(&c.last_public_message, Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
+        m.waiting_note = waiting_note(inbox, c);
+    }
+    m.events_url = events_url;
+    if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        m.search_q = text.chars().take(200).collect();
+        let hits = crate::service::search::search(
+            &state.store,
+            crate::service::realtime::Viewer::Contact { id: contact.id },
+            &m.search_q,
+            20,
+            None,
+        )?;
+        m.results = hits
+            .hits
+            .iter()
+            .map(|h| {
+                (
+                    format!(
+                        "/m/{}?c={}#msg-{}",
+                        inbox.widget_key, h.message.conversation_id, h.message.id
+                    ),
+                    h.snippet.clone(),
+                    view::relative(h.message.created_at, time::now()),
+                )
+            })
+            .collect();
+    }
+    Ok(m)
+}
+
+/// "We usually reply within ..." once the contact has waited a while.
+fn waiting_note(inbox: &InboxRecord, c: &ConversationRecord) -> Option<String> {
+    let last = c.last_public_message.as_ref()?;
+    let waited = time::now() - last.created_at;
+    (last.author.kind == AuthorType::Contact && waited > 2 * 60 * 1_000_000).then(|| {
+        inbox.reply_time.clone().unwrap_or_else(|| "The team usually replies within a few hours. You can close this page: the answer will be here when you come back.".to_owned())
+    })
+}
+
+async fn page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    let who = contact_of(&state, &req, &inbox)?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q)?;
+    let p = Page {
+        key: inbox.widget_key.clone(),
+        inbox_name: inbox.name.clone(),
+        embed: q.embed.is_some(),
+        resume: q.resume.clone().filter(|r| !r.is_empty()),
+        token_for_script: None,
+        main_html: render(&main)?,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(render(&p)?))
+}
+
+async fn view_partial(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    let who = contact_of(&state, &req, &inbox)?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(render(&main)?))
+}
+
+/// The inbox's accent colour as CSS (no inline styles under our CSP).
+async fn theme(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    let accent = inbox
+        .accent_color
+        .filter(|c| {
+            c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|x| x.is_ascii_hexdigit())
+        })
+        .unwrap_or_else(|| "#2563eb".to_owned());
+    Ok(HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(format!(":root {{ --accent: {accent}; }}\n")))
+}
+
+/// Answers a messenger form: the new main area for htmx, a redirect for a
+/// plain form.
+fn answer(
+    state: &AppState,
+    req: &HttpRequest,
+    inbox: &InboxRecord,
+    who: &(ContactRecord, String),
+    conversation: u64,
+    fresh_token: bool,
+) -> Result<HttpResponse, ApiError> {
+    let secure = state.config.base_url.starts_with("https://");
+    let mut res = if req.headers().contains_key("hx-request") {
+        let q = PageQuery {
+            c: Some(format_id(conversation)),
+            ..PageQuery::default()
+        };
+        let main = main_view(state, inbox, Some(who), &q)?;
+        let mut r = HttpResponse::Ok();
+        r.content_type("text/html; charset=utf-8");
+        let body = render(&main)?;
+        let mut r = r.body(body);
+        if fresh_token {
+            if let Ok(v) = header::HeaderValue::from_str(&who.1) {
+                r.headers_mut()
+                    .insert(header::HeaderName::from_static("x-natter-token"), v);
+            }
+        }
+        r
+    } else {
+        HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                format!("/m/{}?c={conversation}", inbox.widget_key),
+            ))
+            .finish()
+    };
+    if fresh_token {
+        let _ = res.add_cookie(&contact_cookie(
+            &who.1,
+            secure,
+            state.config.contact_token_ttl_secs,
+        ));
+    }
+    Ok(res)
+}
+
+async fn new_contact(
+    state: &AppState,
+    inbox: &InboxRecord,
+    name: Option<String>,
+    email: Option<String>,
+) -> Result<(ContactRecord, String), ApiError> {
+    let contact = state
+        .store
+        .upsert_contact(
+            inbox.id,
+            NewContact {
+                name,
+                email,
+                external_id: None,
+            },
+            time::now(),
+        )
+        .await?;
+    let (token, hash) = new_token("nct_");
+    let now = time::now();
+    state
+        .store
+        .insert_token(
+            TokenOwner::Contact,
+            hash,
+            TokenRecord {
+                owner: contact.id,
+                created_at: now,
+                expires_at: now + state.config.contact_token_ttl_secs * 1_000_000,
+            },
+        )
+        .await?;
+    Ok((contact, token))
+}
+
+/// Starts a conversation (and, on the first message, the contact).
+async fn start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ip: ClientIp,
+    path: web::Path<String>,
+    input: MessageInput,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    let existing = contact_of(&state, &req, &inbox)?;
+    // Name and email may come with the first message (a plain form).
+    let (name_in, email_in) = (input.name.clone(), input.email.clone());
+    let (body, attachments) = prepare(&state, input.body, input.files).await?;
+    let fresh = existing.is_none();
+    let who = match existing {
+        Some(w) => w,
+        None => {
+            state
+                .limits
+                .contacts
+                .check(&ip.0)
+                .map_err(ApiError::TooManyRequests)?;
+            let name = ContactName::parse(name_in.as_deref())?.map(ContactName::into_inner);
+            let email = match email_in.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+                Some(e) => Some(Email::parse(e)?.into_inner()),
+                None => None,
+            };
+            new_contact(&state, &inbox, name, email).await?
+        }
+    };
+    state
+        .limits
+        .contact_messages
+        .check(&who.0.id)
+        .map_err(ApiError::TooManyRequests)?;
+    let author = Author {
+        kind: AuthorType::Contact,
+        id: Some(who.0.id),
+        name: who.0.name.clone(),
+    };
+    let (conv, _) = state
+        .store
+        .create_conversation(
+            inbox.id,
+            who.0.id,
+            NewMessage {
+                author,
+                body,
+                private: false,
+                attachments,
+            },
+            time::now(),
+        )
+        .await?;
+    crate::metrics::global().messages_created[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    answer(&state, &req, &inbox, &who, conv.id, fresh)
+}
+
+/// A message in one of the contact's conversations.
+async fn send(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    input: MessageInput,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path.0)?;
+    let who = contact_of(&state, &req, &inbox)?
+        .ok_or(ApiError::Unauthorized("start a conversation first"))?;
+    let conv = state
+        .store
+        .conversation(parse_id(&path.1).ok_or(ApiError::NotFound)?)?
+        .filter(|c| c.contact_id == who.0.id)
+        .ok_or(ApiError::NotFound)?;
+    state
+        .limits
+        .contact_messages
+        .check(&who.0.id)
+        .map_err(ApiError::TooManyRequests)?;
+    let author = Author {
+        kind: AuthorType::Contact,
+        id: Some(who.0.id),
+        name: who.0.name.clone(),
+    };
+    let msg = super::api::conversations::store_message(
+        &state,
+        conv.id,
+        author,
+        MessageInput {
+            private: false,
+            ..input
+        },
+    )
+    .await?;
+    if req.headers().contains_key("hx-request") {
+        let prev = if msg.seq > 1 {
+            state
+                .store
+                .message(conv.id, msg.seq - 1)?
+                .filter(|p| !p.private)
+        } else {
+            None
+        };
+        let html = live::message_fragment(
+            &inbox.widget_key,
+            conv.id,
+            &view::message(&msg, prev.as_ref()),
+        )?;
+        return Ok(HttpResponse::Created()
+            .content_type("text/html; charset=utf-8")
+            .body(html));
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            format!("/m/{}?c={}#msg-{}", inbox.widget_key, conv.id, msg.id),
+        ))
+        .finish())
+}
+
+/// `?before=` of the history loader.
+#[derive(Deserialize)]
+pub struct OlderQuery {
+    before: Option<u64>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/m_older.html")]
+struct Older {
+    key: String,
+    conversation: String,
+    messages: Vec<MessageView>,
+    older_before: Option<u64>,
+}
+
+/// Older messages, loaded as the contact scrolls up.
+async fn older(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    q: web::Query<OlderQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path.0)?;
+    let who = contact_of(&state, &req, &inbox)?.ok_or(ApiError::NotFound)?;
+    let conv = state
+        .store
+        .conversation(parse_id(&path.1).ok_or(ApiError::NotFound)?)?
+        .filter(|c| c.contact_id == who.0.id)
+        .ok_or(ApiError::NotFound)?;
+    let recs = state.store.messages(
+        conv.id,
+        MessagePage {
+            after: None,
+            before: q.before,
+            limit: PAGE,
+            include_private: false,
+        },
+    )?;
+    let mut messages = Vec::new();
+    let mut prev = None;
+    for r in &recs {
+        messages.push(view::message(r, prev));
+        prev = Some(r);
+    }
+    let o = Older {
+        key: inbox.widget_key.clone(),
+        conversation: format_id(conv.id),
+        older_before: recs.first().filter(|f| f.seq > 1).map(|f| f.seq),
+        messages,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(render(&o)?))
+}
+
+/// The resume form's field.
+#[derive(Deserialize)]
+pub struct ResumeForm {
+    token: String,
+}
+
+/// Uses a resume link: this browser continues as the same contact.
+async fn resume(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    path: web::Path<String>,
+    form: web::Form<ResumeForm>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    state
+        .limits
+        .contacts
+        .check(&ip.0)
+        .map_err(ApiError::TooManyRequests)?;
+    let contact_id = state
+        .store
+        .take_resume(hash_token(form.token.trim()), time::now())
+        .await?;
+    let contact = match contact_id {
+        Some(id) => state.store.contact(id)?.filter(|c| c.inbox_id == inbox.id),
+        None => None,
+    };
+    let Some(contact) = contact else {
+        let p = Page {
+            key: inbox.widget_key.clone(),
+            inbox_name: inbox.name.clone(),
+            embed: false,
+            resume: None,
+            token_for_script: None,
+            main_html: render(&main_view(&state, &inbox, None, &PageQuery::default())?)?,
+        };
+        let body = render(&p)?.replace("<!--resume-error-->", "<p class=\"error\" role=\"alert\">This link has expired or was already used. Ask for a new one on your other device.</p>");
+        return Ok(HttpResponse::Gone()
+            .content_type("text/html; charset=utf-8")
+            .body(body));
+    };
+    let (token, hash) = new_token("nct_");
+    let now = time::now();
+    let ttl = state.config.contact_token_ttl_secs;
+    state
+        .store
+        .insert_token(
+            TokenOwner::Contact,
+            hash,
+            TokenRecord {
+                owner: contact.id,
+                created_at: now,
+                expires_at: now + ttl * 1_000_000,
+            },
+        )
+        .await?;
+    let who = (contact, token.clone());
+    let p = Page {
+        key: inbox.widget_key.clone(),
+        inbox_name: inbox.name.clone(),
+        embed: false,
+        resume: None,
+        token_for_script: Some(token.clone()),
+        main_html: render(&main_view(
+            &state,
+            &inbox,
+            Some(&who),
+            &PageQuery::default(),
+        )?)?,
+    };
+    let secure = state.config.base_url.starts_with("https://");
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .cookie(contact_cookie(&token, secure, ttl))
+        .body(render(&p)?))
+}
+
+#[derive(Template)]
+#[template(path = "partials/m_resume.html")]
+struct ResumeLink {
+    url: String,
+    qr_svg: String,
+    expires_at: String,
+}
+
+/// A single-use link (and QR code) that continues this contact elsewhere.
+async fn resume_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ip: ClientIp,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    let who = contact_of(&state, &req, &inbox)?
+        .ok_or(ApiError::Unauthorized("start a conversation first"))?;
+    state
+        .limits
+        .contacts
+        .check(&ip.0)
+        .map_err(ApiError::TooManyRequests)?;
+    let (token, hash) = new_token("nrs_");
+    let now = time::now();
+    let expires_at = now + 15 * 60 * 1_000_000;
+    state
+        .store
+        .insert_resume(
+            hash,
+            ResumeRecord {
+                contact_id: who.0.id,
+                expires_at,
+            },
+            now,
+        )
+        .await?;
+    let url = format!(
+        "{}/m/{}?resume={}",
+        state.config.base_url, inbox.widget_key, token
+    );
+    let qr = qrcode::QrCode::new(url.as_bytes()).map_err(|_| ApiError::Internal)?;
+    let qr_svg = qr
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(180, 180)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build();
+    let qr_svg = qr_svg
+        .split_once("?>")
+        .map_or(qr_svg.as_str(), |(_, rest)| rest)
+        .trim()
+        .to_owned();
+    let body = render(&ResumeLink {
+        url,
+        qr_svg,
+        expires_at: rfc3339(expires_at),
+    })?;
+    Ok(HttpResponse::Created()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+/// The "get notified by email" form.
+#[derive(Deserialize)]
+pub struct EmailForm {
+    email: String,
+}
+
+/// Stores the email a contact leaves to hear back.
+async fn email(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<EmailForm>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    let who = contact_of(&state, &req, &inbox)?
+        .ok_or(ApiError::Unauthorized("start a conversation first"))?;
+    let email = Email::parse(&form.email)?.into_inner();
+    state
+        .store
+        .set_contact_email(who.0.id, email.clone(), time::now())
+        .await?;
+    let note = format!(
+        "<p class=\"notice\" role=\"status\">Thanks — we'll email {} when we reply.</p>",
+        super::pages::linkify::escape(&email)
+    );
+    if req.headers().contains_key("hx-request") {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(note));
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/m/{}", inbox.widget_key)))
+        .finish())
+}
+
+/// `GET /widget.js`: the embeddable launcher.
+async fn widget_js() -> Result<HttpResponse, ApiError> {
+    let file = super::assets::get("widget.js").ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body(file))
+}
