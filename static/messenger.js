@@ -205,7 +205,8 @@
       var c = new URLSearchParams(window.location.search).get("c");
       loadView(c ? "?c=" + encodeURIComponent(c) : "");
     }
-    toParent({ type: "natter:ready" });
+    var accent = window.getComputedStyle(document.documentElement).getPropertyValue("--accent").trim();
+    toParent({ type: "natter:ready", accent: accent });
     afterUpdate();
   });
   document.addEventListener("visibilitychange", markRead);

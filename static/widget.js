@@ -1,4 +1,6 @@
 /* Natter widget: <script src="BASE/widget.js" data-key="WIDGET_KEY" defer></script>
+   A host page with its own CSP needs two entries: script-src BASE and
+   frame-src BASE (the accent colour comes from the messenger frame).
    Adds a launcher that opens the messenger in an iframe. API: Natter.open(),
    Natter.close(), Natter.identify({external_id, identifier_hash, name, email}),
    Natter.reset(), Natter.on("unread", fn). No dependencies, no inline code. */
@@ -84,6 +86,7 @@
     var d = e.data || {};
     if (d.type === "natter:ready") {
       ready = true;
+      if (/^#[0-9a-fA-F]{6}$/.test(d.accent || "")) launcher.style.background = d.accent;
       var q = queue; queue = [];
       q.forEach(post);
       if (isOpen) post({ type: "natter:open" });
@@ -110,9 +113,6 @@
 
   function mount() {
     document.body.appendChild(launcher);
-    fetch(base + "/api/v1/widget/" + encodeURIComponent(key)).then(function (r) { return r.ok ? r.json() : null; }).then(function (j) {
-      if (j && /^#[0-9a-fA-F]{6}$/.test(j.accent_color || "")) launcher.style.background = j.accent_color;
-    }).catch(function () { /* keep the default colour */ });
     var wasOpen = false;
     try { wasOpen = sessionStorage.getItem(stateKey) === "1"; } catch (_) { /* ignore */ }
     if (wasOpen) open();

@@ -365,3 +365,183 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[tokio::test]
+async fn widget_js_is_small_public_javascript() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/widget.js")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let js = r.bytes().await.unwrap();
+    assert!(js.len() < 10 * 1024, "{} bytes", js.len());
+    assert!(String::from_utf8_lossy(&js).contains("data-natter-launcher"));
+    let info = body(
+        app.client
+            .get(app.url(&format!("/api/v1/widget/{}", app.widget_key)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(info["name"], "Website");
+    assert!(info.get("hmac_secret").is_none());
+}
+
+#[tokio::test]
+async fn the_messenger_can_be_framed_by_any_site_and_other_pages_by_none() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(app.url(&format!("/m/{}", app.widget_key)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors *") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(r.headers().get("x-frame-options").is_none());
+    let r = app.client.get(app.url("/login")).send().await.unwrap();
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let r = app
+        .client
+        .get(app.url("/m/not-a-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_contact_is_created_on_the_first_message_not_on_page_view() {
+    let app = spawn_app().await;
+    let before = body(
+        app.get("/api/v1/conversations?status=all", &app.admin_token)
+            .await,
+    )
+    .await;
+    for _ in 0..3 {
+        let r = app
+            .client
+            .get(app.url(&format!("/m/{}", app.widget_key)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            r.headers().get("set-cookie").is_none(),
+            "no identity handed out on view"
+        );
+    }
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .post(app.url(&format!("/m/{}/start", app.widget_key)))
+        .form(&[
+            ("body", "first words"),
+            ("name", "Nia"),
+            ("email", "nia@example.com"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    let after = body(
+        app.get("/api/v1/conversations?status=all", &app.admin_token)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        after["conversations"].as_array().unwrap().len(),
+        before["conversations"].as_array().unwrap().len() + 1
+    );
+    assert_eq!(after["conversations"][0]["contact"]["name"], "Nia");
+    assert_eq!(
+        after["conversations"][0]["contact"]["email"],
+        "nia@example.com"
+    );
+    // An empty first message creates nothing.
+    let r = no_redirect
+        .post(app.url(&format!("/m/{}/start", app.widget_key)))
+        .form(&[("body", "  ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let again = body(
+        app.get("/api/v1/conversations?status=all", &app.admin_token)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        again["conversations"].as_array().unwrap().len(),
+        after["conversations"].as_array().unwrap().len()
+    );
+}
+
+#[tokio::test]
+async fn the_messenger_never_shows_another_contacts_conversation() {
+    let app = spawn_app().await;
+    let (_, a) = app.contact().await;
+    let (_, b) = app.contact().await;
+    let (conv_a, _) = app.start_conversation(&a, "a's secret order").await;
+    let r = app
+        .client
+        .get(app.url(&format!("/m/{}/view?c={conv_a}", app.widget_key)))
+        .bearer_auth(&b)
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("a's secret order"));
+    let r = app
+        .client
+        .get(app.url(&format!("/m/{}/c/{conv_a}/older?before=99", app.widget_key)))
+        .bearer_auth(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .client
+        .post(app.url(&format!("/m/{}/c/{conv_a}/messages", app.widget_key)))
+        .bearer_auth(&b)
+        .form(&[("body", "hijack")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Notes never reach the messenger either.
+    app.agent_says(&app.admin_token, &conv_a, "internal note here", true)
+        .await;
+    let html = app
+        .client
+        .get(app.url(&format!("/m/{}/view?c={conv_a}", app.widget_key)))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("a&#39;s secret order")
+            || html.contains("a's secret order")
+            || html.contains("a&#x27;s secret order"),
+        "{html}"
+    );
+    assert!(!html.contains("internal note here"));
+}

@@ -23,6 +23,15 @@ fn free_port() -> u16 {
 
 impl Browser {
     pub async fn start() -> Browser {
+        Self::start_with(true).await
+    }
+
+    /// A browser with JavaScript switched off (progressive enhancement).
+    pub async fn without_javascript() -> Browser {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(javascript: bool) -> Browser {
         let port = free_port();
         let driver =
             Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
@@ -61,7 +70,8 @@ impl Browser {
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.path().display()),
-                ]
+                ],
+                "prefs": { "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 } }
             }),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())

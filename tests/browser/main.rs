@@ -7,4 +7,5 @@
 mod helpers;
 
 mod driver;
+mod messenger;
 mod workspace;

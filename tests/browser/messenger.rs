@@ -1,0 +1,289 @@
+//! The customer side in a real browser: the widget on another site, the
+//! messenger, resume links, attachments and the no-JavaScript flow.
+
+use fantoccini::key::Key;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::driver::Browser;
+use crate::helpers::{spawn_app, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+
+/// A host site on another origin (`localhost` rather than `127.0.0.1`, so
+/// another site too) with its own strict CSP that allows only natter's
+/// script and frame.
+async fn host_site(natter_base: &str, widget_key: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let page = format!(
+        "<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1><p>Buy things.</p><script src=\"{natter_base}/widget.js\" data-key=\"{widget_key}\" defer></script></body></html>"
+    );
+    let csp =
+        format!("default-src 'self'; script-src 'self' {natter_base}; frame-src {natter_base}");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                break;
+            };
+            let (page, csp) = (page.clone(), csp.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Security-Policy: {csp}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://localhost:{port}/")
+}
+
+async fn panel_visible(b: &Browser) -> bool {
+    let v = b
+        .client
+        .execute("var p = document.querySelector('[data-natter-panel]'); return !!p && p.style.display !== 'none';", vec![])
+        .await
+        .unwrap();
+    v.as_bool().unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_writes_from_the_widget_on_another_site_and_continues_on_a_second_device() {
+    let app = spawn_app().await;
+    let host = host_site(&app.base, &app.widget_key).await;
+    let b = Browser::start().await;
+    b.goto(&host).await;
+    b.find("[data-natter-launcher]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(panel_visible(&b).await);
+    let frame = b.find("iframe[data-natter-frame]").await;
+    frame.enter_frame().await.unwrap();
+
+    let text = b.find("[data-role=composer] textarea[name=body]").await;
+    text.send_keys("Hi, is my parcel on its way?")
+        .await
+        .unwrap();
+    text.send_keys(&Key::Enter.to_string()).await.unwrap();
+    b.find_text(
+        "[data-role=thread] [data-author-type=contact]",
+        "is my parcel on its way",
+    )
+    .await;
+    let conv = b
+        .find(".m-conversation[data-conversation-id]")
+        .await
+        .attr("data-conversation-id")
+        .await
+        .unwrap()
+        .unwrap();
+
+    // An agent replies over the API: it appears live in the widget.
+    app.agent_says(&app.admin_token, &conv, "Yes, it arrives tomorrow.", false)
+        .await;
+    b.find_text(
+        "[data-role=thread] [data-author-type=agent]",
+        "arrives tomorrow",
+    )
+    .await;
+    // A private note never shows.
+    app.agent_says(&app.admin_token, &conv, "internal: VIP", true)
+        .await;
+    app.agent_says(&app.admin_token, &conv, "Anything else?", false)
+        .await;
+    b.find_text(
+        "[data-role=thread] [data-author-type=agent]",
+        "Anything else?",
+    )
+    .await;
+    let thread = b.find("[data-role=thread]").await.text().await.unwrap();
+    assert!(!thread.contains("internal: VIP"));
+
+    // Continue on another device: a link and a QR code.
+    b.find("[data-role=back]").await.click().await.unwrap();
+    b.find("[data-role=resume-link]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("[data-role=resume-qr] svg").await;
+    let url = b
+        .find("[data-role=resume-url]")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The JavaScript API closes and opens the widget.
+    b.client.enter_parent_frame().await.unwrap();
+    b.client.execute("Natter.close()", vec![]).await.unwrap();
+    assert!(!panel_visible(&b).await);
+    b.client.execute("Natter.open()", vec![]).await.unwrap();
+    assert!(panel_visible(&b).await);
+
+    // The "phone": a separate browser profile opens the link once.
+    let phone = Browser::start().await;
+    phone.goto(&url).await;
+    phone
+        .find("[data-role=resume-continue]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    phone
+        .find(&format!("a[data-conversation-id='{conv}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    phone
+        .find_text(
+            "[data-role=thread] [data-author-type=contact]",
+            "is my parcel on its way",
+        )
+        .await;
+    phone
+        .find_text(
+            "[data-role=thread] [data-author-type=agent]",
+            "Anything else?",
+        )
+        .await;
+    // It works once.
+    phone.goto(&url).await;
+    phone
+        .find("[data-role=resume-continue]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    phone
+        .find_text("[role=alert]", "expired or was already used")
+        .await;
+    phone.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_image_shows_inline_in_the_messenger_and_the_workspace() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("photo.png");
+    std::fs::write(&png, PNG).unwrap();
+    let b = Browser::start().await;
+    b.goto(&format!("{}/m/{}", app.base, app.widget_key)).await;
+    let text = b.find("[data-role=composer] textarea[name=body]").await;
+    text.send_keys("Here is a photo").await.unwrap();
+    b.find("[data-role=composer] [data-role=file-input]")
+        .await
+        .send_keys(png.to_str().unwrap())
+        .await
+        .unwrap();
+    b.find("[data-role=composer] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let img = b
+        .find("[data-role=thread] img[data-role=attachment-image]")
+        .await;
+    let loaded = b
+        .client
+        .execute(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0;",
+            vec![serde_json::to_value(&img).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded,
+        serde_json::Value::Bool(true),
+        "the image loads in the messenger"
+    );
+    let conv = b
+        .find(".m-conversation[data-conversation-id]")
+        .await
+        .attr("data-conversation-id")
+        .await
+        .unwrap()
+        .unwrap();
+
+    let agent = Browser::start().await;
+    agent.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    agent
+        .goto(&format!("{}/conversations/{conv}", app.base))
+        .await;
+    let img = agent
+        .find("[data-role=thread] img[data-role=attachment-image]")
+        .await;
+    let loaded = agent
+        .client
+        .execute(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0;",
+            vec![serde_json::to_value(&img).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded,
+        serde_json::Value::Bool(true),
+        "the image loads in the workspace"
+    );
+    agent.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_messenger_works_without_javascript() {
+    let app = spawn_app().await;
+    let b = Browser::without_javascript().await;
+    b.goto(&format!("{}/m/{}", app.base, app.widget_key)).await;
+    b.find("textarea[name=body]")
+        .await
+        .send_keys("Sent without JavaScript")
+        .await
+        .unwrap();
+    b.find("[data-role=composer] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text(
+        "[data-role=thread] [data-author-type=contact]",
+        "Sent without JavaScript",
+    )
+    .await;
+    let conv = b
+        .find(".m-conversation[data-conversation-id]")
+        .await
+        .attr("data-conversation-id")
+        .await
+        .unwrap()
+        .unwrap();
+    // The agent answers; a reload shows it (no live updates without JS).
+    app.agent_says(&app.admin_token, &conv, "Got it!", false)
+        .await;
+    b.client.refresh().await.unwrap();
+    b.find_text("[data-role=thread] [data-author-type=agent]", "Got it!")
+        .await;
+    // And a follow-up through the plain form.
+    b.find("textarea[name=body]")
+        .await
+        .send_keys("Thanks")
+        .await
+        .unwrap();
+    b.find("[data-role=composer] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[data-role=thread] [data-author-type=contact]", "Thanks")
+        .await;
+    let msgs = app.agent_messages(&app.admin_token, &conv, "").await;
+    assert_eq!(msgs.len(), 3);
+    b.close().await;
+}
