@@ -642,3 +642,63 @@ async fn a_password_change_in_settings_ends_other_sessions_but_keeps_this_one() 
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// Reads a page's live stream until `want` appears (bounded).
+async fn stream_until(r: &mut reqwest::Response, want: &[&str]) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !want.iter().all(|w| seen.contains(w)) {
+        let chunk = tokio::time::timeout_at(deadline, r.chunk())
+            .await
+            .expect("within 10 s")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn the_open_conversation_shows_the_contact_typing_and_seen() {
+    let app = spawn_app().await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hi").await;
+    let reply = app
+        .agent_says(&app.admin_token, &conv, "hello!", false)
+        .await;
+    let mut r = s
+        .client
+        .get(app.url(&format!("/ui/events?conversation={conv}")))
+        .header(COOKIE, &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    app.post(
+        &format!("/api/v1/customer/conversations/{conv}/typing"),
+        &contact,
+        json!({"typing": true}),
+    )
+    .await;
+    let got = stream_until(
+        &mut r,
+        &[&format!("innerHTML:#typing-{conv}\">Casey is typing…")],
+    )
+    .await;
+    assert!(got.contains("event: ui"));
+    app.post(
+        &format!("/api/v1/customer/conversations/{conv}/read"),
+        &contact,
+        json!({"seq": reply["seq"]}),
+    )
+    .await;
+    stream_until(&mut r, &[&format!("innerHTML:#seen-{conv}\">Seen")]).await;
+    // And the page itself shows "Seen" once read.
+    let html = s
+        .get(&app, &format!("/conversations/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!("id=\"seen-{conv}\">Seen")));
+}

@@ -126,6 +126,35 @@ async fn a_customer_writes_from_the_widget_on_another_site_and_continues_on_a_se
     b.client.execute("Natter.open()", vec![]).await.unwrap();
     assert!(panel_visible(&b).await);
 
+    // Closed, a reply raises the unread badge and the `unread` event.
+    b.client
+        .execute("window.__unread = []; Natter.on('unread', function (n) { window.__unread.push(n); }); Natter.close();", vec![])
+        .await
+        .unwrap();
+    app.agent_says(
+        &app.admin_token,
+        &conv,
+        "One more thing: tracking link sent.",
+        false,
+    )
+    .await;
+    b.find_text("[data-natter-unread]", "1").await;
+    let events = b
+        .client
+        .execute("return window.__unread;", vec![])
+        .await
+        .unwrap();
+    assert!(
+        events.as_array().is_some_and(|e| e.iter().any(|n| n == 1)),
+        "{events}"
+    );
+    b.find("[data-natter-launcher]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(panel_visible(&b).await);
+
     // The "phone": a separate browser profile opens the link once.
     let phone = Browser::start().await;
     phone.goto(&url).await;
@@ -285,5 +314,74 @@ async fn the_messenger_works_without_javascript() {
         .await;
     let msgs = app.agent_messages(&app.admin_token, &conv, "").await;
     assert_eq!(msgs.len(), 3);
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_makes_a_logged_in_user_the_same_contact_and_reset_forgets_it() {
+    use hmac::{Hmac, Mac};
+    let app = spawn_app().await;
+    let inbox = crate::helpers::body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    let secret = inbox["hmac_secret"].as_str().unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(b"user-77");
+    let hash = hex::encode(mac.finalize().into_bytes());
+    // The user already wrote from another device.
+    let (contact_id, other_device) = app
+        .contact_in(
+            &app.widget_key.clone(),
+            serde_json::json!({"external_id": "user-77", "identifier_hash": hash, "name": "Robin"}),
+        )
+        .await;
+    let (conv, _) = app
+        .start_conversation(&other_device, "from my laptop")
+        .await;
+
+    let host = host_site(&app.base, &app.widget_key).await;
+    let b = Browser::start().await;
+    b.goto(&host).await;
+    b.find("[data-natter-launcher]").await;
+    b.client
+        .execute(&format!("Natter.identify({{external_id: 'user-77', identifier_hash: '{hash}', name: 'Robin'}}); Natter.open();"), vec![])
+        .await
+        .unwrap();
+    b.find("iframe[data-natter-frame]")
+        .await
+        .enter_frame()
+        .await
+        .unwrap();
+    let link = b.find(&format!("a[data-conversation-id='{conv}']")).await;
+    assert!(
+        b.find(".m-main")
+            .await
+            .attr("data-contact-id")
+            .await
+            .unwrap()
+            .as_deref()
+            == Some(contact_id.as_str())
+    );
+    link.click().await.unwrap();
+    b.find_text(
+        "[data-role=thread] [data-author-type=contact]",
+        "from my laptop",
+    )
+    .await;
+
+    // Reset on logout: a fresh anonymous visitor with no history.
+    b.client.enter_parent_frame().await.unwrap();
+    b.client.execute("Natter.reset();", vec![]).await.unwrap();
+    b.find("iframe[data-natter-frame]")
+        .await
+        .enter_frame()
+        .await
+        .unwrap();
+    b.find(".m-main[data-has-contact=false]").await;
     b.close().await;
 }

@@ -184,3 +184,33 @@ async fn signed_out_agents_are_sent_to_login_and_back() {
     );
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reply_is_marked_failed_with_a_retry() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hi").await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/conversations/{conv}", app.base)).await;
+    let reply = b.find("[data-role=composer] textarea[name=body]").await;
+    // Longer than the 10,000 characters a message may have.
+    b.client
+        .execute(
+            "document.querySelector('[data-role=reply]').value = 'x'.repeat(10001);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    reply.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let failed = b.find("[data-role=thread] .msg.failed").await;
+    assert!(failed.text().await.unwrap().contains("Not sent"));
+    let retry = failed.find(Locator::Css("button")).await.unwrap();
+    assert_eq!(retry.text().await.unwrap(), "Retry");
+    assert_eq!(
+        app.agent_messages(&app.admin_token, &conv, "").await.len(),
+        1,
+        "nothing was stored"
+    );
+    b.close().await;
+}
