@@ -29,6 +29,16 @@ pub enum Command {
     /// Manage a stopped server's data.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Rebuild the search index of a stopped server's data from its messages.
+    Reindex(ReindexArgs),
+}
+
+/// `natter reindex`
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    /// The data folder.
+    #[arg(long, env = "NATTER_DATA", default_value = "./natter-data")]
+    pub data: PathBuf,
 }
 
 /// `natter admin ...`
@@ -296,7 +306,7 @@ mod tests {
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
         match cli.command {
             Command::Serve(a) => a.validate(),
-            Command::Admin(_) => Err("wrong command".into()),
+            _ => Err("wrong command".into()),
         }
     }
 

@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Parser;
-use natter::config::{AdminCommand, AdminCreateArgs, Cli, Command, ServeArgs};
+use natter::config::{AdminCommand, AdminCreateArgs, Cli, Command, ReindexArgs, ServeArgs};
 use natter::domain::{time, Email, Name, Password, Role};
 use natter::service::auth::hash_password;
 use natter::startup::{Application, StartError};
@@ -51,7 +51,59 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Admin(AdminCommand::Create(args)) => admin_create(args),
+        Command::Reindex(args) => reindex(args),
     }
+}
+
+fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure> {
+    Store::open(&StoreOptions {
+        path: data.to_path_buf(),
+        cache_bytes: 64 << 20,
+        fsync: false,
+        event_buffer: 16,
+    })
+    .map_err(|e| match e {
+        StoreError::Locked(p) => (
+            1,
+            format!(
+                "the data folder {} is in use by a running natter server; stop it first",
+                p.display()
+            ),
+        ),
+        e => (1, e.to_string()),
+    })
+}
+
+/// Rebuilds the search index from the stored messages, with progress.
+fn reindex(args: ReindexArgs) -> Result<(), Failure> {
+    use std::io::Write;
+    let store = open_stopped(&args.data)?;
+    let dir = args.data.join("index");
+    let _ = std::fs::remove_dir_all(&dir);
+    let index = natter::service::index::SearchIndex::open(&dir).map_err(|e| (1, e.to_string()))?;
+    let started = std::time::Instant::now();
+    index
+        .rebuild(&store, |done, total| {
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
+            let width = 30usize;
+            let filled = (pct as usize * width) / 100;
+            let mut err = std::io::stderr();
+            let _ = write!(
+                err,
+                "\r[{}{}] {pct:>3}%  {done}/{total} messages",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            let _ = err.flush();
+        })
+        .map_err(|e| (1, e.to_string()))?;
+    eprintln!();
+    println!(
+        "reindexed {} messages in {:.1}s",
+        store.message_count(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> Result<(), Failure> {
@@ -84,22 +136,7 @@ fn admin_create(args: AdminCreateArgs) -> Result<(), Failure> {
     })?;
     let password = Password::parse(line.trim_end_matches(['\r', '\n']).to_owned())
         .map_err(|e| (2, e.message))?;
-    let store = Store::open(&StoreOptions {
-        path: args.data.clone(),
-        cache_bytes: 8 << 20,
-        fsync: false,
-        event_buffer: 16,
-    })
-    .map_err(|e| match e {
-        StoreError::Locked(p) => (
-            1,
-            format!(
-                "the data folder {} is in use by a running natter server; stop it first",
-                p.display()
-            ),
-        ),
-        e => (1, e.to_string()),
-    })?;
+    let store = open_stopped(&args.data)?;
     let hash = hash_password(password.expose()).map_err(|e| (1, e))?;
     runtime()?.block_on(async move {
         let flusher = tokio::spawn(store.durability().clone().run_flusher());

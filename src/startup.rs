@@ -72,6 +72,10 @@ impl Application {
         })?;
         let flusher = tokio::spawn(store.durability().clone().run_flusher());
         bootstrap(&store, &config).await?;
+        let index = Arc::new(
+            crate::service::index::SearchIndex::open(&config.data.join("index"))
+                .map_err(|e| StartError::Store(e.into()))?,
+        );
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = Arc::new(Limits::from_config(&config));
@@ -81,7 +85,8 @@ impl Application {
             config: Arc::new(config.clone()),
             limits: limits.clone(),
             typing: Arc::new(TypingHub::default()),
-            shutdown: shutdown_rx,
+            shutdown: shutdown_rx.clone(),
+            index: index.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -112,6 +117,11 @@ impl Application {
         .run();
 
         let mut background = vec![flusher];
+        background.push(tokio::spawn(crate::service::index::run_indexer(
+            index,
+            store.clone(),
+            shutdown_rx,
+        )));
         let s = store.clone();
         background.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -164,6 +174,10 @@ impl Application {
         let _ = server.await;
         let mut background = self.background.into_iter();
         let flusher = background.next();
+        // The indexer saw the stop signal and commits what it has.
+        if let Some(indexer) = background.next() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), indexer).await;
+        }
         for b in background {
             b.abort();
             let _ = b.await;

@@ -3,6 +3,6 @@
 
 pub mod auth;
 pub mod files;
+pub mod index;
 pub mod ratelimit;
 pub mod realtime;
-pub mod search;

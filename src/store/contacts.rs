@@ -84,6 +84,99 @@ impl Store {
         .await
     }
 
+    /// Deletes a contact and everything of it: conversations, messages,
+    /// tokens, its external id and its past events (pending resume links
+    /// stay harmless: they name a contact that no longer exists). Emits `contact.deleted` so
+    /// live pages and the search index drop it too. Returns the attachment
+    /// ids whose files the caller may remove.
+    pub async fn delete_contact(&self, id: u64, now: i64) -> Result<Vec<String>> {
+        use super::keys::{self, pair};
+        let Some(contact) = self.contact(id)? else {
+            return Err(StoreError::NotFound);
+        };
+        // Collected before the write: sled transactions cannot scan.
+        let convs = self.contact_conversations(id)?;
+        let mut message_keys = Vec::new();
+        let mut files = Vec::new();
+        for c in &convs {
+            for kv in self
+                .tree(T::ConversationseqMessage)
+                .scan_prefix(keys::u64_be(c.id))
+            {
+                let (k, v) = kv?;
+                let m: super::MessageRecord = super::decode(&v)?;
+                files.extend(m.attachments.iter().map(|a| a.id.clone()));
+                message_keys.push(k.to_vec());
+            }
+        }
+        let token_keys: Vec<Vec<u8>> = self
+            .tree(T::ContactidTokenhash)
+            .scan_prefix(keys::u64_be(id))
+            .keys()
+            .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
+            .collect::<Result<_>>()?;
+        // Its past events go too, so no replay can show the messages again.
+        let mut event_keys = Vec::new();
+        for kv in self.tree(T::EventidEvent).iter() {
+            let (k, v) = kv?;
+            let ev: super::EventRecord = super::decode(&v)?;
+            if ev.contact_id == id {
+                event_keys.push(k.to_vec());
+            }
+        }
+        let inbox = contact.inbox_id;
+        self.write(now, |tx| {
+            for k in &event_keys {
+                tx.del(T::EventidEvent, k)?;
+            }
+            for c in &convs {
+                if let Some(cur) = tx.get::<super::ConversationRecord>(
+                    T::ConversationidConversation,
+                    &u64_be(c.id),
+                )? {
+                    tx.del(
+                        T::InboxstatusactivityConversationid,
+                        &keys::inbox_status_activity(
+                            cur.inbox_id,
+                            cur.status.key_byte(),
+                            cur.updated_at,
+                            cur.id,
+                        ),
+                    )?;
+                    if let Some(t) = cur.snoozed_until {
+                        tx.del(T::SnoozeuntilConversationid, &keys::time_id(t, cur.id))?;
+                    }
+                }
+                tx.del(T::ConversationidConversation, &u64_be(c.id))?;
+                tx.del(T::ContactidConversationid, &pair(id, c.id))?;
+            }
+            for k in &message_keys {
+                tx.del(T::ConversationseqMessage, k)?;
+            }
+            for f in &files {
+                tx.del(T::FileidMessage, f.as_bytes())?;
+            }
+            for k in &token_keys {
+                if let Some(hash) = k.get(8..) {
+                    tx.del(T::TokenhashContacttoken, hash)?;
+                }
+                tx.del(T::ContactidTokenhash, k)?;
+            }
+            if let Some(ext) = &contact.external_id {
+                tx.del(T::InboxexternalidContactid, &id_text(inbox, ext))?;
+            }
+            tx.del(T::ContactidContact, &u64_be(id))?;
+            tx.emit(
+                inbox,
+                id,
+                super::EventPayload::ContactDeleted { contact_id: id },
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(files)
+    }
+
     /// One contact.
     pub fn contact(&self, id: u64) -> Result<Option<ContactRecord>> {
         self.get(T::ContactidContact, &u64_be(id))

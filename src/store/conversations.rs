@@ -431,6 +431,11 @@ impl Store {
         self.get(T::FileidMessage, file_id.as_bytes())
     }
 
+    /// How many messages are stored (for progress reports).
+    pub fn message_count(&self) -> u64 {
+        self.tree(T::ConversationseqMessage).len() as u64
+    }
+
     /// One message by conversation and seq.
     pub fn message(&self, conversation: u64, seq: u64) -> Result<Option<MessageRecord>> {
         self.get(

@@ -206,6 +206,11 @@ pub enum EventPayload {
         /// Up to where.
         seq: u64,
     },
+    /// A contact and all its data were deleted.
+    ContactDeleted {
+        /// The contact that is gone.
+        contact_id: u64,
+    },
 }
 
 /// One entry of the append-only event log that feeds SSE replay.
@@ -231,6 +236,7 @@ impl EventRecord {
             EventPayload::ConversationCreated { .. } => "conversation.created",
             EventPayload::ConversationUpdated { .. } => "conversation.updated",
             EventPayload::ConversationRead { .. } => "conversation.read",
+            EventPayload::ContactDeleted { .. } => "contact.deleted",
         }
     }
 

@@ -41,6 +41,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Seconds between SSE keep-alive comments.
     pub keepalive_secs: u64,
+    /// The full-text index.
+    pub index: Arc<crate::service::index::SearchIndex>,
 }
 
 /// Registers every route.

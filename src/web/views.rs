@@ -171,6 +171,9 @@ pub fn event_data(
         | EventPayload::ConversationUpdated { conversation: c } => {
             conversation_with_contact(store, c, audience)?
         }
+        EventPayload::ContactDeleted { contact_id } => {
+            json!({"contact_id": format_id(*contact_id)})
+        }
         EventPayload::ConversationRead {
             conversation_id,
             reader: r,

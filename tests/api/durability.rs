@@ -214,6 +214,32 @@ async fn kill_9_after_a_burst_loses_no_acknowledged_message() {
         .await
         .unwrap();
     assert_eq!(c["last_seq"].as_u64(), seqs.last().copied());
+    // The acknowledged messages are searchable after the restart, even
+    // those the index had not committed when the process died.
+    let mut newest: Vec<(&String, &u64)> = acked.iter().collect();
+    newest.sort_by_key(|(_, seq)| std::cmp::Reverse(**seq));
+    for (text, _) in newest.iter().take(5) {
+        let r: Value = client
+            .get(format!("{}/api/v1/search", restarted.base))
+            .bearer_auth(&token)
+            .query(&[("q", format!("\"{text}\""))])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found: Vec<&str> = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["snippet"].as_str())
+            .collect();
+        assert!(
+            found.iter().any(|s| s.contains(text.as_str())),
+            "{text} not searchable after restart: {r}"
+        );
+    }
     // New messages continue the sequence.
     let r = client
         .post(format!(

@@ -13,7 +13,6 @@ use crate::domain::{AuthorType, ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
 use crate::service::realtime::{TypingEvent, Viewer};
-use crate::service::search;
 use crate::store::{
     Author, ConversationFilter, ConversationRecord, MessageRecord, NewMessage, Patch, Reader,
     StoreError,
@@ -358,11 +357,7 @@ pub async fn search(
         id: auth.agent.id,
         admin: auth.is_admin(),
     };
-    let st = state.clone();
-    let cursor = q.cursor.clone();
-    let hits =
-        web::block(move || search::search(&st.store, viewer, &text, limit, cursor.as_deref()))
-            .await
-            .map_err(|_| ApiError::Internal)??;
+    let filter = q.filter(auth.agent.id)?;
+    let hits = super::run_search(&state, viewer, text, filter, limit, q.cursor.clone()).await?;
     Ok(HttpResponse::Ok().json(search_results(hits)))
 }

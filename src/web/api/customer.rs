@@ -13,7 +13,6 @@ use crate::domain::{format_id, AuthorType, ContactName, Email, Invalid};
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::{hash_token, identity_hash_ok, new_token};
 use crate::service::realtime::{TypingEvent, Viewer};
-use crate::service::search;
 use crate::store::{
     Author, ContactRecord, ConversationRecord, NewContact, NewMessage, Reader, ResumeRecord,
     TokenOwner, TokenRecord,
@@ -373,11 +372,37 @@ pub async fn search(
     let viewer = Viewer::Contact {
         id: auth.contact.id,
     };
-    let st = state.clone();
-    let cursor = q.cursor.clone();
-    let hits =
-        web::block(move || search::search(&st.store, viewer, &text, limit, cursor.as_deref()))
-            .await
-            .map_err(|_| ApiError::Internal)??;
+    let hits = super::run_search(
+        &state,
+        viewer,
+        text,
+        Default::default(),
+        limit,
+        q.cursor.clone(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(search_results(hits)))
+}
+
+/// `DELETE /api/v1/contacts/{id}` (admins): erases a contact and all its
+/// conversations, messages, files and search entries.
+pub async fn delete_contact(
+    state: web::Data<AppState>,
+    auth: crate::web::extract::AgentAuth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    auth.require_admin()?;
+    let id = path_id(&path)?;
+    let files = state.store.delete_contact(id, time::now()).await?;
+    let dir = state.store.files_dir();
+    let _ = web::block(move || {
+        for f in files {
+            if crate::service::files::valid_id(&f) {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+        }
+    })
+    .await;
+    tracing::info!(contact = id, by = auth.agent.id, "contact deleted");
+    Ok(HttpResponse::NoContent().finish())
 }

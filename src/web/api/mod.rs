@@ -53,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/search", web::get().to(conversations::search))
         .route("/events", web::get().to(events::agent_events))
         .route("/widget/{widget_key}", web::get().to(customer::widget_info))
+        .route("/contacts/{id}", web::delete().to(customer::delete_contact))
         .route(
             "/widget/{widget_key}/contacts",
             web::post().to(customer::create_contact),
@@ -141,7 +142,7 @@ impl MessageQuery {
     }
 }
 
-/// `?q=&limit=&cursor=` of the search routes.
+/// `?q=&limit=&cursor=` and the agents' filters of the search routes.
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
     /// The text to find.
@@ -150,6 +151,38 @@ pub struct SearchQuery {
     pub limit: Option<String>,
     /// Where the previous page ended.
     pub cursor: Option<String>,
+    /// Only this inbox.
+    pub inbox: Option<String>,
+    /// Only this conversation status.
+    pub status: Option<String>,
+    /// `me`, `unassigned` or an agent id.
+    pub assignee: Option<String>,
+    /// Only this label.
+    pub label: Option<String>,
+    /// Only this contact.
+    pub contact: Option<String>,
+    /// `contact`, `agent` or `system`.
+    pub author: Option<String>,
+    /// Messages at or after this time (RFC 3339 or YYYY-MM-DD).
+    pub from: Option<String>,
+    /// Messages before this time (RFC 3339 or YYYY-MM-DD).
+    pub to: Option<String>,
+}
+
+fn parse_day_or_time(s: &str, field: &'static str) -> Result<i64, crate::domain::Invalid> {
+    crate::domain::time::parse_rfc3339(s)
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc().timestamp_micros())
+        })
+        .ok_or_else(|| {
+            crate::domain::Invalid::new(
+                field,
+                format!("{field} must be a date (YYYY-MM-DD) or an RFC 3339 time"),
+            )
+        })
 }
 
 impl SearchQuery {
@@ -172,12 +205,107 @@ impl SearchQuery {
                 Ok(n) => n.min(100),
             },
         };
+        if let Some(c) = self.cursor.as_deref() {
+            if c.parse::<usize>().is_err() {
+                return Err(Invalid::new("cursor", "cursor is not one we handed out"));
+            }
+        }
         Ok((q.to_owned(), limit))
+    }
+
+    /// The agents' filters.
+    pub fn filter(
+        &self,
+        me: u64,
+    ) -> Result<crate::service::index::SearchFilter, crate::domain::Invalid> {
+        use crate::domain::{parse_id, AuthorType, ConversationStatus, Invalid, Label};
+        let id = |v: &Option<String>, field: &'static str| -> Result<Option<u64>, Invalid> {
+            v.as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    parse_id(s).ok_or_else(|| Invalid::new(field, format!("{field} must be an id")))
+                })
+                .transpose()
+        };
+        Ok(crate::service::index::SearchFilter {
+            inbox: id(&self.inbox, "inbox")?,
+            status: self
+                .status
+                .as_deref()
+                .filter(|s| !s.is_empty() && *s != "all")
+                .map(ConversationStatus::parse)
+                .transpose()?,
+            assignee: match self.assignee.as_deref() {
+                None | Some("") => None,
+                Some("me") => Some(Some(me)),
+                Some("unassigned") => Some(None),
+                Some(s) => Some(Some(parse_id(s).ok_or_else(|| {
+                    Invalid::new("assignee", "assignee must be me, unassigned or an agent id")
+                })?)),
+            },
+            label: self
+                .label
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(Label::parse)
+                .transpose()?
+                .map(Label::into_inner),
+            contact: id(&self.contact, "contact")?,
+            author: match self.author.as_deref() {
+                None | Some("") => None,
+                Some("contact") => Some(AuthorType::Contact),
+                Some("agent") => Some(AuthorType::Agent),
+                Some("system") => Some(AuthorType::System),
+                Some(_) => {
+                    return Err(Invalid::new(
+                        "author",
+                        "author must be contact, agent or system",
+                    ))
+                }
+            },
+            from: self
+                .from
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_day_or_time(s, "from"))
+                .transpose()?,
+            to: self
+                .to
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_day_or_time(s, "to"))
+                .transpose()?,
+        })
     }
 }
 
-/// JSON of a search page.
-pub fn search_results(hits: crate::service::search::Hits) -> serde_json::Value {
+/// Runs a search once the index covers everything already published (so a
+/// message is findable as soon as it was acknowledged).
+pub async fn run_search(
+    state: &crate::web::AppState,
+    viewer: crate::service::realtime::Viewer,
+    text: String,
+    filter: crate::service::index::SearchFilter,
+    limit: usize,
+    cursor: Option<String>,
+) -> Result<crate::service::index::Hits, crate::error::ApiError> {
+    let target = state.store.durability().published_upto();
+    state
+        .index
+        .wait_for(target, std::time::Duration::from_secs(2))
+        .await;
+    let (index, store) = (state.index.clone(), state.store.clone());
+    actix_web::web::block(move || {
+        index.search(&store, viewer, &text, &filter, limit, cursor.as_deref())
+    })
+    .await
+    .map_err(|_| crate::error::ApiError::Internal)?
+    .map_err(|e| crate::error::ApiError::from(crate::store::StoreError::from(e)))
+}
+
+/// JSON of a search page: snippets as plain text with the matches'
+/// character ranges.
+pub fn search_results(hits: crate::service::index::Hits) -> serde_json::Value {
     use crate::domain::format_id;
     serde_json::json!({
         "results": hits.hits.iter().map(|h| serde_json::json!({
@@ -185,6 +313,9 @@ pub fn search_results(hits: crate::service::search::Hits) -> serde_json::Value {
             "message_id": format_id(h.message.id),
             "seq": h.message.seq,
             "snippet": h.snippet,
+            "highlights": h.highlights.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
+            "author_type": h.message.author.kind.as_str(),
+            "private": h.message.private,
             "created_at": crate::domain::time::rfc3339(h.message.created_at),
         })).collect::<Vec<_>>(),
         "next_cursor": hits.next_cursor,

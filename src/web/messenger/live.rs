@@ -112,7 +112,9 @@ pub fn render_event(store: &Store, ctx: &MessengerContext, ev: &EventRecord) -> 
                 }
             }
         }
-        EventPayload::ConversationCreated { .. } | EventPayload::ConversationUpdated { .. } => {}
+        EventPayload::ConversationCreated { .. }
+        | EventPayload::ConversationUpdated { .. }
+        | EventPayload::ContactDeleted { .. } => {}
     }
     Ok(out)
 }

@@ -246,13 +246,17 @@ fn main_view(
     m.events_url = events_url;
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         m.search_q = text.chars().take(200).collect();
-        let hits = crate::service::search::search(
-            &state.store,
-            crate::service::realtime::Viewer::Contact { id: contact.id },
-            &m.search_q,
-            20,
-            None,
-        )?;
+        let hits = state
+            .index
+            .search(
+                &state.store,
+                crate::service::realtime::Viewer::Contact { id: contact.id },
+                &m.search_q,
+                &Default::default(),
+                20,
+                None,
+            )
+            .map_err(|e| ApiError::from(crate::store::StoreError::from(e)))?;
         m.results = hits
             .hits
             .iter()

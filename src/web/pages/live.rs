@@ -173,6 +173,7 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
                 out.push_str(&controls_fragment(store, ctx, conversation.id)?);
             }
         }
+        EventPayload::ContactDeleted { .. } => {}
         EventPayload::ConversationRead {
             conversation_id,
             reader,

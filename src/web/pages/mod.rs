@@ -666,21 +666,23 @@ async fn search(
             id: page.agent.id,
             admin: page.is_admin(),
         };
-        let st = state.clone();
-        let (t, cursor) = (text.clone(), q.cursor.clone());
-        let hits = web::block(move || {
-            crate::service::search::search(&st.store, viewer, &t, 30, cursor.as_deref())
-        })
-        .await
-        .map_err(|_| ApiError::Internal)??;
-        let needle = text.to_lowercase();
+        let cursor = q.cursor.clone().filter(|c| c.parse::<usize>().is_ok());
+        let hits = crate::web::api::run_search(
+            &state,
+            viewer,
+            text.clone(),
+            Default::default(),
+            30,
+            cursor,
+        )
+        .await?;
         for h in &hits.hits {
             let c = state.store.conversation(h.message.conversation_id)?;
             let contact = match &c {
                 Some(c) => state.store.contact(c.contact_id)?,
                 None => None,
             };
-            let (before, hit, after) = split_match(&h.snippet, &needle);
+            let (before, hit, after) = split_match(&h.snippet, h.highlights.first().copied());
             results.push(ResultView {
                 href: format!(
                     "/conversations/{}#msg-{}",
@@ -720,25 +722,18 @@ async fn search(
     Ok(html(render(&p)?))
 }
 
-/// Splits a snippet around the first case-insensitive match, so the
-/// template can wrap it in `<mark>` while escaping every part.
-fn split_match(snippet: &str, needle: &str) -> (String, String, String) {
+/// Splits a snippet around its first highlighted range, so the template
+/// can wrap it in `<mark>` while escaping every part.
+fn split_match(snippet: &str, range: Option<(usize, usize)>) -> (String, String, String) {
     let chars: Vec<char> = snippet.chars().collect();
-    let lower: Vec<char> = chars
-        .iter()
-        .map(|c| c.to_lowercase().next().unwrap_or(*c))
-        .collect();
-    let n: Vec<char> = needle.chars().collect();
-    if !n.is_empty() {
-        if let Some(pos) = lower.windows(n.len()).position(|w| w == n.as_slice()) {
-            return (
-                chars[..pos].iter().collect(),
-                chars[pos..pos + n.len()].iter().collect(),
-                chars[pos + n.len()..].iter().collect(),
-            );
-        }
+    match range {
+        Some((a, b)) if a <= b && b <= chars.len() => (
+            chars[..a].iter().collect(),
+            chars[a..b].iter().collect(),
+            chars[b..].iter().collect(),
+        ),
+        _ => (snippet.to_owned(), String::new(), String::new()),
     }
-    (snippet.to_owned(), String::new(), String::new())
 }
 
 #[cfg(test)]
@@ -748,12 +743,16 @@ mod tests {
     #[test]
     fn matches_split_for_highlighting() {
         assert_eq!(
-            split_match("my Refund please", "refund"),
+            split_match("my Refund please", Some((3, 9))),
             ("my ".into(), "Refund".into(), " please".into())
         );
         assert_eq!(
-            split_match("nothing", "x"),
+            split_match("nothing", None),
             ("nothing".into(), String::new(), String::new())
+        );
+        assert_eq!(
+            split_match("short", Some((3, 99))),
+            ("short".into(), String::new(), String::new())
         );
     }
 
