@@ -706,3 +706,38 @@ async fn the_open_conversation_shows_the_contact_typing_and_seen() {
         .unwrap();
     assert!(html.contains(&format!("id=\"seen-{conv}\">Seen")));
 }
+
+#[tokio::test]
+async fn the_search_page_offers_and_applies_filters() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app
+        .start_conversation(&contact, "blue parcel from the customer")
+        .await;
+    app.agent_says(
+        &app.admin_token,
+        &conv,
+        "blue parcel answer from the team",
+        false,
+    )
+    .await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let all = s.get(&app, "/search?q=parcel").await.text().await.unwrap();
+    assert_eq!(all.matches("<mark>").count(), 2, "{all}");
+    assert!(
+        all.contains("name=\"status\"")
+            && all.contains("name=\"author\"")
+            && all.contains("name=\"inbox\"")
+    );
+    let agents_only = s
+        .get(&app, "/search?q=parcel&author=agent")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(agents_only.matches("<mark>").count(), 1);
+    assert!(agents_only.contains("answer from the team"));
+    assert!(agents_only.contains("<option value=\"agent\" selected>"));
+    let r = s.get(&app, "/search?q=parcel&status=closed").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -638,20 +638,32 @@ struct SearchPage {
     search_q: String,
     results: Vec<ResultView>,
     next_href: Option<String>,
-}
-
-/// `?q=&cursor=` of the search page.
-#[derive(Deserialize)]
-pub struct SearchQuery {
-    q: Option<String>,
-    cursor: Option<String>,
+    inbox_options: Vec<(String, String, bool)>,
+    f_status: String,
+    f_assignee: String,
+    f_label: String,
+    f_author: String,
+    f_from: String,
+    f_to: String,
 }
 
 async fn search(
     state: web::Data<AppState>,
     page: PageAgent,
-    q: web::Query<SearchQuery>,
+    q: web::Query<crate::web::api::SearchQuery>,
+    raw: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, PageError> {
+    let filter = q.filter(page.agent.id)?;
+    let keep = |k: &str| raw.get(k).cloned().unwrap_or_default();
+    let inbox_options: Vec<(String, String, bool)> =
+        view::visible_inboxes(&state.store, &page.agent)?
+            .into_iter()
+            .map(|i| {
+                let id = format_id(i.id);
+                let selected = keep("inbox") == id;
+                (id, i.name, selected)
+            })
+            .collect();
     let text =
         q.q.clone()
             .unwrap_or_default()
@@ -667,15 +679,8 @@ async fn search(
             admin: page.is_admin(),
         };
         let cursor = q.cursor.clone().filter(|c| c.parse::<usize>().is_ok());
-        let hits = crate::web::api::run_search(
-            &state,
-            viewer,
-            text.clone(),
-            Default::default(),
-            30,
-            cursor,
-        )
-        .await?;
+        let hits =
+            crate::web::api::run_search(&state, viewer, text.clone(), filter, 30, cursor).await?;
         for h in &hits.hits {
             let c = state.store.conversation(h.message.conversation_id)?;
             let contact = match &c {
@@ -702,11 +707,20 @@ async fn search(
             });
         }
         next_href = hits.next_cursor.map(|c| {
-            format!(
+            let mut href = format!(
                 "/search?q={}&cursor={}",
                 super::session::url_escape(&text),
                 super::session::url_escape(&c)
-            )
+            );
+            for k in [
+                "inbox", "status", "assignee", "label", "author", "from", "to",
+            ] {
+                let v = keep(k);
+                if !v.is_empty() {
+                    href.push_str(&format!("&{k}={}", super::session::url_escape(&v)));
+                }
+            }
+            href
         });
     }
     let p = SearchPage {
@@ -718,6 +732,13 @@ async fn search(
         search_q: text,
         results,
         next_href,
+        inbox_options,
+        f_status: keep("status"),
+        f_assignee: keep("assignee"),
+        f_label: keep("label"),
+        f_author: keep("author"),
+        f_from: keep("from"),
+        f_to: keep("to"),
     };
     Ok(html(render(&p)?))
 }
