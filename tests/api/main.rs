@@ -12,4 +12,5 @@ mod events;
 mod helpers;
 mod http;
 mod pages;
+mod permissions;
 mod search;
