@@ -120,6 +120,12 @@ pub struct ServeArgs {
     /// Messages per minute from one contact (0 turns the limit off).
     #[arg(long, env = "NATTER_CONTACT_MESSAGES_PER_MINUTE", default_value_t = 60)]
     pub contact_messages_per_minute: u32,
+    /// Searches per minute per agent or contact (0 turns the limit off).
+    #[arg(long, env = "NATTER_SEARCHES_PER_MINUTE", default_value_t = 60)]
+    pub searches_per_minute: u32,
+    /// Event streams one agent or contact may hold open at once.
+    #[arg(long, env = "NATTER_STREAMS_PER_USER", default_value_t = 20)]
+    pub streams_per_user: usize,
     /// Number of HTTP worker threads [default: one per core].
     #[arg(long, env = "NATTER_WORKERS")]
     pub workers: Option<usize>,
@@ -167,6 +173,10 @@ pub struct ServeConfig {
     pub contacts_per_minute: u32,
     /// Messages per minute per contact (0: off).
     pub contact_messages_per_minute: u32,
+    /// Searches per minute per caller (0: off).
+    pub searches_per_minute: u32,
+    /// Open event streams per agent or contact.
+    pub streams_per_user: usize,
     /// HTTP workers.
     pub workers: usize,
     /// Seconds between SSE keep-alive comments.
@@ -256,6 +266,8 @@ impl ServeArgs {
             login_lockout_secs: u64::from(self.login_lockout_minutes) * 60,
             contacts_per_minute: self.contacts_per_minute,
             contact_messages_per_minute: self.contact_messages_per_minute,
+            searches_per_minute: self.searches_per_minute,
+            streams_per_user: self.streams_per_user.max(1),
             workers,
             sse_keepalive_secs: self.sse_keepalive_secs,
             event_buffer: self.event_buffer.clamp(1, 1 << 20),
@@ -283,6 +295,8 @@ impl ServeConfig {
             login_lockout_minutes: 15,
             contacts_per_minute: 30,
             contact_messages_per_minute: 60,
+            searches_per_minute: 60,
+            streams_per_user: 20,
             workers: Some(2),
             sse_keepalive_secs: 10,
             event_buffer: 4096,

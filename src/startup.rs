@@ -87,6 +87,7 @@ impl Application {
             typing: Arc::new(TypingHub::default()),
             shutdown: shutdown_rx.clone(),
             index: index.clone(),
+            streams: Default::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

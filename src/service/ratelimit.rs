@@ -114,6 +114,8 @@ pub struct Limits {
     pub contacts: Limit<IpAddr>,
     /// Messages per contact.
     pub contact_messages: Limit<u64>,
+    /// Searches per caller: (0 agent / 1 contact, id).
+    pub searches: Limit<(u8, u64)>,
 }
 
 impl Limits {
@@ -126,6 +128,7 @@ impl Limits {
             login_address: Lockout::new(c.login_max_failures.saturating_mul(4), period),
             contacts: Limit::per_minute(c.contacts_per_minute),
             contact_messages: Limit::per_minute(c.contact_messages_per_minute),
+            searches: Limit::per_minute(c.searches_per_minute),
         }
     }
 
@@ -135,6 +138,7 @@ impl Limits {
         self.login_address.prune();
         self.contacts.prune();
         self.contact_messages.prune();
+        self.searches.prune();
     }
 }
 

@@ -12,7 +12,7 @@ use crate::domain::AuthorType;
 use crate::store::{Author, EventRecord, Result, Store};
 
 /// Whoever holds an event stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Viewer {
     /// An agent; admins see every inbox.
     Agent {

@@ -49,7 +49,7 @@ pub async fn agent_events(
         id: auth.agent.id,
         admin: auth.is_admin(),
     };
-    Ok(stream(state, viewer, last_event_id(&req), Format::Json))
+    stream(state, viewer, last_event_id(&req), Format::Json)
 }
 
 /// `GET /api/v1/customer/events`: the contact's own conversations.
@@ -58,14 +58,14 @@ pub async fn customer_events(
     auth: ContactAuth,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    Ok(stream(
+    stream(
         state,
         Viewer::Contact {
             id: auth.contact.id,
         },
         last_event_id(&req),
         Format::Json,
-    ))
+    )
 }
 
 /// `Last-Event-ID` (what EventSource sends on reconnect), or the
@@ -89,30 +89,72 @@ pub fn stream(
     viewer: Viewer,
     last: Option<u64>,
     format: Format,
-) -> HttpResponse {
+) -> ApiResult<HttpResponse> {
+    let slot = Slot::take(&state, viewer)?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     // Subscribe before the task starts so nothing published from now on is
     // missed, whatever the task's scheduling.
     let events = state.store.durability().subscribe();
     let typing = state.typing.subscribe();
     let start = last.unwrap_or_else(|| state.store.durability().published_upto());
-    tokio::spawn(run(
-        state.into_inner(),
-        viewer,
-        format,
-        start,
-        events,
-        typing,
-        tx,
-    ));
+    tokio::spawn(async move {
+        run(
+            state.into_inner(),
+            viewer,
+            format,
+            start,
+            events,
+            typing,
+            tx,
+        )
+        .await;
+        drop(slot);
+    });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
+        .streaming(body))
+}
+
+/// One of a viewer's limited stream slots, given back when the stream ends.
+struct Slot {
+    state: web::Data<AppState>,
+    viewer: Viewer,
+}
+
+impl Slot {
+    fn take(state: &web::Data<AppState>, viewer: Viewer) -> ApiResult<Self> {
+        let mut open = state
+            .streams
+            .lock()
+            .map_err(|_| crate::error::ApiError::Internal)?;
+        let n = open.entry(viewer).or_default();
+        if *n >= state.config.streams_per_user {
+            return Err(crate::error::ApiError::TooManyRequests(5));
+        }
+        *n += 1;
+        Ok(Self {
+            state: state.clone(),
+            viewer,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.state.streams.lock() {
+            if let Some(n) = open.get_mut(&self.viewer) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&self.viewer);
+                }
+            }
+        }
+    }
 }
 
 /// Decrements the open-stream gauge however the task ends.

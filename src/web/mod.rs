@@ -43,6 +43,9 @@ pub struct AppState {
     pub keepalive_secs: u64,
     /// The full-text index.
     pub index: Arc<crate::service::index::SearchIndex>,
+    /// Open event streams per viewer, to cap them.
+    pub streams:
+        std::sync::Mutex<std::collections::HashMap<crate::service::realtime::Viewer, usize>>,
 }
 
 /// Registers every route.

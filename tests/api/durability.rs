@@ -254,3 +254,176 @@ async fn kill_9_after_a_burst_loses_no_acknowledged_message() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(body(r).await["seq"].as_u64(), Some(seqs.len() as u64 + 1));
 }
+
+/// One round: start on `data`, write from several clients, SIGKILL while
+/// they write, restart and check every acknowledged message and the seqs.
+async fn crash_round(data: &std::path::Path, round: usize) {
+    let env = [
+        ("NATTER_ADMIN_EMAIL", "a@example.com"),
+        ("NATTER_ADMIN_PASSWORD", "a-password"),
+        ("NATTER_CONTACTS_PER_MINUTE", "0"),
+        ("NATTER_CONTACT_MESSAGES_PER_MINUTE", "0"),
+        ("NATTER_SEARCHES_PER_MINUTE", "0"),
+    ];
+    let mut server = serve(data, &env).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "a@example.com", "password": "a-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let inboxes: Value = client
+        .get(format!("{base}/api/v1/inboxes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = inboxes["inboxes"][0]["widget_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let acked: Arc<Mutex<Vec<(String, String, u64)>>> = Arc::default();
+    let (enough_tx, mut enough_rx) = tokio::sync::watch::channel(false);
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, base, key, acked, enough_tx) = (
+            client.clone(),
+            base.clone(),
+            key.clone(),
+            acked.clone(),
+            enough_tx.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let Ok(r) = client
+                .post(format!("{base}/api/v1/widget/{key}/contacts"))
+                .json(&json!({}))
+                .send()
+                .await
+            else {
+                return;
+            };
+            let Ok(c) = r.json::<Value>().await else {
+                return;
+            };
+            let ctoken = c["token"].as_str().unwrap_or_default().to_owned();
+            let mut conv: Option<String> = None;
+            for i in 0.. {
+                let text = format!("r{round}w{w}m{i}");
+                let req = match &conv {
+                    None => client.post(format!("{base}/api/v1/customer/conversations")),
+                    Some(id) => client.post(format!(
+                        "{base}/api/v1/customer/conversations/{id}/messages"
+                    )),
+                };
+                match req
+                    .bearer_auth(&ctoken)
+                    .json(&json!({"body": text}))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == StatusCode::CREATED => {
+                        let Ok(v) = r.json::<Value>().await else {
+                            break;
+                        };
+                        let (id, seq) = match &conv {
+                            None => {
+                                let id = v["conversation"]["id"].as_str().unwrap().to_owned();
+                                conv = Some(id.clone());
+                                (id, 1)
+                            }
+                            Some(id) => (id.clone(), v["seq"].as_u64().unwrap()),
+                        };
+                        let mut a = acked.lock().unwrap();
+                        a.push((id, text, seq));
+                        if a.len() >= 60 {
+                            let _ = enough_tx.send(true);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    enough_rx.wait_for(|v| *v).await.unwrap();
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let restarted = serve(data, &[]).await;
+    let mut by_conv: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for (conv, _, _) in &acked {
+        if !by_conv.contains_key(conv) {
+            let v: Value = client
+                .get(format!(
+                    "{}/api/v1/conversations/{conv}/messages?limit=100000",
+                    restarted.base
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            by_conv.insert(conv.clone(), v["messages"].as_array().unwrap().clone());
+        }
+    }
+    for (conv, text, seq) in &acked {
+        let msgs = &by_conv[conv];
+        assert!(
+            msgs.iter()
+                .any(|m| m["body"] == text.as_str() && m["seq"] == *seq),
+            "round {round}: acknowledged {text} lost"
+        );
+    }
+    for (conv, msgs) in &by_conv {
+        let seqs: Vec<u64> = msgs.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "round {round}: gap in {conv}"
+        );
+        // Nothing half there: every stored message is whole.
+        assert!(msgs
+            .iter()
+            .all(|m| m["body"].as_str().is_some_and(|b| b.starts_with('r'))));
+    }
+    // The index agrees: the newest acknowledged message is searchable.
+    if let Some((_, text, _)) = acked.last() {
+        let r: Value = client
+            .get(format!("{}/api/v1/search", restarted.base))
+            .bearer_auth(&token)
+            .query(&[("q", text.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            r["results"].as_array().is_some_and(|h| !h.is_empty()),
+            "round {round}: {text} not searchable"
+        );
+    }
+    let mut restarted = restarted;
+    restarted.child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_crashes_during_concurrent_writes_lose_nothing_acknowledged() {
+    let data = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        crash_round(data.path(), round).await;
+    }
+}

@@ -172,3 +172,79 @@ async fn request_headers_over_32_kib_are_refused() {
     let r = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn each_user_may_hold_only_so_many_event_streams() {
+    // Keep-alives every second, so the server notices closed streams soon.
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.streams_per_user = 2;
+        c.sse_keepalive_secs = 1;
+    })
+    .await;
+    let a = app.events("/api/v1/events", &app.admin_token, None).await;
+    let b = app.events("/api/v1/events", &app.admin_token, None).await;
+    let r = app.get("/api/v1/events", &app.admin_token).await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Another user is not affected, and a closed stream frees its slot.
+    let (_, contact) = app.contact().await;
+    let _c = app.events("/api/v1/customer/events", &contact, None).await;
+    drop(a);
+    drop(b);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = app.get("/api/v1/events", &app.admin_token).await;
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn searches_are_rate_limited_per_user() {
+    let app = crate::helpers::spawn_app_with(|c| c.searches_per_minute = 2).await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.get("/api/v1/search?q=x", &app.admin_token)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let r = app.get("/api/v1/search?q=x", &app.admin_token).await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    // The server gives up on the request head and closes the connection.
+    let n = tokio::time::timeout(std::time::Duration::from_secs(15), sock.read(&mut buf))
+        .await
+        .expect("closed within 15 s");
+    // A reset by the server is as good as a close.
+    if let Ok(n) = n {
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || head.starts_with("HTTP/1.1 408"), "{head:?}");
+    }
+    // And the server still answers others (on a new connection).
+    let fresh = reqwest::Client::new();
+    assert_eq!(
+        fresh
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}

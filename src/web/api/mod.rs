@@ -289,6 +289,15 @@ pub async fn run_search(
     limit: usize,
     cursor: Option<String>,
 ) -> Result<crate::service::index::Hits, crate::error::ApiError> {
+    let who = match viewer {
+        crate::service::realtime::Viewer::Agent { id, .. } => (0, id),
+        crate::service::realtime::Viewer::Contact { id } => (1, id),
+    };
+    state
+        .limits
+        .searches
+        .check(&who)
+        .map_err(crate::error::ApiError::TooManyRequests)?;
     let target = state.store.durability().published_upto();
     state
         .index

@@ -49,12 +49,12 @@ pub async fn events(
         conversation: q.get("c").and_then(|c| parse_id(c)),
     };
     let last = crate::web::events::last_event_id(&req);
-    Ok(crate::web::events::stream(
+    crate::web::events::stream(
         state,
         Viewer::Contact { id: contact.id },
         last,
         crate::web::events::Format::Messenger(Arc::new(ctx)),
-    ))
+    )
 }
 
 /// A message appended to the open thread (replacing a copy shown already).

@@ -73,7 +73,7 @@ pub async fn events(
         viewer,
         last,
         crate::web::events::Format::Page(Arc::new(ctx)),
-    ))
+    )?)
 }
 
 /// A message appended to its thread, replacing a copy already shown.
