@@ -120,6 +120,9 @@ pub struct ServeArgs {
     /// Messages per minute from one contact (0 turns the limit off).
     #[arg(long, env = "NATTER_CONTACT_MESSAGES_PER_MINUTE", default_value_t = 60)]
     pub contact_messages_per_minute: u32,
+    /// Open connections one client address may hold (0 turns the limit off).
+    #[arg(long, env = "NATTER_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub connections_per_address: usize,
     /// Searches per minute per agent or contact (0 turns the limit off).
     #[arg(long, env = "NATTER_SEARCHES_PER_MINUTE", default_value_t = 60)]
     pub searches_per_minute: u32,
@@ -173,6 +176,8 @@ pub struct ServeConfig {
     pub contacts_per_minute: u32,
     /// Messages per minute per contact (0: off).
     pub contact_messages_per_minute: u32,
+    /// Open connections per client address (0: off).
+    pub connections_per_address: usize,
     /// Searches per minute per caller (0: off).
     pub searches_per_minute: u32,
     /// Open event streams per agent or contact.
@@ -266,6 +271,7 @@ impl ServeArgs {
             login_lockout_secs: u64::from(self.login_lockout_minutes) * 60,
             contacts_per_minute: self.contacts_per_minute,
             contact_messages_per_minute: self.contact_messages_per_minute,
+            connections_per_address: self.connections_per_address,
             searches_per_minute: self.searches_per_minute,
             streams_per_user: self.streams_per_user.max(1),
             workers,
@@ -295,6 +301,7 @@ impl ServeConfig {
             login_lockout_minutes: 15,
             contacts_per_minute: 30,
             contact_messages_per_minute: 60,
+            connections_per_address: 256,
             searches_per_minute: 60,
             streams_per_user: 20,
             workers: Some(2),

@@ -107,6 +107,11 @@ impl Application {
                 .wrap(from_fn(webmod::middleware::headers_and_metrics))
                 .configure(webmod::routes)
         })
+        .on_connect(webmod::connections::on_connect(
+            Arc::new(webmod::connections::ConnectionTable::default()),
+            config.connections_per_address,
+            config.trusted_proxies.clone(),
+        ))
         .workers(config.workers)
         .disable_signals()
         .shutdown_timeout(5)

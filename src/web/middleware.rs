@@ -31,6 +31,16 @@ pub async fn headers_and_metrics<B: MessageBody>(
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
         + req.uri().to_string().len();
+    if req
+        .conn_data::<super::connections::ConnectionSlot>()
+        .is_some_and(|s| s.over_limit)
+    {
+        let res = HttpResponse::TooManyRequests()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .insert_header((header::CONNECTION, "close"))
+            .json(serde_json::json!({"error": {"code": "rate_limited", "message": "too many open connections from this address"}}));
+        return Ok(req.into_response(res).map_into_right_body());
+    }
     if head_bytes > MAX_HEADER_BYTES {
         let res = HttpResponse::build(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).json(
             serde_json::json!({"error": {"code": "headers_too_large", "message": "request headers are larger than 32 KiB"}}),

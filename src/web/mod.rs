@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod connections;
 pub mod events;
 pub mod extract;
 pub mod files;

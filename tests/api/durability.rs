@@ -427,3 +427,99 @@ async fn twenty_crashes_during_concurrent_writes_lose_nothing_acknowledged() {
         crash_round(data.path(), round).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_streams_do_not_stop_the_api() {
+    use tokio::io::AsyncWriteExt;
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("NATTER_ADMIN_EMAIL", "a@example.com"),
+        ("NATTER_ADMIN_PASSWORD", "a-password"),
+        ("NATTER_STREAMS_PER_USER", "20000"),
+        ("NATTER_CONNECTIONS_PER_ADDRESS", "0"),
+    ];
+    let server = serve(data.path(), &env).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "a@example.com", "password": "a-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let request = format!("GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
+    let mut streams = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        s.write_all(request.as_bytes()).await.unwrap();
+        streams.push(s);
+    }
+    // Wait (bounded) until the server holds them all open.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let m = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let open: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("natter_sse_connections "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if open >= 10_000 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {open} streams open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The API still answers, reads and writes.
+    let me = client
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let key: Value = client
+        .get(format!("{base}/api/v1/inboxes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["inboxes"][0]["widget_key"].as_str().unwrap().to_owned();
+    let c: Value = client
+        .post(format!("{base}/api/v1/widget/{key}/contacts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = client
+        .post(format!("{base}/api/v1/customer/conversations"))
+        .bearer_auth(c["token"].as_str().unwrap())
+        .json(&json!({"body": "still fast"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    drop(streams);
+}

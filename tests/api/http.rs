@@ -248,3 +248,62 @@ async fn a_client_that_never_finishes_its_headers_is_dropped() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(|c| c.connections_per_address = 3).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Open connections one by one, each with a request, and keep them.
+    // (The test client's own pooled connection may already hold one.)
+    let mut held = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        statuses.push(head.get(9..12).unwrap_or("").to_owned());
+        held.push(s);
+    }
+    let first_refused = statuses
+        .iter()
+        .position(|s| s == "429")
+        .expect("a connection over the limit is refused");
+    assert!((2..=3).contains(&first_refused), "{statuses:?}");
+    assert!(
+        statuses[..first_refused].iter().all(|s| s == "200"),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[first_refused..].iter().all(|s| s == "429"),
+        "{statuses:?}"
+    );
+    let extra = held.pop();
+    // Closing connections frees the allowance.
+    drop(held);
+    drop(extra);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let fresh = reqwest::Client::new();
+        if fresh
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "allowance never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
