@@ -139,6 +139,9 @@ impl FromRequest for MessageInput {
                 }
                 ("application", "x-www-form-urlencoded") => {
                     let bytes = read_body(&mut payload).await?;
+                    if std::str::from_utf8(&bytes).is_err() {
+                        return Err(ApiError::Malformed("the form is not valid UTF-8".into()));
+                    }
                     let f: FormBody = serde_urlencoded::from_bytes(&bytes)
                         .map_err(|e| ApiError::Malformed(format!("bad form: {e}")))?;
                     Ok(MessageInput {

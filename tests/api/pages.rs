@@ -741,3 +741,91 @@ async fn the_search_page_offers_and_applies_filters() {
     let r = s.get(&app, "/search?q=parcel&status=closed").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn hostile_text_in_every_field_is_stored_as_sent_and_rendered_inert() {
+    let app = spawn_app().await;
+    let evil = "<img src=x onerror=alert(1)>\u{202e}gnp.exe";
+    // A contact name, a body of 10,000 emoji, HTML and right-to-left marks.
+    let (_, contact) = app
+        .contact_in(&app.widget_key.clone(), json!({"name": evil}))
+        .await;
+    let emoji = "🎉".repeat(10_000);
+    let (conv, m) = app.start_conversation(&contact, &emoji).await;
+    assert_eq!(m["body"], emoji.as_str());
+    app.contact_says(&contact, &conv, evil).await;
+    // An agent and an inbox named with HTML.
+    let r = app
+        .post(
+            "/api/v1/agents",
+            &app.admin_token,
+            json!({"email": "h@example.com", "name": evil, "password": "long-enough"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app
+        .post("/api/v1/inboxes", &app.admin_token, json!({"name": evil}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // NUL bytes and control characters are refused with a clear error.
+    for (path, body) in [
+        (
+            format!("/api/v1/customer/conversations/{conv}/messages"),
+            json!({"body": "a\u{0}b"}),
+        ),
+        (
+            "/api/v1/agents".to_owned(),
+            json!({"email": "n@example.com", "name": "a\u{0}b", "password": "long-enough"}),
+        ),
+    ] {
+        let token = if path.contains("customer") {
+            &contact
+        } else {
+            &app.admin_token
+        };
+        let r = app.post(&path, token, body).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+    }
+    // Invalid UTF-8 in a form is a clear 400, not a crash.
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r = s
+        .client
+        .post(app.url(&format!("/ui/conversations/{conv}/messages")))
+        .header(COOKIE, &s.cookie)
+        .header("X-CSRF-Token", &s.csrf)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'b', b'o', b'd', b'y', b'=', 0xff, 0xfe])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Every page shows it as text.
+    for page in [
+        "/inbox".to_owned(),
+        format!("/conversations/{conv}"),
+        "/settings/agents".to_owned(),
+        "/settings/inboxes".to_owned(),
+        "/search?q=onerror".to_owned(),
+    ] {
+        let html = s.get(&app, &page).await.text().await.unwrap();
+        assert!(
+            !html.contains("<img src=x"),
+            "{page} rendered HTML from a user"
+        );
+    }
+    let html = app
+        .client
+        .get(app.url(&format!("/m/{}/view?c={conv}", app.widget_key)))
+        .bearer_auth(&contact)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<img src=x"));
+    assert!(html.contains(&"🎉".repeat(100)));
+    // And the API returns it exactly as sent.
+    let msgs = app.agent_messages(&app.admin_token, &conv, "").await;
+    assert_eq!(msgs.last().unwrap()["body"], evil);
+}
