@@ -91,51 +91,7 @@ impl FromRequest for MessageInput {
             };
             match (mime.type_().as_str(), mime.subtype().as_str()) {
                 ("multipart", "form-data") => {
-                    let mut mp = Multipart::new(req.headers(), payload);
-                    let mut input = MessageInput::default();
-                    while let Some(field) = mp.next().await {
-                        let field = field
-                            .map_err(|e| ApiError::Malformed(format!("bad multipart body: {e}")))?;
-                        let name = field.name().unwrap_or_default().to_owned();
-                        match name.as_str() {
-                            "file" | "files" | "files[]" => {
-                                let file_name = field
-                                    .content_disposition()
-                                    .and_then(|d| d.get_filename())
-                                    .unwrap_or("file")
-                                    .to_owned();
-                                let bytes = read_limited(field, max_file).await?;
-                                if bytes.is_empty() {
-                                    continue; // an empty file input
-                                }
-                                if input.files.len() == MAX_FILES {
-                                    return Err(Invalid::new(
-                                        "files",
-                                        format!("at most {MAX_FILES} files per message"),
-                                    )
-                                    .into());
-                                }
-                                input.files.push((file_name, bytes));
-                            }
-                            "body" | "private" | "csrf" | "name" | "email" => {
-                                let bytes = read_limited(field, MAX_JSON_BYTES).await?;
-                                let text = String::from_utf8(bytes).map_err(|_| {
-                                    ApiError::Malformed("fields must be UTF-8".into())
-                                })?;
-                                match name.as_str() {
-                                    "body" => input.body = text,
-                                    "private" => input.private = truthy(&text),
-                                    "name" => input.name = Some(text),
-                                    "email" => input.email = Some(text),
-                                    _ => input.csrf = Some(text),
-                                }
-                            }
-                            _ => {
-                                read_limited(field, MAX_JSON_BYTES).await?;
-                            }
-                        }
-                    }
-                    Ok(input)
+                    parse_multipart(Multipart::new(req.headers(), payload), max_file).await
                 }
                 ("application", "x-www-form-urlencoded") => {
                     let bytes = read_body(&mut payload).await?;
@@ -168,6 +124,69 @@ impl FromRequest for MessageInput {
             }
         })
     }
+}
+
+/// Reads a `multipart/form-data` message: `body`, `private`, `name`,
+/// `email`, `csrf` and up to five `file` parts of at most `max_file` bytes.
+pub async fn parse_multipart(mut mp: Multipart, max_file: usize) -> Result<MessageInput, ApiError> {
+    let mut input = MessageInput::default();
+    while let Some(field) = mp.next().await {
+        let field = field.map_err(|e| ApiError::Malformed(format!("bad multipart body: {e}")))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" | "files" | "files[]" => {
+                let file_name = field
+                    .content_disposition()
+                    .and_then(|d| d.get_filename())
+                    .unwrap_or("file")
+                    .to_owned();
+                let bytes = read_limited(field, max_file).await?;
+                if bytes.is_empty() {
+                    continue; // an empty file input
+                }
+                if input.files.len() == MAX_FILES {
+                    return Err(Invalid::new(
+                        "files",
+                        format!("at most {MAX_FILES} files per message"),
+                    )
+                    .into());
+                }
+                input.files.push((file_name, bytes));
+            }
+            "body" | "private" | "csrf" | "name" | "email" => {
+                let bytes = read_limited(field, MAX_JSON_BYTES).await?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| ApiError::Malformed("fields must be UTF-8".into()))?;
+                match name.as_str() {
+                    "body" => input.body = text,
+                    "private" => input.private = truthy(&text),
+                    "name" => input.name = Some(text),
+                    "email" => input.email = Some(text),
+                    _ => input.csrf = Some(text),
+                }
+            }
+            _ => {
+                read_limited(field, MAX_JSON_BYTES).await?;
+            }
+        }
+    }
+    Ok(input)
+}
+
+/// The same from raw bytes and a `Content-Type` value (for the fuzzers).
+pub async fn parse_multipart_bytes(
+    content_type: &str,
+    body: Vec<u8>,
+    max_file: usize,
+) -> Result<MessageInput, ApiError> {
+    let mut headers = actix_web::http::header::HeaderMap::new();
+    let value = actix_web::http::header::HeaderValue::from_str(content_type)
+        .map_err(|_| ApiError::Malformed("bad content type".into()))?;
+    headers.insert(actix_web::http::header::CONTENT_TYPE, value);
+    let stream = futures_util::stream::once(async move {
+        Ok::<_, actix_web::error::PayloadError>(web::Bytes::from(body))
+    });
+    parse_multipart(Multipart::new(&headers, stream), max_file).await
 }
 
 async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, ApiError> {

@@ -545,3 +545,134 @@ async fn the_messenger_never_shows_another_contacts_conversation() {
     );
     assert!(!html.contains("internal note here"));
 }
+
+#[tokio::test]
+async fn the_messenger_pages_history_searches_and_captures_an_email() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "message number 1").await;
+    for i in 2..=40 {
+        app.contact_says(&contact, &conv, &format!("message number {i}"))
+            .await;
+    }
+    let key = app.widget_key.clone();
+    let view = app
+        .client
+        .get(app.url(&format!("/m/{key}/view?c={conv}")))
+        .bearer_auth(&contact)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        view.contains("message number 40")
+            && view.contains("message number 11")
+            && !view.contains("message number 10<")
+    );
+    assert!(
+        view.contains(&format!("/m/{key}/c/{conv}/older?before=11")),
+        "a sentinel loads older messages"
+    );
+    let older = app
+        .client
+        .get(app.url(&format!("/m/{key}/c/{conv}/older?before=11")))
+        .bearer_auth(&contact)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(older.contains("message number 1<") && older.contains("message number 10<"));
+    assert!(
+        !older.contains("older?before"),
+        "nothing older than the first message"
+    );
+    let found = app
+        .client
+        .get(app.url(&format!("/m/{key}/view?q=number+17")))
+        .bearer_auth(&contact)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(found.contains("data-role=\"search-results\"") && found.contains("message number 17"));
+    // "Get notified by email" stores the address on the contact.
+    let r = app
+        .client
+        .post(app.url(&format!("/m/{key}/email")))
+        .bearer_auth(&contact)
+        .header("hx-request", "true")
+        .form(&[("email", "Casey@Example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let me = body(app.get("/api/v1/customer/me", &contact).await).await;
+    assert_eq!(me["email"], "casey@example.com");
+    let r = app
+        .client
+        .post(app.url(&format!("/m/{key}/email")))
+        .bearer_auth(&contact)
+        .form(&[("email", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn the_messenger_stream_shows_replies_typing_and_seen() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hello?").await;
+    let key = app.widget_key.clone();
+    let mut r = app
+        .client
+        .get(app.url(&format!("/m/{key}/events?access_token={contact}&c={conv}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut seen = String::new();
+    app.post(
+        &format!("/api/v1/conversations/{conv}/typing"),
+        &app.admin_token,
+        serde_json::json!({"typing": true}),
+    )
+    .await;
+    read_until(
+        &mut r,
+        &mut seen,
+        &format!("innerHTML:#typing-{conv}\">Admin is typing…"),
+    )
+    .await;
+    app.post(
+        &format!("/api/v1/conversations/{conv}/read"),
+        &app.admin_token,
+        serde_json::json!({"seq": 1}),
+    )
+    .await;
+    read_until(&mut r, &mut seen, &format!("innerHTML:#seen-{conv}\">Seen")).await;
+    app.agent_says(&app.admin_token, &conv, "Here to help!", false)
+        .await;
+    read_until(&mut r, &mut seen, "Here to help!").await;
+    assert!(seen.contains(&format!("beforeend:#thread-{conv}")));
+}
+
+/// Reads a stream until `want` has arrived (bounded).
+async fn read_until(r: &mut reqwest::Response, seen: &mut String, want: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(want) {
+        let chunk = tokio::time::timeout_at(deadline, r.chunk())
+            .await
+            .expect("within 10 s")
+            .unwrap()
+            .expect("open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}

@@ -307,3 +307,20 @@ async fn one_address_cannot_hold_more_than_its_connections() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn hsts_is_sent_when_the_base_url_is_https() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.base_url = "https://chat.example.com".into();
+        c.base_url_explicit = true;
+    })
+    .await;
+    let r = app.client.get(app.url("/login")).send().await.unwrap();
+    assert!(r.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
+    let plain = spawn_app().await;
+    let r = plain.client.get(plain.url("/login")).send().await.unwrap();
+    assert!(r.headers().get("strict-transport-security").is_none());
+}

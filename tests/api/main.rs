@@ -9,6 +9,7 @@ mod conversations;
 mod customers;
 mod durability;
 mod events;
+mod fuzz_regressions;
 mod helpers;
 mod http;
 mod pages;

@@ -119,8 +119,19 @@ async fn a_customer_writes_from_the_widget_on_another_site_and_continues_on_a_se
         .unwrap()
         .unwrap();
 
-    // The JavaScript API closes and opens the widget.
+    // It survives a navigation of the host site: still open after a reload.
     b.client.enter_parent_frame().await.unwrap();
+    b.client.refresh().await.unwrap();
+    b.find("[data-natter-launcher]").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !panel_visible(&b).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the widget did not reopen after navigation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The JavaScript API closes and opens the widget.
     b.client.execute("Natter.close()", vec![]).await.unwrap();
     assert!(!panel_visible(&b).await);
     b.client.execute("Natter.open()", vec![]).await.unwrap();

@@ -590,8 +590,8 @@ fn phrase(field: Field, toks: &[String], prefix: bool) -> Box<dyn Query> {
     ]))
 }
 
-/// Splits a query into words and "quoted phrases".
-fn split_query(text: &str) -> Vec<(String, bool)> {
+/// Splits a query into words and "quoted phrases" (public for the fuzzers).
+pub fn split_query(text: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {

@@ -275,6 +275,18 @@ fn main_view(
     Ok(m)
 }
 
+/// Before a search, lets the index catch up with what is already
+/// acknowledged, so a message is findable as soon as it was sent.
+async fn wait_for_index(state: &AppState, q: &PageQuery) {
+    if q.q.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+        let target = state.store.durability().published_upto();
+        state
+            .index
+            .wait_for(target, std::time::Duration::from_secs(2))
+            .await;
+    }
+}
+
 /// "We usually reply within ..." once the contact has waited a while.
 fn waiting_note(inbox: &InboxRecord, c: &ConversationRecord) -> Option<String> {
     let last = c.last_public_message.as_ref()?;
@@ -292,6 +304,7 @@ async fn page(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
+    wait_for_index(&state, &q).await;
     let main = main_view(&state, &inbox, who.as_ref(), &q)?;
     let p = Page {
         key: inbox.widget_key.clone(),
@@ -314,6 +327,7 @@ async fn view_partial(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
+    wait_for_index(&state, &q).await;
     let main = main_view(&state, &inbox, who.as_ref(), &q)?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
