@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// Number of HTTP worker threads [default: one per core].
     #[arg(long, env = "NATTER_WORKERS")]
     pub workers: Option<usize>,
+    /// Free space (MiB) to keep on the data folder's disk; writes get 507
+    /// below it, until space returns.
+    #[arg(long, env = "NATTER_MIN_FREE_MB", default_value_t = 64)]
+    pub min_free_mb: u64,
     /// Largest attachment in MiB.
     #[arg(long, env = "NATTER_MAX_UPLOAD_MB", default_value_t = 10)]
     pub max_upload_mb: u64,
@@ -190,6 +194,8 @@ pub struct ServeConfig {
     pub event_buffer: usize,
     /// Largest attachment in bytes.
     pub max_upload_bytes: usize,
+    /// Free bytes to keep on the data disk.
+    pub min_free_bytes: u64,
 }
 
 impl ServeArgs {
@@ -278,6 +284,7 @@ impl ServeArgs {
             sse_keepalive_secs: self.sse_keepalive_secs,
             event_buffer: self.event_buffer.clamp(1, 1 << 20),
             max_upload_bytes: (self.max_upload_mb.clamp(1, 1024) * 1024 * 1024) as usize,
+            min_free_bytes: self.min_free_mb * 1024 * 1024,
         })
     }
 }
@@ -308,6 +315,7 @@ impl ServeConfig {
             sse_keepalive_secs: 10,
             event_buffer: 4096,
             max_upload_mb: 10,
+            min_free_mb: 64,
         };
         match args.validate() {
             Ok(c) => c,

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 429: slow down, try again after this many seconds.
     #[error("too many requests; try again in {0} seconds")]
     TooManyRequests(u64),
+    /// 507: the disk is full; writes wait until space returns.
+    #[error("the server's disk is full; try again later")]
+    InsufficientStorage,
     /// 503: the store could not make the write durable.
     #[error("the server could not store this right now; try again")]
     Unavailable,
@@ -68,6 +71,7 @@ impl ApiError {
             Self::Invalid(_) => "invalid_field",
             Self::TooManyRequests(_) => "rate_limited",
             Self::Unavailable => "unavailable",
+            Self::InsufficientStorage => "insufficient_storage",
             Self::Internal => "internal_error",
         }
     }
@@ -85,6 +89,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::Invalid(i) => Self::Invalid(i),
+            StoreError::DiskFull => {
+                tracing::warn!("write refused: the disk is full");
+                Self::InsufficientStorage
+            }
             StoreError::Flush(_) | StoreError::Sled(_) => {
                 tracing::error!(error = %e, "store write failed");
                 Self::Unavailable
@@ -111,6 +119,7 @@ impl ResponseError for ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

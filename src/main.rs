@@ -61,6 +61,7 @@ fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure
         cache_bytes: 64 << 20,
         fsync: false,
         event_buffer: 16,
+        min_free_bytes: 0,
     })
     .map_err(|e| match e {
         StoreError::Locked(p) => (

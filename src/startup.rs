@@ -69,6 +69,7 @@ impl Application {
             cache_bytes: config.cache_bytes,
             fsync: config.fsync,
             event_buffer: config.event_buffer,
+            min_free_bytes: config.min_free_bytes,
         })?;
         let flusher = tokio::spawn(store.durability().clone().run_flusher());
         bootstrap(&store, &config).await?;

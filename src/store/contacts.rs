@@ -210,6 +210,7 @@ mod tests {
             cache_bytes: 1 << 20,
             fsync: false,
             event_buffer: 16,
+            min_free_bytes: 0,
         };
         match Store::open(&opts) {
             Ok(s) => s,

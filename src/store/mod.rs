@@ -99,6 +99,10 @@ pub enum StoreError {
         /// What went wrong.
         reason: String,
     },
+    /// Free space on the data folder's disk is below the reserve: writes
+    /// are refused (507) until space returns, reads go on.
+    #[error("the disk holding the data folder is full; free some space")]
+    DiskFull,
     /// The data was written by a newer Natter.
     #[error("the data folder holds schema version {found}, but this natter knows only up to {SCHEMA_VERSION}; run a newer natter")]
     TooNew {
@@ -182,6 +186,10 @@ pub struct StoreOptions {
     /// How many durable events a slow subscriber may fall behind before it
     /// has to catch up from the log.
     pub event_buffer: usize,
+    /// Free bytes to keep on the data folder's disk: below this, writes are
+    /// refused before sled hits ENOSPC (after which sled 0.34 refuses all
+    /// writes until restart).
+    pub min_free_bytes: u64,
 }
 
 /// Handle to the database; cheap to share behind an `Arc`.
@@ -191,6 +199,11 @@ pub struct Store {
     write_lock: Mutex<WriteState>,
     durability: Arc<Durability>,
     path: PathBuf,
+    min_free_bytes: u64,
+    /// Free bytes seen at the last check.
+    free_bytes: std::sync::atomic::AtomicU64,
+    /// When the free space was last checked (micros since the epoch).
+    free_checked_at: std::sync::atomic::AtomicI64,
     _lock_file: File,
 }
 
@@ -253,6 +266,9 @@ impl Store {
             write_lock: Mutex::new(WriteState { next_event_id }),
             durability,
             path: path.clone(),
+            min_free_bytes: opts.min_free_bytes,
+            free_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
+            free_checked_at: std::sync::atomic::AtomicI64::new(0),
             _lock_file: lock_file,
         };
         std::fs::create_dir_all(store.files_dir()).map_err(|e| folder_err(e.to_string()))?;
@@ -345,6 +361,26 @@ impl Store {
         .await
     }
 
+    /// Refuses writes while the disk's free space is under the reserve. The
+    /// free space is read at most every 100 ms, so the check costs nothing
+    /// on the hot path.
+    fn check_disk(&self, now: Micros) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        if now - self.free_checked_at.load(Relaxed) > 100_000 {
+            if let Ok(free) = fs4::available_space(&self.path) {
+                self.free_bytes.store(free, Relaxed);
+            }
+            self.free_checked_at.store(now, Relaxed);
+        }
+        if self.free_bytes.load(Relaxed) < self.min_free_bytes {
+            return Err(StoreError::DiskFull);
+        }
+        Ok(())
+    }
+
     /// Runs `f` as one atomic transaction over every tree, then waits until
     /// a flush that began after it has finished. Events emitted by `f` get
     /// consecutive ids and are published, in order, once durable.
@@ -353,6 +389,7 @@ impl Store {
         now: Micros,
         f: impl Fn(&mut Tx<'_>) -> TxResult<R>,
     ) -> Result<R> {
+        self.check_disk(crate::domain::time::now())?;
         let ticket;
         let out;
         {

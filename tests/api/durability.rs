@@ -523,3 +523,189 @@ async fn ten_thousand_idle_streams_do_not_stop_the_api() {
     assert_eq!(r.status(), StatusCode::CREATED);
     drop(streams);
 }
+
+/// Unmounts the test's tmpfs however the test ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_with_507_and_recovers_when_space_returns() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the full-disk test mounts a small tmpfs and needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("disk");
+    std::fs::create_dir_all(&mount).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    if !ok.success() {
+        eprintln!("skipped: this machine does not allow mounting a tmpfs");
+        return;
+    }
+    let _mounted = Mounted(mount.clone());
+    let filler = mount.join("filler");
+    std::fs::write(&filler, vec![0u8; 3 << 20]).unwrap();
+    let data = mount.join("data");
+    let env = [
+        ("NATTER_ADMIN_EMAIL", "a@example.com"),
+        ("NATTER_ADMIN_PASSWORD", "a-password"),
+        ("NATTER_CONTACT_MESSAGES_PER_MINUTE", "0"),
+        ("NATTER_MIN_FREE_MB", "2"),
+    ];
+    let mut server = serve(&data, &env).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "a@example.com", "password": "a-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let inboxes: Value = client
+        .get(format!("{base}/api/v1/inboxes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = inboxes["inboxes"][0]["widget_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c: Value = client
+        .post(format!("{base}/api/v1/widget/{key}/contacts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ctoken = c["token"].as_str().unwrap().to_owned();
+    let started: Value = client
+        .post(format!("{base}/api/v1/customer/conversations"))
+        .bearer_auth(&ctoken)
+        .json(&json!({"body": "start"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conv = started["conversation"]["id"].as_str().unwrap().to_owned();
+    let post = |text: String| {
+        let (client, base, conv, ctoken) =
+            (client.clone(), base.clone(), conv.clone(), ctoken.clone());
+        async move {
+            let r = client
+                .post(format!(
+                    "{base}/api/v1/customer/conversations/{conv}/messages"
+                ))
+                .bearer_auth(&ctoken)
+                .json(&json!({"body": text}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.ok())
+        }
+    };
+    // Fill the disk until writes are refused.
+    let mut acked = vec!["start".to_owned()];
+    let mut refused = None;
+    for n in 0..2000 {
+        let text = format!("{}{n}", "x".repeat(9000));
+        let (status, body) = post(text.clone()).await;
+        if status == StatusCode::CREATED {
+            acked.push(text);
+        } else {
+            refused = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = refused.expect("the disk filled up");
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{body:?}");
+    assert_eq!(body.unwrap()["error"]["code"], "insufficient_storage");
+    // Reads go on.
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let msgs: Value = client
+        .get(format!(
+            "{base}/api/v1/conversations/{conv}/messages?limit=5000"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), acked.len());
+    // Space returns: writes work again, within a bound.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = post("after space returned".into()).await;
+        if status == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "writes never resumed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    acked.push("after space returned".into());
+    // Nothing is corrupt: after a restart every acknowledged message is
+    // there, in order, with no gaps.
+    server.child.kill().await.unwrap();
+    let restarted = serve(&data, &[("NATTER_MIN_FREE_MB", "2")]).await;
+    let msgs: Value = client
+        .get(format!(
+            "{}/api/v1/conversations/{conv}/messages?limit=5000",
+            restarted.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = msgs["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, acked.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut restarted = restarted;
+    restarted.child.kill().await.unwrap();
+}
