@@ -1,0 +1,269 @@
+//! Child servers: starting natter (or the bare actix ceiling) as its own
+//! process, timing its start, reading its memory and CPU from `/proc`, and
+//! stopping it the way an operator would (SIGTERM).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::http::Conn;
+
+/// Log lines kept per child, to explain a failure.
+const LOG_TAIL: usize = 50;
+
+/// How long a start may take before the bench gives up (a 1M-message data
+/// folder included).
+const START_LIMIT: Duration = Duration::from_secs(120);
+
+/// The admin the bench creates through `NATTER_ADMIN_EMAIL`.
+pub const ADMIN_EMAIL: &str = "bench-admin@example.com";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "bench-admin-password";
+
+/// A running child server.
+pub struct Server {
+    /// The process.
+    child: Child,
+    /// Where it listens (from its `listening on http://ADDR` line).
+    pub addr: SocketAddr,
+    /// From `spawn` to the first 200 on `/healthz`.
+    pub start_time: Duration,
+    /// Its last log lines (stdout and stderr).
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Server {
+    /// Starts natter on `data`, on a free port, with rate limits off (the
+    /// bench is one address sending thousands of requests). With `admin`,
+    /// the bench's admin is created at start, as `NATTER_ADMIN_*` does.
+    pub async fn natter(data: &Path, admin: bool) -> Result<Self, String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+        cmd.arg("serve")
+            .env("NATTER_BIND", "127.0.0.1:0")
+            .env("NATTER_DATA", data)
+            .env("NATTER_CONTACTS_PER_MINUTE", "0")
+            .env("NATTER_CONTACT_MESSAGES_PER_MINUTE", "0")
+            .env("RUST_LOG", "info");
+        for (k, v) in natter_env() {
+            cmd.env(k, v);
+        }
+        if admin {
+            cmd.env("NATTER_ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("NATTER_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        } else {
+            cmd.env_remove("NATTER_ADMIN_EMAIL")
+                .env_remove("NATTER_ADMIN_PASSWORD");
+        }
+        Self::spawn(cmd, "natter").await
+    }
+
+    /// Starts this bench binary again in its bare-actix role (see
+    /// `ceilings::serve_bare_actix`), with natter's worker count.
+    pub async fn bare_actix(workers: usize) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        let mut cmd = Command::new(exe);
+        cmd.env(crate::ROLE_VAR, crate::ROLE_BARE_ACTIX)
+            .env("NATTER_WORKERS", workers.to_string());
+        Self::spawn(cmd, "bare actix").await
+    }
+
+    /// Spawns `cmd`, waits for its `listening on http://ADDR` line and then
+    /// for the first 200 on `/healthz`.
+    async fn spawn(mut cmd: Command, what: &str) -> Result<Self, String> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let log: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel::<SocketAddr>();
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {what}: {e}"))?;
+        // Drain both pipes for the child's whole life so it never blocks on
+        // a full pipe; spot the listening line on the way.
+        let pipes: Vec<Box<dyn std::io::Read + Send>> = vec![
+            Box::new(child.stdout.take().expect("stdout was piped")),
+            Box::new(child.stderr.take().expect("stderr was piped")),
+        ];
+        for pipe in pipes {
+            let log = log.clone();
+            let addr_tx = addr_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("");
+                        if let Ok(a) = addr.trim_end_matches('/').parse() {
+                            let _ = addr_tx.send(a);
+                        }
+                    }
+                    let mut l = log.lock().expect("log poisoned");
+                    if l.len() == LOG_TAIL {
+                        l.pop_front();
+                    }
+                    l.push_back(line);
+                }
+            });
+        }
+        drop(addr_tx);
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            start_time: Duration::ZERO,
+            log,
+        };
+        let addr = match tokio::time::timeout(START_LIMIT, addr_rx.recv()).await {
+            Ok(Some(a)) => a,
+            _ => {
+                return Err(format!(
+                    "{what} did not log its address: {}",
+                    server.log_tail()
+                ))
+            }
+        };
+        server.addr = addr;
+        loop {
+            if let Ok(mut c) = Conn::connect(addr).await {
+                if let Ok(r) = c.get("/healthz", None).await {
+                    if r.status == 200 {
+                        break;
+                    }
+                }
+            }
+            if started.elapsed() > START_LIMIT {
+                return Err(format!(
+                    "{what} never answered 200 on /healthz: {}",
+                    server.log_tail()
+                ));
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("{what} exited ({status}): {}", server.log_tail()));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        server.start_time = started.elapsed();
+        Ok(server)
+    }
+
+    /// The last log lines, for error messages.
+    pub fn log_tail(&self) -> String {
+        let l = self.log.lock().expect("log poisoned");
+        l.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now, in bytes (`VmRSS`).
+    pub fn rss(&self) -> Option<u64> {
+        proc_status_kb(self.pid(), "VmRSS:").map(|kb| kb * 1024)
+    }
+
+    /// The anonymous part of the resident memory (heap, stacks), in bytes
+    /// (`RssAnon`): what the process itself holds, as opposed to file pages
+    /// it maps (`RssFile`: the binary, mmapped index files), which the
+    /// kernel can drop and reread.
+    pub fn rss_anon(&self) -> Option<u64> {
+        proc_status_kb(self.pid(), "RssAnon:").map(|kb| kb * 1024)
+    }
+
+    /// Peak resident memory so far, in bytes (`VmHWM`).
+    pub fn peak_rss(&self) -> Option<u64> {
+        proc_status_kb(self.pid(), "VmHWM:").map(|kb| kb * 1024)
+    }
+
+    /// CPU time (user + system) the child has used so far.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time(self.pid())
+    }
+
+    /// Stops the child with SIGTERM (natter drains and flushes) and waits
+    /// for it, at most 30 s before SIGKILL. Returns how long it took.
+    pub async fn stop(mut self) -> Result<Duration, String> {
+        let started = Instant::now();
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        if rc != 0 {
+            return Err(format!(
+                "SIGTERM failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        while started.elapsed() < Duration::from_secs(30) {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(started.elapsed()),
+                Ok(Some(status)) => {
+                    return Err(format!(
+                        "exited with {status} after SIGTERM: {}",
+                        self.log_tail()
+                    ))
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(e) => return Err(format!("wait: {e}")),
+            }
+        }
+        Err("did not stop within 30 s of SIGTERM".into())
+    }
+}
+
+impl Drop for Server {
+    /// Never leave a server behind, whatever happened to the bench.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Extra environment for every natter the bench starts, from
+/// `NATTER_BENCH_NATTER_ENV="K=V K2=V2"`: to try a setting (say
+/// `NATTER_CACHE_MB=8` or `MALLOC_ARENA_MAX=2`) under the same load.
+pub fn natter_env() -> Vec<(String, String)> {
+    std::env::var("NATTER_BENCH_NATTER_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line; here
+    // (starting at field 3) they are at index 11 and 12.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+}
+
+/// Resident memory of this bench process, in bytes (the client side of
+/// 10,000 streams, for comparison).
+pub fn own_rss() -> Option<u64> {
+    proc_status_kb(std::process::id(), "VmRSS:").map(|kb| kb * 1024)
+}
