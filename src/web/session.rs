@@ -39,6 +39,46 @@ pub fn csrf_ok(session_token: &str, given: &str) -> bool {
         .into()
 }
 
+/// Issues a new agent credential, stored only by its hash with the
+/// configured lifetime: an API token (`nat_`) or a browser session (`nas_`).
+/// Returns the secret and its expiry.
+pub async fn issue_agent_token(
+    state: &AppState,
+    agent_id: u64,
+    prefix: &str,
+) -> Result<(String, i64), ApiError> {
+    let (token, hash) = crate::service::auth::new_token(prefix);
+    let now = time::now();
+    let expires_at = now + state.config.token_ttl_secs * 1_000_000;
+    let rec = crate::store::TokenRecord {
+        owner: agent_id,
+        created_at: now,
+        expires_at,
+    };
+    state
+        .store
+        .insert_token(TokenOwner::Agent, hash, rec)
+        .await?;
+    Ok((token, expires_at))
+}
+
+/// Issues a new contact token (`nct_`), stored only by its hash.
+pub async fn issue_contact_token(state: &AppState, contact_id: u64) -> Result<String, ApiError> {
+    let (token, hash) = crate::service::auth::new_token("nct_");
+    let now = time::now();
+    let expires_at = now + state.config.contact_token_ttl_secs * 1_000_000;
+    let rec = crate::store::TokenRecord {
+        owner: contact_id,
+        created_at: now,
+        expires_at,
+    };
+    state
+        .store
+        .insert_token(TokenOwner::Contact, hash, rec)
+        .await?;
+    Ok(token)
+}
+
 /// The cookie that carries a new session.
 pub fn session_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, token.to_owned())

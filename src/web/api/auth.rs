@@ -7,8 +7,8 @@ use serde_json::json;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::Password;
 use crate::error::{ApiError, ApiResult};
-use crate::service::auth::{dummy_hash, hash_password, new_token, verify_password};
-use crate::store::{TokenOwner, TokenRecord};
+use crate::service::auth::{dummy_hash, hash_password, verify_password};
+use crate::store::TokenOwner;
 use crate::web::extract::{AgentAuth, ApiJson, ClientIp};
 use crate::web::{views, AppState};
 
@@ -17,26 +17,6 @@ use crate::web::{views, AppState};
 pub struct LoginBody {
     email: String,
     password: String,
-}
-
-/// Issues an agent token for an existing agent (sign-in, password change).
-pub async fn issue_agent_token(state: &AppState, agent_id: u64) -> ApiResult<(String, i64)> {
-    let (token, hash) = new_token("nat_");
-    let now = time::now();
-    let expires_at = now + state.config.token_ttl_secs * 1_000_000;
-    state
-        .store
-        .insert_token(
-            TokenOwner::Agent,
-            hash,
-            TokenRecord {
-                owner: agent_id,
-                created_at: now,
-                expires_at,
-            },
-        )
-        .await?;
-    Ok((token, expires_at))
 }
 
 /// Checks an email and password in constant-ish time (unknown emails are
@@ -80,7 +60,8 @@ pub async fn login(
             return Err(ApiError::Unauthorized("wrong email or password"));
         }
     };
-    let (token, expires_at) = issue_agent_token(&state, agent.id).await?;
+    let (token, expires_at) =
+        crate::web::session::issue_agent_token(&state, agent.id, "nat_").await?;
     tracing::info!(agent = agent.id, "agent signed in");
     Ok(HttpResponse::Ok().json(json!({
         "token": token,
@@ -138,6 +119,7 @@ pub async fn change_password(
         .store
         .set_agent_password(auth.agent.id, new_hash, time::now())
         .await?;
-    let (token, expires_at) = issue_agent_token(&state, auth.agent.id).await?;
+    let (token, expires_at) =
+        crate::web::session::issue_agent_token(&state, auth.agent.id, "nat_").await?;
     Ok(HttpResponse::Ok().json(json!({"token": token, "expires_at": rfc3339(expires_at)})))
 }

@@ -15,7 +15,6 @@ use crate::service::auth::{hash_token, identity_hash_ok, new_token};
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::store::{
     Author, ContactRecord, ConversationRecord, NewContact, NewMessage, Reader, ResumeRecord,
-    TokenOwner, TokenRecord,
 };
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
 use crate::web::upload::{prepare, MessageInput};
@@ -35,17 +34,7 @@ pub struct ContactBody {
 }
 
 async fn issue_contact_token(state: &AppState, contact: &ContactRecord) -> ApiResult<HttpResponse> {
-    let (token, hash) = new_token("nct_");
-    let now = time::now();
-    let rec = TokenRecord {
-        owner: contact.id,
-        created_at: now,
-        expires_at: now + state.config.contact_token_ttl_secs * 1_000_000,
-    };
-    state
-        .store
-        .insert_token(TokenOwner::Contact, hash, rec)
-        .await?;
+    let token = crate::web::session::issue_contact_token(state, contact.id).await?;
     Ok(HttpResponse::Created().json(json!({"contact_id": format_id(contact.id), "token": token})))
 }
 

@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::service::auth::{hash_token, new_token};
 use crate::store::{
     Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, NewContact, NewMessage,
-    ResumeRecord, TokenOwner, TokenRecord,
+    ResumeRecord, TokenOwner,
 };
 
 /// The no-JavaScript identity cookie (first-party pages only).
@@ -416,20 +416,7 @@ async fn new_contact(
             time::now(),
         )
         .await?;
-    let (token, hash) = new_token("nct_");
-    let now = time::now();
-    state
-        .store
-        .insert_token(
-            TokenOwner::Contact,
-            hash,
-            TokenRecord {
-                owner: contact.id,
-                created_at: now,
-                expires_at: now + state.config.contact_token_ttl_secs * 1_000_000,
-            },
-        )
-        .await?;
+    let token = super::session::issue_contact_token(state, contact.id).await?;
     Ok((contact, token))
 }
 
@@ -648,21 +635,8 @@ async fn resume(
             .content_type("text/html; charset=utf-8")
             .body(body));
     };
-    let (token, hash) = new_token("nct_");
-    let now = time::now();
+    let token = super::session::issue_contact_token(&state, contact.id).await?;
     let ttl = state.config.contact_token_ttl_secs;
-    state
-        .store
-        .insert_token(
-            TokenOwner::Contact,
-            hash,
-            TokenRecord {
-                owner: contact.id,
-                created_at: now,
-                expires_at: now + ttl * 1_000_000,
-            },
-        )
-        .await?;
     let who = (contact, token.clone());
     let p = Page {
         key: inbox.widget_key.clone(),

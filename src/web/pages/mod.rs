@@ -23,10 +23,8 @@ use super::AppState;
 use crate::domain::time::{self, parse_rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
 use crate::error::ApiError;
-use crate::service::auth::{dummy_hash, new_token, verify_password};
-use crate::store::{
-    Author, CannedRecord, ConversationRecord, Patch, Reader, TokenOwner, TokenRecord,
-};
+use crate::service::auth::{dummy_hash, verify_password};
+use crate::store::{Author, CannedRecord, ConversationRecord, Patch, Reader, TokenOwner};
 
 /// Registers the page routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -149,21 +147,8 @@ async fn login_submit(
         );
     };
     // A fresh session id at every sign-in (no fixation).
-    let (token, hash) = new_token("nas_");
-    let now = time::now();
+    let (token, _) = super::session::issue_agent_token(&state, agent.id, "nas_").await?;
     let ttl = state.config.token_ttl_secs;
-    state
-        .store
-        .insert_token(
-            TokenOwner::Agent,
-            hash,
-            TokenRecord {
-                owner: agent.id,
-                created_at: now,
-                expires_at: now + ttl * 1_000_000,
-            },
-        )
-        .await?;
     let secure = state.config.base_url.starts_with("https://");
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(&token, secure, ttl))

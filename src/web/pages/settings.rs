@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::{html, render};
 use crate::domain::{format_id, parse_id, time, Email, Invalid, Label, Name, Password, Role};
 use crate::error::ApiError;
-use crate::service::auth::{hash_password, new_token, random_string, verify_password};
-use crate::store::{AgentUpdate, CannedRecord, StoreError, TokenOwner, TokenRecord};
+use crate::service::auth::{hash_password, random_string, verify_password};
+use crate::store::{AgentUpdate, CannedRecord, StoreError};
 use crate::web::session::{session_cookie, PageAgent, PageError};
 use crate::web::AppState;
 
@@ -295,21 +295,8 @@ async fn change_password(
         .store
         .set_agent_password(p.agent.id, h, time::now())
         .await?;
-    let (token, th) = new_token("nas_");
-    let now = time::now();
+    let (token, _) = crate::web::session::issue_agent_token(&state, p.agent.id, "nas_").await?;
     let ttl = state.config.token_ttl_secs;
-    state
-        .store
-        .insert_token(
-            TokenOwner::Agent,
-            th,
-            TokenRecord {
-                owner: p.agent.id,
-                created_at: now,
-                expires_at: now + ttl * 1_000_000,
-            },
-        )
-        .await?;
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(
             &token,
