@@ -45,6 +45,25 @@ pub struct TypingEvent {
     pub private: bool,
 }
 
+impl TypingEvent {
+    /// A signal in a conversation.
+    pub fn in_conversation(
+        c: &crate::store::ConversationRecord,
+        author: Author,
+        typing: bool,
+        private: bool,
+    ) -> Self {
+        Self {
+            inbox_id: c.inbox_id,
+            contact_id: c.contact_id,
+            conversation_id: c.id,
+            author,
+            typing,
+            private,
+        }
+    }
+}
+
 /// The live side channel for typing signals.
 pub struct TypingHub {
     tx: broadcast::Sender<Arc<TypingEvent>>,

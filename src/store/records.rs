@@ -167,6 +167,17 @@ pub struct MessageRecord {
     pub created_at: Micros,
 }
 
+impl Author {
+    /// An agent as the author of what it writes now.
+    pub fn agent(a: &AgentRecord) -> Self {
+        Self {
+            kind: AuthorType::Agent,
+            id: Some(a.id),
+            name: Some(a.name.clone()),
+        }
+    }
+}
+
 /// Someone who read a conversation up to a seq.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reader {

@@ -64,29 +64,8 @@ async fn kill_9_after_a_burst_loses_no_acknowledged_message() {
     let mut server = serve(data.path(), &env).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "a@example.com", "password": "a-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
-    let inboxes: Value = client
-        .get(format!("{base}/api/v1/inboxes"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = inboxes["inboxes"][0]["widget_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = admin_token(&client, &base).await;
+    let key = widget_key(&client, &base, &token).await;
     let contact: Value = client
         .post(format!("{base}/api/v1/widget/{key}/contacts"))
         .json(&json!({}))
@@ -268,29 +247,8 @@ async fn crash_round(data: &std::path::Path, round: usize) {
     let mut server = serve(data, &env).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "a@example.com", "password": "a-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
-    let inboxes: Value = client
-        .get(format!("{base}/api/v1/inboxes"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = inboxes["inboxes"][0]["widget_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = admin_token(&client, &base).await;
+    let key = widget_key(&client, &base, &token).await;
     let acked: Arc<Mutex<Vec<(String, String, u64)>>> = Arc::default();
     let (enough_tx, mut enough_rx) = tokio::sync::watch::channel(false);
     let mut writers = Vec::new();
@@ -441,16 +399,7 @@ async fn ten_thousand_idle_streams_do_not_stop_the_api() {
     let server = serve(data.path(), &env).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "a@example.com", "password": "a-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
+    let token = admin_token(&client, &base).await;
     let addr = base.trim_start_matches("http://").to_owned();
     let request = format!("GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
     let mut streams = Vec::with_capacity(10_000);
@@ -568,29 +517,8 @@ async fn a_full_disk_refuses_writes_with_507_and_recovers_when_space_returns() {
     let mut server = serve(&data, &env).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "a@example.com", "password": "a-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
-    let inboxes: Value = client
-        .get(format!("{base}/api/v1/inboxes"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = inboxes["inboxes"][0]["widget_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = admin_token(&client, &base).await;
+    let key = widget_key(&client, &base, &token).await;
     let c: Value = client
         .post(format!("{base}/api/v1/widget/{key}/contacts"))
         .json(&json!({}))
@@ -708,4 +636,35 @@ async fn a_full_disk_refuses_writes_with_507_and_recovers_when_space_returns() {
     assert_eq!(bodies, acked.iter().map(String::as_str).collect::<Vec<_>>());
     let mut restarted = restarted;
     restarted.child.kill().await.unwrap();
+}
+
+/// Signs in as the bootstrap admin of a spawned server.
+async fn admin_token(client: &reqwest::Client, base: &str) -> String {
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "a@example.com", "password": "a-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["token"].as_str().unwrap().to_owned()
+}
+
+/// The widget key of the first-run "Website" inbox.
+async fn widget_key(client: &reqwest::Client, base: &str, token: &str) -> String {
+    let inboxes: Value = client
+        .get(format!("{base}/api/v1/inboxes"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    inboxes["inboxes"][0]["widget_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

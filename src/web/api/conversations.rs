@@ -281,11 +281,7 @@ pub async fn post_message(
     input: MessageInput,
 ) -> ApiResult<HttpResponse> {
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    let author = Author {
-        kind: AuthorType::Agent,
-        id: Some(auth.agent.id),
-        name: Some(auth.agent.name.clone()),
-    };
+    let author = Author::agent(&auth.agent);
     let msg = store_message(&state, c.id, author, input).await?;
     Ok(HttpResponse::Created().json(views::message(&msg)))
 }
@@ -306,18 +302,12 @@ pub async fn typing(
     body: ApiJson<TypingBody>,
 ) -> ApiResult<HttpResponse> {
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    state.typing.publish(TypingEvent {
-        inbox_id: c.inbox_id,
-        contact_id: c.contact_id,
-        conversation_id: c.id,
-        author: Author {
-            kind: AuthorType::Agent,
-            id: Some(auth.agent.id),
-            name: Some(auth.agent.name.clone()),
-        },
-        typing: body.0.typing,
-        private: body.0.private,
-    });
+    state.typing.publish(TypingEvent::in_conversation(
+        &c,
+        Author::agent(&auth.agent),
+        body.0.typing,
+        body.0.private,
+    ));
     Ok(HttpResponse::NoContent().finish())
 }
 

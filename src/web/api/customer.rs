@@ -239,14 +239,12 @@ pub async fn typing(
     body: ApiJson<TypingBody>,
 ) -> ApiResult<HttpResponse> {
     let c = own_conversation(&state, &auth, &path)?;
-    state.typing.publish(TypingEvent {
-        inbox_id: c.inbox_id,
-        contact_id: c.contact_id,
-        conversation_id: c.id,
-        author: contact_author(&auth.contact),
-        typing: body.0.typing,
-        private: false,
-    });
+    state.typing.publish(TypingEvent::in_conversation(
+        &c,
+        contact_author(&auth.contact),
+        body.0.typing,
+        false,
+    ));
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -384,11 +384,7 @@ async fn send(
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, input.csrf.as_deref())?;
     let c = visible_conversation(&state, &page, &path)?;
-    let author = Author {
-        kind: AuthorType::Agent,
-        id: Some(page.agent.id),
-        name: Some(page.agent.name.clone()),
-    };
+    let author = Author::agent(&page.agent);
     let msg = super::api::conversations::store_message(&state, c.id, author, input).await?;
     // The same fragment the live stream sends: whichever arrives first
     // wins, the other replaces it in place.
@@ -582,21 +578,16 @@ async fn typing(
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, None)?;
     let c = visible_conversation(&state, &page, &path)?;
-    state.typing.publish(crate::service::realtime::TypingEvent {
-        inbox_id: c.inbox_id,
-        contact_id: c.contact_id,
-        conversation_id: c.id,
-        author: Author {
-            kind: AuthorType::Agent,
-            id: Some(page.agent.id),
-            name: Some(page.agent.name.clone()),
-        },
-        typing: form.typing.as_deref() != Some("false"),
-        private: form
-            .private
-            .as_deref()
-            .is_some_and(|v| v == "true" || v == "on"),
-    });
+    state
+        .typing
+        .publish(crate::service::realtime::TypingEvent::in_conversation(
+            &c,
+            Author::agent(&page.agent),
+            form.typing.as_deref() != Some("false"),
+            form.private
+                .as_deref()
+                .is_some_and(|v| v == "true" || v == "on"),
+        ));
     Ok(HttpResponse::NoContent().finish())
 }
 
