@@ -89,7 +89,7 @@ fn row_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Result<S
     let mut out = format!("<div hx-swap-oob=\"delete:#row-{conversation}\"></div>");
     if let Some(c) = store.conversation(conversation)? {
         if ctx.filter.matches(&c, ctx.agent_id) {
-            let names = Names::load(store)?;
+            let names = Names::for_conversation(store, &c)?;
             let row = view::row(store, &names, &c, &ctx.filter, ctx.conversation)?;
             out.push_str("<div hx-swap-oob=\"delete:#list-empty\"></div>");
             out.push_str(&format!(
@@ -108,7 +108,7 @@ fn controls_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Res
     let Some(me) = store.agent(ctx.agent_id)? else {
         return Ok(String::new());
     };
-    let names = Names::load(store)?;
+    let names = Names::for_conversation(store, &c)?;
     let v = view::conversation(store, &names, &c, &me, false)?;
     Ok(format!(
         "<div hx-swap-oob=\"outerHTML:#controls-{id}\">{}</div><div hx-swap-oob=\"outerHTML:#status-{id}\"><span class=\"status status-{s}\" id=\"status-{id}\">{s}</span></div><div hx-swap-oob=\"innerHTML:#seen-{id}\">{seen}</div>",
@@ -126,20 +126,9 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
         EventPayload::MessageCreated { message } => {
             let cid = message.conversation_id;
             if ctx.conversation == Some(cid) {
-                let prev = if message.seq > 1 {
-                    store
-                        .messages(
-                            cid,
-                            crate::store::MessagePage {
-                                after: Some(message.seq - 2),
-                                before: Some(message.seq),
-                                limit: 1,
-                                include_private: true,
-                            },
-                        )?
-                        .pop()
-                } else {
-                    None
+                let prev = match message.seq {
+                    1 => None,
+                    seq => store.message(cid, seq - 1)?,
                 };
                 out.push_str(&message_fragment(
                     cid,

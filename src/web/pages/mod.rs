@@ -356,12 +356,11 @@ pub fn visible_conversation(
     id: &str,
 ) -> Result<ConversationRecord, PageError> {
     let id = parse_id(id).ok_or(ApiError::NotFound)?;
-    let c = state.store.conversation(id)?.ok_or(ApiError::NotFound)?;
-    if page.is_admin() || state.store.is_member(c.inbox_id, page.agent.id)? {
-        Ok(c)
-    } else {
-        Err(ApiError::NotFound.into())
-    }
+    Ok(crate::web::api::conversations::visible_conversation(
+        state,
+        &page.as_auth(),
+        id,
+    )?)
 }
 
 async fn conversation(
@@ -388,21 +387,9 @@ async fn send(
     let msg = super::api::conversations::store_message(&state, c.id, author, input).await?;
     // The same fragment the live stream sends: whichever arrives first
     // wins, the other replaces it in place.
-    let prev = if msg.seq > 1 {
-        state
-            .store
-            .messages(
-                c.id,
-                crate::store::MessagePage {
-                    after: Some(msg.seq - 2),
-                    before: Some(msg.seq),
-                    limit: 1,
-                    include_private: true,
-                },
-            )?
-            .pop()
-    } else {
-        None
+    let prev = match msg.seq {
+        1 => None,
+        seq => state.store.message(c.id, seq - 1)?,
     };
     let fragment = live::message_fragment(c.id, &view::message(&msg, prev.as_ref()))?;
     Ok(HttpResponse::Created()

@@ -138,6 +138,19 @@ pub struct Names {
 }
 
 impl Names {
+    /// Only the names one conversation shows (its inbox and assignee), so a
+    /// live update reads two records instead of every inbox and agent.
+    pub fn for_conversation(store: &Store, c: &ConversationRecord) -> Result<Self> {
+        let mut names = Self::default();
+        if let Some(i) = store.inbox(c.inbox_id)? {
+            names.inboxes.insert(i.id, i.name);
+        }
+        if let Some(a) = c.assignee_id.map(|a| store.agent(a)).transpose()?.flatten() {
+            names.agents.insert(a.id, a.name);
+        }
+        Ok(names)
+    }
+
     /// Loads every inbox and agent name.
     pub fn load(store: &Store) -> Result<Self> {
         Ok(Self {
