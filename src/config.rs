@@ -146,6 +146,10 @@ pub struct ServeArgs {
     /// Seconds between keep-alive comments on event streams (at most 15).
     #[arg(long, env = "NATTER_SSE_KEEPALIVE_SECS", default_value_t = 10)]
     pub sse_keepalive_secs: u64,
+    /// Let outbound webhooks, channel `api_base` and `callback_url` reach
+    /// loopback and private addresses (refused by default: SSRF).
+    #[arg(long, env = "NATTER_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhooks_allow_private: bool,
 }
 
 /// Settings after validation.
@@ -196,6 +200,8 @@ pub struct ServeConfig {
     pub max_upload_bytes: usize,
     /// Free bytes to keep on the data disk.
     pub min_free_bytes: u64,
+    /// Outbound calls may reach internal addresses.
+    pub webhooks_allow_private: bool,
 }
 
 impl ServeArgs {
@@ -285,6 +291,7 @@ impl ServeArgs {
             event_buffer: self.event_buffer.clamp(1, 1 << 20),
             max_upload_bytes: (self.max_upload_mb.clamp(1, 1024) * 1024 * 1024) as usize,
             min_free_bytes: self.min_free_mb * 1024 * 1024,
+            webhooks_allow_private: self.webhooks_allow_private,
         })
     }
 }
@@ -316,6 +323,7 @@ impl ServeConfig {
             event_buffer: 4096,
             max_upload_mb: 10,
             min_free_mb: 64,
+            webhooks_allow_private: false,
         };
         match args.validate() {
             Ok(c) => c,

@@ -4,6 +4,7 @@
 //! real application in-process; `main.rs` is only the command line.
 //! See ARCHITECTURE.md for the map.
 
+pub mod channels;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub sse_catchups: AtomicU64,
     /// How long each group flush took.
     pub flush_seconds: Histogram,
+    /// Channel replies the provider accepted.
+    pub channel_sends: AtomicU64,
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
 
@@ -28,6 +30,7 @@ pub fn global() -> &'static Metrics {
         messages_created: Default::default(),
         sse_connections: AtomicU64::new(0),
         sse_catchups: AtomicU64::new(0),
+        channel_sends: AtomicU64::new(0),
         flush_seconds: Histogram::new(&[
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
         ]),
@@ -76,6 +79,12 @@ impl Metrics {
             s,
             "natter_sse_catchups_total {}",
             self.sse_catchups.load(Ordering::Relaxed)
+        );
+        s.push_str("# HELP natter_channel_sends_total Channel replies the provider accepted.\n# TYPE natter_channel_sends_total counter\n");
+        let _ = writeln!(
+            s,
+            "natter_channel_sends_total {}",
+            self.channel_sends.load(Ordering::Relaxed)
         );
         s.push_str("# HELP natter_flush_seconds Duration of group flushes of the database.\n# TYPE natter_flush_seconds histogram\n");
         self.flush_seconds.render("natter_flush_seconds", &mut s);

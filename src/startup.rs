@@ -80,6 +80,8 @@ impl Application {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = Arc::new(Limits::from_config(&config));
+        let http = crate::channels::http::Http::new(config.webhooks_allow_private)
+            .map_err(|e| StartError::Settings(format!("cannot set up the HTTP client: {e}")))?;
         let state = web::Data::new(AppState {
             store: store.clone(),
             keepalive_secs: config.sse_keepalive_secs,
@@ -89,6 +91,7 @@ impl Application {
             shutdown: shutdown_rx.clone(),
             index: index.clone(),
             streams: Default::default(),
+            http: http.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -124,6 +127,14 @@ impl Application {
         .run();
 
         let mut background = vec![flusher];
+        background.push(tokio::spawn(
+            Arc::new(crate::service::outbox::Outbox {
+                store: store.clone(),
+                http,
+                base_url: config.base_url.clone(),
+            })
+            .run(shutdown_rx.clone()),
+        ));
         background.push(tokio::spawn(crate::service::index::run_indexer(
             index,
             store.clone(),

@@ -4,5 +4,7 @@
 pub mod auth;
 pub mod files;
 pub mod index;
+pub mod outbox;
 pub mod ratelimit;
 pub mod realtime;
+pub mod webhooks;

@@ -52,6 +52,10 @@ impl Store {
                 email: new.email.clone(),
                 external_id: new.external_id.clone(),
                 created_at: tx.now,
+                identities: Vec::new(),
+                latest_conversation_id: None,
+                last_inbound_at: None,
+                merged_ids: Vec::new(),
             };
             tx.put(T::ContactidContact, &u64_be(id), &c)?;
             if let Some(ext) = &new.external_id {
@@ -164,6 +168,9 @@ impl Store {
             }
             if let Some(ext) = &contact.external_id {
                 tx.del(T::InboxexternalidContactid, &id_text(inbox, ext))?;
+            }
+            for i in &contact.identities {
+                tx.del(T::InboxidentityContactid, &id_text(i.inbox_id, &i.value))?;
             }
             tx.del(T::ContactidContact, &u64_be(id))?;
             tx.emit(

@@ -77,7 +77,7 @@ pub struct MessagePage {
 }
 
 impl Tx<'_> {
-    fn conversation(&self, id: u64) -> TxResult<ConversationRecord> {
+    pub(crate) fn conversation(&self, id: u64) -> TxResult<ConversationRecord> {
         match self.get(T::ConversationidConversation, &u64_be(id))? {
             Some(c) => Ok(c),
             None => abort(StoreError::NotFound),
@@ -86,7 +86,7 @@ impl Tx<'_> {
 
     /// Stores a conversation and moves its index entries from where `old`
     /// had them.
-    fn put_conversation(
+    pub(crate) fn put_conversation(
         &self,
         new: &ConversationRecord,
         old: Option<&ConversationRecord>,
@@ -129,11 +129,19 @@ impl Tx<'_> {
 
     /// Appends a message to a conversation record (seq, counters, activity)
     /// and stores the message; the caller stores the conversation.
-    fn append_message(
+    pub(crate) fn append_message(
         &mut self,
         conv: &mut ConversationRecord,
         new: &NewMessage,
+        provider_id: Option<&str>,
     ) -> TxResult<MessageRecord> {
+        // A public reply in a channel conversation goes out through the
+        // outbox, queued in this same write.
+        let outbound = new.author.kind == AuthorType::Agent
+            && !new.private
+            && self
+                .get::<super::InboxRecord>(T::InboxidInbox, &u64_be(conv.inbox_id))?
+                .is_some_and(|i| i.channel != "web");
         let msg = MessageRecord {
             id: self.new_id()?,
             conversation_id: conv.id,
@@ -143,7 +151,28 @@ impl Tx<'_> {
             private: new.private,
             attachments: new.attachments.clone(),
             created_at: self.now,
+            delivery: outbound.then_some(super::Delivery {
+                status: super::DeliveryStatus::Queued,
+                error: None,
+            }),
+            provider_id: provider_id.map(str::to_owned),
         };
+        if outbound {
+            self.enqueue(
+                super::JobKind::Send {
+                    conversation_id: conv.id,
+                    seq: msg.seq,
+                },
+                self.now,
+            )?;
+        }
+        if let Some(pid) = provider_id {
+            self.put(
+                T::InboxprovideridMessage,
+                &keys::id_text(conv.inbox_id, pid),
+                &(conv.id, msg.seq),
+            )?;
+        }
         conv.last_seq = msg.seq;
         conv.updated_at = self.now.max(conv.updated_at);
         conv.last_message = Some(msg.clone());
@@ -181,6 +210,105 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Starts a conversation with its first message and remembers it as
+    /// the contact's newest.
+    pub(crate) fn start_conversation(
+        &mut self,
+        inbox_id: u64,
+        contact_id: u64,
+        first: &NewMessage,
+        provider_id: Option<&str>,
+        subject: Option<String>,
+    ) -> TxResult<(ConversationRecord, MessageRecord)> {
+        let mut conv = ConversationRecord {
+            id: self.new_id()?,
+            inbox_id,
+            contact_id,
+            status: ConversationStatus::Open,
+            assignee_id: None,
+            labels: Vec::new(),
+            snoozed_until: None,
+            last_seq: 0,
+            last_message: None,
+            last_public_message: None,
+            agent_read_seq: 0,
+            contact_read_seq: 0,
+            agent_unread: 0,
+            contact_unread: 0,
+            created_at: self.now,
+            updated_at: self.now,
+            subject,
+        };
+        let msg = self.append_message(&mut conv, first, provider_id)?;
+        self.put_conversation(&conv, None)?;
+        if let Some(mut c) =
+            self.get::<super::ContactRecord>(T::ContactidContact, &u64_be(contact_id))?
+        {
+            c.latest_conversation_id = Some(conv.id);
+            if first.author.kind == AuthorType::Contact {
+                c.last_inbound_at = Some(self.now);
+            }
+            self.put(T::ContactidContact, &u64_be(contact_id), &c)?;
+        }
+        self.emit(
+            inbox_id,
+            contact_id,
+            EventPayload::ConversationCreated {
+                conversation: conv.clone(),
+            },
+        )?;
+        self.emit(
+            inbox_id,
+            contact_id,
+            EventPayload::MessageCreated {
+                message: msg.clone(),
+            },
+        )?;
+        Ok((conv, msg))
+    }
+
+    /// Appends a message to an existing conversation, reopening it when
+    /// the contact writes, and emits the events.
+    pub(crate) fn continue_conversation(
+        &mut self,
+        conversation_id: u64,
+        new: &NewMessage,
+        provider_id: Option<&str>,
+    ) -> TxResult<(MessageRecord, ConversationRecord)> {
+        let old = self.conversation(conversation_id)?;
+        let mut conv = old.clone();
+        let msg = self.append_message(&mut conv, new, provider_id)?;
+        let mut changed = false;
+        if new.author.kind == AuthorType::Contact {
+            let reopened = conv.status.after_contact_message();
+            if reopened != conv.status {
+                conv.status = reopened;
+                conv.snoozed_until = None;
+                changed = true;
+            }
+        }
+        self.put_conversation(&conv, Some(&old))?;
+        self.emit(
+            conv.inbox_id,
+            conv.contact_id,
+            EventPayload::MessageCreated {
+                message: msg.clone(),
+            },
+        )?;
+        if changed {
+            self.emit(
+                conv.inbox_id,
+                conv.contact_id,
+                EventPayload::ConversationUpdated {
+                    conversation: conv.clone(),
+                },
+            )?;
+        }
+        Ok((msg, conv))
+    }
+}
+
 impl Store {
     /// Starts a conversation with its first message (from the contact).
     pub async fn create_conversation(
@@ -191,41 +319,7 @@ impl Store {
         now: Micros,
     ) -> Result<(ConversationRecord, MessageRecord)> {
         self.write(now, |tx| {
-            let mut conv = ConversationRecord {
-                id: tx.new_id()?,
-                inbox_id,
-                contact_id,
-                status: ConversationStatus::Open,
-                assignee_id: None,
-                labels: Vec::new(),
-                snoozed_until: None,
-                last_seq: 0,
-                last_message: None,
-                last_public_message: None,
-                agent_read_seq: 0,
-                contact_read_seq: 0,
-                agent_unread: 0,
-                contact_unread: 0,
-                created_at: tx.now,
-                updated_at: tx.now,
-            };
-            let msg = tx.append_message(&mut conv, &first)?;
-            tx.put_conversation(&conv, None)?;
-            tx.emit(
-                inbox_id,
-                contact_id,
-                EventPayload::ConversationCreated {
-                    conversation: conv.clone(),
-                },
-            )?;
-            tx.emit(
-                inbox_id,
-                contact_id,
-                EventPayload::MessageCreated {
-                    message: msg.clone(),
-                },
-            )?;
-            Ok((conv, msg))
+            tx.start_conversation(inbox_id, contact_id, &first, None, None)
         })
         .await
     }
@@ -239,36 +333,7 @@ impl Store {
         now: Micros,
     ) -> Result<(MessageRecord, ConversationRecord)> {
         self.write(now, |tx| {
-            let old = tx.conversation(conversation_id)?;
-            let mut conv = old.clone();
-            let msg = tx.append_message(&mut conv, &new)?;
-            let mut changed = false;
-            if new.author.kind == AuthorType::Contact {
-                let reopened = conv.status.after_contact_message();
-                if reopened != conv.status {
-                    conv.status = reopened;
-                    conv.snoozed_until = None;
-                    changed = true;
-                }
-            }
-            tx.put_conversation(&conv, Some(&old))?;
-            tx.emit(
-                conv.inbox_id,
-                conv.contact_id,
-                EventPayload::MessageCreated {
-                    message: msg.clone(),
-                },
-            )?;
-            if changed {
-                tx.emit(
-                    conv.inbox_id,
-                    conv.contact_id,
-                    EventPayload::ConversationUpdated {
-                        conversation: conv.clone(),
-                    },
-                )?;
-            }
-            Ok((msg, conv))
+            tx.continue_conversation(conversation_id, &new, None)
         })
         .await
     }

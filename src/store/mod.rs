@@ -27,6 +27,11 @@
 //! | `resumehash_resume` | SHA-256(resume token) | [`ResumeRecord`] |
 //! | `cannedid_canned` | CannedId | [`CannedRecord`] |
 //! | `fileid_message` | attachment id | (ConversationId, Seq, private) |
+//! | `inboxidentity_contactid` | InboxId + SEP + channel address | ContactId |
+//! | `inboxproviderid_message` | InboxId + SEP + provider message id | (ConversationId, Seq) |
+//! | `jobdue_job` | Time + JobId | [`JobRecord`] (the durable outbox) |
+//! | `webhookid_webhook` | WebhookId | [`WebhookRecord`] |
+//! | `webhookidattempt_attempt` | WebhookId + AttemptId | [`WebhookAttemptRecord`] |
 //!
 //! Writes go through [`Store::write`]: one sled transaction over all trees
 //! (so a message, its conversation, its indexes and its event land together
@@ -35,13 +40,16 @@
 
 mod agents;
 mod canned;
+mod channels;
 mod contacts;
 mod conversations;
 pub mod durability;
 mod events;
 mod inboxes;
+mod jobs;
 pub mod keys;
 mod records;
+mod webhooks;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -55,6 +63,7 @@ use sled::transaction::{
 use sled::Transactional;
 
 pub use agents::{AgentUpdate, TokenOwner};
+pub use channels::{Inbound, Received};
 pub use contacts::NewContact;
 pub use conversations::{ConversationFilter, ConversationPage, MessagePage, NewMessage, Patch};
 pub use durability::Durability;
@@ -147,9 +156,14 @@ pub(crate) enum T {
     ResumehashResume,
     CannedidCanned,
     FileidMessage,
+    InboxidentityContactid,
+    InboxprovideridMessage,
+    JobdueJob,
+    WebhookidWebhook,
+    WebhookidattemptAttempt,
 }
 
-const TREE_NAMES: [&str; 21] = [
+const TREE_NAMES: [&str; 26] = [
     "meta",
     "agentid_agent",
     "email_agentid",
@@ -171,6 +185,11 @@ const TREE_NAMES: [&str; 21] = [
     "resumehash_resume",
     "cannedid_canned",
     "fileid_message",
+    "inboxidentity_contactid",
+    "inboxproviderid_message",
+    "jobdue_job",
+    "webhookid_webhook",
+    "webhookidattempt_attempt",
 ];
 
 /// How the store is opened.
@@ -204,6 +223,11 @@ pub struct Store {
     free_bytes: std::sync::atomic::AtomicU64,
     /// When the free space was last checked (micros since the epoch).
     free_checked_at: std::sync::atomic::AtomicI64,
+    /// The webhook subscriptions, read by every write that emits events
+    /// (a transaction cannot scan a tree).
+    webhooks: std::sync::RwLock<Vec<WebhookRecord>>,
+    /// Woken when a write queued a job.
+    jobs_ready: tokio::sync::Notify,
     _lock_file: File,
 }
 
@@ -269,8 +293,11 @@ impl Store {
             min_free_bytes: opts.min_free_bytes,
             free_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
             free_checked_at: std::sync::atomic::AtomicI64::new(0),
+            webhooks: std::sync::RwLock::new(Vec::new()),
+            jobs_ready: tokio::sync::Notify::new(),
             _lock_file: lock_file,
         };
+        store.reload_webhooks()?;
         std::fs::create_dir_all(store.files_dir()).map_err(|e| folder_err(e.to_string()))?;
         store.migrate()?;
         Ok(Arc::new(store))
@@ -392,23 +419,34 @@ impl Store {
         self.check_disk(crate::domain::time::now())?;
         let ticket;
         let out;
+        let queued_jobs;
         {
             let mut state = self
                 .write_lock
                 .lock()
                 .map_err(|_| StoreError::Corrupt("write lock poisoned".into()))?;
             let first_event = state.next_event_id;
+            let hooks = self
+                .webhooks
+                .read()
+                .map_err(|_| StoreError::Corrupt("webhook list poisoned".into()))?
+                .iter()
+                .filter(|w| !w.disabled)
+                .map(|w| (w.id, w.events.clone()))
+                .collect::<Vec<_>>();
             let res = self.trees.as_slice().transaction(|views| {
                 let mut tx = Tx {
                     views,
                     next_event_id: first_event,
                     events: Vec::new(),
                     now,
+                    webhooks: &hooks,
+                    jobs: 0,
                 };
                 let r = f(&mut tx)?;
-                Ok((r, tx.events))
+                Ok((r, tx.events, tx.jobs))
             });
-            let (r, events) = match res {
+            let (r, events, jobs) = match res {
                 Ok(v) => v,
                 Err(TransactionError::Abort(e)) => return Err(e),
                 Err(TransactionError::Storage(e)) => return Err(e.into()),
@@ -416,8 +454,12 @@ impl Store {
             state.next_event_id += events.len() as u64;
             ticket = self.durability.record(events);
             out = r;
+            queued_jobs = jobs;
         }
         self.durability.wait(ticket).await?;
+        if queued_jobs > 0 {
+            self.jobs_ready.notify_one();
+        }
         Ok(out)
     }
 }
@@ -438,6 +480,10 @@ pub(crate) struct Tx<'a> {
     events: Vec<Arc<EventRecord>>,
     /// The time of this write, for records and events.
     pub now: Micros,
+    /// Active webhooks: (id, event names).
+    webhooks: &'a [(u64, Vec<String>)],
+    /// Jobs queued by this write.
+    jobs: usize,
 }
 
 fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
@@ -511,6 +557,19 @@ impl Tx<'_> {
             payload,
         };
         self.put(T::EventidEvent, &keys::u64_be(id), &ev)?;
+        let name = ev.name();
+        let hooks: &[(u64, Vec<String>)] = self.webhooks;
+        for (hook, events) in hooks {
+            if events.iter().any(|e| e == name) {
+                self.enqueue(
+                    JobKind::Webhook {
+                        webhook_id: *hook,
+                        event_id: id,
+                    },
+                    self.now,
+                )?;
+            }
+        }
         self.next_event_id += 1;
         self.events.push(Arc::new(ev));
         Ok(id)

@@ -63,6 +63,28 @@ pub struct InboxRecord {
     pub accent_color: Option<String>,
     /// When it was created.
     pub created_at: Micros,
+    /// The channel's settings as the admin gave them, secrets included
+    /// (views leave the secrets out: they are write-only).
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Bearer token of the API channel's inbound route.
+    #[serde(default)]
+    pub api_token: Option<String>,
+    /// Key that signs callbacks (API channel) or that providers echo back
+    /// (Telegram's secret token).
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+}
+
+/// A channel address of a contact: how a provider names the person.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelIdentity {
+    /// The inbox (and so the channel) it was seen in.
+    pub inbox_id: u64,
+    /// `sms`, `whatsapp`, `email`, ...
+    pub channel: String,
+    /// Phone number, wa_id, PSID, chat id, email address or source_id.
+    pub value: String,
 }
 
 /// A customer, as known to one inbox.
@@ -80,6 +102,19 @@ pub struct ContactRecord {
     pub external_id: Option<String>,
     /// When the contact was created.
     pub created_at: Micros,
+    /// Channel addresses that map to this contact.
+    #[serde(default)]
+    pub identities: Vec<ChannelIdentity>,
+    /// The newest conversation, which a channel message continues unless
+    /// it is resolved.
+    #[serde(default)]
+    pub latest_conversation_id: Option<u64>,
+    /// When the contact last wrote (the 24-hour windows count from it).
+    #[serde(default)]
+    pub last_inbound_at: Option<Micros>,
+    /// Contacts merged into this one (their ids keep resolving here).
+    #[serde(default)]
+    pub merged_ids: Vec<u64>,
 }
 
 /// A thread between one contact and the team.
@@ -117,6 +152,9 @@ pub struct ConversationRecord {
     pub created_at: Micros,
     /// Latest activity (new message or change); the inbox sorts on it.
     pub updated_at: Micros,
+    /// Email subject (email conversations).
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 /// Who wrote a message, as it was when written.
@@ -165,6 +203,144 @@ pub struct MessageRecord {
     pub attachments: Vec<AttachmentRecord>,
     /// When it was stored.
     pub created_at: Micros,
+    /// Where an outbound channel message stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+    /// The provider's id for it (inbound: theirs; outbound: what the send
+    /// returned; email: the Message-ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+}
+
+/// The steps of an outbound message, in order (a status never moves back,
+/// except to `failed` and, on retry, to `queued`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// In the outbox.
+    Queued,
+    /// The provider accepted it.
+    Sent,
+    /// The provider reports it reached the device.
+    Delivered,
+    /// The person opened it.
+    Read,
+    /// It will not arrive (see the error).
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The contract's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Delivery state of an outbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// The provider's (or our) reason, when failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Media a provider holds for an inbound message, fetched after the
+/// message is durable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MediaRef {
+    /// Where to fetch it (or the provider's media id to resolve first).
+    pub url: String,
+    /// The name to show, if the provider gave one.
+    pub name: Option<String>,
+}
+
+/// Work that must happen after a write, durably: it survives restarts and
+/// is retried with backoff until done or given up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobKind {
+    /// Send an agent's reply through its conversation's channel.
+    Send {
+        /// The conversation.
+        conversation_id: u64,
+        /// The message.
+        seq: u64,
+    },
+    /// Download an inbound message's media into the attachment store.
+    FetchMedia {
+        /// The conversation.
+        conversation_id: u64,
+        /// The message.
+        seq: u64,
+        /// What to fetch.
+        media: Vec<MediaRef>,
+    },
+    /// POST one event to one outbound webhook.
+    Webhook {
+        /// The subscription.
+        webhook_id: u64,
+        /// The event (read from the log at delivery time).
+        event_id: u64,
+    },
+}
+
+/// A queued job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Stable id (the idempotency key of what it does).
+    pub id: u64,
+    /// What to do.
+    pub kind: JobKind,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Not before this time.
+    pub due: Micros,
+    /// When it was queued.
+    pub created_at: Micros,
+}
+
+/// An outbound webhook subscription.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    /// Primary key.
+    pub id: u64,
+    /// Where deliveries go.
+    pub url: String,
+    /// Event names it wants.
+    pub events: Vec<String>,
+    /// `whsec_` + base64 key of the signatures.
+    pub secret: String,
+    /// Turned off (a 410 answer): no more deliveries.
+    pub disabled: bool,
+    /// When it was created.
+    pub created_at: Micros,
+}
+
+/// One delivery attempt of an outbound webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookAttemptRecord {
+    /// Primary key.
+    pub id: u64,
+    /// The event's name.
+    pub event: String,
+    /// The event's log id (`webhook-id` is built from it).
+    pub event_id: u64,
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// The answer's status, if there was one.
+    pub status_code: Option<u16>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// When it was tried.
+    pub at: Micros,
 }
 
 impl Author {
@@ -217,6 +393,12 @@ pub enum EventPayload {
         /// Up to where.
         seq: u64,
     },
+    /// A message changed after it was created (delivery status, fetched
+    /// media).
+    MessageUpdated {
+        /// The message after the change.
+        message: MessageRecord,
+    },
     /// A contact and all its data were deleted.
     ContactDeleted {
         /// The contact that is gone.
@@ -247,13 +429,14 @@ impl EventRecord {
             EventPayload::ConversationCreated { .. } => "conversation.created",
             EventPayload::ConversationUpdated { .. } => "conversation.updated",
             EventPayload::ConversationRead { .. } => "conversation.read",
+            EventPayload::MessageUpdated { .. } => "message.updated",
             EventPayload::ContactDeleted { .. } => "contact.deleted",
         }
     }
 
     /// Private notes are for the team only.
     pub fn is_private(&self) -> bool {
-        matches!(&self.payload, EventPayload::MessageCreated { message } if message.private)
+        matches!(&self.payload, EventPayload::MessageCreated { message } | EventPayload::MessageUpdated { message } if message.private)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod hooks;
 pub mod messenger;
 pub mod middleware;
 pub mod pages;
@@ -47,6 +48,8 @@ pub struct AppState {
     /// Open event streams per viewer, to cap them.
     pub streams:
         std::sync::Mutex<std::collections::HashMap<crate::service::realtime::Viewer, usize>>,
+    /// Calls out (providers, webhooks), behind the SSRF guard.
+    pub http: crate::channels::http::Http,
 }
 
 /// Registers every route.
@@ -57,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(setup::submit))
         .route("/static/{file:.*}", web::get().to(assets::serve))
         .route("/files/{id}/{name}", web::get().to(files::serve))
+        .configure(hooks::routes)
         .service(web::scope("/api/v1").configure(api::routes))
         .configure(pages::routes)
         .configure(messenger::routes)

@@ -28,8 +28,15 @@ pub fn agent(a: &AgentRecord) -> Value {
     })
 }
 
-/// `{"id","name","channel","widget_key"}`; admins also see `hmac_secret`.
+/// `{"id","name","channel","widget_key"}`; admins also see `hmac_secret`,
+/// the channel settings without their secrets, `api_token`,
+/// `webhook_secret` and the webhook URL to paste into the provider.
 pub fn inbox(i: &InboxRecord, admin: bool) -> Value {
+    inbox_at(i, admin, "")
+}
+
+/// [`inbox`] with absolute webhook URLs under `base_url`.
+pub fn inbox_at(i: &InboxRecord, admin: bool, base_url: &str) -> Value {
     let mut v = json!({
         "id": format_id(i.id),
         "name": i.name,
@@ -40,17 +47,45 @@ pub fn inbox(i: &InboxRecord, admin: bool) -> Value {
     });
     if admin {
         v["hmac_secret"] = json!(i.hmac_secret);
+        if let Some(ch) = crate::channels::by_name(&i.channel) {
+            v["settings"] = Value::Object(crate::channels::settings::public(
+                ch.settings(),
+                &i.settings,
+            ));
+            if let Some(h) = ch.hook() {
+                v["webhook_url"] = json!(format!("{base_url}/hooks/{h}/{}", format_id(i.id)));
+            }
+        }
+        if i.channel == "api" {
+            v["api_url"] = json!(format!(
+                "{base_url}/api/v1/channels/api/{}/messages",
+                format_id(i.id)
+            ));
+        }
+        if let Some(t) = &i.api_token {
+            v["api_token"] = json!(t);
+        }
+        if let Some(t) = &i.webhook_secret {
+            v["webhook_secret"] = json!(t);
+        }
     }
     v
 }
 
-/// `{"id","name","email"}` of a contact (plus what agents find useful).
+/// `{"id","name","email"}` of a contact (plus what agents find useful:
+/// its channel addresses and the contacts merged into it).
 pub fn contact(c: &ContactRecord) -> Value {
     json!({
         "id": format_id(c.id),
         "name": c.name,
         "email": c.email,
         "external_id": c.external_id,
+        "identities": c.identities.iter().map(|i| json!({
+            "inbox_id": format_id(i.inbox_id),
+            "channel": i.channel,
+            "value": i.value,
+        })).collect::<Vec<_>>(),
+        "merged_ids": c.merged_ids.iter().map(|i| format_id(*i)).collect::<Vec<_>>(),
         "created_at": rfc3339(c.created_at),
     })
 }
@@ -91,6 +126,7 @@ pub fn message(m: &MessageRecord) -> Value {
         "private": m.private,
         "attachments": m.attachments.iter().map(attachment).collect::<Vec<_>>(),
         "created_at": rfc3339(m.created_at),
+        "delivery": m.delivery.as_ref().map(|d| json!({"status": d.status.as_str(), "error": d.error})),
     })
 }
 
@@ -134,6 +170,7 @@ pub fn conversation(
         "status": c.status.as_str(),
         "assignee_id": opt_id(c.assignee_id),
         "labels": c.labels,
+        "subject": c.subject,
         "snoozed_until": c.snoozed_until.map(rfc3339),
         "last_message": last.map(message),
         "last_seq": c.last_seq,
@@ -166,7 +203,8 @@ pub fn event_data(
     audience: Audience,
 ) -> crate::store::Result<Value> {
     Ok(match &ev.payload {
-        EventPayload::MessageCreated { message: m } => message(m),
+        EventPayload::MessageCreated { message: m }
+        | EventPayload::MessageUpdated { message: m } => message(m),
         EventPayload::ConversationCreated { conversation: c }
         | EventPayload::ConversationUpdated { conversation: c } => {
             conversation_with_contact(store, c, audience)?

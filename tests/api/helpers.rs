@@ -33,6 +33,8 @@ pub fn test_config(data: &TempDir) -> ServeConfig {
     c.contacts_per_minute = 0;
     c.contact_messages_per_minute = 0;
     c.sse_keepalive_secs = 15;
+    // Provider fakes and webhook receivers listen on 127.0.0.1.
+    c.webhooks_allow_private = true;
     c
 }
 

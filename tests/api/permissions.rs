@@ -100,6 +100,76 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         [401, 401, 401, 404, 200, 401, 200],
     ),
     (
+        "PATCH",
+        "/api/v1/inboxes/{id}",
+        [401, 401, 401, 403, 403, 401, 200],
+    ),
+    (
+        "POST",
+        "/api/v1/inboxes/{id}/test",
+        [401, 401, 401, 403, 403, 401, 200],
+    ),
+    (
+        "GET",
+        "/api/v1/webhooks",
+        [401, 401, 401, 403, 403, 401, 200],
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks",
+        [401, 401, 401, 403, 403, 401, 201],
+    ),
+    (
+        "DELETE",
+        "/api/v1/webhooks/{id}",
+        [401, 401, 401, 403, 403, 401, 204],
+    ),
+    (
+        "GET",
+        "/api/v1/webhooks/{id}/deliveries",
+        [401, 401, 401, 403, 403, 401, 200],
+    ),
+    (
+        "GET",
+        "/api/v1/contacts/{id}",
+        [401, 401, 401, 404, 200, 401, 200],
+    ),
+    (
+        "POST",
+        "/api/v1/contacts/{id}/merge",
+        [401, 401, 401, 404, 200, 401, 200],
+    ),
+    (
+        "POST",
+        "/api/v1/channels/api/{inbox_id}/messages",
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    (
+        "POST",
+        "/api/v1/conversations/{id}/messages/{seq}/retry",
+        [401, 401, 401, 404, 409, 401, 409],
+    ),
+    (
+        "POST",
+        "/ui/conversations/{id}/messages/{seq}/retry",
+        [303, 303, 303, 404, 409, 303, 409],
+    ),
+    (
+        "GET",
+        "/hooks/{provider}/{inbox_id}",
+        [404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
+        "POST",
+        "/hooks/{provider}/{inbox_id}",
+        [404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
+        "POST",
+        "/hooks/{provider}/{inbox_id}/{sub}",
+        [404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
         "GET",
         "/api/v1/inboxes/{id}/members",
         [401, 401, 401, 404, 200, 401, 200],
@@ -577,6 +647,18 @@ impl World {
         body(r).await["id"].as_str().unwrap().to_owned()
     }
 
+    async fn fresh_webhook(&self) -> String {
+        let r = self
+            .app
+            .post(
+                "/api/v1/webhooks",
+                &self.app.admin_token,
+                json!({"url": "https://example.com/hook", "events": ["contact.deleted"]}),
+            )
+            .await;
+        body(r).await["id"].as_str().unwrap().to_owned()
+    }
+
     async fn fresh_contact(&self) -> String {
         self.app.contact().await.0
     }
@@ -667,8 +749,40 @@ impl World {
                     .replace("{id}", &app.inbox_id)
                     .replace("{agent_id}", &a);
             }
+            ("PATCH", "/api/v1/inboxes/{id}") => {
+                path = path.replace("{id}", &app.inbox_id);
+                json_body = Some(json!({"name": "Website"}));
+            }
             (_, t) if t.starts_with("/api/v1/inboxes/{id}") => {
                 path = path.replace("{id}", &app.inbox_id)
+            }
+            ("POST", "/api/v1/webhooks") => {
+                json_body =
+                    Some(json!({"url": "https://example.com/hook", "events": ["contact.deleted"]}))
+            }
+            ("DELETE", "/api/v1/webhooks/{id}") => {
+                path = path.replace("{id}", &self.fresh_webhook().await)
+            }
+            ("GET", "/api/v1/webhooks/{id}/deliveries") => {
+                path = path.replace("{id}", &self.fresh_webhook().await)
+            }
+            ("GET", "/api/v1/contacts/{id}") => {
+                path = path.replace("{id}", &self.fresh_contact().await)
+            }
+            ("POST", "/api/v1/contacts/{id}/merge") => {
+                path = path.replace("{id}", &self.fresh_contact().await);
+                json_body = Some(json!({"into": self.fresh_contact().await}));
+            }
+            ("POST", "/api/v1/channels/api/{inbox_id}/messages") => {
+                path = path.replace("{inbox_id}", &app.inbox_id);
+                json_body = Some(json!({"source_id": "s1", "body": "hi"}));
+            }
+            (_, t) if t.contains("{seq}") => path = path.replace("{seq}", "1"),
+            (_, t) if t.starts_with("/hooks/") => {
+                path = path
+                    .replace("{provider}", "twilio")
+                    .replace("{inbox_id}", &app.inbox_id)
+                    .replace("{sub}", "status")
             }
             ("PATCH", "/api/v1/conversations/{id}") => {
                 json_body = Some(json!({"labels": ["checked"]}))

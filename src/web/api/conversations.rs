@@ -286,6 +286,25 @@ pub async fn post_message(
     Ok(HttpResponse::Created().json(views::message(&msg)))
 }
 
+/// Puts a failed channel reply back in the outbox.
+pub async fn retry_delivery(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let c = visible_conversation(&state, &auth, path_id(&path.0)?)?;
+    let seq: u64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
+    let m = state
+        .store
+        .retry_delivery(c.id, seq, time::now())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound,
+            e => e.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(views::message(&m)))
+}
+
 /// `POST .../typing` body.
 #[derive(Deserialize)]
 pub struct TypingBody {

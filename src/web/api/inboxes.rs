@@ -11,16 +11,65 @@ use crate::store::InboxRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::{views, AppState};
 
-/// Channels this build can create. The others of the contract arrive with
-/// the channel layer.
-const CHANNELS: &[&str] = &["web"];
-
 /// `POST /inboxes` body.
 #[derive(Deserialize)]
 pub struct CreateBody {
     name: String,
     channel: Option<String>,
     greeting: Option<String>,
+    #[serde(default)]
+    settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A channel's adapter (none for `web`) and its checked settings.
+type ChannelSetup = (
+    Option<&'static dyn crate::channels::Channel>,
+    serde_json::Map<String, serde_json::Value>,
+);
+
+/// Checks a channel name and its settings; gives the adapter (none for
+/// `web`) and the settings to store.
+fn channel_settings(
+    state: &AppState,
+    channel: &str,
+    given: Option<&serde_json::Map<String, serde_json::Value>>,
+    previous: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<ChannelSetup> {
+    let empty = serde_json::Map::new();
+    let given = given.unwrap_or(&empty);
+    if channel == "web" {
+        if !given.is_empty() {
+            return Err(Invalid::new("settings", "the web channel takes no settings").into());
+        }
+        return Ok((None, serde_json::Map::new()));
+    }
+    let Some(adapter) = crate::channels::by_name(channel) else {
+        return Err(Invalid::new(
+            "channel",
+            format!(
+                "channel {channel:?} is not available; use one of {:?}",
+                crate::channels::names()
+            ),
+        )
+        .into());
+    };
+    let settings = crate::channels::settings::validate(
+        adapter.settings(),
+        given,
+        previous,
+        state.http.allow_private,
+    )?;
+    if channel == "sms"
+        && crate::channels::settings::get(&settings, "from").is_empty()
+        && crate::channels::settings::get(&settings, "messaging_service_sid").is_empty()
+    {
+        return Err(Invalid::new(
+            "settings",
+            "settings.from or settings.messaging_service_sid is required",
+        )
+        .into());
+    }
+    Ok((Some(adapter), settings))
 }
 
 /// A fresh web inbox record (also used for the first-run "Website").
@@ -35,6 +84,9 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
         accent_color: None,
         reply_time: None,
         created_at: 0,
+        settings: Default::default(),
+        api_token: None,
+        webhook_secret: None,
     }
 }
 
@@ -64,7 +116,7 @@ pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<Http
     let mut out = Vec::new();
     for i in state.store.inboxes()? {
         if auth.is_admin() || state.store.is_member(i.id, auth.agent.id)? {
-            out.push(views::inbox(&i, auth.is_admin()));
+            out.push(views::inbox_at(&i, auth.is_admin(), &state.config.base_url));
         }
     }
     Ok(HttpResponse::Ok().json(json!({ "inboxes": out })))
@@ -80,13 +132,7 @@ pub async fn create(
     let ApiJson(b) = body;
     let name = Name::parse(&b.name, "name")?.into_inner();
     let channel = b.channel.unwrap_or_else(|| "web".into());
-    if !CHANNELS.contains(&channel.as_str()) {
-        return Err(Invalid::new(
-            "channel",
-            format!("channel {channel:?} is not available; use one of {CHANNELS:?}"),
-        )
-        .into());
-    }
+    let (adapter, settings) = channel_settings(&state, &channel, b.settings.as_ref(), None)?;
     let greeting = match b.greeting.as_deref().map(str::trim) {
         Some(g) if g.chars().count() > 500 => {
             return Err(Invalid::new("greeting", "greeting must be at most 500 characters").into())
@@ -94,11 +140,105 @@ pub async fn create(
         Some("") | None => None,
         Some(g) => Some(g.to_owned()),
     };
+    let mut rec = new_web_inbox(name, greeting);
+    rec.channel = channel.clone();
+    rec.settings = settings;
+    if adapter.is_some() {
+        rec.webhook_secret = Some(crate::service::webhooks::new_secret_token());
+    }
+    if channel == "api" {
+        rec.api_token = Some(format!("nai_{}", random_string(24)));
+        rec.webhook_secret = Some(crate::service::webhooks::new_secret());
+    }
+    let inbox = state.store.create_inbox(rec, time::now()).await?;
+    let mut v = views::inbox_at(&inbox, true, &state.config.base_url);
+    // Telegram learns its webhook URL and secret now.
+    if let Some(a) = adapter.filter(|a| a.name() == "telegram") {
+        v["connection"] = match a.connect(&state.http, &inbox, &state.config.base_url).await {
+            Ok(m) => json!({"ok": true, "message": m}),
+            Err(e) => json!({"ok": false, "message": e.to_string()}),
+        };
+    }
+    Ok(HttpResponse::Created().json(v))
+}
+
+/// `PATCH /inboxes/{id}` body.
+#[derive(Deserialize)]
+pub struct UpdateBody {
+    name: Option<String>,
+    greeting: Option<String>,
+    #[serde(default)]
+    settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Changes an inbox's name, greeting or channel settings (admins).
+/// Settings not given keep their value, so secrets need not be retyped.
+pub async fn update(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+    body: ApiJson<UpdateBody>,
+) -> ApiResult<HttpResponse> {
+    auth.require_admin()?;
+    let id = path_id(&path)?;
+    let old = state.store.inbox(id)?.ok_or(ApiError::NotFound)?;
+    let b = body.0;
+    let name = b
+        .name
+        .as_deref()
+        .map(|n| Name::parse(n, "name"))
+        .transpose()?
+        .map(Name::into_inner);
+    let settings = match &b.settings {
+        Some(s) => Some(channel_settings(&state, &old.channel, Some(s), Some(&old.settings))?.1),
+        None => None,
+    };
+    let greeting = b.greeting.map(|g| g.trim().to_owned());
+    if greeting.as_ref().is_some_and(|g| g.chars().count() > 500) {
+        return Err(Invalid::new("greeting", "greeting must be at most 500 characters").into());
+    }
     let inbox = state
         .store
-        .create_inbox(new_web_inbox(name, greeting), time::now())
+        .update_inbox(id, time::now(), |i| {
+            if let Some(n) = &name {
+                i.name = n.clone();
+            }
+            if let Some(s) = &settings {
+                i.settings = s.clone();
+            }
+            if let Some(g) = &greeting {
+                i.greeting = (!g.is_empty()).then(|| g.clone());
+            }
+        })
         .await?;
-    Ok(HttpResponse::Created().json(views::inbox(&inbox, true)))
+    Ok(HttpResponse::Ok().json(views::inbox_at(&inbox, true, &state.config.base_url)))
+}
+
+/// "Test connection": asks the provider whether the credentials work
+/// (and for Telegram registers the webhook again).
+pub async fn test_connection(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    auth.require_admin()?;
+    let inbox = state
+        .store
+        .inbox(path_id(&path)?)?
+        .ok_or(ApiError::NotFound)?;
+    let Some(adapter) = crate::channels::by_name(&inbox.channel) else {
+        return Ok(HttpResponse::Ok()
+            .json(json!({"ok": true, "message": "a web inbox needs no connection"})));
+    };
+    Ok(HttpResponse::Ok().json(
+        match adapter
+            .connect(&state.http, &inbox, &state.config.base_url)
+            .await
+        {
+            Ok(m) => json!({"ok": true, "message": m}),
+            Err(e) => json!({"ok": false, "message": e.to_string()}),
+        },
+    ))
 }
 
 /// One inbox, if visible.
@@ -108,7 +248,11 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let inbox = visible_inbox(&state, &auth, path_id(&path)?)?;
-    Ok(HttpResponse::Ok().json(views::inbox(&inbox, auth.is_admin())))
+    Ok(HttpResponse::Ok().json(views::inbox_at(
+        &inbox,
+        auth.is_admin(),
+        &state.config.base_url,
+    )))
 }
 
 /// The members of a visible inbox.

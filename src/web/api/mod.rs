@@ -3,9 +3,11 @@
 
 pub mod agents;
 pub mod auth;
+pub mod contacts;
 pub mod conversations;
 pub mod customer;
 pub mod inboxes;
+pub mod webhooks;
 
 use actix_web::web;
 use serde::{Deserialize, Deserializer};
@@ -25,6 +27,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inboxes", web::get().to(inboxes::list))
         .route("/inboxes", web::post().to(inboxes::create))
         .route("/inboxes/{id}", web::get().to(inboxes::get))
+        .route("/inboxes/{id}", web::patch().to(inboxes::update))
+        .route(
+            "/inboxes/{id}/test",
+            web::post().to(inboxes::test_connection),
+        )
+        .route("/webhooks", web::get().to(webhooks::list))
+        .route("/webhooks", web::post().to(webhooks::create))
+        .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+        .route(
+            "/webhooks/{id}/deliveries",
+            web::get().to(webhooks::deliveries),
+        )
+        .route("/contacts/{id}", web::get().to(contacts::get))
+        .route("/contacts/{id}/merge", web::post().to(contacts::merge))
+        .route(
+            "/channels/api/{inbox_id}/messages",
+            web::post().to(crate::web::hooks::api_channel_message),
+        )
+        .route(
+            "/conversations/{id}/messages/{seq}/retry",
+            web::post().to(conversations::retry_delivery),
+        )
         .route("/inboxes/{id}/members", web::get().to(inboxes::members))
         .route("/inboxes/{id}/members", web::post().to(inboxes::add_member))
         .route(

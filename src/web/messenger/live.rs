@@ -114,6 +114,7 @@ pub fn render_event(store: &Store, ctx: &MessengerContext, ev: &EventRecord) -> 
         }
         EventPayload::ConversationCreated { .. }
         | EventPayload::ConversationUpdated { .. }
+        | EventPayload::MessageUpdated { .. }
         | EventPayload::ContactDeleted { .. } => {}
     }
     Ok(out)

@@ -162,6 +162,19 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
                 out.push_str(&controls_fragment(store, ctx, conversation.id)?);
             }
         }
+        EventPayload::MessageUpdated { message } => {
+            if ctx.conversation == Some(message.conversation_id) {
+                let mut v = view::message(message, None);
+                v.day = None;
+                // The partial's own <li> replaces the shown one in place.
+                let html = render(&MessagePartial { msg: &v })?;
+                out.push_str(&html.replacen(
+                    "<li id=\"msg-",
+                    "<li hx-swap-oob=\"true\" id=\"msg-",
+                    1,
+                ));
+            }
+        }
         EventPayload::ContactDeleted { .. } => {}
         EventPayload::ConversationRead {
             conversation_id,

@@ -40,6 +40,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ui/conversations/{id}/update", web::post().to(update))
         .route("/ui/conversations/{id}/read", web::post().to(read))
         .route("/ui/conversations/{id}/typing", web::post().to(typing))
+        .route(
+            "/ui/conversations/{id}/messages/{seq}/retry",
+            web::post().to(retry_delivery),
+        )
         .configure(settings::routes);
 }
 
@@ -516,6 +520,27 @@ fn parse_local(s: &str) -> Option<i64> {
 #[derive(Deserialize)]
 pub struct ReadForm {
     seq: Option<String>,
+}
+
+/// The Retry button of a reply a channel did not deliver.
+async fn retry_delivery(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, None)?;
+    let c = visible_conversation(&state, &page, &path.0)?;
+    let seq: u64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
+    state
+        .store
+        .retry_delivery(c.id, seq, time::now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound,
+            e => e.into(),
+        })?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn read(

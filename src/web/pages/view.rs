@@ -275,6 +275,31 @@ pub struct MessageView {
     pub day: Option<String>,
     /// Files, images first shown inline.
     pub attachments: Vec<AttachmentView>,
+    /// Conversation id (the retry button's target).
+    pub conversation_id: String,
+    /// Delivery step of an outbound channel message.
+    pub delivery: Option<&'static str>,
+    /// Why it failed.
+    pub delivery_error: String,
+}
+
+impl MessageView {
+    /// Whether the agent should be offered a retry.
+    pub fn failed(&self) -> bool {
+        self.delivery == Some("failed")
+    }
+
+    /// The ticks of a delivery step (what chat apps taught people).
+    pub fn ticks(&self) -> &'static str {
+        match self.delivery {
+            Some("queued") => "🕓",
+            Some("sent") => "✓",
+            Some("delivered") => "✓✓",
+            Some("read") => "✓✓ Read",
+            Some("failed") => "Not delivered",
+            _ => "",
+        }
+    }
 }
 
 /// A file in a message.
@@ -335,6 +360,13 @@ pub fn message(m: &MessageRecord, prev: Option<&MessageRecord>) -> MessageView {
             }),
         body_html: super::linkify::linkify(&m.body),
         private: m.private,
+        conversation_id: format_id(m.conversation_id),
+        delivery: m.delivery.as_ref().map(|d| d.status.as_str()),
+        delivery_error: m
+            .delivery
+            .as_ref()
+            .and_then(|d| d.error.clone())
+            .unwrap_or_default(),
         time_iso: rfc3339(m.created_at),
         time_short: t.format("%H:%M").to_string(),
         day,

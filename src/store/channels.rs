@@ -1,0 +1,449 @@
+//! What channels need from the store: inbound messages keyed by the
+//! sender's channel address and the provider's message id (so a retried
+//! webhook stores nothing new), delivery states of outbound messages,
+//! media fetched after the fact, and merging two contacts into one person.
+
+use super::keys::{self, id_text, pair, u64_be};
+use super::{
+    abort, AttachmentRecord, Author, ChannelIdentity, ContactRecord, Delivery, DeliveryStatus,
+    EventPayload, InboxRecord, JobKind, MediaRef, MessageRecord, NewMessage, Result, Store,
+    StoreError, TokenRecord, Tx, TxResult, T,
+};
+use crate::domain::time::Micros;
+use crate::domain::{AuthorType, ConversationStatus};
+
+/// One message a channel received, in the core's terms.
+#[derive(Debug, Clone, Default)]
+pub struct Inbound {
+    /// The sender's channel address (phone, wa_id, PSID, chat id, email,
+    /// source_id): one contact per address per inbox.
+    pub identity: String,
+    /// The sender's name, if the provider gave one.
+    pub name: Option<String>,
+    /// The sender's email, if known.
+    pub email: Option<String>,
+    /// Text (may be empty when media or attachments come with it).
+    pub body: String,
+    /// The provider's id: unique per inbox, so retries are no-ops.
+    pub provider_id: Option<String>,
+    /// Media to download once the message is durable.
+    pub media: Vec<MediaRef>,
+    /// Files already saved (an email's original, its attachments).
+    pub attachments: Vec<AttachmentRecord>,
+    /// A conversation the message names (email threading), if any.
+    pub conversation_id: Option<u64>,
+    /// Email subject, kept on a new conversation.
+    pub subject: Option<String>,
+}
+
+/// What became of an inbound message.
+#[derive(Debug, Clone)]
+pub enum Received {
+    /// Stored now.
+    Stored {
+        /// The new message.
+        message: MessageRecord,
+        /// Its conversation.
+        conversation: Box<super::ConversationRecord>,
+    },
+    /// The provider id was seen before: nothing stored.
+    Duplicate {
+        /// The message stored the first time, if it still exists.
+        message: Option<MessageRecord>,
+    },
+}
+
+impl Tx<'_> {
+    fn message_at(&self, conversation: u64, seq: u64) -> TxResult<MessageRecord> {
+        match self.get(
+            T::ConversationseqMessage,
+            &keys::conversation_seq(conversation, seq),
+        )? {
+            Some(m) => Ok(m),
+            None => abort(StoreError::NotFound),
+        }
+    }
+
+    fn emit_message_updated(&mut self, m: &MessageRecord) -> TxResult<()> {
+        let conv = self.conversation(m.conversation_id)?;
+        self.emit(
+            conv.inbox_id,
+            conv.contact_id,
+            EventPayload::MessageUpdated { message: m.clone() },
+        )?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Stores an inbound channel message: finds or creates the sender's
+    /// contact, continues its last unresolved conversation (or the one the
+    /// message names) or starts one, and queues media downloads, all in one
+    /// write. A provider id seen before stores nothing.
+    pub async fn receive(&self, inbox: &InboxRecord, m: Inbound, now: Micros) -> Result<Received> {
+        self.write(now, |tx| {
+            if let Some(pid) = &m.provider_id {
+                if let Some((c, s)) =
+                    tx.get::<(u64, u64)>(T::InboxprovideridMessage, &id_text(inbox.id, pid))?
+                {
+                    let message =
+                        tx.get(T::ConversationseqMessage, &keys::conversation_seq(c, s))?;
+                    return Ok(Received::Duplicate { message });
+                }
+            }
+            let ik = id_text(inbox.id, &m.identity);
+            let mut contact = match tx.get_id(T::InboxidentityContactid, &ik)? {
+                Some(id) => match tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
+                    Some(c) => c,
+                    None => {
+                        return abort(StoreError::Corrupt(format!(
+                            "channel identity points to missing contact {id}"
+                        )))
+                    }
+                },
+                None => {
+                    let c = ContactRecord {
+                        id: tx.new_id()?,
+                        inbox_id: inbox.id,
+                        name: None,
+                        email: None,
+                        external_id: None,
+                        created_at: tx.now,
+                        identities: vec![ChannelIdentity {
+                            inbox_id: inbox.id,
+                            channel: inbox.channel.clone(),
+                            value: m.identity.clone(),
+                        }],
+                        latest_conversation_id: None,
+                        last_inbound_at: None,
+                        merged_ids: Vec::new(),
+                    };
+                    tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
+                    c
+                }
+            };
+            if contact.name.is_none() {
+                contact.name = m.name.clone();
+            }
+            if contact.email.is_none() {
+                contact.email = m.email.clone();
+            }
+            contact.last_inbound_at = Some(tx.now);
+            tx.put(T::ContactidContact, &u64_be(contact.id), &contact)?;
+            let new = NewMessage {
+                author: Author {
+                    kind: AuthorType::Contact,
+                    id: Some(contact.id),
+                    name: contact.name.clone(),
+                },
+                body: m.body.clone(),
+                private: false,
+                attachments: m.attachments.clone(),
+            };
+            // Which conversation: the one the message names (if it is in
+            // this inbox), else the contact's newest unless resolved.
+            let mut target = None;
+            for id in [m.conversation_id, contact.latest_conversation_id]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(c) =
+                    tx.get::<super::ConversationRecord>(T::ConversationidConversation, &u64_be(id))?
+                {
+                    let named = Some(id) == m.conversation_id;
+                    if c.inbox_id == inbox.id && (named || c.status != ConversationStatus::Resolved)
+                    {
+                        target = Some(id);
+                        break;
+                    }
+                }
+            }
+            let (message, conversation) = match target {
+                Some(id) => tx.continue_conversation(id, &new, m.provider_id.as_deref())?,
+                None => {
+                    let (c, msg) = tx.start_conversation(
+                        inbox.id,
+                        contact.id,
+                        &new,
+                        m.provider_id.as_deref(),
+                        m.subject.clone(),
+                    )?;
+                    (msg, c)
+                }
+            };
+            if !m.media.is_empty() {
+                tx.enqueue(
+                    JobKind::FetchMedia {
+                        conversation_id: conversation.id,
+                        seq: message.seq,
+                        media: m.media.clone(),
+                    },
+                    tx.now,
+                )?;
+            }
+            Ok(Received::Stored {
+                message,
+                conversation: Box::new(conversation),
+            })
+        })
+        .await
+    }
+
+    /// The message a provider id names in an inbox.
+    pub fn message_by_provider_id(
+        &self,
+        inbox_id: u64,
+        provider_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        match self.get::<(u64, u64)>(T::InboxprovideridMessage, &id_text(inbox_id, provider_id))? {
+            Some((c, s)) => self.message(c, s),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a delivery step of an outbound message (and the provider's
+    /// id for it, so status callbacks find it), finishing `job` in the same
+    /// write. A step never moves a message back (a late "sent" after
+    /// "delivered" is ignored); `failed` and a retry's `queued` always apply.
+    pub async fn set_delivery(
+        &self,
+        conversation_id: u64,
+        seq: u64,
+        delivery: Delivery,
+        provider_id: Option<String>,
+        job: Option<&super::JobRecord>,
+        now: Micros,
+    ) -> Result<MessageRecord> {
+        self.write(now, |tx| {
+            if let Some(j) = job {
+                tx.finish_job(j)?;
+            }
+            let mut m = tx.message_at(conversation_id, seq)?;
+            let current = m.delivery.as_ref().map(|d| d.status);
+            let applies = match (current, delivery.status) {
+                (_, DeliveryStatus::Failed | DeliveryStatus::Queued) => true,
+                (Some(DeliveryStatus::Failed), _) => true,
+                (Some(c), n) => n > c,
+                (None, _) => true,
+            };
+            if let Some(pid) = &provider_id {
+                let conv = tx.conversation(conversation_id)?;
+                tx.put(
+                    T::InboxprovideridMessage,
+                    &id_text(conv.inbox_id, pid),
+                    &(conversation_id, seq),
+                )?;
+                m.provider_id = Some(pid.clone());
+            }
+            if !applies && provider_id.is_none() {
+                return Ok(m);
+            }
+            if applies {
+                m.delivery = Some(delivery.clone());
+            }
+            tx.put(
+                T::ConversationseqMessage,
+                &keys::conversation_seq(conversation_id, seq),
+                &m,
+            )?;
+            tx.emit_message_updated(&m)?;
+            Ok(m)
+        })
+        .await
+    }
+
+    /// Puts a failed message back in the outbox (the agent's "Retry").
+    pub async fn retry_delivery(
+        &self,
+        conversation_id: u64,
+        seq: u64,
+        now: Micros,
+    ) -> Result<MessageRecord> {
+        self.write(now, |tx| {
+            let mut m = tx.message_at(conversation_id, seq)?;
+            match &m.delivery {
+                Some(d) if d.status == DeliveryStatus::Failed => {}
+                _ => {
+                    return abort(StoreError::Conflict(
+                        "only a failed message can be retried".into(),
+                    ))
+                }
+            }
+            m.delivery = Some(Delivery {
+                status: DeliveryStatus::Queued,
+                error: None,
+            });
+            tx.put(
+                T::ConversationseqMessage,
+                &keys::conversation_seq(conversation_id, seq),
+                &m,
+            )?;
+            tx.enqueue(
+                JobKind::Send {
+                    conversation_id,
+                    seq,
+                },
+                tx.now,
+            )?;
+            tx.emit_message_updated(&m)?;
+            Ok(m)
+        })
+        .await
+    }
+
+    /// Adds fetched media to an inbound message and finishes its job.
+    pub async fn add_attachments(
+        &self,
+        conversation_id: u64,
+        seq: u64,
+        files: Vec<AttachmentRecord>,
+        job: &super::JobRecord,
+        now: Micros,
+    ) -> Result<()> {
+        self.write(now, |tx| {
+            tx.finish_job(job)?;
+            let Some(mut m) = tx.get::<MessageRecord>(
+                T::ConversationseqMessage,
+                &keys::conversation_seq(conversation_id, seq),
+            )?
+            else {
+                return Ok(());
+            };
+            for a in &files {
+                tx.put(
+                    T::FileidMessage,
+                    a.id.as_bytes(),
+                    &(conversation_id, seq, m.private),
+                )?;
+            }
+            m.attachments.extend(files.iter().cloned());
+            tx.put(
+                T::ConversationseqMessage,
+                &keys::conversation_seq(conversation_id, seq),
+                &m,
+            )?;
+            tx.emit_message_updated(&m)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Merges contact `from` into `into`: conversations, channel
+    /// identities, the verified external id, sessions and missing name or
+    /// email move over; `from` is gone afterwards.
+    pub async fn merge_contacts(&self, from: u64, into: u64, now: Micros) -> Result<ContactRecord> {
+        if from == into {
+            return Err(StoreError::Invalid(crate::domain::Invalid::new(
+                "into",
+                "a contact cannot be merged into itself",
+            )));
+        }
+        // Collected before the write: transactions cannot scan.
+        let convs: Vec<u64> = self
+            .contact_conversations(from)?
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        let tokens: Vec<Vec<u8>> = self
+            .tree(T::ContactidTokenhash)
+            .scan_prefix(u64_be(from))
+            .keys()
+            .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
+            .collect::<Result<_>>()?;
+        self.write(now, |tx| {
+            let Some(src) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(from))? else {
+                return abort(StoreError::NotFound);
+            };
+            let Some(mut dst) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(into))? else {
+                return abort(StoreError::Invalid(crate::domain::Invalid::new(
+                    "into",
+                    "no such contact",
+                )));
+            };
+            let mut newest: Option<(Micros, u64)> = None;
+            for id in &convs {
+                let Some(old) = tx.get::<super::ConversationRecord>(
+                    T::ConversationidConversation,
+                    &u64_be(*id),
+                )?
+                else {
+                    continue;
+                };
+                let mut c = old.clone();
+                c.contact_id = into;
+                tx.del(T::ContactidConversationid, &pair(from, c.id))?;
+                tx.put_raw(T::ContactidConversationid, &pair(into, c.id), &[])?;
+                tx.put_conversation(&c, Some(&old))?;
+                if newest.is_none_or(|(t, _)| c.updated_at > t) {
+                    newest = Some((c.updated_at, c.id));
+                }
+                tx.emit(
+                    c.inbox_id,
+                    into,
+                    EventPayload::ConversationUpdated { conversation: c },
+                )?;
+            }
+            for ident in &src.identities {
+                tx.put_raw(
+                    T::InboxidentityContactid,
+                    &id_text(ident.inbox_id, &ident.value),
+                    &u64_be(into),
+                )?;
+                if !dst.identities.contains(ident) {
+                    dst.identities.push(ident.clone());
+                }
+            }
+            if let Some(ext) = &src.external_id {
+                tx.put_raw(
+                    T::InboxexternalidContactid,
+                    &id_text(src.inbox_id, ext),
+                    &u64_be(into),
+                )?;
+                if dst.external_id.is_none() {
+                    dst.external_id = Some(ext.clone());
+                }
+            }
+            for k in &tokens {
+                if let Some(hash) = k.get(8..) {
+                    if let Some(mut t) = tx.get::<TokenRecord>(T::TokenhashContacttoken, hash)? {
+                        t.owner = into;
+                        tx.put(T::TokenhashContacttoken, hash, &t)?;
+                        tx.put_raw(
+                            T::ContactidTokenhash,
+                            &keys::concat(&[&u64_be(into), hash]),
+                            &[],
+                        )?;
+                    }
+                }
+                tx.del(T::ContactidTokenhash, k)?;
+            }
+            if dst.name.is_none() {
+                dst.name = src.name.clone();
+            }
+            if dst.email.is_none() {
+                dst.email = src.email.clone();
+            }
+            dst.last_inbound_at = dst.last_inbound_at.max(src.last_inbound_at);
+            if let Some((t, id)) = newest {
+                let keep = match dst.latest_conversation_id {
+                    Some(cur) => tx
+                        .get::<super::ConversationRecord>(
+                            T::ConversationidConversation,
+                            &u64_be(cur),
+                        )?
+                        .is_some_and(|c| c.updated_at >= t),
+                    None => false,
+                };
+                if !keep {
+                    dst.latest_conversation_id = Some(id);
+                }
+            }
+            dst.merged_ids.push(from);
+            dst.merged_ids.extend(src.merged_ids.iter().copied());
+            tx.put(T::ContactidContact, &u64_be(into), &dst)?;
+            tx.del(T::ContactidContact, &u64_be(from))?;
+            Ok(dst)
+        })
+        .await
+    }
+}

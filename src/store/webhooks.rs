@@ -1,0 +1,124 @@
+//! Outbound webhook subscriptions and their delivery log.
+
+use super::keys::{pair, u64_be};
+use super::{abort, decode, Result, Store, StoreError, WebhookAttemptRecord, WebhookRecord, T};
+use crate::domain::time::Micros;
+
+impl Store {
+    /// Re-reads the subscriptions that writes consult.
+    pub(crate) fn reload_webhooks(&self) -> Result<()> {
+        let all = self.webhooks()?;
+        *self
+            .webhooks
+            .write()
+            .map_err(|_| StoreError::Corrupt("webhook list poisoned".into()))? = all;
+        Ok(())
+    }
+
+    /// Every subscription, oldest first.
+    pub fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
+        self.tree(T::WebhookidWebhook)
+            .iter()
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// One subscription.
+    pub fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>> {
+        self.get(T::WebhookidWebhook, &u64_be(id))
+    }
+
+    /// Adds a subscription; events from the next write on are delivered.
+    pub async fn create_webhook(&self, hook: WebhookRecord, now: Micros) -> Result<WebhookRecord> {
+        let rec = self
+            .write(now, |tx| {
+                let mut rec = hook.clone();
+                rec.id = tx.new_id()?;
+                rec.created_at = tx.now;
+                tx.put(T::WebhookidWebhook, &u64_be(rec.id), &rec)?;
+                Ok(rec)
+            })
+            .await?;
+        self.reload_webhooks()?;
+        Ok(rec)
+    }
+
+    /// Removes a subscription and its log; queued deliveries find it gone
+    /// and are dropped.
+    pub async fn delete_webhook(&self, id: u64, now: Micros) -> Result<()> {
+        let attempts: Vec<Vec<u8>> = self
+            .tree(T::WebhookidattemptAttempt)
+            .scan_prefix(u64_be(id))
+            .keys()
+            .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
+            .collect::<Result<_>>()?;
+        self.write(now, |tx| {
+            if !tx.del(T::WebhookidWebhook, &u64_be(id))? {
+                return abort(StoreError::NotFound);
+            }
+            for k in &attempts {
+                tx.del(T::WebhookidattemptAttempt, k)?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.reload_webhooks()
+    }
+
+    /// Turns a subscription off (the receiver answered 410 Gone).
+    pub async fn disable_webhook(&self, id: u64, now: Micros) -> Result<()> {
+        self.write(now, |tx| {
+            if let Some(mut w) = tx.get::<WebhookRecord>(T::WebhookidWebhook, &u64_be(id))? {
+                w.disabled = true;
+                tx.put(T::WebhookidWebhook, &u64_be(id), &w)?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.reload_webhooks()
+    }
+
+    /// Logs one attempt and, in the same write, finishes or reschedules
+    /// its job.
+    pub async fn log_webhook_attempt(
+        &self,
+        webhook_id: u64,
+        attempt: WebhookAttemptRecord,
+        job: &super::JobRecord,
+        retry_at: Option<Micros>,
+        now: Micros,
+    ) -> Result<()> {
+        self.write(now, |tx| {
+            let mut attempt = attempt.clone();
+            attempt.id = tx.new_id()?;
+            attempt.at = tx.now;
+            if tx.contains(T::WebhookidWebhook, &u64_be(webhook_id))? {
+                tx.put(
+                    T::WebhookidattemptAttempt,
+                    &pair(webhook_id, attempt.id),
+                    &attempt,
+                )?;
+            }
+            match retry_at {
+                Some(t) => tx.reschedule_job(job, t)?,
+                None => {
+                    tx.finish_job(job)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// A subscription's attempts, newest first.
+    pub fn webhook_attempts(&self, id: u64, limit: usize) -> Result<Vec<WebhookAttemptRecord>> {
+        self.tree(T::WebhookidattemptAttempt)
+            .scan_prefix(u64_be(id))
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| decode(&v?))
+            .collect()
+    }
+}

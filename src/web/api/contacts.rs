@@ -1,0 +1,76 @@
+//! Contacts as agents see them: one person with channel addresses, and
+//! merging two contacts into one.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::{format_id, parse_id, time, Invalid};
+use crate::error::{ApiError, ApiResult};
+use crate::store::ContactRecord;
+use crate::web::extract::{path_id, AgentAuth, ApiJson};
+use crate::web::views::{self, Audience};
+use crate::web::AppState;
+
+/// The contact if the agent may see one of its inboxes (404 otherwise).
+pub fn visible_contact(state: &AppState, auth: &AgentAuth, id: u64) -> ApiResult<ContactRecord> {
+    let c = state.store.contact(id)?.ok_or(ApiError::NotFound)?;
+    if auth.is_admin() || state.store.is_member(c.inbox_id, auth.agent.id)? {
+        return Ok(c);
+    }
+    for conv in state.store.contact_conversations(id)? {
+        if state.store.is_member(conv.inbox_id, auth.agent.id)? {
+            return Ok(c);
+        }
+    }
+    Err(ApiError::NotFound)
+}
+
+/// One contact with its addresses and conversations.
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let c = visible_contact(&state, &auth, path_id(&path)?)?;
+    let mut v = views::contact(&c);
+    let mut convs = Vec::new();
+    for conv in state.store.contact_conversations(c.id)? {
+        convs.push(views::conversation(&conv, Some(&c), Audience::Team));
+    }
+    v["conversations"] = json!(convs);
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// `POST /contacts/{id}/merge` body.
+#[derive(Deserialize)]
+pub struct MergeBody {
+    into: String,
+}
+
+/// Merges the contact into `into`: one person, all conversations and
+/// channel addresses. The agent must see both.
+pub async fn merge(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+    body: ApiJson<MergeBody>,
+) -> ApiResult<HttpResponse> {
+    let from = visible_contact(&state, &auth, path_id(&path)?)?;
+    let into_id = parse_id(&body.0.into).ok_or_else(|| Invalid::new("into", "no such contact"))?;
+    let into = visible_contact(&state, &auth, into_id)
+        .map_err(|_| ApiError::from(Invalid::new("into", "no such contact")))?;
+    let merged = state
+        .store
+        .merge_contacts(from.id, into.id, time::now())
+        .await?;
+    tracing::info!(
+        from = from.id,
+        into = into.id,
+        by = auth.agent.id,
+        "contacts merged"
+    );
+    let mut v = views::contact(&merged);
+    v["merged"] = json!(format_id(from.id));
+    Ok(HttpResponse::Ok().json(v))
+}
