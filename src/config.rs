@@ -94,7 +94,7 @@ pub struct ServeArgs {
     /// fsync the data file after each group flush, so acknowledged messages
     /// survive power loss too (slower; default protects against crashes of
     /// the process only).
-    #[arg(long, env = "NATTER_FSYNC", default_value_t = false)]
+    #[arg(long, env = "NATTER_FSYNC", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
     pub fsync: bool,
     /// Database page cache in MiB.
     #[arg(long, env = "NATTER_CACHE_MB", default_value_t = 16)]
@@ -148,7 +148,7 @@ pub struct ServeArgs {
     pub sse_keepalive_secs: u64,
     /// Let outbound webhooks, channel `api_base` and `callback_url` reach
     /// loopback and private addresses (refused by default: SSRF).
-    #[arg(long, env = "NATTER_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false)]
+    #[arg(long, env = "NATTER_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
     pub webhooks_allow_private: bool,
 }
 

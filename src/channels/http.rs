@@ -147,11 +147,18 @@ pub struct Http {
     pub allow_private: bool,
 }
 
-impl Http {
-    /// Builds both clients; the TLS crypto provider (ring) is installed
-    /// once for the process here.
-    pub fn new(allow_private: bool) -> Result<Self, String> {
+/// Installs ring as the process's TLS crypto provider (once; later calls
+/// do nothing). reqwest and every other TLS user in the tree share it.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+impl Http {
+    /// Builds both clients (installing the crypto provider first).
+    pub fn new(allow_private: bool) -> Result<Self, String> {
+        install_crypto_provider();
         let base = || {
             let b = reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))

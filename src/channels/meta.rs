@@ -121,6 +121,7 @@ impl Channel for Meta {
                     body: m["text"].as_str().unwrap_or("").to_owned(),
                     provider_id: Some(mid.to_owned()),
                     media,
+                    sent_at: ev["timestamp"].as_i64().map(|t| t * 1_000),
                     ..Inbound::default()
                 });
             }

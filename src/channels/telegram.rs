@@ -125,6 +125,7 @@ impl Channel for Telegram {
             // An edit arrives as a new update of the same message id.
             provider_id: Some(format!("{chat}:{mid}{}", if edited { ":edit" } else { "" })),
             media,
+            sent_at: m["date"].as_i64().map(|t| t * 1_000_000),
             ..Inbound::default()
         });
         Ok(out)

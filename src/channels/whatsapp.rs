@@ -158,6 +158,10 @@ impl Channel for WhatsApp {
                         body,
                         provider_id: Some(id.to_owned()),
                         media,
+                        sent_at: m["timestamp"]
+                            .as_str()
+                            .and_then(|t| t.parse::<i64>().ok())
+                            .map(|t| t * 1_000_000),
                         ..Inbound::default()
                     });
                 }

@@ -34,6 +34,9 @@ pub struct Inbound {
     pub conversation_id: Option<u64>,
     /// Email subject, kept on a new conversation.
     pub subject: Option<String>,
+    /// When the person sent it, by the provider's clock (the 24-hour
+    /// windows count from it; a late webhook retry must not extend them).
+    pub sent_at: Option<Micros>,
 }
 
 /// What became of an inbound message.
@@ -114,7 +117,7 @@ impl Store {
                             channel: inbox.channel.clone(),
                             value: m.identity.clone(),
                         }],
-                        latest_conversation_id: None,
+                        latest_conversations: Vec::new(),
                         last_inbound_at: None,
                         merged_ids: Vec::new(),
                     };
@@ -128,7 +131,8 @@ impl Store {
             if contact.email.is_none() {
                 contact.email = m.email.clone();
             }
-            contact.last_inbound_at = Some(tx.now);
+            let sent = m.sent_at.unwrap_or(tx.now).min(tx.now);
+            contact.last_inbound_at = Some(contact.last_inbound_at.map_or(sent, |t| t.max(sent)));
             tx.put(T::ContactidContact, &u64_be(contact.id), &contact)?;
             let new = NewMessage {
                 author: Author {
@@ -143,7 +147,7 @@ impl Store {
             // Which conversation: the one the message names (if it is in
             // this inbox), else the contact's newest unless resolved.
             let mut target = None;
-            for id in [m.conversation_id, contact.latest_conversation_id]
+            for id in [m.conversation_id, contact.latest_in(inbox.id)]
                 .into_iter()
                 .flatten()
             {
@@ -360,7 +364,16 @@ impl Store {
                     "no such contact",
                 )));
             };
-            let mut newest: Option<(Micros, u64)> = None;
+            // The newest conversation per inbox, over both contacts.
+            let mut newest: Vec<(u64, Micros, u64)> = Vec::new();
+            for (inbox, cid) in &dst.latest_conversations {
+                if let Some(c) = tx.get::<super::ConversationRecord>(
+                    T::ConversationidConversation,
+                    &u64_be(*cid),
+                )? {
+                    newest.push((*inbox, c.updated_at, c.id));
+                }
+            }
             for id in &convs {
                 let Some(old) = tx.get::<super::ConversationRecord>(
                     T::ConversationidConversation,
@@ -374,8 +387,10 @@ impl Store {
                 tx.del(T::ContactidConversationid, &pair(from, c.id))?;
                 tx.put_raw(T::ContactidConversationid, &pair(into, c.id), &[])?;
                 tx.put_conversation(&c, Some(&old))?;
-                if newest.is_none_or(|(t, _)| c.updated_at > t) {
-                    newest = Some((c.updated_at, c.id));
+                match newest.iter_mut().find(|(i, _, _)| *i == c.inbox_id) {
+                    Some(n) if n.1 >= c.updated_at => {}
+                    Some(n) => *n = (c.inbox_id, c.updated_at, c.id),
+                    None => newest.push((c.inbox_id, c.updated_at, c.id)),
                 }
                 tx.emit(
                     c.inbox_id,
@@ -383,6 +398,7 @@ impl Store {
                     EventPayload::ConversationUpdated { conversation: c },
                 )?;
             }
+            dst.latest_conversations = newest.iter().map(|(i, _, c)| (*i, *c)).collect();
             for ident in &src.identities {
                 tx.put_raw(
                     T::InboxidentityContactid,
@@ -424,20 +440,6 @@ impl Store {
                 dst.email = src.email.clone();
             }
             dst.last_inbound_at = dst.last_inbound_at.max(src.last_inbound_at);
-            if let Some((t, id)) = newest {
-                let keep = match dst.latest_conversation_id {
-                    Some(cur) => tx
-                        .get::<super::ConversationRecord>(
-                            T::ConversationidConversation,
-                            &u64_be(cur),
-                        )?
-                        .is_some_and(|c| c.updated_at >= t),
-                    None => false,
-                };
-                if !keep {
-                    dst.latest_conversation_id = Some(id);
-                }
-            }
             dst.merged_ids.push(from);
             dst.merged_ids.extend(src.merged_ids.iter().copied());
             tx.put(T::ContactidContact, &u64_be(into), &dst)?;

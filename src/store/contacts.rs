@@ -53,7 +53,7 @@ impl Store {
                 external_id: new.external_id.clone(),
                 created_at: tx.now,
                 identities: Vec::new(),
-                latest_conversation_id: None,
+                latest_conversations: Vec::new(),
                 last_inbound_at: None,
                 merged_ids: Vec::new(),
             };

@@ -245,10 +245,7 @@ impl Tx<'_> {
         if let Some(mut c) =
             self.get::<super::ContactRecord>(T::ContactidContact, &u64_be(contact_id))?
         {
-            c.latest_conversation_id = Some(conv.id);
-            if first.author.kind == AuthorType::Contact {
-                c.last_inbound_at = Some(self.now);
-            }
+            c.set_latest(inbox_id, conv.id);
             self.put(T::ContactidContact, &u64_be(contact_id), &c)?;
         }
         self.emit(

@@ -105,10 +105,10 @@ pub struct ContactRecord {
     /// Channel addresses that map to this contact.
     #[serde(default)]
     pub identities: Vec<ChannelIdentity>,
-    /// The newest conversation, which a channel message continues unless
-    /// it is resolved.
+    /// The newest conversation per inbox, (inbox, conversation): a
+    /// channel message continues it unless it is resolved.
     #[serde(default)]
-    pub latest_conversation_id: Option<u64>,
+    pub latest_conversations: Vec<(u64, u64)>,
     /// When the contact last wrote (the 24-hour windows count from it).
     #[serde(default)]
     pub last_inbound_at: Option<Micros>,
@@ -341,6 +341,22 @@ pub struct WebhookAttemptRecord {
     pub error: Option<String>,
     /// When it was tried.
     pub at: Micros,
+}
+
+impl ContactRecord {
+    /// The newest conversation of this contact in an inbox.
+    pub fn latest_in(&self, inbox: u64) -> Option<u64> {
+        self.latest_conversations
+            .iter()
+            .find(|(i, _)| *i == inbox)
+            .map(|(_, c)| *c)
+    }
+
+    /// Remembers the newest conversation of an inbox.
+    pub fn set_latest(&mut self, inbox: u64, conversation: u64) {
+        self.latest_conversations.retain(|(i, _)| *i != inbox);
+        self.latest_conversations.push((inbox, conversation));
+    }
 }
 
 impl Author {

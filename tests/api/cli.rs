@@ -107,7 +107,7 @@ async fn first_start_logs_the_setup_link_and_creates_the_website_inbox() {
         .find(|w| w.contains("/setup?token="))
         .unwrap();
     assert!(url.starts_with(&s.base), "{url} under {}", s.base);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::new_client();
     let page = client.get(url).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let token = url.split("token=").nth(1).unwrap();
@@ -171,7 +171,7 @@ async fn sigterm_closes_streams_flushes_and_exits_zero() {
         !s.log.iter().any(|l| l.contains("/setup?token=")),
         "no setup link when the admin comes from the environment"
     );
-    let client = reqwest::Client::new();
+    let client = crate::helpers::new_client();
     let login: serde_json::Value = client
         .post(format!("{}/api/v1/auth/login", s.base))
         .json(&json!({"email": "a@example.com", "password": "a-password"}))
@@ -388,7 +388,7 @@ async fn admin_create_adds_an_agent_to_stopped_data() {
     assert_eq!(code, 2);
     let s = serve(data.path(), &[]).await;
     assert!(!s.log.iter().any(|l| l.contains("/setup?token=")));
-    let r = reqwest::Client::new()
+    let r = crate::helpers::new_client()
         .post(format!("{}/api/v1/auth/login", s.base))
         .json(&json!({"email": "root@example.com", "password": "root-password"}))
         .send()

@@ -442,7 +442,7 @@ async fn a_contact_is_created_on_the_first_message_not_on_page_view() {
             "no identity handed out on view"
         );
     }
-    let no_redirect = reqwest::Client::builder()
+    let no_redirect = crate::helpers::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

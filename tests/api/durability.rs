@@ -62,7 +62,7 @@ async fn kill_9_after_a_burst_loses_no_acknowledged_message() {
         ("NATTER_CONTACT_MESSAGES_PER_MINUTE", "0"),
     ];
     let mut server = serve(data.path(), &env).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::new_client();
     let base = server.base.clone();
     let token = admin_token(&client, &base).await;
     let key = widget_key(&client, &base, &token).await;
@@ -245,7 +245,7 @@ async fn crash_round(data: &std::path::Path, round: usize) {
         ("NATTER_SEARCHES_PER_MINUTE", "0"),
     ];
     let mut server = serve(data, &env).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::new_client();
     let base = server.base.clone();
     let token = admin_token(&client, &base).await;
     let key = widget_key(&client, &base, &token).await;
@@ -397,7 +397,7 @@ async fn ten_thousand_idle_streams_do_not_stop_the_api() {
         ("NATTER_CONNECTIONS_PER_ADDRESS", "0"),
     ];
     let server = serve(data.path(), &env).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::new_client();
     let base = server.base.clone();
     let token = admin_token(&client, &base).await;
     let addr = base.trim_start_matches("http://").to_owned();
@@ -515,7 +515,7 @@ async fn a_full_disk_refuses_writes_with_507_and_recovers_when_space_returns() {
         ("NATTER_MIN_FREE_MB", "2"),
     ];
     let mut server = serve(&data, &env).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::new_client();
     let base = server.base.clone();
     let token = admin_token(&client, &base).await;
     let key = widget_key(&client, &base, &token).await;

@@ -27,6 +27,19 @@ pub struct TestApp {
 
 /// Test settings: the bootstrap admin, and generous limits unless a test
 /// is about limits.
+/// A client builder for tests. reqwest is built with rustls but no crypto
+/// provider (natter installs ring at start); tests may build clients
+/// before any server started, so they install it here.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    natter::channels::http::install_crypto_provider();
+    Client::builder()
+}
+
+/// A default client for tests (see [`client_builder`]).
+pub fn new_client() -> Client {
+    client_builder().build().expect("client")
+}
+
 pub fn test_config(data: &TempDir) -> ServeConfig {
     let mut c = ServeConfig::for_data(data.path().to_path_buf());
     c.bootstrap_admin = Some((ADMIN_EMAIL.into(), ADMIN_PASSWORD.into()));
@@ -54,7 +67,7 @@ pub async fn start(data: TempDir, config: ServeConfig) -> TestApp {
     let base = format!("http://127.0.0.1:{}", app.port());
     let stopper = app.stopper();
     let server = tokio::spawn(app.run_until_stopped());
-    let client = Client::builder()
+    let client = client_builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");

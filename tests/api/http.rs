@@ -237,7 +237,7 @@ async fn a_client_that_never_finishes_its_headers_is_dropped() {
         assert!(n == 0 || head.starts_with("HTTP/1.1 408"), "{head:?}");
     }
     // And the server still answers others (on a new connection).
-    let fresh = reqwest::Client::new();
+    let fresh = crate::helpers::new_client();
     assert_eq!(
         fresh
             .get(app.url("/healthz"))
@@ -291,7 +291,7 @@ async fn one_address_cannot_hold_more_than_its_connections() {
     drop(extra);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let fresh = reqwest::Client::new();
+        let fresh = crate::helpers::new_client();
         if fresh
             .get(app.url("/healthz"))
             .send()

@@ -4,14 +4,17 @@
 mod agents;
 mod attachments;
 mod auth;
+mod channels;
 mod cli;
 mod conversations;
 mod customers;
 mod durability;
 mod events;
+mod fakes;
 mod fuzz_regressions;
 mod helpers;
 mod http;
 mod pages;
 mod permissions;
 mod search;
+mod webhooks;

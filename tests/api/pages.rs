@@ -15,7 +15,7 @@ struct Session {
 }
 
 fn no_redirects() -> Client {
-    Client::builder()
+    crate::helpers::client_builder()
         .redirect(redirect::Policy::none())
         .build()
         .unwrap()

@@ -548,7 +548,7 @@ async fn session(app: &TestApp, client: &Client, email: &str, password: &str) ->
 impl World {
     async fn new() -> World {
         let app = spawn_app().await;
-        let client = Client::builder()
+        let client = crate::helpers::client_builder()
             .redirect(redirect::Policy::none())
             .build()
             .unwrap();
