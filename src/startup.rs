@@ -82,6 +82,7 @@ impl Application {
         let limits = Arc::new(Limits::from_config(&config));
         let http = crate::channels::http::Http::new(config.webhooks_allow_private)
             .map_err(|e| StartError::Settings(format!("cannot set up the HTTP client: {e}")))?;
+        let mailboxes = crate::service::mailbox::Mailboxes::new(store.clone(), shutdown_rx.clone());
         let state = web::Data::new(AppState {
             store: store.clone(),
             keepalive_secs: config.sse_keepalive_secs,
@@ -92,6 +93,7 @@ impl Application {
             index: index.clone(),
             streams: Default::default(),
             http: http.clone(),
+            mailboxes: mailboxes.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -151,6 +153,7 @@ impl Application {
                 limits.prune();
             }
         }));
+        mailboxes.start_all();
         tracing::info!("listening on http://{addr}");
         Ok(Self {
             port: addr.port(),

@@ -7,6 +7,7 @@
 //! line in [`REGISTRY`].
 
 pub mod api;
+pub mod email;
 pub mod http;
 pub mod meta;
 pub mod settings;
@@ -117,6 +118,18 @@ pub struct Outgoing<'a> {
     pub inbox_id: u64,
     /// The message as the contract shows it (the API channel posts it).
     pub message_json: serde_json::Value,
+    /// The conversation (email's plus-address).
+    pub conversation_id: u64,
+    /// The conversation's subject (email).
+    pub subject: Option<String>,
+    /// The person's name, if known.
+    pub contact_name: Option<String>,
+    /// Provider ids of the conversation's messages, oldest first (email's
+    /// References).
+    pub thread: Vec<String>,
+    /// The provider id of the person's latest message (email's
+    /// In-Reply-To).
+    pub reply_to_id: Option<String>,
 }
 
 /// What a provider said to a send.
@@ -204,6 +217,7 @@ pub static REGISTRY: &[&dyn Channel] = &[
     &meta::Meta::INSTAGRAM,
     &telegram::Telegram,
     &api::Api,
+    &email::channel::Email,
 ];
 
 /// The adapter of a channel name.
@@ -337,4 +351,20 @@ pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The 24-hour customer-care window of WhatsApp and Meta.
 pub fn within_24h(last_inbound_at: Option<Micros>, now: Micros) -> bool {
     last_inbound_at.is_some_and(|t| now - t < 24 * 3600 * 1_000_000)
+}
+
+/// Text from a provider, made storable: NUL removed, at most the
+/// contract's 10,000 characters (email keeps the whole original as an
+/// attachment).
+pub fn clean_text(raw: &str) -> String {
+    let t: String = raw.replace('\0', "");
+    let t = t.trim();
+    let max = crate::domain::MessageBody::MAX_CHARS;
+    if t.chars().count() > max {
+        let mut cut: String = t.chars().take(max - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        t.to_owned()
+    }
 }

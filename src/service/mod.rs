@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod files;
 pub mod index;
+pub mod mailbox;
 pub mod outbox;
 pub mod ratelimit;
 pub mod realtime;

@@ -213,6 +213,25 @@ impl Outbox {
                 )
             })
             .collect();
+        // The thread so far, for channels that quote it (email headers).
+        let mut thread = Vec::new();
+        let mut reply_to_id = None;
+        for m in store.messages(
+            c,
+            crate::store::MessagePage {
+                after: None,
+                before: Some(seq),
+                limit: 200,
+                include_private: false,
+            },
+        )? {
+            if let Some(p) = &m.provider_id {
+                thread.push(p.clone());
+                if m.author.kind == crate::domain::AuthorType::Contact {
+                    reply_to_id = Some(p.clone());
+                }
+            }
+        }
         let out = Outgoing {
             to: &to,
             body: &msg.body,
@@ -223,6 +242,11 @@ impl Outbox {
             base_url: &self.base_url,
             inbox_id: inbox.id,
             message_json: crate::web::views::message(&msg),
+            conversation_id: c,
+            subject: conv.subject.clone(),
+            contact_name: contact.as_ref().and_then(|k| k.name.clone()),
+            thread,
+            reply_to_id,
         };
         match adapter.send(&self.http, &inbox, out).await {
             Ok(sent) => {

@@ -24,20 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Text from a provider, made storable: NUL removed, at most the
-/// contract's 10,000 characters (longer mail is kept whole as an
-/// attachment by the email channel).
-pub fn clean_text(raw: &str) -> String {
-    let t: String = raw.replace('\0', "");
-    let t = t.trim();
-    if t.chars().count() > MessageBody::MAX_CHARS {
-        let mut cut: String = t.chars().take(MessageBody::MAX_CHARS - 1).collect();
-        cut.push('…');
-        cut
-    } else {
-        t.to_owned()
-    }
-}
+pub use crate::channels::clean_text;
 
 /// Stores each parsed message and status; returns what was stored.
 pub async fn store_inbound(

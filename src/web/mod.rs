@@ -50,6 +50,8 @@ pub struct AppState {
         std::sync::Mutex<std::collections::HashMap<crate::service::realtime::Viewer, usize>>,
     /// Calls out (providers, webhooks), behind the SSRF guard.
     pub http: crate::channels::http::Http,
+    /// The IMAP followers of email inboxes.
+    pub mailboxes: Arc<crate::service::mailbox::Mailboxes>,
 }
 
 /// Registers every route.

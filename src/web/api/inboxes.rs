@@ -152,6 +152,15 @@ pub async fn create(
     }
     let inbox = state.store.create_inbox(rec, time::now()).await?;
     let mut v = views::inbox_at(&inbox, true, &state.config.base_url);
+    if inbox.channel == "email" {
+        // Start from the mailbox as it is now, then follow it.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            state.mailboxes.remember_current_state(&inbox),
+        )
+        .await;
+        state.mailboxes.restart(&inbox);
+    }
     // Telegram learns its webhook URL and secret now.
     if let Some(a) = adapter.filter(|a| a.name() == "telegram") {
         v["connection"] = match a.connect(&state.http, &inbox, &state.config.base_url).await {
@@ -211,6 +220,9 @@ pub async fn update(
             }
         })
         .await?;
+    if inbox.channel == "email" && settings.is_some() {
+        state.mailboxes.restart(&inbox);
+    }
     Ok(HttpResponse::Ok().json(views::inbox_at(&inbox, true, &state.config.base_url)))
 }
 

@@ -1,0 +1,147 @@
+//! Email as a channel: settings, SMTP sends with threading headers (one
+//! thread in the customer's mail client), and the connection test. Inbound
+//! mail is not a webhook: [`crate::service::mailbox`] follows IMAP.
+
+use super::smtp::{self, OutgoingMail};
+use super::EmailSettings;
+use crate::channels::settings::{Setting, SettingKind};
+use crate::channels::{
+    BoxFuture, Channel, HookError, HookRequest, Outgoing, Parsed, SendError, Sent,
+};
+use crate::store::{DeliveryStatus, InboxRecord};
+
+/// The email adapter.
+pub struct Email;
+
+const SETTINGS: &[Setting] = &[
+    Setting::text("imap_host", "IMAP server"),
+    Setting::text("imap_port", "IMAP port")
+        .of(SettingKind::Number)
+        .with_default("993"),
+    Setting::text("imap_tls", "IMAP over TLS")
+        .of(SettingKind::Bool)
+        .with_default("true"),
+    Setting::text("smtp_host", "SMTP server"),
+    Setting::text("smtp_port", "SMTP port")
+        .of(SettingKind::Number)
+        .with_default("587"),
+    Setting::text("smtp_tls", "SMTP over TLS")
+        .of(SettingKind::Bool)
+        .with_default("true"),
+    Setting::text("username", "User name"),
+    Setting::secret("password", "Password"),
+    Setting::text("from_address", "Support address"),
+];
+
+/// The typed settings of an email inbox.
+pub fn settings_of(inbox: &InboxRecord) -> Result<EmailSettings, String> {
+    serde_json::from_value(serde_json::Value::Object(inbox.settings.clone()))
+        .map_err(|e| format!("the email settings are incomplete: {e}"))
+}
+
+/// The domain of an address (after the last `@`).
+pub fn domain_of(address: &str) -> &str {
+    address
+        .rsplit_once('@')
+        .map_or("natter.invalid", |(_, d)| d)
+}
+
+/// Our Message-ID for a reply: stable per message, so a resend after a
+/// crash carries the same id and mail clients drop the duplicate.
+pub fn message_id_for(message_id: u64, from_address: &str) -> String {
+    format!("natter.{message_id}@{}", domain_of(from_address))
+}
+
+/// The plus-address token that names a conversation.
+pub fn conversation_token(conversation_id: u64) -> String {
+    format!("c{conversation_id}")
+}
+
+/// "Re: subject", once.
+pub fn reply_subject(subject: Option<&str>) -> String {
+    match subject.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) if s.to_ascii_lowercase().starts_with("re:") => s.to_owned(),
+        Some(s) => format!("Re: {s}"),
+        None => "Re: your message".to_owned(),
+    }
+}
+
+impl Channel for Email {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn hook(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn settings(&self) -> &'static [Setting] {
+        SETTINGS
+    }
+
+    fn parse_hook(
+        &self,
+        _inbox: &InboxRecord,
+        _req: &HookRequest<'_>,
+    ) -> Result<Parsed, HookError> {
+        Err(HookError::BadRequest(
+            "email arrives over IMAP, not webhooks".into(),
+        ))
+    }
+
+    fn send<'a>(
+        &'a self,
+        _http: &'a crate::channels::http::Http,
+        inbox: &'a InboxRecord,
+        out: Outgoing<'a>,
+    ) -> BoxFuture<'a, Result<Sent, SendError>> {
+        Box::pin(async move {
+            let s = settings_of(inbox).map_err(SendError::Permanent)?;
+            let id = message_id_for(out.message_id, &s.from_address);
+            let mut text = out.body.to_owned();
+            for (url, _) in &out.media {
+                text.push_str(&format!("\n\nAttachment: {url}"));
+            }
+            let references: Vec<String> = out.thread.iter().rev().take(20).rev().cloned().collect();
+            let mail = OutgoingMail {
+                to: out.to.to_owned(),
+                to_name: out.contact_name.clone(),
+                subject: reply_subject(out.subject.as_deref()),
+                text,
+                message_id: id.clone(),
+                in_reply_to: out.reply_to_id.clone(),
+                references,
+                reply_to: Some(super::plus_address(
+                    &s.from_address,
+                    &conversation_token(out.conversation_id),
+                )),
+            };
+            smtp::send(&s, &mail).await.map_err(|e| {
+                if e.permanent {
+                    SendError::Permanent(e.message)
+                } else {
+                    SendError::Temporary(e.message)
+                }
+            })?;
+            Ok(Sent {
+                provider_id: Some(id),
+                status: DeliveryStatus::Sent,
+            })
+        })
+    }
+
+    fn connect<'a>(
+        &'a self,
+        _http: &'a crate::channels::http::Http,
+        inbox: &'a InboxRecord,
+        _base_url: &'a str,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        Box::pin(async move {
+            let s = settings_of(inbox).map_err(SendError::Permanent)?;
+            super::imap::test_connection(&s)
+                .await
+                .map_err(|e| SendError::Permanent(e.to_string()))?;
+            Ok("IMAP and SMTP accepted the settings".into())
+        })
+    }
+}

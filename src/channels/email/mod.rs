@@ -1,0 +1,210 @@
+//! The email channel: customers write to a support address, natter reads the
+//! mailbox over IMAP, and agents' replies go out over SMTP.
+//!
+//! The pieces are deliberately independent of the rest of natter so they can
+//! be tested against loopback servers: [`parse`] turns raw RFC 5322 bytes into
+//! a [`parse::Mail`], [`imap`] follows the inbox and hands every new message
+//! to a sink exactly once, and [`smtp`] sends one human reply.
+
+pub mod channel;
+pub mod imap;
+pub mod parse;
+pub mod smtp;
+
+use serde::Deserialize;
+
+/// How natter reaches one mailbox. Stored per inbox and given by an admin in
+/// the settings page, so it is deserialised from the stored JSON.
+///
+/// The TLS flags follow the product contract rather than exposing every TLS
+/// mode, because admins know "TLS on/off" and a port, not the difference
+/// between implicit TLS and STARTTLS:
+/// * `imap_tls`: `true` means implicit TLS (port 993 style), except on port
+///   143 where it means STARTTLS; `false` means plain text.
+/// * `smtp_tls`: `true` means implicit TLS on port 465 and STARTTLS on any
+///   other port; `false` means plain text.
+///
+/// The same `username`/`password` are used for IMAP and SMTP; SMTP only logs
+/// in when the server offers AUTH (some relays accept by IP address).
+#[derive(Deserialize, Clone)]
+pub struct EmailSettings {
+    /// IMAP server host name; also the name its TLS certificate must match.
+    pub imap_host: String,
+    /// IMAP server port (usually 993, or 143 for plain/STARTTLS).
+    pub imap_port: u16,
+    /// Whether to encrypt IMAP; see the type's documentation for the modes.
+    pub imap_tls: bool,
+    /// SMTP server host name; also the name its TLS certificate must match.
+    pub smtp_host: String,
+    /// SMTP server port (usually 465 or 587).
+    pub smtp_port: u16,
+    /// Whether to encrypt SMTP; see the type's documentation for the modes.
+    pub smtp_tls: bool,
+    /// Login name for both IMAP and SMTP.
+    pub username: String,
+    /// Password for both IMAP and SMTP. Never logged.
+    pub password: String,
+    /// The support address customers write to; the From of every reply and
+    /// the base of the plus-addresses that route replies to a conversation.
+    pub from_address: String,
+}
+
+/// A hand-written Debug so that the password can never reach a log line
+/// through `{:?}`.
+impl std::fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("imap_host", &self.imap_host)
+            .field("imap_port", &self.imap_port)
+            .field("imap_tls", &self.imap_tls)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_tls", &self.smtp_tls)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("from_address", &self.from_address)
+            .finish()
+    }
+}
+
+/// Why talking to the mail server failed. Callers mostly log it and retry, and
+/// the settings page shows it to the admin, so every variant says which step
+/// failed in words an admin can act on. Messages never include the password.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    /// The TCP connection could not be made or broke (DNS, refused, reset).
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Connect {
+        /// The host that was dialled.
+        host: String,
+        /// The port that was dialled.
+        port: u16,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed or the certificate was not trusted.
+    #[error("TLS with {host} failed: {message}")]
+    Tls {
+        /// The host whose certificate was checked.
+        host: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server refused the user name or password.
+    #[error("login refused: {0}")]
+    Login(String),
+    /// The IMAP server answered something other than what the protocol
+    /// step needed (NO/BAD, missing data, connection closed mid-command).
+    #[error("IMAP error: {0}")]
+    Imap(String),
+    /// The SMTP server refused or failed during the connection test.
+    #[error("SMTP error: {0}")]
+    Smtp(String),
+    /// The server did not answer in time.
+    #[error("timed out while {0}")]
+    Timeout(&'static str),
+    /// The settings cannot work (e.g. a host name that is not a valid TLS
+    /// server name).
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    /// The sink refused a message; the cursor stays before it.
+    #[error("sink refused the message with UID {uid}: {message}")]
+    Sink {
+        /// The UID of the message that was not stored.
+        uid: u32,
+        /// What the sink said.
+        message: String,
+    },
+}
+
+/// The address a reply should go to so that it lands in conversation
+/// `token`: `support@x.com` + `c42` gives `support+c42@x.com`. Plus-addressing
+/// lets natter thread replies even when a mail client drops In-Reply-To.
+/// An address without `@` gets the tag appended, which is the best that can
+/// be done with it.
+pub fn plus_address(from_address: &str, token: &str) -> String {
+    let from_address = from_address.trim();
+    match from_address.rsplit_once('@') {
+        Some((local, domain)) => {
+            // An address that is already tagged keeps only its base, so
+            // tokens never stack up (`a+x+y@`).
+            let base = local.split_once('+').map_or(local, |(base, _)| base);
+            format!("{base}+{token}@{domain}")
+        }
+        None => format!("{from_address}+{token}"),
+    }
+}
+
+/// The conversation token in `address` if it is a plus-address of
+/// `from_address` (inverse of [`plus_address`]). Domains and the base local
+/// part compare case-insensitively because mail systems treat them so; the
+/// token keeps its case. `None` when the address is someone else's or carries
+/// no tag, so the caller falls back to header-based threading.
+pub fn plus_token(address: &str, from_address: &str) -> Option<String> {
+    let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+    let (local, domain) = address.rsplit_once('@')?;
+    let (our_local, our_domain) = from_address.trim().rsplit_once('@')?;
+    let our_base = our_local.split_once('+').map_or(our_local, |(b, _)| b);
+    if !domain.eq_ignore_ascii_case(our_domain) {
+        return None;
+    }
+    let (base, token) = local.split_once('+')?;
+    if !base.eq_ignore_ascii_case(our_base) || token.is_empty() {
+        return None;
+    }
+    Some(token.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plus_address_inserts_the_token() {
+        assert_eq!(plus_address("support@x.com", "c42"), "support+c42@x.com");
+        assert_eq!(
+            plus_address("support+old@x.com", "c42"),
+            "support+c42@x.com"
+        );
+    }
+
+    #[test]
+    fn plus_token_inverts_plus_address() {
+        let addr = plus_address("support@x.com", "c42");
+        assert_eq!(plus_token(&addr, "support@x.com").as_deref(), Some("c42"));
+        assert_eq!(
+            plus_token("Support+c42@X.COM", "support@x.com").as_deref(),
+            Some("c42")
+        );
+        assert_eq!(
+            plus_token("<support+c42@x.com>", "support@x.com").as_deref(),
+            Some("c42")
+        );
+    }
+
+    #[test]
+    fn plus_token_rejects_foreign_or_untagged() {
+        assert_eq!(plus_token("support@x.com", "support@x.com"), None);
+        assert_eq!(plus_token("support+@x.com", "support@x.com"), None);
+        assert_eq!(plus_token("sales+c42@x.com", "support@x.com"), None);
+        assert_eq!(plus_token("support+c42@y.com", "support@x.com"), None);
+        assert_eq!(plus_token("garbage", "support@x.com"), None);
+        assert_eq!(plus_token("support+c42@x.com", "garbage"), None);
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let s = EmailSettings {
+            imap_host: "h".into(),
+            imap_port: 993,
+            imap_tls: true,
+            smtp_host: "h".into(),
+            smtp_port: 465,
+            smtp_tls: true,
+            username: "u".into(),
+            password: "hunter2".into(),
+            from_address: "a@b.c".into(),
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,241 @@
+//! Follows the IMAP mailbox of every email inbox: one task per inbox that
+//! backfills from the last message stored (so nothing is lost across an
+//! outage or a restart), then waits with IDLE or polls. Each mail becomes
+//! an inbound message threaded by plus-address, `In-Reply-To` and
+//! `References`; loops are prevented (our own address, auto-replies).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::channels::email::channel::settings_of;
+use crate::channels::email::imap::{self, ImapCursor, Sink};
+use crate::channels::email::parse;
+use crate::domain::time;
+use crate::store::{Inbound, InboxRecord, Store};
+
+/// How often to poll a server without IDLE.
+pub const POLL_EVERY: Duration = Duration::from_secs(30);
+
+/// The running mailbox followers.
+pub struct Mailboxes {
+    store: Arc<Store>,
+    shutdown: watch::Receiver<bool>,
+    running: Mutex<HashMap<u64, watch::Sender<bool>>>,
+}
+
+fn cursor_key(inbox: u64) -> String {
+    format!("imap_cursor/{inbox}")
+}
+
+impl Mailboxes {
+    /// Nothing runs until [`Mailboxes::start_all`] or [`Mailboxes::restart`].
+    pub fn new(store: Arc<Store>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            shutdown,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Follows every email inbox (at start).
+    pub fn start_all(self: &Arc<Self>) {
+        match self.store.inboxes() {
+            Ok(all) => {
+                for i in all.into_iter().filter(|i| i.channel == "email") {
+                    self.restart(&i);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list inboxes to follow their mailboxes"),
+        }
+    }
+
+    /// (Re)starts the follower of one inbox with its current settings.
+    pub fn restart(self: &Arc<Self>, inbox: &InboxRecord) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        if let Ok(mut r) = self.running.lock() {
+            if let Some(old) = r.insert(inbox.id, stop_tx) {
+                let _ = old.send(true);
+            }
+        }
+        let me = self.clone();
+        let inbox = inbox.clone();
+        tokio::spawn(async move { me.follow(inbox, stop_rx).await });
+    }
+
+    /// Records where a new inbox starts: the mailbox as it is now (old
+    /// mail is not imported). Best effort: if the server cannot be reached
+    /// now, the follower takes the state at its first connection.
+    pub async fn remember_current_state(&self, inbox: &InboxRecord) {
+        let Ok(s) = settings_of(inbox) else { return };
+        if let Ok(c) = imap::current_cursor(&s).await {
+            if let Ok(v) = serde_json::to_vec(&c) {
+                let _ = self.store.meta_set(&cursor_key(inbox.id), Some(v)).await;
+            }
+        }
+    }
+
+    async fn follow(self: Arc<Self>, inbox: InboxRecord, stop: watch::Receiver<bool>) {
+        let settings = match settings_of(&inbox) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(inbox = inbox.id, error = %e, "cannot follow the mailbox");
+                return;
+            }
+        };
+        // One receiver that turns true on server shutdown or on restart.
+        let (both_tx, both_rx) = watch::channel(false);
+        let (mut a, mut b) = (self.shutdown.clone(), stop);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = a.wait_for(|s| *s) => {}
+                _ = b.wait_for(|s| *s) => {}
+            }
+            let _ = both_tx.send(true);
+        });
+        let stored = self
+            .store
+            .meta_get(&cursor_key(inbox.id))
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice::<ImapCursor>(&v).ok());
+        // Without a stored position, take the mailbox's state now and keep
+        // it, so mail that arrives while natter is down is still fetched.
+        let cursor = match stored {
+            Some(c) => c,
+            None => {
+                let mut wait = Duration::from_secs(1);
+                loop {
+                    match imap::current_cursor(&settings).await {
+                        Ok(c) => {
+                            if let Ok(v) = serde_json::to_vec(&c) {
+                                let _ = self.store.meta_set(&cursor_key(inbox.id), Some(v)).await;
+                            }
+                            break c;
+                        }
+                        Err(e) => {
+                            tracing::warn!(inbox = inbox.id, error = %e, "cannot read the mailbox yet; will retry");
+                            let mut s = both_rx.clone();
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = s.wait_for(|s| *s) => return,
+                            }
+                            wait = (wait * 2).min(Duration::from_secs(60));
+                        }
+                    }
+                }
+            }
+        };
+        let store = self.store.clone();
+        let inbox_id = inbox.id;
+        let sink: Sink = Arc::new(move |raw: Vec<u8>, next: ImapCursor| {
+            let store = store.clone();
+            Box::pin(async move {
+                let inbox = store
+                    .inbox(inbox_id)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| "the inbox is gone".to_owned())?;
+                ingest(&store, &inbox, &raw).await?;
+                let v = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
+                store
+                    .meta_set(&cursor_key(inbox_id), Some(v))
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
+        imap::run(settings, Some(cursor), sink, both_rx, POLL_EVERY).await;
+    }
+}
+
+/// What became of one mail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored (or already stored: the Message-ID is known).
+    Stored,
+    /// Ours, an auto-reply, or unreadable: nothing stored.
+    Skipped(&'static str),
+}
+
+/// Turns one raw mail into an inbound message of `inbox`.
+pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<Ingested, String> {
+    let s = settings_of(inbox)?;
+    let Some(mail) = parse::parse(raw) else {
+        tracing::warn!(inbox = inbox.id, "a mail could not be read; skipped");
+        return Ok(Ingested::Skipped("unreadable"));
+    };
+    if mail.from_address.eq_ignore_ascii_case(&s.from_address) || mail.from_address.is_empty() {
+        return Ok(Ingested::Skipped("from our own address"));
+    }
+    if mail.auto_submitted {
+        return Ok(Ingested::Skipped("an automatic reply"));
+    }
+    // Which conversation: the plus-address, else the mails it answers.
+    let mut conversation_id = mail
+        .recipients
+        .iter()
+        .filter_map(|r| crate::channels::email::plus_token(r, &s.from_address))
+        .find_map(|t| t.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()));
+    if conversation_id.is_none() {
+        for id in mail.in_reply_to.iter().chain(mail.references.iter().rev()) {
+            if let Some(m) = store
+                .message_by_provider_id(inbox.id, id)
+                .map_err(|e| e.to_string())?
+            {
+                conversation_id = Some(m.conversation_id);
+                break;
+            }
+        }
+    }
+    let dir = store.files_dir();
+    let mut files = Vec::new();
+    for a in &mail.attachments {
+        let (dir, name, bytes) = (dir.clone(), a.name.clone(), a.bytes.clone());
+        let rec =
+            tokio::task::spawn_blocking(move || crate::service::files::save(&dir, &name, &bytes))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        files.push(rec);
+    }
+    // The original, whole, next to the clean text.
+    let (d, bytes) = (dir.clone(), raw.to_vec());
+    let original = tokio::task::spawn_blocking(move || {
+        crate::service::files::save(&d, "original.eml", &bytes)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    files.push(original);
+    let provider_id = match &mail.message_id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => {
+            use sha2::Digest;
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(raw)))
+        }
+    };
+    let mut body = crate::channels::clean_text(&mail.text);
+    if body.is_empty() {
+        body = "(no text)".into();
+    }
+    store
+        .receive(
+            inbox,
+            Inbound {
+                identity: mail.from_address.clone(),
+                name: mail.from_name.clone(),
+                email: Some(mail.from_address.clone()),
+                body,
+                provider_id: Some(provider_id),
+                attachments: files,
+                conversation_id,
+                subject: mail.subject.clone(),
+                ..Inbound::default()
+            },
+            time::now(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Ingested::Stored)
+}
