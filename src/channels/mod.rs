@@ -232,6 +232,20 @@ pub fn names() -> Vec<&'static str> {
     v
 }
 
+/// How a channel is named in pages, and its icon.
+pub fn label(channel: &str) -> (&'static str, &'static str) {
+    match channel {
+        "sms" => ("SMS", "💬"),
+        "whatsapp" => ("WhatsApp", "🟢"),
+        "messenger" => ("Messenger", "🔵"),
+        "instagram" => ("Instagram", "📸"),
+        "telegram" => ("Telegram", "✈️"),
+        "email" => ("Email", "✉️"),
+        "api" => ("API", "⚙️"),
+        _ => ("Website", "🌐"),
+    }
+}
+
 /// Size limit of downloaded media (matches uploads).
 pub const MAX_MEDIA_BYTES: usize = 25 * 1024 * 1024;
 

@@ -133,7 +133,7 @@ impl Store {
             }
             let sent = m.sent_at.unwrap_or(tx.now).min(tx.now);
             contact.last_inbound_at = Some(contact.last_inbound_at.map_or(sent, |t| t.max(sent)));
-            tx.put(T::ContactidContact, &u64_be(contact.id), &contact)?;
+            tx.put_contact(&contact)?;
             let new = NewMessage {
                 author: Author {
                     kind: AuthorType::Contact,
@@ -442,8 +442,8 @@ impl Store {
             dst.last_inbound_at = dst.last_inbound_at.max(src.last_inbound_at);
             dst.merged_ids.push(from);
             dst.merged_ids.extend(src.merged_ids.iter().copied());
-            tx.put(T::ContactidContact, &u64_be(into), &dst)?;
-            tx.del(T::ContactidContact, &u64_be(from))?;
+            tx.put_contact(&dst)?;
+            tx.del_contact(from)?;
             Ok(dst)
         })
         .await

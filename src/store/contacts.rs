@@ -14,7 +14,58 @@ pub struct NewContact {
     pub external_id: Option<String>,
 }
 
+impl super::Tx<'_> {
+    /// Stores a contact and keeps the email index in step.
+    pub(crate) fn put_contact(&self, c: &ContactRecord) -> super::TxResult<()> {
+        let old: Option<ContactRecord> = self.get(T::ContactidContact, &u64_be(c.id))?;
+        let norm = |e: &Option<String>| {
+            e.as_deref()
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
+        };
+        let (was, now) = (old.as_ref().and_then(|o| norm(&o.email)), norm(&c.email));
+        if was != now {
+            if let Some(w) = &was {
+                self.del(T::EmailContactid, &super::keys::text_id(w, c.id))?;
+            }
+            if let Some(n) = &now {
+                self.put_raw(T::EmailContactid, &super::keys::text_id(n, c.id), &[])?;
+            }
+        }
+        self.put(T::ContactidContact, &u64_be(c.id), c)
+    }
+
+    /// Removes a contact record and its email index entry.
+    pub(crate) fn del_contact(&self, id: u64) -> super::TxResult<()> {
+        if let Some(old) = self.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
+            if let Some(e) = old.email.as_deref().map(|e| e.trim().to_lowercase()) {
+                self.del(T::EmailContactid, &super::keys::text_id(&e, id))?;
+            }
+        }
+        self.del(T::ContactidContact, &u64_be(id))?;
+        Ok(())
+    }
+}
+
 impl Store {
+    /// Other contacts with the same email (case-insensitive): possible
+    /// duplicates of one person, suggested to agents, never merged
+    /// silently.
+    pub fn contacts_with_email(&self, email: &str) -> Result<Vec<u64>> {
+        let e = email.trim().to_lowercase();
+        if e.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.tree(T::EmailContactid)
+            .scan_prefix(super::keys::text_prefix(&e))
+            .keys()
+            .map(|k| {
+                let k = k?;
+                super::keys::read_u64(&k, k.len().saturating_sub(8))
+            })
+            .collect()
+    }
+
     /// Creates a contact in an inbox, or with a verified `external_id`
     /// returns the one that id already names (updating the name and email
     /// it gave), in one atomic step so two devices racing get one contact.
@@ -40,7 +91,7 @@ impl Store {
                     if new.email.is_some() {
                         c.email = new.email.clone();
                     }
-                    tx.put(T::ContactidContact, &u64_be(id), &c)?;
+                    tx.put_contact(&c)?;
                     return Ok(c);
                 }
             }
@@ -57,7 +108,7 @@ impl Store {
                 last_inbound_at: None,
                 merged_ids: Vec::new(),
             };
-            tx.put(T::ContactidContact, &u64_be(id), &c)?;
+            tx.put_contact(&c)?;
             if let Some(ext) = &new.external_id {
                 tx.put_raw(
                     T::InboxexternalidContactid,
@@ -82,7 +133,7 @@ impl Store {
                 return abort(StoreError::NotFound);
             };
             c.email = Some(email.clone());
-            tx.put(T::ContactidContact, &u64_be(id), &c)?;
+            tx.put_contact(&c)?;
             Ok(c)
         })
         .await
@@ -172,7 +223,7 @@ impl Store {
             for i in &contact.identities {
                 tx.del(T::InboxidentityContactid, &id_text(i.inbox_id, &i.value))?;
             }
-            tx.del(T::ContactidContact, &u64_be(id))?;
+            tx.del_contact(id)?;
             tx.emit(
                 inbox,
                 id,

@@ -246,7 +246,7 @@ impl Tx<'_> {
             self.get::<super::ContactRecord>(T::ContactidContact, &u64_be(contact_id))?
         {
             c.set_latest(inbox_id, conv.id);
-            self.put(T::ContactidContact, &u64_be(contact_id), &c)?;
+            self.put_contact(&c)?;
         }
         self.emit(
             inbox_id,

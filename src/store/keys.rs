@@ -83,6 +83,16 @@ pub fn decode_inbox_status_activity(key: &[u8]) -> Result<(i64, u64), StoreError
     Ok((from_newest_first(read_u64(key, 9)?), read_u64(key, 17)?))
 }
 
+/// `text + SEP + Id`: ids found by a text (contacts by email).
+pub fn text_id(text: &str, id: u64) -> Vec<u8> {
+    concat(&[text.as_bytes(), &[SEP], &u64_be(id)])
+}
+
+/// The prefix of every [`text_id`] key of a text.
+pub fn text_prefix(text: &str) -> Vec<u8> {
+    concat(&[text.as_bytes(), &[SEP]])
+}
+
 /// `Id + Id`: membership-style pairs (inbox + agent, contact + conversation,
 /// agent + token hash prefix).
 pub fn pair(a: u64, b: u64) -> Vec<u8> {

@@ -32,6 +32,7 @@
 //! | `jobdue_job` | Time + JobId | [`JobRecord`] (the durable outbox) |
 //! | `webhookid_webhook` | WebhookId | [`WebhookRecord`] |
 //! | `webhookidattempt_attempt` | WebhookId + AttemptId | [`WebhookAttemptRecord`] |
+//! | `email_contactid` | lower-case email + SEP + ContactId | () (possible duplicates) |
 //!
 //! Writes go through [`Store::write`]: one sled transaction over all trees
 //! (so a message, its conversation, its indexes and its event land together
@@ -73,7 +74,7 @@ use crate::domain::time::Micros;
 use crate::domain::Invalid;
 
 /// The schema this build writes. Bump it with a migration in [`migrate`].
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What can go wrong in the store. Decode failures are `Corrupt` (logged,
 /// shown to clients as a plain 500), never panics.
@@ -161,9 +162,10 @@ pub(crate) enum T {
     JobdueJob,
     WebhookidWebhook,
     WebhookidattemptAttempt,
+    EmailContactid,
 }
 
-const TREE_NAMES: [&str; 26] = [
+const TREE_NAMES: [&str; 27] = [
     "meta",
     "agentid_agent",
     "email_agentid",
@@ -190,6 +192,7 @@ const TREE_NAMES: [&str; 26] = [
     "jobdue_job",
     "webhookid_webhook",
     "webhookidattempt_attempt",
+    "email_contactid",
 ];
 
 /// How the store is opened.
@@ -318,7 +321,19 @@ impl Store {
             return Err(StoreError::TooNew { found });
         }
         // Version 0 is an empty folder; later migrations go here, each
-        // moving data from version n to n+1 in its own transaction.
+        // moving data from version n to n+1.
+        if found == 1 {
+            // 1 -> 2: contacts found by email (possible duplicates).
+            let index = self.tree(T::EmailContactid);
+            for v in self.tree(T::ContactidContact).iter().values() {
+                let c: ContactRecord = decode(&v?)?;
+                if let Some(e) = c.email.as_deref().map(|e| e.trim().to_lowercase()) {
+                    if !e.is_empty() {
+                        index.insert(keys::text_id(&e, c.id), &[])?;
+                    }
+                }
+            }
+        }
         if found < SCHEMA_VERSION {
             meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
             self.db.flush()?;

@@ -3,9 +3,9 @@
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{redirect, Client, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{body, spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// A browser-like session: cookie and CSRF token, no automatic redirects.
 struct Session {
@@ -828,4 +828,265 @@ async fn hostile_text_in_every_field_is_stored_as_sent_and_rendered_inert() {
     // And the API returns it exactly as sent.
     let msgs = app.agent_messages(&app.admin_token, &conv, "").await;
     assert_eq!(msgs.last().unwrap()["body"], evil);
+}
+
+/// Polls (paced by the event stream, bounded) until `ok` holds for the
+/// conversation's messages.
+async fn wait_messages(app: &TestApp, conv: &str, ok: impl Fn(&[Value]) -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut events = app
+        .events("/api/v1/events", &app.admin_token, Some("0"))
+        .await;
+    loop {
+        let msgs = app.agent_messages(&app.admin_token, conv, "").await;
+        if ok(&msgs) {
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(!left.is_zero(), "never: {msgs:?}");
+        let _ = events
+            .next_frame(left.min(std::time::Duration::from_secs(2)))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_are_added_in_settings_and_shown_in_the_workspace() {
+    let app = spawn_app().await;
+    let fake = crate::fakes::Fake::start().await;
+    fake.json("/2010-04-01/Accounts/AC5.json", 200, json!({"sid": "AC5"}));
+    fake.json("/Messages.json", 201, json!({"sid": "SMp1"}));
+    let s = sign_in(
+        &app,
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let page = s.get(&app, "/settings/inboxes").await.text().await.unwrap();
+    for ch in [
+        "sms",
+        "whatsapp",
+        "messenger",
+        "instagram",
+        "telegram",
+        "email",
+        "api",
+    ] {
+        assert!(
+            page.contains(&format!("class=\"channel-form\" data-channel=\"{ch}\"")),
+            "{ch}"
+        );
+    }
+    // A refused setting shows why; a good form creates the inbox.
+    let r = s
+        .post(
+            &app,
+            "/settings/inboxes",
+            &[
+                ("channel", "sms"),
+                ("name", "Texts"),
+                ("s.account_sid", "AC5"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("auth_token is required"));
+    let r = s
+        .post(
+            &app,
+            "/settings/inboxes",
+            &[
+                ("channel", "sms"),
+                ("name", "Texts"),
+                ("s.account_sid", "AC5"),
+                ("s.auth_token", "supersecret"),
+                ("s.from", "+15550100"),
+                ("s.api_base", &fake.url),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let inboxes = body(app.get("/api/v1/inboxes", &app.admin_token).await).await;
+    let inbox = inboxes["inboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "Texts")
+        .unwrap()
+        .clone();
+    let id = inbox["id"].as_str().unwrap().to_owned();
+    let page = s.get(&app, "/settings/inboxes").await.text().await.unwrap();
+    assert!(
+        page.contains(&app.url(&format!("/hooks/twilio/{id}"))),
+        "the webhook URL to paste"
+    );
+    assert!(!page.contains("supersecret"), "secrets are write-only");
+    // Saving without retyping the secret keeps it; the test button asks
+    // the provider.
+    let r = s
+        .post(
+            &app,
+            &format!("/settings/inboxes/{id}/channel"),
+            &[("s.from", "+15550199"), ("s.auth_token", "")],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = s
+        .post(&app, &format!("/settings/inboxes/{id}/test"), &[], true)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Twilio accepted"));
+    let probe = fake.requests("/Accounts/AC5.json");
+    assert!(probe[0]
+        .header("authorization")
+        .unwrap()
+        .starts_with("Basic "));
+
+    // An SMS conversation: channel icons on the row and messages, the
+    // number in the contact panel, ticks, and Retry after a failure.
+    let params: Vec<(String, String)> = [
+        ("MessageSid", "SMp0"),
+        ("From", "+15551010"),
+        ("Body", "hi by text"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let path = format!("/hooks/twilio/{id}");
+    let sig = natter::channels::twilio::signature("supersecret", &app.url(&path), &params);
+    let r = app
+        .client
+        .post(app.url(&path))
+        .header("x-twilio-signature", sig)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let list = s.get(&app, "/inbox").await.text().await.unwrap();
+    assert!(list.contains("data-channel=\"sms\""), "row icon");
+    let conv = body(
+        app.get(
+            &format!("/api/v1/conversations?inbox={id}"),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await["conversations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fake.fail_next("/Messages.json", &[400]);
+    app.agent_says(&app.admin_token, &conv, "hello there", false)
+        .await;
+    wait_messages(&app, &conv, |m| {
+        m.iter().any(|m| m["delivery"]["status"] == "failed")
+    })
+    .await;
+    let html = s
+        .get(&app, &format!("/conversations/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-delivery=\"failed\""), "failed tick");
+    assert!(
+        html.contains("data-role=\"retry-delivery\""),
+        "retry button"
+    );
+    assert!(
+        html.contains("+15551010"),
+        "the number in the contact panel"
+    );
+    assert!(html.contains("data-role=\"contact-channels\""));
+    let r = s
+        .post(
+            &app,
+            &format!("/ui/conversations/{conv}/messages/2/retry"),
+            &[],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    wait_messages(&app, &conv, |m| {
+        m.iter().any(|m| m["delivery"]["status"] == "sent")
+    })
+    .await;
+    let html = s
+        .get(&app, &format!("/conversations/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("data-delivery=\"sent\"") && !html.contains("data-role=\"retry-delivery\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn possible_duplicates_are_suggested_and_merged_from_the_contact_panel() {
+    let app = spawn_app().await;
+    let s = sign_in(
+        &app,
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let (web_contact, web_token) = app
+        .contact_in(
+            &app.widget_key.clone(),
+            json!({"name": "Sam Web", "email": "Sam@Example.com"}),
+        )
+        .await;
+    app.start_conversation(&web_token, "from the site").await;
+    let api = crate::channels::channel_inbox(&app, "api", json!({})).await;
+    let r = app
+        .post(&format!("/api/v1/channels/api/{}/messages", api["id"].as_str().unwrap()), api["api_token"].as_str().unwrap(), json!({"source_id": "u1", "name": "Sam App", "email": "sam@example.com", "body": "from the app"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let conv = body(r).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let html = s
+        .get(&app, &format!("/conversations/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("data-role=\"duplicates\""),
+        "suggested, not merged"
+    );
+    assert!(html.contains("Sam Web"));
+    let api_contact = app.conversation(&app.admin_token, &conv).await["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .client
+        .post(app.url(&format!("/ui/contacts/{web_contact}/merge")))
+        .header(COOKIE, &s.cookie)
+        .header("X-CSRF-Token", &s.csrf)
+        .header("HX-Request", "true")
+        .form(&[("into", api_contact.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["hx-refresh"], "true");
+    let html = s
+        .get(&app, &format!("/conversations/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("data-role=\"duplicates\""));
+    assert!(
+        html.contains("from the site"),
+        "the web conversation is listed with the person"
+    );
 }

@@ -426,6 +426,21 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     ),
     (
         "POST",
+        "/settings/inboxes/{id}/channel",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
+        "POST",
+        "/settings/inboxes/{id}/test",
+        [303, 303, 303, 403, 403, 303, 200],
+    ),
+    (
+        "POST",
+        "/ui/contacts/{id}/merge",
+        [303, 303, 303, 404, 303, 303, 303],
+    ),
+    (
+        "POST",
         "/settings/canned",
         [303, 303, 303, 403, 403, 303, 303],
     ),
@@ -853,6 +868,12 @@ impl World {
             ("POST", "/settings/inboxes/{id}") => {
                 path = path.replace("{id}", &app.inbox_id);
                 form = vec![("name".into(), "Website".into())];
+            }
+            ("POST", "/settings/inboxes/{id}/channel")
+            | ("POST", "/settings/inboxes/{id}/test") => path = path.replace("{id}", &app.inbox_id),
+            ("POST", "/ui/contacts/{id}/merge") => {
+                path = path.replace("{id}", &self.fresh_contact().await);
+                form = vec![("into".into(), self.fresh_contact().await)];
             }
             ("POST", "/settings/inboxes/{id}/rotate-secret") => {
                 path = path.replace("{id}", &app.inbox_id)

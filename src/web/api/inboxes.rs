@@ -132,7 +132,6 @@ pub async fn create(
     let ApiJson(b) = body;
     let name = Name::parse(&b.name, "name")?.into_inner();
     let channel = b.channel.unwrap_or_else(|| "web".into());
-    let (adapter, settings) = channel_settings(&state, &channel, b.settings.as_ref(), None)?;
     let greeting = match b.greeting.as_deref().map(str::trim) {
         Some(g) if g.chars().count() > 500 => {
             return Err(Invalid::new("greeting", "greeting must be at most 500 characters").into())
@@ -140,8 +139,28 @@ pub async fn create(
         Some("") | None => None,
         Some(g) => Some(g.to_owned()),
     };
+    let (inbox, connection) =
+        create_inbox(&state, name, &channel, greeting, b.settings.as_ref()).await?;
+    let mut v = views::inbox_at(&inbox, true, &state.config.base_url);
+    if let Some(c) = connection {
+        v["connection"] = c;
+    }
+    Ok(HttpResponse::Created().json(v))
+}
+
+/// Creates an inbox of any channel (the API and the settings page): checks
+/// the settings, generates the channel's tokens, starts following an email
+/// mailbox, and registers Telegram's webhook (whose outcome it returns).
+pub async fn create_inbox(
+    state: &AppState,
+    name: String,
+    channel: &str,
+    greeting: Option<String>,
+    settings: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<(InboxRecord, Option<serde_json::Value>)> {
+    let (adapter, settings) = channel_settings(state, channel, settings, None)?;
     let mut rec = new_web_inbox(name, greeting);
-    rec.channel = channel.clone();
+    rec.channel = channel.to_owned();
     rec.settings = settings;
     if adapter.is_some() {
         rec.webhook_secret = Some(crate::service::webhooks::new_secret_token());
@@ -151,7 +170,7 @@ pub async fn create(
         rec.webhook_secret = Some(crate::service::webhooks::new_secret());
     }
     let inbox = state.store.create_inbox(rec, time::now()).await?;
-    let mut v = views::inbox_at(&inbox, true, &state.config.base_url);
+    let mut connection = None;
     if inbox.channel == "email" {
         // Start from the mailbox as it is now, then follow it.
         let _ = tokio::time::timeout(
@@ -163,12 +182,43 @@ pub async fn create(
     }
     // Telegram learns its webhook URL and secret now.
     if let Some(a) = adapter.filter(|a| a.name() == "telegram") {
-        v["connection"] = match a.connect(&state.http, &inbox, &state.config.base_url).await {
+        connection = Some(
+            match a.connect(&state.http, &inbox, &state.config.base_url).await {
+                Ok(m) => json!({"ok": true, "message": m}),
+                Err(e) => json!({"ok": false, "message": e.to_string()}),
+            },
+        );
+    }
+    Ok((inbox, connection))
+}
+
+/// Replaces an inbox's channel settings; values not given keep theirs.
+pub async fn update_settings(
+    state: &AppState,
+    id: u64,
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<InboxRecord> {
+    let old = state.store.inbox(id)?.ok_or(ApiError::NotFound)?;
+    let (_, settings) = channel_settings(state, &old.channel, Some(given), Some(&old.settings))?;
+    let inbox = state
+        .store
+        .update_inbox(id, time::now(), |i| i.settings = settings.clone())
+        .await?;
+    if inbox.channel == "email" {
+        state.mailboxes.restart(&inbox);
+    }
+    Ok(inbox)
+}
+
+/// "Test connection": what the provider says of the credentials.
+pub async fn check_connection(state: &AppState, inbox: &InboxRecord) -> serde_json::Value {
+    match crate::channels::by_name(&inbox.channel) {
+        None => json!({"ok": true, "message": "a web inbox needs no connection"}),
+        Some(a) => match a.connect(&state.http, inbox, &state.config.base_url).await {
             Ok(m) => json!({"ok": true, "message": m}),
             Err(e) => json!({"ok": false, "message": e.to_string()}),
-        };
+        },
     }
-    Ok(HttpResponse::Created().json(v))
 }
 
 /// `PATCH /inboxes/{id}` body.
@@ -238,19 +288,7 @@ pub async fn test_connection(
         .store
         .inbox(path_id(&path)?)?
         .ok_or(ApiError::NotFound)?;
-    let Some(adapter) = crate::channels::by_name(&inbox.channel) else {
-        return Ok(HttpResponse::Ok()
-            .json(json!({"ok": true, "message": "a web inbox needs no connection"})));
-    };
-    Ok(HttpResponse::Ok().json(
-        match adapter
-            .connect(&state.http, &inbox, &state.config.base_url)
-            .await
-        {
-            Ok(m) => json!({"ok": true, "message": m}),
-            Err(e) => json!({"ok": false, "message": e.to_string()}),
-        },
-    ))
+    Ok(HttpResponse::Ok().json(check_connection(&state, &inbox).await))
 }
 
 /// One inbox, if visible.

@@ -76,6 +76,15 @@ pub async fn events(
     )?)
 }
 
+/// The channel tag of a conversation's inbox (icons on live messages).
+pub fn channel_tag(store: &Store, conversation: u64) -> Result<view::ChannelTag> {
+    let ch = match store.conversation(conversation)? {
+        Some(c) => store.inbox(c.inbox_id)?.map(|i| i.channel),
+        None => None,
+    };
+    Ok(view::ChannelTag::of(ch.as_deref().unwrap_or("web")))
+}
+
 /// A message appended to its thread, replacing a copy already shown.
 pub fn message_fragment(conversation: u64, m: &MessageView) -> Result<String> {
     Ok(format!(
@@ -130,10 +139,9 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
                     1 => None,
                     seq => store.message(cid, seq - 1)?,
                 };
-                out.push_str(&message_fragment(
-                    cid,
-                    &view::message(message, prev.as_ref()),
-                )?);
+                let mut v = view::message(message, prev.as_ref());
+                v.channel = channel_tag(store, cid)?;
+                out.push_str(&message_fragment(cid, &v)?);
                 out.push_str(&format!(
                     "<div hx-swap-oob=\"innerHTML:#typing-{cid}\"></div>"
                 ));
@@ -166,6 +174,7 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
             if ctx.conversation == Some(message.conversation_id) {
                 let mut v = view::message(message, None);
                 v.day = None;
+                v.channel = channel_tag(store, message.conversation_id)?;
                 // The partial's own <li> replaces the shown one in place.
                 let html = render(&MessagePartial { msg: &v })?;
                 out.push_str(&html.replacen(

@@ -44,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/ui/conversations/{id}/messages/{seq}/retry",
             web::post().to(retry_delivery),
         )
+        .route("/ui/contacts/{id}/merge", web::post().to(merge_contact))
         .configure(settings::routes);
 }
 
@@ -395,7 +396,9 @@ async fn send(
         1 => None,
         seq => state.store.message(c.id, seq - 1)?,
     };
-    let fragment = live::message_fragment(c.id, &view::message(&msg, prev.as_ref()))?;
+    let mut v = view::message(&msg, prev.as_ref());
+    v.channel = live::channel_tag(&state.store, c.id)?;
+    let fragment = live::message_fragment(c.id, &v)?;
     Ok(HttpResponse::Created()
         .content_type("text/html; charset=utf-8")
         .body(fragment))
@@ -520,6 +523,52 @@ fn parse_local(s: &str) -> Option<i64> {
 #[derive(Deserialize)]
 pub struct ReadForm {
     seq: Option<String>,
+}
+
+/// The merge form of the contact panel.
+#[derive(Deserialize)]
+pub struct MergeForm {
+    csrf: Option<String>,
+    into: String,
+}
+
+/// Merges a possible duplicate into the open conversation's contact;
+/// htmx reloads the page, a plain form goes back to the inbox.
+async fn merge_contact(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<MergeForm>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, form.csrf.as_deref())?;
+    let auth = page.as_auth();
+    let from = crate::web::api::contacts::visible_contact(
+        &state,
+        &auth,
+        parse_id(&path).ok_or(ApiError::NotFound)?,
+    )?;
+    let into_id = parse_id(&form.into).ok_or(ApiError::NotFound)?;
+    let into = crate::web::api::contacts::visible_contact(&state, &auth, into_id)?;
+    state
+        .store
+        .merge_contacts(from.id, into.id, time::now())
+        .await?;
+    tracing::info!(
+        from = from.id,
+        into = into.id,
+        by = page.agent.id,
+        "contacts merged"
+    );
+    if req.headers().contains_key("hx-request") {
+        Ok(HttpResponse::NoContent()
+            .insert_header(("HX-Refresh", "true"))
+            .finish())
+    } else {
+        Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/inbox"))
+            .finish())
+    }
 }
 
 /// The Retry button of a reply a channel did not deliver.

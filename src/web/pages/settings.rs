@@ -35,6 +35,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/settings/inboxes/{id}/members", web::post().to(add_member))
     .route(
+        "/settings/inboxes/{id}/channel",
+        web::post().to(save_channel),
+    )
+    .route("/settings/inboxes/{id}/test", web::post().to(test_channel))
+    .route(
         "/settings/inboxes/{id}/members/{agent}/remove",
         web::post().to(remove_member),
     )
@@ -61,11 +66,89 @@ pub struct AgentRow {
     active: bool,
 }
 
+/// One setting field of a channel form.
+pub struct SettingField {
+    name: &'static str,
+    label: &'static str,
+    value: String,
+    input_type: &'static str,
+    placeholder: String,
+}
+
+/// A channel that can be added, with its empty form.
+pub struct ChannelForm {
+    name: &'static str,
+    label: &'static str,
+    icon: &'static str,
+    fields: Vec<SettingField>,
+}
+
+/// The fields of a channel, filled from stored settings (secrets never).
+fn fields(
+    spec: &[crate::channels::Setting],
+    stored: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Vec<SettingField> {
+    spec.iter()
+        .map(|s| {
+            let stored_v = stored.and_then(|m| m.get(s.name));
+            let value = if s.secret {
+                String::new()
+            } else {
+                match stored_v {
+                    Some(serde_json::Value::String(t)) => t.clone(),
+                    Some(v) => v.to_string(),
+                    None => s.default.unwrap_or("").to_owned(),
+                }
+            };
+            SettingField {
+                name: s.name,
+                label: s.label,
+                value,
+                input_type: match (s.secret, s.kind) {
+                    (true, _) => "password",
+                    (_, crate::channels::SettingKind::Number) => "number",
+                    (_, crate::channels::SettingKind::Url) => "url",
+                    _ => "text",
+                },
+                placeholder: match (s.secret, stored_v.is_some()) {
+                    (true, true) => "unchanged (write-only)".to_owned(),
+                    (true, false) => "secret".to_owned(),
+                    _ if !s.required => "optional".to_owned(),
+                    _ => String::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The `s.<name>` fields of a channel form as settings (blank = keep).
+fn settings_from_form(form: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
+    form.iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("s.")?;
+            let v = v.trim();
+            (!v.is_empty()).then(|| (name.to_owned(), serde_json::Value::String(v.to_owned())))
+        })
+        .collect()
+}
+
+fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// An inbox card.
 pub struct InboxCard {
     id: String,
     name: String,
     channel: String,
+    channel_label: &'static str,
+    channel_icon: &'static str,
+    webhook_url: String,
+    /// Generated values the admin copies (tokens, URLs).
+    shown: Vec<(&'static str, String)>,
+    fields: Vec<SettingField>,
     greeting: String,
     reply_time: String,
     accent_color: String,
@@ -89,6 +172,7 @@ struct SettingsPage {
     error: Option<String>,
     agents: Vec<AgentRow>,
     inboxes: Vec<InboxCard>,
+    channel_forms: Vec<ChannelForm>,
     canned: Vec<CannedRecord>,
 }
 
@@ -138,7 +222,27 @@ fn page(
                     .map(|a| (format_id(a.id), a.name.clone()))
                     .collect::<Vec<_>>()
             };
+            let adapter = crate::channels::by_name(&i.channel);
+            let (channel_label, channel_icon) = crate::channels::label(&i.channel);
+            let v = crate::web::views::inbox_at(&i, true, &state.config.base_url);
+            let mut shown = Vec::new();
+            for (k, label) in [
+                ("api_url", "API URL"),
+                ("api_token", "API token"),
+                ("webhook_secret", "Signing secret"),
+            ] {
+                if let Some(t) = v[k].as_str() {
+                    if i.channel != "telegram" || k != "webhook_secret" {
+                        shown.push((label, t.to_owned()));
+                    }
+                }
+            }
             inboxes.push(InboxCard {
+                channel_label,
+                channel_icon,
+                webhook_url: v["webhook_url"].as_str().unwrap_or("").to_owned(),
+                shown,
+                fields: adapter.map_or_else(Vec::new, |a| fields(a.settings(), Some(&i.settings))),
                 id: format_id(i.id),
                 snippet: format!(
                     "<script src=\"{}/widget.js\" data-key=\"{}\" defer></script>",
@@ -155,7 +259,24 @@ fn page(
             });
         }
     }
+    let channel_forms = if section == "inboxes" {
+        crate::channels::REGISTRY
+            .iter()
+            .map(|c| {
+                let (label, icon) = crate::channels::label(c.name());
+                ChannelForm {
+                    name: c.name(),
+                    label,
+                    icon,
+                    fields: fields(c.settings(), None),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(SettingsPage {
+        channel_forms,
         csrf: p.csrf(),
         agent_id: format_id(p.agent.id),
         agent_name: p.agent.name.clone(),
@@ -397,23 +518,63 @@ async fn create_inbox(
     state: web::Data<AppState>,
     p: PageAgent,
     req: HttpRequest,
-    f: web::Form<InboxForm>,
+    f: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
+    p.check_csrf(&req, form_value(&f, "csrf"))?;
     require_admin(&p)?;
     let r = async {
-        let name = Name::parse(&f.name, "name")?.into_inner();
-        state
-            .store
-            .create_inbox(
-                crate::web::api::inboxes::new_web_inbox(name, None),
-                time::now(),
-            )
+        let name = Name::parse(form_value(&f, "name").unwrap_or(""), "name")?.into_inner();
+        let channel = form_value(&f, "channel").unwrap_or("web");
+        let settings = settings_from_form(&f);
+        crate::web::api::inboxes::create_inbox(&state, name, channel, None, Some(&settings))
             .await?;
         Ok(())
     }
     .await;
     outcome(&state, &p, "inboxes", r).await
+}
+
+/// Saves a channel's settings (blank secrets keep their value).
+async fn save_channel(
+    state: web::Data<AppState>,
+    p: PageAgent,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    p.check_csrf(&req, form_value(&f, "csrf"))?;
+    require_admin(&p)?;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let r = async {
+        crate::web::api::inboxes::update_settings(&state, id, &settings_from_form(&f)).await?;
+        Ok(())
+    }
+    .await;
+    outcome(&state, &p, "inboxes", r).await
+}
+
+/// "Test connection": the provider's answer, shown on the page.
+async fn test_channel(
+    state: web::Data<AppState>,
+    p: PageAgent,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    p.check_csrf(&req, f.csrf.as_deref())?;
+    require_admin(&p)?;
+    let inbox = state
+        .store
+        .inbox(parse_id(&path).ok_or(ApiError::NotFound)?)?
+        .ok_or(ApiError::NotFound)?;
+    let v = crate::web::api::inboxes::check_connection(&state, &inbox).await;
+    let text = format!("{}: {}", inbox.name, v["message"].as_str().unwrap_or(""));
+    let (notice, error) = if v["ok"] == true {
+        (Some(text), None)
+    } else {
+        (None, Some(text))
+    };
+    Ok(html(render(&page(&state, &p, "inboxes", notice, error)?)?))
 }
 
 fn color(raw: Option<&str>) -> Result<Option<String>, Invalid> {

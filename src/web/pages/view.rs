@@ -134,6 +134,7 @@ pub struct Link {
 #[derive(Default)]
 pub struct Names {
     inboxes: HashMap<u64, String>,
+    channels: HashMap<u64, String>,
     agents: HashMap<u64, String>,
 }
 
@@ -143,6 +144,7 @@ impl Names {
     pub fn for_conversation(store: &Store, c: &ConversationRecord) -> Result<Self> {
         let mut names = Self::default();
         if let Some(i) = store.inbox(c.inbox_id)? {
+            names.channels.insert(i.id, i.channel);
             names.inboxes.insert(i.id, i.name);
         }
         if let Some(a) = c.assignee_id.map(|a| store.agent(a)).transpose()?.flatten() {
@@ -153,18 +155,21 @@ impl Names {
 
     /// Loads every inbox and agent name.
     pub fn load(store: &Store) -> Result<Self> {
+        let inboxes = store.inboxes()?;
         Ok(Self {
-            inboxes: store
-                .inboxes()?
-                .into_iter()
-                .map(|i| (i.id, i.name))
-                .collect(),
+            channels: inboxes.iter().map(|i| (i.id, i.channel.clone())).collect(),
+            inboxes: inboxes.into_iter().map(|i| (i.id, i.name)).collect(),
             agents: store
                 .agents()?
                 .into_iter()
                 .map(|a| (a.id, a.name))
                 .collect(),
         })
+    }
+
+    /// The channel of an inbox (`web` when unknown).
+    pub fn channel(&self, id: u64) -> &str {
+        self.channels.get(&id).map_or("web", String::as_str)
     }
 
     fn inbox(&self, id: u64) -> String {
@@ -187,6 +192,8 @@ pub struct RowView {
     pub contact_name: String,
     /// Which inbox.
     pub inbox_name: String,
+    /// Its channel (`web`, `sms`, ...), label and icon.
+    pub channel: ChannelTag,
     /// Start of the newest message.
     pub preview: String,
     /// Whether that message is a note.
@@ -205,6 +212,29 @@ pub struct RowView {
     pub labels: Vec<String>,
     /// Whether this is the open conversation.
     pub selected: bool,
+}
+
+/// A channel as pages show it.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelTag {
+    /// `web`, `sms`, ...
+    pub name: String,
+    /// "WhatsApp".
+    pub label: &'static str,
+    /// A small icon.
+    pub icon: &'static str,
+}
+
+impl ChannelTag {
+    /// The tag of a channel name.
+    pub fn of(name: &str) -> Self {
+        let (label, icon) = crate::channels::label(name);
+        Self {
+            name: name.to_owned(),
+            label,
+            icon,
+        }
+    }
 }
 
 /// How a contact is called when it gave no name.
@@ -240,6 +270,7 @@ pub fn row(
             c.contact_id,
         ),
         inbox_name: names.inbox(c.inbox_id),
+        channel: ChannelTag::of(names.channel(c.inbox_id)),
         preview,
         preview_private: private,
         time_rel: relative(c.updated_at, time::now()),
@@ -281,6 +312,8 @@ pub struct MessageView {
     pub delivery: Option<&'static str>,
     /// Why it failed.
     pub delivery_error: String,
+    /// The channel it came or went through (empty: not shown).
+    pub channel: ChannelTag,
 }
 
 impl MessageView {
@@ -367,6 +400,7 @@ pub fn message(m: &MessageRecord, prev: Option<&MessageRecord>) -> MessageView {
             .as_ref()
             .and_then(|d| d.error.clone())
             .unwrap_or_default(),
+        channel: ChannelTag::default(),
         time_iso: rfc3339(m.created_at),
         time_short: t.format("%H:%M").to_string(),
         day,
@@ -400,6 +434,14 @@ pub struct ConvView {
     pub contact_since_iso: String,
     /// Inbox name.
     pub inbox_name: String,
+    /// The conversation's channel.
+    pub channel: ChannelTag,
+    /// The contact's id (merge forms).
+    pub contact_id: String,
+    /// Every channel address the person used.
+    pub contact_channels: Vec<(ChannelTag, String)>,
+    /// Other contacts with the same email: (id, how they are shown).
+    pub duplicates: Vec<(String, String)>,
     /// Status name.
     pub status: &'static str,
     /// Newest seq.
@@ -444,8 +486,11 @@ pub fn conversation(
             },
         )?;
         let mut prev: Option<&MessageRecord> = None;
+        let tag = ChannelTag::of(names.channel(c.inbox_id));
         for m in &recs {
-            messages.push(message(m, prev));
+            let mut v = message(m, prev);
+            v.channel = tag.clone();
+            messages.push(v);
             prev = Some(m);
         }
     }
@@ -469,6 +514,22 @@ pub fn conversation(
         }
     }
     let since = contact.as_ref().map_or(c.created_at, |k| k.created_at);
+    let mut duplicates = Vec::new();
+    if let Some(e) = contact.as_ref().and_then(|k| k.email.as_deref()) {
+        for id in store
+            .contacts_with_email(e)?
+            .into_iter()
+            .filter(|id| *id != c.contact_id)
+            .take(5)
+        {
+            if let Some(d) = store.contact(id)? {
+                duplicates.push((
+                    format_id(id),
+                    contact_display(d.name.as_deref(), d.email.as_deref(), id),
+                ));
+            }
+        }
+    }
     Ok(ConvView {
         id: format_id(c.id),
         contact_name: contact_display(
@@ -484,6 +545,18 @@ pub fn conversation(
             .to_string(),
         contact_since_iso: rfc3339(since),
         inbox_name: names.inbox(c.inbox_id),
+        channel: ChannelTag::of(names.channel(c.inbox_id)),
+        contact_id: format_id(c.contact_id),
+        contact_channels: contact
+            .as_ref()
+            .map(|k| {
+                k.identities
+                    .iter()
+                    .map(|i| (ChannelTag::of(&i.channel), i.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        duplicates,
         status: c.status.as_str(),
         last_seq: c.last_seq,
         messages,
