@@ -83,6 +83,14 @@ impl Application {
         let http = crate::channels::http::Http::new(config.webhooks_allow_private)
             .map_err(|e| StartError::Settings(format!("cannot set up the HTTP client: {e}")))?;
         let mailboxes = crate::service::mailbox::Mailboxes::new(store.clone(), shutdown_rx.clone());
+        let vapid_bytes = store
+            .vapid_private_key(|| crate::service::webpush::VapidKeys::generate().private_bytes())
+            .await?;
+        let vapid = Arc::new(
+            crate::service::webpush::VapidKeys::from_private_bytes(&vapid_bytes).map_err(|e| {
+                StartError::Settings(format!("the stored VAPID key is unusable: {e}"))
+            })?,
+        );
         let state = web::Data::new(AppState {
             store: store.clone(),
             keepalive_secs: config.sse_keepalive_secs,
@@ -94,6 +102,7 @@ impl Application {
             streams: Default::default(),
             http: http.clone(),
             mailboxes: mailboxes.clone(),
+            vapid: vapid.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -132,8 +141,17 @@ impl Application {
         background.push(tokio::spawn(
             Arc::new(crate::service::outbox::Outbox {
                 store: store.clone(),
-                http,
+                http: http.clone(),
                 base_url: config.base_url.clone(),
+            })
+            .run(shutdown_rx.clone()),
+        ));
+        background.push(tokio::spawn(
+            Arc::new(crate::service::push::Pusher {
+                store: store.clone(),
+                http: http.clone(),
+                keys: vapid,
+                subject: crate::service::push::subject_for(&config.base_url),
             })
             .run(shutdown_rx.clone()),
         ));

@@ -288,12 +288,57 @@
     } catch (_) { /* no audio: nothing to do */ }
   }
 
+  // Installable app and Web Push: the service worker shows pushes while
+  // no page is open; subscriptions go to the API with the page's CSRF token.
+  function b64ToBytes(s) {
+    var pad = "=".repeat((4 - (s.length % 4)) % 4);
+    var raw = atob((s + pad).replace(/-/g, "+").replace(/_/g, "/"));
+    var out = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+    return out;
+  }
+  function csrfToken() {
+    var m = document.querySelector("meta[name=csrf-token]");
+    return m ? m.content : "";
+  }
+  function subscribePush() {
+    if (!("serviceWorker" in navigator) || !("PushManager" in window)) return Promise.resolve(false);
+    return Notification.requestPermission().then(function (p) {
+      if (p !== "granted") return false;
+      return navigator.serviceWorker.ready.then(function (reg) {
+        return fetch("/api/v1/push/key", { headers: { "X-CSRF-Token": csrfToken() }, credentials: "same-origin" })
+          .then(function (r) { return r.json(); })
+          .then(function (k) {
+            return reg.pushManager.getSubscription().then(function (existing) {
+              return existing || reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64ToBytes(k.public_key) });
+            });
+          })
+          .then(function (sub) {
+            return fetch("/api/v1/push/subscriptions", {
+              method: "POST", credentials: "same-origin",
+              headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+              body: JSON.stringify(sub.toJSON()),
+            }).then(function (r) { return r.ok; });
+          });
+      });
+    }).catch(function () { return false; });
+  }
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { /* no worker: pages still work */ });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var b = document.querySelector("[data-action=notifications]");
     if (b && "Notification" in window && Notification.permission === "default") {
       b.hidden = false;
       b.addEventListener("click", function () {
-        Notification.requestPermission().then(function () { b.hidden = true; });
+        subscribePush().then(function () { b.hidden = true; });
+      });
+    }
+    var pb = document.querySelector("[data-role=push-subscribe]");
+    if (pb) {
+      pb.addEventListener("click", function () {
+        subscribePush().then(function (ok) { pb.textContent = ok ? "Push is on for this device" : "Push is not available here"; });
       });
     }
     var hash = window.location.hash;

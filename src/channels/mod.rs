@@ -273,7 +273,8 @@ pub async fn plain_download(
     let resp = req
         .send()
         .await
-        .map_err(|e| SendError::Temporary(format!("media download failed: {e}")))?;
+        // Without the URL: Telegram's file URLs carry the bot token.
+        .map_err(|e| SendError::Temporary(format!("media download failed: {}", e.without_url())))?;
     let status = resp.status();
     if !status.is_success() {
         let msg = format!("media download answered {status}");
@@ -302,7 +303,7 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<V
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| SendError::Temporary(format!("download interrupted: {e}")))?
+        .map_err(|e| SendError::Temporary(format!("download interrupted: {}", e.without_url())))?
     {
         if out.len() + chunk.len() > limit {
             return Err(SendError::Permanent("response too large".into()));
@@ -332,9 +333,10 @@ pub fn status_error(status: reqwest::StatusCode, detail: &str) -> SendError {
     }
 }
 
-/// Turns a transport error into a temporary failure.
+/// Turns a transport error into a temporary failure (without the URL,
+/// which may hold a credential).
 pub fn transport_error(e: reqwest::Error) -> SendError {
-    SendError::Temporary(format!("could not reach the provider: {e}"))
+    SendError::Temporary(format!("could not reach the provider: {}", e.without_url()))
 }
 
 /// HMAC-SHA256 of `body` under `key`, compared with `expected` (hex) in

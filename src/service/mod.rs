@@ -6,6 +6,8 @@ pub mod files;
 pub mod index;
 pub mod mailbox;
 pub mod outbox;
+pub mod push;
 pub mod ratelimit;
 pub mod realtime;
 pub mod webhooks;
+pub mod webpush;

@@ -34,6 +34,10 @@ pub struct AgentUpdate {
     pub active: Option<bool>,
     /// Sound for new messages.
     pub notify_sound: Option<bool>,
+    /// Push for new conversations.
+    pub push_new_conversations: Option<bool>,
+    /// Push for replies in the agent's conversations.
+    pub push_replies: Option<bool>,
 }
 
 impl Store {
@@ -62,6 +66,8 @@ impl Store {
                 active: true,
                 created_at: tx.now,
                 notify_sound: false,
+                push_new_conversations: true,
+                push_replies: true,
             };
             tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
             tx.put_raw(T::EmailAgentid, email.as_bytes(), &u64_be(id))?;
@@ -120,6 +126,12 @@ impl Store {
             }
             if let Some(s) = update.notify_sound {
                 agent.notify_sound = s;
+            }
+            if let Some(s) = update.push_new_conversations {
+                agent.push_new_conversations = s;
+            }
+            if let Some(s) = update.push_replies {
+                agent.push_replies = s;
             }
             tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
             Ok(agent)

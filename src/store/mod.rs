@@ -33,6 +33,7 @@
 //! | `webhookid_webhook` | WebhookId | [`WebhookRecord`] |
 //! | `webhookidattempt_attempt` | WebhookId + AttemptId | [`WebhookAttemptRecord`] |
 //! | `email_contactid` | lower-case email + SEP + ContactId | () (possible duplicates) |
+//! | `agentid_push` | AgentId + SHA-256(endpoint) | [`PushSubscriptionRecord`] |
 //!
 //! Writes go through [`Store::write`]: one sled transaction over all trees
 //! (so a message, its conversation, its indexes and its event land together
@@ -49,6 +50,7 @@ mod events;
 mod inboxes;
 mod jobs;
 pub mod keys;
+mod push;
 mod records;
 mod webhooks;
 
@@ -163,9 +165,10 @@ pub(crate) enum T {
     WebhookidWebhook,
     WebhookidattemptAttempt,
     EmailContactid,
+    AgentidPush,
 }
 
-const TREE_NAMES: [&str; 27] = [
+const TREE_NAMES: [&str; 28] = [
     "meta",
     "agentid_agent",
     "email_agentid",
@@ -193,6 +196,7 @@ const TREE_NAMES: [&str; 27] = [
     "webhookid_webhook",
     "webhookidattempt_attempt",
     "email_contactid",
+    "agentid_push",
 ];
 
 /// How the store is opened.
@@ -527,6 +531,15 @@ impl Tx<'_> {
             Some(v) => keys::read_u64(&v, 0).map(Some).or_else(abort),
             None => Ok(None),
         }
+    }
+
+    /// Reads raw bytes.
+    pub fn get_raw(&self, t: T, key: &[u8]) -> TxResult<Option<Vec<u8>>> {
+        Ok(self
+            .view(t)
+            .get(key)
+            .map_err(unabortable)?
+            .map(|v| v.to_vec()))
     }
 
     /// Whether a key exists.

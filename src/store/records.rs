@@ -26,6 +26,31 @@ pub struct AgentRecord {
     /// Play a sound for new messages in the workspace.
     #[serde(default)]
     pub notify_sound: bool,
+    /// Web Push for new conversations in the agent's inboxes.
+    #[serde(default = "yes")]
+    pub push_new_conversations: bool,
+    /// Web Push for customer replies in conversations assigned to the agent.
+    #[serde(default = "yes")]
+    pub push_replies: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A browser's Web Push subscription for an agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushSubscriptionRecord {
+    /// The agent it notifies.
+    pub agent_id: u64,
+    /// The push service URL.
+    pub endpoint: String,
+    /// The browser's P-256 key (base64url).
+    pub p256dh: String,
+    /// The browser's auth secret (base64url).
+    pub auth: String,
+    /// When it was added.
+    pub created_at: Micros,
 }
 
 /// Who a bearer token or session belongs to.

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod messenger;
 pub mod middleware;
 pub mod pages;
+pub mod pwa;
 pub mod session;
 pub mod setup;
 pub mod upload;
@@ -50,6 +51,8 @@ pub struct AppState {
         std::sync::Mutex<std::collections::HashMap<crate::service::realtime::Viewer, usize>>,
     /// Calls out (providers, webhooks), behind the SSRF guard.
     pub http: crate::channels::http::Http,
+    /// The server's VAPID key (Web Push).
+    pub vapid: Arc<crate::service::webpush::VapidKeys>,
     /// The IMAP followers of email inboxes.
     pub mailboxes: Arc<crate::service::mailbox::Mailboxes>,
 }
@@ -63,6 +66,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/{file:.*}", web::get().to(assets::serve))
         .route("/files/{id}/{name}", web::get().to(files::serve))
         .configure(hooks::routes)
+        .route("/sw.js", web::get().to(pwa::service_worker))
+        .route("/manifest.webmanifest", web::get().to(pwa::manifest))
         .service(web::scope("/api/v1").configure(api::routes))
         .configure(pages::routes)
         .configure(messenger::routes)

@@ -19,5 +19,6 @@ mod http;
 mod mail_servers;
 mod pages;
 mod permissions;
+mod push;
 mod search;
 mod webhooks;

@@ -131,6 +131,32 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     ),
     (
         "GET",
+        "/api/v1/push/key",
+        [401, 401, 401, 200, 200, 401, 200],
+    ),
+    (
+        "GET",
+        "/api/v1/push/subscriptions",
+        [401, 401, 401, 200, 200, 401, 200],
+    ),
+    (
+        "POST",
+        "/api/v1/push/subscriptions",
+        [401, 401, 401, 422, 422, 401, 422],
+    ),
+    (
+        "DELETE",
+        "/api/v1/push/subscriptions",
+        [401, 401, 401, 204, 204, 401, 204],
+    ),
+    ("GET", "/sw.js", [200, 200, 200, 200, 200, 200, 200]),
+    (
+        "GET",
+        "/manifest.webmanifest",
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
         "/api/v1/contacts/{id}",
         [401, 401, 401, 404, 200, 401, 200],
     ),
@@ -770,6 +796,14 @@ impl World {
             }
             (_, t) if t.starts_with("/api/v1/inboxes/{id}") => {
                 path = path.replace("{id}", &app.inbox_id)
+            }
+            ("POST", "/api/v1/push/subscriptions") => {
+                json_body = Some(
+                    json!({"endpoint": "https://push.example.com/x", "keys": {"p256dh": "bad", "auth": "bad"}}),
+                )
+            }
+            ("DELETE", "/api/v1/push/subscriptions") => {
+                path.push_str("?endpoint=https%3A%2F%2Fpush.example.com%2Fx")
             }
             ("POST", "/api/v1/webhooks") => {
                 json_body =

@@ -92,7 +92,7 @@ pub async fn update(
             .map(Name::into_inner),
         role: b.role.as_deref().map(Role::parse).transpose()?,
         active: b.active,
-        notify_sound: None,
+        ..AgentUpdate::default()
     };
     if id == auth.agent.id && (update.active == Some(false) || update.role == Some(Role::Agent)) {
         return Err(Invalid::new("active", "you cannot deactivate or demote yourself").into());

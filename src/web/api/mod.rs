@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod customer;
 pub mod inboxes;
+pub mod push;
 pub mod webhooks;
 
 use actix_web::web;
@@ -32,6 +33,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/inboxes/{id}/test",
             web::post().to(inboxes::test_connection),
         )
+        .route("/push/key", web::get().to(push::key))
+        .route("/push/subscriptions", web::get().to(push::list))
+        .route("/push/subscriptions", web::post().to(push::subscribe))
+        .route("/push/subscriptions", web::delete().to(push::unsubscribe))
         .route("/webhooks", web::get().to(webhooks::list))
         .route("/webhooks", web::post().to(webhooks::create))
         .route("/webhooks/{id}", web::delete().to(webhooks::delete))

@@ -166,6 +166,8 @@ struct SettingsPage {
     agent_name: String,
     admin: bool,
     sound: bool,
+    push_new: bool,
+    push_replies: bool,
     search_q: String,
     section: String,
     notice: Option<String>,
@@ -282,6 +284,8 @@ fn page(
         agent_name: p.agent.name.clone(),
         admin,
         sound: p.agent.notify_sound,
+        push_new: p.agent.push_new_conversations,
+        push_replies: p.agent.push_replies,
         search_q: String::new(),
         section: section.to_owned(),
         notice,
@@ -349,6 +353,8 @@ pub struct ProfileForm {
     csrf: Option<String>,
     name: String,
     notify_sound: Option<String>,
+    push_new_conversations: Option<String>,
+    push_replies: Option<String>,
 }
 
 async fn save_profile(
@@ -363,6 +369,8 @@ async fn save_profile(
         let update = AgentUpdate {
             name: Some(name),
             notify_sound: Some(f.notify_sound.is_some()),
+            push_new_conversations: Some(f.push_new_conversations.is_some()),
+            push_replies: Some(f.push_replies.is_some()),
             ..AgentUpdate::default()
         };
         state

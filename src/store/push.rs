@@ -1,0 +1,76 @@
+//! Web Push subscriptions of agents (one per browser) and the server's
+//! VAPID key.
+
+use sha2::{Digest, Sha256};
+
+use super::keys::{concat, u64_be};
+use super::{decode, PushSubscriptionRecord, Result, Store, StoreError, T};
+use crate::domain::time::Micros;
+
+fn key(agent: u64, endpoint: &str) -> Vec<u8> {
+    let h: [u8; 32] = Sha256::digest(endpoint.as_bytes()).into();
+    concat(&[&u64_be(agent), &h])
+}
+
+impl Store {
+    /// Adds (or refreshes) a browser's subscription.
+    pub async fn add_push_subscription(
+        &self,
+        sub: PushSubscriptionRecord,
+        now: Micros,
+    ) -> Result<()> {
+        self.write(now, |tx| {
+            tx.put(T::AgentidPush, &key(sub.agent_id, &sub.endpoint), &sub)
+        })
+        .await
+    }
+
+    /// Removes a subscription (the browser unsubscribed, or the push
+    /// service said it is gone); returns whether it existed.
+    pub async fn remove_push_subscription(
+        &self,
+        agent: u64,
+        endpoint: &str,
+        now: Micros,
+    ) -> Result<bool> {
+        let k = key(agent, endpoint);
+        self.write(now, |tx| tx.del(T::AgentidPush, &k)).await
+    }
+
+    /// An agent's subscriptions.
+    pub fn push_subscriptions(&self, agent: u64) -> Result<Vec<PushSubscriptionRecord>> {
+        self.tree(T::AgentidPush)
+            .scan_prefix(u64_be(agent))
+            .values()
+            .map(|v| decode(&v.map_err(StoreError::from)?))
+            .collect()
+    }
+
+    /// The agents with at least one subscription.
+    pub fn agents_with_push(&self) -> Result<Vec<u64>> {
+        let mut out: Vec<u64> = Vec::new();
+        for k in self.tree(T::AgentidPush).iter().keys() {
+            let id = super::keys::read_u64(&k?, 0)?;
+            if out.last() != Some(&id) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The server's VAPID private key, created on first use.
+    pub async fn vapid_private_key(&self, generate: impl Fn() -> Vec<u8>) -> Result<Vec<u8>> {
+        if let Some(k) = self.meta_get("vapid_private_key")? {
+            return Ok(k);
+        }
+        let fresh = generate();
+        self.write(0, |tx| match tx.get_raw(T::Meta, b"vapid_private_key")? {
+            Some(existing) => Ok(existing),
+            None => {
+                tx.put_raw(T::Meta, b"vapid_private_key", &fresh)?;
+                Ok(fresh.clone())
+            }
+        })
+        .await
+    }
+}
