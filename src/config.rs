@@ -22,6 +22,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once at start; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
@@ -146,6 +148,35 @@ pub struct ServeArgs {
     /// Seconds between keep-alive comments on event streams (at most 15).
     #[arg(long, env = "NATTER_SSE_KEEPALIVE_SECS", default_value_t = 10)]
     pub sse_keepalive_secs: u64,
+    /// Minutes an agent's reply may stay unread before the contact (who
+    /// left an email) gets it by email (0 turns notifications off).
+    #[arg(long, env = "NATTER_NOTIFY_AFTER_MINUTES", default_value_t = 5)]
+    pub notify_after_minutes: u32,
+    /// Outgoing mail server for notifications [default: the first email
+    /// inbox's SMTP settings].
+    #[arg(long, env = "NATTER_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// Its port.
+    #[arg(long, env = "NATTER_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    /// TLS (on 465) or STARTTLS (elsewhere).
+    #[arg(long, env = "NATTER_SMTP_TLS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub smtp_tls: bool,
+    /// Its user name (login only when the server offers AUTH).
+    #[arg(long, env = "NATTER_SMTP_USERNAME", default_value = "")]
+    pub smtp_username: String,
+    /// Its password (environment only; never logged).
+    #[arg(
+        long,
+        env = "NATTER_SMTP_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub smtp_password: String,
+    /// The From address of notifications (replies to it can thread back
+    /// when an email inbox follows that mailbox).
+    #[arg(long, env = "NATTER_SMTP_FROM", default_value = "")]
+    pub smtp_from: String,
     /// Let outbound webhooks, channel `api_base` and `callback_url` reach
     /// loopback and private addresses (refused by default: SSRF).
     #[arg(long, env = "NATTER_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
@@ -202,6 +233,12 @@ pub struct ServeConfig {
     pub min_free_bytes: u64,
     /// Outbound calls may reach internal addresses.
     pub webhooks_allow_private: bool,
+    /// Unread-reply notification delay in seconds (0: off).
+    pub notify_after_secs: i64,
+    /// The global outgoing mail server, if configured.
+    pub smtp: Option<crate::channels::email::EmailSettings>,
+    /// The clock of notifications (tests move it by hand).
+    pub clock: crate::service::notify::Clock,
 }
 
 impl ServeArgs {
@@ -292,6 +329,29 @@ impl ServeArgs {
             max_upload_bytes: (self.max_upload_mb.clamp(1, 1024) * 1024 * 1024) as usize,
             min_free_bytes: self.min_free_mb * 1024 * 1024,
             webhooks_allow_private: self.webhooks_allow_private,
+            notify_after_secs: i64::from(self.notify_after_minutes) * 60,
+            smtp: match self.smtp_host.filter(|h| !h.trim().is_empty()) {
+                None => None,
+                Some(host) => {
+                    if !self.smtp_from.contains('@') {
+                        return Err(
+                            "NATTER_SMTP_HOST needs NATTER_SMTP_FROM, an email address".into()
+                        );
+                    }
+                    Some(crate::channels::email::EmailSettings {
+                        imap_host: String::new(),
+                        imap_port: 993,
+                        imap_tls: true,
+                        smtp_host: host.trim().to_owned(),
+                        smtp_port: self.smtp_port,
+                        smtp_tls: self.smtp_tls,
+                        username: self.smtp_username,
+                        password: self.smtp_password,
+                        from_address: self.smtp_from.trim().to_owned(),
+                    })
+                }
+            },
+            clock: crate::service::notify::Clock::default(),
         })
     }
 }
@@ -324,6 +384,13 @@ impl ServeConfig {
             max_upload_mb: 10,
             min_free_mb: 64,
             webhooks_allow_private: false,
+            notify_after_minutes: 5,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_tls: true,
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            smtp_from: String::new(),
         };
         match args.validate() {
             Ok(c) => c,

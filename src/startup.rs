@@ -46,6 +46,7 @@ pub struct Application {
     store: Arc<Store>,
     shutdown: watch::Sender<bool>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    mailboxes: Arc<crate::service::mailbox::Mailboxes>,
 }
 
 impl Application {
@@ -137,7 +138,14 @@ impl Application {
         })?
         .run();
 
+        // Order matters: the flusher first, the indexer second (both are
+        // awaited at stop), then the rest (aborted).
         let mut background = vec![flusher];
+        background.push(tokio::spawn(crate::service::index::run_indexer(
+            index,
+            store.clone(),
+            shutdown_rx.clone(),
+        )));
         background.push(tokio::spawn(
             Arc::new(crate::service::outbox::Outbox {
                 store: store.clone(),
@@ -155,11 +163,17 @@ impl Application {
             })
             .run(shutdown_rx.clone()),
         ));
-        background.push(tokio::spawn(crate::service::index::run_indexer(
-            index,
-            store.clone(),
-            shutdown_rx,
-        )));
+        store.set_notify_delay(config.notify_after_secs * 1_000_000);
+        background.push(tokio::spawn(
+            Arc::new(crate::service::notify::Notifier {
+                store: store.clone(),
+                base_url: config.base_url.clone(),
+                smtp: config.smtp.clone(),
+                clock: config.clock.clone(),
+            })
+            .run(shutdown_rx.clone()),
+        ));
+
         let s = store.clone();
         background.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -179,6 +193,7 @@ impl Application {
             store,
             shutdown,
             background,
+            mailboxes,
         })
     }
 
@@ -221,6 +236,7 @@ impl Application {
             b.abort();
             let _ = b.await;
         }
+        self.mailboxes.stop_all().await;
         self.store.durability().stop().await;
         if let Some(f) = flusher {
             let _ = f.await;

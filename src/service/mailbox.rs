@@ -23,8 +23,11 @@ pub const POLL_EVERY: Duration = Duration::from_secs(30);
 pub struct Mailboxes {
     store: Arc<Store>,
     shutdown: watch::Receiver<bool>,
-    running: Mutex<HashMap<u64, watch::Sender<bool>>>,
+    running: Mutex<HashMap<u64, Follower>>,
 }
+
+/// A running follower: its stop switch and its task.
+type Follower = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
 
 fn cursor_key(inbox: u64) -> String {
     format!("imap_cursor/{inbox}")
@@ -55,14 +58,35 @@ impl Mailboxes {
     /// (Re)starts the follower of one inbox with its current settings.
     pub fn restart(self: &Arc<Self>, inbox: &InboxRecord) {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let me = self.clone();
+        let id = inbox.id;
+        let inbox = inbox.clone();
+        let task = tokio::spawn(async move { me.follow(inbox, stop_rx).await });
         if let Ok(mut r) = self.running.lock() {
-            if let Some(old) = r.insert(inbox.id, stop_tx) {
+            if let Some((old, _)) = r.insert(id, (stop_tx, task)) {
                 let _ = old.send(true);
             }
         }
-        let me = self.clone();
-        let inbox = inbox.clone();
-        tokio::spawn(async move { me.follow(inbox, stop_rx).await });
+    }
+
+    /// Stops every follower and waits (bounded) for them to end, so the
+    /// store they hold is released at shutdown.
+    pub async fn stop_all(&self) {
+        let all: Vec<_> = match self.running.lock() {
+            Ok(mut r) => r.drain().map(|(_, v)| v).collect(),
+            Err(_) => return,
+        };
+        for (stop, task) in all {
+            let _ = stop.send(true);
+            let abort = task.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a mailbox follower did not stop in time; aborted");
+                abort.abort();
+            }
+        }
     }
 
     /// Records where a new inbox starts: the mailbox as it is now (old
@@ -177,6 +201,17 @@ pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<In
         .iter()
         .filter_map(|r| crate::channels::email::plus_token(r, &s.from_address))
         .find_map(|t| t.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()));
+    if conversation_id.is_none() {
+        // Our reply notifications name their conversation in their id.
+        conversation_id = mail
+            .in_reply_to
+            .iter()
+            .chain(mail.references.iter().rev())
+            .find_map(|id| {
+                let rest = id.strip_prefix("natter.c")?;
+                rest.split('.').next()?.parse::<u64>().ok()
+            });
+    }
     if conversation_id.is_none() {
         for id in mail.in_reply_to.iter().chain(mail.references.iter().rev()) {
             if let Some(m) = store

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod files;
 pub mod index;
 pub mod mailbox;
+pub mod notify;
 pub mod outbox;
 pub mod push;
 pub mod ratelimit;

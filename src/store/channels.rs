@@ -94,6 +94,46 @@ impl Store {
                     return Ok(Received::Duplicate { message });
                 }
             }
+            // A mail naming a conversation of another inbox (an answer to a
+            // reply notification) from that conversation's own contact
+            // continues it, as that contact.
+            if let Some(cid) = m.conversation_id {
+                if let Some(c) = tx.get::<super::ConversationRecord>(
+                    T::ConversationidConversation,
+                    &u64_be(cid),
+                )? {
+                    let owner = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(c.contact_id))?;
+                    let same_person = owner.as_ref().is_some_and(|o| {
+                        matches!((&o.email, &m.email), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+                    });
+                    if c.inbox_id != inbox.id && same_person {
+                        let owner = owner.ok_or(StoreError::NotFound).or_else(abort)?;
+                        let new = NewMessage {
+                            author: Author {
+                                kind: AuthorType::Contact,
+                                id: Some(owner.id),
+                                name: owner.name.clone(),
+                            },
+                            body: m.body.clone(),
+                            private: false,
+                            attachments: m.attachments.clone(),
+                        };
+                        let (message, conversation) =
+                            tx.continue_conversation(cid, &new, m.provider_id.as_deref())?;
+                        if let Some(pid) = &m.provider_id {
+                            tx.put(
+                                T::InboxprovideridMessage,
+                                &id_text(inbox.id, pid),
+                                &(cid, message.seq),
+                            )?;
+                        }
+                        return Ok(Received::Stored {
+                            message,
+                            conversation: Box::new(conversation),
+                        });
+                    }
+                }
+            }
             let ik = id_text(inbox.id, &m.identity);
             let mut contact = match tx.get_id(T::InboxidentityContactid, &ik)? {
                 Some(id) => match tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
@@ -120,6 +160,7 @@ impl Store {
                         latest_conversations: Vec::new(),
                         last_inbound_at: None,
                         merged_ids: Vec::new(),
+                email_notifications_off: false,
                     };
                     tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
                     c

@@ -107,6 +107,7 @@ impl Store {
                 latest_conversations: Vec::new(),
                 last_inbound_at: None,
                 merged_ids: Vec::new(),
+                email_notifications_off: false,
             };
             tx.put_contact(&c)?;
             if let Some(ext) = &new.external_id {

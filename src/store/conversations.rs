@@ -136,12 +136,23 @@ impl Tx<'_> {
         provider_id: Option<&str>,
     ) -> TxResult<MessageRecord> {
         // A public reply in a channel conversation goes out through the
-        // outbox, queued in this same write.
-        let outbound = new.author.kind == AuthorType::Agent
-            && !new.private
-            && self
-                .get::<super::InboxRecord>(T::InboxidInbox, &u64_be(conv.inbox_id))?
-                .is_some_and(|i| i.channel != "web");
+        // outbox, queued in this same write; in a web conversation the
+        // contact is emailed about it if it stays unread.
+        let reply_channel = if new.author.kind == AuthorType::Agent && !new.private {
+            self.get::<super::InboxRecord>(T::InboxidInbox, &u64_be(conv.inbox_id))?
+                .map(|i| i.channel)
+        } else {
+            None
+        };
+        let outbound = reply_channel.as_deref().is_some_and(|c| c != "web");
+        if reply_channel.as_deref() == Some("web")
+            && self.notify_delay > 0
+            && conv.notify_due.is_none()
+        {
+            let due = self.now + self.notify_delay;
+            conv.notify_due = Some(due);
+            self.put_raw(T::NotifydueConversationid, &time_id(due, conv.id), &[])?;
+        }
         let msg = MessageRecord {
             id: self.new_id()?,
             conversation_id: conv.id,
@@ -239,6 +250,8 @@ impl Tx<'_> {
             created_at: self.now,
             updated_at: self.now,
             subject,
+            notify_due: None,
+            notified_seq: 0,
         };
         let msg = self.append_message(&mut conv, first, provider_id)?;
         self.put_conversation(&conv, None)?;

@@ -34,6 +34,7 @@
 //! | `webhookidattempt_attempt` | WebhookId + AttemptId | [`WebhookAttemptRecord`] |
 //! | `email_contactid` | lower-case email + SEP + ContactId | () (possible duplicates) |
 //! | `agentid_push` | AgentId + SHA-256(endpoint) | [`PushSubscriptionRecord`] |
+//! | `notifydue_conversationid` | Time + ConversationId | () (unread-reply emails due) |
 //!
 //! Writes go through [`Store::write`]: one sled transaction over all trees
 //! (so a message, its conversation, its indexes and its event land together
@@ -50,6 +51,7 @@ mod events;
 mod inboxes;
 mod jobs;
 pub mod keys;
+mod notify;
 mod push;
 mod records;
 mod webhooks;
@@ -166,9 +168,10 @@ pub(crate) enum T {
     WebhookidattemptAttempt,
     EmailContactid,
     AgentidPush,
+    NotifydueConversationid,
 }
 
-const TREE_NAMES: [&str; 28] = [
+const TREE_NAMES: [&str; 29] = [
     "meta",
     "agentid_agent",
     "email_agentid",
@@ -197,6 +200,7 @@ const TREE_NAMES: [&str; 28] = [
     "webhookidattempt_attempt",
     "email_contactid",
     "agentid_push",
+    "notifydue_conversationid",
 ];
 
 /// How the store is opened.
@@ -235,6 +239,9 @@ pub struct Store {
     webhooks: std::sync::RwLock<Vec<WebhookRecord>>,
     /// Woken when a write queued a job.
     jobs_ready: tokio::sync::Notify,
+    /// How long an agent's reply may stay unread before the contact is
+    /// emailed (0: never).
+    notify_delay: std::sync::atomic::AtomicI64,
     _lock_file: File,
 }
 
@@ -302,6 +309,7 @@ impl Store {
             free_checked_at: std::sync::atomic::AtomicI64::new(0),
             webhooks: std::sync::RwLock::new(Vec::new()),
             jobs_ready: tokio::sync::Notify::new(),
+            notify_delay: std::sync::atomic::AtomicI64::new(0),
             _lock_file: lock_file,
         };
         store.reload_webhooks()?;
@@ -461,6 +469,7 @@ impl Store {
                     now,
                     webhooks: &hooks,
                     jobs: 0,
+                    notify_delay: self.notify_delay.load(std::sync::atomic::Ordering::Relaxed),
                 };
                 let r = f(&mut tx)?;
                 Ok((r, tx.events, tx.jobs))
@@ -503,6 +512,8 @@ pub(crate) struct Tx<'a> {
     webhooks: &'a [(u64, Vec<String>)],
     /// Jobs queued by this write.
     jobs: usize,
+    /// Unread-reply notification delay (0: off).
+    pub notify_delay: Micros,
 }
 
 fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {

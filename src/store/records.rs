@@ -140,6 +140,9 @@ pub struct ContactRecord {
     /// Contacts merged into this one (their ids keep resolving here).
     #[serde(default)]
     pub merged_ids: Vec<u64>,
+    /// The contact unsubscribed from reply notifications.
+    #[serde(default)]
+    pub email_notifications_off: bool,
 }
 
 /// A thread between one contact and the team.
@@ -180,6 +183,12 @@ pub struct ConversationRecord {
     /// Email subject (email conversations).
     #[serde(default)]
     pub subject: Option<String>,
+    /// When the contact is emailed about unread replies, if pending.
+    #[serde(default)]
+    pub notify_due: Option<Micros>,
+    /// Replies up to this seq were already in a notification.
+    #[serde(default)]
+    pub notified_seq: u64,
 }
 
 /// Who wrote a message, as it was when written.

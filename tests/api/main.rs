@@ -17,6 +17,7 @@ mod fuzz_regressions;
 mod helpers;
 mod http;
 mod mail_servers;
+mod notify;
 mod pages;
 mod permissions;
 mod push;

@@ -157,6 +157,16 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     ),
     (
         "GET",
+        "/m/{key}/unsubscribe",
+        [404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
+        "POST",
+        "/m/{key}/unsubscribe",
+        [404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
+        "GET",
         "/api/v1/contacts/{id}",
         [401, 401, 401, 404, 200, 401, 200],
     ),
@@ -797,6 +807,7 @@ impl World {
             (_, t) if t.starts_with("/api/v1/inboxes/{id}") => {
                 path = path.replace("{id}", &app.inbox_id)
             }
+            (_, "/m/{key}/unsubscribe") => path.push_str("?c=1&t=bogus"),
             ("POST", "/api/v1/push/subscriptions") => {
                 json_body = Some(
                     json!({"endpoint": "https://push.example.com/x", "keys": {"p256dh": "bad", "auth": "bad"}}),

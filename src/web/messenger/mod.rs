@@ -46,6 +46,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/m/{key}/resume", web::post().to(resume))
         .route("/m/{key}/resume-link", web::post().to(resume_link))
         .route("/m/{key}/email", web::post().to(email))
+        .route("/m/{key}/unsubscribe", web::get().to(unsubscribe))
+        .route("/m/{key}/unsubscribe", web::post().to(unsubscribe))
         .route("/m/{key}/events", web::get().to(live::events))
         .route("/widget.js", web::get().to(widget_js));
 }
@@ -146,6 +148,8 @@ struct Page {
     inbox_name: String,
     embed: bool,
     resume: Option<String>,
+    /// The conversation a resume link opens (notification mails).
+    resume_c: String,
     token_for_script: Option<String>,
     main_html: String,
 }
@@ -311,6 +315,7 @@ async fn page(
         inbox_name: inbox.name.clone(),
         embed: q.embed.is_some(),
         resume: q.resume.clone().filter(|r| !r.is_empty()),
+        resume_c: q.c.clone().unwrap_or_default(),
         token_for_script: None,
         main_html: render(&main)?,
     };
@@ -598,6 +603,8 @@ async fn older(
 #[derive(Deserialize)]
 pub struct ResumeForm {
     token: String,
+    /// The conversation to open once signed in.
+    c: Option<String>,
 }
 
 /// Uses a resume link: this browser continues as the same contact.
@@ -627,6 +634,7 @@ async fn resume(
             inbox_name: inbox.name.clone(),
             embed: false,
             resume: None,
+            resume_c: String::new(),
             token_for_script: None,
             main_html: render(&main_view(&state, &inbox, None, &PageQuery::default())?)?,
         };
@@ -643,12 +651,16 @@ async fn resume(
         inbox_name: inbox.name.clone(),
         embed: false,
         resume: None,
+        resume_c: String::new(),
         token_for_script: Some(token.clone()),
         main_html: render(&main_view(
             &state,
             &inbox,
             Some(&who),
-            &PageQuery::default(),
+            &PageQuery {
+                c: form.c.clone().filter(|c| !c.is_empty()),
+                ..PageQuery::default()
+            },
         )?)?,
     };
     let secure = state.config.base_url.starts_with("https://");
@@ -656,6 +668,43 @@ async fn resume(
         .content_type("text/html; charset=utf-8")
         .cookie(contact_cookie(&token, secure, ttl))
         .body(render(&p)?))
+}
+
+/// `?c=&t=` of an unsubscribe link.
+#[derive(Deserialize)]
+pub struct UnsubscribeQuery {
+    c: String,
+    t: String,
+}
+
+/// The unsubscribe link of notification mails (GET, and POST for mail
+/// clients' one-click unsubscribe): no sign-in needed, the token is an
+/// HMAC of the contact's id under the server's secret.
+async fn unsubscribe(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<UnsubscribeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    let contact = crate::domain::parse_id(&q.c)
+        .and_then(|id| state.store.contact(id).ok().flatten())
+        .ok_or(ApiError::NotFound)?;
+    let secret = state.store.server_secret().await?;
+    let expected = crate::service::notify::unsubscribe_token(&secret, contact.id);
+    if !crate::channels::secret_eq(q.t.trim(), &expected) {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .store
+        .set_email_notifications(contact.id, false, time::now())
+        .await?;
+    let name = crate::web::pages::linkify::escape(&inbox.name);
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Unsubscribed</title><link rel=\"stylesheet\" href=\"/static/messenger.css\"></head><body><main class=\"m-unsubscribed\" data-role=\"unsubscribed\"><h1>You are unsubscribed</h1><p>{name} will not email you about new replies any more. Your conversations are still here: <a href=\"/m/{}\">open the messenger</a>.</p></main></body></html>",
+            inbox.widget_key
+        )))
 }
 
 #[derive(Template)]

@@ -1,0 +1,277 @@
+//! Replies that reach people who have left: when an agent's reply in a web
+//! conversation stays unread for the configured time and the contact left
+//! an email, one mail carries every unread reply, a single-use link that
+//! signs the contact back into the messenger on that conversation, and an
+//! unsubscribe link. The mail's Reply-To is a plus-address naming the
+//! conversation, so answering it threads back (when an email inbox follows
+//! that mailbox). Notes are never mailed; a reply is mailed at most once.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use tokio::sync::{watch, Notify};
+
+use crate::channels::email::smtp::{self, OutgoingMail};
+use crate::channels::email::{plus_address, EmailSettings};
+use crate::domain::time::{self, Micros};
+use crate::domain::AuthorType;
+use crate::service::auth::{hash_token, random_string};
+use crate::store::{MessagePage, ResumeRecord, Store};
+
+/// How long the sign-in link of a notification stays valid.
+pub const LINK_TTL: Micros = 7 * 24 * 3600 * 1_000_000;
+/// Replies older than this are not mailed any more (the server was down).
+pub const GIVE_UP_AFTER: Micros = 24 * 3600 * 1_000_000;
+
+#[derive(Debug, Default)]
+struct Manual {
+    offset: AtomicI64,
+    seen: AtomicI64,
+    changed: Notify,
+    passed: Notify,
+}
+
+/// The notifier's clock: the system's, or one a test moves by hand.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<Manual>>);
+
+impl Clock {
+    /// A clock that starts at the real time and moves only when told.
+    pub fn manual() -> Self {
+        Self(Some(Arc::default()))
+    }
+
+    /// Now, by this clock.
+    pub fn now(&self) -> Micros {
+        time::now()
+            + self
+                .0
+                .as_ref()
+                .map_or(0, |m| m.offset.load(Ordering::SeqCst))
+    }
+
+    /// Moves a manual clock forward and waits (bounded) until the notifier
+    /// has done a full pass at the new time.
+    pub async fn advance(&self, by: Duration) {
+        let Some(m) = &self.0 else { return };
+        m.offset.fetch_add(by.as_micros() as i64, Ordering::SeqCst);
+        let target = self.now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let passed = m.passed.notified();
+            m.changed.notify_waiters();
+            if m.seen.load(Ordering::SeqCst) >= target {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, passed).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn changed(&self) {
+        match &self.0 {
+            Some(m) => m.changed.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn passed(&self, at: Micros) {
+        if let Some(m) = &self.0 {
+            m.seen.fetch_max(at, Ordering::SeqCst);
+            m.passed.notify_waiters();
+        }
+    }
+}
+
+/// What the notifier needs.
+pub struct Notifier {
+    /// The database.
+    pub store: Arc<Store>,
+    /// Links in mails.
+    pub base_url: String,
+    /// The global SMTP settings, if configured (else the first email
+    /// inbox's).
+    pub smtp: Option<EmailSettings>,
+    /// Its clock.
+    pub clock: Clock,
+}
+
+/// The unsubscribe token of a contact: HMAC of its id under the server's
+/// secret, so links need no stored state and cannot be forged.
+pub fn unsubscribe_token(secret: &[u8], contact: u64) -> String {
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(format!("unsubscribe:{contact}").as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+impl Notifier {
+    /// Runs until shutdown: a pass every second (or when a manual clock
+    /// moves).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let now = self.clock.now();
+            match self.store.due_notifications(now) {
+                Ok(ids) => {
+                    for id in ids {
+                        if let Err(e) = self.process(id, now).await {
+                            tracing::warn!(conversation = id, error = %e, "reply notification failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read due notifications"),
+            }
+            self.clock.passed(now);
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = self.clock.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    fn smtp(&self) -> Option<EmailSettings> {
+        if let Some(s) = &self.smtp {
+            return Some(s.clone());
+        }
+        self.store
+            .inboxes()
+            .ok()?
+            .into_iter()
+            .filter(|i| i.channel == "email")
+            .find_map(|i| crate::channels::email::channel::settings_of(&i).ok())
+    }
+
+    async fn process(&self, id: u64, now: Micros) -> Result<(), String> {
+        let store = &self.store;
+        let drop_it = || store.finish_notification(id, None, None, now);
+        let Some(conv) = store.conversation(id).map_err(|e| e.to_string())? else {
+            return drop_it().await.map_err(|e| e.to_string());
+        };
+        let contact = store.contact(conv.contact_id).map_err(|e| e.to_string())?;
+        let inbox = store.inbox(conv.inbox_id).map_err(|e| e.to_string())?;
+        let after = conv.contact_read_seq.max(conv.notified_seq);
+        let replies: Vec<_> = store
+            .messages(
+                id,
+                MessagePage {
+                    after: Some(after),
+                    before: None,
+                    limit: 50,
+                    include_private: false,
+                },
+            )
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|m| m.author.kind != AuthorType::Contact && !m.private)
+            .collect();
+        let (Some(contact), Some(inbox), Some(last)) = (contact, inbox, replies.last()) else {
+            return drop_it().await.map_err(|e| e.to_string());
+        };
+        let Some(email) = contact
+            .email
+            .clone()
+            .filter(|_| !contact.email_notifications_off)
+        else {
+            return drop_it().await.map_err(|e| e.to_string());
+        };
+        let Some(smtp_settings) = self.smtp() else {
+            tracing::debug!(
+                conversation = id,
+                "no outgoing mail server: reply notification skipped"
+            );
+            return drop_it().await.map_err(|e| e.to_string());
+        };
+        if now - last.created_at > GIVE_UP_AFTER {
+            return drop_it().await.map_err(|e| e.to_string());
+        }
+        // The single-use sign-in link, stored by its hash like resume links.
+        let token = format!("nrs_{}", random_string(24));
+        store
+            .insert_resume(
+                hash_token(&token),
+                ResumeRecord {
+                    contact_id: contact.id,
+                    expires_at: time::now() + LINK_TTL,
+                },
+                time::now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let secret = store.server_secret().await.map_err(|e| e.to_string())?;
+        let base = &self.base_url;
+        let link = format!("{base}/m/{}?resume={token}&c={id}", inbox.widget_key);
+        let unsubscribe = format!(
+            "{base}/m/{}/unsubscribe?c={}&t={}",
+            inbox.widget_key,
+            contact.id,
+            unsubscribe_token(&secret, contact.id)
+        );
+        let mut text = format!(
+            "Hi{},\n\n{} replied to your message:\n",
+            contact
+                .name
+                .as_deref()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default(),
+            inbox.name
+        );
+        for m in &replies {
+            text.push_str(&format!(
+                "\n{}:\n{}\n",
+                m.author.name.as_deref().unwrap_or("The team"),
+                m.body
+            ));
+        }
+        text.push_str(&format!(
+            "\nContinue the conversation: {link}\n\nOr simply reply to this email.\n\nNo more of these emails? {unsubscribe}\n"
+        ));
+        let domain =
+            crate::channels::email::channel::domain_of(&smtp_settings.from_address).to_owned();
+        let mail = OutgoingMail {
+            to: email,
+            to_name: contact.name.clone(),
+            subject: if replies.len() == 1 {
+                format!("New reply from {}", inbox.name)
+            } else {
+                format!("{} new replies from {}", replies.len(), inbox.name)
+            },
+            text,
+            message_id: format!("natter.c{id}.n{}@{domain}", last.seq),
+            in_reply_to: None,
+            references: Vec::new(),
+            reply_to: Some(plus_address(
+                &smtp_settings.from_address,
+                &crate::channels::email::channel::conversation_token(id),
+            )),
+        };
+        match smtp::send(&smtp_settings, &mail).await {
+            Ok(()) => {
+                tracing::info!(
+                    conversation = id,
+                    replies = replies.len(),
+                    "unread replies emailed"
+                );
+                store
+                    .finish_notification(id, Some(last.seq), None, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) if e.permanent => {
+                tracing::warn!(conversation = id, error = %e.message, "reply notification refused");
+                drop_it().await.map_err(|e| e.to_string())
+            }
+            Err(e) => {
+                tracing::info!(conversation = id, error = %e.message, "reply notification will be retried");
+                store
+                    .finish_notification(id, None, Some(now + 60 * 1_000_000), now)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Unread-reply notifications: which conversations are due, and recording
+//! that one was sent (so each reply is mailed at most once).
+
+use super::keys::{self, time_id, u64_be};
+use super::{ContactRecord, ConversationRecord, Result, Store, StoreError, T};
+use crate::domain::time::Micros;
+
+impl Store {
+    /// How long a reply may stay unread before the contact is emailed
+    /// (0 turns it off). Set once at start.
+    pub fn set_notify_delay(&self, micros: Micros) {
+        self.notify_delay
+            .store(micros.max(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Conversations whose notification is due at `now`, oldest first.
+    pub fn due_notifications(&self, now: Micros) -> Result<Vec<u64>> {
+        self.tree(T::NotifydueConversationid)
+            .range(..time_id(now, u64::MAX))
+            .keys()
+            .map(|k| {
+                k.map_err(StoreError::from)
+                    .and_then(|k| keys::read_u64(&k, 8))
+            })
+            .collect()
+    }
+
+    /// Ends a pending notification: `notified_upto` records the replies it
+    /// carried; `retry_at` keeps it pending (the mail server was down).
+    pub async fn finish_notification(
+        &self,
+        conversation: u64,
+        notified_upto: Option<u64>,
+        retry_at: Option<Micros>,
+        now: Micros,
+    ) -> Result<()> {
+        self.write(now, |tx| {
+            let Some(mut c) =
+                tx.get::<ConversationRecord>(T::ConversationidConversation, &u64_be(conversation))?
+            else {
+                return Ok(());
+            };
+            if let Some(due) = c.notify_due {
+                tx.del(T::NotifydueConversationid, &time_id(due, c.id))?;
+            }
+            c.notify_due = retry_at;
+            if let Some(t) = retry_at {
+                tx.put_raw(T::NotifydueConversationid, &time_id(t, c.id), &[])?;
+            }
+            if let Some(s) = notified_upto {
+                c.notified_seq = c.notified_seq.max(s);
+            }
+            // Not put_conversation: the list position does not change.
+            tx.put(T::ConversationidConversation, &u64_be(c.id), &c)
+        })
+        .await
+    }
+
+    /// The contact's choice about reply notifications (unsubscribe link).
+    pub async fn set_email_notifications(&self, contact: u64, on: bool, now: Micros) -> Result<()> {
+        self.write(now, |tx| {
+            if let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(contact))? {
+                c.email_notifications_off = !on;
+                tx.put_contact(&c)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// A stable random secret of this server (signs unsubscribe links).
+    pub async fn server_secret(&self) -> Result<Vec<u8>> {
+        if let Some(k) = self.meta_get("server_secret")? {
+            return Ok(k);
+        }
+        let mut fresh = vec![0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh);
+        self.write(0, |tx| match tx.get_raw(T::Meta, b"server_secret")? {
+            Some(existing) => Ok(existing),
+            None => {
+                tx.put_raw(T::Meta, b"server_secret", &fresh)?;
+                Ok(fresh.clone())
+            }
+        })
+        .await
+    }
+}
