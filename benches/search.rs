@@ -148,6 +148,7 @@ async fn post(store: &Arc<Store>, convs: &[(u64, u64)], count: u64, seed: u64) -
                             body,
                             private: false,
                             attachments: Vec::new(),
+                            via: None,
                         },
                         time::now(),
                     )
@@ -200,7 +201,7 @@ fn main() {
                 batch.push(tokio::spawn(async move {
                     let c = store.upsert_contact(inbox.id, NewContact { name: Some(format!("Customer {made}")), email: None, external_id: None }, time::now()).await.expect("contact");
                     let author = Author { kind: AuthorType::Contact, id: Some(c.id), name: c.name.clone() };
-                    let (conv, _) = store.create_conversation(inbox.id, c.id, NewMessage { author, body, private: false, attachments: Vec::new() }, time::now()).await.expect("conversation");
+                    let (conv, _) = store.create_conversation(inbox.id, c.id, NewMessage { author, body, private: false, attachments: Vec::new(), via: None }, time::now()).await.expect("conversation");
                     (conv.id, c.id)
                 }));
             }

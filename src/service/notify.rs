@@ -109,6 +109,67 @@ pub fn unsubscribe_token(secret: &[u8], contact: u64) -> String {
     hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
+/// The outgoing mail server: the global settings, else the first email
+/// inbox's (one SMTP configuration shared by notifications and the email
+/// channel).
+pub fn outgoing_mail(store: &Store, global: Option<&EmailSettings>) -> Option<EmailSettings> {
+    if let Some(s) = global {
+        return Some(s.clone());
+    }
+    store
+        .inboxes()
+        .ok()?
+        .into_iter()
+        .filter(|i| i.channel == "email")
+        .find_map(|i| crate::channels::email::channel::settings_of(&i).ok())
+}
+
+/// The token of an email confirmation link (HMAC of contact and address
+/// under the server's secret).
+pub fn confirm_token(secret: &[u8], contact: u64, email: &str) -> String {
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(format!("confirm:{contact}:{}", email.trim().to_lowercase()).as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// Mails a contact the link that proves it owns `email` (best effort: no
+/// outgoing mail server, no mail).
+pub async fn send_confirmation(
+    store: &Store,
+    global: Option<&EmailSettings>,
+    base_url: &str,
+    widget_key: &str,
+    contact: u64,
+    email: &str,
+) -> Result<bool, String> {
+    let Some(s) = outgoing_mail(store, global) else {
+        return Ok(false);
+    };
+    let secret = store.server_secret().await.map_err(|e| e.to_string())?;
+    let link = format!(
+        "{base_url}/m/{widget_key}/confirm-email?c={contact}&e={}&t={}",
+        crate::web::session::url_escape(email),
+        confirm_token(&secret, contact, email)
+    );
+    let domain = crate::channels::email::channel::domain_of(&s.from_address).to_owned();
+    let mail = OutgoingMail {
+        to: email.to_owned(),
+        to_name: None,
+        subject: "Confirm your email address".into(),
+        text: format!("Please confirm this is your address, so replies reach you and your conversations follow you:\n\n{link}\n\nIf you did not ask for this, ignore this mail.\n"),
+        message_id: format!("natter.confirm.{contact}.{}@{domain}", random_string(6)),
+        in_reply_to: None,
+        references: Vec::new(),
+        reply_to: None,
+    };
+    smtp::send(&s, &mail)
+        .await
+        .map(|_| true)
+        .map_err(|e| e.message)
+}
+
 impl Notifier {
     /// Runs until shutdown: a pass every second (or when a manual clock
     /// moves).
@@ -135,15 +196,7 @@ impl Notifier {
     }
 
     fn smtp(&self) -> Option<EmailSettings> {
-        if let Some(s) = &self.smtp {
-            return Some(s.clone());
-        }
-        self.store
-            .inboxes()
-            .ok()?
-            .into_iter()
-            .filter(|i| i.channel == "email")
-            .find_map(|i| crate::channels::email::channel::settings_of(&i).ok())
+        outgoing_mail(&self.store, self.smtp.as_ref())
     }
 
     async fn process(&self, id: u64, now: Micros) -> Result<(), String> {

@@ -173,8 +173,11 @@ impl Outbox {
         {
             return store.job_done(job, now).await;
         }
-        let Some(inbox) = store.inbox(conv.inbox_id)? else {
-            return store.job_done(job, now).await;
+        // The conversation's channel, or the one the agent chose.
+        let Some(inbox) = store.inbox(msg.via.unwrap_or(conv.inbox_id))? else {
+            return self
+                .fail(job, c, seq, "the inbox to send through is gone".into())
+                .await;
         };
         let Some(adapter) = channels::by_name(&inbox.channel) else {
             return self
@@ -192,6 +195,11 @@ impl Outbox {
                 .iter()
                 .find(|i| i.inbox_id == inbox.id)
                 .map(|i| i.value.clone())
+                .or_else(|| {
+                    (inbox.channel == "email")
+                        .then(|| k.email.clone())
+                        .flatten()
+                })
         });
         let Some(to) = to else {
             return self

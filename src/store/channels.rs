@@ -56,6 +56,21 @@ pub enum Received {
     },
 }
 
+/// The verified-identifier key of a phone that wrote on an SMS or
+/// WhatsApp channel (`phone:+15551234`), if the address is a number.
+pub fn verified_phone(channel: &str, identity: &str) -> Option<String> {
+    if channel != "sms" && channel != "whatsapp" {
+        return None;
+    }
+    let raw = identity.trim().trim_start_matches("whatsapp:");
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let plausible = (6..=15).contains(&digits.len())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+-() .".contains(c));
+    plausible.then(|| format!("phone:+{digits}"))
+}
+
 impl Tx<'_> {
     fn message_at(&self, conversation: u64, seq: u64) -> TxResult<MessageRecord> {
         match self.get(
@@ -117,6 +132,7 @@ impl Store {
                             body: m.body.clone(),
                             private: false,
                             attachments: m.attachments.clone(),
+                via: None,
                         };
                         let (message, conversation) =
                             tx.continue_conversation(cid, &new, m.provider_id.as_deref())?;
@@ -135,7 +151,28 @@ impl Store {
                 }
             }
             let ik = id_text(inbox.id, &m.identity);
-            let mut contact = match tx.get_id(T::InboxidentityContactid, &ik)? {
+            // A phone number that writes to us is verified: the same
+            // number on SMS and WhatsApp is one person.
+            let verified_key = verified_phone(&inbox.channel, &m.identity);
+            let mut linked = None;
+            if tx.get_id(T::InboxidentityContactid, &ik)?.is_none() {
+                if let Some(v) = &verified_key {
+                    if let Some(id) = tx.get_id(T::VerifiedContactid, v.as_bytes())? {
+                        if let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
+                            c.identities.push(ChannelIdentity {
+                                inbox_id: inbox.id,
+                                channel: inbox.channel.clone(),
+                                value: m.identity.clone(),
+                            });
+                            tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
+                            linked = Some(c);
+                        }
+                    }
+                }
+            }
+            let mut contact = match linked {
+                Some(c) => c,
+                None => match tx.get_id(T::InboxidentityContactid, &ik)? {
                 Some(id) => match tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
                     Some(c) => c,
                     None => {
@@ -161,10 +198,17 @@ impl Store {
                         last_inbound_at: None,
                         merged_ids: Vec::new(),
                 email_notifications_off: false,
+                verified: Vec::new(),
                     };
                     tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
+                    let mut c = c;
+                    if let Some(v) = &verified_key {
+                        tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(c.id))?;
+                        c.verified.push(v.clone());
+                    }
                     c
                 }
+                },
             };
             if contact.name.is_none() {
                 contact.name = m.name.clone();
@@ -184,6 +228,7 @@ impl Store {
                 body: m.body.clone(),
                 private: false,
                 attachments: m.attachments.clone(),
+                via: None,
             };
             // Which conversation: the one the message names (if it is in
             // this inbox), else the contact's newest unless resolved.
@@ -272,10 +317,14 @@ impl Store {
                 (None, _) => true,
             };
             if let Some(pid) = &provider_id {
-                let conv = tx.conversation(conversation_id)?;
+                // Status reports arrive at the inbox that sent it.
+                let inbox = match m.via {
+                    Some(v) => v,
+                    None => tx.conversation(conversation_id)?.inbox_id,
+                };
                 tx.put(
                     T::InboxprovideridMessage,
-                    &id_text(conv.inbox_id, pid),
+                    &id_text(inbox, pid),
                     &(conversation_id, seq),
                 )?;
                 m.provider_id = Some(pid.clone());
@@ -440,6 +489,12 @@ impl Store {
                 )?;
             }
             dst.latest_conversations = newest.iter().map(|(i, _, c)| (*i, *c)).collect();
+            for v in &src.verified {
+                tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
+                if !dst.verified.contains(v) {
+                    dst.verified.push(v.clone());
+                }
+            }
             for ident in &src.identities {
                 tx.put_raw(
                     T::InboxidentityContactid,
@@ -486,6 +541,39 @@ impl Store {
             tx.put_contact(&dst)?;
             tx.del_contact(from)?;
             Ok(dst)
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Records that a contact proved an email address (a confirmation
+    /// link). If another contact already proved it, that is the same
+    /// person: returns its id so the caller merges the two.
+    pub async fn confirm_email(
+        &self,
+        contact: u64,
+        email: &str,
+        now: Micros,
+    ) -> Result<Option<u64>> {
+        let key = format!("email:{}", email.trim().to_lowercase());
+        self.write(now, |tx| {
+            let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(contact))?
+            else {
+                return abort(StoreError::NotFound);
+            };
+            if let Some(other) = tx.get_id(T::VerifiedContactid, key.as_bytes())? {
+                if other != contact && tx.contains(T::ContactidContact, &u64_be(other))? {
+                    return Ok(Some(other));
+                }
+            }
+            tx.put_raw(T::VerifiedContactid, key.as_bytes(), &u64_be(contact))?;
+            if !c.verified.contains(&key) {
+                c.verified.push(key.clone());
+            }
+            c.email = Some(email.trim().to_owned());
+            tx.put_contact(&c)?;
+            Ok(None)
         })
         .await
     }

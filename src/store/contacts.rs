@@ -108,6 +108,7 @@ impl Store {
                 last_inbound_at: None,
                 merged_ids: Vec::new(),
                 email_notifications_off: false,
+                verified: Vec::new(),
             };
             tx.put_contact(&c)?;
             if let Some(ext) = &new.external_id {
@@ -223,6 +224,11 @@ impl Store {
             }
             for i in &contact.identities {
                 tx.del(T::InboxidentityContactid, &id_text(i.inbox_id, &i.value))?;
+            }
+            for v in &contact.verified {
+                if tx.get_id(T::VerifiedContactid, v.as_bytes())? == Some(id) {
+                    tx.del(T::VerifiedContactid, v.as_bytes())?;
+                }
             }
             tx.del_contact(id)?;
             tx.emit(

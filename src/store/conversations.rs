@@ -22,6 +22,9 @@ pub struct NewMessage {
     pub private: bool,
     /// Files already saved under `files/`.
     pub attachments: Vec<crate::store::AttachmentRecord>,
+    /// Send the reply through this inbox's channel instead of the
+    /// conversation's (the caller checked the contact has an address there).
+    pub via: Option<u64>,
 }
 
 /// A change to a conversation; `None` leaves a field as it is.
@@ -144,7 +147,8 @@ impl Tx<'_> {
         } else {
             None
         };
-        let outbound = reply_channel.as_deref().is_some_and(|c| c != "web");
+        let outbound = reply_channel.as_deref().is_some_and(|c| c != "web")
+            || (new.via.is_some() && reply_channel.is_some());
         if reply_channel.as_deref() == Some("web")
             && self.notify_delay > 0
             && conv.notify_due.is_none()
@@ -167,6 +171,7 @@ impl Tx<'_> {
                 error: None,
             }),
             provider_id: provider_id.map(str::to_owned),
+            via: new.via.filter(|_| outbound),
         };
         if outbound {
             self.enqueue(

@@ -35,6 +35,7 @@
 //! | `email_contactid` | lower-case email + SEP + ContactId | () (possible duplicates) |
 //! | `agentid_push` | AgentId + SHA-256(endpoint) | [`PushSubscriptionRecord`] |
 //! | `notifydue_conversationid` | Time + ConversationId | () (unread-reply emails due) |
+//! | `verified_contactid` | `phone:+digits` or `email:address` | ContactId (one person) |
 //!
 //! Writes go through [`Store::write`]: one sled transaction over all trees
 //! (so a message, its conversation, its indexes and its event land together
@@ -169,9 +170,10 @@ pub(crate) enum T {
     EmailContactid,
     AgentidPush,
     NotifydueConversationid,
+    VerifiedContactid,
 }
 
-const TREE_NAMES: [&str; 29] = [
+const TREE_NAMES: [&str; 30] = [
     "meta",
     "agentid_agent",
     "email_agentid",
@@ -201,6 +203,7 @@ const TREE_NAMES: [&str; 29] = [
     "email_contactid",
     "agentid_push",
     "notifydue_conversationid",
+    "verified_contactid",
 ];
 
 /// How the store is opened.

@@ -143,6 +143,10 @@ pub struct ContactRecord {
     /// The contact unsubscribed from reply notifications.
     #[serde(default)]
     pub email_notifications_off: bool,
+    /// Identifiers this contact proved (`phone:+…`, `email:…`): they link
+    /// channel identities to this one person automatically.
+    #[serde(default)]
+    pub verified: Vec<String>,
 }
 
 /// A thread between one contact and the team.
@@ -244,6 +248,10 @@ pub struct MessageRecord {
     /// returned; email: the Message-ID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
+    /// The inbox whose channel carried this reply, when not the
+    /// conversation's own (an answer by SMS or email to a web chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<u64>,
 }
 
 /// The steps of an outbound message, in order (a status never moves back,

@@ -33,6 +33,9 @@ pub struct MessageInput {
     pub name: Option<String>,
     /// A new contact's email (messenger's first message).
     pub email: Option<String>,
+    /// Agents: the inbox (channel) to send the reply through instead of
+    /// the conversation's own.
+    pub via: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +43,7 @@ struct JsonBody {
     body: String,
     #[serde(default)]
     private: bool,
+    via: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +54,7 @@ struct FormBody {
     csrf: Option<String>,
     name: Option<String>,
     email: Option<String>,
+    via: Option<String>,
 }
 
 fn truthy(v: &str) -> bool {
@@ -107,6 +112,7 @@ impl FromRequest for MessageInput {
                         csrf: f.csrf,
                         name: f.name,
                         email: f.email,
+                        via: f.via,
                     })
                 }
                 (_, sub) if sub == "json" || mime.suffix().is_some_and(|s| s == "json") => {
@@ -115,6 +121,7 @@ impl FromRequest for MessageInput {
                     Ok(MessageInput {
                         body: b.body,
                         private: b.private,
+                        via: b.via,
                         ..MessageInput::default()
                     })
                 }
@@ -153,7 +160,7 @@ pub async fn parse_multipart(mut mp: Multipart, max_file: usize) -> Result<Messa
                 }
                 input.files.push((file_name, bytes));
             }
-            "body" | "private" | "csrf" | "name" | "email" => {
+            "body" | "private" | "csrf" | "name" | "email" | "via" => {
                 let bytes = read_limited(field, MAX_JSON_BYTES).await?;
                 let text = String::from_utf8(bytes)
                     .map_err(|_| ApiError::Malformed("fields must be UTF-8".into()))?;
@@ -162,6 +169,7 @@ pub async fn parse_multipart(mut mp: Multipart, max_file: usize) -> Result<Messa
                     "private" => input.private = truthy(&text),
                     "name" => input.name = Some(text),
                     "email" => input.email = Some(text),
+                    "via" => input.via = Some(text),
                     _ => input.csrf = Some(text),
                 }
             }

@@ -127,6 +127,7 @@ pub fn message(m: &MessageRecord) -> Value {
         "attachments": m.attachments.iter().map(attachment).collect::<Vec<_>>(),
         "created_at": rfc3339(m.created_at),
         "delivery": m.delivery.as_ref().map(|d| json!({"status": d.status.as_str(), "error": d.error})),
+        "via": opt_id(m.via),
     })
 }
 

@@ -16,6 +16,7 @@ mod fakes;
 mod fuzz_regressions;
 mod helpers;
 mod http;
+mod identity;
 mod mail_servers;
 mod notify;
 mod pages;

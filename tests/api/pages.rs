@@ -1041,7 +1041,7 @@ async fn possible_duplicates_are_suggested_and_merged_from_the_contact_panel() {
             json!({"name": "Sam Web", "email": "Sam@Example.com"}),
         )
         .await;
-    app.start_conversation(&web_token, "from the site").await;
+    let (web_conv, _) = app.start_conversation(&web_token, "from the site").await;
     let api = crate::channels::channel_inbox(&app, "api", json!({})).await;
     let r = app
         .post(&format!("/api/v1/channels/api/{}/messages", api["id"].as_str().unwrap()), api["api_token"].as_str().unwrap(), json!({"source_id": "u1", "name": "Sam App", "email": "sam@example.com", "body": "from the app"}))
@@ -1089,4 +1089,16 @@ async fn possible_duplicates_are_suggested_and_merged_from_the_contact_panel() {
         html.contains("from the site"),
         "the web conversation is listed with the person"
     );
+    // The web conversation can now be answered through the app's channel.
+    let web = s
+        .get(&app, &format!("/conversations/{web_conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        web.contains("data-role=\"reply-via\""),
+        "reply channel choice"
+    );
+    assert!(web.contains(&format!("value=\"{}\"", api["id"].as_str().unwrap())));
 }

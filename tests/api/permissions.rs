@@ -157,6 +157,11 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     ),
     (
         "GET",
+        "/m/{key}/confirm-email",
+        [404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
+        "GET",
         "/m/{key}/unsubscribe",
         [404, 404, 404, 404, 404, 404, 404],
     ),
@@ -808,6 +813,7 @@ impl World {
                 path = path.replace("{id}", &app.inbox_id)
             }
             (_, "/m/{key}/unsubscribe") => path.push_str("?c=1&t=bogus"),
+            ("GET", "/m/{key}/confirm-email") => path.push_str("?c=1&e=x%40example.com&t=bogus"),
             ("POST", "/api/v1/push/subscriptions") => {
                 json_body = Some(
                     json!({"endpoint": "https://push.example.com/x", "keys": {"p256dh": "bad", "auth": "bad"}}),

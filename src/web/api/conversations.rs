@@ -237,6 +237,38 @@ pub async fn messages(
         .json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
 }
 
+/// The other channels a reply in this conversation can go out on: inboxes
+/// where the contact has an address (a number that wrote by SMS or
+/// WhatsApp, an email address for an email inbox). (inbox, label, address).
+pub fn reply_options(
+    store: &crate::store::Store,
+    c: &ConversationRecord,
+) -> crate::store::Result<Vec<(crate::store::InboxRecord, String)>> {
+    let Some(contact) = store.contact(c.contact_id)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for i in store.inboxes()? {
+        if i.id == c.inbox_id || i.channel == "web" {
+            continue;
+        }
+        let address = contact
+            .identities
+            .iter()
+            .find(|x| x.inbox_id == i.id)
+            .map(|x| x.value.clone())
+            .or_else(|| {
+                (i.channel == "email")
+                    .then(|| contact.email.clone())
+                    .flatten()
+            });
+        if let Some(a) = address {
+            out.push((i, a));
+        }
+    }
+    Ok(out)
+}
+
 /// Stores a message and counts it; the one write path for both sides.
 pub async fn store_message(
     state: &AppState,
@@ -245,6 +277,31 @@ pub async fn store_message(
     input: MessageInput,
 ) -> ApiResult<MessageRecord> {
     let private = input.private && author.kind == AuthorType::Agent;
+    let via = match input.via.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() && author.kind == AuthorType::Agent && !private => {
+            let c = state
+                .store
+                .conversation(conversation_id)?
+                .ok_or(ApiError::NotFound)?;
+            let id = crate::domain::parse_id(v);
+            if id == Some(c.inbox_id) {
+                None
+            } else {
+                let ok = reply_options(&state.store, &c)?
+                    .into_iter()
+                    .any(|(i, _)| Some(i.id) == id);
+                if !ok {
+                    return Err(Invalid::new(
+                        "via",
+                        "the contact has no address in that inbox's channel",
+                    )
+                    .into());
+                }
+                id
+            }
+        }
+        _ => None,
+    };
     let (body, attachments) = prepare(state, input.body, input.files).await?;
     let kind = author.kind;
     let (msg, _) = state
@@ -256,6 +313,7 @@ pub async fn store_message(
                 body,
                 private,
                 attachments,
+                via,
             },
             time::now(),
         )

@@ -169,6 +169,7 @@ pub async fn create(
         body: text,
         private: false,
         attachments,
+        via: None,
     };
     let (conv, msg) = state
         .store

@@ -47,6 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/m/{key}/resume-link", web::post().to(resume_link))
         .route("/m/{key}/email", web::post().to(email))
         .route("/m/{key}/unsubscribe", web::get().to(unsubscribe))
+        .route("/m/{key}/confirm-email", web::get().to(confirm_email))
         .route("/m/{key}/unsubscribe", web::post().to(unsubscribe))
         .route("/m/{key}/events", web::get().to(live::events))
         .route("/widget.js", web::get().to(widget_js));
@@ -475,6 +476,7 @@ async fn start(
                 body,
                 private: false,
                 attachments,
+                via: None,
             },
             time::now(),
         )
@@ -670,6 +672,61 @@ async fn resume(
         .body(render(&p)?))
 }
 
+/// `?c=&e=&t=` of an email confirmation link.
+#[derive(Deserialize)]
+pub struct ConfirmQuery {
+    c: String,
+    e: String,
+    t: String,
+}
+
+/// The confirmation link: the address is verified; a contact that proved
+/// the same address before is the same person, and the two are merged.
+async fn confirm_email(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<ConfirmQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    let contact = crate::domain::parse_id(&q.c)
+        .and_then(|id| state.store.contact(id).ok().flatten())
+        .ok_or(ApiError::NotFound)?;
+    let email = Email::parse(&q.e)
+        .map_err(|_| ApiError::NotFound)?
+        .into_inner();
+    let secret = state.store.server_secret().await?;
+    let expected = crate::service::notify::confirm_token(&secret, contact.id, &email);
+    if !crate::channels::secret_eq(q.t.trim(), &expected) {
+        return Err(ApiError::NotFound);
+    }
+    if let Some(other) = state
+        .store
+        .confirm_email(contact.id, &email, time::now())
+        .await?
+    {
+        state
+            .store
+            .merge_contacts(contact.id, other, time::now())
+            .await?;
+        state
+            .store
+            .confirm_email(other, &email, time::now())
+            .await?;
+        tracing::info!(
+            from = contact.id,
+            into = other,
+            "contacts linked by a confirmed email"
+        );
+    }
+    let shown = crate::web::pages::linkify::escape(&email);
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Email confirmed</title><link rel=\"stylesheet\" href=\"/static/messenger.css\"></head><body><main data-role=\"email-confirmed\"><h1>Thank you</h1><p>{shown} is confirmed. <a href=\"/m/{}\">Back to your conversations</a></p></main></body></html>",
+            inbox.widget_key
+        )))
+}
+
 /// `?c=&t=` of an unsubscribe link.
 #[derive(Deserialize)]
 pub struct UnsubscribeQuery {
@@ -791,9 +848,28 @@ async fn email(
         .store
         .set_contact_email(who.0.id, email.clone(), time::now())
         .await?;
+    // A confirmation link proves the address (and links this person's
+    // other conversations that proved it too).
+    let confirm = crate::service::notify::send_confirmation(
+        &state.store,
+        state.config.smtp.as_ref(),
+        &state.config.base_url,
+        &inbox.widget_key,
+        who.0.id,
+        &email,
+    )
+    .await;
+    if let Err(e) = &confirm {
+        tracing::warn!(contact = who.0.id, error = %e, "confirmation mail not sent");
+    }
     let note = format!(
-        "<p class=\"notice\" role=\"status\">Thanks — we'll email {} when we reply.</p>",
-        super::pages::linkify::escape(&email)
+        "<p class=\"notice\" role=\"status\">Thanks — we'll email {} when we reply.{}</p>",
+        super::pages::linkify::escape(&email),
+        if matches!(confirm, Ok(true)) {
+            " Check your inbox to confirm the address."
+        } else {
+            ""
+        }
     );
     if req.headers().contains_key("hx-request") {
         return Ok(HttpResponse::Ok()

@@ -440,6 +440,8 @@ pub struct ConvView {
     pub contact_id: String,
     /// Every channel address the person used.
     pub contact_channels: Vec<(ChannelTag, String)>,
+    /// Other channels the reply can go out on: (inbox id, "SMS to +1…").
+    pub reply_via: Vec<(String, String)>,
     /// Other contacts with the same email: (id, how they are shown).
     pub duplicates: Vec<(String, String)>,
     /// Status name.
@@ -557,6 +559,16 @@ pub fn conversation(
             })
             .unwrap_or_default(),
         duplicates,
+        reply_via: crate::web::api::conversations::reply_options(store, c)?
+            .into_iter()
+            .map(|(i, a)| {
+                let (label, icon) = crate::channels::label(&i.channel);
+                (
+                    format_id(i.id),
+                    format!("{icon} {label} to {a} ({})", i.name),
+                )
+            })
+            .collect(),
         status: c.status.as_str(),
         last_seq: c.last_seq,
         messages,
