@@ -170,6 +170,7 @@ impl Application {
                 base_url: config.base_url.clone(),
                 smtp: config.smtp.clone(),
                 clock: config.clock.clone(),
+                http: http.clone(),
             })
             .run(shutdown_rx.clone()),
         ));

@@ -97,6 +97,8 @@ pub struct Notifier {
     pub smtp: Option<EmailSettings>,
     /// Its clock.
     pub clock: Clock,
+    /// Calls out (SMS notifications go through the SMS inbox's provider).
+    pub http: crate::channels::http::Http,
 }
 
 /// The unsubscribe token of a contact: HMAC of its id under the server's
@@ -171,6 +173,55 @@ pub async fn send_confirmation(
 }
 
 impl Notifier {
+    /// Sends the notification as an SMS through the contact's SMS inbox.
+    async fn by_sms(
+        &self,
+        id: u64,
+        seq: u64,
+        inbox: &crate::store::InboxRecord,
+        phone: &str,
+        text: &str,
+        now: Micros,
+    ) -> Result<(), String> {
+        let Some(adapter) = crate::channels::by_name(&inbox.channel) else {
+            return Ok(());
+        };
+        let out = crate::channels::Outgoing {
+            to: phone,
+            body: text,
+            media: Vec::new(),
+            message_id: id.wrapping_mul(1_000_003).wrapping_add(seq),
+            last_inbound_at: None,
+            now: time::now(),
+            base_url: &self.base_url,
+            inbox_id: inbox.id,
+            message_json: serde_json::Value::Null,
+            conversation_id: id,
+            subject: None,
+            contact_name: None,
+            thread: Vec::new(),
+            reply_to_id: None,
+        };
+        let store = &self.store;
+        match adapter.send(&self.http, inbox, out).await {
+            Ok(_) => {
+                tracing::info!(conversation = id, "unread replies sent by SMS");
+                store.finish_notification(id, Some(seq), None, now).await
+            }
+            Err(crate::channels::SendError::Temporary(e)) => {
+                tracing::info!(conversation = id, error = %e, "SMS notification will be retried");
+                store
+                    .finish_notification(id, None, Some(now + 60 * 1_000_000), now)
+                    .await
+            }
+            Err(crate::channels::SendError::Permanent(e)) => {
+                tracing::warn!(conversation = id, error = %e, "SMS notification refused");
+                store.finish_notification(id, None, None, now).await
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+
     /// Runs until shutdown: a pass every second (or when a manual clock
     /// moves).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -225,21 +276,21 @@ impl Notifier {
         let (Some(contact), Some(inbox), Some(last)) = (contact, inbox, replies.last()) else {
             return drop_it().await.map_err(|e| e.to_string());
         };
-        let Some(email) = contact
-            .email
-            .clone()
-            .filter(|_| !contact.email_notifications_off)
-        else {
+        if now - last.created_at > GIVE_UP_AFTER || contact.email_notifications_off {
             return drop_it().await.map_err(|e| e.to_string());
-        };
-        let Some(smtp_settings) = self.smtp() else {
+        }
+        let smtp_settings = self.smtp();
+        let email = contact.email.clone().filter(|_| smtp_settings.is_some());
+        // Without an email: a number that wrote to an SMS inbox.
+        let sms = contact.identities.iter().find_map(|i| {
+            let inbox = store.inbox(i.inbox_id).ok().flatten()?;
+            (inbox.channel == "sms").then(|| (inbox, i.value.clone()))
+        });
+        if email.is_none() && sms.is_none() {
             tracing::debug!(
                 conversation = id,
-                "no outgoing mail server: reply notification skipped"
+                "no way to reach the contact: reply notification skipped"
             );
-            return drop_it().await.map_err(|e| e.to_string());
-        };
-        if now - last.created_at > GIVE_UP_AFTER {
             return drop_it().await.map_err(|e| e.to_string());
         }
         // The single-use sign-in link, stored by its hash like resume links.
@@ -255,9 +306,22 @@ impl Notifier {
             )
             .await
             .map_err(|e| e.to_string())?;
-        let secret = store.server_secret().await.map_err(|e| e.to_string())?;
         let base = &self.base_url;
         let link = format!("{base}/m/{}?resume={token}&c={id}", inbox.widget_key);
+        let (Some(email), Some(smtp_settings)) = (email, smtp_settings) else {
+            let Some((sms_inbox, phone)) = sms else {
+                return drop_it().await.map_err(|e| e.to_string());
+            };
+            let mut text = format!("{}:", inbox.name);
+            for m in &replies {
+                text.push_str(&format!("\n{}", m.body));
+            }
+            text.push_str(&format!("\nContinue: {link}"));
+            return self
+                .by_sms(id, last.seq, &sms_inbox, &phone, &text, now)
+                .await;
+        };
+        let secret = store.server_secret().await.map_err(|e| e.to_string())?;
         let unsubscribe = format!(
             "{base}/m/{}/unsubscribe?c={}&t={}",
             inbox.widget_key,

@@ -253,3 +253,70 @@ async fn answering_the_notification_threads_back_into_the_web_conversation() {
         "no new conversation in the email inbox"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_email_a_number_that_texted_us_gets_the_reply_by_sms() {
+    let fake = crate::fakes::Fake::start().await;
+    fake.json("/Messages.json", 201, json!({"sid": "SMn"}));
+    let clock = Clock::manual();
+    let c2 = clock.clone();
+    let app = spawn_app_with(move |c| {
+        c.clock = c2;
+        c.notify_after_secs = 300;
+    })
+    .await;
+    let sms = crate::channels::channel_inbox(&app, "sms", json!({"account_sid": "AC1", "auth_token": "tok", "from": "+15550000", "api_base": fake.url})).await;
+    let sms_id = sms["id"].as_str().unwrap();
+    let params: Vec<(String, String)> = [
+        ("MessageSid", "SMa"),
+        ("From", "+15553334444"),
+        ("Body", "hi"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let path = format!("/hooks/twilio/{sms_id}");
+    let sig = natter::channels::twilio::signature("tok", &app.url(&path), &params);
+    app.client
+        .post(app.url(&path))
+        .header("x-twilio-signature", sig)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    let sms_contact = body(
+        app.get(
+            &format!("/api/v1/conversations?inbox={sms_id}"),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await["conversations"][0]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (web_contact, token) = app.contact().await;
+    let (conv, _) = app.start_conversation(&token, "question on the site").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{sms_contact}/merge"),
+            &app.admin_token,
+            json!({"into": web_contact}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.agent_says(&app.admin_token, &conv, "Here is the answer", false)
+        .await;
+    clock.advance(6 * MIN).await;
+    let got = fake
+        .wait_for("/Messages.json", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(got[0].form_field("To").as_deref(), Some("+15553334444"));
+    let text = got[0].form_field("Body").unwrap();
+    assert!(
+        text.contains("Here is the answer") && text.contains("resume="),
+        "{text}"
+    );
+    clock.advance(10 * MIN).await;
+    assert_eq!(fake.requests("/Messages.json").len(), 1, "once");
+}
