@@ -203,7 +203,7 @@ impl Channel for Meta {
     ) -> BoxFuture<'a, Result<String, SendError>> {
         Box::pin(async move {
             let s = &inbox.settings;
-            let resp = http
+            let req = http
                 .client
                 .get(format!(
                     "{}/{}/{}",
@@ -211,18 +211,13 @@ impl Channel for Meta {
                     get(s, "api_version"),
                     get(s, self.id_setting)
                 ))
-                .bearer_auth(get(s, "access_token"))
-                .send()
-                .await
-                .map_err(transport_error)?;
-            if resp.status().is_success() {
-                Ok("Meta accepted the account id and access token".into())
-            } else {
-                Err(status_error(
-                    resp.status(),
-                    "check the account id and access token",
-                ))
-            }
+                .bearer_auth(get(s, "access_token"));
+            super::probe(
+                req,
+                "Meta accepted the account id and access token",
+                "check the account id and access token",
+            )
+            .await
         })
     }
 }

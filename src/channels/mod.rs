@@ -333,6 +333,21 @@ pub fn status_error(status: reqwest::StatusCode, detail: &str) -> SendError {
     }
 }
 
+/// "Test connection" for providers with a REST API: one authenticated GET
+/// that succeeds only with good credentials.
+pub async fn probe(
+    req: reqwest::RequestBuilder,
+    ok: &str,
+    hint: &str,
+) -> Result<String, SendError> {
+    let resp = req.send().await.map_err(transport_error)?;
+    if resp.status().is_success() {
+        Ok(ok.to_owned())
+    } else {
+        Err(status_error(resp.status(), hint))
+    }
+}
+
 /// Turns a transport error into a temporary failure (without the URL,
 /// which may hold a credential).
 pub fn transport_error(e: reqwest::Error) -> SendError {

@@ -224,24 +224,19 @@ impl Channel for Twilio {
         Box::pin(async move {
             let s = &inbox.settings;
             let sid = get(s, "account_sid");
-            let resp = http
+            let req = http
                 .client
                 .get(format!(
                     "{}/2010-04-01/Accounts/{sid}.json",
                     get(s, "api_base")
                 ))
-                .basic_auth(sid, Some(get(s, "auth_token")))
-                .send()
-                .await
-                .map_err(transport_error)?;
-            if resp.status().is_success() {
-                Ok("Twilio accepted the account SID and auth token".into())
-            } else {
-                Err(status_error(
-                    resp.status(),
-                    "check the account SID and auth token",
-                ))
-            }
+                .basic_auth(sid, Some(get(s, "auth_token")));
+            super::probe(
+                req,
+                "Twilio accepted the account SID and auth token",
+                "check the account SID and auth token",
+            )
+            .await
         })
     }
 }

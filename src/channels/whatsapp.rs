@@ -303,21 +303,16 @@ impl Channel for WhatsApp {
     ) -> BoxFuture<'a, Result<String, SendError>> {
         Box::pin(async move {
             let s = &inbox.settings;
-            let resp = http
+            let req = http
                 .client
                 .get(format!("{}/{}", graph(inbox), get(s, "phone_number_id")))
-                .bearer_auth(get(s, "access_token"))
-                .send()
-                .await
-                .map_err(transport_error)?;
-            if resp.status().is_success() {
-                Ok("WhatsApp accepted the phone number ID and access token".into())
-            } else {
-                Err(status_error(
-                    resp.status(),
-                    "check the phone number ID and access token",
-                ))
-            }
+                .bearer_auth(get(s, "access_token"));
+            super::probe(
+                req,
+                "WhatsApp accepted the phone number ID and access token",
+                "check the phone number ID and access token",
+            )
+            .await
         })
     }
 }
