@@ -288,6 +288,17 @@
     } catch (_) { /* no audio: nothing to do */ }
   }
 
+  // A message already in the thread is never appended twice: the reply
+  // form's answer may arrive after the live stream showed the message (and
+  // perhaps a newer delivery state).
+  document.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var t = e.detail && e.detail.target;
+    var f = e.detail && e.detail.fragment;
+    if (!t || !f || !t.id || t.id.indexOf("thread-") !== 0 || !f.querySelector) return;
+    var li = f.querySelector("li[id^='msg-']");
+    if (li && document.getElementById(li.id)) e.detail.shouldSwap = false;
+  });
+
   // Installable app and Web Push: the service worker shows pushes while
   // no page is open; subscriptions go to the API with the page's CSRF token.
   function b64ToBytes(s) {

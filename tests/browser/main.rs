@@ -6,6 +6,10 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 
+#[allow(dead_code)]
+#[path = "../api/fakes.rs"]
+mod fakes;
+
 mod driver;
 mod messenger;
 mod workspace;

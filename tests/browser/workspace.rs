@@ -214,3 +214,67 @@ async fn a_refused_reply_is_marked_failed_with_a_retry() {
     );
     b.close().await;
 }
+
+/// A reply in an SMS conversation: the ticks follow the provider live, and
+/// a failed delivery offers Retry, which sends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_replies_show_ticks_live_and_retry_after_a_failure() {
+    let app = spawn_app().await;
+    let fake = crate::fakes::Fake::start().await;
+    fake.json("/Messages.json", 201, serde_json::json!({"sid": "SMb1"}));
+    let r = app
+        .post(
+            "/api/v1/inboxes",
+            &app.admin_token,
+            serde_json::json!({"name": "Texts", "channel": "sms", "settings": {"account_sid": "AC1", "auth_token": "tok", "from": "+15550000", "api_base": fake.url}}),
+        )
+        .await;
+    let inbox = body(r).await["id"].as_str().unwrap().to_owned();
+    let params: Vec<(String, String)> = [
+        ("MessageSid", "SMin"),
+        ("From", "+15551112222"),
+        ("Body", "texting"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let path = format!("/hooks/twilio/{inbox}");
+    let sig = natter::channels::twilio::signature("tok", &app.url(&path), &params);
+    app.client
+        .post(app.url(&path))
+        .header("x-twilio-signature", sig)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    let convs = eventually(
+        &app,
+        &format!("/api/v1/conversations?inbox={inbox}"),
+        &app.admin_token,
+        |v| !v["conversations"].as_array().unwrap().is_empty(),
+    )
+    .await;
+    let conv = convs["conversations"][0]["id"].as_str().unwrap().to_owned();
+
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/conversations/{conv}", app.base)).await;
+    b.find("[data-role=thread] [data-channel=sms]").await;
+    fake.fail_next("/Messages.json", &[400]);
+    let reply = b.find("[data-role=composer] textarea[name=body]").await;
+    reply.send_keys("On its way").await.unwrap();
+    reply.send_keys(&Key::Enter.to_string()).await.unwrap();
+    // The provider refuses it: the page shows why and offers Retry.
+    let retry = b
+        .find("[data-delivery=failed] ~ [data-role=retry-delivery]")
+        .await;
+    retry.click().await.unwrap();
+    b.find("[data-role=thread] [data-delivery=sent]").await;
+    let sent: Vec<_> = fake
+        .requests("/Messages.json")
+        .into_iter()
+        .filter(|r| r.status == 201)
+        .collect();
+    assert_eq!(sent.len(), 1, "delivered once after the retry");
+    b.close().await;
+}

@@ -41,6 +41,12 @@ struct MessagePartial<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "partials/message_inner.html")]
+struct MessageInnerPartial<'a> {
+    msg: &'a MessageView,
+}
+
+#[derive(Template)]
 #[template(path = "partials/controls.html")]
 struct ControlsPartial<'a> {
     c: &'a ConvView,
@@ -83,6 +89,16 @@ pub fn channel_tag(store: &Store, conversation: u64) -> Result<view::ChannelTag>
         None => None,
     };
     Ok(view::ChannelTag::of(ch.as_deref().unwrap_or("web")))
+}
+
+/// A message appended to its thread unless it is shown already (the reply
+/// form's own answer: the live stream may have shown it, and a newer
+/// delivery state, first; `app.js` skips a message already present).
+pub fn message_append_fragment(conversation: u64, m: &MessageView) -> Result<String> {
+    Ok(format!(
+        "<div hx-swap-oob=\"beforeend:#thread-{conversation}\">{}</div>",
+        render(&MessagePartial { msg: m })?
+    ))
 }
 
 /// A message appended to its thread, replacing a copy already shown.
@@ -175,12 +191,11 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
                 let mut v = view::message(message, None);
                 v.day = None;
                 v.channel = channel_tag(store, message.conversation_id)?;
-                // The partial's own <li> replaces the shown one in place.
-                let html = render(&MessagePartial { msg: &v })?;
-                out.push_str(&html.replacen(
-                    "<li id=\"msg-",
-                    "<li hx-swap-oob=\"true\" id=\"msg-",
-                    1,
+                // The message's insides change in place (its <li> stays).
+                out.push_str(&format!(
+                    "<div hx-swap-oob=\"innerHTML:#msg-{}\">{}</div>",
+                    v.id,
+                    render(&MessageInnerPartial { msg: &v })?
                 ));
             }
         }

@@ -398,7 +398,7 @@ async fn send(
     };
     let mut v = view::message(&msg, prev.as_ref());
     v.channel = live::channel_tag(&state.store, c.id)?;
-    let fragment = live::message_fragment(c.id, &v)?;
+    let fragment = live::message_append_fragment(c.id, &v)?;
     Ok(HttpResponse::Created()
         .content_type("text/html; charset=utf-8")
         .body(fragment))
