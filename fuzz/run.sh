@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-10}"
 export RUSTC_BOOTSTRAP=1
-for target in json_body store_keys search_query multipart linkify; do
+for target in json_body store_keys search_query multipart linkify email_parse; do
     echo "fuzzing $target for ${SECONDS_EACH}s"
     cargo fuzz run --dev --sanitizer none "$target" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048
 done

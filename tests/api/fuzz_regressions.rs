@@ -14,6 +14,9 @@ async fn fuzz_regressions_never_panic() {
             let _ = natter::service::index::tokenizer::tokens(&part);
         }
         assert!(!natter::web::pages::linkify::linkify(&text).contains("<script"));
+        if let Some(mail) = natter::channels::email::parse::parse(&data) {
+            let _ = natter::channels::clean_text(&mail.text);
+        }
         let _ = natter::web::upload::parse_multipart_bytes(
             "multipart/form-data; boundary=XyZ",
             data.clone(),
