@@ -165,6 +165,7 @@ pub async fn send_confirmation(
         in_reply_to: None,
         references: Vec::new(),
         reply_to: None,
+        list_unsubscribe: None,
     };
     smtp::send(&s, &mail)
         .await
@@ -365,6 +366,7 @@ impl Notifier {
                 &smtp_settings.from_address,
                 &crate::channels::email::channel::conversation_token(id),
             )),
+            list_unsubscribe: Some(unsubscribe.clone()),
         };
         match smtp::send(&smtp_settings, &mail).await {
             Ok(()) => {

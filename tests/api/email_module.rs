@@ -422,6 +422,7 @@ fn outgoing() -> OutgoingMail {
         in_reply_to: Some("m1@example.com".into()),
         references: vec!["m0@example.com".into(), "m1@example.com".into()],
         reply_to: Some("support+c42@natter.test".into()),
+        list_unsubscribe: None,
     }
 }
 

@@ -89,6 +89,8 @@ async fn unread_replies_are_emailed_once_batched_with_a_single_use_link_and_an_u
         "Reply-To names the conversation"
     );
     assert!(raw.contains("2 new replies"));
+    assert!(raw.contains("List-Unsubscribe: <http"), "{raw}");
+    assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
 
     clock.advance(10 * MIN).await;
     assert_eq!(sink.received().len(), 1, "exactly once");

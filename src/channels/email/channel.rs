@@ -115,6 +115,7 @@ impl Channel for Email {
                     &s.from_address,
                     &conversation_token(out.conversation_id),
                 )),
+                list_unsubscribe: None,
             };
             smtp::send(&s, &mail).await.map_err(|e| {
                 if e.permanent {

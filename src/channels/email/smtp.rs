@@ -46,6 +46,44 @@ pub struct OutgoingMail {
     /// Where the customer's answer should go, usually the conversation's
     /// plus-address (see [`super::plus_address`]).
     pub reply_to: Option<String>,
+    /// An unsubscribe URL (notifications): sent as `List-Unsubscribe` with
+    /// RFC 8058 one-click, so mail clients offer an unsubscribe button.
+    pub list_unsubscribe: Option<String>,
+}
+
+/// `List-Unsubscribe: <url>`.
+#[derive(Clone)]
+struct ListUnsubscribe(String);
+
+impl lettre::message::header::Header for ListUnsubscribe {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_owned()))
+    }
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+#[derive(Clone)]
+struct ListUnsubscribePost;
+
+impl lettre::message::header::Header for ListUnsubscribePost {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(
+            Self::name(),
+            "List-Unsubscribe=One-Click".to_owned(),
+        )
+    }
 }
 
 /// Why a send failed, and whether trying again can help: the caller retries
@@ -148,6 +186,15 @@ pub fn build_message(settings: &EmailSettings, mail: &OutgoingMail) -> Result<Me
         .collect();
     if !references.is_empty() {
         builder = builder.references(references.join(" "));
+    }
+    if let Some(url) =
+        mail.list_unsubscribe.as_deref().map(str::trim).filter(|u| {
+            !u.is_empty() && u.starts_with("http") && !u.contains(['<', '>', '\r', '\n'])
+        })
+    {
+        builder = builder
+            .header(ListUnsubscribe(format!("<{url}>")))
+            .header(ListUnsubscribePost);
     }
     if let Some(reply_to) = &mail.reply_to {
         let reply_to: Mailbox = reply_to
@@ -287,6 +334,7 @@ mod tests {
             in_reply_to: Some("<abc@example.com>".into()),
             references: vec!["r1@x".into(), "abc@example.com".into()],
             reply_to: Some("support+c42@natter.test".into()),
+            list_unsubscribe: None,
         }
     }
 
