@@ -199,6 +199,7 @@ impl Store {
                         merged_ids: Vec::new(),
                 email_notifications_off: false,
                 verified: Vec::new(),
+                also_in: Vec::new(),
                     };
                     tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
                     let mut c = c;
@@ -536,6 +537,11 @@ impl Store {
                 dst.email = src.email.clone();
             }
             dst.last_inbound_at = dst.last_inbound_at.max(src.last_inbound_at);
+            for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
+                if i != dst.inbox_id && !dst.also_in.contains(&i) {
+                    dst.also_in.push(i);
+                }
+            }
             dst.merged_ids.push(from);
             dst.merged_ids.extend(src.merged_ids.iter().copied());
             tx.put_contact(&dst)?;

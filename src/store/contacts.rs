@@ -109,6 +109,7 @@ impl Store {
                 merged_ids: Vec::new(),
                 email_notifications_off: false,
                 verified: Vec::new(),
+                also_in: Vec::new(),
             };
             tx.put_contact(&c)?;
             if let Some(ext) = &new.external_id {

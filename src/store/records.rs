@@ -147,6 +147,10 @@ pub struct ContactRecord {
     /// channel identities to this one person automatically.
     #[serde(default)]
     pub verified: Vec<String>,
+    /// Other inboxes this person is known in (contacts merged from there),
+    /// so their widgets still recognise it.
+    #[serde(default)]
+    pub also_in: Vec<u64>,
 }
 
 /// A thread between one contact and the team.
@@ -386,6 +390,12 @@ pub struct WebhookAttemptRecord {
 }
 
 impl ContactRecord {
+    /// Whether the person is known in an inbox (first seen there, or merged
+    /// with a contact of it).
+    pub fn belongs_to(&self, inbox: u64) -> bool {
+        self.inbox_id == inbox || self.also_in.contains(&inbox)
+    }
+
     /// The newest conversation of this contact in an inbox.
     pub fn latest_in(&self, inbox: u64) -> Option<u64> {
         self.latest_conversations

@@ -275,3 +275,39 @@ async fn a_web_conversation_can_be_answered_by_sms() {
     );
     assert_eq!(m["via"], sms_id.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_merged_across_two_websites_stays_signed_in_on_both() {
+    let app = spawn_app().await;
+    let second = app.create_inbox("Second site").await;
+    let key2 = second["widget_key"].as_str().unwrap().to_owned();
+    let (a, a_token) = app.contact().await;
+    app.start_conversation(&a_token, "on the first site").await;
+    let (b, b_token) = app.contact_in(&key2, json!({"name": "Casey"})).await;
+    app.start_conversation(&b_token, "on the second site").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{b}/merge"),
+            &app.admin_token,
+            json!({"into": a}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // The second site's browser still knows the person, with both threads.
+    let page = app
+        .client
+        .get(app.url(&format!("/m/{key2}")))
+        .bearer_auth(&b_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("on the first site") && page.contains("on the second site"),
+        "{page}"
+    );
+    let list = body(app.get("/api/v1/customer/conversations", &b_token).await).await;
+    assert_eq!(list["conversations"].as_array().unwrap().len(), 2);
+}

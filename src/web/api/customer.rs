@@ -343,7 +343,7 @@ pub async fn redeem_resume_link(
     let contact = state
         .store
         .contact(contact_id)?
-        .filter(|c| c.inbox_id == inbox.id)
+        .filter(|c| c.belongs_to(inbox.id))
         .ok_or(ApiError::Unauthorized(
             "this link has expired or was already used",
         ))?;

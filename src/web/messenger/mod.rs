@@ -88,7 +88,7 @@ pub fn contact_of(
         if let Some(c) = state
             .store
             .contact(rec.owner)?
-            .filter(|c| c.inbox_id == inbox.id)
+            .filter(|c| c.belongs_to(inbox.id))
         {
             return Ok(Some((c, token)));
         }
@@ -627,7 +627,7 @@ async fn resume(
         .take_resume(hash_token(form.token.trim()), time::now())
         .await?;
     let contact = match contact_id {
-        Some(id) => state.store.contact(id)?.filter(|c| c.inbox_id == inbox.id),
+        Some(id) => state.store.contact(id)?.filter(|c| c.belongs_to(inbox.id)),
         None => None,
     };
     let Some(contact) = contact else {
