@@ -507,11 +507,9 @@ impl Store {
                 }
             }
             if let Some(ext) = &src.external_id {
-                tx.put_raw(
-                    T::InboxexternalidContactid,
-                    &id_text(src.inbox_id, ext),
-                    &u64_be(into),
-                )?;
+                for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
+                    tx.put_raw(T::InboxexternalidContactid, &id_text(i, ext), &u64_be(into))?;
+                }
                 if dst.external_id.is_none() {
                     dst.external_id = Some(ext.clone());
                 }

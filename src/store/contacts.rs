@@ -78,13 +78,12 @@ impl Store {
         self.write(now, |tx| {
             if let Some(ext) = &new.external_id {
                 let k = id_text(inbox_id, ext);
-                if let Some(id) = tx.get_id(T::InboxexternalidContactid, &k)? {
-                    let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?
-                    else {
-                        return abort(StoreError::Corrupt(format!(
-                            "external id points to missing contact {id}"
-                        )));
-                    };
+                // (A mapping to a contact that is gone is replaced below.)
+                let known = match tx.get_id(T::InboxexternalidContactid, &k)? {
+                    Some(id) => tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?,
+                    None => None,
+                };
+                if let Some(mut c) = known {
                     if new.name.is_some() {
                         c.name = new.name.clone();
                     }
@@ -93,6 +92,27 @@ impl Store {
                     }
                     tx.put_contact(&c)?;
                     return Ok(c);
+                }
+                // The same verified user id on another of the business's
+                // websites is the same person: link it here too.
+                let v = format!("ext:{ext}");
+                if let Some(id) = tx.get_id(T::VerifiedContactid, v.as_bytes())? {
+                    if let Some(mut c) =
+                        tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?
+                    {
+                        if !c.belongs_to(inbox_id) {
+                            c.also_in.push(inbox_id);
+                        }
+                        if c.name.is_none() {
+                            c.name = new.name.clone();
+                        }
+                        if c.email.is_none() {
+                            c.email = new.email.clone();
+                        }
+                        tx.put_raw(T::InboxexternalidContactid, &k, &u64_be(c.id))?;
+                        tx.put_contact(&c)?;
+                        return Ok(c);
+                    }
                 }
             }
             let id = tx.new_id()?;
@@ -108,7 +128,7 @@ impl Store {
                 last_inbound_at: None,
                 merged_ids: Vec::new(),
                 email_notifications_off: false,
-                verified: Vec::new(),
+                verified: new.external_id.iter().map(|e| format!("ext:{e}")).collect(),
                 also_in: Vec::new(),
             };
             tx.put_contact(&c)?;
@@ -116,6 +136,11 @@ impl Store {
                 tx.put_raw(
                     T::InboxexternalidContactid,
                     &id_text(inbox_id, ext),
+                    &u64_be(id),
+                )?;
+                tx.put_raw(
+                    T::VerifiedContactid,
+                    format!("ext:{ext}").as_bytes(),
                     &u64_be(id),
                 )?;
             }
@@ -221,7 +246,9 @@ impl Store {
                 tx.del(T::ContactidTokenhash, k)?;
             }
             if let Some(ext) = &contact.external_id {
-                tx.del(T::InboxexternalidContactid, &id_text(inbox, ext))?;
+                for i in std::iter::once(inbox).chain(contact.also_in.iter().copied()) {
+                    tx.del(T::InboxexternalidContactid, &id_text(i, ext))?;
+                }
             }
             for i in &contact.identities {
                 tx.del(T::InboxidentityContactid, &id_text(i.inbox_id, &i.value))?;

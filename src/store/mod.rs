@@ -338,10 +338,18 @@ impl Store {
         // Version 0 is an empty folder; later migrations go here, each
         // moving data from version n to n+1.
         if found == 1 {
-            // 1 -> 2: contacts found by email (possible duplicates).
+            // 1 -> 2: contacts found by email (possible duplicates), and
+            // verified user ids that link a person across websites.
             let index = self.tree(T::EmailContactid);
+            let verified = self.tree(T::VerifiedContactid);
             for v in self.tree(T::ContactidContact).iter().values() {
                 let c: ContactRecord = decode(&v?)?;
+                if let Some(ext) = &c.external_id {
+                    let key = format!("ext:{ext}");
+                    if !verified.contains_key(key.as_bytes())? {
+                        verified.insert(key.as_bytes(), &keys::u64_be(c.id))?;
+                    }
+                }
                 if let Some(e) = c.email.as_deref().map(|e| e.trim().to_lowercase()) {
                     if !e.is_empty() {
                         index.insert(keys::text_id(&e, c.id), &[])?;

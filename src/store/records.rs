@@ -62,6 +62,11 @@ pub struct TokenRecord {
     pub created_at: Micros,
     /// After this it is refused.
     pub expires_at: Micros,
+    /// Contact tokens: the inbox (widget) it was issued for, where new
+    /// conversations of the API start (a person linked across websites
+    /// has one contact but writes from each site).
+    #[serde(default)]
+    pub inbox_id: Option<u64>,
 }
 
 /// A place customers write to (one per channel).

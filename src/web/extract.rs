@@ -201,6 +201,8 @@ impl FromRequest for AgentAuth {
 pub struct ContactAuth {
     /// The contact.
     pub contact: ContactRecord,
+    /// The inbox the token was issued for (new conversations start there).
+    pub inbox_id: u64,
 }
 
 fn contact_auth(req: &HttpRequest) -> Result<ContactAuth, ApiError> {
@@ -217,7 +219,11 @@ fn contact_auth(req: &HttpRequest) -> Result<ContactAuth, ApiError> {
         .store
         .contact(rec.owner)?
         .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-    Ok(ContactAuth { contact })
+    let inbox_id = rec
+        .inbox_id
+        .filter(|i| contact.belongs_to(*i))
+        .unwrap_or(contact.inbox_id);
+    Ok(ContactAuth { contact, inbox_id })
 }
 
 impl FromRequest for ContactAuth {

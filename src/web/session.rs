@@ -54,6 +54,7 @@ pub async fn issue_agent_token(
         owner: agent_id,
         created_at: now,
         expires_at,
+        inbox_id: None,
     };
     state
         .store
@@ -63,7 +64,11 @@ pub async fn issue_agent_token(
 }
 
 /// Issues a new contact token (`nct_`), stored only by its hash.
-pub async fn issue_contact_token(state: &AppState, contact_id: u64) -> Result<String, ApiError> {
+pub async fn issue_contact_token(
+    state: &AppState,
+    contact_id: u64,
+    inbox_id: u64,
+) -> Result<String, ApiError> {
     let (token, hash) = crate::service::auth::new_token("nct_");
     let now = time::now();
     let expires_at = now + state.config.contact_token_ttl_secs * 1_000_000;
@@ -71,6 +76,7 @@ pub async fn issue_contact_token(state: &AppState, contact_id: u64) -> Result<St
         owner: contact_id,
         created_at: now,
         expires_at,
+        inbox_id: Some(inbox_id),
     };
     state
         .store

@@ -311,3 +311,60 @@ async fn a_person_merged_across_two_websites_stays_signed_in_on_both() {
     let list = body(app.get("/api/v1/customer/conversations", &b_token).await).await;
     assert_eq!(list["conversations"].as_array().unwrap().len(), 2);
 }
+
+fn identity_hash(secret: &str, id: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_user_id_is_one_person_on_every_website_of_the_business() {
+    let app = spawn_app().await;
+    let first = body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    let second = app.create_inbox("Shop").await;
+    let (key1, key2) = (
+        app.widget_key.clone(),
+        second["widget_key"].as_str().unwrap().to_owned(),
+    );
+    let h1 = identity_hash(first["hmac_secret"].as_str().unwrap(), "user-7");
+    let h2 = identity_hash(second["hmac_secret"].as_str().unwrap(), "user-7");
+    let (c1, t1) = app
+        .contact_in(
+            &key1,
+            json!({"external_id": "user-7", "identifier_hash": h1, "name": "Sam"}),
+        )
+        .await;
+    app.start_conversation(&t1, "on the blog").await;
+    let (c2, t2) = app
+        .contact_in(
+            &key2,
+            json!({"external_id": "user-7", "identifier_hash": h2}),
+        )
+        .await;
+    assert_eq!(
+        c1, c2,
+        "the same verified user on the second website is the same person"
+    );
+    // A conversation started on the shop belongs to the shop's inbox.
+    let (conv2, _) = app.start_conversation(&t2, "in the shop").await;
+    let c = app.conversation(&app.admin_token, &conv2).await;
+    assert_eq!(c["inbox_id"], second["id"]);
+    let list = body(app.get("/api/v1/customer/conversations", &t2).await).await;
+    assert_eq!(
+        list["conversations"].as_array().unwrap().len(),
+        2,
+        "the whole history"
+    );
+    // Without verification nothing links.
+    let (c3, _) = app.contact_in(&key2, json!({"name": "Sam"})).await;
+    assert_ne!(c3, c1);
+}

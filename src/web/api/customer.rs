@@ -33,8 +33,12 @@ pub struct ContactBody {
     identifier_hash: Option<String>,
 }
 
-async fn issue_contact_token(state: &AppState, contact: &ContactRecord) -> ApiResult<HttpResponse> {
-    let token = crate::web::session::issue_contact_token(state, contact.id).await?;
+async fn issue_contact_token(
+    state: &AppState,
+    contact: &ContactRecord,
+    inbox_id: u64,
+) -> ApiResult<HttpResponse> {
+    let token = crate::web::session::issue_contact_token(state, contact.id, inbox_id).await?;
     Ok(HttpResponse::Created().json(json!({"contact_id": format_id(contact.id), "token": token})))
 }
 
@@ -90,7 +94,7 @@ pub async fn create_contact(
             time::now(),
         )
         .await?;
-    issue_contact_token(&state, &contact).await
+    issue_contact_token(&state, &contact, inbox.id).await
 }
 
 /// What the widget needs before anyone writes: name, greeting, colour.
@@ -173,7 +177,7 @@ pub async fn create(
     };
     let (conv, msg) = state
         .store
-        .create_conversation(auth.contact.inbox_id, auth.contact.id, first, time::now())
+        .create_conversation(auth.inbox_id, auth.contact.id, first, time::now())
         .await?;
     crate::metrics::global().messages_created[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(HttpResponse::Created().json(json!({
@@ -288,7 +292,7 @@ pub async fn create_resume_link(
         .map_err(ApiError::TooManyRequests)?;
     let inbox = state
         .store
-        .inbox(auth.contact.inbox_id)?
+        .inbox(auth.inbox_id)?
         .ok_or(ApiError::NotFound)?;
     let (token, hash) = new_token("nrs_");
     let now = time::now();
@@ -347,7 +351,7 @@ pub async fn redeem_resume_link(
         .ok_or(ApiError::Unauthorized(
             "this link has expired or was already used",
         ))?;
-    issue_contact_token(&state, &contact).await
+    issue_contact_token(&state, &contact, inbox.id).await
 }
 
 /// Search over the contact's own messages (never notes).

@@ -422,7 +422,7 @@ async fn new_contact(
             time::now(),
         )
         .await?;
-    let token = super::session::issue_contact_token(state, contact.id).await?;
+    let token = super::session::issue_contact_token(state, contact.id, inbox.id).await?;
     Ok((contact, token))
 }
 
@@ -645,7 +645,7 @@ async fn resume(
             .content_type("text/html; charset=utf-8")
             .body(body));
     };
-    let token = super::session::issue_contact_token(&state, contact.id).await?;
+    let token = super::session::issue_contact_token(&state, contact.id, inbox.id).await?;
     let ttl = state.config.contact_token_ttl_secs;
     let who = (contact, token.clone());
     let p = Page {
