@@ -368,3 +368,41 @@ async fn a_verified_user_id_is_one_person_on_every_website_of_the_business() {
     let (c3, _) = app.contact_in(&key2, json!({"name": "Sam"})).await;
     assert_ne!(c3, c1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_verified_user_is_still_found_on_the_other_website() {
+    let app = spawn_app().await;
+    let first = body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    let second = app.create_inbox("Shop").await;
+    let h1 = identity_hash(first["hmac_secret"].as_str().unwrap(), "user-9");
+    let h2 = identity_hash(second["hmac_secret"].as_str().unwrap(), "user-9");
+    let (verified, _) = app
+        .contact_in(
+            &app.widget_key.clone(),
+            json!({"external_id": "user-9", "identifier_hash": h1}),
+        )
+        .await;
+    let (other, _) = app.contact().await;
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{verified}/merge"),
+            &app.admin_token,
+            json!({"into": other}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (on_shop, _) = app
+        .contact_in(
+            second["widget_key"].as_str().unwrap(),
+            json!({"external_id": "user-9", "identifier_hash": h2}),
+        )
+        .await;
+    assert_eq!(on_shop, other, "the link followed the merge");
+}
