@@ -100,7 +100,9 @@ impl Outbox {
                     finished.notify_one();
                 });
             }
-            let wait = match self.store.next_job_due() {
+            // Jobs due now are running (or wait for their conversation's
+            // previous reply): their end wakes this loop through `finished`.
+            let wait = match self.store.next_job_due_after(time::now()) {
                 Ok(Some(t)) => {
                     Duration::from_micros((t - time::now()).clamp(5_000, 30_000_000) as u64)
                 }

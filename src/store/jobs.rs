@@ -50,9 +50,15 @@ impl Store {
             .collect()
     }
 
-    /// When the next job falls due, if any is queued.
-    pub fn next_job_due(&self) -> Result<Option<Micros>> {
-        match self.tree(T::JobdueJob).first()? {
+    /// When the first job due after `now` falls due, if any is queued
+    /// (jobs due already are either running or picked up on this pass).
+    pub fn next_job_due_after(&self, now: Micros) -> Result<Option<Micros>> {
+        match self
+            .tree(T::JobdueJob)
+            .range(time_id(now, u64::MAX)..)
+            .next()
+            .transpose()?
+        {
             Some((k, _)) => Ok(Some(super::keys::read_u64(&k, 0)? as i64)),
             None => Ok(None),
         }
