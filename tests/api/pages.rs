@@ -877,6 +877,10 @@ async fn channels_are_added_in_settings_and_shown_in_the_workspace() {
             "{ch}"
         );
     }
+    assert!(
+        page.contains("<select name=\"s.imap_tls\">"),
+        "yes/no settings are a choice"
+    );
     // A refused setting shows why; a good form creates the inbox.
     let r = s
         .post(

@@ -82,10 +82,15 @@ pub async fn events(
     )?)
 }
 
-/// The channel tag of a conversation's inbox (icons on live messages).
-pub fn channel_tag(store: &Store, conversation: u64) -> Result<view::ChannelTag> {
-    let ch = match store.conversation(conversation)? {
-        Some(c) => store.inbox(c.inbox_id)?.map(|i| i.channel),
+/// The channel tag of a message: the inbox it went through, else its
+/// conversation's (icons on live messages).
+pub fn channel_tag(store: &Store, conversation: u64, via: Option<u64>) -> Result<view::ChannelTag> {
+    let inbox = match via {
+        Some(v) => Some(v),
+        None => store.conversation(conversation)?.map(|c| c.inbox_id),
+    };
+    let ch = match inbox {
+        Some(i) => store.inbox(i)?.map(|i| i.channel),
         None => None,
     };
     Ok(view::ChannelTag::of(ch.as_deref().unwrap_or("web")))
@@ -156,7 +161,7 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
                     seq => store.message(cid, seq - 1)?,
                 };
                 let mut v = view::message(message, prev.as_ref());
-                v.channel = channel_tag(store, cid)?;
+                v.channel = channel_tag(store, cid, message.via)?;
                 out.push_str(&message_fragment(cid, &v)?);
                 out.push_str(&format!(
                     "<div hx-swap-oob=\"innerHTML:#typing-{cid}\"></div>"
@@ -190,7 +195,7 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
             if ctx.conversation == Some(message.conversation_id) {
                 let mut v = view::message(message, None);
                 v.day = None;
-                v.channel = channel_tag(store, message.conversation_id)?;
+                v.channel = channel_tag(store, message.conversation_id, message.via)?;
                 // The message's insides change in place (its <li> stays).
                 out.push_str(&format!(
                     "<div hx-swap-oob=\"innerHTML:#msg-{}\">{}</div>",

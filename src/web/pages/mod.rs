@@ -397,7 +397,7 @@ async fn send(
         seq => state.store.message(c.id, seq - 1)?,
     };
     let mut v = view::message(&msg, prev.as_ref());
-    v.channel = live::channel_tag(&state.store, c.id)?;
+    v.channel = live::channel_tag(&state.store, c.id, msg.via)?;
     let fragment = live::message_append_fragment(c.id, &v)?;
     Ok(HttpResponse::Created()
         .content_type("text/html; charset=utf-8")

@@ -73,6 +73,8 @@ pub struct SettingField {
     value: String,
     input_type: &'static str,
     placeholder: String,
+    /// A yes/no setting, shown as a choice.
+    is_bool: bool,
 }
 
 /// A channel that can be added, with its empty form.
@@ -116,6 +118,7 @@ fn fields(
                     _ if !s.required => "optional".to_owned(),
                     _ => String::new(),
                 },
+                is_bool: s.kind == crate::channels::SettingKind::Bool,
             }
         })
         .collect()

@@ -491,7 +491,11 @@ pub fn conversation(
         let tag = ChannelTag::of(names.channel(c.inbox_id));
         for m in &recs {
             let mut v = message(m, prev);
-            v.channel = tag.clone();
+            // A reply sent through another channel shows that channel.
+            v.channel = match m.via.map(|i| store.inbox(i)).transpose()?.flatten() {
+                Some(via) => ChannelTag::of(&via.channel),
+                None => tag.clone(),
+            };
             messages.push(v);
             prev = Some(m);
         }
