@@ -106,6 +106,9 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
     /// Absolute URLs of attached files (providers fetch them from us).
     pub media: Vec<(String, String)>,
+    /// The same files on disk, (name, content type, path), for channels
+    /// that carry the bytes themselves (email).
+    pub files: Vec<(String, String, std::path::PathBuf)>,
     /// Our message id: the idempotency key of the send.
     pub message_id: u64,
     /// When the person last wrote (the 24-hour windows).

@@ -166,6 +166,7 @@ pub async fn send_confirmation(
         references: Vec::new(),
         reply_to: None,
         list_unsubscribe: None,
+        attachments: Vec::new(),
     };
     smtp::send(&s, &mail)
         .await
@@ -191,6 +192,7 @@ impl Notifier {
             to: phone,
             body: text,
             media: Vec::new(),
+            files: Vec::new(),
             message_id: id.wrapping_mul(1_000_003).wrapping_add(seq),
             last_inbound_at: None,
             now: time::now(),
@@ -367,6 +369,7 @@ impl Notifier {
                 &crate::channels::email::channel::conversation_token(id),
             )),
             list_unsubscribe: Some(unsubscribe.clone()),
+            attachments: Vec::new(),
         };
         match smtp::send(&smtp_settings, &mail).await {
             Ok(()) => {

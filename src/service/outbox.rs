@@ -242,10 +242,23 @@ impl Outbox {
                 }
             }
         }
+        let files = msg
+            .attachments
+            .iter()
+            .filter(|a| super::files::valid_id(&a.id))
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    a.content_type.clone(),
+                    store.files_dir().join(&a.id),
+                )
+            })
+            .collect();
         let out = Outgoing {
             to: &to,
             body: &msg.body,
             media,
+            files,
             message_id: msg.id,
             last_inbound_at: contact.as_ref().and_then(|k| k.last_inbound_at),
             now,

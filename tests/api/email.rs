@@ -310,3 +310,43 @@ async fn nothing_is_lost_across_an_imap_outage_or_a_natter_restart() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_with_a_file_carries_it_as_a_real_attachment() {
+    let imap = Dovecot::start();
+    let smtp = SmtpSink::start(false).await;
+    let app = spawn_app().await;
+    let inbox = email_inbox(&app, &imap, &smtp).await;
+    imap.append(&mail(
+        "fay@example.com",
+        SUPPORT,
+        "Invoice",
+        "f1@example.com",
+        "",
+        "Please send the invoice",
+    ))
+    .await;
+    let convs = wait_inbox(&app, &inbox, |c| !c.is_empty()).await;
+    let conv = convs[0]["id"].as_str().unwrap().to_owned();
+    let form = reqwest::multipart::Form::new()
+        .text("body", "Here it is")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(crate::fakes::PNG.to_vec()).file_name("invoice.png"),
+        );
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/conversations/{conv}/messages")))
+        .bearer_auth(&app.admin_token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let sent = smtp.wait_for(1, WAIT).await;
+    let parsed = natter::channels::email::parse::parse(&sent[0].data).expect("readable");
+    assert_eq!(parsed.text, "Here it is");
+    assert_eq!(parsed.attachments.len(), 1, "one MIME attachment");
+    assert_eq!(parsed.attachments[0].name, "invoice.png");
+    assert_eq!(parsed.attachments[0].bytes, crate::fakes::PNG);
+}

@@ -423,6 +423,7 @@ fn outgoing() -> OutgoingMail {
         references: vec!["m0@example.com".into(), "m1@example.com".into()],
         reply_to: Some("support+c42@natter.test".into()),
         list_unsubscribe: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -98,9 +98,20 @@ impl Channel for Email {
         Box::pin(async move {
             let s = settings_of(inbox).map_err(SendError::Permanent)?;
             let id = message_id_for(out.message_id, &s.from_address);
-            let mut text = out.body.to_owned();
-            for (url, _) in &out.media {
-                text.push_str(&format!("\n\nAttachment: {url}"));
+            let text = out.body.to_owned();
+            // The reply's files travel as real attachments.
+            let mut attachments = Vec::new();
+            for (name, content_type, path) in &out.files {
+                let p = path.clone();
+                let bytes = tokio::task::spawn_blocking(move || std::fs::read(p))
+                    .await
+                    .map_err(|e| {
+                        SendError::Temporary(format!("cannot read the attachment {name}: {e}"))
+                    })?
+                    .map_err(|e| {
+                        SendError::Permanent(format!("cannot read the attachment {name}: {e}"))
+                    })?;
+                attachments.push((name.clone(), content_type.clone(), bytes));
             }
             let references: Vec<String> = out.thread.iter().rev().take(20).rev().cloned().collect();
             let mail = OutgoingMail {
@@ -116,6 +127,7 @@ impl Channel for Email {
                     &conversation_token(out.conversation_id),
                 )),
                 list_unsubscribe: None,
+                attachments,
             };
             smtp::send(&s, &mail).await.map_err(|e| {
                 if e.permanent {

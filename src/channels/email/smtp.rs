@@ -49,6 +49,8 @@ pub struct OutgoingMail {
     /// An unsubscribe URL (notifications): sent as `List-Unsubscribe` with
     /// RFC 8058 one-click, so mail clients offer an unsubscribe button.
     pub list_unsubscribe: Option<String>,
+    /// Files sent with the reply: (name, content type, bytes).
+    pub attachments: Vec<(String, String, Vec<u8>)>,
 }
 
 /// `List-Unsubscribe: <url>`.
@@ -170,8 +172,7 @@ pub fn build_message(settings: &EmailSettings, mail: &OutgoingMail) -> Result<Me
         .to(to)
         .subject(mail.subject.as_str())
         .date_now()
-        .message_id(Some(format!("<{message_id}>")))
-        .header(ContentType::TEXT_PLAIN);
+        .message_id(Some(format!("<{message_id}>")));
     if let Some(id) = mail.in_reply_to.as_deref().map(clean_id) {
         if !id.is_empty() {
             builder = builder.in_reply_to(format!("<{id}>"));
@@ -203,9 +204,23 @@ pub fn build_message(settings: &EmailSettings, mail: &OutgoingMail) -> Result<Me
             .map_err(|e| SendError::permanent(format!("invalid Reply-To address: {e}")))?;
         builder = builder.reply_to(reply_to);
     }
-    builder
-        .body(mail.text.clone())
-        .map_err(|e| SendError::permanent(format!("cannot build message: {e}")))
+    let built = if mail.attachments.is_empty() {
+        builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.text.clone())
+    } else {
+        let mut parts = lettre::message::MultiPart::mixed()
+            .singlepart(lettre::message::SinglePart::plain(mail.text.clone()));
+        for (name, content_type, bytes) in &mail.attachments {
+            let ct = ContentType::parse(content_type).unwrap_or_else(|_| {
+                ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
+            });
+            parts = parts
+                .singlepart(lettre::message::Attachment::new(name.clone()).body(bytes.clone(), ct));
+        }
+        builder.multipart(parts)
+    };
+    built.map_err(|e| SendError::permanent(format!("cannot build message: {e}")))
 }
 
 /// Opens an SMTP connection per the settings' TLS contract (implicit TLS on
@@ -335,6 +350,7 @@ mod tests {
             references: vec!["r1@x".into(), "abc@example.com".into()],
             reply_to: Some("support+c42@natter.test".into()),
             list_unsubscribe: None,
+            attachments: Vec::new(),
         }
     }
 
