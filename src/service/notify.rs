@@ -274,7 +274,8 @@ impl Notifier {
             )
             .map_err(|e| e.to_string())?
             .into_iter()
-            .filter(|m| m.author.kind != AuthorType::Contact && !m.private)
+            // Replies sent through another channel reached the person there.
+            .filter(|m| m.author.kind != AuthorType::Contact && !m.private && m.via.is_none())
             .collect();
         let (Some(contact), Some(inbox), Some(last)) = (contact, inbox, replies.last()) else {
             return drop_it().await.map_err(|e| e.to_string());

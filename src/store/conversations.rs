@@ -149,7 +149,9 @@ impl Tx<'_> {
         };
         let outbound = reply_channel.as_deref().is_some_and(|c| c != "web")
             || (new.via.is_some() && reply_channel.is_some());
+        // (A reply that went out on another channel reached the person.)
         if reply_channel.as_deref() == Some("web")
+            && !outbound
             && self.notify_delay > 0
             && conv.notify_due.is_none()
         {

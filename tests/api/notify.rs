@@ -321,4 +321,21 @@ async fn without_an_email_a_number_that_texted_us_gets_the_reply_by_sms() {
     );
     clock.advance(10 * MIN).await;
     assert_eq!(fake.requests("/Messages.json").len(), 1, "once");
+    // A reply sent by SMS itself reached the person: no notification.
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &app.admin_token,
+            json!({"body": "Sent by text", "via": sms_id}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    fake.wait_for("/Messages.json", 2, Duration::from_secs(10))
+        .await;
+    clock.advance(10 * MIN).await;
+    assert_eq!(
+        fake.requests("/Messages.json").len(),
+        2,
+        "the reply itself, no notification of it"
+    );
 }
