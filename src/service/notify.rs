@@ -104,10 +104,16 @@ pub struct Notifier {
 /// The unsubscribe token of a contact: HMAC of its id under the server's
 /// secret, so links need no stored state and cannot be forged.
 pub fn unsubscribe_token(secret: &[u8], contact: u64) -> String {
+    link_token(secret, &format!("unsubscribe:{contact}"))
+}
+
+/// HMAC-SHA256 of what a link stands for under the server's secret, in
+/// hex: the token of links that need no stored state.
+fn link_token(secret: &[u8], what: &str) -> String {
     let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
         return String::new();
     };
-    mac.update(format!("unsubscribe:{contact}").as_bytes());
+    mac.update(what.as_bytes());
     hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
@@ -129,11 +135,10 @@ pub fn outgoing_mail(store: &Store, global: Option<&EmailSettings>) -> Option<Em
 /// The token of an email confirmation link (HMAC of contact and address
 /// under the server's secret).
 pub fn confirm_token(secret: &[u8], contact: u64, email: &str) -> String {
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(format!("confirm:{contact}:{}", email.trim().to_lowercase()).as_bytes());
-    hex::encode(&mac.finalize().into_bytes()[..16])
+    link_token(
+        secret,
+        &format!("confirm:{contact}:{}", email.trim().to_lowercase()),
+    )
 }
 
 /// Mails a contact the link that proves it owns `email` (best effort: no

@@ -688,17 +688,13 @@ async fn confirm_email(
     q: web::Query<ConfirmQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
-    let contact = crate::domain::parse_id(&q.c)
-        .and_then(|id| state.store.contact(id).ok().flatten())
-        .ok_or(ApiError::NotFound)?;
     let email = Email::parse(&q.e)
         .map_err(|_| ApiError::NotFound)?
         .into_inner();
-    let secret = state.store.server_secret().await?;
-    let expected = crate::service::notify::confirm_token(&secret, contact.id, &email);
-    if !crate::channels::secret_eq(q.t.trim(), &expected) {
-        return Err(ApiError::NotFound);
-    }
+    let contact = linked_contact(&state, &q.c, &q.t, |secret, id| {
+        crate::service::notify::confirm_token(secret, id, &email)
+    })
+    .await?;
     if let Some(other) = state
         .store
         .confirm_email(contact.id, &email, time::now())
@@ -719,12 +715,41 @@ async fn confirm_email(
         );
     }
     let shown = crate::web::pages::linkify::escape(&email);
-    Ok(HttpResponse::Ok()
+    Ok(small_page(
+        "Email confirmed",
+        "email-confirmed",
+        &format!(
+            "<h1>Thank you</h1><p>{shown} is confirmed. <a href=\"/m/{}\">Back to your conversations</a></p>",
+            inbox.widget_key
+        ),
+    ))
+}
+
+/// The contact a signed link names (`?c=` with its token `?t=`), or 404:
+/// a forged or altered link says nothing more.
+async fn linked_contact(
+    state: &AppState,
+    c: &str,
+    t: &str,
+    token: impl Fn(&[u8], u64) -> String,
+) -> Result<ContactRecord, ApiError> {
+    let contact = crate::domain::parse_id(c)
+        .and_then(|id| state.store.contact(id).ok().flatten())
+        .ok_or(ApiError::NotFound)?;
+    let secret = state.store.server_secret().await?;
+    if !crate::channels::secret_eq(t.trim(), &token(&secret, contact.id)) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(contact)
+}
+
+/// A one-message page of the messenger (link outcomes).
+fn small_page(title: &str, role: &str, main_html: &str) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Email confirmed</title><link rel=\"stylesheet\" href=\"/static/messenger.css\"></head><body><main data-role=\"email-confirmed\"><h1>Thank you</h1><p>{shown} is confirmed. <a href=\"/m/{}\">Back to your conversations</a></p></main></body></html>",
-            inbox.widget_key
-        )))
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title><link rel=\"stylesheet\" href=\"/static/messenger.css\"></head><body><main data-role=\"{role}\">{main_html}</main></body></html>"
+        ))
 }
 
 /// `?c=&t=` of an unsubscribe link.
@@ -743,25 +768,26 @@ async fn unsubscribe(
     q: web::Query<UnsubscribeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
-    let contact = crate::domain::parse_id(&q.c)
-        .and_then(|id| state.store.contact(id).ok().flatten())
-        .ok_or(ApiError::NotFound)?;
-    let secret = state.store.server_secret().await?;
-    let expected = crate::service::notify::unsubscribe_token(&secret, contact.id);
-    if !crate::channels::secret_eq(q.t.trim(), &expected) {
-        return Err(ApiError::NotFound);
-    }
+    let contact = linked_contact(
+        &state,
+        &q.c,
+        &q.t,
+        crate::service::notify::unsubscribe_token,
+    )
+    .await?;
     state
         .store
         .set_email_notifications(contact.id, false, time::now())
         .await?;
     let name = crate::web::pages::linkify::escape(&inbox.name);
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Unsubscribed</title><link rel=\"stylesheet\" href=\"/static/messenger.css\"></head><body><main class=\"m-unsubscribed\" data-role=\"unsubscribed\"><h1>You are unsubscribed</h1><p>{name} will not email you about new replies any more. Your conversations are still here: <a href=\"/m/{}\">open the messenger</a>.</p></main></body></html>",
+    Ok(small_page(
+        "Unsubscribed",
+        "unsubscribed",
+        &format!(
+            "<h1>You are unsubscribed</h1><p>{name} will not email you about new replies any more. Your conversations are still here: <a href=\"/m/{}\">open the messenger</a>.</p>",
             inbox.widget_key
-        )))
+        ),
+    ))
 }
 
 #[derive(Template)]
