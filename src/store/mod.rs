@@ -411,6 +411,27 @@ impl Store {
         Ok(self.tree(T::Meta).get(name)?.map(|v| v.to_vec()))
     }
 
+    /// A setting created once (a generated key or secret): the stored value,
+    /// or `fresh()` stored durably; two racing callers get the same one.
+    pub async fn meta_get_or_init(
+        &self,
+        name: &str,
+        fresh: impl Fn() -> Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        if let Some(k) = self.meta_get(name)? {
+            return Ok(k);
+        }
+        let fresh = fresh();
+        self.write(0, |tx| match tx.get_raw(T::Meta, name.as_bytes())? {
+            Some(existing) => Ok(existing),
+            None => {
+                tx.put_raw(T::Meta, name.as_bytes(), &fresh)?;
+                Ok(fresh.clone())
+            }
+        })
+        .await
+    }
+
     /// Writes (or with `None`, removes) a small setting durably.
     pub async fn meta_set(&self, name: &str, value: Option<Vec<u8>>) -> Result<()> {
         let name = name.to_owned();

@@ -70,17 +70,10 @@ impl Store {
 
     /// A stable random secret of this server (signs unsubscribe links).
     pub async fn server_secret(&self) -> Result<Vec<u8>> {
-        if let Some(k) = self.meta_get("server_secret")? {
-            return Ok(k);
-        }
-        let mut fresh = vec![0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh);
-        self.write(0, |tx| match tx.get_raw(T::Meta, b"server_secret")? {
-            Some(existing) => Ok(existing),
-            None => {
-                tx.put_raw(T::Meta, b"server_secret", &fresh)?;
-                Ok(fresh.clone())
-            }
+        self.meta_get_or_init("server_secret", || {
+            let mut fresh = vec![0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh);
+            fresh
         })
         .await
     }

@@ -60,17 +60,6 @@ impl Store {
 
     /// The server's VAPID private key, created on first use.
     pub async fn vapid_private_key(&self, generate: impl Fn() -> Vec<u8>) -> Result<Vec<u8>> {
-        if let Some(k) = self.meta_get("vapid_private_key")? {
-            return Ok(k);
-        }
-        let fresh = generate();
-        self.write(0, |tx| match tx.get_raw(T::Meta, b"vapid_private_key")? {
-            Some(existing) => Ok(existing),
-            None => {
-                tx.put_raw(T::Meta, b"vapid_private_key", &fresh)?;
-                Ok(fresh.clone())
-            }
-        })
-        .await
+        self.meta_get_or_init("vapid_private_key", generate).await
     }
 }
