@@ -225,6 +225,9 @@ pub struct StoreOptions {
     pub min_free_bytes: u64,
 }
 
+/// The active webhook subscriptions as writes need them: (id, event names).
+type ActiveWebhooks = Vec<(u64, Vec<String>)>;
+
 /// Handle to the database; cheap to share behind an `Arc`.
 pub struct Store {
     db: sled::Db,
@@ -239,7 +242,7 @@ pub struct Store {
     free_checked_at: std::sync::atomic::AtomicI64,
     /// The webhook subscriptions, read by every write that emits events
     /// (a transaction cannot scan a tree).
-    webhooks: std::sync::RwLock<Vec<WebhookRecord>>,
+    webhooks: std::sync::RwLock<Arc<ActiveWebhooks>>,
     /// Woken when a write queued a job.
     jobs_ready: tokio::sync::Notify,
     /// How long an agent's reply may stay unread before the contact is
@@ -310,7 +313,7 @@ impl Store {
             min_free_bytes: opts.min_free_bytes,
             free_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
             free_checked_at: std::sync::atomic::AtomicI64::new(0),
-            webhooks: std::sync::RwLock::new(Vec::new()),
+            webhooks: std::sync::RwLock::new(Arc::default()),
             jobs_ready: tokio::sync::Notify::new(),
             notify_delay: std::sync::atomic::AtomicI64::new(0),
             _lock_file: lock_file,
@@ -485,14 +488,12 @@ impl Store {
                 .lock()
                 .map_err(|_| StoreError::Corrupt("write lock poisoned".into()))?;
             let first_event = state.next_event_id;
+            // Built when the subscriptions change, not on every write.
             let hooks = self
                 .webhooks
                 .read()
                 .map_err(|_| StoreError::Corrupt("webhook list poisoned".into()))?
-                .iter()
-                .filter(|w| !w.disabled)
-                .map(|w| (w.id, w.events.clone()))
-                .collect::<Vec<_>>();
+                .clone();
             let res = self.trees.as_slice().transaction(|views| {
                 let mut tx = Tx {
                     views,

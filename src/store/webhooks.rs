@@ -1,5 +1,7 @@
 //! Outbound webhook subscriptions and their delivery log.
 
+use std::sync::Arc;
+
 use super::keys::{pair, u64_be};
 use super::{abort, decode, Result, Store, StoreError, WebhookAttemptRecord, WebhookRecord, T};
 use crate::domain::time::Micros;
@@ -7,11 +9,16 @@ use crate::domain::time::Micros;
 impl Store {
     /// Re-reads the subscriptions that writes consult.
     pub(crate) fn reload_webhooks(&self) -> Result<()> {
-        let all = self.webhooks()?;
+        let active = self
+            .webhooks()?
+            .into_iter()
+            .filter(|w| !w.disabled)
+            .map(|w| (w.id, w.events))
+            .collect();
         *self
             .webhooks
             .write()
-            .map_err(|_| StoreError::Corrupt("webhook list poisoned".into()))? = all;
+            .map_err(|_| StoreError::Corrupt("webhook list poisoned".into()))? = Arc::new(active);
         Ok(())
     }
 
