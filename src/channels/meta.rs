@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use super::settings::{get, Setting};
 use super::whatsapp::{handshake, verified_json};
 use super::{
-    status_error, transport_error, within_24h, BoxFuture, Channel, HookError, HookRequest, Inbound,
-    Outgoing, Parsed, SendError, Sent, StatusUpdate,
+    within_24h, BoxFuture, Channel, HookError, HookRequest, Inbound, Outgoing, Parsed, SendError,
+    Sent, StatusUpdate,
 };
 use crate::store::{DeliveryStatus, InboxRecord, MediaRef};
 
@@ -163,27 +163,16 @@ impl Channel for Meta {
             }
             let mut first = None;
             for message in messages {
-                let resp = http
+                let req = http
                     .client
                     .post(&url)
-                    .bearer_auth(get(s, "access_token"))
                     .header("Idempotency-Key", format!("natter-{}", out.message_id))
                     .json(&json!({
                         "recipient": {"id": out.to},
                         "messaging_type": "RESPONSE",
                         "message": message,
-                    }))
-                    .send()
-                    .await
-                    .map_err(transport_error)?;
-                let status = resp.status();
-                let body: Value = resp.json().await.unwrap_or_default();
-                if !status.is_success() {
-                    return Err(status_error(
-                        status,
-                        body["error"]["message"].as_str().unwrap_or("no details"),
-                    ));
-                }
+                    }));
+                let body = super::whatsapp::graph_call(req, get(s, "access_token")).await?;
                 if first.is_none() {
                     first = body["message_id"].as_str().map(str::to_owned);
                 }

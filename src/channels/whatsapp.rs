@@ -76,6 +76,23 @@ fn map_status(s: &str) -> Option<DeliveryStatus> {
     })
 }
 
+/// One Graph API call (WhatsApp, Messenger, Instagram): the JSON answer,
+/// or the error Meta explains in `error.message`.
+pub async fn graph_call(req: reqwest::RequestBuilder, token: &str) -> Result<Value, SendError> {
+    let resp = req
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(transport_error)?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let detail = body["error"]["message"].as_str().unwrap_or("no details");
+        return Err(status_error(status, detail));
+    }
+    Ok(body)
+}
+
 fn graph(inbox: &InboxRecord) -> String {
     format!(
         "{}/{}",
@@ -232,21 +249,12 @@ impl Channel for WhatsApp {
                 p["messaging_product"] = json!("whatsapp");
                 p["recipient_type"] = json!("individual");
                 p["to"] = json!(out.to);
-                let resp = http
+                let req = http
                     .client
                     .post(&url)
-                    .bearer_auth(get(s, "access_token"))
                     .header("Idempotency-Key", format!("natter-{}", out.message_id))
-                    .json(&p)
-                    .send()
-                    .await
-                    .map_err(transport_error)?;
-                let status = resp.status();
-                let body: Value = resp.json().await.unwrap_or_default();
-                if !status.is_success() {
-                    let detail = body["error"]["message"].as_str().unwrap_or("no details");
-                    return Err(status_error(status, detail));
-                }
+                    .json(&p);
+                let body = graph_call(req, get(s, "access_token")).await?;
                 if first_id.is_none() {
                     first_id = body["messages"][0]["id"].as_str().map(str::to_owned);
                 }
@@ -267,21 +275,8 @@ impl Channel for WhatsApp {
         Box::pin(async move {
             let token = get(&inbox.settings, "access_token");
             let id = media.url.strip_prefix("media:").unwrap_or(&media.url);
-            let resp = http
-                .client
-                .get(format!("{}/{id}", graph(inbox)))
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(transport_error)?;
-            let status = resp.status();
-            let body: Value = resp.json().await.unwrap_or_default();
-            if !status.is_success() {
-                return Err(status_error(
-                    status,
-                    body["error"]["message"].as_str().unwrap_or(""),
-                ));
-            }
+            let req = http.client.get(format!("{}/{id}", graph(inbox)));
+            let body = graph_call(req, token).await?;
             let Some(url) = body["url"].as_str() else {
                 return Err(SendError::Permanent("the media answer has no url".into()));
             };
