@@ -39,6 +39,16 @@ pub fn global() -> &'static Metrics {
 }
 
 impl Metrics {
+    /// Counts one stored message by who wrote it.
+    pub fn message_created(&self, author: crate::domain::AuthorType) {
+        let i = match author {
+            crate::domain::AuthorType::Contact => 0,
+            crate::domain::AuthorType::Agent => 1,
+            crate::domain::AuthorType::System => 2,
+        };
+        self.messages_created[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one answered request by method, route pattern and status.
     pub fn request(&self, method: &str, route: &str, status: u16) {
         if let Ok(mut m) = self.requests.lock() {

@@ -41,8 +41,7 @@ pub async fn store_inbound(
         }
         let r = state.store.receive(inbox, m, time::now()).await?;
         if matches!(r, Received::Stored { .. }) {
-            crate::metrics::global().messages_created[0]
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
         }
         out.push(r);
     }
@@ -225,8 +224,7 @@ pub async fn api_channel_message(
             message,
             conversation,
         } => {
-            crate::metrics::global().messages_created[0]
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
             let mut v = views::message(&message);
             v["contact_id"] = json!(crate::domain::format_id(conversation.contact_id));
             HttpResponse::Created().json(v)

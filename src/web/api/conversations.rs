@@ -1,8 +1,6 @@
 //! The agent side of conversations: list, read, change, reply, note,
 //! typing, read receipts, search.
 
-use std::sync::atomic::Ordering;
-
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -322,12 +320,7 @@ pub async fn store_message(
             StoreError::NotFound => ApiError::NotFound,
             e => e.into(),
         })?;
-    let i = match kind {
-        AuthorType::Contact => 0,
-        AuthorType::Agent => 1,
-        AuthorType::System => 2,
-    };
-    metrics::global().messages_created[i].fetch_add(1, Ordering::Relaxed);
+    metrics::global().message_created(kind);
     Ok(msg)
 }
 

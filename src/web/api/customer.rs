@@ -179,7 +179,7 @@ pub async fn create(
         .store
         .create_conversation(auth.inbox_id, auth.contact.id, first, time::now())
         .await?;
-    crate::metrics::global().messages_created[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     Ok(HttpResponse::Created().json(json!({
         "conversation": views::conversation(&conv, Some(&auth.contact), Audience::Contact),
         "message": views::message(&msg),

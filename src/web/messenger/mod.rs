@@ -481,7 +481,7 @@ async fn start(
             time::now(),
         )
         .await?;
-    crate::metrics::global().messages_created[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     answer(&state, &req, &inbox, &who, conv.id, fresh)
 }
 
