@@ -28,7 +28,7 @@ pub async fn channel_inbox(app: &TestApp, channel: &str, settings: Value) -> Val
     b
 }
 
-fn twilio_params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub fn twilio_params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -36,7 +36,7 @@ fn twilio_params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// POSTs a Twilio webhook signed the way Twilio signs it.
-async fn twilio_post(
+pub async fn twilio_post(
     app: &TestApp,
     path: &str,
     token: &str,
@@ -777,7 +777,7 @@ async fn telegram_registers_its_webhook_checks_the_secret_and_replies() {
     assert_eq!(m["delivery"]["status"], "sent");
 }
 
-fn verify_standard_webhook(secret: &str, r: &crate::fakes::Recorded) -> bool {
+pub fn verify_standard_webhook(secret: &str, r: &crate::fakes::Recorded) -> bool {
     use base64::Engine;
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap())

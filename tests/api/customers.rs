@@ -7,7 +7,7 @@ use sha2::Sha256;
 
 use crate::helpers::{assert_error, body, spawn_app, spawn_app_with};
 
-fn identity_hash(secret: &str, external_id: &str) -> String {
+pub fn identity_hash(secret: &str, external_id: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(external_id.as_bytes());
     hex::encode(mac.finalize().into_bytes())

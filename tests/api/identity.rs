@@ -9,26 +9,15 @@ use natter::channels::email::EmailSettings;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::channels::{channel_inbox, hub_signature};
+use crate::channels::{channel_inbox, hub_signature, twilio_params, twilio_post};
+use crate::customers::identity_hash;
 use crate::fakes::Fake;
 use crate::helpers::{body, spawn_app, spawn_app_with, TestApp};
 use crate::mail_servers::SmtpSink;
 
 async fn twilio_in(app: &TestApp, inbox: &str, sid: &str, from: &str, text: &str) {
-    let params: Vec<(String, String)> = [("MessageSid", sid), ("From", from), ("Body", text)]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let path = format!("/hooks/twilio/{inbox}");
-    let sig = natter::channels::twilio::signature("tok", &app.url(&path), &params);
-    let r = app
-        .client
-        .post(app.url(&path))
-        .header("x-twilio-signature", sig)
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
+    let params = twilio_params(&[("MessageSid", sid), ("From", from), ("Body", text)]);
+    let r = twilio_post(app, &format!("/hooks/twilio/{inbox}"), "tok", &params).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -310,13 +299,6 @@ async fn a_person_merged_across_two_websites_stays_signed_in_on_both() {
     );
     let list = body(app.get("/api/v1/customer/conversations", &b_token).await).await;
     assert_eq!(list["conversations"].as_array().unwrap().len(), 2);
-}
-
-fn identity_hash(secret: &str, id: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(id.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -269,23 +269,12 @@ async fn without_an_email_a_number_that_texted_us_gets_the_reply_by_sms() {
     .await;
     let sms = crate::channels::channel_inbox(&app, "sms", json!({"account_sid": "AC1", "auth_token": "tok", "from": "+15550000", "api_base": fake.url})).await;
     let sms_id = sms["id"].as_str().unwrap();
-    let params: Vec<(String, String)> = [
+    let params = crate::channels::twilio_params(&[
         ("MessageSid", "SMa"),
         ("From", "+15553334444"),
         ("Body", "hi"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let path = format!("/hooks/twilio/{sms_id}");
-    let sig = natter::channels::twilio::signature("tok", &app.url(&path), &params);
-    app.client
-        .post(app.url(&path))
-        .header("x-twilio-signature", sig)
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
+    ]);
+    crate::channels::twilio_post(&app, &format!("/hooks/twilio/{sms_id}"), "tok", &params).await;
     let sms_contact = body(
         app.get(
             &format!("/api/v1/conversations?inbox={sms_id}"),

@@ -951,24 +951,14 @@ async fn channels_are_added_in_settings_and_shown_in_the_workspace() {
 
     // An SMS conversation: channel icons on the row and messages, the
     // number in the contact panel, ticks, and Retry after a failure.
-    let params: Vec<(String, String)> = [
+    let params = crate::channels::twilio_params(&[
         ("MessageSid", "SMp0"),
         ("From", "+15551010"),
         ("Body", "hi by text"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let path = format!("/hooks/twilio/{id}");
-    let sig = natter::channels::twilio::signature("supersecret", &app.url(&path), &params);
-    let r = app
-        .client
-        .post(app.url(&path))
-        .header("x-twilio-signature", sig)
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
+    ]);
+    let r =
+        crate::channels::twilio_post(&app, &format!("/hooks/twilio/{id}"), "supersecret", &params)
+            .await;
     assert_eq!(r.status(), StatusCode::OK);
     let list = s.get(&app, "/inbox").await.text().await.unwrap();
     assert!(list.contains("data-channel=\"sms\""), "row icon");
