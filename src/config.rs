@@ -131,6 +131,11 @@ pub struct ServeArgs {
     /// Event streams one agent or contact may hold open at once.
     #[arg(long, env = "NATTER_STREAMS_PER_USER", default_value_t = 20)]
     pub streams_per_user: usize,
+    /// Seconds a request body may take, plus one second for every 16 KiB
+    /// that has arrived: a client trickling a body (1 byte a second) is
+    /// answered 408 and disconnected instead of holding a worker forever.
+    #[arg(long, env = "NATTER_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_timeout_secs: u64,
     /// Number of HTTP worker threads [default: one per core].
     #[arg(long, env = "NATTER_WORKERS")]
     pub workers: Option<usize>,
@@ -219,6 +224,8 @@ pub struct ServeConfig {
     pub connections_per_address: usize,
     /// Searches per minute per caller (0: off).
     pub searches_per_minute: u32,
+    /// Grace seconds for a request body (see the flag).
+    pub body_timeout_secs: u64,
     /// Open event streams per agent or contact.
     pub streams_per_user: usize,
     /// HTTP workers.
@@ -284,6 +291,9 @@ impl ServeArgs {
         if self.login_max_failures == 0 {
             return Err("--login-max-failures must be at least 1".into());
         }
+        if self.body_timeout_secs == 0 {
+            return Err("--body-timeout-secs must be at least 1".into());
+        }
         if self.login_lockout_minutes == 0 {
             return Err("--login-lockout-minutes must be at least 1".into());
         }
@@ -323,6 +333,7 @@ impl ServeArgs {
             connections_per_address: self.connections_per_address,
             searches_per_minute: self.searches_per_minute,
             streams_per_user: self.streams_per_user.max(1),
+            body_timeout_secs: self.body_timeout_secs,
             workers,
             sse_keepalive_secs: self.sse_keepalive_secs,
             event_buffer: self.event_buffer.clamp(1, 1 << 20),
@@ -348,6 +359,7 @@ impl ServeArgs {
                         username: self.smtp_username,
                         password: self.smtp_password,
                         from_address: self.smtp_from.trim().to_owned(),
+                        allow_private: true,
                     })
                 }
             },
@@ -378,6 +390,7 @@ impl ServeConfig {
             connections_per_address: 256,
             searches_per_minute: 60,
             streams_per_user: 20,
+            body_timeout_secs: 10,
             workers: Some(2),
             sse_keepalive_secs: 10,
             event_buffer: 4096,

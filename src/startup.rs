@@ -83,7 +83,11 @@ impl Application {
         let limits = Arc::new(Limits::from_config(&config));
         let http = crate::channels::http::Http::new(config.webhooks_allow_private)
             .map_err(|e| StartError::Settings(format!("cannot set up the HTTP client: {e}")))?;
-        let mailboxes = crate::service::mailbox::Mailboxes::new(store.clone(), shutdown_rx.clone());
+        let mailboxes = crate::service::mailbox::Mailboxes::new(
+            store.clone(),
+            shutdown_rx.clone(),
+            config.webhooks_allow_private,
+        );
         let vapid_bytes = store
             .vapid_private_key(|| crate::service::webpush::VapidKeys::generate().private_bytes())
             .await?;

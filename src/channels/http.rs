@@ -24,36 +24,65 @@ pub enum UrlError {
     Private(String),
 }
 
-/// Whether an address is internal (not reachable from the internet).
+/// Whether an address is internal or otherwise not a public unicast host:
+/// every range of the IANA special-purpose registries that is not globally
+/// reachable, and every IPv6 form that embeds an IPv4 address (mapped,
+/// compatible, translated, NAT64, 6to4, Teredo) judged by the IPv4 address
+/// inside it, since a gateway would deliver it there.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10, carrier NAT
-                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15, benchmarking
-                || o[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link local
-                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        }
+        IpAddr::V4(v4) => is_private_v4(v4),
+        IpAddr::V6(v6) => is_private_v6(v6),
     }
+}
+
+fn is_private_v4(v4: std::net::Ipv4Addr) -> bool {
+    let o = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || o[0] == 0 // 0/8, "this network"
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10, carrier NAT
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0/24, IETF protocol assignments
+        || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 192.88.99/24, 6to4 relay anycast
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15, benchmarking
+        || o[0] >= 240 // 240/4, reserved
+}
+
+fn is_private_v6(v6: std::net::Ipv6Addr) -> bool {
+    let s = v6.segments();
+    let v4_at = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    // The IPv4-embedding forms, judged by what they embed.
+    if s[..5] == [0, 0, 0, 0, 0] && (s[5] == 0 || s[5] == 0xffff) {
+        // ::a.b.c.d (compatible; :: and ::1 land in 0/8) and ::ffff:a.b.c.d (mapped).
+        return is_private_v4(v4_at(s[6], s[7]));
+    }
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        // ::ffff:0:a.b.c.d (SIIT translated).
+        return is_private_v4(v4_at(s[6], s[7]));
+    }
+    if s[0] == 0x0064 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        // 64:ff9b::/96, the NAT64 well-known prefix.
+        return is_private_v4(v4_at(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        // 2002::/16, 6to4: the relay's IPv4 address follows the prefix.
+        return is_private_v4(v4_at(s[1], s[2]));
+    }
+    v6.is_multicast()
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 1) // 64:ff9b:1::/48, local NAT64
+        || (s[0] == 0x0100 && s[1..3] == [0, 0] && (s[3] == 0 || s[3] == 1)) // 100::/64 discard, 100:0:0:1::/64 dummy
+        || (s[0] == 0x2001 && s[1] < 0x0200) // 2001::/23, IETF protocol assignments (Teredo, ORCHID, benchmarking)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // 2001:db8::/32, documentation
+        || (s[0] & 0xfff0) == 0x3ff0 // 3fff::/20, documentation
+        || s[0] == 0x5f00 // 5f00::/16, segment routing SIDs
+        || (s[0] & 0xfe00) == 0xfc00 // fc00::/7, unique local
+        || (s[0] & 0xffc0) == 0xfe80 // fe80::/10, link local
+        || (s[0] & 0xffc0) == 0xfec0 // fec0::/10, site local (deprecated, still routed inside sites)
 }
 
 /// Parses a URL someone gave us and checks what can be checked without
@@ -79,10 +108,7 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<reqwest::Url, UrlErro
         let internal = match host {
             url::Host::Ipv4(ip) => is_private(IpAddr::V4(ip)),
             url::Host::Ipv6(ip) => is_private(IpAddr::V6(ip)),
-            url::Host::Domain(d) => {
-                let d = d.trim_end_matches('.').to_ascii_lowercase();
-                d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal")
-            }
+            url::Host::Domain(d) => is_internal_name(d),
         };
         if internal {
             return Err(UrlError::Private(host.to_string()));
@@ -111,6 +137,77 @@ pub async fn check_url_resolving(raw: &str, allow_private: bool) -> Result<reqwe
         }
     }
     Ok(url)
+}
+
+/// Checks a bare host name or IP literal that natter will dial over raw
+/// TCP (the IMAP and SMTP servers of an email inbox), under the same rule
+/// as URLs: IP literals and `localhost` names are judged here, other names
+/// again by [`resolve_guarded`] when they are dialled.
+pub fn check_host(raw: &str, allow_private: bool) -> Result<(), UrlError> {
+    let host = raw.trim();
+    if host.is_empty()
+        || host.len() > 253
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "/@?#".contains(c))
+    {
+        return Err(UrlError::Malformed(format!("{host:?} is not a host name")));
+    }
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let parsed: url::Host<String> = match literal.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => url::Host::Ipv4(v4),
+        Ok(IpAddr::V6(v6)) => url::Host::Ipv6(v6),
+        Err(_) => url::Host::parse(host)
+            .map_err(|e| UrlError::Malformed(format!("{host:?} is not a host name: {e}")))?,
+    };
+    if allow_private {
+        return Ok(());
+    }
+    let internal = match &parsed {
+        url::Host::Ipv4(ip) => is_private(IpAddr::V4(*ip)),
+        url::Host::Ipv6(ip) => is_private(IpAddr::V6(*ip)),
+        url::Host::Domain(d) => is_internal_name(d),
+    };
+    if internal {
+        return Err(UrlError::Private(host.to_owned()));
+    }
+    Ok(())
+}
+
+/// Names that always mean this machine or its private network.
+fn is_internal_name(d: &str) -> bool {
+    let d = d.trim_end_matches('.').to_ascii_lowercase();
+    d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal")
+}
+
+/// Resolves `host:port` for a raw TCP connection and keeps only the
+/// addresses the rule allows, so a name that resolves (or re-resolves) to
+/// an internal address is refused when it is dialled, not only when it is
+/// saved. The caller connects to exactly these addresses.
+pub async fn resolve_guarded(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, std::io::Error> {
+    let host = host.trim();
+    check_host(host, allow_private)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()))?;
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let found: Vec<SocketAddr> = match literal.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port)).await?.collect(),
+    };
+    let allowed: Vec<SocketAddr> = found
+        .into_iter()
+        .filter(|a| allow_private || !is_private(a.ip()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            UrlError::Private(host.to_owned()).to_string(),
+        ));
+    }
+    Ok(allowed)
 }
 
 /// Resolves names with the system resolver and drops internal answers.
@@ -225,6 +322,7 @@ mod tests {
             assert!(check_url(u, true).is_ok(), "{u}");
         }
         assert!(check_url("https://api.twilio.com/2010-04-01", false).is_ok());
+        assert!(check_url("https://[2606:4700::1111]/", false).is_ok());
         assert!(check_url("https://93.184.216.34/", false).is_ok());
         assert!(matches!(
             check_url("ftp://example.com/", false),
@@ -238,5 +336,60 @@ mod tests {
             check_url("not a url", false),
             Err(UrlError::Malformed(_))
         ));
+    }
+
+    /// Every IPv4-embedding IPv6 form is judged by the IPv4 address inside
+    /// it, and the special-purpose ranges are refused (the forms an
+    /// attacker used to reach 127.0.0.1 past the first guard).
+    #[test]
+    fn embedded_and_special_purpose_addresses_are_refused() {
+        for ip in [
+            "::7f00:1",         // IPv4-compatible 127.0.0.1
+            "::a9fe:a9fe",      // IPv4-compatible 169.254.169.254
+            "64:ff9b::7f00:1",  // NAT64 of 127.0.0.1
+            "64:ff9b::a00:1",   // NAT64 of 10.0.0.1
+            "64:ff9b:1::1",     // local-use NAT64
+            "2002:7f00:1::",    // 6to4 of 127.0.0.1
+            "2002:c0a8:101::1", // 6to4 of 192.168.1.1
+            "::ffff:0:7f00:1",  // SIIT translated 127.0.0.1
+            "::ffff:7f00:1",    // mapped 127.0.0.1
+            "fec0::1",          // site local
+            "feff::1",          // site local, top of the range
+            "2001::1",          // Teredo
+            "2001:2::1",        // benchmarking
+            "3fff::1",          // documentation
+            "100::1",           // discard only
+            "5f00::1",          // SRv6 SIDs
+            "ff02::1",          // multicast
+            "192.0.0.8",        // IETF protocol assignments
+            "192.0.0.170",
+            "192.88.99.1",  // 6to4 relay anycast
+            "198.51.100.7", // documentation
+            "203.0.113.9",
+            "255.255.255.255",
+        ] {
+            let addr: IpAddr = ip.parse().expect("test vector");
+            assert!(is_private(addr), "{ip} must be refused");
+            let url = match addr {
+                IpAddr::V4(_) => format!("http://{ip}/"),
+                IpAddr::V6(_) => format!("http://[{ip}]/"),
+            };
+            assert!(
+                matches!(check_url(&url, false), Err(UrlError::Private(_))),
+                "{url}"
+            );
+        }
+        for ip in [
+            "8.8.8.8",
+            "192.0.1.1",
+            "::808:808",         // IPv4-compatible 8.8.8.8
+            "64:ff9b::808:808",  // NAT64 of a public address
+            "2002:808:808::1",   // 6to4 of a public address
+            "2a00:1450:4001::1", // ordinary global unicast
+            "2001:4860::8888",   // outside 2001::/23
+        ] {
+            let addr: IpAddr = ip.parse().expect("test vector");
+            assert!(!is_private(addr), "{ip} is public");
+        }
     }
 }

@@ -12,6 +12,9 @@ pub enum SettingKind {
     Text,
     /// A URL (http/https; internal addresses only when allowed).
     Url,
+    /// A host name or IP address natter dials over raw TCP (mail servers;
+    /// internal addresses only when allowed, like URLs).
+    Host,
     /// A whole number.
     Number,
     /// true / false.
@@ -150,6 +153,17 @@ pub fn validate(
                 super::http::check_url(t, allow_private)
                     .map_err(|e| Invalid::new("settings", format!("settings.{}: {e}", s.name)))?;
                 Value::String(t.trim().trim_end_matches('/').to_owned())
+            }
+            SettingKind::Host => {
+                let Value::String(t) = &v else {
+                    return Err(Invalid::new(
+                        "settings",
+                        format!("settings.{} must be a host name", s.name),
+                    ));
+                };
+                super::http::check_host(t, allow_private)
+                    .map_err(|e| Invalid::new("settings", format!("settings.{}: {e}", s.name)))?;
+                Value::String(t.trim().to_owned())
             }
             SettingKind::Number => match &v {
                 Value::Number(n) if n.as_u64().is_some_and(|n| n > 0 && n < 65536) => v.clone(),

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::channels::email::channel::settings_of;
 use crate::channels::email::imap::{self, ImapCursor, Sink};
-use crate::channels::email::parse;
+use crate::channels::email::{parse, EmailSettings};
 use crate::domain::time;
 use crate::store::{Inbound, InboxRecord, Store};
 
@@ -24,6 +24,9 @@ pub struct Mailboxes {
     store: Arc<Store>,
     shutdown: watch::Receiver<bool>,
     running: Mutex<HashMap<u64, Follower>>,
+    /// `NATTER_WEBHOOKS_ALLOW_PRIVATE`: whether an inbox's mail servers
+    /// may be internal addresses.
+    allow_private: bool,
 }
 
 /// A running follower: its stop switch and its task.
@@ -35,11 +38,16 @@ fn cursor_key(inbox: u64) -> String {
 
 impl Mailboxes {
     /// Nothing runs until [`Mailboxes::start_all`] or [`Mailboxes::restart`].
-    pub fn new(store: Arc<Store>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
+    pub fn new(
+        store: Arc<Store>,
+        shutdown: watch::Receiver<bool>,
+        allow_private: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             shutdown,
             running: Mutex::new(HashMap::new()),
+            allow_private,
         })
     }
 
@@ -93,7 +101,10 @@ impl Mailboxes {
     /// mail is not imported). Best effort: if the server cannot be reached
     /// now, the follower takes the state at its first connection.
     pub async fn remember_current_state(&self, inbox: &InboxRecord) {
-        let Ok(s) = settings_of(inbox) else { return };
+        let Ok(mut s) = settings_of(inbox) else {
+            return;
+        };
+        s.allow_private = self.allow_private;
         if let Ok(c) = imap::current_cursor(&s).await {
             if let Ok(v) = serde_json::to_vec(&c) {
                 let _ = self.store.meta_set(&cursor_key(inbox.id), Some(v)).await;
@@ -103,7 +114,10 @@ impl Mailboxes {
 
     async fn follow(self: Arc<Self>, inbox: InboxRecord, stop: watch::Receiver<bool>) {
         let settings = match settings_of(&inbox) {
-            Ok(s) => s,
+            Ok(s) => EmailSettings {
+                allow_private: self.allow_private,
+                ..s
+            },
             Err(e) => {
                 tracing::error!(inbox = inbox.id, error = %e, "cannot follow the mailbox");
                 return;

@@ -120,7 +120,13 @@ fn link_token(secret: &[u8], what: &str) -> String {
 /// The outgoing mail server: the global settings, else the first email
 /// inbox's (one SMTP configuration shared by notifications and the email
 /// channel).
-pub fn outgoing_mail(store: &Store, global: Option<&EmailSettings>) -> Option<EmailSettings> {
+/// `allow_private` is `NATTER_WEBHOOKS_ALLOW_PRIVATE`, which an inbox's
+/// servers follow (the global settings are the operator's, trusted).
+pub fn outgoing_mail(
+    store: &Store,
+    global: Option<&EmailSettings>,
+    allow_private: bool,
+) -> Option<EmailSettings> {
     if let Some(s) = global {
         return Some(s.clone());
     }
@@ -130,6 +136,7 @@ pub fn outgoing_mail(store: &Store, global: Option<&EmailSettings>) -> Option<Em
         .into_iter()
         .filter(|i| i.channel == "email")
         .find_map(|i| crate::channels::email::channel::settings_of(&i).ok())
+        .map(|s| EmailSettings { allow_private, ..s })
 }
 
 /// The token of an email confirmation link (HMAC of contact and address
@@ -146,12 +153,13 @@ pub fn confirm_token(secret: &[u8], contact: u64, email: &str) -> String {
 pub async fn send_confirmation(
     store: &Store,
     global: Option<&EmailSettings>,
+    allow_private: bool,
     base_url: &str,
     widget_key: &str,
     contact: u64,
     email: &str,
 ) -> Result<bool, String> {
-    let Some(s) = outgoing_mail(store, global) else {
+    let Some(s) = outgoing_mail(store, global, allow_private) else {
         return Ok(false);
     };
     let secret = store.server_secret().await.map_err(|e| e.to_string())?;
@@ -255,7 +263,7 @@ impl Notifier {
     }
 
     fn smtp(&self) -> Option<EmailSettings> {
-        outgoing_mail(&self.store, self.smtp.as_ref())
+        outgoing_mail(&self.store, self.smtp.as_ref(), self.http.allow_private)
     }
 
     async fn process(&self, id: u64, now: Micros) -> Result<(), String> {

@@ -106,8 +106,10 @@ impl<K: Hash + Eq + Clone> Lockout<K> {
 
 /// Every limit of the server.
 pub struct Limits {
-    /// Failed sign-ins per account (normalised email).
-    pub login_account: Lockout<String>,
+    /// Failed sign-ins per account (normalised email) from one client
+    /// address: an attacker locks out only their own tries at the account,
+    /// never its owner signing in from elsewhere.
+    pub login_account: Lockout<(String, IpAddr)>,
     /// Failed sign-ins per client address.
     pub login_address: Lockout<IpAddr>,
     /// New contacts (and resume links) per client address.
@@ -130,6 +132,22 @@ impl Limits {
             contact_messages: Limit::per_minute(c.contact_messages_per_minute),
             searches: Limit::per_minute(c.searches_per_minute),
         }
+    }
+
+    /// `Err(seconds)` while sign-ins to `email` from `ip` are locked out
+    /// (after repeated failures of that account from that address, or of
+    /// any accounts from that address).
+    pub fn login_check(&self, email: &str, ip: IpAddr) -> Result<(), u64> {
+        self.login_account.check(&(email.to_owned(), ip))?;
+        self.login_address.check(&ip)
+    }
+
+    /// Records a failed sign-in; `Err(seconds)` if it locked the address
+    /// (for this account or for all) out.
+    pub fn login_failed(&self, email: &str, ip: IpAddr) -> Result<(), u64> {
+        let by_account = self.login_account.fail(&(email.to_owned(), ip));
+        let by_address = self.login_address.fail(&ip);
+        by_account.and(by_address)
     }
 
     /// Forgets idle keys so memory stays flat.

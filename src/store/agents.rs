@@ -1,7 +1,7 @@
 //! Agents and their bearer tokens (stored only as SHA-256 hashes).
 
 use super::keys::{self, u64_be};
-use super::{abort, AgentRecord, Result, Store, StoreError, TokenRecord, T};
+use super::{abort, AgentRecord, Result, Store, StoreError, TokenRecord, Tx, TxResult, T};
 use crate::domain::Role;
 
 /// Whose token: agents and contacts keep their tokens in separate trees, so
@@ -40,6 +40,37 @@ pub struct AgentUpdate {
     pub push_replies: Option<bool>,
 }
 
+/// Adds an agent inside a write; the email must be free.
+fn insert_agent(
+    tx: &mut Tx<'_>,
+    name: &str,
+    email: &str,
+    role: Role,
+    password_hash: &str,
+) -> TxResult<AgentRecord> {
+    if tx.contains(T::EmailAgentid, email.as_bytes())? {
+        return abort(StoreError::Conflict(
+            "an agent with this email already exists".into(),
+        ));
+    }
+    let id = tx.new_id()?;
+    let agent = AgentRecord {
+        id,
+        name: name.to_owned(),
+        email: email.to_owned(),
+        role,
+        password_hash: password_hash.to_owned(),
+        active: true,
+        created_at: tx.now,
+        notify_sound: false,
+        push_new_conversations: true,
+        push_replies: true,
+    };
+    tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
+    tx.put_raw(T::EmailAgentid, email.as_bytes(), &u64_be(id))?;
+    Ok(agent)
+}
+
 impl Store {
     /// Adds an agent; the email must be free.
     pub async fn create_agent(
@@ -51,27 +82,34 @@ impl Store {
         now: i64,
     ) -> Result<AgentRecord> {
         self.write(now, |tx| {
-            if tx.contains(T::EmailAgentid, email.as_bytes())? {
-                return abort(StoreError::Conflict(
-                    "an agent with this email already exists".into(),
-                ));
+            insert_agent(tx, &name, &email, role, &password_hash)
+        })
+        .await
+    }
+
+    /// Creates the first admin if `token_hash` is the one-time setup token
+    /// stored under `meta[setup_key]`, and retires the token in the same
+    /// write: of racing submissions exactly one creates an admin, the
+    /// others get `None` (the token is no longer there for them).
+    pub async fn create_first_admin(
+        &self,
+        setup_key: &str,
+        token_hash: &[u8],
+        name: String,
+        email: String,
+        password_hash: String,
+        now: i64,
+    ) -> Result<Option<AgentRecord>> {
+        self.write(now, |tx| {
+            let current = tx.get_raw(T::Meta, setup_key.as_bytes())?;
+            let valid = current.is_some_and(|stored| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_slice(), token_hash))
+            });
+            if !valid {
+                return Ok(None);
             }
-            let id = tx.new_id()?;
-            let agent = AgentRecord {
-                id,
-                name: name.clone(),
-                email: email.clone(),
-                role,
-                password_hash: password_hash.clone(),
-                active: true,
-                created_at: tx.now,
-                notify_sound: false,
-                push_new_conversations: true,
-                push_replies: true,
-            };
-            tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
-            tx.put_raw(T::EmailAgentid, email.as_bytes(), &u64_be(id))?;
-            Ok(agent)
+            tx.del(T::Meta, setup_key.as_bytes())?;
+            insert_agent(tx, &name, &email, Role::Admin, &password_hash).map(Some)
         })
         .await
     }

@@ -96,7 +96,12 @@ pub fn stream(
     // missed, whatever the task's scheduling.
     let events = state.store.durability().subscribe();
     let typing = state.typing.subscribe();
-    let start = last.unwrap_or_else(|| state.store.durability().published_upto());
+    // A Last-Event-ID above the newest event (a forged or foreign id)
+    // resumes from the newest: nothing was missed, and what comes next is
+    // delivered, instead of a stream that stays silent until the log
+    // catches up with the id.
+    let newest = state.store.durability().published_upto();
+    let start = last.map_or(newest, |l| l.min(newest));
     tokio::spawn(async move {
         run(
             state.into_inner(),
@@ -205,7 +210,11 @@ fn frame(
     }
 }
 
-/// An SSE frame of HTML: every line of it behind its own `data:`.
+/// An SSE frame of HTML: every line of it behind its own `data:`. SSE
+/// ends a line at CR, LF or CRLF, so each of them starts a new `data:`
+/// line here: a bare CR in a message body must not end the field and let
+/// the text after it read as `id:` or `event:` (`str::lines` splits only
+/// at LF).
 fn html_frame(id: Option<u64>, html: &str) -> String {
     let mut f = String::with_capacity(html.len() + 32);
     if let Some(id) = id {
@@ -213,10 +222,12 @@ fn html_frame(id: Option<u64>, html: &str) -> String {
     }
     if !html.trim().is_empty() {
         f.push_str("event: ui\n");
-        for line in html.lines() {
-            f.push_str("data: ");
-            f.push_str(line);
-            f.push('\n');
+        for line in html.split('\n') {
+            for part in line.strip_suffix('\r').unwrap_or(line).split('\r') {
+                f.push_str("data: ");
+                f.push_str(part);
+                f.push('\n');
+            }
         }
     }
     f.push('\n');
@@ -357,5 +368,33 @@ async fn run(
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads a stream the way the SSE specification does: CR, LF and
+    /// CRLF all end a line.
+    fn fields(frame: &str) -> Vec<String> {
+        frame
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_carriage_return_in_html_cannot_inject_fields() {
+        let f = html_frame(Some(7), "<p>hi\rid: 999\revent: x\r\ndata: y</p>\nnext");
+        let lines = fields(&f);
+        assert_eq!(lines[0], "id: 7");
+        assert_eq!(lines[1], "event: ui");
+        for l in &lines[2..] {
+            assert!(l.is_empty() || l.starts_with("data: "), "{l:?} in {f:?}");
+        }
+        assert!(f.ends_with("\n\n"));
     }
 }

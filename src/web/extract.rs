@@ -248,21 +248,57 @@ fn client_ip(req: &HttpRequest) -> Result<ClientIp, ApiError> {
     if !trusted.contains(&peer) {
         return Ok(ClientIp(peer));
     }
-    let mut ip = peer;
-    let forwarded: Vec<IpAddr> = req
+    let headers: Vec<&[u8]> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(|v| v.as_bytes())
         .collect();
-    for hop in forwarded.into_iter().rev() {
-        ip = hop;
-        if !trusted.contains(&hop) {
-            break;
+    Ok(ClientIp(forwarded_client(peer, trusted, &headers)))
+}
+
+/// Walks `X-Forwarded-For` from the right (the hop our trusted proxy
+/// added) to the nearest address that is not a trusted proxy: that is the
+/// client. Hops may carry a port (`1.2.3.4:5678`, `[2001:db8::1]:443`) or
+/// brackets, as proxies write them. A hop that does not parse (`unknown`,
+/// an obfuscated name, bytes that are not text) ends the walk at the last
+/// address vouched for: skipping it would let a client choose its address
+/// by writing a forged hop to its left.
+pub fn forwarded_client(peer: IpAddr, trusted: &[IpAddr], headers: &[&[u8]]) -> IpAddr {
+    let hops: Vec<Option<IpAddr>> = headers
+        .iter()
+        .flat_map(|h| match std::str::from_utf8(h) {
+            Ok(s) => s.split(',').map(parse_hop).collect::<Vec<_>>(),
+            Err(_) => vec![None],
+        })
+        .collect();
+    let mut ip = peer;
+    for hop in hops.into_iter().rev() {
+        match hop {
+            Some(hop) => {
+                ip = hop;
+                if !trusted.contains(&hop) {
+                    break;
+                }
+            }
+            None => break,
         }
     }
-    Ok(ClientIp(ip))
+    ip
+}
+
+/// One hop of `X-Forwarded-For`: an address, with or without a port and
+/// IPv6 brackets.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Ok(sa) = hop.parse::<std::net::SocketAddr>() {
+        return Some(sa.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse().ok())
 }
 
 impl FromRequest for ClientIp {
@@ -282,6 +318,35 @@ pub fn path_id(s: &str) -> Result<u64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_hops_with_ports_count_and_unparseable_ones_stop_the_walk() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted = [proxy];
+        let client = |h: &str| forwarded_client(proxy, &trusted, &[h.as_bytes()]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client("6.6.6.6, 7.7.7.7:5555"), ip("7.7.7.7"));
+        assert_eq!(client("6.6.6.6, [2001:db8::7]:443"), ip("2001:db8::7"));
+        assert_eq!(client("6.6.6.6, [2001:db8::7]"), ip("2001:db8::7"));
+        assert_eq!(client("6.6.6.6, 2001:db8::7"), ip("2001:db8::7"));
+        // The forged hop left of an unknown one is never used.
+        assert_eq!(client("6.6.6.6, unknown"), proxy);
+        assert_eq!(client("6.6.6.6, unknown, 10.0.0.1"), proxy);
+        assert_eq!(client("6.6.6.6,, 8.8.8.8"), ip("8.8.8.8"));
+        assert_eq!(client("6.6.6.6, _hidden, 8.8.8.8"), ip("8.8.8.8"));
+        // Trusted proxies in the chain are walked past.
+        assert_eq!(client("6.6.6.6, 10.0.0.1:80"), ip("6.6.6.6"));
+        // Several headers are one list, in order; a value that is not text
+        // stops the walk where it stands.
+        assert_eq!(
+            forwarded_client(proxy, &trusted, &[b"6.6.6.6", b"7.7.7.7"]),
+            ip("7.7.7.7")
+        );
+        assert_eq!(
+            forwarded_client(proxy, &trusted, &[b"6.6.6.6", b"\xff\xfe", b"10.0.0.1"]),
+            proxy
+        );
+    }
 
     #[test]
     fn depth_ignores_brackets_inside_strings() {

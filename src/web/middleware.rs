@@ -1,10 +1,23 @@
-//! Response headers every answer carries, and request metrics.
+//! Response headers every answer carries, request metrics, and the
+//! deadline on request bodies.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::error::PayloadError;
+use actix_web::web::Bytes;
+use futures_util::Stream;
+use tokio::time::{Instant, Sleep};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpResponse};
+use actix_web::{web, Error, HttpMessage, HttpResponse};
 
 use super::AppState;
 use crate::metrics;
@@ -52,7 +65,21 @@ pub async fn headers_and_metrics<B: MessageBody>(
         .is_some_and(|s| s.config.base_url.starts_with("https://"));
     let messenger = req.path().starts_with("/m/");
     let method = req.method().as_str().to_owned();
-    let mut res = next.call(req).await?;
+    let mut req = req;
+    let timed_out = deadline_on_body(&mut req);
+    let res = next.call(req).await?;
+    let mut res = if timed_out.is_some_and(|t| t.load(Ordering::Relaxed)) {
+        // Whatever the handler made of the broken body, the answer is a
+        // 408 and the connection is closed (the rest of the body is never
+        // read).
+        let timeout = HttpResponse::RequestTimeout().force_close().json(serde_json::json!(
+            {"error": {"code": "request_timeout", "message": "the request body arrived too slowly"}}
+        ));
+        let (request, _) = res.into_parts();
+        ServiceResponse::new(request, timeout).map_into_right_body()
+    } else {
+        res.map_into_left_body()
+    };
     let route = res
         .request()
         .match_pattern()
@@ -82,5 +109,89 @@ pub async fn headers_and_metrics<B: MessageBody>(
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    Ok(res.map_into_left_body())
+    Ok(res)
+}
+
+/// How fast a body must arrive once its grace period is used up: one
+/// second more for every this many bytes received.
+const BODY_BYTES_PER_SECOND: u64 = 16 * 1024;
+
+/// Puts a deadline on the request's body, if it has one: it must arrive
+/// within `NATTER_BODY_TIMEOUT_SECS` plus a second per 16 KiB received
+/// (so large uploads on slow links pass, a trickle does not). Returns the
+/// flag that turns true when the deadline passed.
+fn deadline_on_body(req: &mut ServiceRequest) -> Option<Arc<AtomicBool>> {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if !has_body {
+        return None;
+    }
+    let grace = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(10, |s| s.config.body_timeout_secs);
+    let flag = Arc::new(AtomicBool::new(false));
+    let inner = req.take_payload();
+    let timed = TimedBody {
+        inner,
+        started: Instant::now(),
+        grace: Duration::from_secs(grace),
+        received: 0,
+        sleep: Box::pin(tokio::time::sleep(Duration::from_secs(grace))),
+        flag: flag.clone(),
+        done: false,
+    };
+    let boxed: actix_http::BoxedPayloadStream = Box::pin(timed);
+    req.set_payload(actix_web::dev::Payload::from(boxed));
+    Some(flag)
+}
+
+/// A request body with a deadline that grows with what has arrived.
+struct TimedBody {
+    inner: actix_web::dev::Payload,
+    started: Instant,
+    grace: Duration,
+    received: u64,
+    sleep: Pin<Box<Sleep>>,
+    flag: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl TimedBody {
+    fn deadline(&self) -> Instant {
+        self.started + self.grace + Duration::from_secs(self.received / BODY_BYTES_PER_SECOND)
+    }
+}
+
+impl Stream for TimedBody {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.received += chunk.len() as u64;
+                let deadline = self.deadline();
+                self.sleep.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(other) => Poll::Ready(other),
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.done = true;
+                    self.flag.store(true, Ordering::Relaxed);
+                    Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body arrived too slowly",
+                    )))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
 }

@@ -227,16 +227,90 @@ impl ResponseError for PageError {
 /// Where to send someone back to after sign-in: only local paths.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.starts_with("/login") =>
-        {
-            n.to_owned()
-        }
+        Some(n) if is_local_path(n) && !n.starts_with("/login") => n.to_owned(),
         _ => "/inbox".to_owned(),
     }
+}
+
+/// Whether `n` can only mean a path on this site: it starts with one `/`
+/// and is made of visible ASCII without backslashes. Browsers drop tabs
+/// and newlines from a `Location` and read `\` as `/`, so `/\t/evil.com`
+/// or `/\\evil.com` would leave the site; control bytes would also make
+/// the header invalid.
+fn is_local_path(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.first() == Some(&b'/')
+        && !matches!(b.get(1), Some(b'/' | b'\\'))
+        && b.iter().all(|c| (0x21..=0x7e).contains(c) && *c != b'\\')
+}
+
+/// Name of the cookie that ties the sign-in form to the browser that
+/// loaded it (login CSRF: a hostile page must not sign a visitor in to
+/// the attacker's account).
+pub const LOGIN_COOKIE: &str = "natter_login";
+
+/// A fresh sign-in form token and the cookie that carries it. The cookie
+/// is `SameSite=Strict`, so a cross-site post arrives without it.
+pub fn login_form_cookie(secure: bool) -> (String, Cookie<'static>) {
+    let (token, _) = crate::service::auth::new_token("nl_");
+    let cookie = Cookie::build(LOGIN_COOKIE, token.clone())
+        .path("/login")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .max_age(actix_web::cookie::time::Duration::hours(12))
+        .finish();
+    (token, cookie)
+}
+
+/// Whether a sign-in post carries the token of the form this browser
+/// loaded (constant time).
+pub fn login_form_ok(req: &HttpRequest, given: Option<&str>) -> bool {
+    match (req.cookie(LOGIN_COOKIE), given) {
+        (Some(c), Some(g)) if !g.is_empty() => c.value().as_bytes().ct_eq(g.as_bytes()).into(),
+        _ => false,
+    }
+}
+
+/// `host[:port]` of an absolute URL (the port only when not the scheme's
+/// default, as browsers write `Host`).
+fn authority_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?.to_owned();
+    Some(match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+/// Whether a state-changing browser request comes from our own pages, by
+/// what browsers say about it: `Sec-Fetch-Site` must be `same-origin` (or
+/// `none`: typed or bookmarked), and an `Origin` must name this host (as
+/// the request's `Host` says, or as `NATTER_BASE_URL` does, for a proxy
+/// that rewrites `Host`). Requests without either header (older browsers,
+/// non-browser clients) pass here and rely on the form's token.
+pub fn same_origin(req: &HttpRequest, base_url: &str) -> bool {
+    if let Some(site) = req.headers().get("sec-fetch-site") {
+        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+            return false;
+        }
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(origin_host) = origin.to_str().ok().and_then(authority_of) else {
+        // `Origin: null` (sandboxed frames, some redirects) or garbage.
+        return false;
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let base_host = authority_of(base_url);
+    host.is_some_and(|h| h.eq_ignore_ascii_case(&origin_host))
+        || base_host.is_some_and(|h| h.eq_ignore_ascii_case(&origin_host))
 }
 
 fn page_agent(req: &HttpRequest) -> Result<PageAgent, PageError> {
@@ -302,6 +376,12 @@ mod tests {
             "/\\evil",
             "javascript:alert(1)",
             "/login?next=/x",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "\t//evil.example",
+            "/%09/evil.example\r\nSet-Cookie: x=1",
+            "/caf\u{e9}",
+            "",
         ] {
             assert_eq!(safe_next(Some(bad)), "/inbox", "{bad}");
         }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::domain::{time, Email, Name, Password, Role};
+use crate::domain::{time, Email, Name, Password};
 use crate::error::ApiError;
 use crate::service::auth::{hash_password, hash_token};
 
@@ -75,7 +75,7 @@ pub async fn submit(
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
-    if !token_ok(&state, &f.token)? {
+    let refused = || {
         let page = SetupPage {
             token: String::new(),
             valid: false,
@@ -84,9 +84,12 @@ pub async fn submit(
             name: String::new(),
             email: String::new(),
         };
-        return Ok(HttpResponse::Forbidden()
+        Ok(HttpResponse::Forbidden()
             .content_type("text/html; charset=utf-8")
-            .body(page.render().map_err(|_| ApiError::Internal)?));
+            .body(page.render().map_err(|_| ApiError::Internal)?))
+    };
+    if !token_ok(&state, &f.token)? {
+        return refused();
     }
     let checked = (|| {
         Ok::<_, crate::domain::Invalid>((
@@ -115,17 +118,22 @@ pub async fn submit(
         .await
         .map_err(|_| ApiError::Internal)?
         .map_err(|_| ApiError::Internal)?;
-    let agent = state
+    // The token is checked again and retired in the same write as the
+    // admin is created, so racing submissions create exactly one admin.
+    let created = state
         .store
-        .create_agent(
+        .create_first_admin(
+            SETUP_TOKEN_KEY,
+            &hash_token(&f.token),
             name.into_inner(),
             email.into_inner(),
-            Role::Admin,
             hash,
             time::now(),
         )
         .await?;
-    state.store.meta_set(SETUP_TOKEN_KEY, None).await?;
+    let Some(agent) = created else {
+        return refused();
+    };
     tracing::info!(agent = agent.id, "first admin created through /setup");
     let page = SetupPage {
         token: String::new(),

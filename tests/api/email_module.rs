@@ -30,6 +30,7 @@ fn settings(imap: Option<&Dovecot>, smtp: Option<&SmtpSink>) -> EmailSettings {
             |d| d.password.clone(),
         ),
         from_address: "support@natter.test".into(),
+        allow_private: true,
     }
 }
 

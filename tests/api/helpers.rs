@@ -418,3 +418,49 @@ impl EventStream {
         }
     }
 }
+
+/// Loads the sign-in form as a browser would: its login cookie (to send
+/// back) and the form's token.
+pub async fn login_form(client: &Client, app: &TestApp) -> (String, String) {
+    let r = client.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("natter_login="))
+        .expect("the form sets its login cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = r.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("the form carries its token")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    (cookie, csrf)
+}
+
+/// Posts the sign-in form the way the page does (its cookie and token).
+pub async fn post_login(
+    client: &Client,
+    app: &TestApp,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let (cookie, csrf) = login_form(client, app).await;
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.push(("csrf", &csrf));
+    client
+        .post(app.url("/login"))
+        .header(reqwest::header::COOKIE, cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}

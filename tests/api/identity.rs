@@ -121,6 +121,7 @@ async fn an_email_confirmed_on_two_devices_makes_one_person() {
         username: String::new(),
         password: String::new(),
         from_address: "support@natter.test".into(),
+        allow_private: true,
     };
     let app = spawn_app_with(move |c| c.smtp = Some(s)).await;
     let key = app.widget_key.clone();

@@ -27,6 +27,7 @@ fn smtp_to(sink: &SmtpSink) -> EmailSettings {
         username: String::new(),
         password: String::new(),
         from_address: "support@natter.test".into(),
+        allow_private: true,
     }
 }
 

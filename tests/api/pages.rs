@@ -23,12 +23,12 @@ fn no_redirects() -> Client {
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> Session {
     let client = no_redirects();
-    let r = client
-        .post(app.url("/login"))
-        .form(&[("email", email), ("password", password), ("next", "/inbox")])
-        .send()
-        .await
-        .unwrap();
+    let r = crate::helpers::post_login(
+        &client,
+        app,
+        &[("email", email), ("password", password), ("next", "/inbox")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let set = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
     assert!(
@@ -116,39 +116,39 @@ async fn signed_out_pages_redirect_to_login_with_the_way_back() {
 async fn wrong_credentials_show_a_clear_message_and_an_open_redirect_is_refused() {
     let app = spawn_app().await;
     let client = no_redirects();
-    let r = client
-        .post(app.url("/login"))
-        .form(&[("email", ADMIN_EMAIL), ("password", "nope-nope")])
-        .send()
-        .await
-        .unwrap();
+    let r = crate::helpers::post_login(
+        &client,
+        &app,
+        &[("email", ADMIN_EMAIL), ("password", "nope-nope")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.text().await.unwrap().contains("Wrong email or password."));
-    let r = client
-        .post(app.url("/login"))
-        .form(&[
+    let r = crate::helpers::post_login(
+        &client,
+        &app,
+        &[
             ("email", ADMIN_EMAIL),
             ("password", ADMIN_PASSWORD),
             ("next", "https://evil.example/"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.headers()[LOCATION], "/inbox");
     for _ in 0..6 {
-        client
-            .post(app.url("/login"))
-            .form(&[("email", "x@example.com"), ("password", "nope-nope")])
-            .send()
-            .await
-            .unwrap();
+        crate::helpers::post_login(
+            &client,
+            &app,
+            &[("email", "x@example.com"), ("password", "nope-nope")],
+        )
+        .await;
     }
-    let r = client
-        .post(app.url("/login"))
-        .form(&[("email", "x@example.com"), ("password", "nope-nope")])
-        .send()
-        .await
-        .unwrap();
+    let r = crate::helpers::post_login(
+        &client,
+        &app,
+        &[("email", "x@example.com"), ("password", "nope-nope")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.text().await.unwrap().contains("Too many failed attempts"));
 }

@@ -14,14 +14,14 @@ use crate::store::{DeliveryStatus, InboxRecord};
 pub struct Email;
 
 const SETTINGS: &[Setting] = &[
-    Setting::text("imap_host", "IMAP server"),
+    Setting::text("imap_host", "IMAP server").of(SettingKind::Host),
     Setting::text("imap_port", "IMAP port")
         .of(SettingKind::Number)
         .with_default("993"),
     Setting::text("imap_tls", "IMAP over TLS")
         .of(SettingKind::Bool)
         .with_default("true"),
-    Setting::text("smtp_host", "SMTP server"),
+    Setting::text("smtp_host", "SMTP server").of(SettingKind::Host),
     Setting::text("smtp_port", "SMTP port")
         .of(SettingKind::Number)
         .with_default("587"),
@@ -91,12 +91,13 @@ impl Channel for Email {
 
     fn send<'a>(
         &'a self,
-        _http: &'a crate::channels::http::Http,
+        http: &'a crate::channels::http::Http,
         inbox: &'a InboxRecord,
         out: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Sent, SendError>> {
         Box::pin(async move {
-            let s = settings_of(inbox).map_err(SendError::Permanent)?;
+            let mut s = settings_of(inbox).map_err(SendError::Permanent)?;
+            s.allow_private = http.allow_private;
             let id = message_id_for(out.message_id, &s.from_address);
             let text = out.body.to_owned();
             // The reply's files travel as real attachments.
@@ -145,15 +146,17 @@ impl Channel for Email {
 
     fn connect<'a>(
         &'a self,
-        _http: &'a crate::channels::http::Http,
+        http: &'a crate::channels::http::Http,
         inbox: &'a InboxRecord,
         _base_url: &'a str,
     ) -> BoxFuture<'a, Result<String, SendError>> {
         Box::pin(async move {
-            let s = settings_of(inbox).map_err(SendError::Permanent)?;
-            super::imap::test_connection(&s)
-                .await
-                .map_err(|e| SendError::Permanent(e.to_string()))?;
+            let mut s = settings_of(inbox).map_err(SendError::Permanent)?;
+            s.allow_private = http.allow_private;
+            super::imap::test_connection(&s).await.map_err(|e| {
+                tracing::warn!(inbox = inbox.id, error = %e, "email connection test failed");
+                SendError::Permanent(e.for_admin())
+            })?;
             Ok("IMAP and SMTP accepted the settings".into())
         })
     }

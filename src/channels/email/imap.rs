@@ -180,7 +180,14 @@ async fn within<T>(
 async fn login(settings: &EmailSettings) -> Result<(ImapSession, bool), EmailError> {
     let host = settings.imap_host.trim().to_string();
     let port = settings.imap_port;
-    let tcp = TcpStream::connect((host.as_str(), port))
+    let addrs = crate::channels::http::resolve_guarded(&host, port, settings.allow_private)
+        .await
+        .map_err(|source| EmailError::Connect {
+            host: host.clone(),
+            port,
+            source,
+        })?;
+    let tcp = TcpStream::connect(&addrs[..])
         .await
         .map_err(|source| EmailError::Connect {
             host: host.clone(),

@@ -47,6 +47,13 @@ pub struct EmailSettings {
     /// The support address customers write to; the From of every reply and
     /// the base of the plus-addresses that route replies to a conversation.
     pub from_address: String,
+    /// Whether the servers may be internal addresses (loopback, private,
+    /// metadata). Not stored: an inbox's settings follow
+    /// `NATTER_WEBHOOKS_ALLOW_PRIVATE` (an admin must not reach internal
+    /// services through them); the operator's own `NATTER_SMTP_*` are
+    /// trusted.
+    #[serde(skip)]
+    pub allow_private: bool,
 }
 
 /// A hand-written Debug so that the password can never reach a log line
@@ -115,6 +122,39 @@ pub enum EmailError {
         /// What the sink said.
         message: String,
     },
+}
+
+impl EmailError {
+    /// What the admin's "test connection" shows: the step that failed and
+    /// what natter or the operating system knows, never the text the
+    /// server answered. Whatever sits at a host:port would otherwise be
+    /// echoed to the browser (an internal service's banner, an error page);
+    /// the full error goes to natter's log instead.
+    pub fn for_admin(&self) -> String {
+        // Our messages are "step: what the server or library said".
+        let step_only = |s: &str| s.split_once(": ").map(|(step, _)| step.to_owned());
+        match self {
+            Self::Login(_) => {
+                "login refused: the server did not accept the user name or password".to_owned()
+            }
+            Self::Imap(s) => match step_only(s) {
+                Some(step) => {
+                    format!("IMAP error while {step} (the server's answer is in natter's log)")
+                }
+                None => self.to_string(),
+            },
+            Self::Smtp(s) => match step_only(s) {
+                Some(step) => {
+                    format!("SMTP error: {step} (the server's answer is in natter's log)")
+                }
+                None => self.to_string(),
+            },
+            Self::Sink { uid, .. } => format!("the message with UID {uid} could not be stored"),
+            Self::Connect { .. } | Self::Tls { .. } | Self::Timeout(_) | Self::Settings(_) => {
+                self.to_string()
+            }
+        }
+    }
 }
 
 /// The address a reply should go to so that it lands in conversation
@@ -204,6 +244,7 @@ mod tests {
             username: "u".into(),
             password: "hunter2".into(),
             from_address: "a@b.c".into(),
+            allow_private: false,
         };
         assert!(!format!("{s:?}").contains("hunter2"));
     }

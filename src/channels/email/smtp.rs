@@ -237,8 +237,17 @@ pub(crate) async fn connect(settings: &EmailSettings) -> Result<AsyncSmtpConnect
             .map_err(|e| SendError::temporary(format!("TLS setup failed: {e}")))
     };
     let implicit = settings.smtp_tls && settings.smtp_port == 465;
+    let addrs =
+        crate::channels::http::resolve_guarded(host, settings.smtp_port, settings.allow_private)
+            .await
+            .map_err(|e| {
+                SendError::permanent(format!(
+                    "cannot connect to {host}:{}: {e}",
+                    settings.smtp_port
+                ))
+            })?;
     let mut conn = AsyncSmtpConnection::connect_tokio1(
-        (host, settings.smtp_port),
+        &addrs[..],
         Some(CONNECT_TIMEOUT),
         &hello,
         if implicit {
@@ -336,6 +345,7 @@ mod tests {
             username: "u".into(),
             password: "p".into(),
             from_address: "support@natter.test".into(),
+            allow_private: true,
         }
     }
 

@@ -32,13 +32,7 @@ pub async fn login(
     let email = b.email.trim().to_lowercase();
     state
         .limits
-        .login_account
-        .check(&email)
-        .map_err(ApiError::TooManyRequests)?;
-    state
-        .limits
-        .login_address
-        .check(&ip)
+        .login_check(&email, ip)
         .map_err(ApiError::TooManyRequests)?;
     let agent = state.store.agent_by_email(&email)?.filter(|a| a.active);
     let hash = agent
@@ -51,9 +45,7 @@ pub async fn login(
     let agent = match agent {
         Some(a) if verified => a,
         _ => {
-            let by_account = state.limits.login_account.fail(&email);
-            let by_address = state.limits.login_address.fail(&ip);
-            if let Err(secs) = by_account.and(by_address) {
+            if let Err(secs) = state.limits.login_failed(&email, ip) {
                 tracing::warn!(%email, "sign-in locked out after repeated failures");
                 return Err(ApiError::TooManyRequests(secs));
             }

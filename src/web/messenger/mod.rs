@@ -879,6 +879,7 @@ async fn email(
     let confirm = crate::service::notify::send_confirmation(
         &state.store,
         state.config.smtp.as_ref(),
+        state.http.allow_private,
         &state.config.base_url,
         &inbox.widget_key,
         who.0.id,

@@ -73,6 +73,8 @@ struct LoginPage {
     next: String,
     email: String,
     error: Option<String>,
+    /// The form token, also in the `natter_login` cookie (login CSRF).
+    csrf: String,
 }
 
 /// `?next=` of the sign-in page.
@@ -92,11 +94,16 @@ async fn login_page(
             .insert_header((header::LOCATION, next))
             .finish());
     }
-    Ok(html(render(&LoginPage {
+    let secure = state.config.base_url.starts_with("https://");
+    let (csrf, cookie) = super::session::login_form_cookie(secure);
+    let mut res = html(render(&LoginPage {
         next,
         email: String::new(),
         error: None,
-    })?))
+        csrf,
+    })?);
+    res.add_cookie(&cookie).map_err(|_| ApiError::Internal)?;
+    Ok(res)
 }
 
 /// The sign-in form.
@@ -105,31 +112,53 @@ pub struct LoginForm {
     email: String,
     password: String,
     next: Option<String>,
+    csrf: Option<String>,
 }
 
 async fn login_submit(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ip: super::extract::ClientIp,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
     let f = form.into_inner();
     let next = safe_next(f.next.as_deref());
     let email = f.email.trim().to_lowercase();
+    let secure = state.config.base_url.starts_with("https://");
+    // Login CSRF: only the form this browser loaded from us may sign it
+    // in, never a hostile page posting an attacker's credentials.
+    let genuine = super::session::same_origin(&req, &state.config.base_url)
+        && super::session::login_form_ok(&req, f.csrf.as_deref());
+    let (csrf, fresh_cookie) = match (genuine, req.cookie(super::session::LOGIN_COOKIE)) {
+        (true, Some(c)) => (c.value().to_owned(), None),
+        _ => {
+            let (t, c) = super::session::login_form_cookie(secure);
+            (t, Some(c))
+        }
+    };
     let again =
         |status: actix_web::http::StatusCode, msg: &str| -> Result<HttpResponse, PageError> {
             let page = LoginPage {
                 next: next.clone(),
                 email: email.clone(),
                 error: Some(msg.to_owned()),
+                csrf: csrf.clone(),
             };
-            Ok(HttpResponse::build(status)
-                .content_type("text/html; charset=utf-8")
-                .body(render(&page)?))
+            let mut res = HttpResponse::build(status);
+            res.content_type("text/html; charset=utf-8");
+            if let Some(c) = &fresh_cookie {
+                res.cookie(c.clone());
+            }
+            Ok(res.body(render(&page)?))
         };
+    if !genuine {
+        return again(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "This sign-in form has expired or did not come from this site. Please sign in again.",
+        );
+    }
     let locked = "Too many failed attempts. Wait a few minutes, then try again.";
-    if state.limits.login_account.check(&email).is_err()
-        || state.limits.login_address.check(&ip.0).is_err()
-    {
+    if state.limits.login_check(&email, ip.0).is_err() {
         return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked);
     }
     let agent = state.store.agent_by_email(&email)?.filter(|a| a.active);
@@ -141,9 +170,7 @@ async fn login_submit(
         .await
         .map_err(|_| ApiError::Internal)?;
     let Some(agent) = agent.filter(|_| ok) else {
-        let a = state.limits.login_account.fail(&email);
-        let b = state.limits.login_address.fail(&ip.0);
-        if a.and(b).is_err() {
+        if state.limits.login_failed(&email, ip.0).is_err() {
             return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked);
         }
         return again(
@@ -154,7 +181,6 @@ async fn login_submit(
     // A fresh session id at every sign-in (no fixation).
     let (token, _) = super::session::issue_agent_token(&state, agent.id, "nas_").await?;
     let ttl = state.config.token_ttl_secs;
-    let secure = state.config.base_url.starts_with("https://");
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(&token, secure, ttl))
         .insert_header((header::LOCATION, next))
