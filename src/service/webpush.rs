@@ -1,27 +1,25 @@
-//! Web Push for natter: payload encryption and VAPID authentication.
+//! Web Push for natter: payload encryption and VAPID authentication, the
+//! sending side only.
 //!
 //! Browsers only accept push messages whose body is encrypted for the
 //! subscription (RFC 8291, using the `aes128gcm` content coding of RFC 8188)
 //! and, for subscriptions made with an `applicationServerKey`, only from a
 //! sender that proves it holds that key with a VAPID token (RFC 8292, an ES256
-//! JWT). This module implements both directions with pure-Rust RustCrypto
-//! crates, so natter needs no OpenSSL: the sending side (`encrypt`,
-//! `vapid_headers`) for the server, and the receiving side (`decrypt`,
-//! `verify_vapid`) for tests and the fake push service used in integration
-//! tests.
+//! JWT). The RFC 8188 framing and AES-GCM come from `ece-native` (on the same
+//! RustCrypto crates as the rest of natter, no OpenSSL); this module derives
+//! the RFC 8291 input key from the ECDH secret, signs the VAPID token and
+//! checks what browsers send us. The receiving side (decryption, VAPID
+//! verification) lives with the tests that need it.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes128Gcm, Nonce};
 use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use hkdf::Hkdf;
-use p256::ecdsa::signature::{Signer as _, Verifier as _};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::{PublicKey, SecretKey};
@@ -43,12 +41,8 @@ const SALT_LEN: usize = 16;
 const TAG_LEN: usize = 16;
 /// salt (16) || rs (4) || idlen (1) || keyid (65).
 const HEADER_LEN: usize = SALT_LEN + 4 + 1 + PUBLIC_KEY_LEN;
-/// Padding delimiter that marks the last (here: only) record, RFC 8188 §2.
-const LAST_RECORD_DELIMITER: u8 = 0x02;
 /// VAPID tokens we issue are valid for 12 hours.
 const VAPID_VALIDITY_SECS: u64 = 12 * 60 * 60;
-/// RFC 8292 §2: a push service rejects an `exp` more than 24 hours ahead.
-const VAPID_MAX_VALIDITY_SECS: u64 = 24 * 60 * 60;
 /// The fixed JOSE header of every VAPID token.
 const JWT_HEADER: &str = r#"{"typ":"JWT","alg":"ES256"}"#;
 
@@ -75,8 +69,8 @@ const B64STD_LENIENT: GeneralPurpose = GeneralPurpose::new(
 /// Everything that can go wrong in this module.
 ///
 /// Callers need to tell a bad subscription (drop it) from a bad local key
-/// (configuration error) from a failed check on the receiving side, so each
-/// cause has its own variant; none of them carries secret material.
+/// (configuration error), so each cause has its own variant; none of them
+/// carries secret material.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PushError {
@@ -103,36 +97,9 @@ pub enum PushError {
         /// Largest accepted plaintext, [`MAX_PLAINTEXT_LEN`].
         max: usize,
     },
-    /// The encrypted body is not a well-formed single-record `aes128gcm` body.
-    #[error("malformed aes128gcm body: {0}")]
-    MalformedBody(&'static str),
-    /// AES-GCM authentication failed: wrong key, wrong auth secret or a
-    /// tampered body.
-    #[error("decryption failed")]
-    DecryptFailed,
     /// A cryptographic primitive reported an internal failure.
     #[error("cryptographic operation failed")]
     Crypto,
-    /// The `Authorization` header is not a well-formed VAPID header or JWT.
-    #[error("invalid VAPID authorization: {0}")]
-    InvalidAuthorization(&'static str),
-    /// The JWT signature does not verify under the `k=` key.
-    #[error("VAPID JWT signature does not verify")]
-    BadSignature,
-    /// The JWT is for another push service.
-    #[error("VAPID aud {got:?} does not match {expected:?}")]
-    AudienceMismatch {
-        /// The origin the verifier expected.
-        expected: String,
-        /// The `aud` claim found in the token.
-        got: String,
-    },
-    /// The JWT's `exp` is not in the future.
-    #[error("VAPID JWT has expired")]
-    Expired,
-    /// The JWT's `exp` is more than 24 hours ahead (RFC 8292 §2).
-    #[error("VAPID JWT exp is more than 24 hours ahead")]
-    ExpiryTooFar,
     /// A timestamp computation overflowed.
     #[error("timestamp out of range")]
     TimeOutOfRange,
@@ -268,8 +235,8 @@ impl fmt::Debug for Subscription {
     }
 }
 
-/// The VAPID JWT claims (RFC 8292 §2), returned by [`verify_vapid`] so the
-/// fake push service can assert on them.
+/// The VAPID JWT claims (RFC 8292 §2). Deserialisable so the tests' push
+/// service can check what we signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Origin of the push service the token is for.
@@ -279,16 +246,6 @@ pub struct Claims {
     /// Contact URI of the sender (`mailto:` or `https:`); optional in the RFC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-}
-
-/// The JOSE header fields we check when verifying.
-#[derive(Deserialize)]
-struct JwtHeader {
-    /// Must be `ES256`; anything else (notably `none`) is refused.
-    alg: String,
-    /// Optional; if present it must be `JWT`.
-    #[serde(default)]
-    typ: Option<String>,
 }
 
 /// Encrypts `plaintext` for `sub` as an RFC 8291 `aes128gcm` body, ready to
@@ -317,8 +274,9 @@ pub(crate) fn encrypt_with(
     encrypt_with_key(sub, plaintext, &secret, salt)
 }
 
-/// Shared body of [`encrypt`]: validates the inputs, then seals the padded
-/// single record.
+/// Shared body of [`encrypt`]: validates the inputs, derives the input key
+/// and lets `ece-native` write the one `aes128gcm` record, whose `keyid`
+/// is the sender's public key (RFC 8291 §4).
 fn encrypt_with_key(
     sub: &Subscription,
     plaintext: &[u8],
@@ -333,136 +291,38 @@ fn encrypt_with_key(
     }
     let (ua_bytes, ua_public) = sub.ua_public()?;
     let auth = sub.auth_secret()?;
-    let mut record = Zeroizing::new(Vec::with_capacity(plaintext.len() + 1));
-    record.extend_from_slice(plaintext);
-    record.push(LAST_RECORD_DELIMITER);
-    seal(&ua_bytes, &ua_public, &auth, as_secret, salt, &record)
-}
-
-/// Encrypts an already padded record and prepends the RFC 8188 header whose
-/// `keyid` is the sender's public key (RFC 8291 §4).
-fn seal(
-    ua_bytes: &[u8; PUBLIC_KEY_LEN],
-    ua_public: &PublicKey,
-    auth: &[u8; SALT_LEN],
-    as_secret: &SecretKey,
-    salt: [u8; SALT_LEN],
-    record: &[u8],
-) -> Result<Vec<u8>, PushError> {
     let as_bytes = encode_public(&as_secret.public_key());
     let shared = p256::ecdh::diffie_hellman(as_secret.to_nonzero_scalar(), ua_public.as_affine());
-    let (cek, nonce) =
-        derive_key_and_nonce(shared.raw_secret_bytes(), auth, ua_bytes, &as_bytes, &salt)?;
-    let cipher = Aes128Gcm::new_from_slice(cek.as_slice()).map_err(|_| PushError::Crypto)?;
-    let ciphertext = cipher
-        .encrypt(&Nonce::from(*nonce), record)
-        .map_err(|_| PushError::Crypto)?;
-
-    let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
-    out.extend_from_slice(&salt);
-    out.extend_from_slice(&RECORD_SIZE.to_be_bytes());
-    out.push(PUBLIC_KEY_LEN as u8);
-    out.extend_from_slice(&as_bytes);
-    out.extend_from_slice(&ciphertext);
-    Ok(out)
+    let ikm = input_key(shared.raw_secret_bytes(), &auth, &ua_bytes, &as_bytes)?;
+    ece_native::encrypt(
+        ikm.as_slice(),
+        salt,
+        as_bytes,
+        std::iter::once(plaintext.to_vec()),
+        RECORD_SIZE,
+    )
+    .map_err(|_| PushError::Crypto)
 }
 
-/// Decrypts an RFC 8291 body with the user agent's private key and auth
-/// secret: what a browser does, needed by tests and the fake push service to
-/// check what the server really sent.
-///
-/// Strict on purpose: it accepts only the single-record form RFC 8291 §4
-/// mandates (ciphertext shorter than `rs`, 65-byte `keyid`, delimiter 0x02),
-/// so a server bug that browsers would reject fails our tests too.
-pub fn decrypt(ua_private: &[u8], auth: &[u8; 16], body: &[u8]) -> Result<Vec<u8>, PushError> {
-    let ua_secret = parse_private_key(ua_private)?;
-    if body.len() < HEADER_LEN {
-        return Err(PushError::MalformedBody("shorter than the header"));
-    }
-    let (header, ciphertext) = body.split_at(HEADER_LEN);
-    let (salt, rest) = header.split_at(SALT_LEN);
-    let (rs, rest) = rest.split_at(4);
-    let (idlen, keyid) = rest.split_at(1);
-    let salt: [u8; SALT_LEN] = salt
-        .try_into()
-        .map_err(|_| PushError::MalformedBody("salt"))?;
-    let rs: [u8; 4] = rs
-        .try_into()
-        .map_err(|_| PushError::MalformedBody("record size"))?;
-    let rs = u32::from_be_bytes(rs);
-    if idlen != [PUBLIC_KEY_LEN as u8] {
-        return Err(PushError::MalformedBody(
-            "keyid must be a 65-byte P-256 public key",
-        ));
-    }
-    if rs < 18 {
-        return Err(PushError::MalformedBody("record size below 18"));
-    }
-    if ciphertext.len() < TAG_LEN + 1 {
-        return Err(PushError::MalformedBody("record too short"));
-    }
-    if u64::try_from(ciphertext.len()).map_or(true, |len| len >= u64::from(rs)) {
-        return Err(PushError::MalformedBody("push messages must be one record"));
-    }
-    let as_bytes: [u8; PUBLIC_KEY_LEN] = keyid
-        .try_into()
-        .map_err(|_| PushError::MalformedBody("keyid"))?;
-    let as_public = parse_uncompressed_public(&as_bytes)
-        .map_err(|_| PushError::MalformedBody("keyid is not a valid P-256 point"))?;
-
-    let ua_bytes = encode_public(&ua_secret.public_key());
-    let shared = p256::ecdh::diffie_hellman(ua_secret.to_nonzero_scalar(), as_public.as_affine());
-    let (cek, nonce) =
-        derive_key_and_nonce(shared.raw_secret_bytes(), auth, &ua_bytes, &as_bytes, &salt)?;
-    let cipher = Aes128Gcm::new_from_slice(cek.as_slice()).map_err(|_| PushError::Crypto)?;
-    let mut padded = cipher
-        .decrypt(&Nonce::from(*nonce), ciphertext)
-        .map_err(|_| PushError::DecryptFailed)?;
-
-    // RFC 8188 §2: plaintext || delimiter || zero padding.
-    let delimiter_at = padded
-        .iter()
-        .rposition(|&b| b != 0)
-        .ok_or(PushError::MalformedBody("no padding delimiter"))?;
-    if padded.get(delimiter_at) != Some(&LAST_RECORD_DELIMITER) {
-        return Err(PushError::MalformedBody(
-            "padding delimiter is not the last-record marker",
-        ));
-    }
-    padded.truncate(delimiter_at);
-    Ok(padded)
-}
-
-/// AES-128-GCM content-encryption key and nonce, wiped from memory on drop.
-type KeyAndNonce = (Zeroizing<[u8; 16]>, Zeroizing<[u8; 12]>);
-
-/// RFC 8291 §3.4 and RFC 8188 §2.2/§2.3: derives the content-encryption key
-/// and nonce from the ECDH secret, the auth secret and the salt.
-fn derive_key_and_nonce(
+/// RFC 8291 §3.4: the input keying material of the `aes128gcm` coding,
+/// from the ECDH secret of the two keys and the subscription's auth
+/// secret. Public so the tests can decrypt what natter sent, as a browser
+/// does.
+pub fn input_key(
     ecdh_secret: &[u8],
     auth: &[u8; SALT_LEN],
     ua_public: &[u8; PUBLIC_KEY_LEN],
     as_public: &[u8; PUBLIC_KEY_LEN],
-    salt: &[u8; SALT_LEN],
-) -> Result<KeyAndNonce, PushError> {
+) -> Result<Zeroizing<[u8; 32]>, PushError> {
     let mut key_info = Vec::with_capacity(14 + 2 * PUBLIC_KEY_LEN);
     key_info.extend_from_slice(b"WebPush: info\0");
     key_info.extend_from_slice(ua_public);
     key_info.extend_from_slice(as_public);
-
     let mut ikm = Zeroizing::new([0u8; 32]);
     Hkdf::<Sha256>::new(Some(auth), ecdh_secret)
         .expand(&key_info, ikm.as_mut_slice())
         .map_err(|_| PushError::Crypto)?;
-
-    let hk = Hkdf::<Sha256>::new(Some(salt), ikm.as_slice());
-    let mut cek = Zeroizing::new([0u8; 16]);
-    hk.expand(b"Content-Encoding: aes128gcm\0", cek.as_mut_slice())
-        .map_err(|_| PushError::Crypto)?;
-    let mut nonce = Zeroizing::new([0u8; 12]);
-    hk.expand(b"Content-Encoding: nonce\0", nonce.as_mut_slice())
-        .map_err(|_| PushError::Crypto)?;
-    Ok((cek, nonce))
+    Ok(ikm)
 }
 
 /// Builds the request headers for one push: VAPID `Authorization` (RFC 8292
@@ -525,8 +385,7 @@ fn sign_jwt(keys: &VapidKeys, claims: &Claims) -> Result<String, PushError> {
 }
 
 /// The origin (`scheme://host[:port]`) of a push endpoint: the VAPID `aud`
-/// a push service expects (RFC 8292 §2), and what a fake push service passes
-/// to [`verify_vapid`]. Scheme and host are lower-cased and a default port
+/// a push service expects (RFC 8292 §2). Scheme and host are lower-cased and a default port
 /// is dropped, as in RFC 6454 origin serialisation.
 pub fn endpoint_origin(endpoint: &str) -> Result<String, PushError> {
     if endpoint
@@ -601,108 +460,6 @@ pub fn endpoint_origin(endpoint: &str) -> Result<String, PushError> {
     }
 }
 
-/// Verifies a `vapid t=…, k=…` Authorization header against the current
-/// clock: the push-service side of RFC 8292, for the fake push service in
-/// integration tests. Checks the ES256 signature with the `k=` key, that
-/// `aud` equals `expected_aud` and that `exp` is in the future but at most
-/// 24 hours away.
-pub fn verify_vapid(authorization_header: &str, expected_aud: &str) -> Result<Claims, PushError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| PushError::TimeOutOfRange)?
-        .as_secs();
-    verify_vapid_at(authorization_header, expected_aud, now)
-}
-
-/// [`verify_vapid`] at a given time, so expiry handling is testable and the
-/// fake push service can run on a mocked clock.
-pub fn verify_vapid_at(
-    authorization_header: &str,
-    expected_aud: &str,
-    now_unix: u64,
-) -> Result<Claims, PushError> {
-    let bad = PushError::InvalidAuthorization;
-    let header = authorization_header.trim();
-    let (scheme, params) = header
-        .split_once([' ', '\t'])
-        .ok_or(bad("expected `vapid t=…, k=…`"))?;
-    if !scheme.eq_ignore_ascii_case("vapid") {
-        return Err(bad("scheme is not vapid"));
-    }
-    let (mut token, mut key) = (None, None);
-    for param in params.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = param.split_once('=').ok_or(bad("parameter without ="))?;
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
-        let slot = match name.trim().to_ascii_lowercase().as_str() {
-            "t" => &mut token,
-            "k" => &mut key,
-            _ => continue,
-        };
-        if slot.replace(value).is_some() {
-            return Err(bad("duplicate parameter"));
-        }
-    }
-    let token = token.ok_or(bad("missing t="))?;
-    let key = key.ok_or(bad("missing k="))?;
-
-    let key_bytes = decode_b64_lenient(key, "k")?;
-    let key_arr: [u8; PUBLIC_KEY_LEN] = key_bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| PushError::InvalidKey("k must be a 65-byte uncompressed point"))?;
-    let public = parse_uncompressed_public(&key_arr)?;
-    let verifier = VerifyingKey::from(&public);
-
-    let mut parts = token.split('.');
-    let (Some(h64), Some(c64), Some(s64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("JWT must have three parts"));
-    };
-    let jose: JwtHeader = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(h64)
-            .map_err(|_| PushError::Base64("JWT header"))?,
-    )?;
-    if jose.alg != "ES256" {
-        return Err(bad("alg must be ES256"));
-    }
-    if jose.typ.is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
-        return Err(bad("typ must be JWT"));
-    }
-    let sig_bytes = URL_SAFE_NO_PAD
-        .decode(s64)
-        .map_err(|_| PushError::Base64("JWT signature"))?;
-    let signature = Signature::from_slice(&sig_bytes).map_err(|_| PushError::BadSignature)?;
-    let signing_input = token.get(..h64.len() + 1 + c64.len()).ok_or(bad("JWT"))?;
-    verifier
-        .verify(signing_input.as_bytes(), &signature)
-        .map_err(|_| PushError::BadSignature)?;
-
-    let claims: Claims = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(c64)
-            .map_err(|_| PushError::Base64("JWT claims"))?,
-    )?;
-    if claims.aud != expected_aud {
-        return Err(PushError::AudienceMismatch {
-            expected: expected_aud.to_owned(),
-            got: claims.aud,
-        });
-    }
-    if claims.exp <= now_unix {
-        return Err(PushError::Expired);
-    }
-    if claims.exp - now_unix > VAPID_MAX_VALIDITY_SECS {
-        return Err(PushError::ExpiryTooFar);
-    }
-    Ok(claims)
-}
-
 /// Parses a raw 32-byte P-256 private scalar. Exactly 32 bytes are required
 /// (the underlying crate would silently left-pad shorter input).
 fn parse_private_key(bytes: &[u8]) -> Result<SecretKey, PushError> {
@@ -764,25 +521,11 @@ mod tests {
         "pK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN",
     );
 
-    // RFC 8292 §2.4.
-    const RFC8292_JWT: &str = concat!(
-        "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.",
-        "eyJhdWQiOiJodHRwczovL3B1c2guZXhhbXBsZS5uZXQiLCJleHAiOjE0NTM1MjM3NjgsInN1YiI6Im1haWx0bzpwdXNoQGV4YW1wbGUuY29tIn0.",
-        "i3CYb7t4xfxCDquptFOepC9GAu_HLGkMlMuCGSK2rpiUfnK9ojFwDXb1JrErtmysazNjjvW2L9OkSSHzvoD1oA",
-    );
-    const RFC8292_K: &str =
-        "BA1Hxzyi1RUM1b5wjxsn7nGxAszw2u61m164i3MrAIxHF6YK5h4SDYic-dRuU_RCPCfA5aq9ojSwk5Y2EmClBPs";
-    const RFC8292_EXP: u64 = 1_453_523_768;
-
     const ENDPOINT: &str = "https://push.example.net/push/JzLQ3raZJfFBR0aqvOMsLrt54w4rJUsV";
     const NOW: u64 = 1_700_000_000;
 
     fn b64(s: &str) -> Vec<u8> {
         URL_SAFE_NO_PAD.decode(s).unwrap()
-    }
-
-    fn rfc_auth() -> [u8; 16] {
-        b64(RFC_AUTH).try_into().unwrap()
     }
 
     fn rfc_sub() -> Subscription {
@@ -830,26 +573,6 @@ mod tests {
     }
 
     #[test]
-    fn rfc8291_appendix_a_decrypts() {
-        let plain = decrypt(&b64(RFC_UA_PRIVATE), &rfc_auth(), &b64(RFC_BODY)).unwrap();
-        assert_eq!(plain, RFC_PLAINTEXT);
-    }
-
-    #[test]
-    fn round_trip_with_random_keys() {
-        for len in [0, 1, 41, 1000, MAX_PLAINTEXT_LEN] {
-            let (ua_private, auth, sub) = random_ua();
-            let mut plain = vec![0u8; len];
-            OsRng.fill_bytes(&mut plain);
-            let body = encrypt(&sub, &plain).unwrap();
-            assert_eq!(body.len(), HEADER_LEN + len + 1 + TAG_LEN);
-            assert!(body.len() <= RECORD_SIZE as usize);
-            assert_eq!(&body[16..20], &[0, 0, 0x10, 0]);
-            assert_eq!(decrypt(&ua_private, &auth, &body).unwrap(), plain);
-        }
-    }
-
-    #[test]
     fn fresh_salt_and_key_each_time() {
         let (_, _, sub) = random_ua();
         let a = encrypt(&sub, b"same").unwrap();
@@ -866,146 +589,15 @@ mod tests {
     }
 
     #[test]
-    fn wrong_auth_secret_or_key_fails() {
-        let (ua_private, mut auth, sub) = random_ua();
-        let body = encrypt(&sub, b"hello").unwrap();
-        let (other_private, _, _) = random_ua();
-        assert!(matches!(
-            decrypt(&other_private, &auth, &body),
-            Err(PushError::DecryptFailed)
-        ));
-        auth[0] ^= 1;
-        assert!(matches!(
-            decrypt(&ua_private, &auth, &body),
-            Err(PushError::DecryptFailed)
-        ));
-    }
-
-    #[test]
-    fn truncated_tampered_and_garbage_bodies_are_errors() {
-        let ua_private = b64(RFC_UA_PRIVATE);
-        let auth = rfc_auth();
-        let body = b64(RFC_BODY);
-        for len in 0..body.len() {
-            assert!(
-                decrypt(&ua_private, &auth, &body[..len]).is_err(),
-                "len {len}"
-            );
-        }
-        for i in 0..body.len() {
-            for bit in [0x01, 0x80] {
-                let mut t = body.clone();
-                t[i] ^= bit;
-                // Flipping a bit of rs that keeps it above the ciphertext
-                // length is harmless; everything else must fail.
-                if (16..20).contains(&i) {
-                    let rs = u32::from_be_bytes(t[16..20].try_into().unwrap());
-                    if rs as usize > body.len() - HEADER_LEN {
-                        assert!(decrypt(&ua_private, &auth, &t).is_ok());
-                        continue;
-                    }
-                }
-                assert!(decrypt(&ua_private, &auth, &t).is_err(), "byte {i}");
-            }
-        }
-        let mut longer = body.clone();
-        longer.push(0);
-        assert!(decrypt(&ua_private, &auth, &longer).is_err());
-        for len in [0, 1, 20, 21, 85, 86, 87, 102, 103, 144, 500, 5000] {
-            for _ in 0..20 {
-                let mut g = vec![0u8; len];
-                OsRng.fill_bytes(&mut g);
-                if len > 20 {
-                    g[20] = 65; // get past the idlen check sometimes
-                }
-                assert!(decrypt(&ua_private, &auth, &g).is_err());
-            }
-        }
-        // Invalid private keys for the receiver.
-        assert!(decrypt(&[], &auth, &body).is_err());
-        assert!(decrypt(&[0u8; 32], &auth, &body).is_err());
-        assert!(decrypt(&[0xff; 32], &auth, &body).is_err());
-    }
-
-    #[test]
-    fn header_fields_are_checked() {
-        let ua_private = b64(RFC_UA_PRIVATE);
-        let auth = rfc_auth();
-        let body = b64(RFC_BODY);
-        let ct_len = body.len() - HEADER_LEN;
-        let with_rs = |rs: u32| {
-            let mut t = body.clone();
-            t[16..20].copy_from_slice(&rs.to_be_bytes());
-            t
-        };
-        for rs in [0, 17, ct_len as u32] {
-            assert!(matches!(
-                decrypt(&ua_private, &auth, &with_rs(rs)),
-                Err(PushError::MalformedBody(_))
-            ));
-        }
-        assert!(decrypt(&ua_private, &auth, &with_rs(ct_len as u32 + 1)).is_ok());
-        let mut t = body.clone();
-        t[20] = 64;
-        assert!(matches!(
-            decrypt(&ua_private, &auth, &t),
-            Err(PushError::MalformedBody(_))
-        ));
-        let mut t = body.clone();
-        t[21] = 0x02; // compressed-point prefix
-        assert!(decrypt(&ua_private, &auth, &t).is_err());
-    }
-
-    #[test]
-    fn padding_rules_are_enforced() {
-        let ua = SecretKey::random(&mut OsRng);
-        let ua_bytes = encode_public(&ua.public_key());
-        let ua_private = ua.to_bytes().to_vec();
-        let auth = [7u8; 16];
-        let sender = SecretKey::random(&mut OsRng);
-        let seal_record = |record: &[u8]| {
-            seal(
-                &ua_bytes,
-                &ua.public_key(),
-                &auth,
-                &sender,
-                [9u8; 16],
-                record,
-            )
-            .unwrap()
-        };
-        // Extra zero padding after the delimiter is allowed.
-        assert_eq!(
-            decrypt(&ua_private, &auth, &seal_record(b"hi\x02\0\0\0")).unwrap(),
-            b"hi"
-        );
-        // Data ending in zeros survives because the delimiter marks its end.
-        assert_eq!(
-            decrypt(&ua_private, &auth, &seal_record(b"a\0\0\x02")).unwrap(),
-            b"a\0\0"
-        );
-        for bad in [&b"\0\0\0"[..], b"", b"hi\x01", b"hi\x01\0", b"hi\x03"] {
-            assert!(
-                matches!(
-                    decrypt(&ua_private, &auth, &seal_record(bad)),
-                    Err(PushError::MalformedBody(_))
-                ),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
     fn subscription_keys_accept_padding_and_reject_bad_shapes() {
-        let (ua_private, auth, sub) = random_ua();
+        let (_, auth, sub) = random_ua();
         let padded = Subscription {
             endpoint: sub.endpoint.clone(),
             p256dh: base64::engine::general_purpose::URL_SAFE.encode(b64(&sub.p256dh)),
             auth: base64::engine::general_purpose::URL_SAFE.encode(auth),
         };
         assert!(padded.auth.ends_with("=="));
-        let body = encrypt(&padded, b"padded").unwrap();
-        assert_eq!(decrypt(&ua_private, &auth, &body).unwrap(), b"padded");
+        assert!(encrypt(&padded, b"padded").is_ok());
 
         let bad = |p256dh: String, auth: String| {
             encrypt(
@@ -1094,125 +686,6 @@ mod tests {
     }
 
     #[test]
-    fn vapid_jwt_verifies() {
-        let keys = VapidKeys::generate();
-        let headers =
-            vapid_headers(&keys, ENDPOINT, "https://natter.example/contact", 60, NOW).unwrap();
-        let claims =
-            verify_vapid_at(&authorization(&headers), "https://push.example.net", NOW).unwrap();
-        assert_eq!(
-            claims,
-            Claims {
-                aud: "https://push.example.net".into(),
-                exp: NOW + 12 * 3600,
-                sub: Some("https://natter.example/contact".into()),
-            }
-        );
-        // Against the real clock, as the fake push service uses it.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let headers = vapid_headers(&keys, ENDPOINT, "mailto:a@b.example", 60, now).unwrap();
-        verify_vapid(&authorization(&headers), "https://push.example.net").unwrap();
-    }
-
-    #[test]
-    fn rfc8292_example_token_verifies_and_our_claims_match_its_shape() {
-        let header = format!("vapid t={RFC8292_JWT}, k={RFC8292_K}");
-        let claims =
-            verify_vapid_at(&header, "https://push.example.net", RFC8292_EXP - 60).unwrap();
-        assert_eq!(claims.exp, RFC8292_EXP);
-        assert_eq!(claims.sub.as_deref(), Some("mailto:push@example.com"));
-        let ours = serde_json::to_vec(&claims).unwrap();
-        assert_eq!(
-            URL_SAFE_NO_PAD.encode(ours),
-            RFC8292_JWT.split('.').nth(1).unwrap()
-        );
-    }
-
-    #[test]
-    fn tampered_or_wrong_vapid_fails() {
-        let keys = VapidKeys::generate();
-        let headers = vapid_headers(&keys, ENDPOINT, "mailto:ops@natter.example", 60, NOW).unwrap();
-        let good = authorization(&headers);
-        let aud = "https://push.example.net";
-
-        // Claims swapped for others (longer exp), signature kept.
-        let (prefix, rest) = good.split_once('.').unwrap();
-        let (_, sig_and_k) = rest.split_once('.').unwrap();
-        let forged_claims = URL_SAFE_NO_PAD.encode(format!(
-            r#"{{"aud":"{aud}","exp":{},"sub":"mailto:x@y"}}"#,
-            NOW + 20 * 3600
-        ));
-        let forged = format!("{prefix}.{forged_claims}.{sig_and_k}");
-        assert!(matches!(
-            verify_vapid_at(&forged, aud, NOW),
-            Err(PushError::BadSignature)
-        ));
-
-        // Another key in k=.
-        let other = VapidKeys::generate();
-        let swapped = good.replace(&keys.public_key_b64url(), &other.public_key_b64url());
-        assert!(matches!(
-            verify_vapid_at(&swapped, aud, NOW),
-            Err(PushError::BadSignature)
-        ));
-
-        // Flipped signature bit.
-        let (head, k) = good.split_once(", k=").unwrap();
-        let mut sig = b64(head.rsplit('.').next().unwrap());
-        sig[10] ^= 1;
-        let flipped = format!(
-            "{}.{}, k={k}",
-            head.rsplit_once('.').unwrap().0,
-            URL_SAFE_NO_PAD.encode(&sig)
-        );
-        assert!(verify_vapid_at(&flipped, aud, NOW).is_err());
-
-        assert!(matches!(
-            verify_vapid_at(&good, "https://other.example", NOW),
-            Err(PushError::AudienceMismatch { .. })
-        ));
-        assert!(matches!(
-            verify_vapid_at(&good, aud, NOW + 12 * 3600),
-            Err(PushError::Expired)
-        ));
-        assert!(matches!(
-            verify_vapid_at(&good, aud, NOW - 13 * 3600),
-            Err(PushError::ExpiryTooFar)
-        ));
-
-        // alg=none style downgrade: unsigned header with empty signature.
-        let none_header = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"none"}"#);
-        let (_, after_header) = head
-            .strip_prefix("vapid t=")
-            .unwrap()
-            .split_once('.')
-            .unwrap();
-        let claims_only = after_header.split('.').next().unwrap();
-        let none = format!("vapid t={none_header}.{claims_only}., k={k}");
-        assert!(verify_vapid_at(&none, aud, NOW).is_err());
-
-        for garbage in [
-            "",
-            "vapid",
-            "vapid ",
-            "Bearer t=a.b.c, k=x",
-            "vapid t=, k=",
-            "vapid t=a.b, k=abc",
-            "vapid t=a.b.c.d, k=abc",
-            "vapid k=abc",
-            "vapid t=a.b.c",
-            "vapid t=a.b.c, t=a.b.c, k=x",
-            "vapid t=\u{e9}.\u{e9}.\u{e9}, k=\u{e9}",
-            "vapid ,,,=,=",
-        ] {
-            assert!(verify_vapid_at(garbage, aud, NOW).is_err(), "{garbage:?}");
-        }
-    }
-
-    #[test]
     fn vapid_rejects_bad_subject_and_overflow() {
         let keys = VapidKeys::generate();
         for subject in [
@@ -1263,11 +736,6 @@ mod tests {
             assert_eq!(endpoint_origin(endpoint).unwrap(), origin, "{endpoint}");
         }
         let keys = VapidKeys::generate();
-        let headers =
-            vapid_headers(&keys, "http://127.0.0.1:8080/push/x", "mailto:a@b", 60, NOW).unwrap();
-        let claims =
-            verify_vapid_at(&authorization(&headers), "http://127.0.0.1:8080", NOW).unwrap();
-        assert_eq!(claims.aud, "http://127.0.0.1:8080");
 
         for bad in [
             "",

@@ -23,5 +23,6 @@ mod notify;
 mod pages;
 mod permissions;
 mod push;
+mod push_receiver;
 mod search;
 mod webhooks;

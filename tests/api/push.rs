@@ -42,7 +42,7 @@ async fn subscribe(app: &TestApp, token: &str, endpoint: &str, b: &Browser) {
 fn open(b: &Browser, r: &crate::fakes::Recorded) -> Value {
     assert_eq!(r.header("content-encoding"), Some("aes128gcm"));
     assert!(r.header("ttl").is_some());
-    let plain = natter::service::webpush::decrypt(&b.private, &b.auth, &r.body)
+    let plain = crate::push_receiver::decrypt(&b.private, &b.auth, &r.body)
         .expect("decrypts with the browser's keys");
     serde_json::from_slice(&plain).unwrap()
 }
@@ -87,7 +87,7 @@ async fn agents_get_encrypted_vapid_signed_pushes_for_new_conversations_and_thei
         auth.starts_with("vapid t=") && auth.contains(&format!("k={key}")),
         "{auth}"
     );
-    natter::service::webpush::verify_vapid(auth, &fake.url)
+    crate::push_receiver::verify_vapid(auth, &fake.url)
         .expect("VAPID verifies for the push service's origin");
     let msg = open(&admin_browser, &got[0]);
     assert_eq!(msg["title"], "New conversation");
