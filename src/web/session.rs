@@ -335,16 +335,16 @@ fn page_agent(req: &HttpRequest) -> Result<PageAgent, PageError> {
 
 /// Percent-encodes a path for a query parameter.
 pub fn url_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, URL_KEEP).to_string()
 }
+
+/// What [`url_escape`] leaves as it is: unreserved characters and `/`.
+const URL_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 impl FromRequest for PageAgent {
     type Error = PageError;

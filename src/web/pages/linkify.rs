@@ -20,42 +20,32 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Escaped text with `http://` and `https://` links turned into anchors.
+/// The `linkify` crate finds the links (it knows where a URL ends among
+/// brackets and sentence punctuation); any other scheme stays text.
 pub fn linkify(text: &str) -> String {
+    let mut finder = linkify::LinkFinder::new();
+    finder.kinds(&[linkify::LinkKind::Url]);
     let mut out = String::with_capacity(text.len() + 32);
-    let mut rest = text;
-    while let Some(start) = find_link(rest) {
-        out.push_str(&escape(&rest[..start]));
-        let tail = &rest[start..];
-        let mut end = tail
-            .find(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"')
-            .unwrap_or(tail.len());
-        // Trailing punctuation usually ends the sentence, not the URL.
-        while end > 0 && tail[..end].ends_with(['.', ',', ';', ':', '!', '?', ')', '\'']) {
-            end -= tail[..end].chars().next_back().map_or(1, char::len_utf8);
-        }
-        let url = &tail[..end];
-        if url.len() <= "https://".len() {
-            out.push_str(&escape(url));
-        } else {
-            let e = escape(url);
+    for span in finder.spans(text) {
+        let part = span.as_str();
+        if span.kind().is_some() && is_web_url(part) {
+            let e = escape(part);
             out.push_str(&format!(
                 "<a href=\"{e}\" rel=\"noopener noreferrer nofollow\" target=\"_blank\">{e}</a>"
             ));
+        } else {
+            out.push_str(&escape(part));
         }
-        // `tail` starts with "http://" or "https://", which ends in '/', so
-        // `end` is at least 7 and the loop always advances.
-        rest = &tail[end.max(1)..];
     }
-    out.push_str(&escape(rest));
     out
 }
 
-fn find_link(s: &str) -> Option<usize> {
-    let lower = s.to_ascii_lowercase();
-    match (lower.find("http://"), lower.find("https://")) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+/// Whether a found link is an http(s) URL with something after the scheme.
+fn is_web_url(link: &str) -> bool {
+    let lower = link.to_ascii_lowercase();
+    ["http://", "https://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme) && lower.len() > scheme.len())
 }
 
 #[cfg(test)]
@@ -94,9 +84,13 @@ mod tests {
             "xhttp://a",
             "http://a)",
             "é http://ü.example/ö",
+            "(see https://example.com/x)",
+            "ftp://example.com/file",
         ] {
             let _ = linkify(s);
         }
         assert_eq!(linkify("http://"), "http://");
+        assert!(linkify("(see https://example.com/x)").contains(">https://example.com/x</a>)"));
+        assert!(!linkify("ftp://example.com/file").contains("<a"));
     }
 }
