@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::domain::format_id;
 use crate::domain::time::rfc3339;
+use crate::service::access::InboxScope;
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::store::{
     AgentRecord, AttachmentRecord, Author, ContactRecord, ConversationRecord, EventPayload,
@@ -88,6 +89,23 @@ pub fn contact(c: &ContactRecord) -> Value {
         "merged_ids": c.merged_ids.iter().map(|i| format_id(*i)).collect::<Vec<_>>(),
         "created_at": rfc3339(c.created_at),
     })
+}
+
+/// [`contact`] for an agent: only the channel addresses of inboxes it
+/// reaches (a number known only to another inbox is that inbox's).
+pub fn contact_within(c: &ContactRecord, scope: &InboxScope) -> Value {
+    let mut v = contact(c);
+    v["identities"] = json!(c
+        .identities
+        .iter()
+        .filter(|i| scope.sees(i.inbox_id))
+        .map(|i| json!({
+            "inbox_id": format_id(i.inbox_id),
+            "channel": i.channel,
+            "value": i.value,
+        }))
+        .collect::<Vec<_>>());
+    v
 }
 
 fn author(a: &Author) -> Value {

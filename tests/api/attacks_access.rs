@@ -10,6 +10,7 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{redirect, Client, StatusCode};
 use serde_json::{json, Value};
 
+use crate::customers::identity_hash;
 use crate::helpers::{body, spawn_app, EventStream, TestApp};
 
 /// How long a revoked stream may stay open.
@@ -63,6 +64,170 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> Browser {
         cookie,
         csrf,
     }
+}
+
+impl Browser {
+    async fn page(&self, app: &TestApp, path: &str) -> String {
+        let r = self
+            .client
+            .get(app.url(path))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.text().await.unwrap()
+    }
+}
+
+async fn hmac_secret(app: &TestApp, inbox: &str) -> String {
+    body(
+        app.get(&format!("/api/v1/inboxes/{inbox}"), &app.admin_token)
+            .await,
+    )
+    .await["hmac_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// One verified person known on two websites, with a conversation on each
+/// (a private note in the first): (contact, first conversation, second
+/// conversation).
+async fn person_on_two_sites(app: &TestApp, shop: &Value, note: &str) -> (String, String, String) {
+    let shop_id = shop["id"].as_str().unwrap();
+    let h1 = identity_hash(&hmac_secret(app, &app.inbox_id).await, "user-1");
+    let h2 = identity_hash(&hmac_secret(app, shop_id).await, "user-1");
+    let (c1, t1) = app
+        .contact_in(
+            &app.widget_key,
+            json!({"external_id": "user-1", "identifier_hash": h1, "name": "Sam"}),
+        )
+        .await;
+    let (site_conv, _) = app.start_conversation(&t1, "on the website").await;
+    app.agent_says(&app.admin_token, &site_conv, note, true)
+        .await;
+    let (c2, t2) = app
+        .contact_in(
+            shop["widget_key"].as_str().unwrap(),
+            json!({"external_id": "user-1", "identifier_hash": h2}),
+        )
+        .await;
+    assert_eq!(c1, c2, "one person on both websites");
+    let (shop_conv, _) = app.start_conversation(&t2, "in the shop").await;
+    (c1, site_conv, shop_conv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_outside_an_inbox_reads_nothing_of_it_through_a_contact_record() {
+    let app = spawn_app().await;
+    let shop = app.create_inbox("Shop").await;
+    let note = "NOTE: card flagged by the bank";
+    let (contact, site_conv, shop_conv) = person_on_two_sites(&app, &shop, note).await;
+    let (shop_agent, shop_token) = app.create_agent("shop@example.com", "agent").await;
+    app.add_member(shop["id"].as_str().unwrap(), &shop_agent)
+        .await;
+
+    // The API's contact record.
+    let r = app
+        .get(&format!("/api/v1/contacts/{contact}"), &shop_token)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("card flagged"), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let convs = v["conversations"].as_array().unwrap();
+    assert_eq!(convs.len(), 1, "{v}");
+    assert_eq!(convs[0]["id"], shop_conv.as_str());
+    // An admin sees both (the filter is the viewer's, not the record's).
+    let all = body(
+        app.get(&format!("/api/v1/contacts/{contact}"), &app.admin_token)
+            .await,
+    )
+    .await;
+    assert_eq!(all["conversations"].as_array().unwrap().len(), 2, "{all}");
+
+    // The workspace's contact panel ("Other conversations").
+    let b = sign_in(&app, "shop@example.com", "agent-password").await;
+    let html = b.page(&app, &format!("/conversations/{shop_conv}")).await;
+    assert!(!html.contains("card flagged"), "note leaked into the panel");
+    assert!(!html.contains(&format!("/conversations/{site_conv}\"")));
+    let admin = sign_in(
+        &app,
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let html = admin
+        .page(&app, &format!("/conversations/{shop_conv}"))
+        .await;
+    assert!(html.contains(&format!("/conversations/{site_conv}\"")));
+
+    // A contact with nothing in the agent's inboxes stays a 404.
+    let (other, other_token) = app.contact().await;
+    app.start_conversation(&other_token, "only on the website")
+        .await;
+    let r = app
+        .get(&format!("/api/v1/contacts/{other}"), &shop_token)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn possibly_the_same_person_names_only_contacts_the_agent_may_see() {
+    let app = spawn_app().await;
+    let shop = app.create_inbox("Shop").await;
+    let shop_id = shop["id"].as_str().unwrap().to_owned();
+    let (site_contact, t1) = app
+        .contact_in(
+            &app.widget_key,
+            json!({"name": "Penelope Website", "email": "pen@example.com"}),
+        )
+        .await;
+    app.start_conversation(&t1, "on the website").await;
+    let (_, t2) = app
+        .contact_in(
+            shop["widget_key"].as_str().unwrap(),
+            json!({"name": "Pen", "email": "pen@example.com"}),
+        )
+        .await;
+    let (shop_conv, _) = app.start_conversation(&t2, "in the shop").await;
+    let (shop_agent, _) = app.create_agent("shop@example.com", "agent").await;
+    app.add_member(&shop_id, &shop_agent).await;
+    let (both_agent, _) = app.create_agent("both@example.com", "agent").await;
+    app.add_member(&shop_id, &both_agent).await;
+    app.add_member(&app.inbox_id, &both_agent).await;
+
+    let b = sign_in(&app, "shop@example.com", "agent-password").await;
+    let html = b.page(&app, &format!("/conversations/{shop_conv}")).await;
+    assert!(
+        !html.contains("Penelope"),
+        "a contact of another inbox is named"
+    );
+    assert!(!html.contains(&format!("value=\"{site_contact}\"")));
+    // Merging into it is refused like anything that does not exist.
+    let shop_contact = app.conversation(&app.admin_token, &shop_conv).await["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = b
+        .client
+        .post(app.url(&format!("/ui/contacts/{shop_contact}/merge")))
+        .header(COOKIE, &b.cookie)
+        .header("X-CSRF-Token", &b.csrf)
+        .form(&[("into", site_contact.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // An agent of both inboxes is offered the suggestion.
+    let both = sign_in(&app, "both@example.com", "agent-password").await;
+    let html = both
+        .page(&app, &format!("/conversations/{shop_conv}"))
+        .await;
+    assert!(html.contains("data-role=\"duplicates\""));
+    assert!(html.contains("Penelope Website"));
 }
 
 /// A member of the Website inbox with an open event stream.
