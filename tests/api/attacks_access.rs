@@ -10,7 +10,9 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{redirect, Client, StatusCode};
 use serde_json::{json, Value};
 
+use crate::channels::{channel_inbox, twilio_params, twilio_post};
 use crate::customers::identity_hash;
+use crate::fakes::Fake;
 use crate::helpers::{body, spawn_app, EventStream, TestApp};
 
 /// How long a revoked stream may stay open.
@@ -391,4 +393,75 @@ async fn signing_out_ends_the_workspace_live_stream_at_once() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(events.ends_within(ENDS_WITHIN).await, "still streaming");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_cannot_reply_through_an_inbox_it_is_not_a_member_of() {
+    let app = spawn_app().await;
+    let fake = Fake::start().await;
+    fake.json("/Messages.json", 201, json!({"sid": "SMvia"}));
+    let sms = channel_inbox(&app, "sms", json!({"account_sid": "AC1", "auth_token": "tok", "from": "+15550000", "api_base": fake.url})).await;
+    let sms_id = sms["id"].as_str().unwrap().to_owned();
+    let params = twilio_params(&[
+        ("MessageSid", "SM1"),
+        ("From", "+15557654321"),
+        ("Body", "texting you"),
+    ]);
+    let r = twilio_post(&app, &format!("/hooks/twilio/{sms_id}"), "tok", &params).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let listed = body(
+        app.get(
+            &format!("/api/v1/conversations?inbox={sms_id}&status=all"),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    let sms_contact = listed["conversations"][0]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (web_contact, web_token) = app.contact().await;
+    let (conv, _) = app.start_conversation(&web_token, "on the site").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{sms_contact}/merge"),
+            &app.admin_token,
+            json!({"into": web_contact}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, agent) = app.member_agent("web@example.com").await;
+
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &agent,
+            json!({"body": "sent by text", "via": sms_id}),
+        )
+        .await;
+    crate::helpers::assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    let msgs = app.agent_messages(&app.admin_token, &conv, "").await;
+    assert_eq!(msgs.len(), 1, "nothing stored: {msgs:?}");
+    // The composer does not offer it either.
+    let b = sign_in(&app, "web@example.com", "agent-password").await;
+    let html = b.page(&app, &format!("/conversations/{conv}")).await;
+    assert!(!html.contains(&format!("value=\"{sms_id}\"")));
+    // An admin may (so the refusal above is about membership).
+    let admin = sign_in(
+        &app,
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let html = admin.page(&app, &format!("/conversations/{conv}")).await;
+    assert!(html.contains(&format!("value=\"{sms_id}\"")));
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &app.admin_token,
+            json!({"body": "sent by text", "via": sms_id}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
 }

@@ -574,7 +574,7 @@ pub fn conversation(
             })
             .unwrap_or_default(),
         duplicates,
-        reply_via: crate::web::api::conversations::reply_options(store, c)?
+        reply_via: crate::web::api::conversations::reply_options(store, c, &scope)?
             .into_iter()
             .map(|(i, a)| {
                 let (label, icon) = crate::channels::label(&i.channel);
