@@ -526,6 +526,22 @@ impl Store {
         )
     }
 
+    /// The seq of the newest public message at or before `seq` (0: none):
+    /// what a contact may see of a read position. Walks back over notes
+    /// only.
+    pub fn public_seq_upto(&self, conversation: u64, seq: u64) -> Result<u64> {
+        let range =
+            keys::conversation_seq(conversation, 1)..=keys::conversation_seq(conversation, seq);
+        for kv in self.tree(T::ConversationseqMessage).range(range).rev() {
+            let (_, v) = kv?;
+            let m: MessageRecord = super::decode(&v)?;
+            if !m.private {
+                return Ok(m.seq);
+            }
+        }
+        Ok(0)
+    }
+
     /// One conversation.
     pub fn conversation(&self, id: u64) -> Result<Option<ConversationRecord>> {
         self.get(T::ConversationidConversation, &u64_be(id))

@@ -396,6 +396,72 @@ async fn signing_out_ends_the_workspace_live_stream_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_sees_no_labels_assignee_or_note_counters() {
+    let app = spawn_app().await;
+    let me = body(app.get("/api/v1/me", &app.admin_token).await).await;
+    let (_, ct) = app.contact().await;
+    let (conv, first) = app.start_conversation(&ct, "my order?").await;
+    let r = app
+        .patch(
+            &format!("/api/v1/conversations/{conv}"),
+            &app.admin_token,
+            json!({"labels": ["fraud-suspect"], "assignee_id": me["id"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let note = app
+        .agent_says(&app.admin_token, &conv, "looks like fraud", true)
+        .await;
+    // The contact "reads" up to the note's seq (as far as the store lets it).
+    let r = app
+        .post(
+            &format!("/api/v1/customer/conversations/{conv}/read"),
+            &ct,
+            json!({"seq": note["seq"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The team sees its metadata (so the checks below are not vacuous).
+    let team = app.conversation(&app.admin_token, &conv).await;
+    assert_eq!(team["labels"][0], "fraud-suspect");
+    assert_eq!(team["last_seq"], 2);
+
+    let public_seq = first["seq"].as_u64().unwrap();
+    let safe = |c: &Value| {
+        let text = c.to_string();
+        assert!(!text.contains("fraud-suspect"), "{text}");
+        assert_eq!(c["labels"], json!([]), "{c}");
+        assert!(c["assignee_id"].is_null(), "{c}");
+        assert_eq!(c["last_seq"], public_seq, "{c}");
+        assert!(
+            c["agent_last_read_seq"].as_u64().unwrap() <= public_seq,
+            "{c}"
+        );
+        assert!(
+            c["contact_last_read_seq"].as_u64().unwrap() <= public_seq,
+            "{c}"
+        );
+        assert_eq!(c["unread_count"], 0, "{c}");
+    };
+    safe(
+        &body(
+            app.get(&format!("/api/v1/customer/conversations/{conv}"), &ct)
+                .await,
+        )
+        .await,
+    );
+    safe(&body(app.get("/api/v1/customer/conversations", &ct).await).await["conversations"][0]);
+
+    // The stream, replayed from the start: the label change and the read.
+    let mut events = app.events("/api/v1/customer/events", &ct, Some("0")).await;
+    let updated = events.next_named("conversation.updated").await;
+    safe(&updated.json());
+    let read = events.next_named("conversation.read").await;
+    let r = read.json();
+    assert!(r["seq"].as_u64().unwrap() <= public_seq, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_cannot_reply_through_an_inbox_it_is_not_a_member_of() {
     let app = spawn_app().await;
     let fake = Fake::start().await;

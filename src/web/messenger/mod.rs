@@ -213,7 +213,14 @@ fn main_view(
                 .as_ref()
                 .map(|x| view::truncate(&x.body, 60))
                 .unwrap_or_default(),
-            time_rel: view::relative(c.updated_at, time::now()),
+            // The last message the contact can see, not the last activity
+            // (a note moves `updated_at`).
+            time_rel: view::relative(
+                c.last_public_message
+                    .as_ref()
+                    .map_or(c.created_at, |m| m.created_at),
+                time::now(),
+            ),
             unread: c.contact_unread,
             status: c.status.as_str(),
         })
