@@ -624,6 +624,21 @@ impl Store {
         Ok(out)
     }
 
+    /// A contact's conversations as the contact sees them: newest visible
+    /// message first (a note moves nothing in its list).
+    pub fn contact_conversations_for_contact(
+        &self,
+        contact_id: u64,
+    ) -> Result<Vec<ConversationRecord>> {
+        let mut out = self.contact_conversations(contact_id)?;
+        out.sort_by(|a, b| {
+            b.contact_activity()
+                .cmp(&a.contact_activity())
+                .then(b.id.cmp(&a.id))
+        });
+        Ok(out)
+    }
+
     /// Messages of a conversation, oldest first. Without `after` or
     /// `before` it returns the newest `limit`.
     pub fn messages(&self, conversation_id: u64, p: MessagePage) -> Result<Vec<MessageRecord>> {

@@ -204,6 +204,18 @@ pub struct ConversationRecord {
     pub notified_seq: u64,
 }
 
+impl ConversationRecord {
+    /// When the contact last saw something happen: its newest visible
+    /// message, else the start. A contact's lists sort on it and its view
+    /// shows it as `updated_at`, because `updated_at` also moves for notes
+    /// and team-only changes (labels, assignment).
+    pub fn contact_activity(&self) -> Micros {
+        self.last_public_message
+            .as_ref()
+            .map_or(self.created_at, |m| m.created_at.max(self.created_at))
+    }
+}
+
 /// Who wrote a message, as it was when written.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Author {

@@ -171,9 +171,10 @@ impl From<Viewer> for Audience {
 /// The conversation shape of the contract. The team's view carries its
 /// metadata (labels, assignee, counters over every message, notes
 /// included); the contact's view keeps the same fields but only what the
-/// contact may know: no labels, no assignee, and counters over the public
-/// messages only, so nothing shows that notes exist (see
-/// [`customer_conversation`], which also needs the store).
+/// contact may know: no labels, no assignee, counters over the public
+/// messages only and `updated_at` of the last public message, so nothing
+/// shows that notes exist (see [`customer_conversation`], which also needs
+/// the store).
 pub fn conversation(
     c: &ConversationRecord,
     contact_rec: Option<&ContactRecord>,
@@ -209,6 +210,7 @@ pub fn conversation(
         v["unread_count"] = json!(c.contact_unread);
         v["agent_last_read_seq"] = json!(c.agent_read_seq.min(public));
         v["contact_last_read_seq"] = json!(c.contact_read_seq.min(public));
+        v["updated_at"] = json!(rfc3339(c.contact_activity()));
     }
     v
 }

@@ -462,6 +462,44 @@ async fn the_customer_sees_no_labels_assignee_or_note_counters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_does_not_move_the_conversation_for_the_customer() {
+    let app = spawn_app().await;
+    let (_, ct) = app.contact().await;
+    let (older, first) = app.start_conversation(&ct, "first question").await;
+    let (newer, _) = app.start_conversation(&ct, "second question").await;
+    app.agent_says(&app.admin_token, &older, "internal only", true)
+        .await;
+    // The team's list moved it (so the check below is not vacuous).
+    let team = app.conversation(&app.admin_token, &older).await;
+    assert_ne!(team["updated_at"], first["created_at"]);
+
+    let list = body(app.get("/api/v1/customer/conversations", &ct).await).await;
+    let ids: Vec<&str> = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [newer.as_str(), older.as_str()]);
+    assert_eq!(list["conversations"][1]["updated_at"], first["created_at"]);
+    // The messenger's list is in the same order.
+    let html = app
+        .client
+        .get(app.url(&format!("/m/{}?access_token={ct}", app.widget_key)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |id: &str| {
+        html.find(&format!("data-conversation-id=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id} listed: {html}"))
+    };
+    assert!(at(&newer) < at(&older), "the note moved it up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_cannot_reply_through_an_inbox_it_is_not_a_member_of() {
     let app = spawn_app().await;
     let fake = Fake::start().await;

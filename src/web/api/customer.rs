@@ -148,7 +148,9 @@ fn contact_author(c: &ContactRecord) -> Author {
 
 /// The contact's conversations, newest activity first.
 pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<HttpResponse> {
-    let convs = state.store.contact_conversations(auth.contact.id)?;
+    let convs = state
+        .store
+        .contact_conversations_for_contact(auth.contact.id)?;
     let out = convs
         .iter()
         .map(|c| views::customer_conversation(&state.store, c, Some(&auth.contact)))
