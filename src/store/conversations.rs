@@ -393,13 +393,16 @@ impl Store {
             }
             conv.updated_at = tx.now.max(conv.updated_at);
             tx.put_conversation(&conv, Some(&old))?;
-            tx.emit(
-                conv.inbox_id,
-                conv.contact_id,
-                EventPayload::ConversationUpdated {
-                    conversation: conv.clone(),
-                },
-            )?;
+            let payload = EventPayload::ConversationUpdated {
+                conversation: conv.clone(),
+            };
+            // Labels and assignment are the team's: the contact hears only
+            // of what it sees (status, snooze).
+            if conv.status == old.status && conv.snoozed_until == old.snoozed_until {
+                tx.emit_for_team(conv.inbox_id, conv.contact_id, payload)?;
+            } else {
+                tx.emit(conv.inbox_id, conv.contact_id, payload)?;
+            }
             Ok(conv)
         })
         .await

@@ -639,6 +639,27 @@ impl Tx<'_> {
     /// Appends an event to the log; it is published once this write is
     /// durable.
     pub fn emit(&mut self, inbox_id: u64, contact_id: u64, payload: EventPayload) -> TxResult<u64> {
+        self.log_event(inbox_id, contact_id, payload, false)
+    }
+
+    /// [`Tx::emit`] for a change the contact must not hear of (see
+    /// [`EventRecord::team_only`]).
+    pub fn emit_for_team(
+        &mut self,
+        inbox_id: u64,
+        contact_id: u64,
+        payload: EventPayload,
+    ) -> TxResult<u64> {
+        self.log_event(inbox_id, contact_id, payload, true)
+    }
+
+    fn log_event(
+        &mut self,
+        inbox_id: u64,
+        contact_id: u64,
+        payload: EventPayload,
+        team_only: bool,
+    ) -> TxResult<u64> {
         let id = self.next_event_id;
         let ev = EventRecord {
             id,
@@ -646,6 +667,7 @@ impl Tx<'_> {
             contact_id,
             at: self.now,
             payload,
+            team_only,
         };
         self.put(T::EventidEvent, &keys::u64_be(id), &ev)?;
         let name = ev.name();

@@ -504,6 +504,11 @@ pub struct EventRecord {
     pub at: Micros,
     /// What happened.
     pub payload: EventPayload,
+    /// A change only the team sees (labels, assignment): the contact's
+    /// view of the conversation did not change, so it is never sent there
+    /// (its mere arrival would tell that the team did something).
+    #[serde(default)]
+    pub team_only: bool,
 }
 
 impl EventRecord {
@@ -519,9 +524,10 @@ impl EventRecord {
         }
     }
 
-    /// Private notes are for the team only.
+    /// Private notes and team-only changes are for the team only.
     pub fn is_private(&self) -> bool {
-        matches!(&self.payload, EventPayload::MessageCreated { message } | EventPayload::MessageUpdated { message } if message.private)
+        self.team_only
+            || matches!(&self.payload, EventPayload::MessageCreated { message } | EventPayload::MessageUpdated { message } if message.private)
     }
 }
 
