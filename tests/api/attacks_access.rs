@@ -369,6 +369,29 @@ async fn removing_a_membership_narrows_the_open_event_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_contact_ends_its_open_event_stream_at_once() {
+    let app = spawn_app().await;
+    let (contact, ct) = app.contact().await;
+    let (conv, _) = app.start_conversation(&ct, "hello").await;
+    let mut events = app.events("/api/v1/customer/events", &ct, None).await;
+    app.agent_says(&app.admin_token, &conv, "hi there", false)
+        .await;
+    assert_eq!(
+        events.next_named("message.created").await.json()["body"],
+        "hi there"
+    );
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/contacts/{contact}")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert!(events.ends_within(ENDS_WITHIN).await, "still streaming");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_ends_the_workspace_live_stream_at_once() {
     let app = spawn_app().await;
     app.member_agent("a@example.com").await;
