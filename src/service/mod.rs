@@ -1,6 +1,7 @@
 //! What the product does beyond storing: credentials, rate limits, the live
 //! event broker and search. Nothing here knows about HTTP.
 
+pub mod access;
 pub mod auth;
 pub mod files;
 pub mod index;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::domain::AuthorType;
-use crate::store::{Author, EventRecord, Result, Store};
+use crate::domain::time::Micros;
+use crate::domain::{AuthorType, Role};
+use crate::store::{Author, EventRecord, Result, Store, TokenOwner};
 
 /// Whoever holds an event stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,7 +19,9 @@ pub enum Viewer {
     Agent {
         /// The agent.
         id: u64,
-        /// Whether the agent was an admin when the stream opened.
+        /// Whether the agent was an admin when the viewer was made: good
+        /// for one request (search). Streams outlive a demotion, so their
+        /// checks read the role as stored at each event instead.
         admin: bool,
     },
     /// A contact: only its own conversations, never notes.
@@ -89,12 +92,50 @@ impl TypingHub {
     }
 }
 
+/// The credential a stream was opened with: the SHA-256 of an agent's
+/// token or session, or of a contact's token. A stream lives only as long
+/// as it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credential {
+    /// Hash of the token, as stored.
+    pub token_hash: [u8; 32],
+}
+
+/// Whether `viewer` still holds `credential`: the token exists, is not
+/// expired and is the viewer's, and an agent is still active. Returns the
+/// token's expiry, after which the stream must end. Checked when a stream
+/// opens and whenever the store says access changed (logout, deactivation,
+/// a password change, a deleted contact), so those end open streams at
+/// once; role and membership are read at every event (see [`may_see`]).
+pub fn still_holds(
+    store: &Store,
+    viewer: Viewer,
+    credential: Credential,
+) -> Result<Option<Micros>> {
+    let (owner, id) = match viewer {
+        Viewer::Agent { id, .. } => (TokenOwner::Agent, id),
+        Viewer::Contact { id } => (TokenOwner::Contact, id),
+    };
+    let Some(token) = store.token(owner, &credential.token_hash)? else {
+        return Ok(None);
+    };
+    if token.owner != id || token.expires_at <= crate::domain::time::now() {
+        return Ok(None);
+    }
+    let alive = match viewer {
+        Viewer::Agent { id, .. } => store.agent(id)?.is_some_and(|a| a.active),
+        Viewer::Contact { id } => store.contact(id)?.is_some(),
+    };
+    Ok(alive.then_some(token.expires_at))
+}
+
 /// Whether `viewer` may receive a logged event, checked against the store
-/// at the moment of sending (membership can change while a stream is open).
+/// at the moment of sending (role and membership can change while a
+/// stream is open).
 pub fn may_see(store: &Store, viewer: Viewer, ev: &EventRecord) -> Result<bool> {
     match viewer {
         Viewer::Contact { id } => Ok(ev.contact_id == id && !ev.is_private()),
-        Viewer::Agent { id, admin } => agent_may_see_inbox(store, id, admin, ev.inbox_id),
+        Viewer::Agent { id, .. } => agent_may_see_inbox(store, id, ev.inbox_id),
     }
 }
 
@@ -104,21 +145,23 @@ pub fn may_see_typing(store: &Store, viewer: Viewer, ev: &TypingEvent) -> Result
         Viewer::Contact { id } => {
             Ok(ev.contact_id == id && !ev.private && ev.author.kind != AuthorType::Contact)
         }
-        Viewer::Agent { id, admin } => {
+        Viewer::Agent { id, .. } => {
             if ev.author.kind == AuthorType::Agent && ev.author.id == Some(id) {
                 return Ok(false);
             }
-            agent_may_see_inbox(store, id, admin, ev.inbox_id)
+            agent_may_see_inbox(store, id, ev.inbox_id)
         }
     }
 }
 
-fn agent_may_see_inbox(store: &Store, agent: u64, admin: bool, inbox: u64) -> Result<bool> {
+/// The agent's rights as stored now (two point reads): a demoted admin
+/// sees only its inboxes from the next event on.
+fn agent_may_see_inbox(store: &Store, agent: u64, inbox: u64) -> Result<bool> {
     let Some(a) = store.agent(agent)? else {
         return Ok(false);
     };
     if !a.active {
         return Ok(false);
     }
-    Ok(admin || store.is_member(inbox, agent)?)
+    Ok(a.role == Role::Admin || store.is_member(inbox, agent)?)
 }

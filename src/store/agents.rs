@@ -179,6 +179,8 @@ impl Store {
             if !a.active {
                 self.revoke_all_tokens(TokenOwner::Agent, id)?;
             }
+            // A new role narrows (or widens) open streams at once.
+            self.access_changed();
             Ok(a)
         })
     }
@@ -228,7 +230,9 @@ impl Store {
             tx.del(by_hash, &hash)?;
             Ok(())
         })
-        .await
+        .await?;
+        self.access_changed();
+        Ok(())
     }
 
     /// Revokes every token of one owner. Durable at once: the caller is
@@ -243,6 +247,8 @@ impl Store {
             }
             self.tree(by_owner).remove(&k)?;
         }
-        self.flush_now()
+        self.flush_now()?;
+        self.access_changed();
+        Ok(())
     }
 }

@@ -267,6 +267,8 @@ impl Store {
             Ok(())
         })
         .await?;
+        // Its tokens are gone: its open streams end.
+        self.access_changed();
         Ok(files)
     }
 

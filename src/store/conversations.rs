@@ -393,13 +393,16 @@ impl Store {
             }
             conv.updated_at = tx.now.max(conv.updated_at);
             tx.put_conversation(&conv, Some(&old))?;
-            tx.emit(
-                conv.inbox_id,
-                conv.contact_id,
-                EventPayload::ConversationUpdated {
-                    conversation: conv.clone(),
-                },
-            )?;
+            let payload = EventPayload::ConversationUpdated {
+                conversation: conv.clone(),
+            };
+            // Labels and assignment are the team's: the contact hears only
+            // of what it sees (status, snooze).
+            if conv.status == old.status && conv.snoozed_until == old.snoozed_until {
+                tx.emit_for_team(conv.inbox_id, conv.contact_id, payload)?;
+            } else {
+                tx.emit(conv.inbox_id, conv.contact_id, payload)?;
+            }
             Ok(conv)
         })
         .await
@@ -526,6 +529,22 @@ impl Store {
         )
     }
 
+    /// The seq of the newest public message at or before `seq` (0: none):
+    /// what a contact may see of a read position. Walks back over notes
+    /// only.
+    pub fn public_seq_upto(&self, conversation: u64, seq: u64) -> Result<u64> {
+        let range =
+            keys::conversation_seq(conversation, 1)..=keys::conversation_seq(conversation, seq);
+        for kv in self.tree(T::ConversationseqMessage).range(range).rev() {
+            let (_, v) = kv?;
+            let m: MessageRecord = super::decode(&v)?;
+            if !m.private {
+                return Ok(m.seq);
+            }
+        }
+        Ok(0)
+    }
+
     /// One conversation.
     pub fn conversation(&self, id: u64) -> Result<Option<ConversationRecord>> {
         self.get(T::ConversationidConversation, &u64_be(id))
@@ -605,6 +624,21 @@ impl Store {
             }
         }
         out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+        Ok(out)
+    }
+
+    /// A contact's conversations as the contact sees them: newest visible
+    /// message first (a note moves nothing in its list).
+    pub fn contact_conversations_for_contact(
+        &self,
+        contact_id: u64,
+    ) -> Result<Vec<ConversationRecord>> {
+        let mut out = self.contact_conversations(contact_id)?;
+        out.sort_by(|a, b| {
+            b.contact_activity()
+                .cmp(&a.contact_activity())
+                .then(b.id.cmp(&a.id))
+        });
         Ok(out)
     }
 

@@ -92,8 +92,11 @@ impl Store {
 
     /// Removes an agent from an inbox; returns false if it was not a member.
     pub async fn remove_member(&self, inbox: u64, agent: u64, now: i64) -> Result<bool> {
-        self.write(now, |tx| tx.del(T::InboxidAgentid, &pair(inbox, agent)))
-            .await
+        let removed = self
+            .write(now, |tx| tx.del(T::InboxidAgentid, &pair(inbox, agent)))
+            .await?;
+        self.access_changed();
+        Ok(removed)
     }
 
     /// Whether the agent is a member of the inbox.

@@ -245,6 +245,11 @@ pub struct Store {
     webhooks: std::sync::RwLock<Arc<ActiveWebhooks>>,
     /// Woken when a write queued a job.
     jobs_ready: tokio::sync::Notify,
+    /// Counts changes of who may see what (a token revoked, an agent's
+    /// role or active flag changed, a membership removed, a contact
+    /// deleted): open event streams watch it and check their viewer again
+    /// at once, instead of every event re-reading the token.
+    access: tokio::sync::watch::Sender<u64>,
     /// How long an agent's reply may stay unread before the contact is
     /// emailed (0: never).
     notify_delay: std::sync::atomic::AtomicI64,
@@ -315,6 +320,7 @@ impl Store {
             free_checked_at: std::sync::atomic::AtomicI64::new(0),
             webhooks: std::sync::RwLock::new(Arc::default()),
             jobs_ready: tokio::sync::Notify::new(),
+            access: tokio::sync::watch::Sender::new(0),
             notify_delay: std::sync::atomic::AtomicI64::new(0),
             _lock_file: lock_file,
         };
@@ -375,6 +381,19 @@ impl Store {
     /// Where attachment bytes live (created on open).
     pub fn files_dir(&self) -> PathBuf {
         self.path.join("files")
+    }
+
+    /// A receiver that sees each change of access (see the `access`
+    /// field): a stream subscribes before it first checks its viewer, so
+    /// a revocation in between is not missed.
+    pub fn access_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.access.subscribe()
+    }
+
+    /// Tells open streams that access changed (after the change is
+    /// durable, so what they read again is the new state).
+    pub(crate) fn access_changed(&self) {
+        self.access.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Proves the database answers (for `/healthz`).
@@ -620,6 +639,27 @@ impl Tx<'_> {
     /// Appends an event to the log; it is published once this write is
     /// durable.
     pub fn emit(&mut self, inbox_id: u64, contact_id: u64, payload: EventPayload) -> TxResult<u64> {
+        self.log_event(inbox_id, contact_id, payload, false)
+    }
+
+    /// [`Tx::emit`] for a change the contact must not hear of (see
+    /// [`EventRecord::team_only`]).
+    pub fn emit_for_team(
+        &mut self,
+        inbox_id: u64,
+        contact_id: u64,
+        payload: EventPayload,
+    ) -> TxResult<u64> {
+        self.log_event(inbox_id, contact_id, payload, true)
+    }
+
+    fn log_event(
+        &mut self,
+        inbox_id: u64,
+        contact_id: u64,
+        payload: EventPayload,
+        team_only: bool,
+    ) -> TxResult<u64> {
         let id = self.next_event_id;
         let ev = EventRecord {
             id,
@@ -627,6 +667,7 @@ impl Tx<'_> {
             contact_id,
             at: self.now,
             payload,
+            team_only,
         };
         self.put(T::EventidEvent, &keys::u64_be(id), &ev)?;
         let name = ev.name();

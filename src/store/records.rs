@@ -204,6 +204,18 @@ pub struct ConversationRecord {
     pub notified_seq: u64,
 }
 
+impl ConversationRecord {
+    /// When the contact last saw something happen: its newest visible
+    /// message, else the start. A contact's lists sort on it and its view
+    /// shows it as `updated_at`, because `updated_at` also moves for notes
+    /// and team-only changes (labels, assignment).
+    pub fn contact_activity(&self) -> Micros {
+        self.last_public_message
+            .as_ref()
+            .map_or(self.created_at, |m| m.created_at.max(self.created_at))
+    }
+}
+
 /// Who wrote a message, as it was when written.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Author {
@@ -492,6 +504,11 @@ pub struct EventRecord {
     pub at: Micros,
     /// What happened.
     pub payload: EventPayload,
+    /// A change only the team sees (labels, assignment): the contact's
+    /// view of the conversation did not change, so it is never sent there
+    /// (its mere arrival would tell that the team did something).
+    #[serde(default)]
+    pub team_only: bool,
 }
 
 impl EventRecord {
@@ -507,9 +524,10 @@ impl EventRecord {
         }
     }
 
-    /// Private notes are for the team only.
+    /// Private notes and team-only changes are for the team only.
     pub fn is_private(&self) -> bool {
-        matches!(&self.payload, EventPayload::MessageCreated { message } | EventPayload::MessageUpdated { message } if message.private)
+        self.team_only
+            || matches!(&self.payload, EventPayload::MessageCreated { message } | EventPayload::MessageUpdated { message } if message.private)
     }
 }
 

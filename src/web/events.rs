@@ -4,7 +4,11 @@
 //! and then follows the store's feed of durable events, skipping ids it has
 //! already sent (so the switch from replay to live has no gap and no
 //! duplicate). A stream that falls behind the feed catches up from the log
-//! instead of skipping. Access is checked for every event at sending time.
+//! instead of skipping. Access is checked for every event at sending time
+//! (role and memberships as stored then), and the stream's credential is
+//! checked again whenever the store reports a change of access, so a
+//! logout, a deactivation or a password change ends it at once, and so
+//! does the token's expiry.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -14,14 +18,14 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::extract::{AgentAuth, ContactAuth};
 use super::views::{self, Audience};
 use super::AppState;
 use crate::error::ApiResult;
 use crate::metrics;
-use crate::service::realtime::{may_see, may_see_typing, Viewer};
+use crate::service::realtime::{may_see, may_see_typing, still_holds, Credential, Viewer};
 use crate::store::{EventRecord, Store};
 
 /// Events read from the log per batch while catching up.
@@ -49,7 +53,10 @@ pub async fn agent_events(
         id: auth.agent.id,
         admin: auth.is_admin(),
     };
-    stream(state, viewer, last_event_id(&req), Format::Json)
+    let credential = Credential {
+        token_hash: auth.token_hash,
+    };
+    stream(state, viewer, credential, last_event_id(&req), Format::Json)
 }
 
 /// `GET /api/v1/customer/events`: the contact's own conversations.
@@ -62,6 +69,9 @@ pub async fn customer_events(
         state,
         Viewer::Contact {
             id: auth.contact.id,
+        },
+        Credential {
+            token_hash: auth.token_hash,
         },
         last_event_id(&req),
         Format::Json,
@@ -84,9 +94,12 @@ pub fn last_event_id(req: &HttpRequest) -> Option<u64> {
 }
 
 /// Starts a stream task and returns the `text/event-stream` response.
+/// `credential` is what the request was authenticated with: the stream
+/// ends when it no longer holds.
 pub fn stream(
     state: web::Data<AppState>,
     viewer: Viewer,
+    credential: Credential,
     last: Option<u64>,
     format: Format,
 ) -> ApiResult<HttpResponse> {
@@ -96,6 +109,7 @@ pub fn stream(
     // missed, whatever the task's scheduling.
     let events = state.store.durability().subscribe();
     let typing = state.typing.subscribe();
+    let access = state.store.access_changes();
     // A Last-Event-ID above the newest event (a forged or foreign id)
     // resumes from the newest: nothing was missed, and what comes next is
     // delivered, instead of a stream that stays silent until the log
@@ -105,11 +119,14 @@ pub fn stream(
     tokio::spawn(async move {
         run(
             state.into_inner(),
-            viewer,
+            Holder { viewer, credential },
             format,
             start,
-            events,
-            typing,
+            Feeds {
+                events,
+                typing,
+                access,
+            },
             tx,
         )
         .await;
@@ -283,20 +300,53 @@ async fn catch_up(
     Ok(())
 }
 
+/// Who holds a stream, and with what.
+struct Holder {
+    viewer: Viewer,
+    credential: Credential,
+}
+
+/// What a stream follows: durable events, typing signals and changes of
+/// access.
+struct Feeds {
+    events: broadcast::Receiver<Arc<EventRecord>>,
+    typing: broadcast::Receiver<Arc<crate::service::realtime::TypingEvent>>,
+    access: watch::Receiver<u64>,
+}
+
+/// When a credential expiring at `expires_at` runs out, on tokio's clock.
+fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
+    let left = expires_at.saturating_sub(crate::domain::time::now()).max(0);
+    let left = Duration::from_micros(u64::try_from(left).unwrap_or(0));
+    tokio::time::Instant::now() + left
+}
+
 async fn run(
     state: Arc<AppState>,
-    viewer: Viewer,
+    holder: Holder,
     format: Format,
     mut last: u64,
-    mut events: broadcast::Receiver<Arc<EventRecord>>,
-    mut typing: broadcast::Receiver<Arc<crate::service::realtime::TypingEvent>>,
+    feeds: Feeds,
     tx: mpsc::Sender<Bytes>,
 ) {
     let _gauge = Gauge::open();
+    let Holder { viewer, credential } = holder;
+    let Feeds {
+        mut events,
+        mut typing,
+        mut access,
+    } = feeds;
     let mut shutdown = state.shutdown.clone();
     if *shutdown.borrow() {
         return;
     }
+    // Checked after subscribing to changes: a revocation since the request
+    // was authenticated is seen here or wakes the loop below.
+    let Ok(Some(expires_at)) = still_holds(&state.store, viewer, credential) else {
+        return;
+    };
+    let expiry = tokio::time::sleep_until(expiry_instant(expires_at));
+    tokio::pin!(expiry);
     if tx
         .send(Bytes::from_static(b"retry: 2000\n: connected\n\n"))
         .await
@@ -317,6 +367,16 @@ async fn run(
         let step = tokio::select! {
             _ = shutdown.changed() => break,
             _ = tx.closed() => break,
+            // The credential ran out: the client must sign in again.
+            _ = &mut expiry => break,
+            r = access.changed() => match r {
+                Ok(()) => match still_holds(&state.store, viewer, credential) {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => break,
+                    Err(_) => Err(End::StoreFailed),
+                },
+                Err(_) => break,
+            },
             r = events.recv() => match r {
                 Ok(ev) => {
                     if ev.id <= last {

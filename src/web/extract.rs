@@ -203,6 +203,8 @@ pub struct ContactAuth {
     pub contact: ContactRecord,
     /// The inbox the token was issued for (new conversations start there).
     pub inbox_id: u64,
+    /// Hash of the presented token (an event stream lives as long as it).
+    pub token_hash: [u8; 32],
 }
 
 fn contact_auth(req: &HttpRequest) -> Result<ContactAuth, ApiError> {
@@ -210,9 +212,10 @@ fn contact_auth(req: &HttpRequest) -> Result<ContactAuth, ApiError> {
         "send Authorization: Bearer <contact token>",
     ))?;
     let st = state(req)?;
+    let token_hash = hash_token(token);
     let rec = st
         .store
-        .token(TokenOwner::Contact, &hash_token(token))?
+        .token(TokenOwner::Contact, &token_hash)?
         .filter(|t| t.expires_at > time::now())
         .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
     let contact = st
@@ -223,7 +226,11 @@ fn contact_auth(req: &HttpRequest) -> Result<ContactAuth, ApiError> {
         .inbox_id
         .filter(|i| contact.belongs_to(*i))
         .unwrap_or(contact.inbox_id);
-    Ok(ContactAuth { contact, inbox_id })
+    Ok(ContactAuth {
+        contact,
+        inbox_id,
+        token_hash,
+    })
 }
 
 impl FromRequest for ContactAuth {

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::domain::format_id;
 use crate::domain::time::rfc3339;
+use crate::service::access::InboxScope;
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::store::{
     AgentRecord, AttachmentRecord, Author, ContactRecord, ConversationRecord, EventPayload,
@@ -90,6 +91,23 @@ pub fn contact(c: &ContactRecord) -> Value {
     })
 }
 
+/// [`contact`] for an agent: only the channel addresses of inboxes it
+/// reaches (a number known only to another inbox is that inbox's).
+pub fn contact_within(c: &ContactRecord, scope: &InboxScope) -> Value {
+    let mut v = contact(c);
+    v["identities"] = json!(c
+        .identities
+        .iter()
+        .filter(|i| scope.sees(i.inbox_id))
+        .map(|i| json!({
+            "inbox_id": format_id(i.inbox_id),
+            "channel": i.channel,
+            "value": i.value,
+        }))
+        .collect::<Vec<_>>());
+    v
+}
+
 fn author(a: &Author) -> Value {
     json!({"type": a.kind.as_str(), "id": opt_id(a.id), "name": a.name})
 }
@@ -150,21 +168,23 @@ impl From<Viewer> for Audience {
     }
 }
 
-/// The conversation shape of the contract.
+/// The conversation shape of the contract. The team's view carries its
+/// metadata (labels, assignee, counters over every message, notes
+/// included); the contact's view keeps the same fields but only what the
+/// contact may know: no labels, no assignee, counters over the public
+/// messages only and `updated_at` of the last public message, so nothing
+/// shows that notes exist (see [`customer_conversation`], which also needs
+/// the store).
 pub fn conversation(
     c: &ConversationRecord,
     contact_rec: Option<&ContactRecord>,
     audience: Audience,
 ) -> Value {
-    let (last, unread) = match audience {
-        Audience::Team => (c.last_message.as_ref(), c.agent_unread),
-        Audience::Contact => (c.last_public_message.as_ref(), c.contact_unread),
-    };
     let contact_v = match contact_rec {
         Some(k) => json!({"id": format_id(k.id), "name": k.name, "email": k.email}),
         None => json!({"id": format_id(c.contact_id), "name": null, "email": null}),
     };
-    json!({
+    let mut v = json!({
         "id": format_id(c.id),
         "inbox_id": format_id(c.inbox_id),
         "contact": contact_v,
@@ -173,14 +193,54 @@ pub fn conversation(
         "labels": c.labels,
         "subject": c.subject,
         "snoozed_until": c.snoozed_until.map(rfc3339),
-        "last_message": last.map(message),
+        "last_message": c.last_message.as_ref().map(message),
         "last_seq": c.last_seq,
-        "unread_count": unread,
+        "unread_count": c.agent_unread,
         "agent_last_read_seq": c.agent_read_seq,
         "contact_last_read_seq": c.contact_read_seq,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
-    })
+    });
+    if audience == Audience::Contact {
+        let public = public_seq(c);
+        v["assignee_id"] = Value::Null;
+        v["labels"] = json!([]);
+        v["last_message"] = json!(c.last_public_message.as_ref().map(message));
+        v["last_seq"] = json!(public);
+        v["unread_count"] = json!(c.contact_unread);
+        v["agent_last_read_seq"] = json!(c.agent_read_seq.min(public));
+        v["contact_last_read_seq"] = json!(c.contact_read_seq.min(public));
+        v["updated_at"] = json!(rfc3339(c.contact_activity()));
+    }
+    v
+}
+
+/// The seq of the newest message the contact can see (0: none).
+fn public_seq(c: &ConversationRecord) -> u64 {
+    c.last_public_message.as_ref().map_or(0, |m| m.seq)
+}
+
+/// A read position as the contact may see it: the newest public message at
+/// or before `seq` (a read position may point at a note).
+fn public_read_seq(store: &Store, c: &ConversationRecord, seq: u64) -> crate::store::Result<u64> {
+    let public = public_seq(c);
+    if seq >= public {
+        return Ok(public);
+    }
+    store.public_seq_upto(c.id, seq)
+}
+
+/// The conversation as its contact sees it: [`conversation`] for
+/// [`Audience::Contact`], with read positions that never point at a note.
+pub fn customer_conversation(
+    store: &Store,
+    c: &ConversationRecord,
+    contact_rec: Option<&ContactRecord>,
+) -> crate::store::Result<Value> {
+    let mut v = conversation(c, contact_rec, Audience::Contact);
+    v["agent_last_read_seq"] = json!(public_read_seq(store, c, c.agent_read_seq)?);
+    v["contact_last_read_seq"] = json!(public_read_seq(store, c, c.contact_read_seq)?);
+    Ok(v)
 }
 
 /// A conversation with its contact looked up.
@@ -190,7 +250,10 @@ pub fn conversation_with_contact(
     audience: Audience,
 ) -> crate::store::Result<Value> {
     let k = store.contact(c.contact_id)?;
-    Ok(conversation(c, k.as_ref(), audience))
+    match audience {
+        Audience::Team => Ok(conversation(c, k.as_ref(), audience)),
+        Audience::Contact => customer_conversation(store, c, k.as_ref()),
+    }
 }
 
 fn reader(r: &Reader) -> Value {
@@ -217,11 +280,20 @@ pub fn event_data(
             conversation_id,
             reader: r,
             seq,
-        } => json!({
-            "conversation_id": format_id(*conversation_id),
-            "reader": reader(r),
-            "seq": seq,
-        }),
+        } => {
+            // A read position may point at a note: the contact gets the
+            // newest public message at or before it.
+            let seq = match (audience, store.conversation(*conversation_id)?) {
+                (Audience::Contact, Some(c)) => public_read_seq(store, &c, *seq)?,
+                (Audience::Contact, None) => 0,
+                (Audience::Team, _) => *seq,
+            };
+            json!({
+                "conversation_id": format_id(*conversation_id),
+                "reader": reader(r),
+                "seq": seq,
+            })
+        }
     })
 }
 

@@ -367,6 +367,28 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// Reads an already opened `text/event-stream` response (a page's
+    /// stream, opened with a cookie).
+    pub fn of(r: Response) -> Self {
+        Self {
+            inner: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// Whether the server ends the stream within `wait` (frames before the
+    /// end are skipped); false if it is still open then.
+    pub async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.inner.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// The next frame (event or comment), or None at the end or on timeout.
     pub async fn next_frame(&mut self, wait: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + wait;

@@ -3,6 +3,7 @@
 
 mod agents;
 mod attachments;
+mod attacks_access;
 mod attacks_web;
 mod auth;
 mod channels;

@@ -7,36 +7,40 @@ use serde_json::json;
 
 use crate::domain::{format_id, parse_id, time, Invalid};
 use crate::error::{ApiError, ApiResult};
+use crate::service::access::InboxScope;
 use crate::store::ContactRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::views::{self, Audience};
 use crate::web::AppState;
 
-/// The contact if the agent may see one of its inboxes (404 otherwise).
+/// The contact if it is known in an inbox the agent reaches (404
+/// otherwise, like a contact that does not exist).
 pub fn visible_contact(state: &AppState, auth: &AgentAuth, id: u64) -> ApiResult<ContactRecord> {
     let c = state.store.contact(id)?.ok_or(ApiError::NotFound)?;
-    if auth.is_admin() || state.store.is_member(c.inbox_id, auth.agent.id)? {
-        return Ok(c);
+    let scope = InboxScope::of(&state.store, &auth.agent)?;
+    if scope.sees_contact(&state.store, &c)? {
+        Ok(c)
+    } else {
+        Err(ApiError::NotFound)
     }
-    for conv in state.store.contact_conversations(id)? {
-        if state.store.is_member(conv.inbox_id, auth.agent.id)? {
-            return Ok(c);
-        }
-    }
-    Err(ApiError::NotFound)
 }
 
-/// One contact with its addresses and conversations.
+/// One contact with its addresses and conversations, as far as they are
+/// in inboxes the agent reaches: a person known in several inboxes shows
+/// nothing of the others (their conversations hold notes).
 pub async fn get(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = visible_contact(&state, &auth, path_id(&path)?)?;
-    let mut v = views::contact(&c);
+    let scope = InboxScope::of(&state.store, &auth.agent)?;
+    let mut v = views::contact_within(&c, &scope);
     let mut convs = Vec::new();
     for conv in state.store.contact_conversations(c.id)? {
-        convs.push(views::conversation(&conv, Some(&c), Audience::Team));
+        if scope.sees(conv.inbox_id) {
+            convs.push(views::conversation(&conv, Some(&c), Audience::Team));
+        }
     }
     v["conversations"] = json!(convs);
     Ok(HttpResponse::Ok().json(v))
@@ -70,7 +74,7 @@ pub async fn merge(
         by = auth.agent.id,
         "contacts merged"
     );
-    let mut v = views::contact(&merged);
+    let mut v = views::contact_within(&merged, &InboxScope::of(&state.store, &auth.agent)?);
     v["merged"] = json!(format_id(from.id));
     Ok(HttpResponse::Ok().json(v))
 }

@@ -10,6 +10,7 @@ use crate::domain::time::{self, parse_rfc3339};
 use crate::domain::{AuthorType, ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
+use crate::service::access::InboxScope;
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::store::{
     Author, ConversationFilter, ConversationRecord, MessageRecord, NewMessage, Patch, Reader,
@@ -236,18 +237,21 @@ pub async fn messages(
 }
 
 /// The other channels a reply in this conversation can go out on: inboxes
-/// where the contact has an address (a number that wrote by SMS or
-/// WhatsApp, an email address for an email inbox). (inbox, label, address).
+/// the agent reaches where the contact has an address (a number that wrote
+/// by SMS or WhatsApp, an email address for an email inbox). A reply
+/// through an inbox is that inbox's business, so an agent outside it may
+/// not send through it. (inbox, address).
 pub fn reply_options(
     store: &crate::store::Store,
     c: &ConversationRecord,
+    scope: &InboxScope,
 ) -> crate::store::Result<Vec<(crate::store::InboxRecord, String)>> {
     let Some(contact) = store.contact(c.contact_id)? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for i in store.inboxes()? {
-        if i.id == c.inbox_id || i.channel == "web" {
+        if i.id == c.inbox_id || i.channel == "web" || !scope.sees(i.id) {
             continue;
         }
         let address = contact
@@ -285,7 +289,13 @@ pub async fn store_message(
             if id == Some(c.inbox_id) {
                 None
             } else {
-                let ok = reply_options(&state.store, &c)?
+                // The author's inboxes as stored now; one it does not reach
+                // is refused exactly like one that does not exist.
+                let scope = match author.id {
+                    Some(agent) => InboxScope::of_agent(&state.store, agent)?,
+                    None => InboxScope::Members(Vec::new()),
+                };
+                let ok = reply_options(&state.store, &c, &scope)?
                     .into_iter()
                     .any(|(i, _)| Some(i.id) == id);
                 if !ok {

@@ -18,7 +18,7 @@ use crate::store::{
 };
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
 use crate::web::upload::{prepare, MessageInput};
-use crate::web::views::{self, Audience};
+use crate::web::views;
 use crate::web::AppState;
 
 /// How long a resume link lives.
@@ -148,11 +148,13 @@ fn contact_author(c: &ContactRecord) -> Author {
 
 /// The contact's conversations, newest activity first.
 pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<HttpResponse> {
-    let convs = state.store.contact_conversations(auth.contact.id)?;
-    let out: Vec<_> = convs
+    let convs = state
+        .store
+        .contact_conversations_for_contact(auth.contact.id)?;
+    let out = convs
         .iter()
-        .map(|c| views::conversation(c, Some(&auth.contact), Audience::Contact))
-        .collect();
+        .map(|c| views::customer_conversation(&state.store, c, Some(&auth.contact)))
+        .collect::<crate::store::Result<Vec<_>>>()?;
     Ok(HttpResponse::Ok().json(json!({ "conversations": out })))
 }
 
@@ -181,7 +183,7 @@ pub async fn create(
         .await?;
     crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     Ok(HttpResponse::Created().json(json!({
-        "conversation": views::conversation(&conv, Some(&auth.contact), Audience::Contact),
+        "conversation": views::customer_conversation(&state.store, &conv, Some(&auth.contact))?,
         "message": views::message(&msg),
     })))
 }
@@ -193,11 +195,11 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = own_conversation(&state, &auth, &path)?;
-    Ok(HttpResponse::Ok().json(views::conversation(
+    Ok(HttpResponse::Ok().json(views::customer_conversation(
+        &state.store,
         &c,
         Some(&auth.contact),
-        Audience::Contact,
-    )))
+    )?))
 }
 
 /// Messages the contact may see (no notes).

@@ -42,7 +42,7 @@ pub async fn events(
         .store
         .inbox_by_widget_key(&path)?
         .ok_or(ApiError::NotFound)?;
-    let (contact, _) =
+    let (contact, token) =
         super::contact_of(&state, &req, &inbox)?.ok_or(ApiError::Unauthorized("no contact"))?;
     let ctx = MessengerContext {
         key: inbox.widget_key.clone(),
@@ -52,6 +52,9 @@ pub async fn events(
     crate::web::events::stream(
         state,
         Viewer::Contact { id: contact.id },
+        crate::service::realtime::Credential {
+            token_hash: crate::service::auth::hash_token(&token),
+        },
         last,
         crate::web::events::Format::Messenger(Arc::new(ctx)),
     )

@@ -203,7 +203,7 @@ fn main_view(
     m.contact_id = format_id(contact.id);
     m.email = contact.email.clone().unwrap_or_default();
     let from_event = state.store.durability().published_upto();
-    let convs = state.store.contact_conversations(contact.id)?;
+    let convs = state.store.contact_conversations_for_contact(contact.id)?;
     m.conversations = convs
         .iter()
         .map(|c| ConvItem {
@@ -213,7 +213,8 @@ fn main_view(
                 .as_ref()
                 .map(|x| view::truncate(&x.body, 60))
                 .unwrap_or_default(),
-            time_rel: view::relative(c.updated_at, time::now()),
+            // Not `updated_at`: a note moves it.
+            time_rel: view::relative(c.contact_activity(), time::now()),
             unread: c.contact_unread,
             status: c.status.as_str(),
         })

@@ -73,10 +73,14 @@ pub async fn events(
         id: page.agent.id,
         admin: page.is_admin(),
     };
+    let credential = crate::service::realtime::Credential {
+        token_hash: crate::service::auth::hash_token(&page.session),
+    };
     let last = crate::web::events::last_event_id(&req);
     Ok(crate::web::events::stream(
         state,
         viewer,
+        credential,
         last,
         crate::web::events::Format::Page(Arc::new(ctx)),
     )?)

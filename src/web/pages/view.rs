@@ -8,6 +8,7 @@ use chrono::{DateTime, Datelike, Utc};
 
 use crate::domain::time::{self, rfc3339, Micros};
 use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
+use crate::service::access::InboxScope;
 use crate::store::{
     AgentRecord, ConversationFilter, ConversationRecord, InboxRecord, MessageRecord, Result, Store,
 };
@@ -508,9 +509,12 @@ pub fn conversation(
             assignable.push((format_id(a.id), a.name));
         }
     }
+    // The contact panel shows only what lies in inboxes this agent
+    // reaches: another inbox's conversations hold its notes.
+    let scope = InboxScope::of(store, me)?;
     let mut others = Vec::new();
     for o in store.contact_conversations(c.contact_id)? {
-        if o.id != c.id {
+        if o.id != c.id && scope.sees(o.inbox_id) {
             let preview = o
                 .last_message
                 .as_ref()
@@ -526,9 +530,15 @@ pub fn conversation(
             .contacts_with_email(e)?
             .into_iter()
             .filter(|id| *id != c.contact_id)
-            .take(5)
+            .take(50)
         {
-            if let Some(d) = store.contact(id)? {
+            if duplicates.len() == 5 {
+                break;
+            }
+            let Some(d) = store.contact(id)? else {
+                continue;
+            };
+            if scope.sees_contact(store, &d)? {
                 duplicates.push((
                     format_id(id),
                     contact_display(d.name.as_deref(), d.email.as_deref(), id),
@@ -558,12 +568,13 @@ pub fn conversation(
             .map(|k| {
                 k.identities
                     .iter()
+                    .filter(|i| scope.sees(i.inbox_id))
                     .map(|i| (ChannelTag::of(&i.channel), i.value.clone()))
                     .collect()
             })
             .unwrap_or_default(),
         duplicates,
-        reply_via: crate::web::api::conversations::reply_options(store, c)?
+        reply_via: crate::web::api::conversations::reply_options(store, c, &scope)?
             .into_iter()
             .map(|(i, a)| {
                 let (label, icon) = crate::channels::label(&i.channel);

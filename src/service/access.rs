@@ -1,0 +1,82 @@
+//! Which inboxes an agent reaches: an admin every inbox, an agent the
+//! inboxes it is a member of. Every view that gathers records across
+//! inboxes (a contact's conversations, its channel addresses, possible
+//! duplicates, the channels a reply may go out on) filters by this one
+//! answer, so nothing of an inbox leaks through a record that spans several.
+
+use crate::domain::Role;
+use crate::store::{AgentRecord, ContactRecord, Result, Store};
+
+/// The inboxes one agent reaches, read once per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxScope {
+    /// An admin: every inbox.
+    All,
+    /// An agent: the inboxes it is a member of now.
+    Members(Vec<u64>),
+}
+
+impl InboxScope {
+    /// The agent's scope as stored now (an inactive agent reaches nothing).
+    pub fn of(store: &Store, agent: &AgentRecord) -> Result<Self> {
+        if !agent.active {
+            return Ok(Self::Members(Vec::new()));
+        }
+        if agent.role == Role::Admin {
+            return Ok(Self::All);
+        }
+        let mut ids = Vec::new();
+        for i in store.inboxes()? {
+            if store.is_member(i.id, agent.id)? {
+                ids.push(i.id);
+            }
+        }
+        Ok(Self::Members(ids))
+    }
+
+    /// The scope of the agent with this id (nothing if it is gone).
+    pub fn of_agent(store: &Store, agent: u64) -> Result<Self> {
+        match store.agent(agent)? {
+            Some(a) => Self::of(store, &a),
+            None => Ok(Self::Members(Vec::new())),
+        }
+    }
+
+    /// Whether the inbox is reached.
+    pub fn sees(&self, inbox: u64) -> bool {
+        match self {
+            Self::All => true,
+            Self::Members(ids) => ids.contains(&inbox),
+        }
+    }
+
+    /// Whether the contact is known in a reached inbox: first seen or
+    /// merged there, an address of that channel, or a conversation there.
+    pub fn sees_contact(&self, store: &Store, c: &ContactRecord) -> Result<bool> {
+        if matches!(self, Self::All)
+            || self.sees(c.inbox_id)
+            || c.also_in.iter().any(|i| self.sees(*i))
+            || c.identities.iter().any(|i| self.sees(i.inbox_id))
+        {
+            return Ok(true);
+        }
+        Ok(store
+            .contact_conversations(c.id)?
+            .iter()
+            .any(|conv| self.sees(conv.inbox_id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admins_reach_every_inbox_and_members_only_theirs() {
+        assert!(InboxScope::All.sees(7));
+        let s = InboxScope::Members(vec![1, 3]);
+        assert!(s.sees(3));
+        assert!(!s.sees(2));
+        assert!(!InboxScope::Members(Vec::new()).sees(1));
+    }
+}
