@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::extract::ClientIp;
 use super::pages::view::{self, MessageView};
 use super::session::url_escape;
-use super::upload::{prepare, MessageInput};
+use super::upload::{prepare, MessageInput, MessageUpload, Uploader};
 use super::AppState;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
@@ -432,35 +432,42 @@ async fn start(
     req: HttpRequest,
     ip: ClientIp,
     path: web::Path<String>,
-    input: MessageInput,
+    upload: MessageUpload,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let existing = contact_of(&state, &req, &inbox)?;
+    // Every limit before a byte of the body is read.
+    match &existing {
+        Some(w) => state.limits.contact_messages.check(&w.0.id),
+        None => state.limits.contacts.check(&ip.0),
+    }
+    .map_err(ApiError::TooManyRequests)?;
+    let input = upload
+        .read(
+            &state,
+            Uploader {
+                contact: existing.as_ref().map(|w| w.0.id),
+                address: Some(ip.0),
+            },
+        )
+        .await?;
     // Name and email may come with the first message (a plain form).
-    let (name_in, email_in) = (input.name.clone(), input.email.clone());
-    let (body, attachments) = prepare(&state, input.body, input.files).await?;
+    let name = ContactName::parse(input.name.as_deref())?.map(ContactName::into_inner);
+    let email = match input
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        Some(e) => Some(Email::parse(e)?.into_inner()),
+        None => None,
+    };
+    let prepared = prepare(input.body, input.files).await?;
     let fresh = existing.is_none();
     let who = match existing {
         Some(w) => w,
-        None => {
-            state
-                .limits
-                .contacts
-                .check(&ip.0)
-                .map_err(ApiError::TooManyRequests)?;
-            let name = ContactName::parse(name_in.as_deref())?.map(ContactName::into_inner);
-            let email = match email_in.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-                Some(e) => Some(Email::parse(e)?.into_inner()),
-                None => None,
-            };
-            new_contact(&state, &inbox, name, email).await?
-        }
+        None => new_contact(&state, &inbox, name, email).await?,
     };
-    state
-        .limits
-        .contact_messages
-        .check(&who.0.id)
-        .map_err(ApiError::TooManyRequests)?;
     let author = Author {
         kind: AuthorType::Contact,
         id: Some(who.0.id),
@@ -473,14 +480,15 @@ async fn start(
             who.0.id,
             NewMessage {
                 author,
-                body,
+                body: prepared.body,
                 private: false,
-                attachments,
+                attachments: prepared.attachments,
                 via: None,
             },
             time::now(),
         )
         .await?;
+    prepared.files.keep();
     crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     answer(&state, &req, &inbox, &who, conv.id, fresh)
 }
@@ -489,8 +497,9 @@ async fn start(
 async fn send(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ip: ClientIp,
     path: web::Path<(String, String)>,
-    input: MessageInput,
+    upload: MessageUpload,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path.0)?;
     let who = contact_of(&state, &req, &inbox)?
@@ -505,6 +514,15 @@ async fn send(
         .contact_messages
         .check(&who.0.id)
         .map_err(ApiError::TooManyRequests)?;
+    let input = upload
+        .read(
+            &state,
+            Uploader {
+                contact: Some(who.0.id),
+                address: Some(ip.0),
+            },
+        )
+        .await?;
     let author = Author {
         kind: AuthorType::Contact,
         id: Some(who.0.id),
