@@ -1,6 +1,7 @@
-//! Attacks on uploads, each performed as the attacker would: refused
-//! uploads that used to stay on disk, quotas, the free-space reserve,
-//! orphaned files, and names that hide their real extension.
+//! Attacks on uploads and on the messenger's forms, each performed as the
+//! attacker would: refused uploads that used to stay on disk, quotas, the
+//! free-space reserve, orphaned files, cross-site posts that switched the
+//! visitor's identity, and names that hide their real extension.
 
 use std::path::Path;
 use std::time::Duration;
@@ -305,6 +306,102 @@ async fn an_upload_that_would_cross_the_free_space_reserve_gets_507_and_stores_n
     assert_eq!(files_in(&data.join("files")).len(), 1);
     app.stopper.stop();
     let _ = app.server.await;
+}
+
+/// A resume link of a fresh contact: (contact token, resume token).
+async fn resume_token(app: &TestApp, text: &str) -> (String, String) {
+    let (_, contact) = app.contact().await;
+    app.start_conversation(&contact, text).await;
+    let r = app
+        .post("/api/v1/customer/resume-links", &contact, json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let url = body(r).await["url"].as_str().unwrap().to_owned();
+    let token = url.split("resume=").nth(1).unwrap().to_owned();
+    (contact, token)
+}
+
+#[tokio::test]
+async fn a_cross_site_post_cannot_switch_the_messenger_identity() {
+    let app = spawn_app().await;
+    let key = app.widget_key.clone();
+    let (_, attacker) = resume_token(&app, "the attacker's own conversation").await;
+    let no_redirect = crate::helpers::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resume = || {
+        no_redirect
+            .post(app.url(&format!("/m/{key}/resume")))
+            .form(&[("token", attacker.as_str())])
+    };
+    for (what, req) in [
+        (
+            "another site's Origin",
+            resume().header("origin", "http://evil.example"),
+        ),
+        (
+            "Sec-Fetch-Site: cross-site",
+            resume().header("sec-fetch-site", "cross-site"),
+        ),
+        ("no form token", resume()),
+        (
+            "a wrong form token",
+            resume().form(&[("token", attacker.as_str()), ("csrf", "guess")]),
+        ),
+    ] {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{what}");
+        assert!(
+            r.headers().get("set-cookie").is_none(),
+            "{what}: an identity was handed out"
+        );
+    }
+    // A first message posted cross-site makes no contact either.
+    let before = message_count(&app).await;
+    let r = no_redirect
+        .post(app.url(&format!("/m/{key}/start")))
+        .header("origin", "http://evil.example")
+        .form(&[("body", "posted by another site")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert_eq!(message_count(&app).await, before);
+    // The messenger's own no-JavaScript page still works: its form carries
+    // the token of its form cookie, and the refused posts above did not use
+    // up the link.
+    let page = no_redirect
+        .get(app.url(&format!("/m/{key}?resume={attacker}")))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("natter_m_csrf="))
+        .expect("a form cookie");
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(!csrf.is_empty());
+    let r = no_redirect
+        .post(app.url(&format!("/m/{key}/resume")))
+        .header("cookie", &cookie)
+        .form(&[("token", attacker.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("the attacker"));
 }
 
 #[tokio::test]

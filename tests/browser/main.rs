@@ -10,6 +10,7 @@ mod helpers;
 #[path = "../api/fakes.rs"]
 mod fakes;
 
+mod attacks_uploads;
 mod driver;
 mod messenger;
 mod workspace;
