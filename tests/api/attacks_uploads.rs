@@ -1,7 +1,8 @@
 //! Attacks on uploads and on the messenger's forms, each performed as the
 //! attacker would: refused uploads that used to stay on disk, quotas, the
 //! free-space reserve, orphaned files, cross-site posts that switched the
-//! visitor's identity, and names that hide their real extension.
+//! visitor's identity, resume tokens burnt at the wrong widget, and names
+//! that hide their real extension.
 
 use std::path::Path;
 use std::time::Duration;
@@ -402,6 +403,47 @@ async fn a_cross_site_post_cannot_switch_the_messenger_identity() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("the attacker"));
+}
+
+#[tokio::test]
+async fn a_resume_token_at_the_wrong_widget_key_is_refused_and_stays_usable() {
+    let app = spawn_app().await;
+    let other = app.create_inbox("Other shop").await;
+    let other_key = other["widget_key"].as_str().unwrap().to_owned();
+    let (_, token) = resume_token(&app, "my conversation").await;
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/widget/{other_key}/resume")))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .client
+        .post(app.url(&format!("/m/{other_key}/resume")))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/widget/{}/resume", app.widget_key)))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let again = app
+        .client
+        .post(app.url(&format!("/api/v1/widget/{}/resume", app.widget_key)))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "still single use");
 }
 
 #[tokio::test]

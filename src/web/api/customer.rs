@@ -352,7 +352,7 @@ pub async fn redeem_resume_link(
         .map_err(ApiError::TooManyRequests)?;
     let contact_id = state
         .store
-        .take_resume(hash_token(body.0.token.trim()), time::now())
+        .take_resume(hash_token(body.0.token.trim()), inbox.id, time::now())
         .await?
         .ok_or(ApiError::Unauthorized(
             "this link has expired or was already used",

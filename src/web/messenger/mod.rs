@@ -762,7 +762,7 @@ async fn resume(
         .map_err(ApiError::TooManyRequests)?;
     let contact_id = state
         .store
-        .take_resume(hash_token(form.token.trim()), time::now())
+        .take_resume(hash_token(form.token.trim()), inbox.id, time::now())
         .await?;
     let contact = match contact_id {
         Some(id) => state.store.contact(id)?.filter(|c| c.belongs_to(inbox.id)),
