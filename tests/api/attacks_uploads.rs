@@ -1,8 +1,8 @@
 //! Attacks on uploads and on the messenger's forms, each performed as the
 //! attacker would: refused uploads that used to stay on disk, quotas, the
 //! free-space reserve, orphaned files, cross-site posts that switched the
-//! visitor's identity, resume tokens burnt at the wrong widget, and names
-//! that hide their real extension.
+//! visitor's identity, resume tokens burnt at the wrong widget, names that
+//! hide their real extension, and contact tokens in URLs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -486,4 +486,60 @@ async fn file_names_lose_bidi_and_other_control_characters() {
         .collect();
     let want: Vec<&str> = names.iter().map(|(_, w)| *w).collect();
     assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn a_contact_token_in_the_url_works_only_on_the_event_stream() {
+    let app = spawn_app().await;
+    let key = app.widget_key.clone();
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "private words").await;
+    // The page, its partials and its forms ignore ?access_token=.
+    let html = app
+        .client
+        .get(app.url(&format!("/m/{key}/view?c={conv}&access_token={contact}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("private words"));
+    let r = app
+        .client
+        .get(app.url(&format!(
+            "/m/{key}/c/{conv}/older?before=2&access_token={contact}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .client
+        .post(app.url(&format!(
+            "/m/{key}/c/{conv}/messages?access_token={contact}"
+        )))
+        .header("hx-request", "true")
+        .form(&[("body", "sent with a token in the URL")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/customer/conversations?access_token={contact}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // EventSource cannot send headers: the stream still takes it.
+    let r = app
+        .client
+        .get(app.url(&format!("/m/{key}/events?access_token={contact}&c={conv}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }

@@ -57,13 +57,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/widget.js", web::get().to(widget_js));
 }
 
-/// Who is looking: the contact behind a bearer token, an `access_token`
-/// query parameter (for EventSource) or the first-party cookie, if it
-/// belongs to this inbox.
+/// Who is looking: the contact behind a bearer token or the first-party
+/// cookie, if it belongs to this inbox.
 pub fn contact_of(
     state: &AppState,
     req: &HttpRequest,
     inbox: &InboxRecord,
+) -> Result<Option<(ContactRecord, String)>, ApiError> {
+    contact_from(state, req, inbox, false)
+}
+
+/// The same for the event stream, which also takes an `access_token` query
+/// parameter: EventSource cannot send headers, and an iframe gets no
+/// cookie. Nowhere else: a token in a URL ends up in logs and Referers.
+pub fn stream_contact_of(
+    state: &AppState,
+    req: &HttpRequest,
+    inbox: &InboxRecord,
+) -> Result<Option<(ContactRecord, String)>, ApiError> {
+    contact_from(state, req, inbox, true)
+}
+
+fn contact_from(
+    state: &AppState,
+    req: &HttpRequest,
+    inbox: &InboxRecord,
+    query_token: bool,
 ) -> Result<Option<(ContactRecord, String)>, ApiError> {
     let bearer = req
         .headers()
@@ -74,10 +93,13 @@ pub fn contact_of(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| t.trim().to_owned());
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.get("access_token").cloned());
+    let query = query_token
+        .then(|| {
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .ok()
+                .and_then(|q| q.get("access_token").cloned())
+        })
+        .flatten();
     let cookie = req.cookie(CONTACT_COOKIE).map(|c| c.value().to_owned());
     for token in [bearer, query, cookie].into_iter().flatten() {
         let Some(rec) = state
