@@ -1,5 +1,6 @@
 //! The messenger attacked from another site in a real browser: a hostile
-//! page that auto-posts the attacker's resume token. Natter is addressed as
+//! page that auto-posts the attacker's resume token, and pages that frame
+//! the messenger to hear its unread counts. Natter is addressed as
 //! `http://127.0.0.1:PORT`, the hostile pages as `http://localhost:PORT`:
 //! another site.
 
@@ -106,4 +107,75 @@ async fn a_hostile_site_cannot_switch_the_visitors_messenger_identity() {
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
     b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_messenger_talks_only_to_the_origin_that_loaded_the_widget() {
+    let app = spawn_app().await;
+    let key = app.widget_key.clone();
+    let base = app.base.clone();
+    // One page frames the messenger three times: naming its own origin (as
+    // widget.js does), naming another origin, and naming none.
+    let page = serve_page(move |port| {
+        let me = format!("http://localhost:{port}");
+        let frame = |id: &str, host: &str| {
+            format!("<iframe id=\"{id}\" src=\"{base}/m/{key}?embed=1{host}\" onload=\"window.__loaded = (window.__loaded || 0) + 1\"></iframe>")
+        };
+        format!(
+            "<!doctype html><html><body><script>window.__got = []; window.addEventListener('message', function (e) {{ var id = ['own', 'other', 'none'].filter(function (f) {{ return document.getElementById(f).contentWindow === e.source; }})[0]; window.__got.push(id + ':' + (e.data && e.data.type)); }});</script>{}{}{}</body></html>",
+            frame("own", &format!("&host={}", urlencode(&me))),
+            frame("other", "&host=http%3A%2F%2Fshop.example"),
+            frame("none", ""),
+        )
+    })
+    .await;
+    let b = Browser::start().await;
+    b.goto(&page).await;
+    // All three frames load; the one that names this page says it is
+    // ready.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = b
+            .client
+            .execute("return [window.__loaded || 0, window.__got];", vec![])
+            .await
+            .unwrap();
+        let ready = state[1]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|x| x == "own:natter:ready"));
+        if state[0] == json!(3) && ready {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "frames not loaded or no natter:ready: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The other two post their ready message at the same moment of their
+    // load; give a stray one a moment to arrive, then none may have.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = b
+        .client
+        .execute("return window.__got;", vec![])
+        .await
+        .unwrap();
+    let got = got.as_array().unwrap();
+    assert!(
+        got.iter()
+            .all(|x| x.as_str().is_some_and(|s| s.starts_with("own:"))),
+        "another page heard the messenger: {got:?}"
+    );
+    b.close().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
