@@ -146,6 +146,14 @@ pub struct ServeArgs {
     /// Largest attachment in MiB.
     #[arg(long, env = "NATTER_MAX_UPLOAD_MB", default_value_t = 10)]
     pub max_upload_mb: u64,
+    /// Attachment MiB one contact may upload per hour; past it, 429 with
+    /// Retry-After and nothing stored (0 turns the quota off).
+    #[arg(long, env = "NATTER_UPLOAD_MB_PER_HOUR_CONTACT", default_value_t = 100)]
+    pub upload_mb_per_hour_contact: u64,
+    /// Attachment MiB one client address may upload per hour, over all its
+    /// contacts and first messages (0 turns the quota off).
+    #[arg(long, env = "NATTER_UPLOAD_MB_PER_HOUR_ADDRESS", default_value_t = 250)]
+    pub upload_mb_per_hour_address: u64,
     /// Durable events kept in memory for live streams; a stream further
     /// behind catches up from the log.
     #[arg(long, env = "NATTER_EVENT_BUFFER", default_value_t = 4096)]
@@ -238,6 +246,10 @@ pub struct ServeConfig {
     pub max_upload_bytes: usize,
     /// Free bytes to keep on the data disk.
     pub min_free_bytes: u64,
+    /// Attachment bytes per contact per hour (0: off).
+    pub upload_bytes_per_hour_contact: u64,
+    /// Attachment bytes per client address per hour (0: off).
+    pub upload_bytes_per_hour_address: u64,
     /// Outbound calls may reach internal addresses.
     pub webhooks_allow_private: bool,
     /// Unread-reply notification delay in seconds (0: off).
@@ -339,6 +351,8 @@ impl ServeArgs {
             event_buffer: self.event_buffer.clamp(1, 1 << 20),
             max_upload_bytes: (self.max_upload_mb.clamp(1, 1024) * 1024 * 1024) as usize,
             min_free_bytes: self.min_free_mb * 1024 * 1024,
+            upload_bytes_per_hour_contact: self.upload_mb_per_hour_contact.saturating_mul(1 << 20),
+            upload_bytes_per_hour_address: self.upload_mb_per_hour_address.saturating_mul(1 << 20),
             webhooks_allow_private: self.webhooks_allow_private,
             notify_after_secs: i64::from(self.notify_after_minutes) * 60,
             smtp: match self.smtp_host.filter(|h| !h.trim().is_empty()) {
@@ -395,6 +409,8 @@ impl ServeConfig {
             sse_keepalive_secs: 10,
             event_buffer: 4096,
             max_upload_mb: 10,
+            upload_mb_per_hour_contact: 100,
+            upload_mb_per_hour_address: 250,
             min_free_mb: 64,
             webhooks_allow_private: false,
             notify_after_minutes: 5,

@@ -179,6 +179,11 @@ impl Application {
             .run(shutdown_rx.clone()),
         ));
 
+        background.push(tokio::spawn(crate::service::files::run_sweeper(
+            store.clone(),
+            config.clock.clone(),
+            shutdown_rx.clone(),
+        )));
         let s = store.clone();
         background.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -21,8 +21,16 @@
   }
   if (body.dataset.newToken) setToken(body.dataset.newToken);
 
+  // The origin of the page that loaded widget.js (it names itself in the
+  // frame's URL): the only one our messages go to or are taken from, so
+  // another site framing the messenger hears nothing.
+  var host = (function () {
+    var h = new URLSearchParams(window.location.search).get("host");
+    try { var u = new URL(h); return (u.protocol === "https:" || u.protocol === "http:") && u.origin === h ? h : null; } catch (_) { return null; }
+  })();
+
   function toParent(msg) {
-    if (embedded && window.parent !== window) window.parent.postMessage(msg, "*");
+    if (embedded && host && window.parent !== window) window.parent.postMessage(msg, host);
   }
 
   document.addEventListener("htmx:configRequest", function (e) {
@@ -172,10 +180,10 @@
   // The widget on the host page talks to us through postMessage.
   window.addEventListener("message", function (e) {
     var d = e.data || {};
-    if (e.source !== window.parent || typeof d.type !== "string") return;
+    if (e.source !== window.parent || !host || e.origin !== host || typeof d.type !== "string") return;
     if (d.type === "natter:open") { widgetOpen = true; unread = 0; toParent({ type: "natter:unread", count: 0 }); markRead(); }
     else if (d.type === "natter:close") { widgetOpen = false; }
-    else if (d.type === "natter:reset") { setToken(null); window.location.replace("/m/" + key + "?embed=1"); }
+    else if (d.type === "natter:reset") { setToken(null); window.location.replace("/m/" + key + "?embed=1&host=" + encodeURIComponent(host)); }
     else if (d.type === "natter:identify") {
       fetch("/api/v1/widget/" + encodeURIComponent(key) + "/contacts", {
         method: "POST",

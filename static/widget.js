@@ -46,7 +46,8 @@
     p.borderRadius = "12px"; p.overflow = "hidden"; p.boxShadow = "0 8px 30px rgba(0,0,0,.3)"; p.display = "none";
     p.background = "#fff";
     frame = document.createElement("iframe");
-    frame.src = base + "/m/" + encodeURIComponent(key) + "?embed=1";
+    // The messenger posts unread counts only to this page's origin.
+    frame.src = base + "/m/" + encodeURIComponent(key) + "?embed=1&host=" + encodeURIComponent(window.location.origin);
     frame.title = "Chat";
     frame.setAttribute("data-natter-frame", "");
     frame.style.border = "0"; frame.style.width = "100%"; frame.style.height = "100%";

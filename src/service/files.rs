@@ -2,12 +2,20 @@
 //! name or type the client claimed; stored under the data folder by random
 //! id, written to a temporary name, fsynced and renamed so a crash never
 //! leaves half a file under a real id.
+//!
+//! Uploads are [`Staged`]: received under temporary names, named by their
+//! id just before their message is stored, and removed unless the message
+//! was stored, so a refused, failed or abandoned request leaves nothing.
+//! What a crash leaves between the two is swept by [`sweep_orphans`].
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::domain::time::Micros;
 use crate::service::auth::random_string;
-use crate::store::AttachmentRecord;
+use crate::store::{AttachmentRecord, Store};
 
 /// Most files one message may carry.
 pub const MAX_FILES: usize = 5;
@@ -39,13 +47,28 @@ pub fn is_inline_image(content_type: &str) -> bool {
     )
 }
 
-/// A display name without paths, control characters or quotes, at most
-/// 200 characters.
+/// Characters that change how text around them is shown without being
+/// visible: bidirectional embeddings, overrides and isolates, the marks, and
+/// zero-width joiners. U+202E makes `invoice\u{202e}fdp.exe` read as
+/// `invoiceexe.pdf`, so none of them may stay in a file name.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
+/// A display name without paths, control characters, bidirectional
+/// controls or quotes, at most 200 characters.
 pub fn clean_name(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && *c != '"')
+        .filter(|c| !c.is_control() && !is_invisible_format(*c) && *c != '"')
         .take(200)
         .collect();
     let cleaned = cleaned.trim().to_owned();
@@ -72,6 +95,241 @@ pub fn save(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<AttachmentR
         content_type: sniff(bytes).to_owned(),
         size: bytes.len() as u64,
     })
+}
+
+/// How old an unreferenced file must be before the sweep removes it: far
+/// longer than any upload or message write takes, so a file whose message
+/// is being written (or a temporary file still receiving bytes) is never
+/// taken.
+pub const ORPHAN_MIN_AGE: Duration = Duration::from_secs(60 * 60);
+/// How often the sweep runs (besides once at start).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// The temporary name of an upload still being received.
+fn part_name(id: &str) -> String {
+    format!(".{id}.part")
+}
+
+/// One file of a [`Staged`] upload.
+struct StagedFile {
+    id: String,
+    name: String,
+    content_type: &'static str,
+    size: u64,
+}
+
+/// The files of one message while it is received and stored. Each is
+/// written under a temporary name; [`Staged::commit`] gives them their ids
+/// right before the message is written and [`Staged::keep`] once it is
+/// stored. Dropped without `keep` (a refusal, a failure, a client that went
+/// away), it removes every file it wrote.
+pub struct Staged {
+    dir: PathBuf,
+    files: Vec<StagedFile>,
+    committed: bool,
+    kept: bool,
+}
+
+/// An open temporary file of a [`Staged`] upload, moved into blocking
+/// writes and back.
+pub struct StagedWriter {
+    file: std::fs::File,
+    head: Vec<u8>,
+    size: u64,
+}
+
+impl StagedWriter {
+    /// Appends bytes (a blocking call).
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.head.len() < 16 {
+            let take = (16 - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+        self.file.write_all(bytes)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Flushes the bytes to disk (a blocking call).
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+}
+
+impl Staged {
+    /// Nothing received yet, into `dir` (the store's files folder).
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            files: Vec::new(),
+            committed: false,
+            kept: false,
+        }
+    }
+
+    /// How many files were received.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether no file came with the message.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Opens the temporary file of the next attachment (a blocking call).
+    /// It is registered before a byte is written, so it is removed however
+    /// the request ends.
+    pub fn begin(&mut self, name: &str) -> std::io::Result<StagedWriter> {
+        let id = random_string(16);
+        let file = std::fs::File::create(self.dir.join(part_name(&id)))?;
+        self.files.push(StagedFile {
+            id,
+            name: clean_name(name),
+            content_type: "application/octet-stream",
+            size: 0,
+        });
+        Ok(StagedWriter {
+            file,
+            head: Vec::new(),
+            size: 0,
+        })
+    }
+
+    /// Finishes the file `begin` opened last, after [`StagedWriter::sync`]:
+    /// typed by its first bytes. An empty file (an empty file input) is
+    /// dropped.
+    pub fn finish(&mut self, w: StagedWriter) {
+        let Some(last) = self.files.last_mut() else {
+            return;
+        };
+        if w.size == 0 {
+            drop(w);
+            let _ = std::fs::remove_file(self.dir.join(part_name(&last.id)));
+            self.files.pop();
+            return;
+        }
+        last.size = w.size;
+        last.content_type = sniff(&w.head);
+    }
+
+    /// Gives every file its id (a blocking call) and returns the records
+    /// the message carries. Until [`Staged::keep`], they are still removed
+    /// on drop.
+    pub fn commit(&mut self) -> std::io::Result<Vec<AttachmentRecord>> {
+        for f in &self.files {
+            std::fs::rename(self.dir.join(part_name(&f.id)), self.dir.join(&f.id))?;
+        }
+        self.committed = true;
+        Ok(self
+            .files
+            .iter()
+            .map(|f| AttachmentRecord {
+                id: f.id.clone(),
+                name: f.name.clone(),
+                content_type: f.content_type.to_owned(),
+                size: f.size,
+            })
+            .collect())
+    }
+
+    /// The message that names these files is stored: they stay.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Default for Staged {
+    /// No files (a JSON or form message).
+    fn default() -> Self {
+        Self::new(PathBuf::new())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        for f in &self.files {
+            let _ = std::fs::remove_file(self.dir.join(part_name(&f.id)));
+            if self.committed {
+                let _ = std::fs::remove_file(self.dir.join(&f.id));
+            }
+        }
+    }
+}
+
+/// Removes files under the store's files folder that no message names
+/// (uploads a crash interrupted, a mail stored twice, a failed write) and
+/// temporary files nobody finished, once they are older than `min_age` by
+/// `now`. Returns how many were removed.
+pub fn sweep_orphans(store: &Store, now: Micros, min_age: Duration) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(store.files_dir())? {
+        let entry = entry?;
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(now, |d| d.as_micros() as Micros);
+        if now - modified < min_age.as_micros() as Micros {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let temporary = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".part"))
+            .is_some_and(valid_id);
+        let orphan = temporary
+            || (valid_id(name)
+                && store
+                    .attachment_owner(name)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+                    .is_none());
+        if orphan && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Sweeps orphaned files at start and then every [`SWEEP_EVERY`] by
+/// `clock` (a test's manual clock moves it), until shutdown.
+pub async fn run_sweeper(
+    store: Arc<Store>,
+    clock: crate::service::notify::Clock,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut next = clock.now();
+    loop {
+        let now = clock.now();
+        if now >= next {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || sweep_orphans(&s, now, ORPHAN_MIN_AGE)).await
+            {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(files = n, "orphaned attachment files removed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not sweep attachment files"),
+                Err(e) => tracing::warn!(error = %e, "the attachment sweep stopped"),
+            }
+            next = now + SWEEP_EVERY.as_micros() as Micros;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 /// Whether `id` has the shape of our ids (so it can name a file safely).
@@ -107,7 +365,72 @@ mod tests {
         assert_eq!(clean_name("C:\\Users\\x\\photo.png"), "photo.png");
         assert_eq!(clean_name("a\"b\n.png"), "ab.png");
         assert_eq!(clean_name(".."), "file");
+        assert_eq!(clean_name("invoice\u{202e}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(
+            clean_name("\u{2066}a\u{2069}\u{200e}b\u{200f}\u{061c}c\u{202a}\u{feff}.png"),
+            "abc.png"
+        );
         assert_eq!(clean_name(""), "file");
+    }
+
+    fn store(dir: &tempfile::TempDir) -> Arc<Store> {
+        let opts = crate::store::StoreOptions {
+            path: dir.path().to_path_buf(),
+            cache_bytes: 1 << 20,
+            fsync: false,
+            event_buffer: 16,
+            min_free_bytes: 0,
+        };
+        Store::open(&opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn staged_files_go_unless_kept() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = || {
+            let mut n: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect();
+            n.sort();
+            n
+        };
+        let receive = |name: &str| {
+            let mut s = Staged::new(dir.path().to_path_buf());
+            let mut w = s.begin(name).unwrap_or_else(|e| panic!("{e}"));
+            w.write(b"GIF89a-data").unwrap_or_else(|e| panic!("{e}"));
+            w.sync().unwrap_or_else(|e| panic!("{e}"));
+            s.finish(w);
+            s
+        };
+        drop(receive("refused.gif"));
+        assert!(files().is_empty(), "a refused upload leaves nothing");
+        let mut s = receive("failed.gif");
+        s.commit().unwrap_or_else(|e| panic!("{e}"));
+        drop(s);
+        assert!(files().is_empty(), "nor does a failed message write");
+        let mut s = receive("x.svg");
+        let recs = s.commit().unwrap_or_else(|e| panic!("{e}"));
+        s.keep();
+        assert_eq!(recs[0].content_type, "image/gif");
+        assert_eq!(recs[0].name, "x.svg");
+        assert_eq!(files(), vec![std::ffi::OsString::from(&recs[0].id)]);
+    }
+
+    #[test]
+    fn the_sweep_leaves_young_files_alone() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = store(&dir);
+        let orphan = store.files_dir().join("AAAAAAAAAAAAAAAAAAAAAA");
+        std::fs::write(&orphan, b"x").unwrap_or_else(|e| panic!("{e}"));
+        let now = crate::domain::time::now();
+        let sweep = |at| sweep_orphans(&store, at, ORPHAN_MIN_AGE).ok();
+        assert_eq!(sweep(now), Some(0), "a write may still be on its way");
+        assert!(orphan.exists());
+        let later = now + 2 * ORPHAN_MIN_AGE.as_micros() as Micros;
+        assert_eq!(sweep(later), Some(1));
+        assert!(!orphan.exists());
     }
 
     #[test]

@@ -237,6 +237,14 @@ pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<In
             }
         }
     }
+    // Attachments and the original count toward the free-space reserve.
+    let total = raw.len()
+        + mail
+            .attachments
+            .iter()
+            .map(|a| a.bytes.len())
+            .sum::<usize>();
+    store.check_room(total as u64).map_err(|e| e.to_string())?;
     let dir = store.files_dir();
     let mut files = Vec::new();
     for a in &mail.attachments {

@@ -332,6 +332,9 @@ impl Outbox {
         for m in media {
             match adapter.fetch_media(&self.http, &inbox, m).await {
                 Ok(got) => {
+                    // Media counts toward the free-space reserve (the job
+                    // is retried once space returns).
+                    store.check_room(got.bytes.len() as u64)?;
                     let dir = store.files_dir();
                     let name = got.name.clone();
                     let bytes = got.bytes;

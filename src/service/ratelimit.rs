@@ -104,6 +104,61 @@ impl<K: Hash + Eq + Clone> Lockout<K> {
     }
 }
 
+/// Bytes per key per hour (uploads): a fixed one-hour window per key,
+/// started by its first bytes. Once the allowance is spent, `take` answers
+/// `Err(seconds)` until the window ends.
+pub struct ByteQuota<K: Hash + Eq + Clone> {
+    per_hour: u64,
+    used: Mutex<HashMap<K, (Instant, u64)>>,
+}
+
+/// The window of a [`ByteQuota`].
+const QUOTA_WINDOW: Duration = Duration::from_secs(60 * 60);
+
+impl<K: Hash + Eq + Clone> ByteQuota<K> {
+    /// `per_hour` bytes an hour; 0 disables.
+    pub fn per_hour(per_hour: u64) -> Self {
+        Self {
+            per_hour,
+            used: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn retry(start: Instant) -> u64 {
+        (start + QUOTA_WINDOW)
+            .saturating_duration_since(Instant::now())
+            .as_secs()
+            + 1
+    }
+
+    /// Counts `bytes` received; `Err(seconds)` if they go past the
+    /// allowance (the bytes are counted all the same: received is spent).
+    pub fn take(&self, key: &K, bytes: u64) -> Result<(), u64> {
+        if self.per_hour == 0 {
+            return Ok(());
+        }
+        let Ok(mut used) = self.used.lock() else {
+            return Ok(());
+        };
+        let entry = used.entry(key.clone()).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= QUOTA_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 = entry.1.saturating_add(bytes);
+        if entry.1 > self.per_hour {
+            return Err(Self::retry(entry.0));
+        }
+        Ok(())
+    }
+
+    /// Forgets keys whose window is over.
+    pub fn prune(&self) {
+        if let Ok(mut used) = self.used.lock() {
+            used.retain(|_, (start, _)| start.elapsed() < QUOTA_WINDOW);
+        }
+    }
+}
+
 /// Every limit of the server.
 pub struct Limits {
     /// Failed sign-ins per account (normalised email) from one client
@@ -118,6 +173,11 @@ pub struct Limits {
     pub contact_messages: Limit<u64>,
     /// Searches per caller: (0 agent / 1 contact, id).
     pub searches: Limit<(u8, u64)>,
+    /// Attachment bytes per contact per hour.
+    pub upload_contact: ByteQuota<u64>,
+    /// Attachment bytes per client address per hour (contacts and people
+    /// writing their first message).
+    pub upload_address: ByteQuota<IpAddr>,
 }
 
 impl Limits {
@@ -131,6 +191,8 @@ impl Limits {
             contacts: Limit::per_minute(c.contacts_per_minute),
             contact_messages: Limit::per_minute(c.contact_messages_per_minute),
             searches: Limit::per_minute(c.searches_per_minute),
+            upload_contact: ByteQuota::per_hour(c.upload_bytes_per_hour_contact),
+            upload_address: ByteQuota::per_hour(c.upload_bytes_per_hour_address),
         }
     }
 
@@ -157,6 +219,8 @@ impl Limits {
         self.contacts.prune();
         self.contact_messages.prune();
         self.searches.prune();
+        self.upload_contact.prune();
+        self.upload_address.prune();
     }
 }
 
@@ -176,6 +240,18 @@ mod tests {
         let wait = l.check(&k).err();
         assert!(wait.is_some_and(|s| s > 0 && s <= 61), "{wait:?}");
         assert!(l.check(&"bob".to_string()).is_ok());
+    }
+
+    #[test]
+    fn a_byte_quota_refuses_past_its_allowance_per_key() {
+        let q: ByteQuota<u64> = ByteQuota::per_hour(100);
+        assert!(q.take(&1, 60).is_ok());
+        let wait = q.take(&1, 60).err();
+        assert!(wait.is_some_and(|s| s > 0 && s <= 3601), "{wait:?}");
+        assert!(q.take(&1, 1).is_err(), "spent stays spent");
+        assert!(q.take(&2, 100).is_ok());
+        let off: ByteQuota<u64> = ByteQuota::per_hour(0);
+        assert!(off.take(&1, u64::MAX).is_ok());
     }
 
     #[test]

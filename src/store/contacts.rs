@@ -283,12 +283,37 @@ impl Store {
             .await
     }
 
-    /// Uses up a resume link: it answers once, and only before it expires.
-    pub async fn take_resume(&self, hash: [u8; 32], now: i64) -> Result<Option<u64>> {
+    /// Uses up a resume link at the inbox it was made for: it answers once,
+    /// and only before it expires. Presented at another inbox's widget it
+    /// answers nothing and stays usable where it belongs (a wrong key must
+    /// not burn someone's link).
+    pub async fn take_resume(
+        &self,
+        hash: [u8; 32],
+        inbox_id: u64,
+        now: i64,
+    ) -> Result<Option<u64>> {
         self.write(now, |tx| {
-            let rec: Option<ResumeRecord> = tx.get(T::ResumehashResume, &hash)?;
-            tx.del(T::ResumehashResume, &hash)?;
-            Ok(rec.filter(|r| r.expires_at > tx.now).map(|r| r.contact_id))
+            let Some(rec) = tx.get::<ResumeRecord>(T::ResumehashResume, &hash)? else {
+                return Ok(None);
+            };
+            if rec.expires_at <= tx.now {
+                tx.del(T::ResumehashResume, &hash)?;
+                return Ok(None);
+            }
+            let contact: Option<ContactRecord> =
+                tx.get(T::ContactidContact, &u64_be(rec.contact_id))?;
+            match contact {
+                Some(c) if c.belongs_to(inbox_id) => {
+                    tx.del(T::ResumehashResume, &hash)?;
+                    Ok(Some(c.id))
+                }
+                Some(_) => Ok(None),
+                None => {
+                    tx.del(T::ResumehashResume, &hash)?;
+                    Ok(None)
+                }
+            }
         })
         .await
     }
@@ -324,16 +349,30 @@ mod tests {
             contact_id: c,
             expires_at: now + 15 * minute,
         };
+        let contact = store
+            .upsert_contact(1, NewContact::default(), now)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .id;
         store
-            .insert_resume([1; 32], rec(7), now)
+            .insert_resume([1; 32], rec(contact), now)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         store
-            .insert_resume([2; 32], rec(8), now)
+            .insert_resume([2; 32], rec(contact), now)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let take = |h, t| store.take_resume(h, t);
-        assert_eq!(take([1; 32], now + 14 * minute).await.ok(), Some(Some(7)));
+        let take = |h, t| store.take_resume(h, 1, t);
+        assert_eq!(
+            store.take_resume([1; 32], 2, now).await.ok(),
+            Some(None),
+            "another inbox gets nothing"
+        );
+        assert_eq!(
+            take([1; 32], now + 14 * minute).await.ok(),
+            Some(Some(contact)),
+            "and the link still works where it belongs"
+        );
         assert_eq!(
             take([1; 32], now + 14 * minute).await.ok(),
             Some(None),

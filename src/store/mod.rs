@@ -489,6 +489,26 @@ impl Store {
         Ok(())
     }
 
+    /// Refuses (`DiskFull`) `bytes` more of attachment data that would take
+    /// the disk under the free-space reserve, so uploads count toward the
+    /// reserve like records do. Reads the free space afresh: an upload
+    /// calls this before each chunk it writes.
+    pub fn check_room(&self, bytes: u64) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        if let Ok(free) = fs4::available_space(&self.path) {
+            self.free_bytes.store(free, Relaxed);
+            self.free_checked_at
+                .store(crate::domain::time::now(), Relaxed);
+        }
+        if self.free_bytes.load(Relaxed).saturating_sub(bytes) < self.min_free_bytes {
+            return Err(StoreError::DiskFull);
+        }
+        Ok(())
+    }
+
     /// Runs `f` as one atomic transaction over every tree, then waits until
     /// a flush that began after it has finished. Events emitted by `f` get
     /// consecutive ids and are published, in order, once durable.

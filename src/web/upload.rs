@@ -2,31 +2,40 @@
 //! send: JSON (`{"body","private"?}`), a URL-encoded form (pages without
 //! files) or `multipart/form-data` with `body`, `private` and up to five
 //! `file` parts (pages and apps with attachments).
+//!
+//! The body is read only when the handler asks ([`MessageUpload::read`]),
+//! after it has checked who is asking and their rate limits, so a refused
+//! request never gets a byte onto the disk. Files then stream to temporary
+//! names ([`Staged`]), each chunk counted against the upload quotas and the
+//! free-space reserve before it is written, and are removed unless their
+//! message is stored.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::net::IpAddr;
 
 use actix_multipart::Multipart;
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::extract::{parse_json, MAX_JSON_BYTES};
 use super::AppState;
-use crate::domain::Invalid;
+use crate::domain::{ContactName, Email, Invalid, MessageBody};
 use crate::error::ApiError;
-use crate::service::files::MAX_FILES;
+use crate::service::files::{Staged, MAX_FILES};
+use crate::store::AttachmentRecord;
 
 /// A message as submitted, before validation.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MessageInput {
     /// The text (may be empty when files are attached).
     pub body: String,
     /// A team-only note (ignored for contacts).
     pub private: bool,
-    /// (client's file name, bytes).
-    pub files: Vec<(String, Vec<u8>)>,
+    /// The files, on disk under temporary names until the message is
+    /// stored (removed if it is not).
+    pub files: Staged,
     /// A form field some pages send with the CSRF token.
     pub csrf: Option<String>,
     /// A new contact's name (messenger's first message).
@@ -36,6 +45,140 @@ pub struct MessageInput {
     /// Agents: the inbox (channel) to send the reply through instead of
     /// the conversation's own.
     pub via: Option<String>,
+}
+
+/// Who is uploading, for the hourly upload quotas: agents are not limited;
+/// a contact counts against its own quota and its address's, someone
+/// writing a first message against the address's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Uploader {
+    /// The contact, once known.
+    pub contact: Option<u64>,
+    /// The client address (none for agents).
+    pub address: Option<IpAddr>,
+}
+
+impl Uploader {
+    /// An agent: no quota (agents' calls are not limited by default).
+    pub fn agent() -> Self {
+        Self::default()
+    }
+}
+
+/// A message body not read yet: the handler checks credentials and limits
+/// first, then calls [`MessageUpload::read`].
+pub struct MessageUpload {
+    req: HttpRequest,
+    payload: Payload,
+}
+
+impl FromRequest for MessageUpload {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Self {
+            req: req.clone(),
+            payload: payload.take(),
+        }))
+    }
+}
+
+/// What file parts count against while they are received.
+struct Receiving<'a> {
+    state: &'a AppState,
+    who: Uploader,
+}
+
+impl Receiving<'_> {
+    /// Counts `n` more bytes of files: the uploader's quotas, then the
+    /// free-space reserve; both refuse before the bytes are written.
+    fn account(&self, n: usize) -> Result<(), ApiError> {
+        let n = n as u64;
+        let limits = &self.state.limits;
+        if let Some(c) = self.who.contact {
+            limits
+                .upload_contact
+                .take(&c, n)
+                .map_err(ApiError::TooManyRequests)?;
+        }
+        if let Some(a) = self.who.address {
+            limits
+                .upload_address
+                .take(&a, n)
+                .map_err(ApiError::TooManyRequests)?;
+        }
+        Ok(self.state.store.check_room(n)?)
+    }
+}
+
+impl MessageUpload {
+    /// Reads the message. Multipart files go to temporary files under the
+    /// store's files folder, within `NATTER_MAX_UPLOAD_MB` each, the
+    /// uploader's quotas and the free-space reserve.
+    pub async fn read(self, state: &AppState, who: Uploader) -> Result<MessageInput, ApiError> {
+        let MessageUpload { req, mut payload } = self;
+        let Some(mime) = req.mime_type().ok().flatten() else {
+            return Err(ApiError::UnsupportedMediaType(
+                "send JSON, a form or multipart/form-data",
+            ));
+        };
+        match (mime.type_().as_str(), mime.subtype().as_str()) {
+            ("multipart", "form-data") => {
+                let max_file = state.config.max_upload_bytes;
+                let declared = req
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if let Some(len) = declared {
+                    // Five whole files and the text fields, at most.
+                    let most = (MAX_FILES * max_file + 8 * MAX_JSON_BYTES) as u64;
+                    if len > most {
+                        return Err(ApiError::TooLarge(most as usize));
+                    }
+                    state.store.check_room(len)?;
+                }
+                let rx = Receiving { state, who };
+                parse_multipart(
+                    Multipart::new(req.headers(), payload),
+                    max_file,
+                    Some((rx, Staged::new(state.store.files_dir()))),
+                )
+                .await
+            }
+            ("application", "x-www-form-urlencoded") => {
+                let bytes = read_body(&mut payload).await?;
+                if std::str::from_utf8(&bytes).is_err() {
+                    return Err(ApiError::Malformed("the form is not valid UTF-8".into()));
+                }
+                let f: FormBody = serde_urlencoded::from_bytes(&bytes)
+                    .map_err(|e| ApiError::Malformed(format!("bad form: {e}")))?;
+                Ok(MessageInput {
+                    body: f.body,
+                    private: f.private.as_deref().is_some_and(truthy),
+                    files: Staged::default(),
+                    csrf: f.csrf,
+                    name: f.name,
+                    email: f.email,
+                    via: f.via,
+                })
+            }
+            (_, sub) if sub == "json" || mime.suffix().is_some_and(|s| s == "json") => {
+                let bytes = read_body(&mut payload).await?;
+                let b: JsonBody = parse_json(&bytes)?;
+                Ok(MessageInput {
+                    body: b.body,
+                    private: b.private,
+                    via: b.via,
+                    ..MessageInput::default()
+                })
+            }
+            _ => Err(ApiError::UnsupportedMediaType(
+                "send JSON, a form or multipart/form-data",
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -77,93 +220,138 @@ async fn read_limited(
     Ok(out)
 }
 
-impl FromRequest for MessageInput {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+/// Bytes gathered before one blocking write of a file.
+const WRITE_BATCH: usize = 256 * 1024;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let mime = req.mime_type().ok().flatten();
-        let max_file = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(10 << 20, |s| s.config.max_upload_bytes);
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let Some(mime) = mime else {
-                return Err(ApiError::UnsupportedMediaType(
-                    "send JSON, a form or multipart/form-data",
-                ));
-            };
-            match (mime.type_().as_str(), mime.subtype().as_str()) {
-                ("multipart", "form-data") => {
-                    parse_multipart(Multipart::new(req.headers(), payload), max_file).await
-                }
-                ("application", "x-www-form-urlencoded") => {
-                    let bytes = read_body(&mut payload).await?;
-                    if std::str::from_utf8(&bytes).is_err() {
-                        return Err(ApiError::Malformed("the form is not valid UTF-8".into()));
-                    }
-                    let f: FormBody = serde_urlencoded::from_bytes(&bytes)
-                        .map_err(|e| ApiError::Malformed(format!("bad form: {e}")))?;
-                    Ok(MessageInput {
-                        body: f.body,
-                        private: f.private.as_deref().is_some_and(truthy),
-                        files: Vec::new(),
-                        csrf: f.csrf,
-                        name: f.name,
-                        email: f.email,
-                        via: f.via,
-                    })
-                }
-                (_, sub) if sub == "json" || mime.suffix().is_some_and(|s| s == "json") => {
-                    let bytes = read_body(&mut payload).await?;
-                    let b: JsonBody = parse_json(&bytes)?;
-                    Ok(MessageInput {
-                        body: b.body,
-                        private: b.private,
-                        via: b.via,
-                        ..MessageInput::default()
-                    })
-                }
-                _ => Err(ApiError::UnsupportedMediaType(
-                    "send JSON, a form or multipart/form-data",
-                )),
-            }
-        })
+fn io_failure(e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "could not store an attachment");
+    ApiError::Unavailable
+}
+
+/// Receives one file part into `staged`: every chunk is checked (size,
+/// quotas, reserve) before it is written.
+async fn receive_file(
+    mut field: actix_multipart::Field,
+    name: &str,
+    max_file: usize,
+    rx: &Receiving<'_>,
+    staged: &mut Staged,
+) -> Result<(), ApiError> {
+    let mut w = staged.begin(name).map_err(io_failure)?;
+    let mut buf = Vec::with_capacity(WRITE_BATCH);
+    while let Some(chunk) = field.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::Malformed(format!("could not read the upload: {e}")))?;
+        if w.size() as usize + buf.len() + chunk.len() > max_file {
+            return Err(ApiError::TooLarge(max_file));
+        }
+        rx.account(chunk.len())?;
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= WRITE_BATCH {
+            let (back, res) = web::block(move || {
+                let (mut w, mut buf) = (w, buf);
+                let r = w.write(&buf);
+                buf.clear();
+                ((w, buf), r)
+            })
+            .await
+            .map_err(|_| ApiError::Internal)?;
+            (w, buf) = back;
+            res.map_err(io_failure)?;
+        }
     }
+    let (w, res) = web::block(move || {
+        let mut w = w;
+        let r = w.write(&buf).and_then(|()| w.sync());
+        (w, r)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?;
+    res.map_err(io_failure)?;
+    staged.finish(w);
+    Ok(())
+}
+
+/// Checks a text field as soon as it arrives, so a bad name, email or
+/// over-long text refuses the message before any file after it is read.
+fn check_field(name: &str, text: &str) -> Result<(), ApiError> {
+    match name {
+        "body" if !text.trim().is_empty() => {
+            MessageBody::parse(text.to_owned())?;
+        }
+        "name" => {
+            ContactName::parse(Some(text))?;
+        }
+        "email" if !text.trim().is_empty() => {
+            Email::parse(text.trim())?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Reads a `multipart/form-data` message: `body`, `private`, `name`,
 /// `email`, `csrf` and up to five `file` parts of at most `max_file` bytes.
-pub async fn parse_multipart(mut mp: Multipart, max_file: usize) -> Result<MessageInput, ApiError> {
+/// With `into`, files are received there (see [`MessageUpload::read`]);
+/// without (the fuzzers), their bytes are read and dropped.
+async fn parse_multipart(
+    mut mp: Multipart,
+    max_file: usize,
+    into: Option<(Receiving<'_>, Staged)>,
+) -> Result<MessageInput, ApiError> {
     let mut input = MessageInput::default();
+    let (rx, mut staged) = match into {
+        Some((rx, staged)) => (Some(rx), staged),
+        None => (None, Staged::default()),
+    };
+    let mut dropped_files = 0;
     while let Some(field) = mp.next().await {
         let field = field.map_err(|e| ApiError::Malformed(format!("bad multipart body: {e}")))?;
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" | "files" | "files[]" => {
-                let file_name = field
-                    .content_disposition()
-                    .and_then(|d| d.get_filename())
-                    .unwrap_or("file")
-                    .to_owned();
-                let bytes = read_limited(field, max_file).await?;
-                if bytes.is_empty() {
-                    continue; // an empty file input
-                }
-                if input.files.len() == MAX_FILES {
+                if staged.len() + dropped_files == MAX_FILES {
+                    // A sixth part is refused at its first bytes, unless it
+                    // is an empty file input.
+                    let mut field = field;
+                    let mut empty = true;
+                    while let Some(chunk) = field.next().await {
+                        let chunk = chunk.map_err(|e| {
+                            ApiError::Malformed(format!("could not read the upload: {e}"))
+                        })?;
+                        if !chunk.is_empty() {
+                            empty = false;
+                            break;
+                        }
+                    }
+                    if empty {
+                        continue;
+                    }
                     return Err(Invalid::new(
                         "files",
                         format!("at most {MAX_FILES} files per message"),
                     )
                     .into());
                 }
-                input.files.push((file_name, bytes));
+                let file_name = field
+                    .content_disposition()
+                    .and_then(|d| d.get_filename())
+                    .unwrap_or("file")
+                    .to_owned();
+                match &rx {
+                    Some(rx) => receive_file(field, &file_name, max_file, rx, &mut staged).await?,
+                    None => {
+                        if !read_limited(field, max_file).await?.is_empty() {
+                            dropped_files += 1;
+                        }
+                    }
+                }
             }
             "body" | "private" | "csrf" | "name" | "email" | "via" => {
                 let bytes = read_limited(field, MAX_JSON_BYTES).await?;
                 let text = String::from_utf8(bytes)
                     .map_err(|_| ApiError::Malformed("fields must be UTF-8".into()))?;
+                check_field(&name, &text)?;
                 match name.as_str() {
                     "body" => input.body = text,
                     "private" => input.private = truthy(&text),
@@ -178,6 +366,7 @@ pub async fn parse_multipart(mut mp: Multipart, max_file: usize) -> Result<Messa
             }
         }
     }
+    input.files = staged;
     Ok(input)
 }
 
@@ -194,7 +383,7 @@ pub async fn parse_multipart_bytes(
     let stream = futures_util::stream::once(async move {
         Ok::<_, actix_web::error::PayloadError>(web::Bytes::from(body))
     });
-    parse_multipart(Multipart::new(&headers, stream), max_file).await
+    parse_multipart(Multipart::new(&headers, stream), max_file, None).await
 }
 
 async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, ApiError> {
@@ -210,33 +399,43 @@ async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
+/// A message ready to be stored: its checked text and its files, named by
+/// their ids. Call `files.keep()` once the message is stored; dropped
+/// before, the files go.
+pub struct Prepared {
+    /// The checked text (empty only when files come with it).
+    pub body: String,
+    /// What the message record names.
+    pub attachments: Vec<AttachmentRecord>,
+    /// The files on disk.
+    pub files: Staged,
+}
+
 /// Checks the text (which may be empty only when files come with it) and
-/// saves the files, returning what the store needs.
-pub async fn prepare(
-    state: &AppState,
-    body: String,
-    files: Vec<(String, Vec<u8>)>,
-) -> Result<(String, Vec<crate::store::AttachmentRecord>), ApiError> {
+/// gives the received files their ids, right before the message is written.
+pub async fn prepare(body: String, files: Staged) -> Result<Prepared, ApiError> {
     let body = if files.is_empty() || !body.trim().is_empty() {
-        crate::domain::MessageBody::parse(body)?.into_inner()
+        MessageBody::parse(body)?.into_inner()
     } else {
         String::new()
     };
     if files.is_empty() {
-        return Ok((body, Vec::new()));
+        return Ok(Prepared {
+            body,
+            attachments: Vec::new(),
+            files,
+        });
     }
-    let dir = state.store.files_dir();
-    let saved = web::block(move || {
-        files
-            .iter()
-            .map(|(name, bytes)| crate::service::files::save(&dir, name, bytes))
-            .collect::<std::io::Result<Vec<_>>>()
+    let (files, attachments) = web::block(move || {
+        let mut files = files;
+        let r = files.commit();
+        (files, r)
     })
     .await
-    .map_err(|_| ApiError::Internal)?
-    .map_err(|e| {
-        tracing::error!(error = %e, "could not store an attachment");
-        ApiError::Unavailable
-    })?;
-    Ok((body, saved))
+    .map_err(|_| ApiError::Internal)?;
+    Ok(Prepared {
+        body,
+        attachments: attachments.map_err(io_failure)?,
+        files,
+    })
 }

@@ -141,8 +141,10 @@ async fn unread_replies_are_emailed_once_batched_with_a_single_use_link_and_an_u
         .unwrap()
         .to_owned();
     let resume_url = format!("{}/resume", link.split('?').next().unwrap());
+    // Posted from the messenger's own page, as a browser says.
     let r = fresh
         .post(&resume_url)
+        .header("sec-fetch-site", "same-origin")
         .form(&[("token", token.as_str()), ("c", conv.as_str())])
         .send()
         .await
@@ -153,6 +155,7 @@ async fn unread_replies_are_emailed_once_batched_with_a_single_use_link_and_an_u
     assert!(html.contains("Third answer"), "opens on the conversation");
     let again = fresh
         .post(&resume_url)
+        .header("sec-fetch-site", "same-origin")
         .form(&[("token", token.as_str())])
         .send()
         .await

@@ -1001,6 +1001,11 @@ impl World {
                 req = req.header("cookie", cookie).header("x-csrf-token", csrf);
             }
         }
+        // The messenger's forms as a browser posts them from its own page
+        // (cross-site posts are refused: attacks_uploads.rs).
+        if is_messenger && method == "POST" {
+            req = req.header("sec-fetch-site", "same-origin");
+        }
         if let Some(b) = json_body {
             req = req.json(&b);
         } else if !form.is_empty() {

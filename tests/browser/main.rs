@@ -10,6 +10,7 @@ mod helpers;
 #[path = "../api/fakes.rs"]
 mod fakes;
 
+mod attacks_uploads;
 mod attacks_web;
 mod driver;
 mod messenger;

@@ -18,7 +18,7 @@ use crate::store::{
 };
 use crate::web::api::inboxes::{visible_inbox, visible_inbox_ids};
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
-use crate::web::upload::{prepare, MessageInput};
+use crate::web::upload::{prepare, MessageInput, MessageUpload, Uploader};
 use crate::web::views::{self, Audience};
 use crate::web::AppState;
 
@@ -310,7 +310,7 @@ pub async fn store_message(
         }
         _ => None,
     };
-    let (body, attachments) = prepare(state, input.body, input.files).await?;
+    let prepared = prepare(input.body, input.files).await?;
     let kind = author.kind;
     let (msg, _) = state
         .store
@@ -318,9 +318,9 @@ pub async fn store_message(
             conversation_id,
             NewMessage {
                 author,
-                body,
+                body: prepared.body,
                 private,
-                attachments,
+                attachments: prepared.attachments,
                 via,
             },
             time::now(),
@@ -330,6 +330,7 @@ pub async fn store_message(
             StoreError::NotFound => ApiError::NotFound,
             e => e.into(),
         })?;
+    prepared.files.keep();
     metrics::global().message_created(kind);
     Ok(msg)
 }
@@ -339,10 +340,11 @@ pub async fn post_message(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
-    input: MessageInput,
+    upload: MessageUpload,
 ) -> ApiResult<HttpResponse> {
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
     let author = Author::agent(&auth.agent);
+    let input = upload.read(&state, Uploader::agent()).await?;
     let msg = store_message(&state, c.id, author, input).await?;
     Ok(HttpResponse::Created().json(views::message(&msg)))
 }

@@ -17,7 +17,7 @@ use crate::store::{
     Author, ContactRecord, ConversationRecord, NewContact, NewMessage, Reader, ResumeRecord,
 };
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
-use crate::web::upload::{prepare, MessageInput};
+use crate::web::upload::{prepare, MessageUpload, Uploader};
 use crate::web::views;
 use crate::web::AppState;
 
@@ -146,6 +146,14 @@ fn contact_author(c: &ContactRecord) -> Author {
     }
 }
 
+/// A contact's uploads count against its quota and its address's.
+fn uploader(auth: &ContactAuth, ip: &ClientIp) -> Uploader {
+    Uploader {
+        contact: Some(auth.contact.id),
+        address: Some(ip.0),
+    }
+}
+
 /// The contact's conversations, newest activity first.
 pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<HttpResponse> {
     let convs = state
@@ -162,25 +170,28 @@ pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<Ht
 pub async fn create(
     state: web::Data<AppState>,
     auth: ContactAuth,
-    input: MessageInput,
+    ip: ClientIp,
+    upload: MessageUpload,
 ) -> ApiResult<HttpResponse> {
     state
         .limits
         .contact_messages
         .check(&auth.contact.id)
         .map_err(ApiError::TooManyRequests)?;
-    let (text, attachments) = prepare(&state, input.body, input.files).await?;
+    let input = upload.read(&state, uploader(&auth, &ip)).await?;
+    let prepared = prepare(input.body, input.files).await?;
     let first = NewMessage {
         author: contact_author(&auth.contact),
-        body: text,
+        body: prepared.body,
         private: false,
-        attachments,
+        attachments: prepared.attachments,
         via: None,
     };
     let (conv, msg) = state
         .store
         .create_conversation(auth.inbox_id, auth.contact.id, first, time::now())
         .await?;
+    prepared.files.keep();
     crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     Ok(HttpResponse::Created().json(json!({
         "conversation": views::customer_conversation(&state.store, &conv, Some(&auth.contact))?,
@@ -219,8 +230,9 @@ pub async fn messages(
 pub async fn post_message(
     state: web::Data<AppState>,
     auth: ContactAuth,
+    ip: ClientIp,
     path: web::Path<String>,
-    input: MessageInput,
+    upload: MessageUpload,
 ) -> ApiResult<HttpResponse> {
     let c = own_conversation(&state, &auth, &path)?;
     state
@@ -228,6 +240,7 @@ pub async fn post_message(
         .contact_messages
         .check(&auth.contact.id)
         .map_err(ApiError::TooManyRequests)?;
+    let input = upload.read(&state, uploader(&auth, &ip)).await?;
     let msg = store_message(&state, c.id, contact_author(&auth.contact), input).await?;
     Ok(HttpResponse::Created().json(views::message(&msg)))
 }
@@ -341,7 +354,7 @@ pub async fn redeem_resume_link(
         .map_err(ApiError::TooManyRequests)?;
     let contact_id = state
         .store
-        .take_resume(hash_token(body.0.token.trim()), time::now())
+        .take_resume(hash_token(body.0.token.trim()), inbox.id, time::now())
         .await?
         .ok_or(ApiError::Unauthorized(
             "this link has expired or was already used",

@@ -42,8 +42,8 @@ pub async fn events(
         .store
         .inbox_by_widget_key(&path)?
         .ok_or(ApiError::NotFound)?;
-    let (contact, token) =
-        super::contact_of(&state, &req, &inbox)?.ok_or(ApiError::Unauthorized("no contact"))?;
+    let (contact, token) = super::stream_contact_of(&state, &req, &inbox)?
+        .ok_or(ApiError::Unauthorized("no contact"))?;
     let ctx = MessengerContext {
         key: inbox.widget_key.clone(),
         conversation: q.get("c").and_then(|c| parse_id(c)),

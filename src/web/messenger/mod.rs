@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::extract::ClientIp;
 use super::pages::view::{self, MessageView};
 use super::session::url_escape;
-use super::upload::{prepare, MessageInput};
+use super::upload::{prepare, MessageInput, MessageUpload, Uploader};
 use super::AppState;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
@@ -30,6 +30,10 @@ use crate::store::{
 
 /// The no-JavaScript identity cookie (first-party pages only).
 pub const CONTACT_COOKIE: &str = "natter_contact";
+/// The messenger's form cookie: a random value whose digest every form
+/// of the page carries (`csrf`), so a form posted from another site,
+/// which cannot read the page, is refused.
+pub const CSRF_COOKIE: &str = "natter_m_csrf";
 /// Response header that hands a new contact token to the page's script.
 pub const TOKEN_HEADER: &str = "X-Natter-Token";
 /// Messages shown per page of history.
@@ -53,13 +57,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/widget.js", web::get().to(widget_js));
 }
 
-/// Who is looking: the contact behind a bearer token, an `access_token`
-/// query parameter (for EventSource) or the first-party cookie, if it
-/// belongs to this inbox.
+/// Who is looking: the contact behind a bearer token or the first-party
+/// cookie, if it belongs to this inbox.
 pub fn contact_of(
     state: &AppState,
     req: &HttpRequest,
     inbox: &InboxRecord,
+) -> Result<Option<(ContactRecord, String)>, ApiError> {
+    contact_from(state, req, inbox, false)
+}
+
+/// The same for the event stream, which also takes an `access_token` query
+/// parameter: EventSource cannot send headers, and an iframe gets no
+/// cookie. Nowhere else: a token in a URL ends up in logs and Referers.
+pub fn stream_contact_of(
+    state: &AppState,
+    req: &HttpRequest,
+    inbox: &InboxRecord,
+) -> Result<Option<(ContactRecord, String)>, ApiError> {
+    contact_from(state, req, inbox, true)
+}
+
+fn contact_from(
+    state: &AppState,
+    req: &HttpRequest,
+    inbox: &InboxRecord,
+    query_token: bool,
 ) -> Result<Option<(ContactRecord, String)>, ApiError> {
     let bearer = req
         .headers()
@@ -70,10 +93,13 @@ pub fn contact_of(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| t.trim().to_owned());
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.get("access_token").cloned());
+    let query = query_token
+        .then(|| {
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .ok()
+                .and_then(|q| q.get("access_token").cloned())
+        })
+        .flatten();
     let cookie = req.cookie(CONTACT_COOKIE).map(|c| c.value().to_owned());
     for token in [bearer, query, cookie].into_iter().flatten() {
         let Some(rec) = state
@@ -113,6 +139,92 @@ fn contact_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'stati
         .finish()
 }
 
+/// The origin (`scheme://host[:port]`) of a URL.
+fn origin_of(url: &str) -> &str {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            &url[..i + 3 + rest.find('/').unwrap_or(rest.len())]
+        }
+        None => url,
+    }
+}
+
+/// Refuses a state-changing messenger post made by another site: a
+/// browser's `Sec-Fetch-Site` other than `same-origin`, or an `Origin`
+/// that is neither the base URL's nor the host the request was sent to.
+/// Answers whether the headers already prove the post is the messenger's
+/// own (a browser's `Sec-Fetch-Site: same-origin`, htmx's `HX-Request`
+/// or a bearer token, none of which a cross-site form can send); if not,
+/// the form's `csrf` field must match the form cookie ([`form_token_ok`]).
+fn check_post(state: &AppState, req: &HttpRequest) -> Result<bool, ApiError> {
+    const CROSS_SITE: ApiError = ApiError::Forbidden("posts from other sites are refused");
+    let h = req.headers();
+    let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return Err(CROSS_SITE);
+    }
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        let host = h
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let addressed = origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| !host.is_empty() && rest == host);
+        if origin != origin_of(&state.config.base_url) && !addressed {
+            return Err(CROSS_SITE);
+        }
+    }
+    Ok(site == Some("same-origin")
+        || h.contains_key("hx-request")
+        || h.contains_key(header::AUTHORIZATION))
+}
+
+/// Whether a form's `csrf` field is the digest of this browser's form
+/// cookie (constant time).
+fn form_token_ok(req: &HttpRequest, given: Option<&str>) -> bool {
+    match (req.cookie(CSRF_COOKIE), given) {
+        (Some(c), Some(g)) => super::session::csrf_ok(c.value(), g.trim()),
+        _ => false,
+    }
+}
+
+/// [`check_post`], and for a post the headers do not vouch for, the
+/// form's token.
+fn check_form_post(
+    state: &AppState,
+    req: &HttpRequest,
+    given: Option<&str>,
+) -> Result<(), ApiError> {
+    if check_post(state, req)? || form_token_ok(req, given) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "missing or wrong form token; reload the page",
+        ))
+    }
+}
+
+/// The token forms of this page carry: the digest of the form cookie, and
+/// the cookie itself when the browser has none yet (page loads only).
+fn form_token(req: &HttpRequest, issue: bool) -> (String, Option<Cookie<'static>>) {
+    if let Some(c) = req.cookie(CSRF_COOKIE) {
+        return (super::session::csrf_for(c.value()), None);
+    }
+    if !issue {
+        return (String::new(), None);
+    }
+    let value = crate::service::auth::random_string(24);
+    let cookie = Cookie::build(CSRF_COOKIE, value.clone())
+        .path("/m/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .finish();
+    (super::session::csrf_for(&value), Some(cookie))
+}
+
 /// A conversation in the contact's list.
 pub struct ConvItem {
     id: String,
@@ -140,12 +252,17 @@ pub struct Main {
     email: String,
     search_q: String,
     results: Vec<(String, String, String)>,
+    /// The form token (empty in a frame that has no form cookie: its posts
+    /// are htmx's).
+    csrf: String,
 }
 
 #[derive(Template)]
 #[template(path = "messenger.html")]
 struct Page {
     key: String,
+    /// The form token of the resume form.
+    csrf: String,
     inbox_name: String,
     embed: bool,
     resume: Option<String>,
@@ -176,6 +293,7 @@ fn main_view(
     inbox: &InboxRecord,
     who: Option<&(ContactRecord, String)>,
     q: &PageQuery,
+    csrf: &str,
 ) -> Result<Main, ApiError> {
     let greeting = inbox.greeting.clone().unwrap_or_else(|| {
         "Hi! Ask us anything — we reply here, even if you close this page.".to_owned()
@@ -195,6 +313,7 @@ fn main_view(
         email: String::new(),
         search_q: String::new(),
         results: Vec::new(),
+        csrf: csrf.to_owned(),
     };
     let Some((contact, token)) = who else {
         return Ok(m);
@@ -311,9 +430,11 @@ async fn page(
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
     wait_for_index(&state, &q).await;
-    let main = main_view(&state, &inbox, who.as_ref(), &q)?;
+    let (csrf, new_cookie) = form_token(&req, true);
+    let main = main_view(&state, &inbox, who.as_ref(), &q, &csrf)?;
     let p = Page {
         key: inbox.widget_key.clone(),
+        csrf,
         inbox_name: inbox.name.clone(),
         embed: q.embed.is_some(),
         resume: q.resume.clone().filter(|r| !r.is_empty()),
@@ -321,9 +442,12 @@ async fn page(
         token_for_script: None,
         main_html: render(&main)?,
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(render(&p)?))
+    let mut res = HttpResponse::Ok();
+    res.content_type("text/html; charset=utf-8");
+    if let Some(c) = new_cookie {
+        res.cookie(c);
+    }
+    Ok(res.body(render(&p)?))
 }
 
 async fn view_partial(
@@ -335,7 +459,7 @@ async fn view_partial(
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
     wait_for_index(&state, &q).await;
-    let main = main_view(&state, &inbox, who.as_ref(), &q)?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req, false).0)?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(render(&main)?))
@@ -375,7 +499,7 @@ fn answer(
             c: Some(format_id(conversation)),
             ..PageQuery::default()
         };
-        let main = main_view(state, inbox, Some(who), &q)?;
+        let main = main_view(state, inbox, Some(who), &q, &form_token(req, false).0)?;
         let mut r = HttpResponse::Ok();
         r.content_type("text/html; charset=utf-8");
         let body = render(&main)?;
@@ -433,35 +557,48 @@ async fn start(
     req: HttpRequest,
     ip: ClientIp,
     path: web::Path<String>,
-    input: MessageInput,
+    upload: MessageUpload,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
+    let vouched = check_post(&state, &req)?;
     let existing = contact_of(&state, &req, &inbox)?;
+    // Every limit before a byte of the body is read.
+    match &existing {
+        Some(w) => state.limits.contact_messages.check(&w.0.id),
+        None => state.limits.contacts.check(&ip.0),
+    }
+    .map_err(ApiError::TooManyRequests)?;
+    let input = upload
+        .read(
+            &state,
+            Uploader {
+                contact: existing.as_ref().map(|w| w.0.id),
+                address: Some(ip.0),
+            },
+        )
+        .await?;
+    if !vouched && !form_token_ok(&req, input.csrf.as_deref()) {
+        return Err(ApiError::Forbidden(
+            "missing or wrong form token; reload the page",
+        ));
+    }
     // Name and email may come with the first message (a plain form).
-    let (name_in, email_in) = (input.name.clone(), input.email.clone());
-    let (body, attachments) = prepare(&state, input.body, input.files).await?;
+    let name = ContactName::parse(input.name.as_deref())?.map(ContactName::into_inner);
+    let email = match input
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        Some(e) => Some(Email::parse(e)?.into_inner()),
+        None => None,
+    };
+    let prepared = prepare(input.body, input.files).await?;
     let fresh = existing.is_none();
     let who = match existing {
         Some(w) => w,
-        None => {
-            state
-                .limits
-                .contacts
-                .check(&ip.0)
-                .map_err(ApiError::TooManyRequests)?;
-            let name = ContactName::parse(name_in.as_deref())?.map(ContactName::into_inner);
-            let email = match email_in.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-                Some(e) => Some(Email::parse(e)?.into_inner()),
-                None => None,
-            };
-            new_contact(&state, &inbox, name, email).await?
-        }
+        None => new_contact(&state, &inbox, name, email).await?,
     };
-    state
-        .limits
-        .contact_messages
-        .check(&who.0.id)
-        .map_err(ApiError::TooManyRequests)?;
     let author = Author {
         kind: AuthorType::Contact,
         id: Some(who.0.id),
@@ -474,14 +611,15 @@ async fn start(
             who.0.id,
             NewMessage {
                 author,
-                body,
+                body: prepared.body,
                 private: false,
-                attachments,
+                attachments: prepared.attachments,
                 via: None,
             },
             time::now(),
         )
         .await?;
+    prepared.files.keep();
     crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     answer(&state, &req, &inbox, &who, conv.id, fresh)
 }
@@ -490,10 +628,12 @@ async fn start(
 async fn send(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ip: ClientIp,
     path: web::Path<(String, String)>,
-    input: MessageInput,
+    upload: MessageUpload,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path.0)?;
+    let vouched = check_post(&state, &req)?;
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
     let conv = state
@@ -506,6 +646,20 @@ async fn send(
         .contact_messages
         .check(&who.0.id)
         .map_err(ApiError::TooManyRequests)?;
+    let input = upload
+        .read(
+            &state,
+            Uploader {
+                contact: Some(who.0.id),
+                address: Some(ip.0),
+            },
+        )
+        .await?;
+    if !vouched && !form_token_ok(&req, input.csrf.as_deref()) {
+        return Err(ApiError::Forbidden(
+            "missing or wrong form token; reload the page",
+        ));
+    }
     let author = Author {
         kind: AuthorType::Contact,
         id: Some(who.0.id),
@@ -608,16 +762,22 @@ pub struct ResumeForm {
     token: String,
     /// The conversation to open once signed in.
     c: Option<String>,
+    /// The page's form token.
+    csrf: Option<String>,
 }
 
-/// Uses a resume link: this browser continues as the same contact.
+/// Uses a resume link: this browser continues as the same contact. Only
+/// from the messenger's own page: a form another site posts here would
+/// swap the visitor's identity for the attacker's and read what they type.
 async fn resume(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ip: ClientIp,
     path: web::Path<String>,
     form: web::Form<ResumeForm>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
+    check_form_post(&state, &req, form.csrf.as_deref())?;
     state
         .limits
         .contacts
@@ -625,21 +785,29 @@ async fn resume(
         .map_err(ApiError::TooManyRequests)?;
     let contact_id = state
         .store
-        .take_resume(hash_token(form.token.trim()), time::now())
+        .take_resume(hash_token(form.token.trim()), inbox.id, time::now())
         .await?;
     let contact = match contact_id {
         Some(id) => state.store.contact(id)?.filter(|c| c.belongs_to(inbox.id)),
         None => None,
     };
+    let csrf = form_token(&req, false).0;
     let Some(contact) = contact else {
         let p = Page {
             key: inbox.widget_key.clone(),
+            csrf: csrf.clone(),
             inbox_name: inbox.name.clone(),
             embed: false,
             resume: None,
             resume_c: String::new(),
             token_for_script: None,
-            main_html: render(&main_view(&state, &inbox, None, &PageQuery::default())?)?,
+            main_html: render(&main_view(
+                &state,
+                &inbox,
+                None,
+                &PageQuery::default(),
+                &csrf,
+            )?)?,
         };
         let body = render(&p)?.replace("<!--resume-error-->", "<p class=\"error\" role=\"alert\">This link has expired or was already used. Ask for a new one on your other device.</p>");
         return Ok(HttpResponse::Gone()
@@ -651,6 +819,7 @@ async fn resume(
     let who = (contact, token.clone());
     let p = Page {
         key: inbox.widget_key.clone(),
+        csrf: csrf.clone(),
         inbox_name: inbox.name.clone(),
         embed: false,
         resume: None,
@@ -664,6 +833,7 @@ async fn resume(
                 c: form.c.clone().filter(|c| !c.is_empty()),
                 ..PageQuery::default()
             },
+            &csrf,
         )?)?,
     };
     let secure = state.config.base_url.starts_with("https://");
@@ -791,6 +961,12 @@ async fn unsubscribe(
     ))
 }
 
+/// A form whose only field is the page's form token.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "partials/m_resume.html")]
 struct ResumeLink {
@@ -805,8 +981,10 @@ async fn resume_link(
     req: HttpRequest,
     ip: ClientIp,
     path: web::Path<String>,
+    form: Option<web::Form<CsrfForm>>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
+    check_form_post(&state, &req, form.as_ref().and_then(|f| f.csrf.as_deref()))?;
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
     state
@@ -858,6 +1036,8 @@ async fn resume_link(
 #[derive(Deserialize)]
 pub struct EmailForm {
     email: String,
+    /// The page's form token.
+    csrf: Option<String>,
 }
 
 /// Stores the email a contact leaves to hear back.
@@ -868,6 +1048,7 @@ async fn email(
     form: web::Form<EmailForm>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
+    check_form_post(&state, &req, form.csrf.as_deref())?;
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
     let email = Email::parse(&form.email)?.into_inner();

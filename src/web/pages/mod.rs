@@ -410,10 +410,19 @@ async fn send(
     page: PageAgent,
     req: HttpRequest,
     path: web::Path<String>,
-    input: crate::web::upload::MessageInput,
+    upload: crate::web::upload::MessageUpload,
 ) -> Result<HttpResponse, PageError> {
-    page.check_csrf(&req, input.csrf.as_deref())?;
+    // The workspace sends the token as a header: checked before the body is
+    // read. A plain form carries it in the body (its files are removed if
+    // it is wrong).
+    if req.headers().contains_key(crate::web::session::CSRF_HEADER) {
+        page.check_csrf(&req, None)?;
+    }
     let c = visible_conversation(&state, &page, &path)?;
+    let input = upload
+        .read(&state, crate::web::upload::Uploader::agent())
+        .await?;
+    page.check_csrf(&req, input.csrf.as_deref())?;
     let author = Author::agent(&page.agent);
     let msg = super::api::conversations::store_message(&state, c.id, author, input).await?;
     // The same fragment the live stream sends: whichever arrives first
