@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use tokio::sync::{watch, Notify};
 
 use crate::channels::email::smtp::{self, OutgoingMail};
-use crate::channels::email::{plus_address, EmailSettings};
+use crate::channels::email::{plus_address, route_token, EmailSettings};
 use crate::domain::time::{self, Micros};
 use crate::domain::AuthorType;
 use crate::service::auth::{hash_token, random_string};
@@ -209,6 +209,7 @@ impl Notifier {
             contact_name: None,
             thread: Vec::new(),
             reply_to_id: None,
+            route_token: String::new(),
         };
         let store = &self.store;
         match adapter.send(&self.http, inbox, out).await {
@@ -358,6 +359,9 @@ impl Notifier {
         ));
         let domain =
             crate::channels::email::channel::domain_of(&smtp_settings.from_address).to_owned();
+        // Answering this mail from this address threads back (and only
+        // from this address: the token is a MAC over both).
+        let route = route_token(&secret, id, &email);
         let mail = OutgoingMail {
             to: email,
             to_name: contact.name.clone(),
@@ -367,13 +371,10 @@ impl Notifier {
                 format!("{} new replies from {}", replies.len(), inbox.name)
             },
             text,
-            message_id: format!("natter.c{id}.n{}@{domain}", last.seq),
+            message_id: format!("natter.{route}.n{}@{domain}", last.seq),
             in_reply_to: None,
             references: Vec::new(),
-            reply_to: Some(plus_address(
-                &smtp_settings.from_address,
-                &crate::channels::email::channel::conversation_token(id),
-            )),
+            reply_to: Some(plus_address(&smtp_settings.from_address, &route)),
             list_unsubscribe: Some(unsubscribe.clone()),
             attachments: Vec::new(),
         };

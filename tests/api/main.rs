@@ -3,6 +3,7 @@
 
 mod agents;
 mod attachments;
+mod attacks_mail;
 mod auth;
 mod channels;
 mod cli;

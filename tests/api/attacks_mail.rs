@@ -1,0 +1,173 @@
+//! Attacks on mail: routing into someone else's conversation (guessed
+//! conversation ids, spoofed senders, stolen tokens), taking over a
+//! verified person through the email-confirmation link, linking people
+//! across websites that do not share an identity secret, and mail bombing
+//! through the "email me" form.
+
+use serde_json::{json, Value};
+
+use crate::email::{email_inbox, header, mail, wait_inbox, SUPPORT, WAIT};
+use crate::helpers::{body, TestApp};
+use crate::mail_servers::{Dovecot, SmtpSink};
+
+/// The bodies of a conversation's messages, oldest first.
+async fn bodies(app: &TestApp, conversation: &str) -> Vec<String> {
+    app.agent_messages(&app.admin_token, conversation, "")
+        .await
+        .iter()
+        .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Every conversation (all inboxes, all states).
+async fn all_conversations(app: &TestApp) -> Vec<Value> {
+    body(
+        app.get("/api/v1/conversations?status=all", &app.admin_token)
+            .await,
+    )
+    .await["conversations"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_post_into_anothers_email_conversation() {
+    let imap = Dovecot::start();
+    let smtp = SmtpSink::start(false).await;
+    let app = crate::helpers::spawn_app().await;
+    let inbox = email_inbox(&app, &imap, &smtp).await;
+    imap.append(&mail(
+        "carla@example.com",
+        SUPPORT,
+        "My order",
+        "c1@example.com",
+        "",
+        "Where is my order?",
+    ))
+    .await;
+    let convs = wait_inbox(&app, &inbox, |c| !c.is_empty()).await;
+    let conv = convs[0]["id"].as_str().unwrap().to_owned();
+    // The agent answers Carla: her mail carries the real routing token.
+    app.agent_says(&app.admin_token, &conv, "It ships today", false)
+        .await;
+    let sent = smtp.wait_for(1, WAIT).await;
+    let raw = String::from_utf8_lossy(&sent[0].data).to_string();
+    let reply_to = header(&raw, "Reply-To").unwrap().to_owned();
+    let our_id = header(&raw, "Message-ID")
+        .unwrap()
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_owned();
+
+    // Mallory tries every way of naming Carla's conversation: the bare
+    // id in a plus-address, a forged MAC, an old-style Message-ID, Carla's
+    // own Message-ID, and Carla's real token (a forwarded mail).
+    let forged = format!("support+c{conv}-000000000000000000000000@natter.test");
+    let bare = format!("support+c{conv}@natter.test");
+    let attempts = [
+        (bare.as_str(), String::new(), "by bare id"),
+        (forged.as_str(), String::new(), "by forged mac"),
+        (
+            SUPPORT,
+            format!("In-Reply-To: <natter.c{conv}.n1@natter.test>\r\n"),
+            "by old message id",
+        ),
+        (
+            SUPPORT,
+            "In-Reply-To: <c1@example.com>\r\nReferences: <c1@example.com>\r\n".to_owned(),
+            "by carla's message id",
+        ),
+        (reply_to.as_str(), String::new(), "by stolen plus-address"),
+        (
+            SUPPORT,
+            format!("In-Reply-To: <{our_id}>\r\n"),
+            "by stolen message id",
+        ),
+    ];
+    for (i, (to, headers, text)) in attempts.iter().enumerate() {
+        imap.append(&mail(
+            "mallory@example.com",
+            to,
+            "Re: My order",
+            &format!("m{i}@example.com"),
+            headers,
+            text,
+        ))
+        .await;
+    }
+    let last = attempts[attempts.len() - 1].2;
+    let convs = wait_inbox(&app, &inbox, |c| {
+        c.iter().any(|c| c["last_message"]["body"] == last)
+    })
+    .await;
+    assert_eq!(
+        bodies(&app, &conv).await,
+        vec!["Where is my order?", "It ships today"],
+        "nothing of Mallory's in Carla's conversation"
+    );
+    let mallorys: Vec<&Value> = convs
+        .iter()
+        .filter(|c| c["contact"]["email"] == "mallory@example.com")
+        .collect();
+    assert_eq!(mallorys.len(), 1, "Mallory writes in her own: {convs:?}");
+    assert_ne!(mallorys[0]["id"], conv.as_str());
+    let hers = bodies(&app, mallorys[0]["id"].as_str().unwrap()).await;
+    assert_eq!(hers.len(), attempts.len(), "{hers:?}");
+
+    // Carla herself, answering with the token she was sent, threads back.
+    imap.append(&mail(
+        "carla@example.com",
+        &reply_to,
+        "Re: My order",
+        "c2@example.com",
+        "",
+        "Thanks",
+    ))
+    .await;
+    wait_inbox(&app, &inbox, |c| {
+        c.iter().any(|c| c["last_message"]["body"] == "Thanks")
+    })
+    .await;
+    assert_eq!(bodies(&app, &conv).await.last().unwrap(), "Thanks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_sender_is_never_posted_as_a_web_contact_who_only_typed_the_address() {
+    let imap = Dovecot::start();
+    let smtp = SmtpSink::start(false).await;
+    let app = crate::helpers::spawn_app().await;
+    let inbox = email_inbox(&app, &imap, &smtp).await;
+    let (web_contact, token) = app
+        .contact_in(
+            &app.widget_key.clone(),
+            json!({"name": "Vera", "email": "vera@example.com"}),
+        )
+        .await;
+    let (web_conv, _) = app.start_conversation(&token, "my private question").await;
+    // Mallory forges Vera's From and names the web conversation every
+    // way the old routing accepted.
+    imap.append(&mail(
+        "vera@example.com",
+        &format!("support+c{web_conv}@natter.test"),
+        "Re: New reply",
+        "spoof1@example.com",
+        &format!("In-Reply-To: <natter.c{web_conv}.n1@natter.test>\r\nReferences: <natter.c{web_conv}.n1@natter.test>\r\n"),
+        "send the invoice to mallory@example.com",
+    ))
+    .await;
+    let convs = wait_inbox(&app, &inbox, |c| !c.is_empty()).await;
+    assert_eq!(
+        bodies(&app, &web_conv).await,
+        vec!["my private question"],
+        "nothing posted into the web conversation"
+    );
+    assert_eq!(convs.len(), 1, "a new conversation in the email inbox");
+    assert_ne!(
+        convs[0]["contact"]["id"],
+        web_contact.as_str(),
+        "not as the web contact"
+    );
+    let customer = body(app.get("/api/v1/customer/conversations", &token).await).await;
+    assert_eq!(customer["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(all_conversations(&app).await.len(), 2);
+}
