@@ -566,6 +566,16 @@ impl Store {
 }
 
 impl Store {
+    /// The contact that confirmed `email` (a verified person), if it still
+    /// exists.
+    pub fn email_owner(&self, email: &str) -> Result<Option<u64>> {
+        let key = format!("email:{}", email.trim().to_lowercase());
+        match self.get_id(T::VerifiedContactid, key.as_bytes())? {
+            Some(id) if self.tree(T::ContactidContact).contains_key(u64_be(id))? => Ok(Some(id)),
+            _ => Ok(None),
+        }
+    }
+
     /// Records that a contact proved an email address (a confirmation
     /// link). If another contact already proved it, that is the same
     /// person: returns its id so the caller merges the two.

@@ -4,11 +4,54 @@
 //! across websites that do not share an identity secret, and mail bombing
 //! through the "email me" form.
 
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use natter::channels::email::EmailSettings;
+
 use crate::email::{email_inbox, header, mail, wait_inbox, SUPPORT, WAIT};
-use crate::helpers::{body, TestApp};
+use crate::helpers::{body, spawn_app_with, TestApp};
+use crate::identity::confirm_link;
 use crate::mail_servers::{Dovecot, SmtpSink};
+
+/// An app whose outgoing mail goes to `sink`.
+async fn app_mailing_to(sink: &SmtpSink) -> TestApp {
+    let s = EmailSettings {
+        imap_host: String::new(),
+        imap_port: 993,
+        imap_tls: false,
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: sink.port,
+        smtp_tls: false,
+        username: String::new(),
+        password: String::new(),
+        from_address: SUPPORT.into(),
+    };
+    spawn_app_with(move |c| c.smtp = Some(s)).await
+}
+
+/// A contact of the app's website leaves `email` in the messenger.
+async fn leave_email(app: &TestApp, token: &str, email: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/m/{}/email", app.widget_key)))
+        .bearer_auth(token)
+        .header("HX-Request", "true")
+        .header(
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        )
+        .form(&[("email", email)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The first link in a mail.
+fn link_in(raw: &[u8]) -> String {
+    let text = natter::channels::email::parse::parse(raw).unwrap().text;
+    let start = text.find("http").unwrap();
+    text[start..].split_whitespace().next().unwrap().to_owned()
+}
 
 /// The bodies of a conversation's messages, oldest first.
 async fn bodies(app: &TestApp, conversation: &str) -> Vec<String> {
@@ -170,4 +213,101 @@ async fn a_spoofed_sender_is_never_posted_as_a_web_contact_who_only_typed_the_ad
     let customer = body(app.get("/api/v1/customer/conversations", &token).await).await;
     assert_eq!(customer["conversations"].as_array().unwrap().len(), 1);
     assert_eq!(all_conversations(&app).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scanned_confirmation_link_hands_nobody_a_verified_persons_history() {
+    let sink = SmtpSink::start(false).await;
+    let app = app_mailing_to(&sink).await;
+    // The victim confirmed her address long ago.
+    let (victim, victim_token) = app.contact().await;
+    app.start_conversation(&victim_token, "my account number is 1234")
+        .await;
+    assert_eq!(
+        leave_email(&app, &victim_token, "vic@example.com")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let mails = sink.wait_for(1, WAIT).await;
+    let scanner = crate::helpers::new_client();
+    assert_eq!(
+        confirm_link(&scanner, &link_in(&mails[0].data))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // The attacker's device submits her address; the mail goes to her and
+    // her mail scanner fetches the link.
+    let (attacker, attacker_token) = app.contact().await;
+    app.start_conversation(&attacker_token, "hello").await;
+    assert_eq!(
+        leave_email(&app, &attacker_token, "Vic@Example.com")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let mails = sink.wait_for(2, WAIT).await;
+    assert_eq!(mails[1].rcpt_to, vec!["vic@example.com".to_owned()]);
+    let text = natter::channels::email::parse::parse(&mails[1].data)
+        .unwrap()
+        .text;
+    assert!(
+        text.contains("Firefox on Linux") && text.contains("already confirmed"),
+        "the mail names the asking device: {text}"
+    );
+    let link = link_in(&mails[1].data);
+    let page = scanner.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("method=\"post\"") && page.contains("your whole history"),
+        "{page}"
+    );
+    // A cross-site post of the link (CSRF) is refused too.
+    let (url, query) = link.split_once('?').unwrap();
+    let r = scanner
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("Origin", "https://evil.example")
+        .body(query.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // The attacker sees nothing of the victim's; both people still exist.
+    let list = body(
+        app.get("/api/v1/customer/conversations", &attacker_token)
+            .await,
+    )
+    .await;
+    assert_eq!(list["conversations"].as_array().unwrap().len(), 1, "{list}");
+    let page = app
+        .client
+        .get(app.url(&format!("/m/{}", app.widget_key)))
+        .bearer_auth(&attacker_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("1234"), "{page}");
+    for id in [&victim, &attacker] {
+        assert_eq!(
+            app.get(&format!("/api/v1/contacts/{id}"), &app.admin_token)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    // An old-style link (no time, no device) proves nothing.
+    let old = format!(
+        "{url}?c={attacker}&e=vic%40example.com&t={}",
+        link.rsplit("t=").next().unwrap()
+    );
+    assert_eq!(
+        scanner.get(&old).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
 }

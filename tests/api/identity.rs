@@ -108,6 +108,19 @@ async fn a_phone_links_sms_and_whatsapp_but_an_unverified_email_is_only_suggeste
     );
 }
 
+/// Presses the button of a confirmation link's page: posts the link's
+/// signed fields (the page's form holds exactly these).
+pub(crate) async fn confirm_link(client: &reqwest::Client, link: &str) -> reqwest::Response {
+    let (url, query) = link.split_once('?').unwrap();
+    client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(query.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_confirmed_on_two_devices_makes_one_person() {
     let sink = SmtpSink::start(false).await;
@@ -166,7 +179,15 @@ async fn an_email_confirmed_on_two_devices_makes_one_person() {
         fresh.get(&forged).send().await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+    // Opening the link shows a page; its button confirms.
     let r = fresh.get(link(0)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("data-role=\"email-confirm\""));
+    let r = confirm_link(&fresh, &link(0)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r
         .text()
@@ -180,9 +201,26 @@ async fn an_email_confirmed_on_two_devices_makes_one_person() {
         StatusCode::OK,
         "one confirmation links nothing"
     );
-    // The second device confirms the same address: one person.
+    // The second device asks for the same address: the person at the
+    // address is told what confirming gives that device, and agrees.
+    let page = fresh
+        .get(link(1))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("your whole history"), "{page}");
     assert_eq!(
-        fresh.get(link(1)).send().await.unwrap().status(),
+        app.get(&format!("/api/v1/contacts/{b}"), &app.admin_token)
+            .await
+            .status(),
+        StatusCode::OK,
+        "opening the link links nothing"
+    );
+    assert_eq!(
+        confirm_link(&fresh, &link(1)).await.status(),
         StatusCode::OK
     );
     assert_eq!(
