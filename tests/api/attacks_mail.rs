@@ -311,3 +311,65 @@ async fn a_scanned_confirmation_link_hands_nobody_a_verified_persons_history() {
         StatusCode::BAD_REQUEST
     );
 }
+
+/// `n` posts to the email form; how many were refused with 429 and a
+/// `Retry-After`.
+async fn refused(results: Vec<reqwest::Response>) -> usize {
+    let mut n = 0;
+    for r in results {
+        match r.status() {
+            StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers().get("retry-after").is_some());
+                n += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_form_cannot_bomb_anyone() {
+    let limit = natter::service::ratelimit::VISITOR_MAILS_PER_HOUR as usize;
+    let per_address = natter::service::ratelimit::VISITOR_MAILS_PER_ADDRESS_PER_HOUR as usize;
+
+    // One contact, 25 addresses: per contact.
+    let sink = SmtpSink::start(false).await;
+    let app = app_mailing_to(&sink).await;
+    let (_, token) = app.contact().await;
+    let mut results = Vec::new();
+    for i in 0..25 {
+        results.push(leave_email(&app, &token, &format!("target{i}@example.com")).await);
+    }
+    assert_eq!(refused(results).await, 25 - limit);
+    assert_eq!(sink.received().len(), limit);
+
+    // 25 contacts, one victim: per recipient.
+    let sink = SmtpSink::start(false).await;
+    let app = app_mailing_to(&sink).await;
+    let mut results = Vec::new();
+    for i in 0..25 {
+        let (_, token) = app.contact().await;
+        let victim = if i % 2 == 0 {
+            "victim@example.com"
+        } else {
+            "VICTIM@example.com"
+        };
+        results.push(leave_email(&app, &token, victim).await);
+    }
+    assert_eq!(refused(results).await, 25 - limit);
+    assert_eq!(sink.received().len(), limit);
+
+    // 25 contacts from one address, 25 recipients: per client address.
+    let sink = SmtpSink::start(false).await;
+    let app = app_mailing_to(&sink).await;
+    let mut results = Vec::new();
+    for i in 0..25 {
+        let (_, token) = app.contact().await;
+        results.push(leave_email(&app, &token, &format!("t{i}@example.com")).await);
+    }
+    assert_eq!(refused(results).await, 25 - per_address);
+    let got = sink.received();
+    assert_eq!(got.len(), per_address);
+}

@@ -977,10 +977,13 @@ pub struct EmailForm {
 }
 
 /// Stores the email a contact leaves to hear back, and mails it a link
-/// that proves the address.
+/// that proves the address. Every such mail is limited per contact, per
+/// client address and per recipient (429 with `Retry-After`): a visitor
+/// must not be able to make natter mail anyone at will.
 async fn email(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ip: ClientIp,
     path: web::Path<String>,
     form: web::Form<EmailForm>,
 ) -> Result<HttpResponse, ApiError> {
@@ -994,6 +997,12 @@ async fn email(
         .contains(&format!("email:{}", email.trim().to_lowercase()));
     let mailer = crate::service::notify::outgoing_mail(&state.store, state.config.smtp.as_ref())
         .filter(|_| !already);
+    if mailer.is_some() {
+        state
+            .limits
+            .visitor_mail(who.0.id, ip.0, &email)
+            .map_err(ApiError::TooManyRequests)?;
+    }
     state
         .store
         .set_contact_email(who.0.id, email.clone(), time::now())
