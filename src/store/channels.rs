@@ -520,11 +520,6 @@ impl Store {
                 for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
                     tx.put_raw(T::InboxexternalidContactid, &id_text(i, ext), &u64_be(into))?;
                 }
-                // Also when the key predates the `verified` list (migrated).
-                let v = format!("ext:{ext}");
-                if tx.get_id(T::VerifiedContactid, v.as_bytes())? == Some(from) {
-                    tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
-                }
                 if dst.external_id.is_none() {
                     dst.external_id = Some(ext.clone());
                 }

@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 
 use natter::channels::email::EmailSettings;
 
+use crate::customers::identity_hash;
 use crate::email::{email_inbox, header, mail, wait_inbox, SUPPORT, WAIT};
 use crate::helpers::{body, spawn_app_with, TestApp};
-use crate::identity::confirm_link;
+use crate::identity::{confirm_link, share_identity_secret};
 use crate::mail_servers::{Dovecot, SmtpSink};
 
 /// An app whose outgoing mail goes to `sink`.
@@ -372,4 +373,64 @@ async fn the_email_form_cannot_bomb_anyone() {
     assert_eq!(refused(results).await, 25 - per_address);
     let got = sink.received();
     assert_eq!(got.len(), per_address);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_user_id_never_links_inboxes_with_different_identity_secrets() {
+    let app = crate::helpers::spawn_app().await;
+    let first = body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    let (user, token) = app
+        .contact_in(
+            &app.widget_key.clone(),
+            json!({"external_id": "42", "identifier_hash": identity_hash(first["hmac_secret"].as_str().unwrap(), "42")}),
+        )
+        .await;
+    app.start_conversation(&token, "my medical question").await;
+    // Another website with its own secret identifies its own user "42".
+    let other = app.create_inbox("Other business").await;
+    let hash = identity_hash(other["hmac_secret"].as_str().unwrap(), "42");
+    let (stranger, stranger_token) = app
+        .contact_in(
+            other["widget_key"].as_str().unwrap(),
+            json!({"external_id": "42", "identifier_hash": hash}),
+        )
+        .await;
+    assert_ne!(stranger, user, "a different secret is a different person");
+    let list = body(
+        app.get("/api/v1/customer/conversations", &stranger_token)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        list["conversations"],
+        json!([]),
+        "none of the other's history"
+    );
+    // A website the admin gave the same secret is the same login.
+    let shop = app.create_inbox("Shop").await;
+    let shop = share_identity_secret(&app, &first, &shop).await;
+    let hash = identity_hash(shop["hmac_secret"].as_str().unwrap(), "42");
+    let (same, _) = app
+        .contact_in(
+            shop["widget_key"].as_str().unwrap(),
+            json!({"external_id": "42", "identifier_hash": hash}),
+        )
+        .await;
+    assert_eq!(same, user);
+    // A secret too short to be one is refused.
+    let r = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", other["id"].as_str().unwrap()),
+            &app.admin_token,
+            json!({"hmac_secret": "short"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }

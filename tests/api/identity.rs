@@ -339,6 +339,26 @@ async fn a_person_merged_across_two_websites_stays_signed_in_on_both() {
     assert_eq!(list["conversations"].as_array().unwrap().len(), 2);
 }
 
+/// The admin says two websites share one login: the second inbox gets the
+/// first's identity secret. Returns the second inbox as it is now.
+pub(crate) async fn share_identity_secret(
+    app: &TestApp,
+    first: &serde_json::Value,
+    second: &serde_json::Value,
+) -> serde_json::Value {
+    let r = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", second["id"].as_str().unwrap()),
+            &app.admin_token,
+            json!({"hmac_secret": first["hmac_secret"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = body(r).await;
+    assert_eq!(b["hmac_secret"], first["hmac_secret"]);
+    b
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_user_id_is_one_person_on_every_website_of_the_business() {
     let app = spawn_app().await;
@@ -355,6 +375,7 @@ async fn a_verified_user_id_is_one_person_on_every_website_of_the_business() {
         app.widget_key.clone(),
         second["widget_key"].as_str().unwrap().to_owned(),
     );
+    let second = share_identity_secret(&app, &first, &second).await;
     let h1 = identity_hash(first["hmac_secret"].as_str().unwrap(), "user-7");
     let h2 = identity_hash(second["hmac_secret"].as_str().unwrap(), "user-7");
     let (c1, t1) = app
@@ -401,6 +422,7 @@ async fn a_merged_verified_user_is_still_found_on_the_other_website() {
     )
     .await;
     let second = app.create_inbox("Shop").await;
+    let second = share_identity_secret(&app, &first, &second).await;
     let h1 = identity_hash(first["hmac_secret"].as_str().unwrap(), "user-9");
     let h2 = identity_hash(second["hmac_secret"].as_str().unwrap(), "user-9");
     let (verified, _) = app
