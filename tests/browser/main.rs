@@ -10,6 +10,10 @@ mod helpers;
 #[path = "../api/fakes.rs"]
 mod fakes;
 
+#[path = "../api/mail_servers.rs"]
+mod mail_servers;
+
+mod confirm;
 mod driver;
 mod messenger;
 mod workspace;
