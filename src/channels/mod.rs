@@ -133,6 +133,10 @@ pub struct Outgoing<'a> {
     /// The provider id of the person's latest message (email's
     /// In-Reply-To).
     pub reply_to_id: Option<String>,
+    /// The conversation's routing token for `to`, a MAC only natter can
+    /// make (see [`email::route_token`]): email puts it in Reply-To and
+    /// Message-ID, so the person's answer threads back and nobody else's.
+    pub route_token: String,
 }
 
 /// What a provider said to a send.

@@ -196,6 +196,49 @@ pub enum Ingested {
     Skipped(&'static str),
 }
 
+/// Which conversation a mail continues, and whether its sender proved it
+/// may write there as that conversation's contact.
+///
+/// Conversation ids are sequential, so nothing that merely names one
+/// proves anything. Proof is a routing token we mailed to this very sender
+/// (see [`crate::channels::email::route_token`]), found in the
+/// plus-address or in one of our Message-IDs the mail answers. Without
+/// one, a mail answering one of the sender's own earlier mails (its
+/// Message-ID) names that conversation, and the store continues it only if
+/// the sender's contact owns it. Our own Message-IDs route only by their
+/// token, so old bare ids (`natter.c42...`, `natter.17@...`) route nothing.
+async fn thread_of(
+    store: &Store,
+    inbox: &InboxRecord,
+    our_address: &str,
+    mail: &parse::Mail,
+) -> Result<(Option<u64>, bool), String> {
+    use crate::channels::email::{plus_token, route_token_in_message_id, routed_conversation};
+    let secret = store.server_secret().await.map_err(|e| e.to_string())?;
+    let answered = || mail.in_reply_to.iter().chain(mail.references.iter().rev());
+    let proven = mail
+        .recipients
+        .iter()
+        .filter_map(|r| plus_token(r, our_address))
+        .chain(answered().filter_map(|id| route_token_in_message_id(id).map(str::to_owned)))
+        .find_map(|t| routed_conversation(&secret, &t, &mail.from_address));
+    if proven.is_some() {
+        return Ok((proven, true));
+    }
+    for id in answered() {
+        if id.trim().trim_start_matches('<').starts_with("natter.") {
+            continue;
+        }
+        if let Some(m) = store
+            .message_by_provider_id(inbox.id, id)
+            .map_err(|e| e.to_string())?
+        {
+            return Ok((Some(m.conversation_id), false));
+        }
+    }
+    Ok((None, false))
+}
+
 /// Turns one raw mail into an inbound message of `inbox`.
 pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<Ingested, String> {
     let s = settings_of(inbox)?;
@@ -209,34 +252,7 @@ pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<In
     if mail.auto_submitted {
         return Ok(Ingested::Skipped("an automatic reply"));
     }
-    // Which conversation: the plus-address, else the mails it answers.
-    let mut conversation_id = mail
-        .recipients
-        .iter()
-        .filter_map(|r| crate::channels::email::plus_token(r, &s.from_address))
-        .find_map(|t| t.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()));
-    if conversation_id.is_none() {
-        // Our reply notifications name their conversation in their id.
-        conversation_id = mail
-            .in_reply_to
-            .iter()
-            .chain(mail.references.iter().rev())
-            .find_map(|id| {
-                let rest = id.strip_prefix("natter.c")?;
-                rest.split('.').next()?.parse::<u64>().ok()
-            });
-    }
-    if conversation_id.is_none() {
-        for id in mail.in_reply_to.iter().chain(mail.references.iter().rev()) {
-            if let Some(m) = store
-                .message_by_provider_id(inbox.id, id)
-                .map_err(|e| e.to_string())?
-            {
-                conversation_id = Some(m.conversation_id);
-                break;
-            }
-        }
-    }
+    let (conversation_id, proven) = thread_of(store, inbox, &s.from_address, &mail).await?;
     // Attachments and the original count toward the free-space reserve.
     let total = raw.len()
         + mail
@@ -287,6 +303,7 @@ pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<In
                 provider_id: Some(provider_id),
                 attachments: files,
                 conversation_id,
+                proven,
                 subject: mail.subject.clone(),
                 ..Inbound::default()
             },

@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use tokio::sync::{watch, Notify};
 
 use crate::channels::email::smtp::{self, OutgoingMail};
-use crate::channels::email::{plus_address, EmailSettings};
+use crate::channels::email::{plus_address, route_token, EmailSettings};
 use crate::domain::time::{self, Micros};
 use crate::domain::AuthorType;
 use crate::service::auth::{hash_token, random_string};
@@ -139,51 +139,140 @@ pub fn outgoing_mail(
         .map(|s| EmailSettings { allow_private, ..s })
 }
 
-/// The token of an email confirmation link (HMAC of contact and address
-/// under the server's secret).
-pub fn confirm_token(secret: &[u8], contact: u64, email: &str) -> String {
-    link_token(
-        secret,
-        &format!("confirm:{contact}:{}", email.trim().to_lowercase()),
-    )
+/// How long an email confirmation link stays valid.
+pub const CONFIRM_TTL_SECS: i64 = 24 * 3600;
+
+/// What an email confirmation link stands for: the contact that asked,
+/// the address, when it asked (links expire) and the device that asked
+/// (named to the person who opens the link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The contact that asked.
+    pub contact: u64,
+    /// The address to prove.
+    pub email: String,
+    /// When it asked, in seconds since the epoch.
+    pub asked_at: i64,
+    /// The asking device in a few words ("Firefox on Linux").
+    pub device: String,
 }
 
-/// Mails a contact the link that proves it owns `email` (best effort: no
-/// outgoing mail server, no mail).
+impl Confirmation {
+    /// The link's token: HMAC of everything it stands for under the
+    /// server's secret, so no part can be changed.
+    pub fn token(&self, secret: &[u8]) -> String {
+        link_token(
+            secret,
+            &format!(
+                "confirm:{}:{}:{}:{}",
+                self.contact,
+                self.email.trim().to_lowercase(),
+                self.asked_at,
+                self.device
+            ),
+        )
+    }
+
+    /// The query of the link (`c`, `e`, `at`, `d`, `t`).
+    pub fn query(&self, secret: &[u8]) -> String {
+        format!(
+            "c={}&e={}&at={}&d={}&t={}",
+            self.contact,
+            crate::web::session::url_escape(&self.email),
+            self.asked_at,
+            crate::web::session::url_escape(&self.device),
+            self.token(secret)
+        )
+    }
+
+    /// Whether `token` is this confirmation's and it has not expired.
+    pub fn holds(&self, secret: &[u8], token: &str, now_secs: i64) -> bool {
+        let fresh = (0..=CONFIRM_TTL_SECS).contains(&(now_secs - self.asked_at));
+        fresh && crate::channels::secret_eq(token.trim(), &self.token(secret))
+    }
+}
+
+/// The asking device in a few words, from its User-Agent: a fixed
+/// vocabulary (never the raw header), so it is safe in a link, a mail and
+/// a page. It only helps the person recognise their own device: a
+/// User-Agent can lie, which is why the page says what confirming does.
+pub fn device_of(user_agent: &str) -> String {
+    let ua = user_agent;
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("FxiOS/", "Firefox"),
+        ("CriOS/", "Chrome"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map_or("A browser", |(_, v)| v);
+    let system = [
+        ("iPhone", "an iPhone"),
+        ("iPad", "an iPad"),
+        ("Android", "Android"),
+        ("Windows", "Windows"),
+        ("Macintosh", "a Mac"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map_or("an unknown system", |(_, v)| v);
+    format!("{browser} on {system}")
+}
+
+/// Mails the link that proves `c.email` for the contact that asked.
+/// When the address already belongs to another verified person, the mail
+/// goes to that person and says plainly that confirming gives the asking
+/// device their conversations.
 pub async fn send_confirmation(
     store: &Store,
-    global: Option<&EmailSettings>,
-    allow_private: bool,
+    smtp_settings: &EmailSettings,
     base_url: &str,
+    inbox_name: &str,
     widget_key: &str,
-    contact: u64,
-    email: &str,
-) -> Result<bool, String> {
-    let Some(s) = outgoing_mail(store, global, allow_private) else {
-        return Ok(false);
-    };
+    c: &Confirmation,
+) -> Result<(), String> {
     let secret = store.server_secret().await.map_err(|e| e.to_string())?;
     let link = format!(
-        "{base_url}/m/{widget_key}/confirm-email?c={contact}&e={}&t={}",
-        crate::web::session::url_escape(email),
-        confirm_token(&secret, contact, email)
+        "{base_url}/m/{widget_key}/confirm-email?{}",
+        c.query(&secret)
     );
-    let domain = crate::channels::email::channel::domain_of(&s.from_address).to_owned();
+    let someone_else = store
+        .email_owner(&c.email)
+        .map_err(|e| e.to_string())?
+        .is_some_and(|owner| owner != c.contact);
+    let when = time::rfc3339(c.asked_at * 1_000_000);
+    let text = if someone_else {
+        format!(
+            "{device} asked at {when} to use this address for its conversations with {inbox_name}.\n\nThis address is already confirmed for your conversations with us. If that was you on another device and you want that device to see and continue all your conversations, open this link and confirm there:\n\n{link}\n\nIf it was not you, ignore this mail: nothing changes.\n",
+            device = c.device
+        )
+    } else {
+        format!(
+            "Please confirm this is your address, so replies from {inbox_name} reach you and your conversations follow you (asked by {device} at {when}):\n\n{link}\n\nIf you did not ask for this, ignore this mail.\n",
+            device = c.device
+        )
+    };
+    let domain = crate::channels::email::channel::domain_of(&smtp_settings.from_address).to_owned();
     let mail = OutgoingMail {
-        to: email.to_owned(),
+        to: c.email.clone(),
         to_name: None,
         subject: "Confirm your email address".into(),
-        text: format!("Please confirm this is your address, so replies reach you and your conversations follow you:\n\n{link}\n\nIf you did not ask for this, ignore this mail.\n"),
-        message_id: format!("natter.confirm.{contact}.{}@{domain}", random_string(6)),
+        text,
+        message_id: format!("natter.confirm.{}@{domain}", random_string(12)),
         in_reply_to: None,
         references: Vec::new(),
         reply_to: None,
         list_unsubscribe: None,
         attachments: Vec::new(),
     };
-    smtp::send(&s, &mail)
+    smtp::send(smtp_settings, &mail)
         .await
-        .map(|_| true)
         .map_err(|e| e.message)
 }
 
@@ -217,6 +306,7 @@ impl Notifier {
             contact_name: None,
             thread: Vec::new(),
             reply_to_id: None,
+            route_token: String::new(),
         };
         let store = &self.store;
         match adapter.send(&self.http, inbox, out).await {
@@ -366,6 +456,9 @@ impl Notifier {
         ));
         let domain =
             crate::channels::email::channel::domain_of(&smtp_settings.from_address).to_owned();
+        // Answering this mail from this address threads back (and only
+        // from this address: the token is a MAC over both).
+        let route = route_token(&secret, id, &email);
         let mail = OutgoingMail {
             to: email,
             to_name: contact.name.clone(),
@@ -375,13 +468,10 @@ impl Notifier {
                 format!("{} new replies from {}", replies.len(), inbox.name)
             },
             text,
-            message_id: format!("natter.c{id}.n{}@{domain}", last.seq),
+            message_id: format!("natter.{route}.n{}@{domain}", last.seq),
             in_reply_to: None,
             references: Vec::new(),
-            reply_to: Some(plus_address(
-                &smtp_settings.from_address,
-                &crate::channels::email::channel::conversation_token(id),
-            )),
+            reply_to: Some(plus_address(&smtp_settings.from_address, &route)),
             list_unsubscribe: Some(unsubscribe.clone()),
             attachments: Vec::new(),
         };

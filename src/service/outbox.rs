@@ -254,6 +254,7 @@ impl Outbox {
                 )
             })
             .collect();
+        let route_token = channels::email::route_token(&store.server_secret().await?, c, &to);
         let out = Outgoing {
             to: &to,
             body: &msg.body,
@@ -270,6 +271,7 @@ impl Outbox {
             contact_name: contact.as_ref().and_then(|k| k.name.clone()),
             thread,
             reply_to_id,
+            route_token,
         };
         match adapter.send(&self.http, &inbox, out).await {
             Ok(sent) => {

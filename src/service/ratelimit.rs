@@ -26,6 +26,14 @@ impl<K: Hash + Eq + Clone> Limit<K> {
         }
     }
 
+    /// `per_hour` requests an hour with the same burst; 0 disables. For
+    /// what must stay rare even when spread out (mails to a person).
+    pub fn per_hour(per_hour: u32) -> Self {
+        Self {
+            limiter: NonZeroU32::new(per_hour).map(|n| RateLimiter::keyed(Quota::per_hour(n))),
+        }
+    }
+
     /// Takes one request's worth; `Err` carries the seconds to wait.
     pub fn check(&self, key: &K) -> Result<(), u64> {
         let Some(l) = &self.limiter else {
@@ -159,6 +167,13 @@ impl<K: Hash + Eq + Clone> ByteQuota<K> {
     }
 }
 
+/// Mails natter sends at a visitor's request (email confirmations), per
+/// contact and per recipient, an hour: enough to fix a typo, too few to
+/// bomb anyone.
+pub const VISITOR_MAILS_PER_HOUR: u32 = 3;
+/// The same per client address (a household or office shares one).
+pub const VISITOR_MAILS_PER_ADDRESS_PER_HOUR: u32 = 10;
+
 /// Every limit of the server.
 pub struct Limits {
     /// Failed sign-ins per account (normalised email) from one client
@@ -178,6 +193,13 @@ pub struct Limits {
     /// Attachment bytes per client address per hour (contacts and people
     /// writing their first message).
     pub upload_address: ByteQuota<IpAddr>,
+    /// Mails sent at a visitor's request, per contact.
+    pub visitor_mails_contact: Limit<u64>,
+    /// Mails sent at a visitor's request, per client address.
+    pub visitor_mails_address: Limit<IpAddr>,
+    /// Mails sent at a visitor's request, per recipient (lower-case), so
+    /// many contacts or addresses together cannot bomb one person.
+    pub visitor_mails_recipient: Limit<String>,
 }
 
 impl Limits {
@@ -193,6 +215,9 @@ impl Limits {
             searches: Limit::per_minute(c.searches_per_minute),
             upload_contact: ByteQuota::per_hour(c.upload_bytes_per_hour_contact),
             upload_address: ByteQuota::per_hour(c.upload_bytes_per_hour_address),
+            visitor_mails_contact: Limit::per_hour(VISITOR_MAILS_PER_HOUR),
+            visitor_mails_address: Limit::per_hour(VISITOR_MAILS_PER_ADDRESS_PER_HOUR),
+            visitor_mails_recipient: Limit::per_hour(VISITOR_MAILS_PER_HOUR),
         }
     }
 
@@ -221,6 +246,26 @@ impl Limits {
         self.searches.prune();
         self.upload_contact.prune();
         self.upload_address.prune();
+        self.visitor_mails_contact.prune();
+        self.visitor_mails_address.prune();
+        self.visitor_mails_recipient.prune();
+    }
+
+    /// Takes one visitor-requested mail from every limit it counts
+    /// against; `Err` carries the longest wait. Each attempt is charged to
+    /// all three, refused or not, so retrying against one limit does not
+    /// help.
+    pub fn visitor_mail(&self, contact: u64, address: IpAddr, recipient: &str) -> Result<(), u64> {
+        let waits = [
+            self.visitor_mails_contact.check(&contact),
+            self.visitor_mails_address.check(&address),
+            self.visitor_mails_recipient
+                .check(&recipient.trim().to_lowercase()),
+        ];
+        match waits.iter().filter_map(|w| w.err()).max() {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
     }
 }
 
@@ -252,6 +297,15 @@ mod tests {
         assert!(q.take(&2, 100).is_ok());
         let off: ByteQuota<u64> = ByteQuota::per_hour(0);
         assert!(off.take(&1, u64::MAX).is_ok());
+    }
+
+    #[test]
+    fn an_hourly_limit_waits_in_minutes_not_seconds() {
+        let l: Limit<u64> = Limit::per_hour(2);
+        assert!(l.check(&1).is_ok() && l.check(&1).is_ok());
+        let wait = l.check(&1).err();
+        assert!(wait.is_some_and(|s| s > 60 && s <= 1801), "{wait:?}");
+        assert!(l.check(&2).is_ok(), "per key");
     }
 
     #[test]

@@ -30,8 +30,14 @@ pub struct Inbound {
     pub media: Vec<MediaRef>,
     /// Files already saved (an email's original, its attachments).
     pub attachments: Vec<AttachmentRecord>,
-    /// A conversation the message names (email threading), if any.
+    /// A conversation the message names (email threading), if any. It is
+    /// continued only if the sender's contact owns it, unless `proven`.
     pub conversation_id: Option<u64>,
+    /// The sender proved it may write in `conversation_id` as that
+    /// conversation's contact (an email answering with a routing token we
+    /// mailed to this very address, a MAC only natter can make), even from
+    /// another inbox: an answer to a reply notification.
+    pub proven: bool,
     /// Email subject, kept on a new conversation.
     pub subject: Option<String>,
     /// When the person sent it, by the provider's clock (the 24-hour
@@ -109,20 +115,17 @@ impl Store {
                     return Ok(Received::Duplicate { message });
                 }
             }
-            // A mail naming a conversation of another inbox (an answer to a
-            // reply notification) from that conversation's own contact
-            // continues it, as that contact.
-            if let Some(cid) = m.conversation_id {
-                if let Some(c) = tx.get::<super::ConversationRecord>(
-                    T::ConversationidConversation,
-                    &u64_be(cid),
-                )? {
-                    let owner = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(c.contact_id))?;
-                    let same_person = owner.as_ref().is_some_and(|o| {
-                        matches!((&o.email, &m.email), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
-                    });
-                    if c.inbox_id != inbox.id && same_person {
-                        let owner = owner.ok_or(StoreError::NotFound).or_else(abort)?;
+            // A sender that proved it answers what we mailed to it (an
+            // answer to a reply notification, from another inbox too)
+            // continues that conversation as its contact. A typed email
+            // proves nothing: only the routing token does.
+            if let (Some(cid), true) = (m.conversation_id, m.proven) {
+                if let Some(c) = tx
+                    .get::<super::ConversationRecord>(T::ConversationidConversation, &u64_be(cid))?
+                {
+                    let owner =
+                        tx.get::<ContactRecord>(T::ContactidContact, &u64_be(c.contact_id))?;
+                    if let Some(owner) = owner {
                         let new = NewMessage {
                             author: Author {
                                 kind: AuthorType::Contact,
@@ -132,7 +135,7 @@ impl Store {
                             body: m.body.clone(),
                             private: false,
                             attachments: m.attachments.clone(),
-                via: None,
+                            via: None,
                         };
                         let (message, conversation) =
                             tx.continue_conversation(cid, &new, m.provider_id.as_deref())?;
@@ -158,7 +161,9 @@ impl Store {
             if tx.get_id(T::InboxidentityContactid, &ik)?.is_none() {
                 if let Some(v) = &verified_key {
                     if let Some(id) = tx.get_id(T::VerifiedContactid, v.as_bytes())? {
-                        if let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
+                        if let Some(mut c) =
+                            tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?
+                        {
                             c.identities.push(ChannelIdentity {
                                 inbox_id: inbox.id,
                                 channel: inbox.channel.clone(),
@@ -173,42 +178,42 @@ impl Store {
             let mut contact = match linked {
                 Some(c) => c,
                 None => match tx.get_id(T::InboxidentityContactid, &ik)? {
-                Some(id) => match tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
-                    Some(c) => c,
+                    Some(id) => match tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
+                        Some(c) => c,
+                        None => {
+                            return abort(StoreError::Corrupt(format!(
+                                "channel identity points to missing contact {id}"
+                            )))
+                        }
+                    },
                     None => {
-                        return abort(StoreError::Corrupt(format!(
-                            "channel identity points to missing contact {id}"
-                        )))
-                    }
-                },
-                None => {
-                    let c = ContactRecord {
-                        id: tx.new_id()?,
-                        inbox_id: inbox.id,
-                        name: None,
-                        email: None,
-                        external_id: None,
-                        created_at: tx.now,
-                        identities: vec![ChannelIdentity {
+                        let c = ContactRecord {
+                            id: tx.new_id()?,
                             inbox_id: inbox.id,
-                            channel: inbox.channel.clone(),
-                            value: m.identity.clone(),
-                        }],
-                        latest_conversations: Vec::new(),
-                        last_inbound_at: None,
-                        merged_ids: Vec::new(),
-                email_notifications_off: false,
-                verified: Vec::new(),
-                also_in: Vec::new(),
-                    };
-                    tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
-                    let mut c = c;
-                    if let Some(v) = &verified_key {
-                        tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(c.id))?;
-                        c.verified.push(v.clone());
+                            name: None,
+                            email: None,
+                            external_id: None,
+                            created_at: tx.now,
+                            identities: vec![ChannelIdentity {
+                                inbox_id: inbox.id,
+                                channel: inbox.channel.clone(),
+                                value: m.identity.clone(),
+                            }],
+                            latest_conversations: Vec::new(),
+                            last_inbound_at: None,
+                            merged_ids: Vec::new(),
+                            email_notifications_off: false,
+                            verified: Vec::new(),
+                            also_in: Vec::new(),
+                        };
+                        tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
+                        let mut c = c;
+                        if let Some(v) = &verified_key {
+                            tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(c.id))?;
+                            c.verified.push(v.clone());
+                        }
+                        c
                     }
-                    c
-                }
                 },
             };
             if contact.name.is_none() {
@@ -241,8 +246,13 @@ impl Store {
                 if let Some(c) =
                     tx.get::<super::ConversationRecord>(T::ConversationidConversation, &u64_be(id))?
                 {
-                    let named = Some(id) == m.conversation_id;
-                    if c.inbox_id == inbox.id && (named || c.status != ConversationStatus::Resolved)
+                    // A named conversation is followed only if it is this
+                    // sender's own: naming someone else's (a guessed id, a
+                    // Message-ID the sender saw) starts the sender's own.
+                    let named = Some(id) == m.conversation_id && c.contact_id == contact.id;
+                    let own_latest = Some(id) == contact.latest_in(inbox.id);
+                    if c.inbox_id == inbox.id
+                        && (named || (own_latest && c.status != ConversationStatus::Resolved))
                     {
                         target = Some(id);
                         break;
@@ -510,11 +520,6 @@ impl Store {
                 for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
                     tx.put_raw(T::InboxexternalidContactid, &id_text(i, ext), &u64_be(into))?;
                 }
-                // Also when the key predates the `verified` list (migrated).
-                let v = format!("ext:{ext}");
-                if tx.get_id(T::VerifiedContactid, v.as_bytes())? == Some(from) {
-                    tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
-                }
                 if dst.external_id.is_none() {
                     dst.external_id = Some(ext.clone());
                 }
@@ -556,6 +561,16 @@ impl Store {
 }
 
 impl Store {
+    /// The contact that confirmed `email` (a verified person), if it still
+    /// exists.
+    pub fn email_owner(&self, email: &str) -> Result<Option<u64>> {
+        let key = format!("email:{}", email.trim().to_lowercase());
+        match self.get_id(T::VerifiedContactid, key.as_bytes())? {
+            Some(id) if self.tree(T::ContactidContact).contains_key(u64_be(id))? => Ok(Some(id)),
+            _ => Ok(None),
+        }
+    }
+
     /// Records that a contact proved an email address (a confirmation
     /// link). If another contact already proved it, that is the same
     /// person: returns its id so the caller merges the two.

@@ -14,6 +14,25 @@ pub struct NewContact {
     pub external_id: Option<String>,
 }
 
+/// The verified-identifier key of a user id verified with an inbox's
+/// identity secret: `ext:` + a hash of the secret + `:` + the id. A user
+/// id is only as global as the secret that signed it: inboxes with
+/// different secrets never share a person, inboxes the admin gave one
+/// secret do. (A hash, so the key never holds the secret.)
+pub fn verified_external(hmac_secret: &str, external_id: &str) -> String {
+    use sha2::Digest;
+    let secret = sha2::Sha256::digest(format!("natter identity secret:{hmac_secret}"));
+    format!("ext:{}:{external_id}", hex::encode(&secret[..12]))
+}
+
+/// Whether a verified-identifier key has the form of
+/// [`verified_external`] (the migration to schema 3 drops older ones).
+pub fn is_verified_external(key: &[u8]) -> bool {
+    key.strip_prefix(b"ext:")
+        .and_then(|rest| rest.get(..25))
+        .is_some_and(|h| h[24] == b':' && h[..24].iter().all(u8::is_ascii_hexdigit))
+}
+
 impl super::Tx<'_> {
     /// Stores a contact and keeps the email index in step.
     pub(crate) fn put_contact(&self, c: &ContactRecord) -> super::TxResult<()> {
@@ -76,7 +95,15 @@ impl Store {
         now: i64,
     ) -> Result<ContactRecord> {
         self.write(now, |tx| {
-            if let Some(ext) = &new.external_id {
+            let Some(inbox) = tx.get::<super::InboxRecord>(T::InboxidInbox, &u64_be(inbox_id))?
+            else {
+                return abort(StoreError::NotFound);
+            };
+            let verified_key = new
+                .external_id
+                .as_deref()
+                .map(|ext| verified_external(&inbox.hmac_secret, ext));
+            if let (Some(ext), Some(v)) = (&new.external_id, &verified_key) {
                 let k = id_text(inbox_id, ext);
                 // (A mapping to a contact that is gone is replaced below.)
                 let known = match tx.get_id(T::InboxexternalidContactid, &k)? {
@@ -93,9 +120,9 @@ impl Store {
                     tx.put_contact(&c)?;
                     return Ok(c);
                 }
-                // The same verified user id on another of the business's
-                // websites is the same person: link it here too.
-                let v = format!("ext:{ext}");
+                // The same user id verified with the same secret on
+                // another of the business's websites is the same person:
+                // link it here too.
                 if let Some(id) = tx.get_id(T::VerifiedContactid, v.as_bytes())? {
                     if let Some(mut c) =
                         tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?
@@ -128,21 +155,17 @@ impl Store {
                 last_inbound_at: None,
                 merged_ids: Vec::new(),
                 email_notifications_off: false,
-                verified: new.external_id.iter().map(|e| format!("ext:{e}")).collect(),
+                verified: verified_key.iter().cloned().collect(),
                 also_in: Vec::new(),
             };
             tx.put_contact(&c)?;
-            if let Some(ext) = &new.external_id {
+            if let (Some(ext), Some(v)) = (&new.external_id, &verified_key) {
                 tx.put_raw(
                     T::InboxexternalidContactid,
                     &id_text(inbox_id, ext),
                     &u64_be(id),
                 )?;
-                tx.put_raw(
-                    T::VerifiedContactid,
-                    format!("ext:{ext}").as_bytes(),
-                    &u64_be(id),
-                )?;
+                tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(id))?;
             }
             Ok(c)
         })
@@ -336,6 +359,102 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("open: {e}"),
         }
+    }
+
+    /// A schema-2 data folder: inboxes 1 and 3 share an identity secret,
+    /// inbox 2 has its own; contact 10 of inbox 1 was verified as user
+    /// "42" under the old global key.
+    fn schema_2_folder(dir: &tempfile::TempDir) {
+        let store = open(dir);
+        for (id, secret) in [
+            (1u64, "shared-secret-0123"),
+            (2, "other-secret-4567"),
+            (3, "shared-secret-0123"),
+        ] {
+            let inbox: crate::store::InboxRecord = serde_json::from_value(serde_json::json!({
+                "id": id, "name": format!("site {id}"), "channel": "web",
+                "widget_key": format!("key{id}"), "hmac_secret": secret, "created_at": 0,
+            }))
+            .unwrap_or_else(|e| panic!("{e}"));
+            let v = super::super::encode(&inbox).unwrap_or_else(|e| panic!("{e}"));
+            store
+                .tree(T::InboxidInbox)
+                .insert(u64_be(id), v)
+                .unwrap_or_else(|e| panic!("{e}"));
+            store
+                .tree(T::WidgetkeyInboxid)
+                .insert(format!("key{id}").as_bytes(), &u64_be(id))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let c = ContactRecord {
+            id: 10,
+            inbox_id: 1,
+            name: None,
+            email: None,
+            external_id: Some("42".into()),
+            created_at: 0,
+            identities: Vec::new(),
+            latest_conversations: Vec::new(),
+            last_inbound_at: None,
+            merged_ids: Vec::new(),
+            email_notifications_off: false,
+            verified: vec!["ext:42".into()],
+            also_in: Vec::new(),
+        };
+        let v = super::super::encode(&c).unwrap_or_else(|e| panic!("{e}"));
+        let put = |t: T, k: &[u8], v: &[u8]| {
+            store.tree(t).insert(k, v).unwrap_or_else(|e| panic!("{e}"));
+        };
+        put(T::ContactidContact, &u64_be(10), &v);
+        put(T::VerifiedContactid, b"ext:42", &u64_be(10));
+        put(T::VerifiedContactid, b"ext:gone", &u64_be(99));
+        put(T::InboxexternalidContactid, &id_text(1, "42"), &u64_be(10));
+        put(T::Meta, b"schema_version", &2u32.to_be_bytes());
+        store.flush_now().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[tokio::test]
+    async fn schema_2_verified_user_ids_are_rekeyed_by_their_identity_secret() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        schema_2_folder(&dir);
+        let store = open(&dir);
+        tokio::spawn(store.durability().clone().run_flusher());
+        let keys: Vec<String> = store
+            .tree(T::VerifiedContactid)
+            .iter()
+            .keys()
+            .map(|k| String::from_utf8_lossy(&k.unwrap_or_else(|e| panic!("{e}"))).into_owned())
+            .collect();
+        let expected = verified_external("shared-secret-0123", "42");
+        assert_eq!(keys, vec![expected.clone()], "old global keys are gone");
+        let c = store
+            .contact(10)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("contact"));
+        assert_eq!(c.verified, vec![expected]);
+        let user_42 = |inbox| {
+            store.upsert_contact(
+                inbox,
+                NewContact {
+                    external_id: Some("42".into()),
+                    ..NewContact::default()
+                },
+                1,
+            )
+        };
+        let id = |r: Result<ContactRecord>| r.map(|c| c.id).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            id(user_42(1).await),
+            10,
+            "the same site still knows the person"
+        );
+        assert_eq!(id(user_42(3).await), 10, "a site sharing the secret links");
+        assert_ne!(
+            id(user_42(2).await),
+            10,
+            "a site with another secret does not"
+        );
     }
 
     #[tokio::test]

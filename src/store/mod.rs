@@ -35,7 +35,7 @@
 //! | `email_contactid` | lower-case email + SEP + ContactId | () (possible duplicates) |
 //! | `agentid_push` | AgentId + SHA-256(endpoint) | [`PushSubscriptionRecord`] |
 //! | `notifydue_conversationid` | Time + ConversationId | () (unread-reply emails due) |
-//! | `verified_contactid` | `phone:+digits` or `email:address` | ContactId (one person) |
+//! | `verified_contactid` | `phone:+digits`, `email:address` or `ext:<hash of identity secret>:<user id>` | ContactId (one person) |
 //!
 //! Writes go through [`Store::write`]: one sled transaction over all trees
 //! (so a message, its conversation, its indexes and its event land together
@@ -79,7 +79,7 @@ use crate::domain::time::Micros;
 use crate::domain::Invalid;
 
 /// The schema this build writes. Bump it with a migration in [`migrate`].
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// What can go wrong in the store. Decode failures are `Corrupt` (logged,
 /// shown to clients as a plain 500), never panics.
@@ -364,6 +364,57 @@ impl Store {
                         index.insert(keys::text_id(&e, c.id), &[])?;
                     }
                 }
+            }
+        }
+        if (1..3).contains(&found) {
+            // 2 -> 3: a verified user id is keyed by the identity secret
+            // that verified it (`ext:<hash of secret>:<id>`, was
+            // `ext:<id>`), so inboxes with different secrets never share a
+            // person. Links already made (a contact known in several
+            // inboxes) stay: they may be an admin's merge.
+            let verified = self.tree(T::VerifiedContactid);
+            let records = self.tree(T::ContactidContact);
+            for kv in records.iter() {
+                let (k, v) = kv?;
+                let mut c: ContactRecord = decode(&v)?;
+                let old: Vec<String> = c
+                    .verified
+                    .iter()
+                    .filter(|v| v.starts_with("ext:"))
+                    .cloned()
+                    .chain(c.external_id.iter().map(|e| format!("ext:{e}")))
+                    .collect();
+                if old.is_empty() {
+                    continue;
+                }
+                for o in &old {
+                    if verified.get(o.as_bytes())?.as_deref() == Some(&keys::u64_be(c.id)[..]) {
+                        verified.remove(o.as_bytes())?;
+                    }
+                }
+                c.verified.retain(|v| !v.starts_with("ext:"));
+                let inbox: Option<InboxRecord> =
+                    self.get(T::InboxidInbox, &keys::u64_be(c.inbox_id))?;
+                if let (Some(ext), Some(inbox)) = (&c.external_id, inbox) {
+                    let key = contacts::verified_external(&inbox.hmac_secret, ext);
+                    if !verified.contains_key(key.as_bytes())? {
+                        verified.insert(key.as_bytes(), &keys::u64_be(c.id))?;
+                    }
+                    c.verified.push(key);
+                }
+                records.insert(k, encode(&c)?)?;
+            }
+            // Old keys whose contact is gone (merged away) go too.
+            let stale: Vec<sled::IVec> = verified
+                .scan_prefix(b"ext:")
+                .keys()
+                .filter(|k| {
+                    k.as_ref()
+                        .map_or(true, |k| !contacts::is_verified_external(k))
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            for k in stale {
+                verified.remove(k)?;
             }
         }
         if found < SCHEMA_VERSION {

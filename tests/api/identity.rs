@@ -108,6 +108,19 @@ async fn a_phone_links_sms_and_whatsapp_but_an_unverified_email_is_only_suggeste
     );
 }
 
+/// Presses the button of a confirmation link's page: posts the link's
+/// signed fields (the page's form holds exactly these).
+pub(crate) async fn confirm_link(client: &reqwest::Client, link: &str) -> reqwest::Response {
+    let (url, query) = link.split_once('?').unwrap();
+    client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(query.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_confirmed_on_two_devices_makes_one_person() {
     let sink = SmtpSink::start(false).await;
@@ -167,7 +180,15 @@ async fn an_email_confirmed_on_two_devices_makes_one_person() {
         fresh.get(&forged).send().await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+    // Opening the link shows a page; its button confirms.
     let r = fresh.get(link(0)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("data-role=\"email-confirm\""));
+    let r = confirm_link(&fresh, &link(0)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r
         .text()
@@ -181,9 +202,26 @@ async fn an_email_confirmed_on_two_devices_makes_one_person() {
         StatusCode::OK,
         "one confirmation links nothing"
     );
-    // The second device confirms the same address: one person.
+    // The second device asks for the same address: the person at the
+    // address is told what confirming gives that device, and agrees.
+    let page = fresh
+        .get(link(1))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("your whole history"), "{page}");
     assert_eq!(
-        fresh.get(link(1)).send().await.unwrap().status(),
+        app.get(&format!("/api/v1/contacts/{b}"), &app.admin_token)
+            .await
+            .status(),
+        StatusCode::OK,
+        "opening the link links nothing"
+    );
+    assert_eq!(
+        confirm_link(&fresh, &link(1)).await.status(),
         StatusCode::OK
     );
     assert_eq!(
@@ -302,6 +340,26 @@ async fn a_person_merged_across_two_websites_stays_signed_in_on_both() {
     assert_eq!(list["conversations"].as_array().unwrap().len(), 2);
 }
 
+/// The admin says two websites share one login: the second inbox gets the
+/// first's identity secret. Returns the second inbox as it is now.
+pub(crate) async fn share_identity_secret(
+    app: &TestApp,
+    first: &serde_json::Value,
+    second: &serde_json::Value,
+) -> serde_json::Value {
+    let r = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", second["id"].as_str().unwrap()),
+            &app.admin_token,
+            json!({"hmac_secret": first["hmac_secret"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = body(r).await;
+    assert_eq!(b["hmac_secret"], first["hmac_secret"]);
+    b
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_user_id_is_one_person_on_every_website_of_the_business() {
     let app = spawn_app().await;
@@ -318,6 +376,7 @@ async fn a_verified_user_id_is_one_person_on_every_website_of_the_business() {
         app.widget_key.clone(),
         second["widget_key"].as_str().unwrap().to_owned(),
     );
+    let second = share_identity_secret(&app, &first, &second).await;
     let h1 = identity_hash(first["hmac_secret"].as_str().unwrap(), "user-7");
     let h2 = identity_hash(second["hmac_secret"].as_str().unwrap(), "user-7");
     let (c1, t1) = app
@@ -364,6 +423,7 @@ async fn a_merged_verified_user_is_still_found_on_the_other_website() {
     )
     .await;
     let second = app.create_inbox("Shop").await;
+    let second = share_identity_secret(&app, &first, &second).await;
     let h1 = identity_hash(first["hmac_secret"].as_str().unwrap(), "user-9");
     let h2 = identity_hash(second["hmac_secret"].as_str().unwrap(), "user-9");
     let (verified, _) = app

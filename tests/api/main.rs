@@ -4,6 +4,7 @@
 mod agents;
 mod attachments;
 mod attacks_access;
+mod attacks_mail;
 mod attacks_uploads;
 mod attacks_web;
 mod auth;

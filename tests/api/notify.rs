@@ -86,7 +86,7 @@ async fn unread_replies_are_emailed_once_batched_with_a_single_use_link_and_an_u
     );
     assert!(!text.contains("internal"), "notes are never mailed");
     assert!(
-        raw.contains(&format!("support+c{conv}@natter.test")),
+        raw.contains(&format!("support+c{conv}-")),
         "Reply-To names the conversation"
     );
     assert!(raw.contains("2 new replies"));

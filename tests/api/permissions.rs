@@ -161,6 +161,11 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         [404, 404, 404, 404, 404, 404, 404],
     ),
     (
+        "POST",
+        "/m/{key}/confirm-email",
+        [404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
         "GET",
         "/m/{key}/unsubscribe",
         [404, 404, 404, 404, 404, 404, 404],
@@ -810,7 +815,21 @@ impl World {
                 path = path.replace("{id}", &app.inbox_id)
             }
             (_, "/m/{key}/unsubscribe") => path.push_str("?c=1&t=bogus"),
-            ("GET", "/m/{key}/confirm-email") => path.push_str("?c=1&e=x%40example.com&t=bogus"),
+            ("GET", "/m/{key}/confirm-email") => {
+                path.push_str("?c=1&e=x%40example.com&at=0&d=x&t=bogus")
+            }
+            ("POST", "/m/{key}/confirm-email") => {
+                form = [
+                    ("c", "1"),
+                    ("e", "x@example.com"),
+                    ("at", "0"),
+                    ("d", "x"),
+                    ("t", "bogus"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+            }
             ("POST", "/api/v1/push/subscriptions") => {
                 json_body = Some(
                     json!({"endpoint": "https://push.example.com/x", "keys": {"p256dh": "bad", "auth": "bad"}}),

@@ -10,8 +10,13 @@ mod helpers;
 #[path = "../api/fakes.rs"]
 mod fakes;
 
+#[allow(dead_code)]
+#[path = "../api/mail_servers.rs"]
+mod mail_servers;
+
 mod attacks_uploads;
 mod attacks_web;
+mod confirm;
 mod driver;
 mod messenger;
 mod workspace;

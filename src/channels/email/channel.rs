@@ -47,14 +47,14 @@ pub fn domain_of(address: &str) -> &str {
 }
 
 /// Our Message-ID for a reply: stable per message, so a resend after a
-/// crash carries the same id and mail clients drop the duplicate.
-pub fn message_id_for(message_id: u64, from_address: &str) -> String {
-    format!("natter.{message_id}@{}", domain_of(from_address))
-}
-
-/// The plus-address token that names a conversation.
-pub fn conversation_token(conversation_id: u64) -> String {
-    format!("c{conversation_id}")
+/// crash carries the same id and mail clients drop the duplicate. It
+/// carries the conversation's routing token (see
+/// [`super::route_token`]), so an answer by In-Reply-To threads back.
+pub fn message_id_for(message_id: u64, route_token: &str, from_address: &str) -> String {
+    format!(
+        "natter.{message_id}.{route_token}@{}",
+        domain_of(from_address)
+    )
 }
 
 /// "Re: subject", once.
@@ -98,7 +98,7 @@ impl Channel for Email {
         Box::pin(async move {
             let mut s = settings_of(inbox).map_err(SendError::Permanent)?;
             s.allow_private = http.allow_private;
-            let id = message_id_for(out.message_id, &s.from_address);
+            let id = message_id_for(out.message_id, &out.route_token, &s.from_address);
             let text = out.body.to_owned();
             // The reply's files travel as real attachments.
             let mut attachments = Vec::new();
@@ -123,10 +123,7 @@ impl Channel for Email {
                 message_id: id.clone(),
                 in_reply_to: out.reply_to_id.clone(),
                 references,
-                reply_to: Some(super::plus_address(
-                    &s.from_address,
-                    &conversation_token(out.conversation_id),
-                )),
+                reply_to: Some(super::plus_address(&s.from_address, &out.route_token)),
                 list_unsubscribe: None,
                 attachments,
             };

@@ -157,6 +157,57 @@ impl EmailError {
     }
 }
 
+/// How many bytes of the MAC a routing token keeps: 96 bits cannot be
+/// guessed, and the token still fits a local part (64 characters).
+const ROUTE_MAC_BYTES: usize = 12;
+
+/// The token that routes an answer back into conversation `conversation`:
+/// `c<id>-<hex MAC>`, the MAC under the server's secret over the
+/// conversation and the address the token is mailed to. Conversation ids
+/// are sequential, so the id alone proves nothing; the MAC proves that we
+/// mailed this token to `recipient`, and [`routed_conversation`] accepts it
+/// only on mail from that same address. A stranger's mail carrying it, a
+/// bare `c<id>` (the old format) or a wrong MAC routes nothing.
+pub fn route_token(secret: &[u8], conversation: u64, recipient: &str) -> String {
+    format!(
+        "c{conversation}-{}",
+        route_mac(secret, conversation, recipient)
+    )
+}
+
+fn route_mac(secret: &[u8], conversation: u64, recipient: &str) -> String {
+    use hmac::Mac;
+    // HMAC takes a key of any length; the error case cannot happen.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(format!("route:{conversation}:{}", recipient.trim().to_lowercase()).as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..ROUTE_MAC_BYTES])
+}
+
+/// The conversation a routing token names, if the token is genuine for
+/// mail from `sender` (compared in constant time). Mail systems may change
+/// the case of a local part, so the token's case does not matter.
+pub fn routed_conversation(secret: &[u8], token: &str, sender: &str) -> Option<u64> {
+    let token = token.trim().to_ascii_lowercase();
+    let (id, mac) = token.strip_prefix('c')?.split_once('-')?;
+    let id: u64 = id.parse().ok()?;
+    let expected = route_mac(secret, id, sender);
+    (!expected.is_empty() && crate::channels::secret_eq(mac, &expected)).then_some(id)
+}
+
+/// The routing token inside one of our Message-IDs
+/// (`natter.c42-<mac>.n7@x` for a notification, `natter.17.c42-<mac>@x`
+/// for a reply), if the id is ours and carries one.
+pub fn route_token_in_message_id(id: &str) -> Option<&str> {
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+    let (local, _) = id.rsplit_once('@')?;
+    local
+        .strip_prefix("natter.")?
+        .split('.')
+        .find(|part| part.starts_with('c') && part.contains('-'))
+}
+
 /// The address a reply should go to so that it lands in conversation
 /// `token`: `support@x.com` + `c42` gives `support+c42@x.com`. Plus-addressing
 /// lets natter thread replies even when a mail client drops In-Reply-To.
@@ -230,6 +281,57 @@ mod tests {
         assert_eq!(plus_token("support+c42@y.com", "support@x.com"), None);
         assert_eq!(plus_token("garbage", "support@x.com"), None);
         assert_eq!(plus_token("support+c42@x.com", "garbage"), None);
+    }
+
+    #[test]
+    fn a_route_token_holds_only_for_the_address_it_was_mailed_to() {
+        let secret = b"server secret";
+        let t = route_token(secret, 42, "Carla@Example.com");
+        assert!(
+            t.starts_with("c42-") && t.len() == 4 + 2 * ROUTE_MAC_BYTES,
+            "{t}"
+        );
+        assert_eq!(
+            routed_conversation(secret, &t, "carla@example.com"),
+            Some(42)
+        );
+        assert_eq!(
+            routed_conversation(secret, &t.to_uppercase(), " carla@example.com"),
+            Some(42)
+        );
+        assert_eq!(routed_conversation(secret, &t, "mallory@example.com"), None);
+        assert_eq!(
+            routed_conversation(b"other secret", &t, "carla@example.com"),
+            None
+        );
+        assert_eq!(
+            routed_conversation(secret, "c42", "carla@example.com"),
+            None
+        );
+        let other = t.replacen("c42-", "c43-", 1);
+        assert_eq!(
+            routed_conversation(secret, &other, "carla@example.com"),
+            None
+        );
+        assert_eq!(
+            routed_conversation(secret, "c42-", "carla@example.com"),
+            None
+        );
+    }
+
+    #[test]
+    fn route_tokens_are_found_in_our_message_ids_only() {
+        assert_eq!(
+            route_token_in_message_id("<natter.c42-abc.n7@x.com>"),
+            Some("c42-abc")
+        );
+        assert_eq!(
+            route_token_in_message_id("natter.17.c42-abc@x.com"),
+            Some("c42-abc")
+        );
+        assert_eq!(route_token_in_message_id("natter.c42.n7@x.com"), None);
+        assert_eq!(route_token_in_message_id("someone.c42-abc@x.com"), None);
+        assert_eq!(route_token_in_message_id("garbage"), None);
     }
 
     #[test]

@@ -228,9 +228,14 @@ pub struct UpdateBody {
     greeting: Option<String>,
     #[serde(default)]
     settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A new identity secret. Giving two inboxes the same one is how an
+    /// admin says their websites share one login: a user id verified on
+    /// one is then the same person on the other (never otherwise).
+    hmac_secret: Option<String>,
 }
 
-/// Changes an inbox's name, greeting or channel settings (admins).
+/// Changes an inbox's name, greeting, channel settings or identity secret
+/// (admins).
 /// Settings not given keep their value, so secrets need not be retyped.
 pub async fn update(
     state: web::Data<AppState>,
@@ -252,6 +257,12 @@ pub async fn update(
         Some(s) => Some(channel_settings(&state, &old.channel, Some(s), Some(&old.settings))?.1),
         None => None,
     };
+    let hmac_secret = b.hmac_secret.map(|h| h.trim().to_owned());
+    if hmac_secret.as_ref().is_some_and(|h| {
+        !(16..=256).contains(&h.chars().count()) || h.chars().any(char::is_control)
+    }) {
+        return Err(Invalid::new("hmac_secret", "hmac_secret must be 16 to 256 characters").into());
+    }
     let greeting = b.greeting.map(|g| g.trim().to_owned());
     if greeting.as_ref().is_some_and(|g| g.chars().count() > 500) {
         return Err(Invalid::new("greeting", "greeting must be at most 500 characters").into());
@@ -267,6 +278,9 @@ pub async fn update(
             }
             if let Some(g) = &greeting {
                 i.greeting = (!g.is_empty()).then(|| g.clone());
+            }
+            if let Some(h) = &hmac_secret {
+                i.hmac_secret = h.clone();
             }
         })
         .await?;

@@ -23,6 +23,7 @@ use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
 use crate::error::ApiError;
 use crate::service::auth::{hash_token, new_token};
+use crate::service::notify::Confirmation;
 use crate::store::{
     Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, NewContact, NewMessage,
     ResumeRecord, TokenOwner,
@@ -51,7 +52,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/m/{key}/resume-link", web::post().to(resume_link))
         .route("/m/{key}/email", web::post().to(email))
         .route("/m/{key}/unsubscribe", web::get().to(unsubscribe))
-        .route("/m/{key}/confirm-email", web::get().to(confirm_email))
+        .route("/m/{key}/confirm-email", web::get().to(confirm_email_page))
+        .route("/m/{key}/confirm-email", web::post().to(confirm_email))
         .route("/m/{key}/unsubscribe", web::post().to(unsubscribe))
         .route("/m/{key}/events", web::get().to(live::events))
         .route("/widget.js", web::get().to(widget_js));
@@ -843,29 +845,144 @@ async fn resume(
         .body(render(&p)?))
 }
 
-/// `?c=&e=&t=` of an email confirmation link.
+/// `c`, `e`, `at`, `d`, `t` of an email confirmation link (its query, and
+/// the same fields in the form its page posts).
 #[derive(Deserialize)]
-pub struct ConfirmQuery {
+pub struct ConfirmFields {
     c: String,
     e: String,
+    at: i64,
+    d: String,
     t: String,
 }
 
-/// The confirmation link: the address is verified; a contact that proved
-/// the same address before is the same person, and the two are merged.
-async fn confirm_email(
+/// The confirmation a genuine, unexpired link stands for, with its
+/// contact; 404 for anything forged, altered, expired or gone.
+async fn confirmation_of(
+    state: &AppState,
+    inbox: &InboxRecord,
+    f: &ConfirmFields,
+) -> Result<(Confirmation, ContactRecord), ApiError> {
+    let c = Confirmation {
+        contact: parse_id(&f.c).ok_or(ApiError::NotFound)?,
+        email: Email::parse(&f.e)
+            .map_err(|_| ApiError::NotFound)?
+            .into_inner(),
+        asked_at: f.at,
+        device: f.d.clone(),
+    };
+    let secret = state.store.server_secret().await?;
+    if !c.holds(&secret, &f.t, time::now() / 1_000_000) {
+        return Err(ApiError::NotFound);
+    }
+    let contact = state
+        .store
+        .contact(c.contact)?
+        .filter(|k| k.belongs_to(inbox.id))
+        .ok_or(ApiError::NotFound)?;
+    Ok((c, contact))
+}
+
+/// The page of a confirmation link: it changes nothing (mail scanners
+/// fetch links), it says what confirming does, and its button posts the
+/// signed link back. When the address is already another verified
+/// person's, it says plainly that confirming gives the asking device that
+/// person's conversations: only the person at the address can agree.
+async fn confirm_email_page(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    q: web::Query<ConfirmQuery>,
+    q: web::Query<ConfirmFields>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
-    let email = Email::parse(&q.e)
-        .map_err(|_| ApiError::NotFound)?
-        .into_inner();
-    let contact = linked_contact(&state, &q.c, &q.t, |secret, id| {
-        crate::service::notify::confirm_token(secret, id, &email)
-    })
-    .await?;
+    let (c, contact) = confirmation_of(&state, &inbox, &q).await?;
+    let esc = crate::web::pages::linkify::escape;
+    let takeover = state
+        .store
+        .email_owner(&c.email)?
+        .is_some_and(|owner| owner != contact.id);
+    let hidden: String = [
+        ("c", q.c.as_str()),
+        ("e", q.e.as_str()),
+        ("at", &q.at.to_string()),
+        ("d", q.d.as_str()),
+        ("t", q.t.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", esc(v)))
+    .collect();
+    let (email, device, when, inbox_name) = (
+        esc(&c.email),
+        esc(&c.device),
+        rfc3339(c.asked_at * 1_000_000),
+        esc(&inbox.name),
+    );
+    let (heading, text, button) = if takeover {
+        (
+            format!("Give {device} your conversations?"),
+            format!("<p>{email} is already confirmed for your conversations with {inbox_name}. {device} asked at {when} to use it.</p><p><strong>Confirming gives that browser your whole history with us, and lets it write as you.</strong> Only confirm if that was you on another device. If not, close this page: nothing changes.</p>"),
+            "Yes, that was me: give it my conversations",
+        )
+    } else {
+        (
+            "Confirm your email address".to_owned(),
+            format!("<p>Confirm that {email} is yours, so replies from {inbox_name} reach you there (asked by {device} at {when}).</p><p>If you did not ask for this, close this page: nothing changes.</p>"),
+            "Confirm",
+        )
+    };
+    Ok(small_page(
+        "Confirm your email address",
+        "email-confirm",
+        &format!(
+            "<h1>{heading}</h1>{text}<form method=\"post\" action=\"/m/{}/confirm-email\">{hidden}<button type=\"submit\">{button}</button></form>",
+            inbox.widget_key
+        ),
+    ))
+}
+
+/// Whether a state-changing form post comes from our own pages: a
+/// browser names the page's origin (or sends no Origin at all, as some
+/// do for same-origin forms); a cross-site post is refused.
+fn same_origin(state: &AppState, req: &HttpRequest) -> bool {
+    if req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return false;
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let base = &state.config.base_url;
+    let ours = match base.find("://") {
+        Some(i) => base[i + 3..]
+            .find('/')
+            .map_or(base.as_str(), |j| &base[..i + 3 + j]),
+        None => base.as_str(),
+    };
+    origin
+        .to_str()
+        .is_ok_and(|o| o.eq_ignore_ascii_case(ours.trim_end_matches('/')))
+}
+
+/// The confirmation page's button: the address is proven for the contact
+/// that asked, and only for it. If another verified person holds the
+/// address, the person at the address has just agreed (on a page that said
+/// so) that the asking device is theirs: the asker joins that person.
+async fn confirm_email(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<ConfirmFields>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path)?;
+    if !same_origin(&state, &req) {
+        return Err(ApiError::Forbidden(
+            "a confirmation is posted from its own page",
+        ));
+    }
+    let (c, contact) = confirmation_of(&state, &inbox, &form).await?;
+    let email = c.email;
     if let Some(other) = state
         .store
         .confirm_email(contact.id, &email, time::now())
@@ -1040,10 +1157,14 @@ pub struct EmailForm {
     csrf: Option<String>,
 }
 
-/// Stores the email a contact leaves to hear back.
+/// Stores the email a contact leaves to hear back, and mails it a link
+/// that proves the address. Every such mail is limited per contact, per
+/// client address and per recipient (429 with `Retry-After`): a visitor
+/// must not be able to make natter mail anyone at will.
 async fn email(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ip: ClientIp,
     path: web::Path<String>,
     form: web::Form<EmailForm>,
 ) -> Result<HttpResponse, ApiError> {
@@ -1052,29 +1173,59 @@ async fn email(
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
     let email = Email::parse(&form.email)?.into_inner();
+    let already = who
+        .0
+        .verified
+        .contains(&format!("email:{}", email.trim().to_lowercase()));
+    let mailer = crate::service::notify::outgoing_mail(
+        &state.store,
+        state.config.smtp.as_ref(),
+        state.http.allow_private,
+    )
+    .filter(|_| !already);
+    if mailer.is_some() {
+        state
+            .limits
+            .visitor_mail(who.0.id, ip.0, &email)
+            .map_err(ApiError::TooManyRequests)?;
+    }
     state
         .store
         .set_contact_email(who.0.id, email.clone(), time::now())
         .await?;
-    // A confirmation link proves the address (and links this person's
-    // other conversations that proved it too).
-    let confirm = crate::service::notify::send_confirmation(
-        &state.store,
-        state.config.smtp.as_ref(),
-        state.http.allow_private,
-        &state.config.base_url,
-        &inbox.widget_key,
-        who.0.id,
-        &email,
-    )
-    .await;
-    if let Err(e) = &confirm {
-        tracing::warn!(contact = who.0.id, error = %e, "confirmation mail not sent");
+    // A confirmation link proves the address (and, with the agreement of
+    // the person at the address, links their other conversations).
+    let mut sent = false;
+    if let Some(smtp) = &mailer {
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let c = Confirmation {
+            contact: who.0.id,
+            email: email.clone(),
+            asked_at: time::now() / 1_000_000,
+            device: crate::service::notify::device_of(user_agent),
+        };
+        match crate::service::notify::send_confirmation(
+            &state.store,
+            smtp,
+            &state.config.base_url,
+            &inbox.name,
+            &inbox.widget_key,
+            &c,
+        )
+        .await
+        {
+            Ok(()) => sent = true,
+            Err(e) => tracing::warn!(contact = who.0.id, error = %e, "confirmation mail not sent"),
+        }
     }
     let note = format!(
         "<p class=\"notice\" role=\"status\">Thanks — we'll email {} when we reply.{}</p>",
         super::pages::linkify::escape(&email),
-        if matches!(confirm, Ok(true)) {
+        if sent {
             " Check your inbox to confirm the address."
         } else {
             ""
