@@ -10,7 +10,6 @@ mod helpers;
 #[path = "../api/fakes.rs"]
 mod fakes;
 
-#[allow(dead_code)]
 #[path = "../api/mail_servers.rs"]
 mod mail_servers;
 
