@@ -95,14 +95,19 @@ impl Store {
         now: i64,
     ) -> Result<ContactRecord> {
         self.write(now, |tx| {
-            let Some(inbox) = tx.get::<super::InboxRecord>(T::InboxidInbox, &u64_be(inbox_id))?
-            else {
-                return abort(StoreError::NotFound);
+            // Only a verified user id needs the inbox (its identity secret
+            // scopes the id).
+            let verified_key = match new.external_id.as_deref() {
+                Some(ext) => {
+                    let Some(inbox) =
+                        tx.get::<super::InboxRecord>(T::InboxidInbox, &u64_be(inbox_id))?
+                    else {
+                        return abort(StoreError::NotFound);
+                    };
+                    Some(verified_external(&inbox.hmac_secret, ext))
+                }
+                None => None,
             };
-            let verified_key = new
-                .external_id
-                .as_deref()
-                .map(|ext| verified_external(&inbox.hmac_secret, ext));
             if let (Some(ext), Some(v)) = (&new.external_id, &verified_key) {
                 let k = id_text(inbox_id, ext);
                 // (A mapping to a contact that is gone is replaced below.)

@@ -30,12 +30,12 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> Browser {
         .redirect(redirect::Policy::none())
         .build()
         .unwrap();
-    let r = client
-        .post(app.url("/login"))
-        .form(&[("email", email), ("password", password), ("next", "/inbox")])
-        .send()
-        .await
-        .unwrap();
+    let r = crate::helpers::post_login(
+        &client,
+        app,
+        &[("email", email), ("password", password), ("next", "/inbox")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = r.headers()[SET_COOKIE]
         .to_str()
@@ -97,6 +97,17 @@ async fn hmac_secret(app: &TestApp, inbox: &str) -> String {
 /// (a private note in the first): (contact, first conversation, second
 /// conversation).
 async fn person_on_two_sites(app: &TestApp, shop: &Value, note: &str) -> (String, String, String) {
+    // The admin says the two websites share one sign-in (one identity
+    // secret): only then is a verified user id one person on both.
+    let website = body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    crate::identity::share_identity_secret(app, &website, shop).await;
     let shop_id = shop["id"].as_str().unwrap();
     let h1 = identity_hash(&hmac_secret(app, &app.inbox_id).await, "user-1");
     let h2 = identity_hash(&hmac_secret(app, shop_id).await, "user-1");
@@ -524,7 +535,8 @@ async fn a_note_does_not_move_the_conversation_for_the_customer() {
     // The messenger's list is in the same order.
     let html = app
         .client
-        .get(app.url(&format!("/m/{}?access_token={ct}", app.widget_key)))
+        .get(app.url(&format!("/m/{}", app.widget_key)))
+        .header("cookie", format!("natter_contact={ct}"))
         .send()
         .await
         .unwrap()
