@@ -9,6 +9,44 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 /// The command line of the `natter` binary.
+/// A setting that must never be printed: its `Debug` shows `<redacted>`,
+/// so a config dumped into a log (or a panic message) leaks no password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "natter",
@@ -92,7 +130,7 @@ pub struct ServeArgs {
         hide = true,
         hide_env_values = true
     )]
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     /// fsync the data file after each group flush, so acknowledged messages
     /// survive power loss too (slower; default protects against crashes of
     /// the process only).
@@ -185,7 +223,7 @@ pub struct ServeArgs {
         default_value = "",
         hide_env_values = true
     )]
-    pub smtp_password: String,
+    pub smtp_password: Secret,
     /// The From address of notifications (replies to it can thread back
     /// when an email inbox follows that mailbox).
     #[arg(long, env = "NATTER_SMTP_FROM", default_value = "")]
@@ -209,7 +247,7 @@ pub struct ServeConfig {
     /// (so `--bind 127.0.0.1:0` hands out links with the real port).
     pub base_url_explicit: bool,
     /// Bootstrap admin (email, password).
-    pub bootstrap_admin: Option<(String, String)>,
+    pub bootstrap_admin: Option<(String, Secret)>,
     /// fsync after each flush.
     pub fsync: bool,
     /// sled cache in bytes.
@@ -303,6 +341,23 @@ impl ServeArgs {
         if self.login_max_failures == 0 {
             return Err("--login-max-failures must be at least 1".into());
         }
+        // Out-of-range values are refused, never silently clamped: the
+        // admin learns at start that the setting does not do what it says.
+        if self.streams_per_user == 0 {
+            return Err("--streams-per-user must be at least 1".into());
+        }
+        if self.event_buffer == 0 || self.event_buffer > 1 << 20 {
+            return Err(format!(
+                "invalid --event-buffer {}: use 1 to 1048576",
+                self.event_buffer
+            ));
+        }
+        if self.max_upload_mb == 0 || self.max_upload_mb > 1024 {
+            return Err(format!(
+                "invalid --max-upload-mb {}: use 1 to 1024",
+                self.max_upload_mb
+            ));
+        }
         if self.body_timeout_secs == 0 {
             return Err("--body-timeout-secs must be at least 1".into());
         }
@@ -344,12 +399,12 @@ impl ServeArgs {
             contact_messages_per_minute: self.contact_messages_per_minute,
             connections_per_address: self.connections_per_address,
             searches_per_minute: self.searches_per_minute,
-            streams_per_user: self.streams_per_user.max(1),
+            streams_per_user: self.streams_per_user,
             body_timeout_secs: self.body_timeout_secs,
             workers,
             sse_keepalive_secs: self.sse_keepalive_secs,
-            event_buffer: self.event_buffer.clamp(1, 1 << 20),
-            max_upload_bytes: (self.max_upload_mb.clamp(1, 1024) * 1024 * 1024) as usize,
+            event_buffer: self.event_buffer,
+            max_upload_bytes: (self.max_upload_mb * 1024 * 1024) as usize,
             min_free_bytes: self.min_free_mb * 1024 * 1024,
             upload_bytes_per_hour_contact: self.upload_mb_per_hour_contact.saturating_mul(1 << 20),
             upload_bytes_per_hour_address: self.upload_mb_per_hour_address.saturating_mul(1 << 20),
@@ -371,7 +426,7 @@ impl ServeArgs {
                         smtp_port: self.smtp_port,
                         smtp_tls: self.smtp_tls,
                         username: self.smtp_username,
-                        password: self.smtp_password,
+                        password: self.smtp_password.expose().to_owned(),
                         from_address: self.smtp_from.trim().to_owned(),
                         allow_private: true,
                     })
@@ -418,7 +473,7 @@ impl ServeConfig {
             smtp_port: 587,
             smtp_tls: true,
             smtp_username: String::new(),
-            smtp_password: String::new(),
+            smtp_password: Secret::default(),
             smtp_from: String::new(),
         };
         match args.validate() {
@@ -464,5 +519,36 @@ mod tests {
         assert!(args(&["--base-url", "ftp://x"]).is_err());
         assert!(args(&["--cache-mb", "0"]).is_err());
         assert!(args(&["--trusted-proxies", "10.0.0.1,not-an-ip"]).is_err());
+        // Refused, not clamped.
+        for bad in [
+            ["--streams-per-user", "0"],
+            ["--event-buffer", "0"],
+            ["--event-buffer", "2000000"],
+            ["--max-upload-mb", "0"],
+            ["--max-upload-mb", "5000"],
+            ["--body-timeout-secs", "0"],
+        ] {
+            assert!(args(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let c = args(&[
+            "--admin-email",
+            "a@example.com",
+            "--admin-password",
+            "hunter2-admin",
+            "--smtp-host",
+            "mail.example.com",
+            "--smtp-from",
+            "support@example.com",
+            "--smtp-password",
+            "hunter2-smtp",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 }

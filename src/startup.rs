@@ -314,7 +314,7 @@ async fn bootstrap(store: &Store, config: &ServeConfig) -> Result<(), StartError
     if let Some((email, password)) = &config.bootstrap_admin {
         let email = Email::parse(email)
             .map_err(|e| StartError::Settings(format!("NATTER_ADMIN_EMAIL: {}", e.message)))?;
-        let password = Password::parse(password.clone())
+        let password = Password::parse(password.expose().to_owned())
             .map_err(|e| StartError::Settings(format!("NATTER_ADMIN_PASSWORD: {}", e.message)))?;
         let hash = hash_password(password.expose()).map_err(StartError::Settings)?;
         let email = email.into_inner();
