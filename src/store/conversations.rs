@@ -949,6 +949,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn erasing_a_contact_removes_its_ordinal_index() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&dir);
+        let _flusher = tokio::spawn(store.durability().clone().run_flusher());
+        let contact = store
+            .upsert_contact(1, crate::store::NewContact::default(), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .id;
+        let (conv, _) = store
+            .create_conversation(1, contact, says(AuthorType::Contact, "hello", false), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .post_message(conv.id, says(AuthorType::Agent, "reply", false), 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let index = store.tree(T::ConversationordinalSeq);
+        assert_eq!(index.len(), 2, "one entry per public message");
+        store
+            .delete_contact(contact, 3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(index.is_empty(), "nothing of the conversation is left");
+    }
+
+    #[tokio::test]
     async fn schema_3_messages_get_their_public_ordinals() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let conv_id;

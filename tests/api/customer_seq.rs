@@ -143,6 +143,12 @@ async fn the_customer_numbers_its_messages_without_gaps_where_notes_are() {
         3
     );
 
+    // Search answers in the same numbers, the team's in real seqs.
+    let found = body(app.get("/api/v1/customer/search?q=thanks", &ct).await).await;
+    assert_eq!(found["results"][0]["seq"], 3, "{found}");
+    let found = body(app.get("/api/v1/search?q=thanks", &admin).await).await;
+    assert_eq!(found["results"][0]["seq"], 5, "{found}");
+
     // The stream: the reply is 2, the contact's own message 3, and after
     // the last note the next reply is 4 (its real seq is 7).
     let created = events.next_named("message.created").await.json();
