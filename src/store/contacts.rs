@@ -208,6 +208,7 @@ impl Store {
         // Collected before the write: sled transactions cannot scan.
         let convs = self.contact_conversations(id)?;
         let mut message_keys = Vec::new();
+        let mut ordinal_keys = Vec::new();
         let mut files = Vec::new();
         for c in &convs {
             for kv in self
@@ -218,6 +219,13 @@ impl Store {
                 let m: super::MessageRecord = super::decode(&v)?;
                 files.extend(m.attachments.iter().map(|a| a.id.clone()));
                 message_keys.push(k.to_vec());
+            }
+            for k in self
+                .tree(T::ConversationordinalSeq)
+                .scan_prefix(keys::u64_be(c.id))
+                .keys()
+            {
+                ordinal_keys.push(k?.to_vec());
             }
         }
         let token_keys: Vec<Vec<u8>> = self
@@ -263,6 +271,9 @@ impl Store {
             }
             for k in &message_keys {
                 tx.del(T::ConversationseqMessage, k)?;
+            }
+            for k in &ordinal_keys {
+                tx.del(T::ConversationordinalSeq, k)?;
             }
             for f in &files {
                 tx.del(T::FileidMessage, f.as_bytes())?;

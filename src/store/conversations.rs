@@ -4,9 +4,12 @@
 use std::collections::BTreeSet;
 
 use super::keys::{self, pair, time_id, u64_be};
+use sled::transaction::TransactionError;
+use sled::Transactional;
+
 use super::{
-    abort, Author, ConversationRecord, EventPayload, MessageRecord, Reader, Result, Store,
-    StoreError, Tx, TxResult, T,
+    abort, Author, ConversationRecord, EventPayload, EventRecord, MessageRecord, Reader, Result,
+    Store, StoreError, Tx, TxResult, T,
 };
 use crate::domain::time::Micros;
 use crate::domain::{AuthorType, ConversationStatus};
@@ -163,6 +166,11 @@ impl Tx<'_> {
             id: self.new_id()?,
             conversation_id: conv.id,
             seq: conv.last_seq + 1,
+            ordinal: if new.private {
+                0
+            } else {
+                conv.public_count() + 1
+            },
             author: new.author.clone(),
             body: new.body.clone(),
             private: new.private,
@@ -199,7 +207,6 @@ impl Tx<'_> {
                 conv.agent_unread += 1;
                 conv.contact_read_seq = msg.seq;
                 conv.contact_unread = 0;
-                conv.last_public_message = Some(msg.clone());
             }
             AuthorType::Agent | AuthorType::System => {
                 if new.author.kind == AuthorType::Agent {
@@ -208,9 +215,16 @@ impl Tx<'_> {
                 }
                 if !msg.private {
                     conv.contact_unread += 1;
-                    conv.last_public_message = Some(msg.clone());
                 }
             }
+        }
+        if !msg.private {
+            conv.last_public_message = Some(msg.clone());
+            self.put_raw(
+                T::ConversationordinalSeq,
+                &keys::conversation_ordinal(conv.id, msg.ordinal),
+                &u64_be(msg.seq),
+            )?;
         }
         self.put(
             T::ConversationseqMessage,
@@ -529,20 +543,54 @@ impl Store {
         )
     }
 
-    /// The seq of the newest public message at or before `seq` (0: none):
-    /// what a contact may see of a read position. Walks back over notes
-    /// only.
-    pub fn public_seq_upto(&self, conversation: u64, seq: u64) -> Result<u64> {
-        let range =
-            keys::conversation_seq(conversation, 1)..=keys::conversation_seq(conversation, seq);
+    /// A real seq in the contact's numbering: the ordinal of the newest
+    /// public message at or before `seq` (0: none), so a read position
+    /// that points at a note shows as the public message before it. Walks
+    /// back over notes only.
+    pub fn ordinal_upto(&self, c: &ConversationRecord, seq: u64) -> Result<u64> {
+        match &c.last_public_message {
+            None => return Ok(0),
+            Some(m) if seq >= m.seq => return Ok(m.ordinal),
+            Some(_) => {}
+        }
+        let range = keys::conversation_seq(c.id, 1)..=keys::conversation_seq(c.id, seq);
         for kv in self.tree(T::ConversationseqMessage).range(range).rev() {
             let (_, v) = kv?;
             let m: MessageRecord = super::decode(&v)?;
             if !m.private {
-                return Ok(m.seq);
+                return Ok(m.ordinal);
             }
         }
         Ok(0)
+    }
+
+    /// A number a contact sent, as a real seq: the seq of its
+    /// `ordinal`-th public message, clamped to the newest (0 stays 0). A
+    /// conversation erased meanwhile is `NotFound`.
+    pub fn seq_of_ordinal(&self, c: &ConversationRecord, ordinal: u64) -> Result<u64> {
+        let ordinal = ordinal.min(c.public_count());
+        if ordinal == 0 {
+            return Ok(0);
+        }
+        self.get_id(
+            T::ConversationordinalSeq,
+            &keys::conversation_ordinal(c.id, ordinal),
+        )?
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// The conversation's `ordinal`-th public message, if there is one.
+    pub fn public_message(&self, conversation: u64, ordinal: u64) -> Result<Option<MessageRecord>> {
+        if ordinal == 0 {
+            return Ok(None);
+        }
+        match self.get_id(
+            T::ConversationordinalSeq,
+            &keys::conversation_ordinal(conversation, ordinal),
+        )? {
+            Some(seq) => self.message(conversation, seq),
+            None => Ok(None),
+        }
     }
 
     /// One conversation.
@@ -677,6 +725,33 @@ impl Store {
         Ok(out)
     }
 
+    /// The public messages of a conversation as its contact pages them:
+    /// [`Store::messages`] with `after` and `before` in the contact's
+    /// numbering (ordinals), translated to real seqs, so paging sees no
+    /// gaps where notes are.
+    pub fn public_messages(
+        &self,
+        c: &ConversationRecord,
+        p: MessagePage,
+    ) -> Result<Vec<MessageRecord>> {
+        let after = p.after.map(|o| self.seq_of_ordinal(c, o)).transpose()?;
+        let before = match p.before {
+            // Past the newest: every public message is before it.
+            Some(o) if o > c.public_count() => Some(u64::MAX),
+            Some(o) => Some(self.seq_of_ordinal(c, o)?),
+            None => None,
+        };
+        self.messages(
+            c.id,
+            MessagePage {
+                after,
+                before,
+                include_private: false,
+                ..p
+            },
+        )
+    }
+
     /// Every message in store order, from just after `from` (a conversation
     /// and seq); used by the simple search until the full-text index.
     pub fn scan_messages(
@@ -694,6 +769,99 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Schema 3 -> 4: gives every public message its ordinal (see
+    /// `MessageRecord::ordinal`) and the index from ordinal to seq, one
+    /// conversation per transaction (its messages, its index and its
+    /// record with the copies of its last messages), then fixes the copies
+    /// of messages and conversations inside logged events, which customer
+    /// streams replay. Every step sets values computed from the messages
+    /// alone, so a migration interrupted by a crash simply runs again.
+    pub(super) fn assign_ordinals(&self) -> Result<()> {
+        let messages = self.tree(T::ConversationseqMessage);
+        let ordinals = self.tree(T::ConversationordinalSeq);
+        let conversations = self.tree(T::ConversationidConversation);
+        for kv in conversations.iter() {
+            let (conv_key, v) = kv?;
+            let mut c: ConversationRecord = super::decode(&v)?;
+            let mut rewritten = Vec::new();
+            let mut index = Vec::new();
+            let mut count = 0;
+            for kv in messages.scan_prefix(u64_be(c.id)) {
+                let (k, v) = kv?;
+                let mut m: MessageRecord = super::decode(&v)?;
+                m.ordinal = if m.private {
+                    0
+                } else {
+                    count += 1;
+                    index.push((keys::conversation_ordinal(c.id, count), u64_be(m.seq)));
+                    count
+                };
+                for copy in [&mut c.last_message, &mut c.last_public_message]
+                    .into_iter()
+                    .flatten()
+                {
+                    if copy.seq == m.seq {
+                        copy.ordinal = m.ordinal;
+                    }
+                }
+                rewritten.push((k, super::encode(&m)?));
+            }
+            let conv_bytes = super::encode(&c)?;
+            let res: std::result::Result<(), TransactionError<StoreError>> =
+                (messages, ordinals, conversations).transaction(|(m, o, cv)| {
+                    for (k, v) in &rewritten {
+                        m.insert(k, v.as_slice())?;
+                    }
+                    for (k, v) in &index {
+                        o.insert(k.as_slice(), &v[..])?;
+                    }
+                    cv.insert(&conv_key, conv_bytes.as_slice())?;
+                    Ok(())
+                });
+            res.map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => e.into(),
+            })?;
+        }
+        // Logged events hold copies taken when they happened; each copy
+        // of a message gets the ordinal of the stored message (a message
+        // erased with its contact has no events left either).
+        let ordinal_of = |m: &mut MessageRecord| -> Result<()> {
+            if let Some(stored) = self.message(m.conversation_id, m.seq)? {
+                m.ordinal = stored.ordinal;
+            }
+            Ok(())
+        };
+        let events = self.tree(T::EventidEvent);
+        for kv in events.iter() {
+            let (k, v) = kv?;
+            let mut ev: EventRecord = super::decode(&v)?;
+            match &mut ev.payload {
+                EventPayload::MessageCreated { message }
+                | EventPayload::MessageUpdated { message } => ordinal_of(message)?,
+                EventPayload::ConversationCreated { conversation }
+                | EventPayload::ConversationUpdated { conversation } => {
+                    for copy in [
+                        &mut conversation.last_message,
+                        &mut conversation.last_public_message,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        ordinal_of(copy)?;
+                    }
+                }
+                EventPayload::ConversationRead { .. } | EventPayload::ContactDeleted { .. } => {
+                    continue
+                }
+            }
+            events.insert(k, super::encode(&ev)?)?;
+        }
+        Ok(())
+    }
+}
+
 fn matches_filter(c: &ConversationRecord, f: &ConversationFilter) -> bool {
     if let Some(a) = f.assignee {
         if c.assignee_id != a {
@@ -706,4 +874,187 @@ fn matches_filter(c: &ConversationRecord, f: &ConversationFilter) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    fn open(dir: &tempfile::TempDir) -> std::sync::Arc<Store> {
+        let opts = StoreOptions {
+            path: dir.path().to_path_buf(),
+            cache_bytes: 1 << 20,
+            fsync: false,
+            event_buffer: 16,
+            min_free_bytes: 0,
+        };
+        Store::open(&opts).unwrap_or_else(|e| panic!("open: {e}"))
+    }
+
+    fn says(kind: AuthorType, body: &str, private: bool) -> NewMessage {
+        NewMessage {
+            author: Author {
+                kind,
+                id: Some(1),
+                name: None,
+            },
+            body: body.into(),
+            private,
+            attachments: Vec::new(),
+            via: None,
+        }
+    }
+
+    /// Strips what schema 4 added, as a schema-3 folder has it: no
+    /// ordinal in any stored message, in the copies inside conversations
+    /// and events, and no ordinal index.
+    fn as_schema_3(store: &Store) {
+        let strip = |tree: T| {
+            for kv in store.tree(tree).iter() {
+                let (k, v) = kv.unwrap_or_else(|e| panic!("{e}"));
+                let mut json: serde_json::Value =
+                    serde_json::from_slice(&v).unwrap_or_else(|e| panic!("{e}"));
+                strip_ordinals(&mut json);
+                let bytes = serde_json::to_vec(&json).unwrap_or_else(|e| panic!("{e}"));
+                store
+                    .tree(tree)
+                    .insert(k, bytes)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        };
+        strip(T::ConversationseqMessage);
+        strip(T::ConversationidConversation);
+        strip(T::EventidEvent);
+        store
+            .tree(T::ConversationordinalSeq)
+            .clear()
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .tree(T::Meta)
+            .insert("schema_version", &3u32.to_be_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        store.flush_now().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn strip_ordinals(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove("ordinal");
+                map.values_mut().for_each(strip_ordinals);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip_ordinals),
+            _ => {}
+        }
+    }
+
+    #[tokio::test]
+    async fn erasing_a_contact_removes_its_ordinal_index() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&dir);
+        let _flusher = tokio::spawn(store.durability().clone().run_flusher());
+        let contact = store
+            .upsert_contact(1, crate::store::NewContact::default(), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .id;
+        let (conv, _) = store
+            .create_conversation(1, contact, says(AuthorType::Contact, "hello", false), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .post_message(conv.id, says(AuthorType::Agent, "reply", false), 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let index = store.tree(T::ConversationordinalSeq);
+        assert_eq!(index.len(), 2, "one entry per public message");
+        store
+            .delete_contact(contact, 3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(index.is_empty(), "nothing of the conversation is left");
+    }
+
+    #[tokio::test]
+    async fn schema_3_messages_get_their_public_ordinals() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let conv_id;
+        {
+            let store = open(&dir);
+            let flusher = tokio::spawn(store.durability().clone().run_flusher());
+            let (conv, _) = store
+                .create_conversation(1, 2, says(AuthorType::Contact, "hello", false), 1)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            conv_id = conv.id;
+            for (kind, body, private) in [
+                (AuthorType::Agent, "note", true),
+                (AuthorType::Agent, "reply", false),
+                (AuthorType::Agent, "note", true),
+                (AuthorType::Contact, "thanks", false),
+                (AuthorType::Agent, "last note", true),
+            ] {
+                store
+                    .post_message(conv_id, says(kind, body, private), 2)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            store.durability().stop().await;
+            flusher.await.unwrap_or_else(|e| panic!("{e}"));
+            as_schema_3(&store);
+            let m = store.message(conv_id, 3).ok().flatten();
+            assert_eq!(m.map(|m| m.ordinal), Some(0), "the folder has no ordinals");
+        }
+
+        let store = open(&dir);
+        let _flusher = tokio::spawn(store.durability().clone().run_flusher());
+        assert_eq!(
+            store.meta_get("schema_version").ok().flatten(),
+            Some(4u32.to_be_bytes().to_vec())
+        );
+        let ordinals: Vec<(u64, u64)> = (1..=6)
+            .map(|s| {
+                let m = store.message(conv_id, s).ok().flatten();
+                (s, m.map_or(u64::MAX, |m| m.ordinal))
+            })
+            .collect();
+        assert_eq!(ordinals, [(1, 1), (2, 0), (3, 2), (4, 0), (5, 3), (6, 0)]);
+        let c = store
+            .conversation(conv_id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("conversation"));
+        assert_eq!(c.public_count(), 3);
+        assert_eq!(
+            c.last_message.as_ref().map(|m| (m.seq, m.ordinal)),
+            Some((6, 0))
+        );
+        let seqs: Vec<u64> = (0..=4)
+            .map(|o| store.seq_of_ordinal(&c, o).unwrap_or(u64::MAX))
+            .collect();
+        assert_eq!(seqs, [0, 1, 3, 5, 5], "the index finds each real seq");
+        assert_eq!(store.ordinal_upto(&c, 4).ok(), Some(2));
+        // The logged copies, which customer streams replay, are numbered too.
+        let mut logged = Vec::new();
+        for kv in store.tree(T::EventidEvent).iter() {
+            let (_, v) = kv.unwrap_or_else(|e| panic!("{e}"));
+            let ev: EventRecord = super::super::decode(&v).unwrap_or_else(|e| panic!("{e}"));
+            match ev.payload {
+                EventPayload::MessageCreated { message } => {
+                    logged.push((message.seq, message.ordinal))
+                }
+                EventPayload::ConversationCreated { conversation } => {
+                    assert_eq!(conversation.public_count(), 1)
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(logged, [(1, 1), (2, 0), (3, 2), (4, 0), (5, 3), (6, 0)]);
+        // The next public message continues the numbering.
+        let (m, _) = store
+            .post_message(conv_id, says(AuthorType::Agent, "after", false), 3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((m.seq, m.ordinal), (7, 4));
+    }
 }

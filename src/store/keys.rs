@@ -56,6 +56,13 @@ pub fn conversation_seq(conversation: u64, seq: u64) -> Vec<u8> {
     concat(&[&u64_be(conversation), &u64_be(seq)])
 }
 
+/// `ConversationId + Ordinal`: a conversation's public messages in the
+/// contact's numbering (see `MessageRecord::ordinal`), to find the real seq
+/// of a number a contact sends.
+pub fn conversation_ordinal(conversation: u64, ordinal: u64) -> Vec<u8> {
+    concat(&[&u64_be(conversation), &u64_be(ordinal)])
+}
+
 /// `InboxId + StatusByte + NewestFirst(activity) + ConversationId`: an
 /// inbox's conversations of one status, most recent activity first.
 pub fn inbox_status_activity(inbox: u64, status: u8, activity: i64, conversation: u64) -> Vec<u8> {

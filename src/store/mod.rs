@@ -20,6 +20,7 @@
 //! | `contactid_tokenhash` | ContactId + SHA-256(token) | () |
 //! | `conversationid_conversation` | ConversationId | [`ConversationRecord`] |
 //! | `conversationseq_message` | ConversationId + Seq | [`MessageRecord`] |
+//! | `conversationordinal_seq` | ConversationId + Ordinal (public messages, from 1) | Seq |
 //! | `inboxstatusactivity_conversationid` | InboxId + StatusByte + (MAX - activity) + ConversationId | () |
 //! | `contactid_conversationid` | ContactId + ConversationId | () |
 //! | `snoozeuntil_conversationid` | Time + ConversationId | () |
@@ -79,7 +80,7 @@ use crate::domain::time::Micros;
 use crate::domain::Invalid;
 
 /// The schema this build writes. Bump it with a migration in [`migrate`].
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// What can go wrong in the store. Decode failures are `Corrupt` (logged,
 /// shown to clients as a plain 500), never panics.
@@ -171,9 +172,10 @@ pub(crate) enum T {
     AgentidPush,
     NotifydueConversationid,
     VerifiedContactid,
+    ConversationordinalSeq,
 }
 
-const TREE_NAMES: [&str; 30] = [
+const TREE_NAMES: [&str; 31] = [
     "meta",
     "agentid_agent",
     "email_agentid",
@@ -204,6 +206,7 @@ const TREE_NAMES: [&str; 30] = [
     "agentid_push",
     "notifydue_conversationid",
     "verified_contactid",
+    "conversationordinal_seq",
 ];
 
 /// How the store is opened.
@@ -416,6 +419,11 @@ impl Store {
             for k in stale {
                 verified.remove(k)?;
             }
+        }
+        if (1..4).contains(&found) {
+            // 3 -> 4: public messages get their ordinal (the contact's
+            // numbering), with the index from ordinal to seq.
+            self.assign_ordinals()?;
         }
         if found < SCHEMA_VERSION {
             meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;

@@ -205,6 +205,12 @@ pub struct ConversationRecord {
 }
 
 impl ConversationRecord {
+    /// How many messages the contact can see: the ordinal of the newest
+    /// public one (it is its conversation's `last_seq` for the contact).
+    pub fn public_count(&self) -> u64 {
+        self.last_public_message.as_ref().map_or(0, |m| m.ordinal)
+    }
+
     /// When the contact last saw something happen: its newest visible
     /// message, else the start. A contact's lists sort on it and its view
     /// shows it as `updated_at`, because `updated_at` also moves for notes
@@ -251,6 +257,12 @@ pub struct MessageRecord {
     pub conversation_id: u64,
     /// Position in the conversation, from 1, gapless.
     pub seq: u64,
+    /// Position among the conversation's public messages, from 1, gapless;
+    /// 0 for a note. It is the `seq` the contact sees (and sends back), so
+    /// the customer's numbering has no gaps that would show where notes
+    /// are. Assigned in the write that stores the message (schema 4).
+    #[serde(default)]
+    pub ordinal: u64,
     /// Who wrote it.
     pub author: Author,
     /// Text as sent.

@@ -149,6 +149,15 @@ pub fn message(m: &MessageRecord) -> Value {
     })
 }
 
+/// A message as its contact sees it: [`message`] numbered by its ordinal
+/// among the public messages (the contact's `seq`: 1, 2, 3 ... however
+/// many notes lie between). Only ever given public messages.
+pub fn customer_message(m: &MessageRecord) -> Value {
+    let mut v = message(m);
+    v["seq"] = json!(m.ordinal);
+    v
+}
+
 /// Who is looking at a conversation: the team sees notes and its own
 /// unread count; the contact sees neither notes nor team details.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,23 +177,16 @@ impl From<Viewer> for Audience {
     }
 }
 
-/// The conversation shape of the contract. The team's view carries its
-/// metadata (labels, assignee, counters over every message, notes
-/// included); the contact's view keeps the same fields but only what the
-/// contact may know: no labels, no assignee, counters over the public
-/// messages only and `updated_at` of the last public message, so nothing
-/// shows that notes exist (see [`customer_conversation`], which also needs
-/// the store).
-pub fn conversation(
-    c: &ConversationRecord,
-    contact_rec: Option<&ContactRecord>,
-    audience: Audience,
-) -> Value {
+/// The conversation shape of the contract as the team sees it: its
+/// metadata (labels, assignee) and counters over every message, notes
+/// included, in real seqs (see [`customer_conversation`] for the
+/// contact's).
+pub fn conversation(c: &ConversationRecord, contact_rec: Option<&ContactRecord>) -> Value {
     let contact_v = match contact_rec {
         Some(k) => json!({"id": format_id(k.id), "name": k.name, "email": k.email}),
         None => json!({"id": format_id(c.contact_id), "name": null, "email": null}),
     };
-    let mut v = json!({
+    json!({
         "id": format_id(c.id),
         "inbox_id": format_id(c.inbox_id),
         "contact": contact_v,
@@ -200,46 +202,30 @@ pub fn conversation(
         "contact_last_read_seq": c.contact_read_seq,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
-    });
-    if audience == Audience::Contact {
-        let public = public_seq(c);
-        v["assignee_id"] = Value::Null;
-        v["labels"] = json!([]);
-        v["last_message"] = json!(c.last_public_message.as_ref().map(message));
-        v["last_seq"] = json!(public);
-        v["unread_count"] = json!(c.contact_unread);
-        v["agent_last_read_seq"] = json!(c.agent_read_seq.min(public));
-        v["contact_last_read_seq"] = json!(c.contact_read_seq.min(public));
-        v["updated_at"] = json!(rfc3339(c.contact_activity()));
-    }
-    v
+    })
 }
 
-/// The seq of the newest message the contact can see (0: none).
-fn public_seq(c: &ConversationRecord) -> u64 {
-    c.last_public_message.as_ref().map_or(0, |m| m.seq)
-}
-
-/// A read position as the contact may see it: the newest public message at
-/// or before `seq` (a read position may point at a note).
-fn public_read_seq(store: &Store, c: &ConversationRecord, seq: u64) -> crate::store::Result<u64> {
-    let public = public_seq(c);
-    if seq >= public {
-        return Ok(public);
-    }
-    store.public_seq_upto(c.id, seq)
-}
-
-/// The conversation as its contact sees it: [`conversation`] for
-/// [`Audience::Contact`], with read positions that never point at a note.
+/// The conversation as its contact sees it: the same fields as
+/// [`conversation`] but only what the contact may know, so nothing shows
+/// that notes exist: no labels, no assignee, the last public message,
+/// `updated_at` of that message, and every number in the contact's
+/// numbering (ordinals among the public messages): `last_seq` is how many
+/// it can see, read positions that point at a note are the public
+/// message before it, `unread_count` counts the team's public replies.
 pub fn customer_conversation(
     store: &Store,
     c: &ConversationRecord,
     contact_rec: Option<&ContactRecord>,
 ) -> crate::store::Result<Value> {
-    let mut v = conversation(c, contact_rec, Audience::Contact);
-    v["agent_last_read_seq"] = json!(public_read_seq(store, c, c.agent_read_seq)?);
-    v["contact_last_read_seq"] = json!(public_read_seq(store, c, c.contact_read_seq)?);
+    let mut v = conversation(c, contact_rec);
+    v["assignee_id"] = Value::Null;
+    v["labels"] = json!([]);
+    v["last_message"] = json!(c.last_public_message.as_ref().map(customer_message));
+    v["last_seq"] = json!(c.public_count());
+    v["unread_count"] = json!(c.contact_unread);
+    v["agent_last_read_seq"] = json!(store.ordinal_upto(c, c.agent_read_seq)?);
+    v["contact_last_read_seq"] = json!(store.ordinal_upto(c, c.contact_read_seq)?);
+    v["updated_at"] = json!(rfc3339(c.contact_activity()));
     Ok(v)
 }
 
@@ -251,7 +237,7 @@ pub fn conversation_with_contact(
 ) -> crate::store::Result<Value> {
     let k = store.contact(c.contact_id)?;
     match audience {
-        Audience::Team => Ok(conversation(c, k.as_ref(), audience)),
+        Audience::Team => Ok(conversation(c, k.as_ref())),
         Audience::Contact => customer_conversation(store, c, k.as_ref()),
     }
 }
@@ -268,7 +254,10 @@ pub fn event_data(
 ) -> crate::store::Result<Value> {
     Ok(match &ev.payload {
         EventPayload::MessageCreated { message: m }
-        | EventPayload::MessageUpdated { message: m } => message(m),
+        | EventPayload::MessageUpdated { message: m } => match audience {
+            Audience::Team => message(m),
+            Audience::Contact => customer_message(m),
+        },
         EventPayload::ConversationCreated { conversation: c }
         | EventPayload::ConversationUpdated { conversation: c } => {
             conversation_with_contact(store, c, audience)?
@@ -281,10 +270,10 @@ pub fn event_data(
             reader: r,
             seq,
         } => {
-            // A read position may point at a note: the contact gets the
-            // newest public message at or before it.
+            // The contact gets the ordinal of the newest public message at
+            // or before it (a read position may point at a note).
             let seq = match (audience, store.conversation(*conversation_id)?) {
-                (Audience::Contact, Some(c)) => public_read_seq(store, &c, *seq)?,
+                (Audience::Contact, Some(c)) => store.ordinal_upto(&c, *seq)?,
                 (Audience::Contact, None) => 0,
                 (Audience::Team, _) => *seq,
             };

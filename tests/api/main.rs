@@ -11,6 +11,7 @@ mod auth;
 mod channels;
 mod cli;
 mod conversations;
+mod customer_seq;
 mod customers;
 mod durability;
 mod email;

@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::service::access::InboxScope;
 use crate::store::ContactRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
-use crate::web::views::{self, Audience};
+use crate::web::views;
 use crate::web::AppState;
 
 /// The contact if it is known in an inbox the agent reaches (404
@@ -39,7 +39,7 @@ pub async fn get(
     let mut convs = Vec::new();
     for conv in state.store.contact_conversations(c.id)? {
         if scope.sees(conv.inbox_id) {
-            convs.push(views::conversation(&conv, Some(&c), Audience::Team));
+            convs.push(views::conversation(&conv, Some(&c)));
         }
     }
     v["conversations"] = json!(convs);

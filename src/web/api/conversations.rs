@@ -431,5 +431,5 @@ pub async fn search(
     };
     let filter = q.filter(auth.agent.id)?;
     let hits = super::run_search(&state, viewer, text, filter, limit, q.cursor.clone()).await?;
-    Ok(HttpResponse::Ok().json(search_results(hits)))
+    Ok(HttpResponse::Ok().json(search_results(hits, Audience::Team)))
 }

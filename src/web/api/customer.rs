@@ -195,7 +195,7 @@ pub async fn create(
     crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     Ok(HttpResponse::Created().json(json!({
         "conversation": views::customer_conversation(&state.store, &conv, Some(&auth.contact))?,
-        "message": views::message(&msg),
+        "message": views::customer_message(&msg),
     })))
 }
 
@@ -221,9 +221,9 @@ pub async fn messages(
     q: web::Query<MessageQuery>,
 ) -> ApiResult<HttpResponse> {
     let c = own_conversation(&state, &auth, &path)?;
-    let msgs = state.store.messages(c.id, q.page(false)?)?;
+    let msgs = state.store.public_messages(&c, q.page(false)?)?;
     Ok(HttpResponse::Ok()
-        .json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
+        .json(json!({"messages": msgs.iter().map(views::customer_message).collect::<Vec<_>>()})))
 }
 
 /// A new message from the contact; reopens the conversation if needed.
@@ -242,7 +242,7 @@ pub async fn post_message(
         .map_err(ApiError::TooManyRequests)?;
     let input = upload.read(&state, uploader(&auth, &ip)).await?;
     let msg = store_message(&state, c.id, contact_author(&auth.contact), input).await?;
-    Ok(HttpResponse::Created().json(views::message(&msg)))
+    Ok(HttpResponse::Created().json(views::customer_message(&msg)))
 }
 
 /// `POST .../typing` body.
@@ -271,10 +271,12 @@ pub async fn typing(
 /// `POST .../read` body.
 #[derive(Deserialize)]
 pub struct ReadBody {
+    /// In the contact's numbering (an ordinal among public messages).
     seq: u64,
 }
 
-/// The contact has read up to `seq` (agents then show "Seen").
+/// The contact has read up to `seq`, its own numbering: natter records the
+/// real seq of that public message (agents then show "Seen").
 pub async fn read(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -286,9 +288,10 @@ pub async fn read(
         kind: AuthorType::Contact,
         id: auth.contact.id,
     };
+    let seq = state.store.seq_of_ordinal(&c, body.0.seq)?;
     state
         .store
-        .mark_read(c.id, reader, body.0.seq, time::now())
+        .mark_read(c.id, reader, seq, time::now())
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -388,7 +391,7 @@ pub async fn search(
         q.cursor.clone(),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(search_results(hits)))
+    Ok(HttpResponse::Ok().json(search_results(hits, views::Audience::Contact)))
 }
 
 /// `DELETE /api/v1/contacts/{id}` (admins): erases a contact and all its

@@ -343,13 +343,21 @@ pub async fn run_search(
 
 /// JSON of a search page: snippets as plain text with the matches'
 /// character ranges.
-pub fn search_results(hits: crate::service::index::Hits) -> serde_json::Value {
+pub fn search_results(
+    hits: crate::service::index::Hits,
+    audience: crate::web::views::Audience,
+) -> serde_json::Value {
     use crate::domain::format_id;
+    use crate::web::views::Audience;
     serde_json::json!({
         "results": hits.hits.iter().map(|h| serde_json::json!({
             "conversation_id": format_id(h.message.conversation_id),
             "message_id": format_id(h.message.id),
-            "seq": h.message.seq,
+            // The contact's numbering for the contact (its hits are public).
+            "seq": match audience {
+                Audience::Team => h.message.seq,
+                Audience::Contact => h.message.ordinal,
+            },
             "snippet": h.snippet,
             "highlights": h.highlights.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
             "author_type": h.message.author.kind.as_str(),

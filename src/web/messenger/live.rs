@@ -78,15 +78,11 @@ pub fn render_event(store: &Store, ctx: &MessengerContext, ev: &EventRecord) -> 
         EventPayload::MessageCreated { message } => {
             let cid = message.conversation_id;
             if ctx.conversation == Some(cid) {
-                let prev = if message.seq > 1 {
-                    store.message(cid, message.seq - 1)?.filter(|p| !p.private)
-                } else {
-                    None
-                };
+                let prev = store.public_message(cid, message.ordinal.saturating_sub(1))?;
                 out.push_str(&message_fragment(
                     &ctx.key,
                     cid,
-                    &view::message(message, prev.as_ref()),
+                    &view::customer_message(message, prev.as_ref()),
                 )?);
                 out.push_str(&format!("<div hx-swap-oob=\"innerHTML:#typing-{cid}\"></div><div hx-swap-oob=\"innerHTML:#seen-{cid}\"></div>"));
             }

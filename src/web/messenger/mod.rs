@@ -25,8 +25,8 @@ use crate::error::ApiError;
 use crate::service::auth::{hash_token, new_token};
 use crate::service::notify::Confirmation;
 use crate::store::{
-    Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, NewContact, NewMessage,
-    ResumeRecord, TokenOwner,
+    Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord, NewContact,
+    NewMessage, ResumeRecord, TokenOwner,
 };
 
 /// The no-JavaScript identity cookie (first-party pages only).
@@ -352,8 +352,8 @@ fn main_view(
     if let Some(c) = open {
         m.open = Some(format_id(c.id));
         events_url.push_str(&format!("&c={}", c.id));
-        let recs = state.store.messages(
-            c.id,
+        let recs = state.store.public_messages(
+            c,
             MessagePage {
                 after: None,
                 before: None,
@@ -361,10 +361,10 @@ fn main_view(
                 include_private: false,
             },
         )?;
-        m.older_before = recs.first().filter(|f| f.seq > 1).map(|f| f.seq);
+        m.older_before = older_before(&recs);
         let mut prev = None;
         for r in &recs {
-            m.messages.push(view::message(r, prev));
+            m.messages.push(view::customer_message(r, prev));
             prev = Some(r);
         }
         m.seen = matches!(&c.last_public_message, Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
@@ -678,18 +678,13 @@ async fn send(
     )
     .await?;
     if req.headers().contains_key("hx-request") {
-        let prev = if msg.seq > 1 {
-            state
-                .store
-                .message(conv.id, msg.seq - 1)?
-                .filter(|p| !p.private)
-        } else {
-            None
-        };
+        let prev = state
+            .store
+            .public_message(conv.id, msg.ordinal.saturating_sub(1))?;
         let html = live::message_fragment(
             &inbox.widget_key,
             conv.id,
-            &view::message(&msg, prev.as_ref()),
+            &view::customer_message(&msg, prev.as_ref()),
         )?;
         return Ok(HttpResponse::Created()
             .content_type("text/html; charset=utf-8")
@@ -703,10 +698,18 @@ async fn send(
         .finish())
 }
 
-/// `?before=` of the history loader.
+/// `?before=` of the history loader, in the contact's numbering (an
+/// ordinal among public messages, as in `data-seq`).
 #[derive(Deserialize)]
 pub struct OlderQuery {
     before: Option<u64>,
+}
+
+/// Where the "older messages" loader continues: before the first message
+/// shown, unless that is the conversation's first (in the contact's
+/// numbering).
+fn older_before(recs: &[MessageRecord]) -> Option<u64> {
+    recs.first().filter(|f| f.ordinal > 1).map(|f| f.ordinal)
 }
 
 #[derive(Template)]
@@ -732,8 +735,8 @@ async fn older(
         .conversation(parse_id(&path.1).ok_or(ApiError::NotFound)?)?
         .filter(|c| c.contact_id == who.0.id)
         .ok_or(ApiError::NotFound)?;
-    let recs = state.store.messages(
-        conv.id,
+    let recs = state.store.public_messages(
+        &conv,
         MessagePage {
             after: None,
             before: q.before,
@@ -744,13 +747,13 @@ async fn older(
     let mut messages = Vec::new();
     let mut prev = None;
     for r in &recs {
-        messages.push(view::message(r, prev));
+        messages.push(view::customer_message(r, prev));
         prev = Some(r);
     }
     let o = Older {
         key: inbox.widget_key.clone(),
         conversation: format_id(conv.id),
-        older_before: recs.first().filter(|f| f.seq > 1).map(|f| f.seq),
+        older_before: older_before(&recs),
         messages,
     };
     Ok(HttpResponse::Ok()

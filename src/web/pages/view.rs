@@ -358,6 +358,16 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
+/// [`message`] for the messenger: numbered (`data-seq`) by its ordinal
+/// among public messages, the contact's numbering, which the messenger
+/// posts back as its read position. `prev` is the public message before.
+pub fn customer_message(m: &MessageRecord, prev: Option<&MessageRecord>) -> MessageView {
+    MessageView {
+        seq: m.ordinal,
+        ..message(m, prev)
+    }
+}
+
 /// Builds a message view; `prev` decides the day separator.
 pub fn message(m: &MessageRecord, prev: Option<&MessageRecord>) -> MessageView {
     let t = DateTime::<Utc>::from_timestamp_micros(m.created_at).unwrap_or_default();
