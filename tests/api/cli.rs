@@ -280,7 +280,9 @@ async fn a_data_folder_in_use_by_another_natter_is_refused_and_left_unharmed() {
     assert_eq!(code, 1);
     assert!(err.contains("in use by a running natter"), "{err}");
     // The first server still works.
-    let r = reqwest::get(format!("{}/healthz", first.base))
+    let r = crate::helpers::new_client()
+        .get(format!("{}/healthz", first.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);

@@ -106,7 +106,11 @@ async fn signed_out_pages_redirect_to_login_with_the_way_back() {
         r.headers()[LOCATION],
         "/login?next=/conversations/42%3Fview%3Dmine"
     );
-    let page = reqwest::get(app.url("/login?next=/inbox")).await.unwrap();
+    let page = crate::helpers::new_client()
+        .get(app.url("/login?next=/inbox"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("name=\"email\"") && html.contains("name=\"password\""));

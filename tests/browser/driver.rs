@@ -47,7 +47,9 @@ impl Browser {
         // Wait until the driver answers, within a bound.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            if reqwest::get(format!("{url}/status"))
+            if crate::helpers::new_client()
+                .get(format!("{url}/status"))
+                .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
