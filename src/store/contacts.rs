@@ -361,20 +361,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, StoreOptions};
+    use crate::store::Store;
 
     fn open(dir: &tempfile::TempDir) -> std::sync::Arc<Store> {
-        let opts = StoreOptions {
-            path: dir.path().to_path_buf(),
-            cache_bytes: 1 << 20,
-            fsync: false,
-            event_buffer: 16,
-            min_free_bytes: 0,
-        };
-        match Store::open(&opts) {
-            Ok(s) => s,
-            Err(e) => panic!("open: {e}"),
-        }
+        Store::open_for_test(dir.path())
     }
 
     /// A schema-2 data folder: inboxes 1 and 3 share an identity secret,

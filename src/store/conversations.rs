@@ -879,17 +879,9 @@ fn matches_filter(c: &ConversationRecord, f: &ConversationFilter) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreOptions;
 
     fn open(dir: &tempfile::TempDir) -> std::sync::Arc<Store> {
-        let opts = StoreOptions {
-            path: dir.path().to_path_buf(),
-            cache_bytes: 1 << 20,
-            fsync: false,
-            event_buffer: 16,
-            min_free_bytes: 0,
-        };
-        Store::open(&opts).unwrap_or_else(|e| panic!("open: {e}"))
+        Store::open_for_test(dir.path())
     }
 
     fn says(kind: AuthorType, body: &str, private: bool) -> NewMessage {

@@ -455,6 +455,22 @@ impl Store {
         self.access.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// A small store in `path` for unit tests (no fsync, no disk reserve).
+    #[cfg(test)]
+    pub(crate) fn open_for_test(path: &std::path::Path) -> Arc<Store> {
+        let opts = StoreOptions {
+            path: path.to_path_buf(),
+            cache_bytes: 1 << 20,
+            fsync: false,
+            event_buffer: 16,
+            min_free_bytes: 0,
+        };
+        match Store::open(&opts) {
+            Ok(s) => s,
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+
     /// Proves the database answers (for `/healthz`).
     pub fn ping(&self) -> Result<()> {
         self.tree(T::Meta).get("schema_version")?;

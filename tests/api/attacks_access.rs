@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use reqwest::header::{COOKIE, SET_COOKIE};
-use reqwest::{redirect, Client, StatusCode};
+use reqwest::header::COOKIE;
+use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
 use crate::channels::{channel_inbox, twilio_params, twilio_post};
@@ -26,41 +26,11 @@ struct Browser {
 }
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> Browser {
-    let client = crate::helpers::client_builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = crate::helpers::post_login(
-        &client,
-        app,
-        &[("email", email), ("password", password), ("next", "/inbox")],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let cookie = r.headers()[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = client
-        .get(app.url("/inbox"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let crate::helpers::PageSession {
+        client,
+        cookie,
+        csrf,
+    } = crate::helpers::page_sign_in(app, email, password).await;
     Browser {
         client,
         cookie,

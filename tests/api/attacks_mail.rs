@@ -7,8 +7,6 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use natter::channels::email::EmailSettings;
-
 use crate::customers::identity_hash;
 use crate::email::{email_inbox, header, mail, wait_inbox, SUPPORT, WAIT};
 use crate::helpers::{body, spawn_app_with, TestApp};
@@ -17,18 +15,7 @@ use crate::mail_servers::{Dovecot, SmtpSink};
 
 /// An app whose outgoing mail goes to `sink`.
 async fn app_mailing_to(sink: &SmtpSink) -> TestApp {
-    let s = EmailSettings {
-        imap_host: String::new(),
-        imap_port: 993,
-        imap_tls: false,
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: sink.port,
-        smtp_tls: false,
-        username: String::new(),
-        password: String::new(),
-        from_address: SUPPORT.into(),
-        allow_private: true,
-    };
+    let s = sink.outgoing(SUPPORT);
     spawn_app_with(move |c| c.smtp = Some(s)).await
 }
 

@@ -242,38 +242,12 @@ async fn the_orphan_sweep_removes_unreferenced_files_and_keeps_referenced_ones()
     assert_eq!(r.bytes().await.unwrap().len(), 1000);
 }
 
-/// Unmounts the test's tmpfs however the test ends.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[tokio::test]
 async fn an_upload_that_would_cross_the_free_space_reserve_gets_507_and_stores_nothing() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the reserve test mounts a small tmpfs and needs root");
+    let Some(disk) = crate::helpers::SmallDisk::mount(48) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mount = dir.path().join("disk");
-    std::fs::create_dir_all(&mount).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .unwrap();
-    if !ok.success() {
-        eprintln!("skipped: this machine does not allow mounting a tmpfs");
-        return;
-    }
-    let _mounted = Mounted(mount.clone());
+    };
+    let mount = disk.path.clone();
     let data = mount.join("data");
     let app = spawn_app_with(|c| {
         c.data = data.clone();

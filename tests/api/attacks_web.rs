@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    body, client_builder, login_form, post_login, spawn_app, spawn_app_with, TestApp, ADMIN_EMAIL,
+    body, client_builder, login_form, spawn_app, spawn_app_with, TestApp, ADMIN_EMAIL,
     ADMIN_PASSWORD,
 };
 
@@ -25,26 +25,8 @@ fn no_redirects() -> Client {
 
 /// The session cookie of a browser signed in through the form.
 async fn page_session(app: &TestApp) -> (Client, String) {
-    let client = no_redirects();
-    let r = post_login(
-        &client,
-        app,
-        &[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let cookie = r
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("natter_session="))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    (client, cookie)
+    let s = crate::helpers::page_sign_in(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    (s.client, s.cookie)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

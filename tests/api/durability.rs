@@ -473,38 +473,12 @@ async fn ten_thousand_idle_streams_do_not_stop_the_api() {
     drop(streams);
 }
 
-/// Unmounts the test's tmpfs however the test ends.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_with_507_and_recovers_when_space_returns() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the full-disk test mounts a small tmpfs and needs root");
+    let Some(disk) = crate::helpers::SmallDisk::mount(8) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mount = dir.path().join("disk");
-    std::fs::create_dir_all(&mount).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .unwrap();
-    if !ok.success() {
-        eprintln!("skipped: this machine does not allow mounting a tmpfs");
-        return;
-    }
-    let _mounted = Mounted(mount.clone());
+    };
+    let mount = disk.path.clone();
     let filler = mount.join("filler");
     std::fs::write(&filler, vec![0u8; 3 << 20]).unwrap();
     let data = mount.join("data");

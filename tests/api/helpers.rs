@@ -486,3 +486,107 @@ pub async fn post_login(
         .await
         .unwrap()
 }
+
+/// A browser signed in to the workspace through the sign-in form: its
+/// client (no automatic redirects), session cookie and the pages' CSRF
+/// token.
+pub struct PageSession {
+    pub client: Client,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// Signs in through the form as a browser does and reads the CSRF token
+/// from the inbox page; checks the session cookie's flags on the way.
+pub async fn page_sign_in(app: &TestApp, email: &str, password: &str) -> PageSession {
+    let client = client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = post_login(
+        &client,
+        app,
+        &[("email", email), ("password", password), ("next", "/inbox")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("natter_session="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("Secure"),
+        "no Secure flag on plain http: {set}"
+    );
+    let cookie = set.split(';').next().unwrap_or_default().to_owned();
+    let page = client
+        .get(app.url("/inbox"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("inbox")
+        .text()
+        .await
+        .expect("inbox page");
+    let csrf = page
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's CSRF token")
+        .to_owned();
+    PageSession {
+        client,
+        cookie,
+        csrf,
+    }
+}
+
+/// A small tmpfs mounted for a test (a disk that can fill up), unmounted
+/// however the test ends. `None`, with the reason printed, where the test
+/// cannot mount one (not root, or mounting not allowed): the test then
+/// says it was skipped.
+pub struct SmallDisk {
+    /// Where it is mounted.
+    pub path: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount(megabytes: u32) -> Option<SmallDisk> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: this test mounts a small tmpfs and needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("disk");
+        std::fs::create_dir_all(&path).expect("mount point");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: this machine does not allow mounting a tmpfs");
+            return None;
+        }
+        Some(SmallDisk { path, _dir: dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}

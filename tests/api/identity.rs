@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use natter::channels::email::parse::parse;
-use natter::channels::email::EmailSettings;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -124,18 +123,7 @@ pub(crate) async fn confirm_link(client: &reqwest::Client, link: &str) -> reqwes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_confirmed_on_two_devices_makes_one_person() {
     let sink = SmtpSink::start(false).await;
-    let s = EmailSettings {
-        imap_host: String::new(),
-        imap_port: 993,
-        imap_tls: false,
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: sink.port,
-        smtp_tls: false,
-        username: String::new(),
-        password: String::new(),
-        from_address: "support@natter.test".into(),
-        allow_private: true,
-    };
+    let s = sink.outgoing("support@natter.test");
     let app = spawn_app_with(move |c| c.smtp = Some(s)).await;
     let key = app.widget_key.clone();
     let (a, a_token) = app.contact().await;

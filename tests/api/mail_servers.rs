@@ -406,6 +406,23 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
+    /// Outgoing-mail settings that send through this sink, from `from`
+    /// (natter's own `NATTER_SMTP_*`, so loopback is allowed).
+    pub fn outgoing(&self, from: &str) -> natter::channels::email::EmailSettings {
+        natter::channels::email::EmailSettings {
+            imap_host: String::new(),
+            imap_port: 993,
+            imap_tls: false,
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: self.port,
+            smtp_tls: false,
+            username: String::new(),
+            password: String::new(),
+            from_address: from.to_owned(),
+            allow_private: true,
+        }
+    }
+
     /// Starts the server; it runs until dropped.
     pub async fn start(offer_auth: bool) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0")

@@ -17,18 +17,7 @@ use crate::mail_servers::{Dovecot, SmtpSink};
 const MIN: Duration = Duration::from_secs(60);
 
 fn smtp_to(sink: &SmtpSink) -> EmailSettings {
-    EmailSettings {
-        imap_host: String::new(),
-        imap_port: 993,
-        imap_tls: false,
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: sink.port,
-        smtp_tls: false,
-        username: String::new(),
-        password: String::new(),
-        from_address: "support@natter.test".into(),
-        allow_private: true,
-    }
+    sink.outgoing("support@natter.test")
 }
 
 fn text_of(raw: &[u8]) -> String {

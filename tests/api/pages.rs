@@ -22,41 +22,11 @@ fn no_redirects() -> Client {
 }
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> Session {
-    let client = no_redirects();
-    let r = crate::helpers::post_login(
-        &client,
-        app,
-        &[("email", email), ("password", password), ("next", "/inbox")],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let set = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-    assert!(
-        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
-        "{set}"
-    );
-    assert!(
-        !set.contains("Secure"),
-        "no Secure flag on plain http: {set}"
-    );
-    let cookie = set.split(';').next().unwrap().to_owned();
-    let page = client
-        .get(app.url("/inbox"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let crate::helpers::PageSession {
+        client,
+        cookie,
+        csrf,
+    } = crate::helpers::page_sign_in(app, email, password).await;
     Session {
         client,
         cookie,

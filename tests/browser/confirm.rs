@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use natter::channels::email::EmailSettings;
-
 use crate::driver::Browser;
 use crate::helpers::{spawn_app_with, TestApp};
 use crate::mail_servers::SmtpSink;
@@ -30,18 +28,7 @@ fn text_of(raw: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_confirmation_page_confirms_only_when_its_button_is_pressed() {
     let sink = SmtpSink::start(false).await;
-    let s = EmailSettings {
-        imap_host: String::new(),
-        imap_port: 993,
-        imap_tls: false,
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: sink.port,
-        smtp_tls: false,
-        username: String::new(),
-        password: String::new(),
-        from_address: "support@natter.test".into(),
-        allow_private: true,
-    };
+    let s = sink.outgoing("support@natter.test");
     let app = spawn_app_with(move |c| c.smtp = Some(s)).await;
     let (_, token) = app.contact().await;
     app.start_conversation(&token, "hello").await;
