@@ -141,44 +141,19 @@ fn contact_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'stati
         .finish()
 }
 
-/// The origin (`scheme://host[:port]`) of a URL.
-fn origin_of(url: &str) -> &str {
-    match url.find("://") {
-        Some(i) => {
-            let rest = &url[i + 3..];
-            &url[..i + 3 + rest.find('/').unwrap_or(rest.len())]
-        }
-        None => url,
-    }
-}
-
-/// Refuses a state-changing messenger post made by another site: a
-/// browser's `Sec-Fetch-Site` other than `same-origin`, or an `Origin`
-/// that is neither the base URL's nor the host the request was sent to.
-/// Answers whether the headers already prove the post is the messenger's
+/// Refuses a state-changing messenger post made by another site (the
+/// rule of [`super::session::same_origin`]: a browser's `Sec-Fetch-Site`
+/// other than `same-origin`, or an `Origin` that is neither the base URL's
+/// host nor the host the request was sent to). Answers whether the headers already prove the post is the messenger's
 /// own (a browser's `Sec-Fetch-Site: same-origin`, htmx's `HX-Request`
 /// or a bearer token, none of which a cross-site form can send); if not,
 /// the form's `csrf` field must match the form cookie ([`form_token_ok`]).
 fn check_post(state: &AppState, req: &HttpRequest) -> Result<bool, ApiError> {
-    const CROSS_SITE: ApiError = ApiError::Forbidden("posts from other sites are refused");
+    if !super::session::same_origin(req, &state.config.base_url) {
+        return Err(ApiError::Forbidden("posts from other sites are refused"));
+    }
     let h = req.headers();
     let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if site.is_some_and(|s| s != "same-origin" && s != "none") {
-        return Err(CROSS_SITE);
-    }
-    if let Some(origin) = h.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        let host = h
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let addressed = origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| !host.is_empty() && rest == host);
-        if origin != origin_of(&state.config.base_url) && !addressed {
-            return Err(CROSS_SITE);
-        }
-    }
     Ok(site == Some("same-origin")
         || h.contains_key("hx-request")
         || h.contains_key(header::AUTHORIZATION))
@@ -942,32 +917,6 @@ async fn confirm_email_page(
     ))
 }
 
-/// Whether a state-changing form post comes from our own pages: a
-/// browser names the page's origin (or sends no Origin at all, as some
-/// do for same-origin forms); a cross-site post is refused.
-fn same_origin(state: &AppState, req: &HttpRequest) -> bool {
-    if req
-        .headers()
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
-    {
-        return false;
-    }
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return true;
-    };
-    let base = &state.config.base_url;
-    let ours = match base.find("://") {
-        Some(i) => base[i + 3..]
-            .find('/')
-            .map_or(base.as_str(), |j| &base[..i + 3 + j]),
-        None => base.as_str(),
-    };
-    origin
-        .to_str()
-        .is_ok_and(|o| o.eq_ignore_ascii_case(ours.trim_end_matches('/')))
-}
-
 /// The confirmation page's button: the address is proven for the contact
 /// that asked, and only for it. If another verified person holds the
 /// address, the person at the address has just agreed (on a page that said
@@ -979,7 +928,7 @@ async fn confirm_email(
     form: web::Form<ConfirmFields>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
-    if !same_origin(&state, &req) {
+    if !super::session::same_origin(&req, &state.config.base_url) {
         return Err(ApiError::Forbidden(
             "a confirmation is posted from its own page",
         ));
