@@ -5,7 +5,23 @@
 //! answer, so nothing of an inbox leaks through a record that spans several.
 
 use crate::domain::Role;
-use crate::store::{AgentRecord, ContactRecord, Result, Store};
+use crate::store::{AgentRecord, ContactRecord, InboxRecord, Result, Store};
+
+/// The inboxes an agent reaches, as records: an admin every inbox, an
+/// agent those it is a member of now, an inactive agent none.
+pub fn visible_inboxes(store: &Store, agent: &AgentRecord) -> Result<Vec<InboxRecord>> {
+    if !agent.active {
+        return Ok(Vec::new());
+    }
+    let admin = agent.role == Role::Admin;
+    let mut out = Vec::new();
+    for i in store.inboxes()? {
+        if admin || store.is_member(i.id, agent.id)? {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
 
 /// The inboxes one agent reaches, read once per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +41,12 @@ impl InboxScope {
         if agent.role == Role::Admin {
             return Ok(Self::All);
         }
-        let mut ids = Vec::new();
-        for i in store.inboxes()? {
-            if store.is_member(i.id, agent.id)? {
-                ids.push(i.id);
-            }
-        }
-        Ok(Self::Members(ids))
+        Ok(Self::Members(
+            visible_inboxes(store, agent)?
+                .iter()
+                .map(|i| i.id)
+                .collect(),
+        ))
     }
 
     /// The scope of the agent with this id (nothing if it is gone).

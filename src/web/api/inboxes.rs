@@ -102,23 +102,20 @@ pub fn visible_inbox(state: &AppState, auth: &AgentAuth, id: u64) -> ApiResult<I
 
 /// The inbox ids an agent may see.
 pub fn visible_inbox_ids(state: &AppState, auth: &AgentAuth) -> ApiResult<Vec<u64>> {
-    let mut ids = Vec::new();
-    for i in state.store.inboxes()? {
-        if auth.is_admin() || state.store.is_member(i.id, auth.agent.id)? {
-            ids.push(i.id);
-        }
-    }
-    Ok(ids)
+    Ok(
+        crate::service::access::visible_inboxes(&state.store, &auth.agent)?
+            .iter()
+            .map(|i| i.id)
+            .collect(),
+    )
 }
 
 /// Admins: every inbox; agents: those they are members of.
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
-    let mut out = Vec::new();
-    for i in state.store.inboxes()? {
-        if auth.is_admin() || state.store.is_member(i.id, auth.agent.id)? {
-            out.push(views::inbox_at(&i, auth.is_admin(), &state.config.base_url));
-        }
-    }
+    let out: Vec<_> = crate::service::access::visible_inboxes(&state.store, &auth.agent)?
+        .iter()
+        .map(|i| views::inbox_at(i, auth.is_admin(), &state.config.base_url))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "inboxes": out })))
 }
 

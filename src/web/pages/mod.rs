@@ -254,7 +254,7 @@ fn inbox_page(
 ) -> Result<InboxPage, PageError> {
     let filter = Filter::from_query(q);
     let store = &state.store;
-    let visible = view::visible_inboxes(store, &page.agent)?;
+    let visible = crate::service::access::visible_inboxes(store, &page.agent)?;
     let visible_ids: Vec<u64> = visible.iter().map(|i| i.id).collect();
     let names = Names::load(store)?;
     // Read the event position before the list, so the live stream replays
@@ -728,7 +728,7 @@ async fn search(
     let filter = q.filter(page.agent.id)?;
     let keep = |k: &str| raw.get(k).cloned().unwrap_or_default();
     let inbox_options: Vec<(String, String, bool)> =
-        view::visible_inboxes(&state.store, &page.agent)?
+        crate::service::access::visible_inboxes(&state.store, &page.agent)?
             .into_iter()
             .map(|i| {
                 let id = format_id(i.id);

@@ -10,7 +10,7 @@ use crate::domain::time::{self, rfc3339, Micros};
 use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
 use crate::service::access::InboxScope;
 use crate::store::{
-    AgentRecord, ConversationFilter, ConversationRecord, InboxRecord, MessageRecord, Result, Store,
+    AgentRecord, ConversationFilter, ConversationRecord, MessageRecord, Result, Store,
 };
 
 /// Which conversations a list shows: the query of `/inbox`.
@@ -642,18 +642,6 @@ pub fn relative(t: Micros, now: Micros) -> String {
             .format("%-d %b")
             .to_string(),
     }
-}
-
-/// The inboxes an agent may see.
-pub fn visible_inboxes(store: &Store, agent: &AgentRecord) -> Result<Vec<InboxRecord>> {
-    let admin = agent.role == crate::domain::Role::Admin;
-    let mut out = Vec::new();
-    for i in store.inboxes()? {
-        if admin || store.is_member(i.id, agent.id)? {
-            out.push(i);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
