@@ -572,11 +572,17 @@ impl Store {
         if ordinal == 0 {
             return Ok(0);
         }
+        self.seq_at_ordinal(c.id, ordinal)?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The real seq of a conversation's `ordinal`-th public message, from
+    /// the `conversationordinal_seq` index.
+    fn seq_at_ordinal(&self, conversation: u64, ordinal: u64) -> Result<Option<u64>> {
         self.get_id(
             T::ConversationordinalSeq,
-            &keys::conversation_ordinal(c.id, ordinal),
-        )?
-        .ok_or(StoreError::NotFound)
+            &keys::conversation_ordinal(conversation, ordinal),
+        )
     }
 
     /// The conversation's `ordinal`-th public message, if there is one.
@@ -584,10 +590,7 @@ impl Store {
         if ordinal == 0 {
             return Ok(None);
         }
-        match self.get_id(
-            T::ConversationordinalSeq,
-            &keys::conversation_ordinal(conversation, ordinal),
-        )? {
+        match self.seq_at_ordinal(conversation, ordinal)? {
             Some(seq) => self.message(conversation, seq),
             None => Ok(None),
         }
