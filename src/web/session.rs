@@ -244,31 +244,67 @@ fn is_local_path(n: &str) -> bool {
         && b.iter().all(|c| (0x21..=0x7e).contains(c) && *c != b'\\')
 }
 
-/// Name of the cookie that ties the sign-in form to the browser that
-/// loaded it (login CSRF: a hostile page must not sign a visitor in to
-/// the attacker's account).
-pub const LOGIN_COOKIE: &str = "natter_login";
-
-/// A fresh sign-in form token and the cookie that carries it. The cookie
-/// is `SameSite=Strict`, so a cross-site post arrives without it.
-pub fn login_form_cookie(secure: bool) -> (String, Cookie<'static>) {
-    let (token, _) = crate::service::auth::new_token("nl_");
-    let cookie = Cookie::build(LOGIN_COOKIE, token.clone())
-        .path("/login")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(secure)
-        .max_age(actix_web::cookie::time::Duration::hours(12))
-        .finish();
-    (token, cookie)
+/// A form cookie for pages without a session (the sign-in page, the
+/// messenger): a random value in an `HttpOnly` cookie whose digest
+/// ([`csrf_for`]) every form of the page carries as `csrf`. Another site
+/// can neither read the page nor make the browser send the cookie with
+/// its post, so a forged form is refused.
+pub struct FormCookie {
+    /// The cookie's name.
+    pub name: &'static str,
+    path: &'static str,
+    same_site: SameSite,
+    /// Lifetime; `None` lasts the browser session.
+    max_age_hours: Option<i64>,
 }
 
-/// Whether a sign-in post carries the token of the form this browser
-/// loaded (constant time).
-pub fn login_form_ok(req: &HttpRequest, given: Option<&str>) -> bool {
-    match (req.cookie(LOGIN_COOKIE), given) {
-        (Some(c), Some(g)) if !g.is_empty() => c.value().as_bytes().ct_eq(g.as_bytes()).into(),
-        _ => false,
+/// Ties the sign-in form to the browser that loaded it (login CSRF: a
+/// hostile page must not sign a visitor in to the attacker's account).
+/// `SameSite=Strict`: a cross-site post arrives without it.
+pub const LOGIN_FORM: FormCookie = FormCookie {
+    name: "natter_login",
+    path: "/login",
+    same_site: SameSite::Strict,
+    max_age_hours: Some(12),
+};
+
+/// The messenger's forms (a hostile page must not switch the visitor's
+/// identity or write as them).
+pub const MESSENGER_FORM: FormCookie = FormCookie {
+    name: "natter_m_csrf",
+    path: "/m/",
+    same_site: SameSite::Lax,
+    max_age_hours: None,
+};
+
+impl FormCookie {
+    /// A fresh cookie and the token its page's forms carry.
+    pub fn issue(&self, secure: bool) -> (String, Cookie<'static>) {
+        let value = crate::service::auth::random_string(24);
+        let mut cookie = Cookie::build(self.name, value.clone())
+            .path(self.path)
+            .http_only(true)
+            .same_site(self.same_site)
+            .secure(secure)
+            .finish();
+        if let Some(h) = self.max_age_hours {
+            cookie.set_max_age(actix_web::cookie::time::Duration::hours(h));
+        }
+        (csrf_for(&value), cookie)
+    }
+
+    /// The token of the cookie this browser holds, if any.
+    pub fn token(&self, req: &HttpRequest) -> Option<String> {
+        req.cookie(self.name).map(|c| csrf_for(c.value()))
+    }
+
+    /// Whether a post carries the token of this browser's cookie
+    /// (constant time).
+    pub fn ok(&self, req: &HttpRequest, given: Option<&str>) -> bool {
+        match (req.cookie(self.name), given) {
+            (Some(c), Some(g)) => csrf_ok(c.value(), g.trim()),
+            _ => false,
+        }
     }
 }
 

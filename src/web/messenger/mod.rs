@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::extract::ClientIp;
 use super::pages::view::{self, MessageView};
-use super::session::url_escape;
+use super::session::{url_escape, MESSENGER_FORM};
 use super::upload::{prepare, MessageInput, MessageUpload, Uploader};
 use super::AppState;
 use crate::domain::time::{self, rfc3339};
@@ -31,10 +31,6 @@ use crate::store::{
 
 /// The no-JavaScript identity cookie (first-party pages only).
 pub const CONTACT_COOKIE: &str = "natter_contact";
-/// The messenger's form cookie: a random value whose digest every form
-/// of the page carries (`csrf`), so a form posted from another site,
-/// which cannot read the page, is refused.
-pub const CSRF_COOKIE: &str = "natter_m_csrf";
 /// Response header that hands a new contact token to the page's script.
 pub const TOKEN_HEADER: &str = "X-Natter-Token";
 /// Messages shown per page of history.
@@ -159,13 +155,9 @@ fn check_post(state: &AppState, req: &HttpRequest) -> Result<bool, ApiError> {
         || h.contains_key(header::AUTHORIZATION))
 }
 
-/// Whether a form's `csrf` field is the digest of this browser's form
-/// cookie (constant time).
+/// Whether a form's `csrf` field belongs to this browser's form cookie.
 fn form_token_ok(req: &HttpRequest, given: Option<&str>) -> bool {
-    match (req.cookie(CSRF_COOKIE), given) {
-        (Some(c), Some(g)) => super::session::csrf_ok(c.value(), g.trim()),
-        _ => false,
-    }
+    MESSENGER_FORM.ok(req, given)
 }
 
 /// [`check_post`], and for a post the headers do not vouch for, the
@@ -184,22 +176,10 @@ fn check_form_post(
     }
 }
 
-/// The token forms of this page carry: the digest of the form cookie, and
-/// the cookie itself when the browser has none yet (page loads only).
-fn form_token(req: &HttpRequest, issue: bool) -> (String, Option<Cookie<'static>>) {
-    if let Some(c) = req.cookie(CSRF_COOKIE) {
-        return (super::session::csrf_for(c.value()), None);
-    }
-    if !issue {
-        return (String::new(), None);
-    }
-    let value = crate::service::auth::random_string(24);
-    let cookie = Cookie::build(CSRF_COOKIE, value.clone())
-        .path("/m/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .finish();
-    (super::session::csrf_for(&value), Some(cookie))
+/// The token this page's forms carry (empty without a form cookie: a
+/// frame's posts are htmx's).
+fn form_token(req: &HttpRequest) -> String {
+    MESSENGER_FORM.token(req).unwrap_or_default()
 }
 
 /// A conversation in the contact's list.
@@ -407,7 +387,14 @@ async fn page(
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
     wait_for_index(&state, &q).await;
-    let (csrf, new_cookie) = form_token(&req, true);
+    // A page load gives the browser its form cookie if it has none.
+    let (csrf, new_cookie) = match MESSENGER_FORM.token(&req) {
+        Some(t) => (t, None),
+        None => {
+            let (t, c) = MESSENGER_FORM.issue(state.config.base_url.starts_with("https://"));
+            (t, Some(c))
+        }
+    };
     let main = main_view(&state, &inbox, who.as_ref(), &q, &csrf)?;
     let p = Page {
         key: inbox.widget_key.clone(),
@@ -436,7 +423,7 @@ async fn view_partial(
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
     wait_for_index(&state, &q).await;
-    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req, false).0)?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req))?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(render(&main)?))
@@ -476,7 +463,7 @@ fn answer(
             c: Some(format_id(conversation)),
             ..PageQuery::default()
         };
-        let main = main_view(state, inbox, Some(who), &q, &form_token(req, false).0)?;
+        let main = main_view(state, inbox, Some(who), &q, &form_token(req))?;
         let mut r = HttpResponse::Ok();
         r.content_type("text/html; charset=utf-8");
         let body = render(&main)?;
@@ -771,7 +758,7 @@ async fn resume(
         Some(id) => state.store.contact(id)?.filter(|c| c.belongs_to(inbox.id)),
         None => None,
     };
-    let csrf = form_token(&req, false).0;
+    let csrf = form_token(&req);
     let Some(contact) = contact else {
         let p = Page {
             key: inbox.widget_key.clone(),

@@ -95,7 +95,7 @@ async fn login_page(
             .finish());
     }
     let secure = state.config.base_url.starts_with("https://");
-    let (csrf, cookie) = super::session::login_form_cookie(secure);
+    let (csrf, cookie) = super::session::LOGIN_FORM.issue(secure);
     let mut res = html(render(&LoginPage {
         next,
         email: String::new(),
@@ -128,11 +128,11 @@ async fn login_submit(
     // Login CSRF: only the form this browser loaded from us may sign it
     // in, never a hostile page posting an attacker's credentials.
     let genuine = super::session::same_origin(&req, &state.config.base_url)
-        && super::session::login_form_ok(&req, f.csrf.as_deref());
-    let (csrf, fresh_cookie) = match (genuine, req.cookie(super::session::LOGIN_COOKIE)) {
-        (true, Some(c)) => (c.value().to_owned(), None),
+        && super::session::LOGIN_FORM.ok(&req, f.csrf.as_deref());
+    let (csrf, fresh_cookie) = match (genuine, super::session::LOGIN_FORM.token(&req)) {
+        (true, Some(t)) => (t, None),
         _ => {
-            let (t, c) = super::session::login_form_cookie(secure);
+            let (t, c) = super::session::LOGIN_FORM.issue(secure);
             (t, Some(c))
         }
     };
