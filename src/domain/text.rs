@@ -3,6 +3,20 @@
 
 use super::Invalid;
 
+/// Percent-encodes text for a URL path or query parameter (links in
+/// pages, mails and redirects).
+pub fn url_escape(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, URL_KEEP).to_string()
+}
+
+/// What [`url_escape`] leaves as it is: unreserved characters and `/`.
+const URL_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
 /// The text of a message: 1 to 10,000 characters once trimmed, but stored
 /// exactly as sent (leading spaces in code snippets matter to people).
 #[derive(Debug, Clone, PartialEq, Eq)]

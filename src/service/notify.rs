@@ -178,9 +178,9 @@ impl Confirmation {
         format!(
             "c={}&e={}&at={}&d={}&t={}",
             self.contact,
-            crate::web::session::url_escape(&self.email),
+            crate::domain::text::url_escape(&self.email),
             self.asked_at,
-            crate::web::session::url_escape(&self.device),
+            crate::domain::text::url_escape(&self.device),
             self.token(secret)
         )
     }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+pub use crate::domain::text::url_escape;
 use crate::domain::{time, Role};
 use crate::error::ApiError;
 use crate::service::auth::hash_token;
@@ -368,19 +369,6 @@ fn page_agent(req: &HttpRequest) -> Result<PageAgent, PageError> {
         }
     }
 }
-
-/// Percent-encodes a path for a query parameter.
-pub fn url_escape(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, URL_KEEP).to_string()
-}
-
-/// What [`url_escape`] leaves as it is: unreserved characters and `/`.
-const URL_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
 
 impl FromRequest for PageAgent {
     type Error = PageError;
