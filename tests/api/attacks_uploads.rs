@@ -43,6 +43,18 @@ fn files_then(n: usize, size: usize, fields: &[(&str, String)]) -> Form {
     f
 }
 
+/// A contact posts files (and fields) into its conversation over the
+/// customer API.
+async fn post_files(app: &TestApp, contact: &str, conv: &str, form: Form) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/customer/conversations/{conv}/messages")))
+        .bearer_auth(contact)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request")
+}
+
 async fn message_count(app: &TestApp) -> usize {
     let r = app
         .get("/api/v1/conversations?status=all", &app.admin_token)
@@ -107,14 +119,13 @@ async fn a_sixth_file_refuses_the_message_and_the_first_five_are_removed() {
     let app = spawn_app().await;
     let (_, contact) = app.contact().await;
     let (conv, _) = app.start_conversation(&contact, "hello").await;
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/customer/conversations/{conv}/messages")))
-        .bearer_auth(&contact)
-        .multipart(files_then(6, 1000, &[("body", "six".into())]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_files(
+        &app,
+        &contact,
+        &conv,
+        files_then(6, 1000, &[("body", "six".into())]),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(stored_files(&app), Vec::<String>::new());
 }
@@ -128,18 +139,18 @@ async fn a_contact_past_its_hourly_upload_quota_gets_429_and_nothing_is_stored()
     .await;
     let (_, contact) = app.contact().await;
     let (conv, _) = app.start_conversation(&contact, "hello").await;
-    let url = app.url(&format!("/api/v1/customer/conversations/{conv}/messages"));
     let post = || {
-        app.client
-            .post(&url)
-            .bearer_auth(&contact)
-            .multipart(files_then(1, 600 << 10, &[("body", "a file".into())]))
-            .send()
+        post_files(
+            &app,
+            &contact,
+            &conv,
+            files_then(1, 600 << 10, &[("body", "a file".into())]),
+        )
     };
-    assert_eq!(post().await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(post().await.status(), StatusCode::CREATED);
     let kept = stored_files(&app);
     assert_eq!(kept.len(), 1);
-    let r = post().await.unwrap();
+    let r = post().await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let wait: u64 = r.headers()["retry-after"]
         .to_str()
@@ -193,14 +204,13 @@ async fn the_orphan_sweep_removes_unreferenced_files_and_keeps_referenced_ones()
     let app = spawn_app_with(move |c| c.clock = c2).await;
     let (_, contact) = app.contact().await;
     let (conv, _) = app.start_conversation(&contact, "hello").await;
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/customer/conversations/{conv}/messages")))
-        .bearer_auth(&contact)
-        .multipart(files_then(1, 1000, &[("body", "kept".into())]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_files(
+        &app,
+        &contact,
+        &conv,
+        files_then(1, 1000, &[("body", "kept".into())]),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let m = body(r).await;
     let kept = m["attachments"][0]["id"].as_str().unwrap().to_owned();
@@ -256,27 +266,25 @@ async fn an_upload_that_would_cross_the_free_space_reserve_gets_507_and_stores_n
     .await;
     let (_, contact) = app.contact().await;
     let (conv, _) = app.start_conversation(&contact, "hello").await;
-    let url = app.url(&format!("/api/v1/customer/conversations/{conv}/messages"));
     // 4 x 9 MiB on a 48 MiB disk that must keep 16 MiB free.
-    let r = app
-        .client
-        .post(&url)
-        .bearer_auth(&contact)
-        .multipart(files_then(4, 9 << 20, &[("body", "big".into())]))
-        .send()
-        .await;
-    assert_eq!(r.unwrap().status(), StatusCode::INSUFFICIENT_STORAGE);
+    let r = post_files(
+        &app,
+        &contact,
+        &conv,
+        files_then(4, 9 << 20, &[("body", "big".into())]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
     assert_eq!(files_in(&data.join("files")), Vec::<String>::new());
     assert_eq!(app.customer_messages(&contact, &conv).await.len(), 1);
     // A small file still fits.
-    let r = app
-        .client
-        .post(&url)
-        .bearer_auth(&contact)
-        .multipart(files_then(1, 100 << 10, &[("body", "small".into())]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_files(
+        &app,
+        &contact,
+        &conv,
+        files_then(1, 100 << 10, &[("body", "small".into())]),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(files_in(&data.join("files")).len(), 1);
     app.stopper.stop();
