@@ -109,12 +109,18 @@ impl Conn {
             .await
     }
 
-    /// `POST path` with a form body, as a browser submits a form.
-    pub async fn post_form(&mut self, path: &str, body: &str) -> io::Result<Response> {
+    /// `POST path` with a form body, as a browser submits a form (with the
+    /// cookies its page set).
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        cookie: &str,
+        body: &str,
+    ) -> io::Result<Response> {
         self.send(
             "POST",
             path,
-            &[],
+            &[("Cookie", cookie)],
             Some(("application/x-www-form-urlencoded", body.as_bytes())),
         )
         .await

@@ -241,16 +241,36 @@ impl Worker for Poster {
     }
 }
 
-/// Signs in through the page form (`POST /login`) and returns the
-/// session cookie (`natter_session=...`) a browser would send.
+/// Signs in through the page form as a browser does (`GET /login` for the
+/// form's cookie and token, then `POST /login`) and returns the session
+/// cookie (`natter_session=...`) a browser would send.
 pub async fn page_session(conn: &mut Conn, email: &str, password: &str) -> Result<String, String> {
+    let form = conn
+        .get("/login", None)
+        .await
+        .map_err(|e| format!("sign-in page: {e}"))?
+        .expect_status(200, "sign-in page")?;
+    let form_cookie = form
+        .set_cookies
+        .iter()
+        .filter_map(|c| c.split(';').next())
+        .find(|c| c.starts_with("natter_login="))
+        .ok_or("sign-in page: no form cookie")?
+        .to_owned();
+    let html = String::from_utf8_lossy(&form.body);
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or("sign-in page: no form token")?;
     let body = format!(
-        "email={}&password={}&next=%2Finbox",
+        "email={}&password={}&next=%2Finbox&csrf={}",
         form_escape(email),
-        form_escape(password)
+        form_escape(password),
+        form_escape(csrf)
     );
     let r = conn
-        .post_form("/login", &body)
+        .post_form("/login", &form_cookie, &body)
         .await
         .map_err(|e| format!("page sign-in: {e}"))?;
     if r.status != 303 {
