@@ -47,6 +47,9 @@ impl Server {
             .env("NATTER_DATA", data)
             .env("NATTER_CONTACTS_PER_MINUTE", "0")
             .env("NATTER_CONTACT_MESSAGES_PER_MINUTE", "0")
+            // 10,000 streams from one address: the per-address cap of open
+            // connections (256) would refuse them.
+            .env("NATTER_CONNECTIONS_PER_ADDRESS", "0")
             .env("RUST_LOG", "info");
         for (k, v) in natter_env() {
             cmd.env(k, v);
