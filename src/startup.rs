@@ -96,12 +96,25 @@ impl Application {
                 StartError::Settings(format!("the stored VAPID key is unusable: {e}"))
             })?,
         );
+        let shared_config = Arc::new(config.clone());
+        let typing = Arc::new(TypingHub::default());
+        let svc = Arc::new(crate::service::Services::new(
+            store.clone(),
+            shared_config.clone(),
+            limits.clone(),
+            index.clone(),
+            typing.clone(),
+            http.clone(),
+            vapid.clone(),
+            mailboxes.clone(),
+        ));
         let state = web::Data::new(AppState {
+            svc,
             store: store.clone(),
             keepalive_secs: config.sse_keepalive_secs,
-            config: Arc::new(config.clone()),
+            config: shared_config,
             limits: limits.clone(),
-            typing: Arc::new(TypingHub::default()),
+            typing,
             shutdown: shutdown_rx.clone(),
             index: index.clone(),
             streams: Default::default(),

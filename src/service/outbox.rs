@@ -218,7 +218,7 @@ impl Outbox {
             .iter()
             .map(|a| {
                 (
-                    format!("{}{}", self.base_url, crate::web::views::attachment_url(a)),
+                    format!("{}{}", self.base_url, crate::contract::attachment_url(a)),
                     a.content_type.clone(),
                 )
             })
@@ -265,7 +265,7 @@ impl Outbox {
             now,
             base_url: &self.base_url,
             inbox_id: inbox.id,
-            message_json: crate::web::views::message(&msg),
+            message_json: crate::contract::message(&msg),
             conversation_id: c,
             subject: conv.subject.clone(),
             contact_name: contact.as_ref().and_then(|k| k.name.clone()),

@@ -9,9 +9,9 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::channels::http::Http;
+use crate::contract::Audience;
 use crate::domain::time::{self, Micros};
 use crate::store::{JobRecord, Store, WebhookAttemptRecord};
-use crate::web::views::{self, Audience};
 
 /// Events a webhook may ask for.
 pub const EVENTS: &[&str] = &[
@@ -89,7 +89,7 @@ pub async fn deliver(
     let body = json!({
         "type": ev.name(),
         "timestamp": time::rfc3339(ev.at),
-        "data": views::event_data(store, &ev, Audience::Team)?,
+        "data": crate::service::present::event_data(store, &ev, Audience::Team)?,
     })
     .to_string();
     let id = format!("msg_{}_{}", ev.id, hook.id);

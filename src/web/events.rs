@@ -21,8 +21,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::extract::{AgentAuth, ContactAuth};
-use super::views::{self, Audience};
 use super::AppState;
+use crate::contract::{self as views, Audience};
 use crate::error::ApiResult;
 use crate::metrics;
 use crate::service::realtime::{may_see, may_see_typing, still_holds, Credential, Viewer};
@@ -38,7 +38,7 @@ pub enum Format {
     /// `event: <name>`, `data: <JSON>`.
     Json,
     /// `event: ui`, `data:` HTML for htmx to swap out of band.
-    Page(Arc<crate::web::pages::live::PageContext>),
+    Page(Arc<crate::web::workspace::live::PageContext>),
     /// The same for a contact's messenger page.
     Messenger(Arc<crate::web::messenger::live::MessengerContext>),
 }
@@ -207,7 +207,7 @@ fn frame(
 ) -> crate::store::Result<Bytes> {
     match format {
         Format::Json => {
-            let data = views::event_data(store, ev, Audience::from(viewer))?;
+            let data = crate::service::present::event_data(store, ev, Audience::from(viewer))?;
             Ok(Bytes::from(format!(
                 "id: {}\nevent: {}\ndata: {}\n\n",
                 ev.id,
@@ -220,7 +220,7 @@ fn frame(
             Ok(Bytes::from(html_frame(Some(ev.id), &html)))
         }
         Format::Page(ctx) => {
-            let html = crate::web::pages::live::render_event(store, ctx, ev)?;
+            let html = crate::web::workspace::live::render_event(store, ctx, ev)?;
             // An id-only frame still moves the browser's Last-Event-ID on.
             Ok(Bytes::from(html_frame(Some(ev.id), &html)))
         }
@@ -402,8 +402,8 @@ async fn run(
                 Ok(t) => match may_see_typing(&state.store, viewer, &t) {
                     Ok(true) => {
                         let f = match &format {
-                            Format::Json => Some(format!("event: typing\ndata: {}\n\n", views::typing(&t))),
-                            Format::Page(ctx) => crate::web::pages::live::render_typing(ctx, &t).map(|h| html_frame(None, &h)),
+                            Format::Json => Some(format!("event: typing\ndata: {}\n\n", views::typing(t.conversation_id, &t.author, t.typing))),
+                            Format::Page(ctx) => crate::web::workspace::live::render_typing(ctx, &t).map(|h| html_frame(None, &h)),
                             Format::Messenger(ctx) => crate::web::messenger::live::render_typing(ctx, &t).map(|h| html_frame(None, &h)),
                         };
                         match f {

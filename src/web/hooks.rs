@@ -7,12 +7,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::channels::{self, HookError, HookReply, HookRequest, Inbound};
+use crate::contract as views;
 use crate::domain::time;
 use crate::domain::MessageBody;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{Delivery, InboxRecord, Received};
 use crate::web::extract::{path_id, ApiJson};
-use crate::web::{views, AppState};
+use crate::web::AppState;
 
 /// Registers the provider webhook routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -12,12 +12,11 @@ pub mod health;
 pub mod hooks;
 pub mod messenger;
 pub mod middleware;
-pub mod pages;
 pub mod pwa;
 pub mod session;
 pub mod setup;
 pub mod upload;
-pub mod views;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -32,6 +31,8 @@ use crate::store::Store;
 
 /// What every handler can reach.
 pub struct AppState {
+    /// The use cases: handlers parse, call one of these and render.
+    pub svc: Arc<crate::service::Services>,
     /// The database.
     pub store: Arc<Store>,
     /// Validated settings.
@@ -69,7 +70,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sw.js", web::get().to(pwa::service_worker))
         .route("/manifest.webmanifest", web::get().to(pwa::manifest))
         .service(web::scope("/api/v1").configure(api::routes))
-        .configure(pages::routes)
+        .configure(workspace::routes)
         .configure(messenger::routes)
         .default_service(web::to(not_found));
 }

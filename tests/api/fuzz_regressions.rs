@@ -13,7 +13,7 @@ async fn fuzz_regressions_never_panic() {
         for (part, _) in natter::service::index::split_query(&text) {
             let _ = natter::service::index::tokenizer::tokens(&part);
         }
-        assert!(!natter::web::pages::linkify::linkify(&text).contains("<script"));
+        assert!(!natter::web::workspace::linkify::linkify(&text).contains("<script"));
         if let Some(mail) = natter::channels::email::parse::parse(&data) {
             let _ = natter::channels::clean_text(&mail.text);
         }

@@ -5,12 +5,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::contract as views;
 use crate::domain::{time, Email, Invalid, Name, Password, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::hash_password;
 use crate::store::AgentUpdate;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
-use crate::web::{views, AppState};
+use crate::web::AppState;
 
 /// `POST /agents` body.
 #[derive(Deserialize)]

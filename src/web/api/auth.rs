@@ -4,13 +4,14 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::contract as views;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::Password;
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::{dummy_hash, hash_password, verify_password};
 use crate::store::TokenOwner;
 use crate::web::extract::{AgentAuth, ApiJson, ClientIp};
-use crate::web::{views, AppState};
+use crate::web::AppState;
 
 /// `POST /auth/login` body.
 #[derive(Deserialize)]

@@ -5,12 +5,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::contract as views;
 use crate::domain::{format_id, parse_id, time, Invalid};
 use crate::error::{ApiError, ApiResult};
 use crate::service::access::InboxScope;
 use crate::store::ContactRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
-use crate::web::views;
 use crate::web::AppState;
 
 /// The contact if it is known in an inbox the agent reaches (404
@@ -35,7 +35,7 @@ pub async fn get(
 ) -> ApiResult<HttpResponse> {
     let c = visible_contact(&state, &auth, path_id(&path)?)?;
     let scope = InboxScope::of(&state.store, &auth.agent)?;
-    let mut v = views::contact_within(&c, &scope);
+    let mut v = views::contact_within(&c, |i| scope.sees(i));
     let mut convs = Vec::new();
     for conv in state.store.contact_conversations(c.id)? {
         if scope.sees(conv.inbox_id) {
@@ -74,7 +74,10 @@ pub async fn merge(
         by = auth.agent.id,
         "contacts merged"
     );
-    let mut v = views::contact_within(&merged, &InboxScope::of(&state.store, &auth.agent)?);
+    let mut v = {
+        let scope = InboxScope::of(&state.store, &auth.agent)?;
+        views::contact_within(&merged, |i| scope.sees(i))
+    };
     v["merged"] = json!(format_id(from.id));
     Ok(HttpResponse::Ok().json(v))
 }

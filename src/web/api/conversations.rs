@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{double_option, search_results, MessageQuery, SearchQuery};
+use crate::contract::{self as views, Audience};
 use crate::domain::time::{self, parse_rfc3339};
 use crate::domain::{AuthorType, ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
@@ -19,7 +20,6 @@ use crate::store::{
 use crate::web::api::inboxes::{visible_inbox, visible_inbox_ids};
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::upload::{prepare, MessageInput, MessageUpload, Uploader};
-use crate::web::views::{self, Audience};
 use crate::web::AppState;
 
 /// The conversation if the agent may see its inbox; 404 otherwise, so
@@ -29,12 +29,7 @@ pub fn visible_conversation(
     auth: &AgentAuth,
     id: u64,
 ) -> ApiResult<ConversationRecord> {
-    let c = state.store.conversation(id)?.ok_or(ApiError::NotFound)?;
-    if auth.is_admin() || state.store.is_member(c.inbox_id, auth.agent.id)? {
-        Ok(c)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    state.svc.visible_conversation(&auth.agent, id)
 }
 
 /// `GET /conversations` query.
@@ -100,7 +95,7 @@ pub async fn list(
     })?;
     let mut out = Vec::with_capacity(page.conversations.len());
     for c in &page.conversations {
-        out.push(views::conversation_with_contact(
+        out.push(crate::service::present::conversation_with_contact(
             &state.store,
             c,
             Audience::Team,
@@ -124,11 +119,13 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    Ok(HttpResponse::Ok().json(views::conversation_with_contact(
-        &state.store,
-        &c,
-        Audience::Team,
-    )?))
+    Ok(
+        HttpResponse::Ok().json(crate::service::present::conversation_with_contact(
+            &state.store,
+            &c,
+            Audience::Team,
+        )?),
+    )
 }
 
 /// `PATCH /conversations/{id}` body.
@@ -216,11 +213,13 @@ pub async fn patch(
         .store
         .patch_conversation(c.id, patch, now, |_| Ok(()))
         .await?;
-    Ok(HttpResponse::Ok().json(views::conversation_with_contact(
-        &state.store,
-        &conv,
-        Audience::Team,
-    )?))
+    Ok(
+        HttpResponse::Ok().json(crate::service::present::conversation_with_contact(
+            &state.store,
+            &conv,
+            Audience::Team,
+        )?),
+    )
 }
 
 /// Messages of a conversation, notes included.

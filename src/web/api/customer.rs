@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::conversations::store_message;
 use super::{search_results, MessageQuery, SearchQuery};
+use crate::contract as views;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, AuthorType, ContactName, Email, Invalid};
 use crate::error::{ApiError, ApiResult};
@@ -18,7 +19,6 @@ use crate::store::{
 };
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
 use crate::web::upload::{prepare, MessageUpload, Uploader};
-use crate::web::views;
 use crate::web::AppState;
 
 /// How long a resume link lives.
@@ -161,7 +161,9 @@ pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<Ht
         .contact_conversations_for_contact(auth.contact.id)?;
     let out = convs
         .iter()
-        .map(|c| views::customer_conversation(&state.store, c, Some(&auth.contact)))
+        .map(|c| {
+            crate::service::present::customer_conversation(&state.store, c, Some(&auth.contact))
+        })
         .collect::<crate::store::Result<Vec<_>>>()?;
     Ok(HttpResponse::Ok().json(json!({ "conversations": out })))
 }
@@ -194,7 +196,7 @@ pub async fn create(
     prepared.files.keep();
     crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     Ok(HttpResponse::Created().json(json!({
-        "conversation": views::customer_conversation(&state.store, &conv, Some(&auth.contact))?,
+        "conversation": crate::service::present::customer_conversation(&state.store, &conv, Some(&auth.contact))?,
         "message": views::customer_message(&msg),
     })))
 }
@@ -206,11 +208,13 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = own_conversation(&state, &auth, &path)?;
-    Ok(HttpResponse::Ok().json(views::customer_conversation(
-        &state.store,
-        &c,
-        Some(&auth.contact),
-    )?))
+    Ok(
+        HttpResponse::Ok().json(crate::service::present::customer_conversation(
+            &state.store,
+            &c,
+            Some(&auth.contact),
+        )?),
+    )
 }
 
 /// Messages the contact may see (no notes).

@@ -4,12 +4,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::contract as views;
 use crate::domain::{format_id, time, Invalid, Name};
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::random_string;
 use crate::store::InboxRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
-use crate::web::{views, AppState};
+use crate::web::AppState;
 
 /// `POST /inboxes` body.
 #[derive(Deserialize)]

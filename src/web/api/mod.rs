@@ -345,10 +345,10 @@ pub async fn run_search(
 /// character ranges.
 pub fn search_results(
     hits: crate::service::index::Hits,
-    audience: crate::web::views::Audience,
+    audience: crate::contract::Audience,
 ) -> serde_json::Value {
+    use crate::contract::Audience;
     use crate::domain::format_id;
-    use crate::web::views::Audience;
     serde_json::json!({
         "results": hits.hits.iter().map(|h| serde_json::json!({
             "conversation_id": format_id(h.message.conversation_id),

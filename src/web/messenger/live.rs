@@ -13,7 +13,7 @@ use crate::domain::{parse_id, AuthorType};
 use crate::error::ApiError;
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::store::{EventPayload, EventRecord, Result, Store};
-use crate::web::pages::view::{self, MessageView};
+use crate::web::workspace::view::{self, MessageView};
 use crate::web::AppState;
 
 /// What one messenger page shows.
@@ -91,7 +91,8 @@ pub fn render_event(store: &Store, ctx: &MessengerContext, ev: &EventRecord) -> 
                     "<div hx-swap-oob=\"beforeend:#m-notify\"><span data-unread=\"1\" data-conversation=\"{cid}\"></span></div>"
                 ));
             }
-            let preview = crate::web::pages::linkify::escape(&view::truncate(&message.body, 60));
+            let preview =
+                crate::web::workspace::linkify::escape(&view::truncate(&message.body, 60));
             out.push_str(&format!(
                 "<div hx-swap-oob=\"innerHTML:#m-preview-{cid}\">{preview}</div>"
             ));
@@ -127,7 +128,7 @@ pub fn render_typing(ctx: &MessengerContext, t: &TypingEvent) -> Option<String> 
     let text = if t.typing {
         format!(
             "{} is typing…",
-            crate::web::pages::linkify::escape(t.author.name.as_deref().unwrap_or("The team"))
+            crate::web::workspace::linkify::escape(t.author.name.as_deref().unwrap_or("The team"))
         )
     } else {
         String::new()

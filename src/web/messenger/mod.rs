@@ -15,9 +15,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::extract::ClientIp;
-use super::pages::view::{self, MessageView};
 use super::session::{url_escape, MESSENGER_FORM};
 use super::upload::{prepare, MessageInput, MessageUpload, Uploader};
+use super::workspace::view::{self, MessageView};
 use super::AppState;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
@@ -860,7 +860,7 @@ async fn confirm_email_page(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let (c, contact) = confirmation_of(&state, &inbox, &q).await?;
-    let esc = crate::web::pages::linkify::escape;
+    let esc = crate::web::workspace::linkify::escape;
     let takeover = state
         .store
         .email_owner(&c.email)?
@@ -941,7 +941,7 @@ async fn confirm_email(
             "contacts linked by a confirmed email"
         );
     }
-    let shown = crate::web::pages::linkify::escape(&email);
+    let shown = crate::web::workspace::linkify::escape(&email);
     Ok(small_page(
         "Email confirmed",
         "email-confirmed",
@@ -1006,7 +1006,7 @@ async fn unsubscribe(
         .store
         .set_email_notifications(contact.id, false, time::now())
         .await?;
-    let name = crate::web::pages::linkify::escape(&inbox.name);
+    let name = crate::web::workspace::linkify::escape(&inbox.name);
     Ok(small_page(
         "Unsubscribed",
         "unsubscribed",
@@ -1163,7 +1163,7 @@ async fn email(
     }
     let note = format!(
         "<p class=\"notice\" role=\"status\">Thanks — we'll email {} when we reply.{}</p>",
-        super::pages::linkify::escape(&email),
+        super::workspace::linkify::escape(&email),
         if sent {
             " Check your inbox to confirm the address."
         } else {

@@ -419,7 +419,7 @@ pub fn message(m: &MessageRecord, prev: Option<&MessageRecord>) -> MessageView {
             .attachments
             .iter()
             .map(|a| AttachmentView {
-                url: crate::web::views::attachment_url(a),
+                url: crate::contract::attachment_url(a),
                 name: a.name.clone(),
                 size: human_size(a.size),
                 image: crate::service::files::is_inline_image(&a.content_type),

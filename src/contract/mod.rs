@@ -1,16 +1,17 @@
 //! The JSON shapes of the contract, built from store records. The same
-//! functions render API responses and SSE event data, so a replayed event
-//! looks exactly like a live one.
+//! functions render API responses, SSE event data and webhook payloads, so
+//! a replayed event looks exactly like a live one. Pure: whatever a shape
+//! needs from the store is looked up by its caller
+//! ([`crate::service::present`]), so the web layer and the services share
+//! this module without depending on each other.
 
 use serde_json::{json, Value};
 
 use crate::domain::format_id;
 use crate::domain::time::rfc3339;
-use crate::service::access::InboxScope;
-use crate::service::realtime::{TypingEvent, Viewer};
 use crate::store::{
-    AgentRecord, AttachmentRecord, Author, ContactRecord, ConversationRecord, EventPayload,
-    EventRecord, InboxRecord, MessageRecord, Reader, Store,
+    AgentRecord, AttachmentRecord, Author, ContactRecord, ConversationRecord, InboxRecord,
+    MessageRecord, Reader,
 };
 
 fn opt_id(id: Option<u64>) -> Value {
@@ -93,12 +94,13 @@ pub fn contact(c: &ContactRecord) -> Value {
 
 /// [`contact`] for an agent: only the channel addresses of inboxes it
 /// reaches (a number known only to another inbox is that inbox's).
-pub fn contact_within(c: &ContactRecord, scope: &InboxScope) -> Value {
+/// `sees` answers whether the agent reaches an inbox.
+pub fn contact_within(c: &ContactRecord, sees: impl Fn(u64) -> bool) -> Value {
     let mut v = contact(c);
     v["identities"] = json!(c
         .identities
         .iter()
-        .filter(|i| scope.sees(i.inbox_id))
+        .filter(|i| sees(i.inbox_id))
         .map(|i| json!({
             "inbox_id": format_id(i.inbox_id),
             "channel": i.channel,
@@ -118,7 +120,7 @@ pub fn attachment_url(a: &AttachmentRecord) -> String {
     format!(
         "/files/{}/{}",
         a.id,
-        crate::web::session::url_escape(&a.name)
+        crate::domain::text::url_escape(&a.name)
     )
 }
 
@@ -168,15 +170,6 @@ pub enum Audience {
     Contact,
 }
 
-impl From<Viewer> for Audience {
-    fn from(v: Viewer) -> Self {
-        match v {
-            Viewer::Agent { .. } => Self::Team,
-            Viewer::Contact { .. } => Self::Contact,
-        }
-    }
-}
-
 /// The conversation shape of the contract as the team sees it: its
 /// metadata (labels, assignee) and counters over every message, notes
 /// included, in real seqs (see [`customer_conversation`] for the
@@ -211,86 +204,50 @@ pub fn conversation(c: &ConversationRecord, contact_rec: Option<&ContactRecord>)
 /// `updated_at` of that message, and every number in the contact's
 /// numbering (ordinals among the public messages): `last_seq` is how many
 /// it can see, read positions that point at a note are the public
-/// message before it, `unread_count` counts the team's public replies.
+/// message before it (`agent_read` and `contact_read`, looked up by the
+/// caller), `unread_count` counts the team's public replies.
 pub fn customer_conversation(
-    store: &Store,
     c: &ConversationRecord,
     contact_rec: Option<&ContactRecord>,
-) -> crate::store::Result<Value> {
+    agent_read: u64,
+    contact_read: u64,
+) -> Value {
     let mut v = conversation(c, contact_rec);
     v["assignee_id"] = Value::Null;
     v["labels"] = json!([]);
     v["last_message"] = json!(c.last_public_message.as_ref().map(customer_message));
     v["last_seq"] = json!(c.public_count());
     v["unread_count"] = json!(c.contact_unread);
-    v["agent_last_read_seq"] = json!(store.ordinal_upto(c, c.agent_read_seq)?);
-    v["contact_last_read_seq"] = json!(store.ordinal_upto(c, c.contact_read_seq)?);
+    v["agent_last_read_seq"] = json!(agent_read);
+    v["contact_last_read_seq"] = json!(contact_read);
     v["updated_at"] = json!(rfc3339(c.contact_activity()));
-    Ok(v)
+    v
 }
 
-/// A conversation with its contact looked up.
-pub fn conversation_with_contact(
-    store: &Store,
-    c: &ConversationRecord,
-    audience: Audience,
-) -> crate::store::Result<Value> {
-    let k = store.contact(c.contact_id)?;
-    match audience {
-        Audience::Team => Ok(conversation(c, k.as_ref())),
-        Audience::Contact => customer_conversation(store, c, k.as_ref()),
-    }
+/// `{"conversation_id","reader","seq"}` of a read receipt, `seq` in the
+/// audience's numbering.
+pub fn read_receipt(conversation_id: u64, r: &Reader, seq: u64) -> Value {
+    json!({
+        "conversation_id": format_id(conversation_id),
+        "reader": reader(r),
+        "seq": seq,
+    })
+}
+
+/// `{"contact_id"}` of a deleted contact.
+pub fn contact_deleted(contact_id: u64) -> Value {
+    json!({"contact_id": format_id(contact_id)})
 }
 
 fn reader(r: &Reader) -> Value {
     json!({"type": r.kind.as_str(), "id": format_id(r.id)})
 }
 
-/// The `data:` of a logged event for one audience.
-pub fn event_data(
-    store: &Store,
-    ev: &EventRecord,
-    audience: Audience,
-) -> crate::store::Result<Value> {
-    Ok(match &ev.payload {
-        EventPayload::MessageCreated { message: m }
-        | EventPayload::MessageUpdated { message: m } => match audience {
-            Audience::Team => message(m),
-            Audience::Contact => customer_message(m),
-        },
-        EventPayload::ConversationCreated { conversation: c }
-        | EventPayload::ConversationUpdated { conversation: c } => {
-            conversation_with_contact(store, c, audience)?
-        }
-        EventPayload::ContactDeleted { contact_id } => {
-            json!({"contact_id": format_id(*contact_id)})
-        }
-        EventPayload::ConversationRead {
-            conversation_id,
-            reader: r,
-            seq,
-        } => {
-            // The contact gets the ordinal of the newest public message at
-            // or before it (a read position may point at a note).
-            let seq = match (audience, store.conversation(*conversation_id)?) {
-                (Audience::Contact, Some(c)) => store.ordinal_upto(&c, *seq)?,
-                (Audience::Contact, None) => 0,
-                (Audience::Team, _) => *seq,
-            };
-            json!({
-                "conversation_id": format_id(*conversation_id),
-                "reader": reader(r),
-                "seq": seq,
-            })
-        }
-    })
-}
-
 /// The `data:` of a typing signal.
-pub fn typing(t: &TypingEvent) -> Value {
+pub fn typing(conversation_id: u64, a: &Author, typing: bool) -> Value {
     json!({
-        "conversation_id": format_id(t.conversation_id),
-        "author": author(&t.author),
-        "typing": t.typing,
+        "conversation_id": format_id(conversation_id),
+        "author": author(a),
+        "typing": typing,
     })
 }

@@ -229,7 +229,7 @@ fn page(
             };
             let adapter = crate::channels::by_name(&i.channel);
             let (channel_label, channel_icon) = crate::channels::label(&i.channel);
-            let v = crate::web::views::inbox_at(&i, true, &state.config.base_url);
+            let v = crate::contract::inbox_at(&i, true, &state.config.base_url);
             let mut shown = Vec::new();
             for (k, label) in [
                 ("api_url", "API URL"),
