@@ -29,17 +29,18 @@ use crate::store::Store;
 /// The product's use cases, one method each (in the module of its
 /// concept: `impl Services` blocks live beside their rules), over the
 /// store and the other services. Built once at start; cheap to share.
-// Fields are read as use cases move here from the web layer.
+// Some fields are read only once the use cases that need them have moved
+// here from the web layer.
 #[allow(dead_code)]
 pub struct Services {
-    pub(crate) store: Arc<Store>,
-    pub(crate) config: Arc<ServeConfig>,
-    pub(crate) limits: Arc<ratelimit::Limits>,
-    pub(crate) index: Arc<index::SearchIndex>,
-    pub(crate) typing: Arc<realtime::TypingHub>,
-    pub(crate) http: Http,
-    pub(crate) vapid: Arc<webpush::VapidKeys>,
-    pub(crate) mailboxes: Arc<mailbox::Mailboxes>,
+    store: Arc<Store>,
+    config: Arc<ServeConfig>,
+    limits: Arc<ratelimit::Limits>,
+    index: Arc<index::SearchIndex>,
+    typing: Arc<realtime::TypingHub>,
+    http: Http,
+    vapid: Arc<webpush::VapidKeys>,
+    mailboxes: Arc<mailbox::Mailboxes>,
 }
 
 impl Services {

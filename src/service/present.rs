@@ -7,7 +7,10 @@ use serde_json::Value;
 
 use crate::contract::{self, Audience};
 use crate::service::realtime::Viewer;
-use crate::store::{ContactRecord, ConversationRecord, EventPayload, EventRecord, Result, Store};
+use crate::store::{
+    ContactRecord, ConversationRecord, EventPayload, EventRecord, InboxRecord, MessageRecord,
+    Result, Store,
+};
 
 impl From<Viewer> for Audience {
     fn from(v: Viewer) -> Self {
@@ -74,4 +77,35 @@ pub fn event_data(store: &Store, ev: &EventRecord, audience: Audience) -> Result
             contract::read_receipt(*conversation_id, reader, seq)
         }
     })
+}
+
+/// What the live page renderers read while they turn an event into HTML
+/// (the record an event names, the message before it for the day line,
+/// the inbox a message went through). Reads only; the viewer's access to
+/// the event was checked by the stream before rendering.
+impl super::Services {
+    /// A conversation as stored now.
+    pub fn conversation(&self, id: u64) -> Result<Option<ConversationRecord>> {
+        self.store.conversation(id)
+    }
+
+    /// A message of a conversation by its seq.
+    pub fn message(&self, conversation: u64, seq: u64) -> Result<Option<MessageRecord>> {
+        self.store.message(conversation, seq)
+    }
+
+    /// A public message by its ordinal (the contact's numbering).
+    pub fn public_message(&self, conversation: u64, ordinal: u64) -> Result<Option<MessageRecord>> {
+        self.store.public_message(conversation, ordinal)
+    }
+
+    /// An inbox.
+    pub fn inbox(&self, id: u64) -> Result<Option<InboxRecord>> {
+        self.store.inbox(id)
+    }
+
+    /// The inbox of a widget key (the messenger's pages are addressed by it).
+    pub fn inbox_by_widget_key(&self, key: &str) -> Result<Option<InboxRecord>> {
+        self.store.inbox_by_widget_key(key)
+    }
 }

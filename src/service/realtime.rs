@@ -165,3 +165,71 @@ fn agent_may_see_inbox(store: &Store, agent: u64, inbox: u64) -> Result<bool> {
     }
     Ok(a.role == Role::Admin || store.is_member(inbox, agent)?)
 }
+
+/// What an event stream follows, subscribed before its replay starts so
+/// nothing published in between is missed.
+pub struct Feeds {
+    /// Durable events, in log order.
+    pub events: broadcast::Receiver<Arc<EventRecord>>,
+    /// Typing signals (ephemeral).
+    pub typing: broadcast::Receiver<Arc<TypingEvent>>,
+    /// Bumped whenever access may have changed (logout, deactivation,
+    /// password change, deleted contact).
+    pub access: tokio::sync::watch::Receiver<u64>,
+    /// Where the replay starts: the requested `Last-Event-ID`, but never
+    /// above the newest durable event (a forged or foreign id resumes from
+    /// the newest instead of staying silent until the log catches up).
+    pub start: u64,
+}
+
+impl super::Services {
+    /// Subscribes a new stream to every feed, then fixes its start.
+    pub fn subscribe(&self, last_event_id: Option<u64>) -> Feeds {
+        let events = self.store.durability().subscribe();
+        let typing = self.typing.subscribe();
+        let access = self.store.access_changes();
+        let newest = self.store.durability().published_upto();
+        Feeds {
+            events,
+            typing,
+            access,
+            start: last_event_id.map_or(newest, |l| l.min(newest)),
+        }
+    }
+
+    /// The newest event that is durable and published.
+    pub fn published_upto(&self) -> u64 {
+        self.store.durability().published_upto()
+    }
+
+    /// Logged events in `(after, upto]`, at most `limit`, oldest first
+    /// (a stream's replay and catch-up).
+    pub fn events_between(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<EventRecord>> {
+        self.store.events_between(after, upto, limit)
+    }
+
+    /// [`still_holds`] against this store.
+    pub fn still_holds(&self, viewer: Viewer, credential: Credential) -> Result<Option<Micros>> {
+        still_holds(&self.store, viewer, credential)
+    }
+
+    /// [`may_see`] against this store.
+    pub fn may_see(&self, viewer: Viewer, ev: &EventRecord) -> Result<bool> {
+        may_see(&self.store, viewer, ev)
+    }
+
+    /// [`may_see_typing`] against this store.
+    pub fn may_see_typing(&self, viewer: Viewer, ev: &TypingEvent) -> Result<bool> {
+        may_see_typing(&self.store, viewer, ev)
+    }
+
+    /// The `data:` of a logged event for one audience (the contract's
+    /// JSON, as the API and the webhooks show it).
+    pub fn event_data(
+        &self,
+        ev: &EventRecord,
+        audience: crate::contract::Audience,
+    ) -> Result<serde_json::Value> {
+        super::present::event_data(&self.store, ev, audience)
+    }
+}

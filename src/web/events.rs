@@ -9,6 +9,11 @@
 //! checked again whenever the store reports a change of access, so a
 //! logout, a deactivation or a password change ends it at once, and so
 //! does the token's expiry.
+//!
+//! How events look is not this module's business: a stream takes a
+//! [`Renderer`] (the contract's JSON here, HTML fragments in the workspace
+//! and the messenger, each beside its pages) and only frames, orders and
+//! guards what it renders.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -18,29 +23,65 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 
 use super::extract::{AgentAuth, ContactAuth};
 use super::AppState;
 use crate::contract::{self as views, Audience};
 use crate::error::ApiResult;
 use crate::metrics;
-use crate::service::realtime::{may_see, may_see_typing, still_holds, Credential, Viewer};
-use crate::store::{EventRecord, Store};
+use crate::service::realtime::{Credential, Feeds, TypingEvent, Viewer};
+use crate::service::Services;
+use crate::store::EventRecord;
 
 /// Events read from the log per batch while catching up.
 const REPLAY_BATCH: usize = 500;
 
-/// How a stream renders events: the contract's JSON, or a workspace page's
-/// HTML fragments.
-#[derive(Clone)]
-pub enum Format {
-    /// `event: <name>`, `data: <JSON>`.
-    Json,
-    /// `event: ui`, `data:` HTML for htmx to swap out of band.
-    Page(Arc<crate::web::workspace::live::PageContext>),
-    /// The same for a contact's messenger page.
-    Messenger(Arc<crate::web::messenger::live::MessengerContext>),
+/// How a stream shows what happens to one viewer: whole SSE frames (see
+/// [`json_frame`] and [`html_frame`]). Called only for what the viewer may
+/// see; access is the stream's job.
+pub trait Renderer: Send + Sync + 'static {
+    /// The frame of a logged event. A renderer with nothing to show still
+    /// sends the event's `id:`, so a reconnecting browser resumes after it.
+    fn event(
+        &self,
+        svc: &Services,
+        viewer: Viewer,
+        ev: &EventRecord,
+    ) -> crate::store::Result<String>;
+
+    /// The frame of a typing signal, or none when this page does not show
+    /// it.
+    fn typing(&self, t: &TypingEvent) -> Option<String>;
+}
+
+/// The contract's event stream: `id`, `event: <name>`, `data: <JSON>`.
+pub struct Json;
+
+impl Renderer for Json {
+    fn event(
+        &self,
+        svc: &Services,
+        viewer: Viewer,
+        ev: &EventRecord,
+    ) -> crate::store::Result<String> {
+        let data = svc.event_data(ev, Audience::from(viewer))?;
+        Ok(json_frame(Some(ev.id), ev.name(), &data))
+    }
+
+    fn typing(&self, t: &TypingEvent) -> Option<String> {
+        let data = views::typing(t.conversation_id, &t.author, t.typing);
+        Some(json_frame(None, "typing", &data))
+    }
+}
+
+/// An SSE frame of JSON (`serde_json` never writes a raw line break, so
+/// one `data:` line holds it).
+pub fn json_frame(id: Option<u64>, name: &str, data: &serde_json::Value) -> String {
+    match id {
+        Some(id) => format!("id: {id}\nevent: {name}\ndata: {data}\n\n"),
+        None => format!("event: {name}\ndata: {data}\n\n"),
+    }
 }
 
 /// `GET /api/v1/events`: everything in the inboxes the agent may see.
@@ -56,7 +97,13 @@ pub async fn agent_events(
     let credential = Credential {
         token_hash: auth.token_hash,
     };
-    stream(state, viewer, credential, last_event_id(&req), Format::Json)
+    stream(
+        state,
+        viewer,
+        credential,
+        last_event_id(&req),
+        Arc::new(Json),
+    )
 }
 
 /// `GET /api/v1/customer/events`: the contact's own conversations.
@@ -74,7 +121,7 @@ pub async fn customer_events(
             token_hash: auth.token_hash,
         },
         last_event_id(&req),
-        Format::Json,
+        Arc::new(Json),
     )
 }
 
@@ -101,32 +148,19 @@ pub fn stream(
     viewer: Viewer,
     credential: Credential,
     last: Option<u64>,
-    format: Format,
+    renderer: Arc<dyn Renderer>,
 ) -> ApiResult<HttpResponse> {
     let slot = Slot::take(&state, viewer)?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     // Subscribe before the task starts so nothing published from now on is
     // missed, whatever the task's scheduling.
-    let events = state.store.durability().subscribe();
-    let typing = state.typing.subscribe();
-    let access = state.store.access_changes();
-    // A Last-Event-ID above the newest event (a forged or foreign id)
-    // resumes from the newest: nothing was missed, and what comes next is
-    // delivered, instead of a stream that stays silent until the log
-    // catches up with the id.
-    let newest = state.store.durability().published_upto();
-    let start = last.map_or(newest, |l| l.min(newest));
+    let feeds = state.svc.subscribe(last);
     tokio::spawn(async move {
         run(
             state.into_inner(),
             Holder { viewer, credential },
-            format,
-            start,
-            Feeds {
-                events,
-                typing,
-                access,
-            },
+            renderer,
+            feeds,
             tx,
         )
         .await;
@@ -199,40 +233,13 @@ impl Drop for Gauge {
     }
 }
 
-fn frame(
-    ev: &EventRecord,
-    store: &Store,
-    viewer: Viewer,
-    format: &Format,
-) -> crate::store::Result<Bytes> {
-    match format {
-        Format::Json => {
-            let data = crate::service::present::event_data(store, ev, Audience::from(viewer))?;
-            Ok(Bytes::from(format!(
-                "id: {}\nevent: {}\ndata: {}\n\n",
-                ev.id,
-                ev.name(),
-                data
-            )))
-        }
-        Format::Messenger(ctx) => {
-            let html = crate::web::messenger::live::render_event(store, ctx, ev)?;
-            Ok(Bytes::from(html_frame(Some(ev.id), &html)))
-        }
-        Format::Page(ctx) => {
-            let html = crate::web::workspace::live::render_event(store, ctx, ev)?;
-            // An id-only frame still moves the browser's Last-Event-ID on.
-            Ok(Bytes::from(html_frame(Some(ev.id), &html)))
-        }
-    }
-}
-
 /// An SSE frame of HTML: every line of it behind its own `data:`. SSE
 /// ends a line at CR, LF or CRLF, so each of them starts a new `data:`
 /// line here: a bare CR in a message body must not end the field and let
 /// the text after it read as `id:` or `event:` (`str::lines` splits only
-/// at LF).
-fn html_frame(id: Option<u64>, html: &str) -> String {
+/// at LF). An empty `html` gives an id-only frame, which still moves the
+/// browser's Last-Event-ID on.
+pub fn html_frame(id: Option<u64>, html: &str) -> String {
     let mut f = String::with_capacity(html.len() + 32);
     if let Some(id) = id {
         f.push_str(&format!("id: {id}\n"));
@@ -258,32 +265,33 @@ enum End {
 }
 
 async fn send_if_visible(
-    state: &AppState,
+    svc: &Services,
     viewer: Viewer,
-    format: &Format,
+    renderer: &dyn Renderer,
     ev: &EventRecord,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<(), End> {
-    let visible = may_see(&state.store, viewer, ev).map_err(|_| End::StoreFailed)?;
+    let visible = svc.may_see(viewer, ev).map_err(|_| End::StoreFailed)?;
     if visible {
-        let f = frame(ev, &state.store, viewer, format).map_err(|_| End::StoreFailed)?;
-        tx.send(f).await.map_err(|_| End::ClientGone)?;
+        let f = renderer
+            .event(svc, viewer, ev)
+            .map_err(|_| End::StoreFailed)?;
+        tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone)?;
     }
     Ok(())
 }
 
 /// Sends every logged event in `(*last, upto]`, advancing `*last`.
 async fn catch_up(
-    state: &AppState,
+    svc: &Services,
     viewer: Viewer,
-    format: &Format,
+    renderer: &dyn Renderer,
     last: &mut u64,
     upto: u64,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<(), End> {
     while *last < upto {
-        let batch = state
-            .store
+        let batch = svc
             .events_between(*last, upto, REPLAY_BATCH)
             .map_err(|_| End::StoreFailed)?;
         if batch.is_empty() {
@@ -293,7 +301,7 @@ async fn catch_up(
             break;
         }
         for ev in &batch {
-            send_if_visible(state, viewer, format, ev, tx).await?;
+            send_if_visible(svc, viewer, renderer, ev, tx).await?;
             *last = ev.id;
         }
     }
@@ -306,14 +314,6 @@ struct Holder {
     credential: Credential,
 }
 
-/// What a stream follows: durable events, typing signals and changes of
-/// access.
-struct Feeds {
-    events: broadcast::Receiver<Arc<EventRecord>>,
-    typing: broadcast::Receiver<Arc<crate::service::realtime::TypingEvent>>,
-    access: watch::Receiver<u64>,
-}
-
 /// When a credential expiring at `expires_at` runs out, on tokio's clock.
 fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
     let left = expires_at.saturating_sub(crate::domain::time::now()).max(0);
@@ -324,8 +324,7 @@ fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
 async fn run(
     state: Arc<AppState>,
     holder: Holder,
-    format: Format,
-    mut last: u64,
+    renderer: Arc<dyn Renderer>,
     feeds: Feeds,
     tx: mpsc::Sender<Bytes>,
 ) {
@@ -335,14 +334,17 @@ async fn run(
         mut events,
         mut typing,
         mut access,
+        start: mut last,
     } = feeds;
+    let svc: &Services = &state.svc;
+    let renderer: &dyn Renderer = &*renderer;
     let mut shutdown = state.shutdown.clone();
     if *shutdown.borrow() {
         return;
     }
     // Checked after subscribing to changes: a revocation since the request
     // was authenticated is seen here or wakes the loop below.
-    let Ok(Some(expires_at)) = still_holds(&state.store, viewer, credential) else {
+    let Ok(Some(expires_at)) = svc.still_holds(viewer, credential) else {
         return;
     };
     let expiry = tokio::time::sleep_until(expiry_instant(expires_at));
@@ -354,8 +356,8 @@ async fn run(
     {
         return;
     }
-    let upto = state.store.durability().published_upto();
-    if catch_up(&state, viewer, &format, &mut last, upto, &tx)
+    let upto = svc.published_upto();
+    if catch_up(svc, viewer, renderer, &mut last, upto, &tx)
         .await
         .is_err()
     {
@@ -370,7 +372,7 @@ async fn run(
             // The credential ran out: the client must sign in again.
             _ = &mut expiry => break,
             r = access.changed() => match r {
-                Ok(()) => match still_holds(&state.store, viewer, credential) {
+                Ok(()) => match svc.still_holds(viewer, credential) {
                     Ok(Some(_)) => Ok(()),
                     Ok(None) => break,
                     Err(_) => Err(End::StoreFailed),
@@ -382,10 +384,10 @@ async fn run(
                     if ev.id <= last {
                         Ok(())
                     } else {
-                        match catch_up(&state, viewer, &format, &mut last, ev.id - 1, &tx).await {
+                        match catch_up(svc, viewer, renderer, &mut last, ev.id - 1, &tx).await {
                             Ok(()) => {
                                 last = ev.id;
-                                send_if_visible(&state, viewer, &format, &ev, &tx).await
+                                send_if_visible(svc, viewer, renderer, &ev, &tx).await
                             }
                             Err(e) => Err(e),
                         }
@@ -393,20 +395,15 @@ async fn run(
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     metrics::global().sse_catchups.fetch_add(1, Ordering::Relaxed);
-                    let upto = state.store.durability().published_upto();
-                    catch_up(&state, viewer, &format, &mut last, upto, &tx).await
+                    let upto = svc.published_upto();
+                    catch_up(svc, viewer, renderer, &mut last, upto, &tx).await
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             r = typing.recv() => match r {
-                Ok(t) => match may_see_typing(&state.store, viewer, &t) {
+                Ok(t) => match svc.may_see_typing(viewer, &t) {
                     Ok(true) => {
-                        let f = match &format {
-                            Format::Json => Some(format!("event: typing\ndata: {}\n\n", views::typing(t.conversation_id, &t.author, t.typing))),
-                            Format::Page(ctx) => crate::web::workspace::live::render_typing(ctx, &t).map(|h| html_frame(None, &h)),
-                            Format::Messenger(ctx) => crate::web::messenger::live::render_typing(ctx, &t).map(|h| html_frame(None, &h)),
-                        };
-                        match f {
+                        match renderer.typing(&t) {
                             Some(f) => tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone),
                             None => Ok(()),
                         }

@@ -12,7 +12,9 @@ use askama::Template;
 use crate::domain::{parse_id, AuthorType};
 use crate::error::ApiError;
 use crate::service::realtime::{TypingEvent, Viewer};
-use crate::store::{EventPayload, EventRecord, Result, Store};
+use crate::service::Services;
+use crate::store::{EventPayload, EventRecord, Result};
+use crate::web::events::{html_frame, Renderer};
 use crate::web::workspace::view::{self, MessageView};
 use crate::web::AppState;
 
@@ -39,7 +41,7 @@ pub async fn events(
     q: web::Query<HashMap<String, String>>,
 ) -> std::result::Result<HttpResponse, ApiError> {
     let inbox = state
-        .store
+        .svc
         .inbox_by_widget_key(&path)?
         .ok_or(ApiError::NotFound)?;
     let (contact, token) = super::stream_contact_of(&state, &req, &inbox)?
@@ -56,7 +58,7 @@ pub async fn events(
             token_hash: crate::service::auth::hash_token(&token),
         },
         last,
-        crate::web::events::Format::Messenger(Arc::new(ctx)),
+        Arc::new(ctx),
     )
 }
 
@@ -71,14 +73,24 @@ pub fn message_fragment(_key: &str, conversation: u64, m: &MessageView) -> Resul
     ))
 }
 
+impl Renderer for MessengerContext {
+    fn event(&self, svc: &Services, _viewer: Viewer, ev: &EventRecord) -> Result<String> {
+        Ok(html_frame(Some(ev.id), &render_event(svc, self, ev)?))
+    }
+
+    fn typing(&self, t: &TypingEvent) -> Option<String> {
+        render_typing(self, t).map(|h| html_frame(None, &h))
+    }
+}
+
 /// Fragments for one event on one messenger page.
-pub fn render_event(store: &Store, ctx: &MessengerContext, ev: &EventRecord) -> Result<String> {
+fn render_event(svc: &Services, ctx: &MessengerContext, ev: &EventRecord) -> Result<String> {
     let mut out = String::new();
     match &ev.payload {
         EventPayload::MessageCreated { message } => {
             let cid = message.conversation_id;
             if ctx.conversation == Some(cid) {
-                let prev = store.public_message(cid, message.ordinal.saturating_sub(1))?;
+                let prev = svc.public_message(cid, message.ordinal.saturating_sub(1))?;
                 out.push_str(&message_fragment(
                     &ctx.key,
                     cid,
@@ -103,7 +115,7 @@ pub fn render_event(store: &Store, ctx: &MessengerContext, ev: &EventRecord) -> 
             ..
         } => {
             if reader.kind == AuthorType::Agent && ctx.conversation == Some(*conversation_id) {
-                if let Some(c) = store.conversation(*conversation_id)? {
+                if let Some(c) = svc.conversation(*conversation_id)? {
                     let seen = matches!(&c.last_public_message, Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
                     out.push_str(&format!(
                         "<div hx-swap-oob=\"innerHTML:#seen-{conversation_id}\">{}</div>",
@@ -121,7 +133,7 @@ pub fn render_event(store: &Store, ctx: &MessengerContext, ev: &EventRecord) -> 
 }
 
 /// "The team is typing…" in the open conversation.
-pub fn render_typing(ctx: &MessengerContext, t: &TypingEvent) -> Option<String> {
+fn render_typing(ctx: &MessengerContext, t: &TypingEvent) -> Option<String> {
     if ctx.conversation != Some(t.conversation_id) {
         return None;
     }

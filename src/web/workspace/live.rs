@@ -13,7 +13,9 @@ use super::view::{self, ConvView, Filter, MessageView, Names, RowView};
 use super::PageError;
 use crate::domain::{parse_id, AuthorType};
 use crate::service::realtime::{TypingEvent, Viewer};
+use crate::service::Services;
 use crate::store::{EventPayload, EventRecord, Result, Store};
+use crate::web::events::{html_frame, Renderer};
 use crate::web::session::PageAgent;
 use crate::web::AppState;
 
@@ -77,12 +79,12 @@ pub async fn events(
         token_hash: crate::service::auth::hash_token(&page.session),
     };
     let last = crate::web::events::last_event_id(&req);
+    let frames = Arc::new(PageFrames {
+        ctx,
+        store: state.store.clone(),
+    });
     Ok(crate::web::events::stream(
-        state,
-        viewer,
-        credential,
-        last,
-        crate::web::events::Format::Page(Arc::new(ctx)),
+        state, viewer, credential, last, frames,
     )?)
 }
 
@@ -153,8 +155,28 @@ fn controls_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Res
     ))
 }
 
+/// A workspace page's renderer: its context, and (until the workspace's
+/// view models read through services) the store they read.
+struct PageFrames {
+    ctx: PageContext,
+    store: Arc<Store>,
+}
+
+impl Renderer for PageFrames {
+    fn event(&self, _svc: &Services, _viewer: Viewer, ev: &EventRecord) -> Result<String> {
+        Ok(html_frame(
+            Some(ev.id),
+            &render_event(&self.store, &self.ctx, ev)?,
+        ))
+    }
+
+    fn typing(&self, t: &TypingEvent) -> Option<String> {
+        render_typing(&self.ctx, t).map(|h| html_frame(None, &h))
+    }
+}
+
 /// The fragments for one event on one page (empty when it shows nothing).
-pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Result<String> {
+fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Result<String> {
     let mut out = String::new();
     match &ev.payload {
         EventPayload::MessageCreated { message } => {
@@ -232,7 +254,7 @@ pub fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Resul
 }
 
 /// The typing line of the open conversation.
-pub fn render_typing(ctx: &PageContext, t: &TypingEvent) -> Option<String> {
+fn render_typing(ctx: &PageContext, t: &TypingEvent) -> Option<String> {
     if ctx.conversation != Some(t.conversation_id) {
         return None;
     }
