@@ -1,152 +1,176 @@
-//! Prometheus metrics, kept in atomics and rendered as text on `/metrics`.
-//!
-//! Hand-written rather than a metrics crate: four families, no labels beyond
-//! route and status, and nothing to register or allocate on the hot path.
+//! Prometheus metrics on `/metrics`, kept with `prometheus-client` (the
+//! Prometheus project's own Rust client): atomics for counters, gauges and
+//! the flush histogram, and one read-locked family for request counts, so
+//! a request costs a shared lock and no allocation of ours (the hand-written
+//! version took a mutex and allocated two strings per request).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::domain::AuthorType;
 
 /// Every metric of the process.
 pub struct Metrics {
-    /// Messages stored, by author type.
-    pub messages_created: [AtomicU64; 3],
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    messages: Family<AuthorLabel, Counter>,
     /// Open SSE streams.
-    pub sse_connections: AtomicU64,
+    pub sse_connections: Gauge,
     /// Times a stream fell behind the live feed and caught up from the log.
-    pub sse_catchups: AtomicU64,
-    /// How long each group flush took.
+    pub sse_catchups: Counter,
+    /// How long each group flush took, in seconds.
     pub flush_seconds: Histogram,
     /// Channel replies the provider accepted.
-    pub channel_sends: AtomicU64,
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    pub channel_sends: Counter,
+}
+
+/// The labels of one answered request. The route is actix's pattern
+/// (`/api/v1/conversations/{id}`), never the raw path, so the family stays
+/// as small as the route table.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// Who wrote a stored message.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthorLabel {
+    author: Author,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum Author {
+    contact,
+    agent,
+    system,
 }
 
 /// The process-wide metrics.
 pub fn global() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
-    M.get_or_init(|| Metrics {
-        messages_created: Default::default(),
-        sse_connections: AtomicU64::new(0),
-        sse_catchups: AtomicU64::new(0),
-        channel_sends: AtomicU64::new(0),
-        flush_seconds: Histogram::new(&[
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-        ]),
-        requests: Mutex::new(BTreeMap::new()),
-    })
+    M.get_or_init(Metrics::new)
 }
 
 impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "natter_http_requests",
+            "HTTP requests answered",
+            requests.clone(),
+        );
+        let messages = Family::<AuthorLabel, Counter>::default();
+        registry.register(
+            "natter_messages_created",
+            "Messages stored",
+            messages.clone(),
+        );
+        // Every author shows from the start, at zero.
+        for author in [Author::contact, Author::agent, Author::system] {
+            let _ = messages.get_or_create(&AuthorLabel { author });
+        }
+        let sse_connections = Gauge::default();
+        registry.register(
+            "natter_sse_connections",
+            "Open event streams",
+            sse_connections.clone(),
+        );
+        let sse_catchups = Counter::default();
+        registry.register(
+            "natter_sse_catchups",
+            "Streams that fell behind and caught up from the log",
+            sse_catchups.clone(),
+        );
+        let channel_sends = Counter::default();
+        registry.register(
+            "natter_channel_sends",
+            "Channel replies the provider accepted",
+            channel_sends.clone(),
+        );
+        let flush_seconds = Histogram::new([
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ]);
+        registry.register(
+            "natter_flush_seconds",
+            "Duration of group flushes of the database",
+            flush_seconds.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            messages,
+            sse_connections,
+            sse_catchups,
+            flush_seconds,
+            channel_sends,
+        }
+    }
+
     /// Counts one stored message by who wrote it.
-    pub fn message_created(&self, author: crate::domain::AuthorType) {
-        let i = match author {
-            crate::domain::AuthorType::Contact => 0,
-            crate::domain::AuthorType::Agent => 1,
-            crate::domain::AuthorType::System => 2,
+    pub fn message_created(&self, author: AuthorType) {
+        let author = match author {
+            AuthorType::Contact => Author::contact,
+            AuthorType::Agent => Author::agent,
+            AuthorType::System => Author::system,
         };
-        self.messages_created[i].fetch_add(1, Ordering::Relaxed);
+        self.messages.get_or_create(&AuthorLabel { author }).inc();
     }
 
     /// Counts one answered request by method, route pattern and status.
-    pub fn request(&self, method: &str, route: &str, status: u16) {
-        if let Ok(mut m) = self.requests.lock() {
-            *m.entry((method.to_owned(), route.to_owned(), status))
-                .or_default() += 1;
-        }
+    pub fn request(&self, method: String, route: String, status: u16) {
+        let labels = RequestLabels {
+            method,
+            route,
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
     }
 
-    /// The Prometheus text exposition.
+    /// The text exposition (OpenMetrics, which Prometheus reads as text).
     pub fn render(&self) -> String {
         let mut s = String::new();
-        s.push_str("# HELP natter_http_requests_total HTTP requests answered.\n# TYPE natter_http_requests_total counter\n");
-        if let Ok(m) = self.requests.lock() {
-            for ((method, route, status), n) in m.iter() {
-                let _ = writeln!(
-                    s,
-                    "natter_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                    route.replace('\\', "\\\\").replace('"', "\\\"")
-                );
-            }
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut s, &self.registry) {
+            // Writing into a String cannot fail; say so rather than panic.
+            tracing::error!(error = %e, "could not render the metrics");
         }
-        s.push_str("# HELP natter_messages_created_total Messages stored.\n# TYPE natter_messages_created_total counter\n");
-        for (i, author) in ["contact", "agent", "system"].iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "natter_messages_created_total{{author=\"{author}\"}} {}",
-                self.messages_created[i].load(Ordering::Relaxed)
-            );
-        }
-        s.push_str("# HELP natter_sse_connections Open event streams.\n# TYPE natter_sse_connections gauge\n");
-        let _ = writeln!(
-            s,
-            "natter_sse_connections {}",
-            self.sse_connections.load(Ordering::Relaxed)
-        );
-        s.push_str("# HELP natter_sse_catchups_total Streams that fell behind and caught up from the log.\n# TYPE natter_sse_catchups_total counter\n");
-        let _ = writeln!(
-            s,
-            "natter_sse_catchups_total {}",
-            self.sse_catchups.load(Ordering::Relaxed)
-        );
-        s.push_str("# HELP natter_channel_sends_total Channel replies the provider accepted.\n# TYPE natter_channel_sends_total counter\n");
-        let _ = writeln!(
-            s,
-            "natter_channel_sends_total {}",
-            self.channel_sends.load(Ordering::Relaxed)
-        );
-        s.push_str("# HELP natter_flush_seconds Duration of group flushes of the database.\n# TYPE natter_flush_seconds histogram\n");
-        self.flush_seconds.render("natter_flush_seconds", &mut s);
         s
     }
 }
 
-/// A fixed-bucket histogram.
-pub struct Histogram {
-    bounds: Vec<f64>,
-    counts: Vec<AtomicU64>,
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Histogram {
-    fn new(bounds: &[f64]) -> Self {
-        Self {
-            bounds: bounds.to_vec(),
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
+    #[test]
+    fn families_render_with_their_labels_and_the_counters_total_suffix() {
+        let m = Metrics::new();
+        m.request("POST".into(), "/api/v1/customer/conversations".into(), 201);
+        m.request("POST".into(), "/api/v1/customer/conversations".into(), 201);
+        m.message_created(AuthorType::Agent);
+        m.sse_connections.inc();
+        m.flush_seconds.observe(0.002);
+        let text = m.render();
+        for line in [
+            "natter_http_requests_total{method=\"POST\",route=\"/api/v1/customer/conversations\",status=\"201\"} 2",
+            "natter_messages_created_total{author=\"agent\"} 1",
+            "natter_messages_created_total{author=\"contact\"} 0",
+            "natter_sse_connections 1",
+            "natter_sse_catchups_total 0",
+            "natter_channel_sends_total 0",
+            "natter_flush_seconds_bucket{le=\"0.0025\"} 1",
+            "natter_flush_seconds_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
-    }
-
-    /// Records one observation in seconds.
-    pub fn observe(&self, secs: f64) {
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            if secs <= *b {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.sum_micros
-            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn render(&self, name: &str, s: &mut String) {
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(
-                s,
-                "{name}_bucket{{le=\"{b}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            s,
-            "{name}_sum {}",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(s, "{name}_count {count}");
     }
 }

@@ -275,9 +275,7 @@ impl Outbox {
         };
         match adapter.send(&self.http, &inbox, out).await {
             Ok(sent) => {
-                crate::metrics::global()
-                    .channel_sends
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::global().channel_sends.inc();
                 store
                     .set_delivery(
                         c,

@@ -16,7 +16,6 @@
 //! guards what it renders.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -218,18 +217,14 @@ struct Gauge;
 
 impl Gauge {
     fn open() -> Self {
-        metrics::global()
-            .sse_connections
-            .fetch_add(1, Ordering::Relaxed);
+        metrics::global().sse_connections.inc();
         Self
     }
 }
 
 impl Drop for Gauge {
     fn drop(&mut self) {
-        metrics::global()
-            .sse_connections
-            .fetch_sub(1, Ordering::Relaxed);
+        metrics::global().sse_connections.dec();
     }
 }
 
@@ -394,7 +389,7 @@ async fn run(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    metrics::global().sse_catchups.fetch_add(1, Ordering::Relaxed);
+                    metrics::global().sse_catchups.inc();
                     let upto = svc.published_upto();
                     catch_up(svc, viewer, renderer, &mut last, upto, &tx).await
                 }

@@ -84,7 +84,7 @@ pub async fn headers_and_metrics<B: MessageBody>(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
-    metrics::global().request(&method, &route, res.status().as_u16());
+    metrics::global().request(method, route, res.status().as_u16());
     let h = res.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
