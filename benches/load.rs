@@ -10,6 +10,9 @@
 //! JSON. `NATTER_BENCH_QUICK=1` (or `-- --quick`) runs smaller numbers in
 //! a couple of minutes. See BENCHMARKS.md for the method.
 
+// Test and benchmark code may unwrap: a failure here is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 /// The parts of the suite, one file each under `benches/load/`.
 mod load {
     pub mod ceilings;

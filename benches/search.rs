@@ -7,6 +7,9 @@
 //! conversations); `NATTER_SEARCH_BENCH_MESSAGES=200000` for a quicker run.
 //! Prints a table and writes `target/search-bench.json`.
 
+// Test and benchmark code may unwrap: a failure here is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

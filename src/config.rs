@@ -47,6 +47,7 @@ impl From<String> for Secret {
     }
 }
 
+/// The command line: one subcommand and its flags.
 #[derive(Debug, Parser)]
 #[command(
     name = "natter",

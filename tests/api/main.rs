@@ -1,6 +1,9 @@
 //! All API integration tests in one binary (one link, one build). Each
 //! module is one feature of the contract; each test is one promise.
 
+// Test and benchmark code may unwrap: a failure here is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod agents;
 mod attachments;
 mod attacks_access;

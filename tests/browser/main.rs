@@ -2,6 +2,9 @@
 //! (WebDriver). `.ci/run` installs both; these tests fail, rather than
 //! skip, when they are missing.
 
+// Test and benchmark code may unwrap: a failure here is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
