@@ -84,6 +84,7 @@ pub fn json_frame(id: Option<u64>, name: &str, data: &serde_json::Value) -> Stri
 }
 
 /// `GET /api/v1/events`: everything in the inboxes the agent may see.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn agent_events(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -106,6 +107,7 @@ pub async fn agent_events(
 }
 
 /// `GET /api/v1/customer/events`: the contact's own conversations.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn customer_events(
     state: web::Data<AppState>,
     auth: ContactAuth,

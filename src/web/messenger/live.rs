@@ -34,6 +34,7 @@ struct MessagePartial<'a> {
 }
 
 /// `GET /m/{key}/events?access_token=&c=`.
+#[tracing::instrument(skip_all)]
 pub async fn events(
     state: web::Data<AppState>,
     req: HttpRequest,

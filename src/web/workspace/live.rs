@@ -60,6 +60,7 @@ fn render<T: Template>(t: &T) -> Result<String> {
 }
 
 /// `GET /ui/events`: the page's live stream of HTML fragments.
+#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
 pub async fn events(
     state: web::Data<AppState>,
     page: PageAgent,
