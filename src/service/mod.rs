@@ -8,6 +8,7 @@
 pub mod access;
 pub mod auth;
 pub mod conversations;
+pub mod credentials;
 pub mod files;
 pub mod index;
 pub mod mailbox;

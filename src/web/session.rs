@@ -15,10 +15,10 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 pub use crate::domain::text::url_escape;
-use crate::domain::{time, Role};
+use crate::domain::Role;
 use crate::error::ApiError;
 use crate::service::auth::hash_token;
-use crate::store::{AgentRecord, TokenOwner};
+use crate::store::AgentRecord;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "natter_session";
@@ -40,50 +40,25 @@ pub fn csrf_ok(session_token: &str, given: &str) -> bool {
         .into()
 }
 
-/// Issues a new agent credential, stored only by its hash with the
-/// configured lifetime: an API token (`nat_`) or a browser session (`nas_`).
-/// Returns the secret and its expiry.
+/// Issues a new agent credential (see
+/// [`crate::service::Services::issue_agent_token`]): an API token (`nat_`)
+/// or a browser session (`nas_`). Returns the secret and its expiry.
 pub async fn issue_agent_token(
     state: &AppState,
     agent_id: u64,
     prefix: &str,
 ) -> Result<(String, i64), ApiError> {
-    let (token, hash) = crate::service::auth::new_token(prefix);
-    let now = time::now();
-    let expires_at = now + state.config.token_ttl_secs * 1_000_000;
-    let rec = crate::store::TokenRecord {
-        owner: agent_id,
-        created_at: now,
-        expires_at,
-        inbox_id: None,
-    };
-    state
-        .store
-        .insert_token(TokenOwner::Agent, hash, rec)
-        .await?;
-    Ok((token, expires_at))
+    state.svc.issue_agent_token(agent_id, prefix).await
 }
 
-/// Issues a new contact token (`nct_`), stored only by its hash.
+/// Issues a new contact token (`nct_`), see
+/// [`crate::service::Services::issue_contact_token`].
 pub async fn issue_contact_token(
     state: &AppState,
     contact_id: u64,
     inbox_id: u64,
 ) -> Result<String, ApiError> {
-    let (token, hash) = crate::service::auth::new_token("nct_");
-    let now = time::now();
-    let expires_at = now + state.config.contact_token_ttl_secs * 1_000_000;
-    let rec = crate::store::TokenRecord {
-        owner: contact_id,
-        created_at: now,
-        expires_at,
-        inbox_id: Some(inbox_id),
-    };
-    state
-        .store
-        .insert_token(TokenOwner::Contact, hash, rec)
-        .await?;
-    Ok(token)
+    state.svc.issue_contact_token(contact_id, inbox_id).await
 }
 
 /// The cookie that carries a new session.
@@ -113,16 +88,9 @@ pub fn session_agent(
         return Ok(None);
     };
     let token = cookie.value().to_owned();
-    let Some(rec) = state.store.token(TokenOwner::Agent, &hash_token(&token))? else {
-        return Ok(None);
-    };
-    if rec.expires_at <= time::now() {
-        return Ok(None);
-    }
     Ok(state
-        .store
-        .agent(rec.owner)?
-        .filter(|a| a.active)
+        .svc
+        .agent_by_token(&hash_token(&token))?
         .map(|a| (a, token)))
 }
 
