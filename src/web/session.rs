@@ -347,6 +347,96 @@ impl FromRequest for PageAgent {
     }
 }
 
+/// A form that carries the page's CSRF token as its `csrf` field (the
+/// header htmx sends wins when both are there).
+pub trait CsrfField {
+    /// The form's `csrf` field, if it has one.
+    fn csrf_field(&self) -> Option<&str>;
+}
+
+/// Forms read as name/value pairs (channel settings have open-ended
+/// field names).
+impl CsrfField for Vec<(String, String)> {
+    fn csrf_field(&self) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A state-changing form posted by a signed-in agent, its CSRF token
+/// already checked: a handler that takes one starts from a session that
+/// holds and a form our own page sent.
+pub struct AgentForm<T> {
+    /// The agent, as signed in.
+    pub page: PageAgent,
+    /// The form's fields.
+    pub form: T,
+}
+
+/// An [`AgentForm`] from an admin (everyone else is refused with 403
+/// before the handler runs): the settings pages' shape of "check the CSRF
+/// token, then require an admin", written once.
+pub struct AdminForm<T> {
+    /// The admin, as signed in.
+    pub page: PageAgent,
+    /// The form's fields.
+    pub form: T,
+}
+
+/// Signs in, reads the form, checks its CSRF token: in that order, so a
+/// visitor without a session is sent to sign in and a forged post learns
+/// nothing.
+async fn checked_form<T>(
+    req: HttpRequest,
+    mut payload: Payload,
+) -> actix_web::Result<(PageAgent, T)>
+where
+    T: serde::de::DeserializeOwned + CsrfField + 'static,
+{
+    let page = page_agent(&req)?;
+    let form = web::Form::<T>::from_request(&req, &mut payload)
+        .await?
+        .into_inner();
+    page.check_csrf(&req, form.csrf_field())?;
+    Ok((page, form))
+}
+
+impl<T> FromRequest for AgentForm<T>
+where
+    T: serde::de::DeserializeOwned + CsrfField + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, actix_web::Result<Self>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let (page, form) = checked_form(req, payload).await?;
+            Ok(Self { page, form })
+        })
+    }
+}
+
+impl<T> FromRequest for AdminForm<T>
+where
+    T: serde::de::DeserializeOwned + CsrfField + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, actix_web::Result<Self>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let (page, form) = checked_form(req, payload).await?;
+            if !page.is_admin() {
+                return Err(PageError::Api(ApiError::Forbidden("only admins may do this")).into());
+            }
+            Ok(Self { page, form })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

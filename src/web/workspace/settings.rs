@@ -1,10 +1,12 @@
 //! Settings pages: the agent's own profile and password; for admins,
 //! agents, inboxes (snippet, identity secret, members) and canned
-//! responses. Plain forms with the CSRF token as a field; every change
-//! redirects back with a notice.
+//! responses. Plain forms with the CSRF token as a field, checked (with
+//! the admin requirement) by the [`AdminForm`] and [`AgentForm`]
+//! extractors; the rules are the services' (the same the API follows).
+//! Every change redirects back with a notice.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
@@ -13,7 +15,7 @@ use crate::domain::{format_id, parse_id, time, Email, Invalid, Label, Name, Pass
 use crate::error::ApiError;
 use crate::service::auth::{hash_password, random_string, verify_password};
 use crate::store::{AgentUpdate, CannedRecord, StoreError};
-use crate::web::session::{session_cookie, PageAgent, PageError};
+use crate::web::session::{session_cookie, AdminForm, AgentForm, CsrfField, PageAgent, PageError};
 use crate::web::AppState;
 
 /// Registers the settings routes.
@@ -303,6 +305,7 @@ fn page(
     })
 }
 
+#[tracing::instrument(skip_all, fields(agent = p.agent.id, section = %path))]
 async fn show(
     state: web::Data<AppState>,
     p: PageAgent,
@@ -314,14 +317,14 @@ async fn show(
 }
 
 /// Runs a change; a refused value re-renders the section with the reason.
-async fn outcome(
+async fn outcome<T, E: Into<PageError>>(
     state: &AppState,
     p: &PageAgent,
     section: &str,
-    r: Result<(), PageError>,
+    r: Result<T, E>,
 ) -> Result<HttpResponse, PageError> {
-    match r {
-        Ok(()) => Ok(redirect(&format!("/settings/{section}?saved=1"))),
+    match r.map_err(Into::into) {
+        Ok(_) => Ok(redirect(&format!("/settings/{section}?saved=1"))),
         Err(PageError::Api(
             e @ (ApiError::Invalid(_) | ApiError::Conflict(_) | ApiError::Forbidden(_)),
         )) => {
@@ -335,13 +338,27 @@ async fn outcome(
     }
 }
 
-fn require_admin(p: &PageAgent) -> Result<(), PageError> {
-    if p.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("only admins may do this").into())
-    }
+/// Implements [`CsrfField`] for forms with a `csrf: Option<String>` field.
+macro_rules! csrf_field {
+    ($($form:ty),* $(,)?) => {
+        $(impl CsrfField for $form {
+            fn csrf_field(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })*
+    };
 }
+
+csrf_field!(
+    ProfileForm,
+    PasswordForm,
+    NewAgentForm,
+    AgentChangeForm,
+    InboxForm,
+    CsrfOnly,
+    MemberForm,
+    CannedForm,
+);
 
 async fn hash(password: Password) -> Result<String, PageError> {
     Ok(web::block(move || hash_password(password.expose()))
@@ -360,14 +377,13 @@ pub struct ProfileForm {
     push_replies: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn save_profile(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<ProfileForm>,
+    f: AgentForm<ProfileForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    let r = async {
+    let AgentForm { page: p, form: f } = f;
+    let r: Result<(), PageError> = async {
         let name = Name::parse(&f.name, "name")?.into_inner();
         let update = AgentUpdate {
             name: Some(name),
@@ -394,17 +410,15 @@ pub struct PasswordForm {
     new_password: String,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn change_password(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<PasswordForm>,
+    f: AgentForm<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    let f = f.into_inner();
+    let AgentForm { page: p, form: f } = f;
     let new = match Password::parse(f.new_password) {
         Ok(n) => n,
-        Err(e) => return outcome(&state, &p, "profile", Err(e.into())).await,
+        Err(e) => return outcome(&state, &p, "profile", Err::<(), PageError>(e.into())).await,
     };
     let stored = p.agent.password_hash.clone();
     let current = f.current_password;
@@ -416,7 +430,7 @@ async fn change_password(
             &state,
             &p,
             "profile",
-            Err(ApiError::Forbidden("the current password is wrong").into()),
+            Err::<(), PageError>(ApiError::Forbidden("the current password is wrong").into()),
         )
         .await;
     }
@@ -441,7 +455,7 @@ async fn change_password(
 
 /// New agent form.
 #[derive(Deserialize)]
-pub struct AgentForm {
+pub struct NewAgentForm {
     csrf: Option<String>,
     name: String,
     email: String,
@@ -449,16 +463,13 @@ pub struct AgentForm {
     password: String,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn create_agent(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<AgentForm>,
+    f: AdminForm<NewAgentForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
-    let f = f.into_inner();
-    let r = async {
+    let AdminForm { page: p, form: f } = f;
+    let r: Result<(), PageError> = async {
         let name = Name::parse(&f.name, "name")?.into_inner();
         let email = Email::parse(&f.email)?.into_inner();
         let role = Role::parse(&f.role)?;
@@ -481,17 +492,15 @@ pub struct AgentChangeForm {
     active: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, id = %path))]
 async fn update_agent(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<AgentChangeForm>,
     path: web::Path<String>,
-    f: web::Form<AgentChangeForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
+    let r: Result<(), PageError> = async {
         let role = f.role.as_deref().map(Role::parse).transpose()?;
         let active = f.active.as_deref().map(|a| a == "true");
         if id == p.agent.id && (active == Some(false) || role == Some(Role::Agent)) {
@@ -525,15 +534,13 @@ pub struct InboxForm {
     accent_color: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn create_inbox(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<Vec<(String, String)>>,
+    f: AdminForm<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, form_value(&f, "csrf"))?;
-    require_admin(&p)?;
-    let r = async {
+    let AdminForm { page: p, form: f } = f;
+    let r: Result<(), PageError> = async {
         let name = Name::parse(form_value(&f, "name").unwrap_or(""), "name")?.into_inner();
         let channel = form_value(&f, "channel").unwrap_or("web");
         let settings = settings_from_form(&f);
@@ -546,17 +553,15 @@ async fn create_inbox(
 }
 
 /// Saves a channel's settings (blank secrets keep their value).
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn save_channel(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<Vec<(String, String)>>,
     path: web::Path<String>,
-    f: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, form_value(&f, "csrf"))?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
+    let r: Result<(), PageError> = async {
         crate::web::api::inboxes::update_settings(&state, id, &settings_from_form(&f)).await?;
         Ok(())
     }
@@ -565,15 +570,13 @@ async fn save_channel(
 }
 
 /// "Test connection": the provider's answer, shown on the page.
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn test_channel(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CsrfOnly>,
     path: web::Path<String>,
-    f: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, .. } = f;
     let inbox = state
         .store
         .inbox(parse_id(&path).ok_or(ApiError::NotFound)?)?
@@ -605,17 +608,15 @@ fn color(raw: Option<&str>) -> Result<Option<String>, Invalid> {
     }
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn update_inbox(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<InboxForm>,
     path: web::Path<String>,
-    f: web::Form<InboxForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
+    let r: Result<(), PageError> = async {
         let name = Name::parse(&f.name, "name")?.into_inner();
         let greeting = f
             .greeting
@@ -654,15 +655,12 @@ pub struct CsrfOnly {
     csrf: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn rotate_secret(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CsrfOnly>,
     path: web::Path<String>,
-    f: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
     let secret = random_string(32);
     state
@@ -679,17 +677,15 @@ pub struct MemberForm {
     agent_id: String,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn add_member(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<MemberForm>,
     path: web::Path<String>,
-    f: web::Form<MemberForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let inbox = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
+    let r: Result<(), PageError> = async {
         let agent =
             parse_id(&f.agent_id).ok_or_else(|| Invalid::new("agent_id", "no such agent"))?;
         state.store.add_member(inbox, agent, time::now()).await?;
@@ -699,15 +695,12 @@ async fn add_member(
     outcome(&state, &p, "inboxes", r).await
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path.0, member = %path.1))]
 async fn remove_member(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CsrfOnly>,
     path: web::Path<(String, String)>,
-    f: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
     let inbox = parse_id(&path.0).ok_or(ApiError::NotFound)?;
     let agent = parse_id(&path.1).ok_or(ApiError::NotFound)?;
     state.store.remove_member(inbox, agent, time::now()).await?;
@@ -742,15 +735,13 @@ fn canned_fields(f: &CannedForm) -> Result<(String, String), Invalid> {
     Ok((shortcut, text))
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn create_canned(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<CannedForm>,
+    f: AdminForm<CannedForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
-    let r = async {
+    let AdminForm { page: p, form: f } = f;
+    let r: Result<(), PageError> = async {
         let (s, t) = canned_fields(&f)?;
         state
             .store
@@ -767,17 +758,15 @@ fn conflict(e: StoreError) -> PageError {
     PageError::Api(e.into())
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, canned = %path))]
 async fn update_canned(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CannedForm>,
     path: web::Path<String>,
-    f: web::Form<CannedForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
+    let r: Result<(), PageError> = async {
         let (s, t) = canned_fields(&f)?;
         state
             .store
@@ -790,15 +779,12 @@ async fn update_canned(
     outcome(&state, &p, "canned", r).await
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, canned = %path))]
 async fn delete_canned(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CsrfOnly>,
     path: web::Path<String>,
-    f: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
     state.store.delete_canned(id, time::now()).await?;
     Ok(redirect("/settings/canned?saved=1"))
