@@ -6,6 +6,7 @@
 //! parse, call and render. Nothing here knows about HTTP.
 
 pub mod access;
+pub mod agents;
 pub mod auth;
 pub mod conversations;
 pub mod credentials;

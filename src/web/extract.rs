@@ -140,11 +140,7 @@ impl AgentAuth {
 
     /// Refuses non-admins with 403.
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("only admins may do this"))
-        }
+        crate::service::agents::require_admin(&self.agent)
     }
 }
 

@@ -429,9 +429,7 @@ where
         let (req, payload) = (req.clone(), payload.take());
         Box::pin(async move {
             let (page, form) = checked_form(req, payload).await?;
-            if !page.is_admin() {
-                return Err(PageError::Api(ApiError::Forbidden("only admins may do this")).into());
-            }
+            crate::service::agents::require_admin(&page.agent).map_err(PageError::from)?;
             Ok(Self { page, form })
         })
     }

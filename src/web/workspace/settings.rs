@@ -11,10 +11,11 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{html, render};
-use crate::domain::{format_id, parse_id, time, Email, Invalid, Label, Name, Password, Role};
+use crate::domain::{format_id, parse_id, time, Invalid, Label, Name};
 use crate::error::ApiError;
-use crate::service::auth::{hash_password, random_string, verify_password};
-use crate::store::{AgentUpdate, CannedRecord, StoreError};
+use crate::service::agents::{AgentChange, NewAgent, ProfileChange};
+use crate::service::auth::random_string;
+use crate::store::{CannedRecord, StoreError};
 use crate::web::session::{session_cookie, AdminForm, AgentForm, CsrfField, PageAgent, PageError};
 use crate::web::AppState;
 
@@ -203,7 +204,7 @@ fn page(
         return Err(ApiError::NotFound.into());
     }
     let store = &state.store;
-    let agents_all = store.agents()?;
+    let agents_all = state.svc.agents()?;
     let agents = if section == "agents" {
         agents_all
             .iter()
@@ -360,13 +361,6 @@ csrf_field!(
     CannedForm,
 );
 
-async fn hash(password: Password) -> Result<String, PageError> {
-    Ok(web::block(move || hash_password(password.expose()))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|_| ApiError::Internal)?)
-}
-
 /// Profile form.
 #[derive(Deserialize)]
 pub struct ProfileForm {
@@ -383,22 +377,13 @@ async fn save_profile(
     f: AgentForm<ProfileForm>,
 ) -> Result<HttpResponse, PageError> {
     let AgentForm { page: p, form: f } = f;
-    let r: Result<(), PageError> = async {
-        let name = Name::parse(&f.name, "name")?.into_inner();
-        let update = AgentUpdate {
-            name: Some(name),
-            notify_sound: Some(f.notify_sound.is_some()),
-            push_new_conversations: Some(f.push_new_conversations.is_some()),
-            push_replies: Some(f.push_replies.is_some()),
-            ..AgentUpdate::default()
-        };
-        state
-            .store
-            .update_agent(p.agent.id, update, time::now())
-            .await?;
-        Ok(())
-    }
-    .await;
+    let change = ProfileChange {
+        name: f.name,
+        notify_sound: f.notify_sound.is_some(),
+        push_new_conversations: f.push_new_conversations.is_some(),
+        push_replies: f.push_replies.is_some(),
+    };
+    let r = state.svc.update_profile(&p.agent, change).await;
     outcome(&state, &p, "profile", r).await
 }
 
@@ -416,32 +401,16 @@ async fn change_password(
     f: AgentForm<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
     let AgentForm { page: p, form: f } = f;
-    let new = match Password::parse(f.new_password) {
-        Ok(n) => n,
-        Err(e) => return outcome(&state, &p, "profile", Err::<(), PageError>(e.into())).await,
-    };
-    let stored = p.agent.password_hash.clone();
-    let current = f.current_password;
-    let ok = web::block(move || verify_password(&stored, &current))
-        .await
-        .map_err(|_| ApiError::Internal)?;
-    if !ok {
-        return outcome(
-            &state,
-            &p,
-            "profile",
-            Err::<(), PageError>(ApiError::Forbidden("the current password is wrong").into()),
-        )
+    let r = state
+        .svc
+        .change_password(&p.agent, f.current_password, f.new_password)
         .await;
+    if r.is_err() {
+        return outcome(&state, &p, "profile", r).await;
     }
-    let h = hash(new).await?;
-    // Ends every session and token, this one included; then a new session
+    // Every session and token ended, this one included; a new session
     // keeps this browser signed in.
-    state
-        .store
-        .set_agent_password(p.agent.id, h, time::now())
-        .await?;
-    let (token, _) = crate::web::session::issue_agent_token(&state, p.agent.id, "nas_").await?;
+    let (token, _) = state.svc.issue_agent_token(p.agent.id, "nas_").await?;
     let ttl = state.config.token_ttl_secs;
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(
@@ -469,18 +438,13 @@ async fn create_agent(
     f: AdminForm<NewAgentForm>,
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
-    let r: Result<(), PageError> = async {
-        let name = Name::parse(&f.name, "name")?.into_inner();
-        let email = Email::parse(&f.email)?.into_inner();
-        let role = Role::parse(&f.role)?;
-        let h = hash(Password::parse(f.password)?).await?;
-        state
-            .store
-            .create_agent(name, email, role, h, time::now())
-            .await?;
-        Ok(())
-    }
-    .await;
+    let new = NewAgent {
+        name: f.name,
+        email: f.email,
+        role: Some(f.role),
+        password: f.password,
+    };
+    let r = state.svc.create_agent(&p.agent, new).await;
     outcome(&state, &p, "agents", r).await
 }
 
@@ -500,27 +464,12 @@ async fn update_agent(
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r: Result<(), PageError> = async {
-        let role = f.role.as_deref().map(Role::parse).transpose()?;
-        let active = f.active.as_deref().map(|a| a == "true");
-        if id == p.agent.id && (active == Some(false) || role == Some(Role::Agent)) {
-            return Err(Invalid::new("active", "you cannot deactivate or demote yourself").into());
-        }
-        state
-            .store
-            .update_agent(
-                id,
-                AgentUpdate {
-                    role,
-                    active,
-                    ..AgentUpdate::default()
-                },
-                time::now(),
-            )
-            .await?;
-        Ok(())
-    }
-    .await;
+    let change = AgentChange {
+        name: None,
+        role: f.role,
+        active: f.active.as_deref().map(|a| a == "true"),
+    };
+    let r = state.svc.update_agent(&p.agent, id, change).await;
     outcome(&state, &p, "agents", r).await
 }
 
