@@ -11,10 +11,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{html, render};
-use crate::domain::{format_id, parse_id, time, Invalid, Label, Name};
+use crate::domain::{format_id, parse_id, time, Invalid, Label};
 use crate::error::ApiError;
 use crate::service::agents::{AgentChange, NewAgent, ProfileChange};
-use crate::service::auth::random_string;
+use crate::service::inboxes::{InboxChange, NewInbox};
 use crate::store::{CannedRecord, StoreError};
 use crate::web::session::{session_cookie, AdminForm, AgentForm, CsrfField, PageAgent, PageError};
 use crate::web::AppState;
@@ -221,8 +221,8 @@ fn page(
     };
     let mut inboxes = Vec::new();
     if section == "inboxes" {
-        for i in store.inboxes()? {
-            let member_ids = store.members(i.id)?;
+        for i in state.svc.visible_inboxes(&p.agent)? {
+            let member_ids = state.svc.member_ids(i.id)?;
             let pick = |want: bool| {
                 agents_all
                     .iter()
@@ -489,15 +489,13 @@ async fn create_inbox(
     f: AdminForm<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
-    let r: Result<(), PageError> = async {
-        let name = Name::parse(form_value(&f, "name").unwrap_or(""), "name")?.into_inner();
-        let channel = form_value(&f, "channel").unwrap_or("web");
-        let settings = settings_from_form(&f);
-        crate::web::api::inboxes::create_inbox(&state, name, channel, None, Some(&settings))
-            .await?;
-        Ok(())
-    }
-    .await;
+    let new = NewInbox {
+        name: form_value(&f, "name").unwrap_or("").to_owned(),
+        channel: Some(form_value(&f, "channel").unwrap_or("web").to_owned()),
+        greeting: None,
+        settings: Some(settings_from_form(&f)),
+    };
+    let r = state.svc.create_inbox(&p.agent, new).await;
     outcome(&state, &p, "inboxes", r).await
 }
 
@@ -510,11 +508,11 @@ async fn save_channel(
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r: Result<(), PageError> = async {
-        crate::web::api::inboxes::update_settings(&state, id, &settings_from_form(&f)).await?;
-        Ok(())
-    }
-    .await;
+    let change = InboxChange {
+        settings: Some(settings_from_form(&f)),
+        ..InboxChange::default()
+    };
+    let r = state.svc.update_inbox(&p.agent, id, change).await;
     outcome(&state, &p, "inboxes", r).await
 }
 
@@ -525,36 +523,16 @@ async fn test_channel(
     f: AdminForm<CsrfOnly>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let AdminForm { page: p, .. } = f;
-    let inbox = state
-        .store
-        .inbox(parse_id(&path).ok_or(ApiError::NotFound)?)?
-        .ok_or(ApiError::NotFound)?;
-    let v = crate::web::api::inboxes::check_connection(&state, &inbox).await;
-    let text = format!("{}: {}", inbox.name, v["message"].as_str().unwrap_or(""));
-    let (notice, error) = if v["ok"] == true {
+    let p = f.page;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let (inbox, check) = state.svc.test_connection(&p.agent, id).await?;
+    let text = format!("{}: {}", inbox.name, check.message);
+    let (notice, error) = if check.ok {
         (Some(text), None)
     } else {
         (None, Some(text))
     };
     Ok(html(render(&page(&state, &p, "inboxes", notice, error)?)?))
-}
-
-fn color(raw: Option<&str>) -> Result<Option<String>, Invalid> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(c)
-            if c.len() == 7
-                && c.starts_with('#')
-                && c[1..].chars().all(|x| x.is_ascii_hexdigit()) =>
-        {
-            Ok(Some(c.to_lowercase()))
-        }
-        Some(_) => Err(Invalid::new(
-            "accent_color",
-            "accent colour must look like #2563eb",
-        )),
-    }
 }
 
 #[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
@@ -565,36 +543,15 @@ async fn update_inbox(
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r: Result<(), PageError> = async {
-        let name = Name::parse(&f.name, "name")?.into_inner();
-        let greeting = f
-            .greeting
-            .as_deref()
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(str::to_owned);
-        if greeting.as_ref().is_some_and(|g| g.chars().count() > 500) {
-            return Err(Invalid::new("greeting", "greeting must be at most 500 characters").into());
-        }
-        let accent = color(f.accent_color.as_deref())?;
-        let reply_time = f
-            .reply_time
-            .as_deref()
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(|g| g.chars().take(200).collect::<String>());
-        state
-            .store
-            .update_inbox(id, time::now(), |i| {
-                i.name = name.clone();
-                i.greeting = greeting.clone();
-                i.accent_color = accent.clone();
-                i.reply_time = reply_time.clone();
-            })
-            .await?;
-        Ok(())
-    }
-    .await;
+    // The form always holds every field: a blank one clears its value.
+    let change = InboxChange {
+        name: Some(f.name),
+        greeting: Some(f.greeting.unwrap_or_default()),
+        accent_color: Some(f.accent_color.unwrap_or_default()),
+        reply_time: Some(f.reply_time.unwrap_or_default()),
+        ..InboxChange::default()
+    };
+    let r = state.svc.update_inbox(&p.agent, id, change).await;
     outcome(&state, &p, "inboxes", r).await
 }
 
@@ -611,11 +568,7 @@ async fn rotate_secret(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let secret = random_string(32);
-    state
-        .store
-        .update_inbox(id, time::now(), |i| i.hmac_secret = secret.clone())
-        .await?;
+    state.svc.rotate_identity_secret(&f.page.agent, id).await?;
     Ok(redirect("/settings/inboxes?saved=1"))
 }
 
@@ -634,13 +587,10 @@ async fn add_member(
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
     let inbox = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r: Result<(), PageError> = async {
-        let agent =
-            parse_id(&f.agent_id).ok_or_else(|| Invalid::new("agent_id", "no such agent"))?;
-        state.store.add_member(inbox, agent, time::now()).await?;
-        Ok(())
-    }
-    .await;
+    let r = match parse_id(&f.agent_id) {
+        Some(agent) => state.svc.add_member(&p.agent, inbox, agent).await,
+        None => Err(Invalid::new("agent_id", "no such agent").into()),
+    };
     outcome(&state, &p, "inboxes", r).await
 }
 
@@ -652,7 +602,7 @@ async fn remove_member(
 ) -> Result<HttpResponse, PageError> {
     let inbox = parse_id(&path.0).ok_or(ApiError::NotFound)?;
     let agent = parse_id(&path.1).ok_or(ApiError::NotFound)?;
-    state.store.remove_member(inbox, agent, time::now()).await?;
+    state.svc.remove_member(&f.page.agent, inbox, agent).await?;
     Ok(redirect("/settings/inboxes?saved=1"))
 }
 
