@@ -20,6 +20,7 @@ pub mod present;
 pub mod push;
 pub mod ratelimit;
 pub mod realtime;
+pub mod settings;
 pub mod webhooks;
 pub mod webpush;
 

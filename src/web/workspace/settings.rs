@@ -11,11 +11,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{html, render};
-use crate::domain::{format_id, parse_id, time, Invalid, Label};
+use crate::domain::{format_id, parse_id, Invalid};
 use crate::error::ApiError;
 use crate::service::agents::{AgentChange, NewAgent, ProfileChange};
 use crate::service::inboxes::{InboxChange, NewInbox};
-use crate::store::{CannedRecord, StoreError};
+use crate::service::settings::CannedInput;
+use crate::store::CannedRecord;
 use crate::web::session::{session_cookie, AdminForm, AgentForm, CsrfField, PageAgent, PageError};
 use crate::web::AppState;
 
@@ -203,7 +204,6 @@ fn page(
     if !allowed {
         return Err(ApiError::NotFound.into());
     }
-    let store = &state.store;
     let agents_all = state.svc.agents()?;
     let agents = if section == "agents" {
         agents_all
@@ -299,7 +299,7 @@ fn page(
         agents,
         inboxes,
         canned: if section == "canned" {
-            store.canned()?
+            state.svc.canned_responses()?
         } else {
             Vec::new()
         },
@@ -473,7 +473,7 @@ async fn update_agent(
     outcome(&state, &p, "agents", r).await
 }
 
-/// New inbox form.
+/// Inbox form (name, greeting and the messenger's look).
 #[derive(Deserialize)]
 pub struct InboxForm {
     csrf: Option<String>,
@@ -614,47 +614,18 @@ pub struct CannedForm {
     text: String,
 }
 
-fn canned_fields(f: &CannedForm) -> Result<(String, String), Invalid> {
-    // Shortcuts follow the label rules: one lower-case word.
-    let shortcut = Label::parse(f.shortcut.trim().trim_start_matches('/'))
-        .map_err(|_| {
-            Invalid::new(
-                "shortcut",
-                "a shortcut is one word: letters, digits, '-' or '_'",
-            )
-        })?
-        .into_inner();
-    let text = f.text.trim().to_owned();
-    if text.is_empty() || text.chars().count() > 5000 {
-        return Err(Invalid::new(
-            "text",
-            "the text must be 1 to 5,000 characters",
-        ));
-    }
-    Ok((shortcut, text))
-}
-
 #[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn create_canned(
     state: web::Data<AppState>,
     f: AdminForm<CannedForm>,
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
-    let r: Result<(), PageError> = async {
-        let (s, t) = canned_fields(&f)?;
-        state
-            .store
-            .put_canned(0, s, t, time::now())
-            .await
-            .map_err(conflict)?;
-        Ok(())
-    }
-    .await;
+    let input = CannedInput {
+        shortcut: f.shortcut,
+        text: f.text,
+    };
+    let r = state.svc.save_canned(&p.agent, 0, input).await;
     outcome(&state, &p, "canned", r).await
-}
-
-fn conflict(e: StoreError) -> PageError {
-    PageError::Api(e.into())
 }
 
 #[tracing::instrument(skip_all, fields(agent = f.page.agent.id, canned = %path))]
@@ -665,16 +636,11 @@ async fn update_canned(
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r: Result<(), PageError> = async {
-        let (s, t) = canned_fields(&f)?;
-        state
-            .store
-            .put_canned(id, s, t, time::now())
-            .await
-            .map_err(conflict)?;
-        Ok(())
-    }
-    .await;
+    let input = CannedInput {
+        shortcut: f.shortcut,
+        text: f.text,
+    };
+    let r = state.svc.save_canned(&p.agent, id, input).await;
     outcome(&state, &p, "canned", r).await
 }
 
@@ -685,6 +651,6 @@ async fn delete_canned(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    state.store.delete_canned(id, time::now()).await?;
+    state.svc.delete_canned(&f.page.agent, id).await?;
     Ok(redirect("/settings/canned?saved=1"))
 }
