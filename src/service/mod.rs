@@ -21,6 +21,7 @@ pub mod push;
 pub mod ratelimit;
 pub mod realtime;
 pub mod settings;
+pub mod setup;
 pub mod subscriptions;
 pub mod webhooks;
 pub mod webpush;
