@@ -10,41 +10,46 @@ use crate::store::{AgentRecord, ContactRecord, TokenOwner, TokenRecord};
 use super::Services;
 
 impl Services {
+    /// Stores a fresh token of `owner` by its hash, valid for `ttl_secs`;
+    /// gives the secret and its expiry.
+    async fn issue_token(
+        &self,
+        owner: TokenOwner,
+        rec_owner: u64,
+        inbox_id: Option<u64>,
+        prefix: &str,
+        ttl_secs: i64,
+    ) -> ApiResult<(String, i64)> {
+        let (token, hash) = super::auth::new_token(prefix);
+        let now = crate::domain::time::now();
+        let expires_at = now + ttl_secs * 1_000_000;
+        let rec = TokenRecord {
+            owner: rec_owner,
+            created_at: now,
+            expires_at,
+            inbox_id,
+        };
+        self.store.insert_token(owner, hash, rec).await?;
+        Ok((token, expires_at))
+    }
+
     /// Issues a new agent credential, stored only by its hash with the
     /// configured lifetime: an API token (`nat_`) or a browser session
     /// (`nas_`). Returns the secret and its expiry.
     #[tracing::instrument(skip_all, fields(agent = agent_id))]
     pub async fn issue_agent_token(&self, agent_id: u64, prefix: &str) -> ApiResult<(String, i64)> {
-        let (token, hash) = super::auth::new_token(prefix);
-        let now = crate::domain::time::now();
-        let expires_at = now + self.config.token_ttl_secs * 1_000_000;
-        let rec = TokenRecord {
-            owner: agent_id,
-            created_at: now,
-            expires_at,
-            inbox_id: None,
-        };
-        self.store
-            .insert_token(TokenOwner::Agent, hash, rec)
-            .await?;
-        Ok((token, expires_at))
+        let ttl = self.config.token_ttl_secs;
+        self.issue_token(TokenOwner::Agent, agent_id, None, prefix, ttl)
+            .await
     }
 
     /// Issues a new contact token (`nct_`) for the inbox the contact came
     /// through, stored only by its hash.
     #[tracing::instrument(skip_all, fields(contact = contact_id, inbox = inbox_id))]
     pub async fn issue_contact_token(&self, contact_id: u64, inbox_id: u64) -> ApiResult<String> {
-        let (token, hash) = super::auth::new_token("nct_");
-        let now = crate::domain::time::now();
-        let expires_at = now + self.config.contact_token_ttl_secs * 1_000_000;
-        let rec = TokenRecord {
-            owner: contact_id,
-            created_at: now,
-            expires_at,
-            inbox_id: Some(inbox_id),
-        };
-        self.store
-            .insert_token(TokenOwner::Contact, hash, rec)
+        let ttl = self.config.contact_token_ttl_secs;
+        let (token, _) = self
+            .issue_token(TokenOwner::Contact, contact_id, Some(inbox_id), "nct_", ttl)
             .await?;
         Ok(token)
     }

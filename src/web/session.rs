@@ -384,24 +384,6 @@ pub struct AdminForm<T> {
     pub form: T,
 }
 
-/// Signs in, reads the form, checks its CSRF token: in that order, so a
-/// visitor without a session is sent to sign in and a forged post learns
-/// nothing.
-async fn checked_form<T>(
-    req: HttpRequest,
-    mut payload: Payload,
-) -> actix_web::Result<(PageAgent, T)>
-where
-    T: serde::de::DeserializeOwned + CsrfField + 'static,
-{
-    let page = page_agent(&req)?;
-    let form = web::Form::<T>::from_request(&req, &mut payload)
-        .await?
-        .into_inner();
-    page.check_csrf(&req, form.csrf_field())?;
-    Ok((page, form))
-}
-
 impl<T> FromRequest for AgentForm<T>
 where
     T: serde::de::DeserializeOwned + CsrfField + 'static,
@@ -409,10 +391,17 @@ where
     type Error = actix_web::Error;
     type Future = futures_util::future::LocalBoxFuture<'static, actix_web::Result<Self>>;
 
+    /// Signs in, reads the form, checks its CSRF token: in that order, so
+    /// a visitor without a session is sent to sign in and a forged post
+    /// learns nothing.
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
+        let (req, mut payload) = (req.clone(), payload.take());
         Box::pin(async move {
-            let (page, form) = checked_form(req, payload).await?;
+            let page = page_agent(&req)?;
+            let form = web::Form::<T>::from_request(&req, &mut payload)
+                .await?
+                .into_inner();
+            page.check_csrf(&req, form.csrf_field())?;
             Ok(Self { page, form })
         })
     }
@@ -426,9 +415,9 @@ where
     type Future = futures_util::future::LocalBoxFuture<'static, actix_web::Result<Self>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
+        let form = AgentForm::<T>::from_request(req, payload);
         Box::pin(async move {
-            let (page, form) = checked_form(req, payload).await?;
+            let AgentForm { page, form } = form.await?;
             crate::service::agents::require_admin(&page.agent).map_err(PageError::from)?;
             Ok(Self { page, form })
         })
