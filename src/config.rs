@@ -235,6 +235,20 @@ pub struct ServeArgs {
     pub webhooks_allow_private: bool,
 }
 
+/// The longest token lifetime accepted, in days (a century).
+const MAX_TOKEN_TTL_DAYS: u32 = 36_500;
+/// The most sign-in failures a lockout may allow (beyond this the
+/// failures would be forgotten faster than the limiter can count).
+const MAX_LOGIN_FAILURES: u32 = 1000;
+
+/// A size in MiB as bytes; a value too large to count in bytes is refused
+/// (never wrapped or clamped).
+fn mib(flag: &str, value: u64) -> Result<u64, String> {
+    value
+        .checked_mul(1 << 20)
+        .ok_or_else(|| format!("invalid {flag} {value}: too large"))
+}
+
 /// Settings after validation.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -339,8 +353,19 @@ impl ServeArgs {
         if self.token_ttl_days == 0 || self.contact_token_ttl_days == 0 {
             return Err("token lifetimes must be at least one day".into());
         }
-        if self.login_max_failures == 0 {
-            return Err("--login-max-failures must be at least 1".into());
+        // Expiry times are microseconds in an i64: a century is plenty and
+        // cannot overflow.
+        if self.token_ttl_days > MAX_TOKEN_TTL_DAYS
+            || self.contact_token_ttl_days > MAX_TOKEN_TTL_DAYS
+        {
+            return Err(format!(
+                "token lifetimes must be at most {MAX_TOKEN_TTL_DAYS} days"
+            ));
+        }
+        if !(1..=MAX_LOGIN_FAILURES).contains(&self.login_max_failures) {
+            return Err(format!(
+                "--login-max-failures must be 1 to {MAX_LOGIN_FAILURES}"
+            ));
         }
         // Out-of-range values are refused, never silently clamped: the
         // admin learns at start that the setting does not do what it says.
@@ -406,9 +431,15 @@ impl ServeArgs {
             sse_keepalive_secs: self.sse_keepalive_secs,
             event_buffer: self.event_buffer,
             max_upload_bytes: (self.max_upload_mb * 1024 * 1024) as usize,
-            min_free_bytes: self.min_free_mb * 1024 * 1024,
-            upload_bytes_per_hour_contact: self.upload_mb_per_hour_contact.saturating_mul(1 << 20),
-            upload_bytes_per_hour_address: self.upload_mb_per_hour_address.saturating_mul(1 << 20),
+            min_free_bytes: mib("--min-free-mb", self.min_free_mb)?,
+            upload_bytes_per_hour_contact: mib(
+                "--upload-mb-per-hour-contact",
+                self.upload_mb_per_hour_contact,
+            )?,
+            upload_bytes_per_hour_address: mib(
+                "--upload-mb-per-hour-address",
+                self.upload_mb_per_hour_address,
+            )?,
             webhooks_allow_private: self.webhooks_allow_private,
             notify_after_secs: i64::from(self.notify_after_minutes) * 60,
             smtp: match self.smtp_host.filter(|h| !h.trim().is_empty()) {
@@ -440,48 +471,35 @@ impl ServeArgs {
 
 impl ServeConfig {
     /// Defaults for a data folder, as `natter serve --data <path>` would
-    /// have them (tests and benchmarks start from here).
+    /// have them, except that it listens on a free port of 127.0.0.1 and
+    /// runs two workers (tests and benchmarks start from here). The
+    /// defaults are the flags' own (read through clap with the environment
+    /// ignored), so each is declared once, in [`ServeArgs`].
     pub fn for_data(data: PathBuf) -> Self {
-        let args = ServeArgs {
-            bind: "127.0.0.1:0".into(),
-            data,
-            base_url: None,
-            admin_email: None,
-            admin_password: None,
-            fsync: false,
-            cache_mb: 16,
-            token_ttl_days: 30,
-            contact_token_ttl_days: 365,
-            trusted_proxies: Vec::new(),
-            login_max_failures: 5,
-            login_lockout_minutes: 15,
-            contacts_per_minute: 30,
-            contact_messages_per_minute: 60,
-            connections_per_address: 256,
-            searches_per_minute: 60,
-            streams_per_user: 20,
-            body_timeout_secs: 10,
-            workers: Some(2),
-            sse_keepalive_secs: 10,
-            event_buffer: 4096,
-            max_upload_mb: 10,
-            upload_mb_per_hour_contact: 100,
-            upload_mb_per_hour_address: 250,
-            min_free_mb: 64,
-            webhooks_allow_private: false,
-            notify_after_minutes: 5,
-            smtp_host: None,
-            smtp_port: 587,
-            smtp_tls: true,
-            smtp_username: String::new(),
-            smtp_password: Secret::default(),
-            smtp_from: String::new(),
-        };
-        match args.validate() {
+        match Self::from_flags_only(data, &["--bind", "127.0.0.1:0", "--workers", "2"]) {
             Ok(c) => c,
-            // The defaults above are valid by construction; see the test.
+            // The defaults are valid by construction; see the tests.
             Err(e) => unreachable!("default settings invalid: {e}"),
         }
+    }
+
+    /// `natter serve --data <data> <extra>` with no environment variable
+    /// consulted.
+    fn from_flags_only(data: PathBuf, extra: &[&str]) -> Result<Self, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command()
+            .find_subcommand("serve")
+            .cloned()
+            .ok_or("no serve command")?
+            .mut_args(|a| a.env(None));
+        let mut argv: Vec<std::ffi::OsString> = vec!["serve".into(), "--data".into(), data.into()];
+        argv.extend(extra.iter().map(Into::into));
+        let matches = command
+            .try_get_matches_from(argv)
+            .map_err(|e| e.to_string())?;
+        ServeArgs::from_arg_matches(&matches)
+            .map_err(|e| e.to_string())?
+            .validate()
     }
 }
 
@@ -531,6 +549,34 @@ mod tests {
         ] {
             assert!(args(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn defaults_are_the_same_through_flags_and_for_data() {
+        let through_flags = args(&["--data", "x", "--bind", "127.0.0.1:0", "--workers", "2"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let for_data = ServeConfig::for_data("x".into());
+        assert_eq!(format!("{through_flags:?}"), format!("{for_data:?}"));
+        assert_eq!(for_data.notify_after_secs, 300);
+        assert_eq!(for_data.connections_per_address, 256);
+    }
+
+    #[test]
+    fn values_that_would_overflow_are_refused_not_clamped() {
+        for bad in [
+            ["--min-free-mb", "18446744073709551615"],
+            ["--upload-mb-per-hour-contact", "18446744073709551615"],
+            ["--upload-mb-per-hour-address", "18446744073709551615"],
+            ["--token-ttl-days", "4000000000"],
+            ["--contact-token-ttl-days", "36501"],
+            ["--login-max-failures", "0"],
+            ["--login-max-failures", "4000000000"],
+            ["--sse-keepalive-secs", "16"],
+            ["--workers", "0"],
+        ] {
+            assert!(args(&bad).is_err(), "{bad:?}");
+        }
+        assert!(args(&["--token-ttl-days", "36500"]).is_ok());
     }
 
     #[test]

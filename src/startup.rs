@@ -13,11 +13,11 @@ use crate::config::ServeConfig;
 use crate::domain::{time, Email, Password, Role};
 use crate::error::ApiError;
 use crate::service::auth::{hash_password, new_token};
+use crate::service::inboxes::new_web_inbox;
 use crate::service::ratelimit::Limits;
 use crate::service::realtime::TypingHub;
+use crate::service::setup::SETUP_TOKEN_KEY;
 use crate::store::{Store, StoreError, StoreOptions};
-use crate::web::api::inboxes::new_web_inbox;
-use crate::web::setup::SETUP_TOKEN_KEY;
 use crate::web::{self as webmod, AppState};
 
 /// Why the server could not start; each is one clear line for the user.

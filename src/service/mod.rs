@@ -6,9 +6,12 @@
 //! parse, call and render. Nothing here knows about HTTP.
 
 pub mod access;
+pub mod agents;
 pub mod auth;
 pub mod conversations;
+pub mod credentials;
 pub mod files;
+pub mod inboxes;
 pub mod index;
 pub mod mailbox;
 pub mod notify;
@@ -17,6 +20,9 @@ pub mod present;
 pub mod push;
 pub mod ratelimit;
 pub mod realtime;
+pub mod settings;
+pub mod setup;
+pub mod subscriptions;
 pub mod webhooks;
 pub mod webpush;
 

@@ -1,5 +1,8 @@
 //! Extractors that turn a request into checked input: JSON bodies with the
-//! contract's limits, bearer credentials, and the client's address.
+//! contract's limits, bearer credentials (resolved by
+//! [`crate::service::Services::agent_by_token`] and
+//! [`crate::service::Services::contact_by_token`]), and the client's
+//! address.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -12,10 +15,9 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::domain::time;
 use crate::error::ApiError;
 use crate::service::auth::hash_token;
-use crate::store::{AgentRecord, ContactRecord, TokenOwner};
+use crate::store::{AgentRecord, ContactRecord};
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
@@ -138,11 +140,7 @@ impl AgentAuth {
 
     /// Refuses non-admins with 403.
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("only admins may do this"))
-        }
+        crate::service::agents::require_admin(&self.agent)
     }
 }
 
@@ -172,15 +170,9 @@ fn agent_auth(req: &HttpRequest) -> Result<AgentAuth, ApiError> {
         ));
     };
     let hash = hash_token(token);
-    let rec = st
-        .store
-        .token(TokenOwner::Agent, &hash)?
-        .filter(|t| t.expires_at > time::now())
-        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
     let agent = st
-        .store
-        .agent(rec.owner)?
-        .filter(|a| a.active)
+        .svc
+        .agent_by_token(&hash)?
         .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
     Ok(AgentAuth {
         agent,
@@ -213,19 +205,10 @@ fn contact_auth(req: &HttpRequest) -> Result<ContactAuth, ApiError> {
     ))?;
     let st = state(req)?;
     let token_hash = hash_token(token);
-    let rec = st
-        .store
-        .token(TokenOwner::Contact, &token_hash)?
-        .filter(|t| t.expires_at > time::now())
+    let (contact, inbox_id) = st
+        .svc
+        .contact_by_token(&token_hash)?
         .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-    let contact = st
-        .store
-        .contact(rec.owner)?
-        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-    let inbox_id = rec
-        .inbox_id
-        .filter(|i| contact.belongs_to(*i))
-        .unwrap_or(contact.inbox_id);
     Ok(ContactAuth {
         contact,
         inbox_id,

@@ -15,10 +15,10 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 pub use crate::domain::text::url_escape;
-use crate::domain::{time, Role};
+use crate::domain::Role;
 use crate::error::ApiError;
 use crate::service::auth::hash_token;
-use crate::store::{AgentRecord, TokenOwner};
+use crate::store::AgentRecord;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "natter_session";
@@ -40,50 +40,25 @@ pub fn csrf_ok(session_token: &str, given: &str) -> bool {
         .into()
 }
 
-/// Issues a new agent credential, stored only by its hash with the
-/// configured lifetime: an API token (`nat_`) or a browser session (`nas_`).
-/// Returns the secret and its expiry.
+/// Issues a new agent credential (see
+/// [`crate::service::Services::issue_agent_token`]): an API token (`nat_`)
+/// or a browser session (`nas_`). Returns the secret and its expiry.
 pub async fn issue_agent_token(
     state: &AppState,
     agent_id: u64,
     prefix: &str,
 ) -> Result<(String, i64), ApiError> {
-    let (token, hash) = crate::service::auth::new_token(prefix);
-    let now = time::now();
-    let expires_at = now + state.config.token_ttl_secs * 1_000_000;
-    let rec = crate::store::TokenRecord {
-        owner: agent_id,
-        created_at: now,
-        expires_at,
-        inbox_id: None,
-    };
-    state
-        .store
-        .insert_token(TokenOwner::Agent, hash, rec)
-        .await?;
-    Ok((token, expires_at))
+    state.svc.issue_agent_token(agent_id, prefix).await
 }
 
-/// Issues a new contact token (`nct_`), stored only by its hash.
+/// Issues a new contact token (`nct_`), see
+/// [`crate::service::Services::issue_contact_token`].
 pub async fn issue_contact_token(
     state: &AppState,
     contact_id: u64,
     inbox_id: u64,
 ) -> Result<String, ApiError> {
-    let (token, hash) = crate::service::auth::new_token("nct_");
-    let now = time::now();
-    let expires_at = now + state.config.contact_token_ttl_secs * 1_000_000;
-    let rec = crate::store::TokenRecord {
-        owner: contact_id,
-        created_at: now,
-        expires_at,
-        inbox_id: Some(inbox_id),
-    };
-    state
-        .store
-        .insert_token(TokenOwner::Contact, hash, rec)
-        .await?;
-    Ok(token)
+    state.svc.issue_contact_token(contact_id, inbox_id).await
 }
 
 /// The cookie that carries a new session.
@@ -113,16 +88,9 @@ pub fn session_agent(
         return Ok(None);
     };
     let token = cookie.value().to_owned();
-    let Some(rec) = state.store.token(TokenOwner::Agent, &hash_token(&token))? else {
-        return Ok(None);
-    };
-    if rec.expires_at <= time::now() {
-        return Ok(None);
-    }
     Ok(state
-        .store
-        .agent(rec.owner)?
-        .filter(|a| a.active)
+        .svc
+        .agent_by_token(&hash_token(&token))?
         .map(|a| (a, token)))
 }
 
@@ -376,6 +344,83 @@ impl FromRequest for PageAgent {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(page_agent(req))
+    }
+}
+
+/// A form that carries the page's CSRF token as its `csrf` field (the
+/// header htmx sends wins when both are there).
+pub trait CsrfField {
+    /// The form's `csrf` field, if it has one.
+    fn csrf_field(&self) -> Option<&str>;
+}
+
+/// Forms read as name/value pairs (channel settings have open-ended
+/// field names).
+impl CsrfField for Vec<(String, String)> {
+    fn csrf_field(&self) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A state-changing form posted by a signed-in agent, its CSRF token
+/// already checked: a handler that takes one starts from a session that
+/// holds and a form our own page sent.
+pub struct AgentForm<T> {
+    /// The agent, as signed in.
+    pub page: PageAgent,
+    /// The form's fields.
+    pub form: T,
+}
+
+/// An [`AgentForm`] from an admin (everyone else is refused with 403
+/// before the handler runs): the settings pages' shape of "check the CSRF
+/// token, then require an admin", written once.
+pub struct AdminForm<T> {
+    /// The admin, as signed in.
+    pub page: PageAgent,
+    /// The form's fields.
+    pub form: T,
+}
+
+impl<T> FromRequest for AgentForm<T>
+where
+    T: serde::de::DeserializeOwned + CsrfField + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, actix_web::Result<Self>>;
+
+    /// Signs in, reads the form, checks its CSRF token: in that order, so
+    /// a visitor without a session is sent to sign in and a forged post
+    /// learns nothing.
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, mut payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let page = page_agent(&req)?;
+            let form = web::Form::<T>::from_request(&req, &mut payload)
+                .await?
+                .into_inner();
+            page.check_csrf(&req, form.csrf_field())?;
+            Ok(Self { page, form })
+        })
+    }
+}
+
+impl<T> FromRequest for AdminForm<T>
+where
+    T: serde::de::DeserializeOwned + CsrfField + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, actix_web::Result<Self>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = AgentForm::<T>::from_request(req, payload);
+        Box::pin(async move {
+            let AgentForm { page, form } = form.await?;
+            crate::service::agents::require_admin(&page.agent).map_err(PageError::from)?;
+            Ok(Self { page, form })
+        })
     }
 }
 

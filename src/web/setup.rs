@@ -6,15 +6,10 @@ use actix_web::{web, HttpResponse, Responder};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::domain::{time, Email, Name, Password};
 use crate::error::ApiError;
-use crate::service::auth::{hash_password, hash_token};
-
-/// Where the setup token's hash lives in `meta`.
-pub const SETUP_TOKEN_KEY: &str = "setup_token_hash";
+use crate::service::setup::FirstAdmin;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "setup.html")]
@@ -33,23 +28,14 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-fn token_ok(state: &AppState, token: &str) -> Result<bool, ApiError> {
-    if state.store.has_agents()? {
-        return Ok(false);
-    }
-    let Some(stored) = state.store.meta_get(SETUP_TOKEN_KEY)? else {
-        return Ok(false);
-    };
-    Ok(stored.as_slice().ct_eq(&hash_token(token)).into())
-}
-
 /// Shows the form if the token is the current one.
+#[tracing::instrument(skip_all)]
 pub async fn page(
     state: web::Data<AppState>,
     q: web::Query<TokenQuery>,
 ) -> Result<impl Responder, ApiError> {
     let token = q.token.clone().unwrap_or_default();
-    let valid = token_ok(&state, &token)?;
+    let valid = state.svc.setup_token_valid(&token)?;
     Ok(SetupPage {
         token,
         valid,
@@ -70,6 +56,7 @@ pub struct SetupForm {
 }
 
 /// Creates the first admin and retires the token.
+#[tracing::instrument(skip_all)]
 pub async fn submit(
     state: web::Data<AppState>,
     form: web::Form<SetupForm>,
@@ -88,19 +75,16 @@ pub async fn submit(
             .content_type("text/html; charset=utf-8")
             .body(page.render().map_err(|_| ApiError::Internal)?))
     };
-    if !token_ok(&state, &f.token)? {
-        return refused();
-    }
-    let checked = (|| {
-        Ok::<_, crate::domain::Invalid>((
-            Name::parse(&f.name, "name")?,
-            Email::parse(&f.email)?,
-            Password::parse(f.password.clone())?,
-        ))
-    })();
-    let (name, email, password) = match checked {
-        Ok(v) => v,
-        Err(e) => {
+    let given = FirstAdmin {
+        token: f.token.clone(),
+        name: f.name.clone(),
+        email: f.email.clone(),
+        password: f.password,
+    };
+    match state.svc.create_first_admin(given).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return refused(),
+        Err(ApiError::Invalid(e)) => {
             let page = SetupPage {
                 token: f.token,
                 valid: true,
@@ -113,28 +97,8 @@ pub async fn submit(
                 .content_type("text/html; charset=utf-8")
                 .body(page.render().map_err(|_| ApiError::Internal)?));
         }
-    };
-    let hash = web::block(move || hash_password(password.expose()))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|_| ApiError::Internal)?;
-    // The token is checked again and retired in the same write as the
-    // admin is created, so racing submissions create exactly one admin.
-    let created = state
-        .store
-        .create_first_admin(
-            SETUP_TOKEN_KEY,
-            &hash_token(&f.token),
-            name.into_inner(),
-            email.into_inner(),
-            hash,
-            time::now(),
-        )
-        .await?;
-    let Some(agent) = created else {
-        return refused();
-    };
-    tracing::info!(agent = agent.id, "first admin created through /setup");
+        Err(e) => return Err(e),
+    }
     let page = SetupPage {
         token: String::new(),
         valid: true,

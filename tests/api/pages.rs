@@ -1070,3 +1070,56 @@ async fn possible_duplicates_are_suggested_and_merged_from_the_contact_panel() {
     );
     assert!(web.contains(&format!("value=\"{}\"", api["id"].as_str().unwrap())));
 }
+
+#[tokio::test]
+async fn the_settings_page_and_the_api_refuse_the_same_changes_for_the_same_reason() {
+    let app = spawn_app().await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let me = body(app.get("/api/v1/me", &app.admin_token).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let long = "x".repeat(501);
+    // One rule for greetings: the inbox form and PATCH /inboxes/{id}.
+    let page = s
+        .post(
+            &app,
+            &format!("/settings/inboxes/{}", app.inbox_id),
+            &[("name", "Website"), ("greeting", long.as_str())],
+            true,
+        )
+        .await;
+    assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let api = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+            json!({ "greeting": long }),
+        )
+        .await;
+    assert_eq!(api.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let reason = "greeting must be at most 500 characters";
+    assert!(page.text().await.unwrap().contains(reason));
+    assert_eq!(body(api).await["error"]["message"], reason);
+    // One rule for demoting yourself: the agent form and PATCH /agents/{id}.
+    let page = s
+        .post(
+            &app,
+            &format!("/settings/agents/{me}"),
+            &[("role", "agent")],
+            true,
+        )
+        .await;
+    assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let api = app
+        .patch(
+            &format!("/api/v1/agents/{me}"),
+            &app.admin_token,
+            json!({ "role": "agent" }),
+        )
+        .await;
+    assert_eq!(api.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let reason = "you cannot deactivate or demote yourself";
+    assert!(page.text().await.unwrap().contains(reason));
+    assert_eq!(body(api).await["error"]["message"], reason);
+}

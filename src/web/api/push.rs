@@ -1,20 +1,21 @@
 //! Web Push subscriptions of the signed-in agent (the workspace's service
-//! worker registers one per browser).
+//! worker registers one per browser). The checks are in
+//! [`crate::service::subscriptions`].
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{time, Invalid};
+use crate::domain::time;
 use crate::error::ApiResult;
-use crate::service::webpush::Subscription;
-use crate::store::PushSubscriptionRecord;
+use crate::service::subscriptions::BrowserSubscription;
 use crate::web::extract::{AgentAuth, ApiJson};
 use crate::web::AppState;
 
 /// The VAPID public key for `pushManager.subscribe`.
-pub async fn key(state: web::Data<AppState>, _auth: AgentAuth) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"public_key": state.vapid.public_key_b64url()}))
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+pub async fn key(state: web::Data<AppState>, auth: AgentAuth) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"public_key": state.svc.push_public_key()}))
 }
 
 /// `PushSubscription.toJSON()`.
@@ -32,34 +33,19 @@ pub struct Keys {
 }
 
 /// Adds this browser's subscription.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn subscribe(
     state: web::Data<AppState>,
     auth: AgentAuth,
     body: ApiJson<SubscriptionBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.0;
-    state
-        .http
-        .check(&b.endpoint)
-        .map_err(|e| Invalid::new("endpoint", e.to_string()))?;
-    let raw =
-        json!({"endpoint": b.endpoint, "keys": {"p256dh": b.keys.p256dh, "auth": b.keys.auth}})
-            .to_string();
-    let sub = Subscription::from_browser_json(&raw)
-        .map_err(|e| Invalid::new("keys", format!("not a usable push subscription: {e}")))?;
-    state
-        .store
-        .add_push_subscription(
-            PushSubscriptionRecord {
-                agent_id: auth.agent.id,
-                endpoint: sub.endpoint,
-                p256dh: sub.p256dh,
-                auth: sub.auth,
-                created_at: time::now(),
-            },
-            time::now(),
-        )
-        .await?;
+    let given = BrowserSubscription {
+        endpoint: b.endpoint,
+        p256dh: b.keys.p256dh,
+        auth: b.keys.auth,
+    };
+    state.svc.subscribe_push(&auth.agent, given).await?;
     Ok(HttpResponse::Created().json(json!({"subscribed": true})))
 }
 
@@ -70,23 +56,22 @@ pub struct EndpointQuery {
 }
 
 /// Removes this browser's subscription.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     auth: AgentAuth,
     q: web::Query<EndpointQuery>,
 ) -> ApiResult<HttpResponse> {
-    state
-        .store
-        .remove_push_subscription(auth.agent.id, &q.endpoint, time::now())
-        .await?;
+    state.svc.unsubscribe_push(&auth.agent, &q.endpoint).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// The signed-in agent's subscribed endpoints.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
     let subs: Vec<_> = state
-        .store
-        .push_subscriptions(auth.agent.id)?
+        .svc
+        .push_subscriptions(&auth.agent)?
         .into_iter()
         .map(|s| json!({"endpoint": s.endpoint, "created_at": time::rfc3339(s.created_at)}))
         .collect();

@@ -1,13 +1,13 @@
 //! Outbound webhook subscriptions (admins): create (the secret is shown
-//! once), list, delete, and the delivery log.
+//! once), list, delete, and the delivery log. The rules are in
+//! [`crate::service::subscriptions`]; these handlers parse, call and render.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{format_id, time, Invalid};
-use crate::error::{ApiError, ApiResult};
-use crate::service::webhooks::{new_secret, EVENTS};
+use crate::domain::{format_id, time};
+use crate::error::ApiResult;
 use crate::store::WebhookRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::AppState;
@@ -31,49 +31,16 @@ pub struct CreateBody {
 
 /// Subscribes a URL to events; 422 for internal addresses (SSRF) unless
 /// allowed by `NATTER_WEBHOOKS_ALLOW_PRIVATE`.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: AgentAuth,
     body: ApiJson<CreateBody>,
 ) -> ApiResult<HttpResponse> {
-    auth.require_admin()?;
     let b = body.0;
-    if b.url.len() > 2000 {
-        return Err(Invalid::new("url", "url must be at most 2000 characters").into());
-    }
-    let url = crate::channels::http::check_url_resolving(&b.url, state.http.allow_private)
-        .await
-        .map_err(|e| Invalid::new("url", e.to_string()))?;
-    if b.events.is_empty() {
-        return Err(
-            Invalid::new("events", format!("name at least one event of {EVENTS:?}")).into(),
-        );
-    }
-    let mut events = Vec::new();
-    for e in &b.events {
-        if !EVENTS.contains(&e.as_str()) {
-            return Err(
-                Invalid::new("events", format!("unknown event {e:?}; use {EVENTS:?}")).into(),
-            );
-        }
-        if !events.contains(e) {
-            events.push(e.clone());
-        }
-    }
-    let secret = new_secret();
-    let w = state
-        .store
-        .create_webhook(
-            WebhookRecord {
-                id: 0,
-                url: url.to_string(),
-                events,
-                secret: secret.clone(),
-                disabled: false,
-                created_at: 0,
-            },
-            time::now(),
-        )
+    let (w, secret) = state
+        .svc
+        .create_webhook(&auth.agent, &b.url, &b.events)
         .await?;
     let mut v = view(&w);
     v["secret"] = json!(secret);
@@ -81,40 +48,39 @@ pub async fn create(
 }
 
 /// Every subscription (secrets are not shown again).
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
-    auth.require_admin()?;
-    let all: Vec<_> = state.store.webhooks()?.iter().map(view).collect();
+    let all: Vec<_> = state.svc.webhooks(&auth.agent)?.iter().map(view).collect();
     Ok(HttpResponse::Ok().json(json!({ "webhooks": all })))
 }
 
 /// Removes a subscription.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, webhook = %path))]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    // Admins first: a non-admin learns nothing, not even which ids parse.
     auth.require_admin()?;
     state
-        .store
-        .delete_webhook(path_id(&path)?, time::now())
+        .svc
+        .delete_webhook(&auth.agent, path_id(&path)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// One row per attempt, newest first.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, webhook = %path))]
 pub async fn deliveries(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     auth.require_admin()?;
-    let id = path_id(&path)?;
-    if state.store.webhook(id)?.is_none() {
-        return Err(ApiError::NotFound);
-    }
     let rows: Vec<_> = state
-        .store
-        .webhook_attempts(id, 200)?
+        .svc
+        .webhook_deliveries(&auth.agent, path_id(&path)?)?
         .iter()
         .map(|a| {
             json!({

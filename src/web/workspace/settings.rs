@@ -1,19 +1,23 @@
 //! Settings pages: the agent's own profile and password; for admins,
 //! agents, inboxes (snippet, identity secret, members) and canned
-//! responses. Plain forms with the CSRF token as a field; every change
-//! redirects back with a notice.
+//! responses. Plain forms with the CSRF token as a field, checked (with
+//! the admin requirement) by the [`AdminForm`] and [`AgentForm`]
+//! extractors; the rules are the services' (the same the API follows).
+//! Every change redirects back with a notice.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
 use super::{html, render};
-use crate::domain::{format_id, parse_id, time, Email, Invalid, Label, Name, Password, Role};
+use crate::domain::{format_id, parse_id, Invalid};
 use crate::error::ApiError;
-use crate::service::auth::{hash_password, random_string, verify_password};
-use crate::store::{AgentUpdate, CannedRecord, StoreError};
-use crate::web::session::{session_cookie, PageAgent, PageError};
+use crate::service::agents::{AgentChange, NewAgent, ProfileChange};
+use crate::service::inboxes::{InboxChange, NewInbox};
+use crate::service::settings::CannedInput;
+use crate::store::CannedRecord;
+use crate::web::session::{session_cookie, AdminForm, AgentForm, CsrfField, PageAgent, PageError};
 use crate::web::AppState;
 
 /// Registers the settings routes.
@@ -200,8 +204,7 @@ fn page(
     if !allowed {
         return Err(ApiError::NotFound.into());
     }
-    let store = &state.store;
-    let agents_all = store.agents()?;
+    let agents_all = state.svc.agents()?;
     let agents = if section == "agents" {
         agents_all
             .iter()
@@ -218,8 +221,8 @@ fn page(
     };
     let mut inboxes = Vec::new();
     if section == "inboxes" {
-        for i in store.inboxes()? {
-            let member_ids = store.members(i.id)?;
+        for i in state.svc.visible_inboxes(&p.agent)? {
+            let member_ids = state.svc.member_ids(i.id)?;
             let pick = |want: bool| {
                 agents_all
                     .iter()
@@ -296,13 +299,14 @@ fn page(
         agents,
         inboxes,
         canned: if section == "canned" {
-            store.canned()?
+            state.svc.canned_responses()?
         } else {
             Vec::new()
         },
     })
 }
 
+#[tracing::instrument(skip_all, fields(agent = p.agent.id, section = %path))]
 async fn show(
     state: web::Data<AppState>,
     p: PageAgent,
@@ -314,14 +318,14 @@ async fn show(
 }
 
 /// Runs a change; a refused value re-renders the section with the reason.
-async fn outcome(
+async fn outcome<T, E: Into<PageError>>(
     state: &AppState,
     p: &PageAgent,
     section: &str,
-    r: Result<(), PageError>,
+    r: Result<T, E>,
 ) -> Result<HttpResponse, PageError> {
-    match r {
-        Ok(()) => Ok(redirect(&format!("/settings/{section}?saved=1"))),
+    match r.map_err(Into::into) {
+        Ok(_) => Ok(redirect(&format!("/settings/{section}?saved=1"))),
         Err(PageError::Api(
             e @ (ApiError::Invalid(_) | ApiError::Conflict(_) | ApiError::Forbidden(_)),
         )) => {
@@ -335,20 +339,27 @@ async fn outcome(
     }
 }
 
-fn require_admin(p: &PageAgent) -> Result<(), PageError> {
-    if p.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("only admins may do this").into())
-    }
+/// Implements [`CsrfField`] for forms with a `csrf: Option<String>` field.
+macro_rules! csrf_field {
+    ($($form:ty),* $(,)?) => {
+        $(impl CsrfField for $form {
+            fn csrf_field(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })*
+    };
 }
 
-async fn hash(password: Password) -> Result<String, PageError> {
-    Ok(web::block(move || hash_password(password.expose()))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|_| ApiError::Internal)?)
-}
+csrf_field!(
+    ProfileForm,
+    PasswordForm,
+    NewAgentForm,
+    AgentChangeForm,
+    InboxForm,
+    CsrfOnly,
+    MemberForm,
+    CannedForm,
+);
 
 /// Profile form.
 #[derive(Deserialize)]
@@ -360,29 +371,19 @@ pub struct ProfileForm {
     push_replies: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn save_profile(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<ProfileForm>,
+    f: AgentForm<ProfileForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    let r = async {
-        let name = Name::parse(&f.name, "name")?.into_inner();
-        let update = AgentUpdate {
-            name: Some(name),
-            notify_sound: Some(f.notify_sound.is_some()),
-            push_new_conversations: Some(f.push_new_conversations.is_some()),
-            push_replies: Some(f.push_replies.is_some()),
-            ..AgentUpdate::default()
-        };
-        state
-            .store
-            .update_agent(p.agent.id, update, time::now())
-            .await?;
-        Ok(())
-    }
-    .await;
+    let AgentForm { page: p, form: f } = f;
+    let change = ProfileChange {
+        name: f.name,
+        notify_sound: f.notify_sound.is_some(),
+        push_new_conversations: f.push_new_conversations.is_some(),
+        push_replies: f.push_replies.is_some(),
+    };
+    let r = state.svc.update_profile(&p.agent, change).await;
     outcome(&state, &p, "profile", r).await
 }
 
@@ -394,40 +395,22 @@ pub struct PasswordForm {
     new_password: String,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn change_password(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<PasswordForm>,
+    f: AgentForm<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    let f = f.into_inner();
-    let new = match Password::parse(f.new_password) {
-        Ok(n) => n,
-        Err(e) => return outcome(&state, &p, "profile", Err(e.into())).await,
-    };
-    let stored = p.agent.password_hash.clone();
-    let current = f.current_password;
-    let ok = web::block(move || verify_password(&stored, &current))
-        .await
-        .map_err(|_| ApiError::Internal)?;
-    if !ok {
-        return outcome(
-            &state,
-            &p,
-            "profile",
-            Err(ApiError::Forbidden("the current password is wrong").into()),
-        )
+    let AgentForm { page: p, form: f } = f;
+    let r = state
+        .svc
+        .change_password(&p.agent, f.current_password, f.new_password)
         .await;
+    if r.is_err() {
+        return outcome(&state, &p, "profile", r).await;
     }
-    let h = hash(new).await?;
-    // Ends every session and token, this one included; then a new session
+    // Every session and token ended, this one included; a new session
     // keeps this browser signed in.
-    state
-        .store
-        .set_agent_password(p.agent.id, h, time::now())
-        .await?;
-    let (token, _) = crate::web::session::issue_agent_token(&state, p.agent.id, "nas_").await?;
+    let (token, _) = state.svc.issue_agent_token(p.agent.id, "nas_").await?;
     let ttl = state.config.token_ttl_secs;
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(
@@ -441,7 +424,7 @@ async fn change_password(
 
 /// New agent form.
 #[derive(Deserialize)]
-pub struct AgentForm {
+pub struct NewAgentForm {
     csrf: Option<String>,
     name: String,
     email: String,
@@ -449,27 +432,19 @@ pub struct AgentForm {
     password: String,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn create_agent(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<AgentForm>,
+    f: AdminForm<NewAgentForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
-    let f = f.into_inner();
-    let r = async {
-        let name = Name::parse(&f.name, "name")?.into_inner();
-        let email = Email::parse(&f.email)?.into_inner();
-        let role = Role::parse(&f.role)?;
-        let h = hash(Password::parse(f.password)?).await?;
-        state
-            .store
-            .create_agent(name, email, role, h, time::now())
-            .await?;
-        Ok(())
-    }
-    .await;
+    let AdminForm { page: p, form: f } = f;
+    let new = NewAgent {
+        name: f.name,
+        email: f.email,
+        role: Some(f.role),
+        password: f.password,
+    };
+    let r = state.svc.create_agent(&p.agent, new).await;
     outcome(&state, &p, "agents", r).await
 }
 
@@ -481,41 +456,24 @@ pub struct AgentChangeForm {
     active: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, id = %path))]
 async fn update_agent(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<AgentChangeForm>,
     path: web::Path<String>,
-    f: web::Form<AgentChangeForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
-        let role = f.role.as_deref().map(Role::parse).transpose()?;
-        let active = f.active.as_deref().map(|a| a == "true");
-        if id == p.agent.id && (active == Some(false) || role == Some(Role::Agent)) {
-            return Err(Invalid::new("active", "you cannot deactivate or demote yourself").into());
-        }
-        state
-            .store
-            .update_agent(
-                id,
-                AgentUpdate {
-                    role,
-                    active,
-                    ..AgentUpdate::default()
-                },
-                time::now(),
-            )
-            .await?;
-        Ok(())
-    }
-    .await;
+    let change = AgentChange {
+        name: None,
+        role: f.role,
+        active: f.active.as_deref().map(|a| a == "true"),
+    };
+    let r = state.svc.update_agent(&p.agent, id, change).await;
     outcome(&state, &p, "agents", r).await
 }
 
-/// New inbox form.
+/// Inbox form (name, greeting and the messenger's look).
 #[derive(Deserialize)]
 pub struct InboxForm {
     csrf: Option<String>,
@@ -525,62 +483,51 @@ pub struct InboxForm {
     accent_color: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn create_inbox(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<Vec<(String, String)>>,
+    f: AdminForm<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, form_value(&f, "csrf"))?;
-    require_admin(&p)?;
-    let r = async {
-        let name = Name::parse(form_value(&f, "name").unwrap_or(""), "name")?.into_inner();
-        let channel = form_value(&f, "channel").unwrap_or("web");
-        let settings = settings_from_form(&f);
-        crate::web::api::inboxes::create_inbox(&state, name, channel, None, Some(&settings))
-            .await?;
-        Ok(())
-    }
-    .await;
+    let AdminForm { page: p, form: f } = f;
+    let new = NewInbox {
+        name: form_value(&f, "name").unwrap_or("").to_owned(),
+        channel: Some(form_value(&f, "channel").unwrap_or("web").to_owned()),
+        greeting: None,
+        settings: Some(settings_from_form(&f)),
+    };
+    let r = state.svc.create_inbox(&p.agent, new).await;
     outcome(&state, &p, "inboxes", r).await
 }
 
 /// Saves a channel's settings (blank secrets keep their value).
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn save_channel(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<Vec<(String, String)>>,
     path: web::Path<String>,
-    f: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, form_value(&f, "csrf"))?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
-        crate::web::api::inboxes::update_settings(&state, id, &settings_from_form(&f)).await?;
-        Ok(())
-    }
-    .await;
+    let change = InboxChange {
+        settings: Some(settings_from_form(&f)),
+        ..InboxChange::default()
+    };
+    let r = state.svc.update_inbox(&p.agent, id, change).await;
     outcome(&state, &p, "inboxes", r).await
 }
 
 /// "Test connection": the provider's answer, shown on the page.
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn test_channel(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CsrfOnly>,
     path: web::Path<String>,
-    f: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
-    let inbox = state
-        .store
-        .inbox(parse_id(&path).ok_or(ApiError::NotFound)?)?
-        .ok_or(ApiError::NotFound)?;
-    let v = crate::web::api::inboxes::check_connection(&state, &inbox).await;
-    let text = format!("{}: {}", inbox.name, v["message"].as_str().unwrap_or(""));
-    let (notice, error) = if v["ok"] == true {
+    let p = f.page;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let (inbox, check) = state.svc.test_connection(&p.agent, id).await?;
+    let text = format!("{}: {}", inbox.name, check.message);
+    let (notice, error) = if check.ok {
         (Some(text), None)
     } else {
         (None, Some(text))
@@ -588,63 +535,23 @@ async fn test_channel(
     Ok(html(render(&page(&state, &p, "inboxes", notice, error)?)?))
 }
 
-fn color(raw: Option<&str>) -> Result<Option<String>, Invalid> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(c)
-            if c.len() == 7
-                && c.starts_with('#')
-                && c[1..].chars().all(|x| x.is_ascii_hexdigit()) =>
-        {
-            Ok(Some(c.to_lowercase()))
-        }
-        Some(_) => Err(Invalid::new(
-            "accent_color",
-            "accent colour must look like #2563eb",
-        )),
-    }
-}
-
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn update_inbox(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<InboxForm>,
     path: web::Path<String>,
-    f: web::Form<InboxForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
-        let name = Name::parse(&f.name, "name")?.into_inner();
-        let greeting = f
-            .greeting
-            .as_deref()
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(str::to_owned);
-        if greeting.as_ref().is_some_and(|g| g.chars().count() > 500) {
-            return Err(Invalid::new("greeting", "greeting must be at most 500 characters").into());
-        }
-        let accent = color(f.accent_color.as_deref())?;
-        let reply_time = f
-            .reply_time
-            .as_deref()
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(|g| g.chars().take(200).collect::<String>());
-        state
-            .store
-            .update_inbox(id, time::now(), |i| {
-                i.name = name.clone();
-                i.greeting = greeting.clone();
-                i.accent_color = accent.clone();
-                i.reply_time = reply_time.clone();
-            })
-            .await?;
-        Ok(())
-    }
-    .await;
+    // The form always holds every field: a blank one clears its value.
+    let change = InboxChange {
+        name: Some(f.name),
+        greeting: Some(f.greeting.unwrap_or_default()),
+        accent_color: Some(f.accent_color.unwrap_or_default()),
+        reply_time: Some(f.reply_time.unwrap_or_default()),
+        ..InboxChange::default()
+    };
+    let r = state.svc.update_inbox(&p.agent, id, change).await;
     outcome(&state, &p, "inboxes", r).await
 }
 
@@ -654,21 +561,14 @@ pub struct CsrfOnly {
     csrf: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn rotate_secret(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CsrfOnly>,
     path: web::Path<String>,
-    f: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let secret = random_string(32);
-    state
-        .store
-        .update_inbox(id, time::now(), |i| i.hmac_secret = secret.clone())
-        .await?;
+    state.svc.rotate_identity_secret(&f.page.agent, id).await?;
     Ok(redirect("/settings/inboxes?saved=1"))
 }
 
@@ -679,38 +579,30 @@ pub struct MemberForm {
     agent_id: String,
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
 async fn add_member(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<MemberForm>,
     path: web::Path<String>,
-    f: web::Form<MemberForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let inbox = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
-        let agent =
-            parse_id(&f.agent_id).ok_or_else(|| Invalid::new("agent_id", "no such agent"))?;
-        state.store.add_member(inbox, agent, time::now()).await?;
-        Ok(())
-    }
-    .await;
+    let r = match parse_id(&f.agent_id) {
+        Some(agent) => state.svc.add_member(&p.agent, inbox, agent).await,
+        None => Err(Invalid::new("agent_id", "no such agent").into()),
+    };
     outcome(&state, &p, "inboxes", r).await
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path.0, member = %path.1))]
 async fn remove_member(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CsrfOnly>,
     path: web::Path<(String, String)>,
-    f: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
     let inbox = parse_id(&path.0).ok_or(ApiError::NotFound)?;
     let agent = parse_id(&path.1).ok_or(ApiError::NotFound)?;
-    state.store.remove_member(inbox, agent, time::now()).await?;
+    state.svc.remove_member(&f.page.agent, inbox, agent).await?;
     Ok(redirect("/settings/inboxes?saved=1"))
 }
 
@@ -722,84 +614,43 @@ pub struct CannedForm {
     text: String,
 }
 
-fn canned_fields(f: &CannedForm) -> Result<(String, String), Invalid> {
-    // Shortcuts follow the label rules: one lower-case word.
-    let shortcut = Label::parse(f.shortcut.trim().trim_start_matches('/'))
-        .map_err(|_| {
-            Invalid::new(
-                "shortcut",
-                "a shortcut is one word: letters, digits, '-' or '_'",
-            )
-        })?
-        .into_inner();
-    let text = f.text.trim().to_owned();
-    if text.is_empty() || text.chars().count() > 5000 {
-        return Err(Invalid::new(
-            "text",
-            "the text must be 1 to 5,000 characters",
-        ));
-    }
-    Ok((shortcut, text))
-}
-
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
 async fn create_canned(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
-    f: web::Form<CannedForm>,
+    f: AdminForm<CannedForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
-    let r = async {
-        let (s, t) = canned_fields(&f)?;
-        state
-            .store
-            .put_canned(0, s, t, time::now())
-            .await
-            .map_err(conflict)?;
-        Ok(())
-    }
-    .await;
+    let AdminForm { page: p, form: f } = f;
+    let input = CannedInput {
+        shortcut: f.shortcut,
+        text: f.text,
+    };
+    let r = state.svc.save_canned(&p.agent, 0, input).await;
     outcome(&state, &p, "canned", r).await
 }
 
-fn conflict(e: StoreError) -> PageError {
-    PageError::Api(e.into())
-}
-
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, canned = %path))]
 async fn update_canned(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CannedForm>,
     path: web::Path<String>,
-    f: web::Form<CannedForm>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
+    let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let r = async {
-        let (s, t) = canned_fields(&f)?;
-        state
-            .store
-            .put_canned(id, s, t, time::now())
-            .await
-            .map_err(conflict)?;
-        Ok(())
-    }
-    .await;
+    let input = CannedInput {
+        shortcut: f.shortcut,
+        text: f.text,
+    };
+    let r = state.svc.save_canned(&p.agent, id, input).await;
     outcome(&state, &p, "canned", r).await
 }
 
+#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, canned = %path))]
 async fn delete_canned(
     state: web::Data<AppState>,
-    p: PageAgent,
-    req: HttpRequest,
+    f: AdminForm<CsrfOnly>,
     path: web::Path<String>,
-    f: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    p.check_csrf(&req, f.csrf.as_deref())?;
-    require_admin(&p)?;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    state.store.delete_canned(id, time::now()).await?;
+    state.svc.delete_canned(&f.page.agent, id).await?;
     Ok(redirect("/settings/canned?saved=1"))
 }
