@@ -11,6 +11,7 @@ pub mod email;
 pub mod http;
 pub mod meta;
 pub mod settings;
+pub mod signing;
 pub mod telegram;
 pub mod twilio;
 pub mod whatsapp;

@@ -1,14 +1,15 @@
-//! Outbound webhooks per Standard Webhooks v1: the signature, the retry
-//! schedule of the contract, and one delivery attempt (no redirects, the
+//! Outbound webhooks per Standard Webhooks v1 (the signature is
+//! [`crate::channels::signing`], shared with the API channel): the retry
+//! schedule of the contract and one delivery attempt (no redirects, the
 //! SSRF guard of [`crate::channels::http`], 410 disables).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::json;
 
 use crate::channels::http::Http;
+use crate::channels::signing::sign;
 use crate::contract::Audience;
 use crate::domain::time::{self, Micros};
 use crate::store::{JobRecord, Store, WebhookAttemptRecord};
@@ -37,24 +38,6 @@ pub fn new_secret() -> String {
 /// 1-256 of A-Z a-z 0-9 _ -).
 pub fn new_secret_token() -> String {
     crate::service::auth::random_string(32)
-}
-
-/// `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>` where the key is
-/// the base64 after `whsec_`.
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-        .map_err(|_| "the signing secret is not whsec_ + base64".to_owned())?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    Ok(format!(
-        "v1,{}",
-        STANDARD.encode(mac.finalize().into_bytes())
-    ))
 }
 
 /// When attempt `attempts + 1` failed: the next try, with ±10% jitter, or
@@ -164,21 +147,6 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The test vector published with the Standard Webhooks specification.
-    #[test]
-    fn matches_the_standard_webhooks_test_vector() {
-        let sig = sign(
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        );
-        assert_eq!(
-            sig.as_deref(),
-            Ok("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
-        );
-    }
 
     #[test]
     fn retries_follow_the_schedule_then_stop() {
