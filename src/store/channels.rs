@@ -7,7 +7,7 @@ use super::keys::{self, id_text, pair, u64_be};
 use super::{
     abort, AttachmentRecord, Author, ChannelIdentity, ContactRecord, Delivery, DeliveryStatus,
     EventPayload, InboxRecord, JobKind, MediaRef, MessageRecord, NewMessage, Result, Store,
-    StoreError, TokenRecord, Tx, TxResult, T,
+    StoreError, TokenRecord, Tree, Tx, TxResult,
 };
 use crate::domain::time::Micros;
 use crate::domain::{AuthorType, ConversationStatus};
@@ -80,7 +80,7 @@ pub fn verified_phone(channel: &str, identity: &str) -> Option<String> {
 impl Tx<'_> {
     fn message_at(&self, conversation: u64, seq: u64) -> TxResult<MessageRecord> {
         match self.get(
-            T::ConversationseqMessage,
+            Tree::ConversationseqMessage,
             &keys::conversation_seq(conversation, seq),
         )? {
             Some(m) => Ok(m),
@@ -108,10 +108,10 @@ impl Store {
         self.write(now, |tx| {
             if let Some(pid) = &m.provider_id {
                 if let Some((c, s)) =
-                    tx.get::<(u64, u64)>(T::InboxprovideridMessage, &id_text(inbox.id, pid))?
+                    tx.get::<(u64, u64)>(Tree::InboxprovideridMessage, &id_text(inbox.id, pid))?
                 {
                     let message =
-                        tx.get(T::ConversationseqMessage, &keys::conversation_seq(c, s))?;
+                        tx.get(Tree::ConversationseqMessage, &keys::conversation_seq(c, s))?;
                     return Ok(Received::Duplicate { message });
                 }
             }
@@ -120,11 +120,12 @@ impl Store {
             // continues that conversation as its contact. A typed email
             // proves nothing: only the routing token does.
             if let (Some(cid), true) = (m.conversation_id, m.proven) {
-                if let Some(c) = tx
-                    .get::<super::ConversationRecord>(T::ConversationidConversation, &u64_be(cid))?
-                {
+                if let Some(c) = tx.get::<super::ConversationRecord>(
+                    Tree::ConversationidConversation,
+                    &u64_be(cid),
+                )? {
                     let owner =
-                        tx.get::<ContactRecord>(T::ContactidContact, &u64_be(c.contact_id))?;
+                        tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(c.contact_id))?;
                     if let Some(owner) = owner {
                         let new = NewMessage {
                             author: Author {
@@ -141,7 +142,7 @@ impl Store {
                             tx.continue_conversation(cid, &new, m.provider_id.as_deref())?;
                         if let Some(pid) = &m.provider_id {
                             tx.put(
-                                T::InboxprovideridMessage,
+                                Tree::InboxprovideridMessage,
                                 &id_text(inbox.id, pid),
                                 &(cid, message.seq),
                             )?;
@@ -158,18 +159,18 @@ impl Store {
             // number on SMS and WhatsApp is one person.
             let verified_key = verified_phone(&inbox.channel, &m.identity);
             let mut linked = None;
-            if tx.get_id(T::InboxidentityContactid, &ik)?.is_none() {
+            if tx.get_id(Tree::InboxidentityContactid, &ik)?.is_none() {
                 if let Some(v) = &verified_key {
-                    if let Some(id) = tx.get_id(T::VerifiedContactid, v.as_bytes())? {
+                    if let Some(id) = tx.get_id(Tree::VerifiedContactid, v.as_bytes())? {
                         if let Some(mut c) =
-                            tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?
+                            tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))?
                         {
                             c.identities.push(ChannelIdentity {
                                 inbox_id: inbox.id,
                                 channel: inbox.channel.clone(),
                                 value: m.identity.clone(),
                             });
-                            tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
+                            tx.put_raw(Tree::InboxidentityContactid, &ik, &u64_be(c.id))?;
                             linked = Some(c);
                         }
                     }
@@ -177,15 +178,17 @@ impl Store {
             }
             let mut contact = match linked {
                 Some(c) => c,
-                None => match tx.get_id(T::InboxidentityContactid, &ik)? {
-                    Some(id) => match tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
-                        Some(c) => c,
-                        None => {
-                            return abort(StoreError::Corrupt(format!(
-                                "channel identity points to missing contact {id}"
-                            )))
+                None => match tx.get_id(Tree::InboxidentityContactid, &ik)? {
+                    Some(id) => {
+                        match tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))? {
+                            Some(c) => c,
+                            None => {
+                                return abort(StoreError::Corrupt(format!(
+                                    "channel identity points to missing contact {id}"
+                                )))
+                            }
                         }
-                    },
+                    }
                     None => {
                         let c = ContactRecord {
                             id: tx.new_id()?,
@@ -206,10 +209,10 @@ impl Store {
                             verified: Vec::new(),
                             also_in: Vec::new(),
                         };
-                        tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
+                        tx.put_raw(Tree::InboxidentityContactid, &ik, &u64_be(c.id))?;
                         let mut c = c;
                         if let Some(v) = &verified_key {
-                            tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(c.id))?;
+                            tx.put_raw(Tree::VerifiedContactid, v.as_bytes(), &u64_be(c.id))?;
                             c.verified.push(v.clone());
                         }
                         c
@@ -243,9 +246,10 @@ impl Store {
                 .into_iter()
                 .flatten()
             {
-                if let Some(c) =
-                    tx.get::<super::ConversationRecord>(T::ConversationidConversation, &u64_be(id))?
-                {
+                if let Some(c) = tx.get::<super::ConversationRecord>(
+                    Tree::ConversationidConversation,
+                    &u64_be(id),
+                )? {
                     // A named conversation is followed only if it is this
                     // sender's own: naming someone else's (a guessed id, a
                     // Message-ID the sender saw) starts the sender's own.
@@ -296,7 +300,10 @@ impl Store {
         inbox_id: u64,
         provider_id: &str,
     ) -> Result<Option<MessageRecord>> {
-        match self.get::<(u64, u64)>(T::InboxprovideridMessage, &id_text(inbox_id, provider_id))? {
+        match self.get::<(u64, u64)>(
+            Tree::InboxprovideridMessage,
+            &id_text(inbox_id, provider_id),
+        )? {
             Some((c, s)) => self.message(c, s),
             None => Ok(None),
         }
@@ -334,7 +341,7 @@ impl Store {
                     None => tx.conversation(conversation_id)?.inbox_id,
                 };
                 tx.put(
-                    T::InboxprovideridMessage,
+                    Tree::InboxprovideridMessage,
                     &id_text(inbox, pid),
                     &(conversation_id, seq),
                 )?;
@@ -347,7 +354,7 @@ impl Store {
                 m.delivery = Some(delivery.clone());
             }
             tx.put(
-                T::ConversationseqMessage,
+                Tree::ConversationseqMessage,
                 &keys::conversation_seq(conversation_id, seq),
                 &m,
             )?;
@@ -379,7 +386,7 @@ impl Store {
                 error: None,
             });
             tx.put(
-                T::ConversationseqMessage,
+                Tree::ConversationseqMessage,
                 &keys::conversation_seq(conversation_id, seq),
                 &m,
             )?;
@@ -408,7 +415,7 @@ impl Store {
         self.write(now, |tx| {
             tx.finish_job(job)?;
             let Some(mut m) = tx.get::<MessageRecord>(
-                T::ConversationseqMessage,
+                Tree::ConversationseqMessage,
                 &keys::conversation_seq(conversation_id, seq),
             )?
             else {
@@ -416,14 +423,14 @@ impl Store {
             };
             for a in &files {
                 tx.put(
-                    T::FileidMessage,
+                    Tree::FileidMessage,
                     a.id.as_bytes(),
                     &(conversation_id, seq, m.private),
                 )?;
             }
             m.attachments.extend(files.iter().cloned());
             tx.put(
-                T::ConversationseqMessage,
+                Tree::ConversationseqMessage,
                 &keys::conversation_seq(conversation_id, seq),
                 &m,
             )?;
@@ -450,16 +457,17 @@ impl Store {
             .map(|c| c.id)
             .collect();
         let tokens: Vec<Vec<u8>> = self
-            .tree(T::ContactidTokenhash)
+            .tree(Tree::ContactidTokenhash)
             .scan_prefix(u64_be(from))
             .keys()
             .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
             .collect::<Result<_>>()?;
         self.write(now, |tx| {
-            let Some(src) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(from))? else {
+            let Some(src) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(from))? else {
                 return abort(StoreError::NotFound);
             };
-            let Some(mut dst) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(into))? else {
+            let Some(mut dst) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(into))?
+            else {
                 return abort(StoreError::Invalid(crate::domain::Invalid::new(
                     "into",
                     "no such contact",
@@ -469,7 +477,7 @@ impl Store {
             let mut newest: Vec<(u64, Micros, u64)> = Vec::new();
             for (inbox, cid) in &dst.latest_conversations {
                 if let Some(c) = tx.get::<super::ConversationRecord>(
-                    T::ConversationidConversation,
+                    Tree::ConversationidConversation,
                     &u64_be(*cid),
                 )? {
                     newest.push((*inbox, c.updated_at, c.id));
@@ -477,7 +485,7 @@ impl Store {
             }
             for id in &convs {
                 let Some(old) = tx.get::<super::ConversationRecord>(
-                    T::ConversationidConversation,
+                    Tree::ConversationidConversation,
                     &u64_be(*id),
                 )?
                 else {
@@ -485,8 +493,8 @@ impl Store {
                 };
                 let mut c = old.clone();
                 c.contact_id = into;
-                tx.del(T::ContactidConversationid, &pair(from, c.id))?;
-                tx.put_raw(T::ContactidConversationid, &pair(into, c.id), &[])?;
+                tx.del(Tree::ContactidConversationid, &pair(from, c.id))?;
+                tx.put_raw(Tree::ContactidConversationid, &pair(into, c.id), &[])?;
                 tx.put_conversation(&c, Some(&old))?;
                 match newest.iter_mut().find(|(i, _, _)| *i == c.inbox_id) {
                     Some(n) if n.1 >= c.updated_at => {}
@@ -501,14 +509,14 @@ impl Store {
             }
             dst.latest_conversations = newest.iter().map(|(i, _, c)| (*i, *c)).collect();
             for v in &src.verified {
-                tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
+                tx.put_raw(Tree::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
                 if !dst.verified.contains(v) {
                     dst.verified.push(v.clone());
                 }
             }
             for ident in &src.identities {
                 tx.put_raw(
-                    T::InboxidentityContactid,
+                    Tree::InboxidentityContactid,
                     &id_text(ident.inbox_id, &ident.value),
                     &u64_be(into),
                 )?;
@@ -518,7 +526,11 @@ impl Store {
             }
             if let Some(ext) = &src.external_id {
                 for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
-                    tx.put_raw(T::InboxexternalidContactid, &id_text(i, ext), &u64_be(into))?;
+                    tx.put_raw(
+                        Tree::InboxexternalidContactid,
+                        &id_text(i, ext),
+                        &u64_be(into),
+                    )?;
                 }
                 if dst.external_id.is_none() {
                     dst.external_id = Some(ext.clone());
@@ -526,17 +538,17 @@ impl Store {
             }
             for k in &tokens {
                 if let Some(hash) = k.get(8..) {
-                    if let Some(mut t) = tx.get::<TokenRecord>(T::TokenhashContacttoken, hash)? {
+                    if let Some(mut t) = tx.get::<TokenRecord>(Tree::TokenhashContacttoken, hash)? {
                         t.owner = into;
-                        tx.put(T::TokenhashContacttoken, hash, &t)?;
+                        tx.put(Tree::TokenhashContacttoken, hash, &t)?;
                         tx.put_raw(
-                            T::ContactidTokenhash,
+                            Tree::ContactidTokenhash,
                             &keys::concat(&[&u64_be(into), hash]),
                             &[],
                         )?;
                     }
                 }
-                tx.del(T::ContactidTokenhash, k)?;
+                tx.del(Tree::ContactidTokenhash, k)?;
             }
             if dst.name.is_none() {
                 dst.name = src.name.clone();
@@ -565,8 +577,8 @@ impl Store {
     /// exists.
     pub fn email_owner(&self, email: &str) -> Result<Option<u64>> {
         let key = format!("email:{}", email.trim().to_lowercase());
-        match self.get_id(T::VerifiedContactid, key.as_bytes())? {
-            Some(id) if self.tree(T::ContactidContact).contains_key(u64_be(id))? => Ok(Some(id)),
+        match self.get_id(Tree::VerifiedContactid, key.as_bytes())? {
+            Some(id) if self.tree(Tree::ContactidContact).contains_key(u64_be(id))? => Ok(Some(id)),
             _ => Ok(None),
         }
     }
@@ -582,16 +594,16 @@ impl Store {
     ) -> Result<Option<u64>> {
         let key = format!("email:{}", email.trim().to_lowercase());
         self.write(now, |tx| {
-            let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(contact))?
+            let Some(mut c) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(contact))?
             else {
                 return abort(StoreError::NotFound);
             };
-            if let Some(other) = tx.get_id(T::VerifiedContactid, key.as_bytes())? {
-                if other != contact && tx.contains(T::ContactidContact, &u64_be(other))? {
+            if let Some(other) = tx.get_id(Tree::VerifiedContactid, key.as_bytes())? {
+                if other != contact && tx.contains(Tree::ContactidContact, &u64_be(other))? {
                     return Ok(Some(other));
                 }
             }
-            tx.put_raw(T::VerifiedContactid, key.as_bytes(), &u64_be(contact))?;
+            tx.put_raw(Tree::VerifiedContactid, key.as_bytes(), &u64_be(contact))?;
             if !c.verified.contains(&key) {
                 c.verified.push(key.clone());
             }

@@ -9,7 +9,7 @@ use sled::Transactional;
 
 use super::{
     abort, Author, ConversationRecord, EventPayload, EventRecord, MessageRecord, Reader, Result,
-    Store, StoreError, Tx, TxResult, T,
+    Store, StoreError, Tree, Tx, TxResult,
 };
 use crate::domain::time::Micros;
 use crate::domain::{AuthorType, ConversationStatus};
@@ -84,7 +84,7 @@ pub struct MessagePage {
 
 impl Tx<'_> {
     pub(crate) fn conversation(&self, id: u64) -> TxResult<ConversationRecord> {
-        match self.get(T::ConversationidConversation, &u64_be(id))? {
+        match self.get(Tree::ConversationidConversation, &u64_be(id))? {
             Some(c) => Ok(c),
             None => abort(StoreError::NotFound),
         }
@@ -99,7 +99,7 @@ impl Tx<'_> {
     ) -> TxResult<()> {
         if let Some(old) = old {
             self.del(
-                T::InboxstatusactivityConversationid,
+                Tree::InboxstatusactivityConversationid,
                 &keys::inbox_status_activity(
                     old.inbox_id,
                     old.status.key_byte(),
@@ -108,17 +108,17 @@ impl Tx<'_> {
                 ),
             )?;
             if let Some(t) = old.snoozed_until {
-                self.del(T::SnoozeuntilConversationid, &time_id(t, old.id))?;
+                self.del(Tree::SnoozeuntilConversationid, &time_id(t, old.id))?;
             }
         } else {
             self.put_raw(
-                T::ContactidConversationid,
+                Tree::ContactidConversationid,
                 &pair(new.contact_id, new.id),
                 &[],
             )?;
         }
         self.put_raw(
-            T::InboxstatusactivityConversationid,
+            Tree::InboxstatusactivityConversationid,
             &keys::inbox_status_activity(
                 new.inbox_id,
                 new.status.key_byte(),
@@ -128,9 +128,9 @@ impl Tx<'_> {
             &[],
         )?;
         if let (ConversationStatus::Snoozed, Some(t)) = (new.status, new.snoozed_until) {
-            self.put_raw(T::SnoozeuntilConversationid, &time_id(t, new.id), &[])?;
+            self.put_raw(Tree::SnoozeuntilConversationid, &time_id(t, new.id), &[])?;
         }
-        self.put(T::ConversationidConversation, &u64_be(new.id), new)
+        self.put(Tree::ConversationidConversation, &u64_be(new.id), new)
     }
 
     /// Appends a message to a conversation record (seq, counters, activity)
@@ -145,7 +145,7 @@ impl Tx<'_> {
         // outbox, queued in this same write; in a web conversation the
         // contact is emailed about it if it stays unread.
         let reply_channel = if new.author.kind == AuthorType::Agent && !new.private {
-            self.get::<super::InboxRecord>(T::InboxidInbox, &u64_be(conv.inbox_id))?
+            self.get::<super::InboxRecord>(Tree::InboxidInbox, &u64_be(conv.inbox_id))?
                 .map(|i| i.channel)
         } else {
             None
@@ -160,7 +160,7 @@ impl Tx<'_> {
         {
             let due = self.now + self.notify_delay;
             conv.notify_due = Some(due);
-            self.put_raw(T::NotifydueConversationid, &time_id(due, conv.id), &[])?;
+            self.put_raw(Tree::NotifydueConversationid, &time_id(due, conv.id), &[])?;
         }
         let msg = MessageRecord {
             id: self.new_id()?,
@@ -194,7 +194,7 @@ impl Tx<'_> {
         }
         if let Some(pid) = provider_id {
             self.put(
-                T::InboxprovideridMessage,
+                Tree::InboxprovideridMessage,
                 &keys::id_text(conv.inbox_id, pid),
                 &(conv.id, msg.seq),
             )?;
@@ -221,19 +221,19 @@ impl Tx<'_> {
         if !msg.private {
             conv.last_public_message = Some(msg.clone());
             self.put_raw(
-                T::ConversationordinalSeq,
+                Tree::ConversationordinalSeq,
                 &keys::conversation_ordinal(conv.id, msg.ordinal),
                 &u64_be(msg.seq),
             )?;
         }
         self.put(
-            T::ConversationseqMessage,
+            Tree::ConversationseqMessage,
             &keys::conversation_seq(conv.id, msg.seq),
             &msg,
         )?;
         for a in &msg.attachments {
             self.put(
-                T::FileidMessage,
+                Tree::FileidMessage,
                 a.id.as_bytes(),
                 &(conv.id, msg.seq, msg.private),
             )?;
@@ -277,7 +277,7 @@ impl Tx<'_> {
         let msg = self.append_message(&mut conv, first, provider_id)?;
         self.put_conversation(&conv, None)?;
         if let Some(mut c) =
-            self.get::<super::ContactRecord>(T::ContactidContact, &u64_be(contact_id))?
+            self.get::<super::ContactRecord>(Tree::ContactidContact, &u64_be(contact_id))?
         {
             c.set_latest(inbox_id, conv.id);
             self.put_contact(&c)?;
@@ -451,7 +451,7 @@ impl Store {
             if unread > 0 {
                 for s in seq + 1..=conv.last_seq {
                     if let Some(m) = tx.get::<MessageRecord>(
-                        T::ConversationseqMessage,
+                        Tree::ConversationseqMessage,
                         &keys::conversation_seq(id, s),
                     )? {
                         if m.author.kind == counted
@@ -490,7 +490,7 @@ impl Store {
     /// Reopens snoozed conversations whose time has come; returns how many.
     pub async fn wake_snoozed(&self, now: Micros) -> Result<usize> {
         let due: Vec<u64> = self
-            .tree(T::SnoozeuntilConversationid)
+            .tree(Tree::SnoozeuntilConversationid)
             .range(..time_id(now, u64::MAX))
             .keys()
             .map(|k| {
@@ -527,18 +527,18 @@ impl Store {
 
     /// The message an attachment belongs to: (conversation, seq, private).
     pub fn attachment_owner(&self, file_id: &str) -> Result<Option<(u64, u64, bool)>> {
-        self.get(T::FileidMessage, file_id.as_bytes())
+        self.get(Tree::FileidMessage, file_id.as_bytes())
     }
 
     /// How many messages are stored (for progress reports).
     pub fn message_count(&self) -> u64 {
-        self.tree(T::ConversationseqMessage).len() as u64
+        self.tree(Tree::ConversationseqMessage).len() as u64
     }
 
     /// One message by conversation and seq.
     pub fn message(&self, conversation: u64, seq: u64) -> Result<Option<MessageRecord>> {
         self.get(
-            T::ConversationseqMessage,
+            Tree::ConversationseqMessage,
             &keys::conversation_seq(conversation, seq),
         )
     }
@@ -554,7 +554,7 @@ impl Store {
             Some(_) => {}
         }
         let range = keys::conversation_seq(c.id, 1)..=keys::conversation_seq(c.id, seq);
-        for kv in self.tree(T::ConversationseqMessage).range(range).rev() {
+        for kv in self.tree(Tree::ConversationseqMessage).range(range).rev() {
             let (_, v) = kv?;
             let m: MessageRecord = super::decode(&v)?;
             if !m.private {
@@ -580,7 +580,7 @@ impl Store {
     /// the `conversationordinal_seq` index.
     fn seq_at_ordinal(&self, conversation: u64, ordinal: u64) -> Result<Option<u64>> {
         self.get_id(
-            T::ConversationordinalSeq,
+            Tree::ConversationordinalSeq,
             &keys::conversation_ordinal(conversation, ordinal),
         )
     }
@@ -598,13 +598,13 @@ impl Store {
 
     /// One conversation.
     pub fn conversation(&self, id: u64) -> Result<Option<ConversationRecord>> {
-        self.get(T::ConversationidConversation, &u64_be(id))
+        self.get(Tree::ConversationidConversation, &u64_be(id))
     }
 
     /// Lists conversations newest activity first, walking the per-inbox,
     /// per-status indexes (no full scan) and merging them.
     pub fn list_conversations(&self, f: &ConversationFilter) -> Result<ConversationPage> {
-        let idx = self.tree(T::InboxstatusactivityConversationid);
+        let idx = self.tree(Tree::InboxstatusactivityConversationid);
         // (newest-first activity, id) of every candidate, in global order.
         let mut candidates: BTreeSet<(u64, u64)> = BTreeSet::new();
         let want = f.limit + 1;
@@ -665,7 +665,7 @@ impl Store {
     pub fn contact_conversations(&self, contact_id: u64) -> Result<Vec<ConversationRecord>> {
         let mut out = Vec::new();
         for k in self
-            .tree(T::ContactidConversationid)
+            .tree(Tree::ContactidConversationid)
             .scan_prefix(u64_be(contact_id))
             .keys()
         {
@@ -696,7 +696,7 @@ impl Store {
     /// Messages of a conversation, oldest first. Without `after` or
     /// `before` it returns the newest `limit`.
     pub fn messages(&self, conversation_id: u64, p: MessagePage) -> Result<Vec<MessageRecord>> {
-        let tree = self.tree(T::ConversationseqMessage);
+        let tree = self.tree(Tree::ConversationseqMessage);
         let lo =
             keys::conversation_seq(conversation_id, p.after.map_or(0, |a| a.saturating_add(1)));
         let hi = keys::conversation_seq(conversation_id, p.before.unwrap_or(u64::MAX));
@@ -765,7 +765,7 @@ impl Store {
             Some((c, s)) => keys::conversation_seq(c, s.saturating_add(1)),
             None => Vec::new(),
         };
-        self.tree(T::ConversationseqMessage)
+        self.tree(Tree::ConversationseqMessage)
             .range(start..)
             .values()
             .map(|v| super::decode(&v?))
@@ -781,9 +781,9 @@ impl Store {
     /// streams replay. Every step sets values computed from the messages
     /// alone, so a migration interrupted by a crash simply runs again.
     pub(super) fn assign_ordinals(&self) -> Result<()> {
-        let messages = self.tree(T::ConversationseqMessage);
-        let ordinals = self.tree(T::ConversationordinalSeq);
-        let conversations = self.tree(T::ConversationidConversation);
+        let messages = self.tree(Tree::ConversationseqMessage);
+        let ordinals = self.tree(Tree::ConversationordinalSeq);
+        let conversations = self.tree(Tree::ConversationidConversation);
         for kv in conversations.iter() {
             let (conv_key, v) = kv?;
             let mut c: ConversationRecord = super::decode(&v)?;
@@ -836,7 +836,7 @@ impl Store {
             }
             Ok(())
         };
-        let events = self.tree(T::EventidEvent);
+        let events = self.tree(Tree::EventidEvent);
         for kv in events.iter() {
             let (k, v) = kv?;
             let mut ev: EventRecord = super::decode(&v)?;
@@ -905,7 +905,7 @@ mod tests {
     /// ordinal in any stored message, in the copies inside conversations
     /// and events, and no ordinal index.
     fn as_schema_3(store: &Store) {
-        let strip = |tree: T| {
+        let strip = |tree: Tree| {
             for kv in store.tree(tree).iter() {
                 let (k, v) = kv.unwrap_or_else(|e| panic!("{e}"));
                 let mut json: serde_json::Value =
@@ -918,15 +918,15 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{e}"));
             }
         };
-        strip(T::ConversationseqMessage);
-        strip(T::ConversationidConversation);
-        strip(T::EventidEvent);
+        strip(Tree::ConversationseqMessage);
+        strip(Tree::ConversationidConversation);
+        strip(Tree::EventidEvent);
         store
-            .tree(T::ConversationordinalSeq)
+            .tree(Tree::ConversationordinalSeq)
             .clear()
             .unwrap_or_else(|e| panic!("{e}"));
         store
-            .tree(T::Meta)
+            .tree(Tree::Meta)
             .insert("schema_version", &3u32.to_be_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
         store.flush_now().unwrap_or_else(|e| panic!("{e}"));
@@ -961,7 +961,7 @@ mod tests {
             .post_message(conv.id, says(AuthorType::Agent, "reply", false), 2)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let index = store.tree(T::ConversationordinalSeq);
+        let index = store.tree(Tree::ConversationordinalSeq);
         assert_eq!(index.len(), 2, "one entry per public message");
         store
             .delete_contact(contact, 3)
@@ -1031,7 +1031,7 @@ mod tests {
         assert_eq!(store.ordinal_upto(&c, 4).ok(), Some(2));
         // The logged copies, which customer streams replay, are numbered too.
         let mut logged = Vec::new();
-        for kv in store.tree(T::EventidEvent).iter() {
+        for kv in store.tree(Tree::EventidEvent).iter() {
             let (_, v) = kv.unwrap_or_else(|e| panic!("{e}"));
             let ev: EventRecord = super::super::decode(&v).unwrap_or_else(|e| panic!("{e}"));
             match ev.payload {
