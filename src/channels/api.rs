@@ -20,8 +20,12 @@ const SETTINGS: &[Setting] = &[Setting::text("callback_url", "Callback URL")
     .optional()];
 
 impl Channel for Api {
-    fn name(&self) -> &'static str {
-        "api"
+    fn kind(&self) -> super::ChannelKind {
+        super::ChannelKind::Api
+    }
+
+    fn has_api_token(&self) -> bool {
+        true
     }
 
     fn hook(&self) -> Option<&'static str> {

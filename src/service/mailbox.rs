@@ -55,7 +55,10 @@ impl Mailboxes {
     pub fn start_all(self: &Arc<Self>) {
         match self.store.inboxes() {
             Ok(all) => {
-                for i in all.into_iter().filter(|i| i.channel == "email") {
+                for i in all
+                    .into_iter()
+                    .filter(|i| crate::channels::ChannelKind::of(&i.channel).follows_a_mailbox())
+                {
                     self.restart(&i);
                 }
             }

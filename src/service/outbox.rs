@@ -198,7 +198,8 @@ impl Outbox {
                 .find(|i| i.inbox_id == inbox.id)
                 .map(|i| i.value.clone())
                 .or_else(|| {
-                    (inbox.channel == "email")
+                    crate::channels::ChannelKind::of(&inbox.channel)
+                        .follows_a_mailbox()
                         .then(|| k.email.clone())
                         .flatten()
                 })

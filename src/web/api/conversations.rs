@@ -250,7 +250,10 @@ pub fn reply_options(
     };
     let mut out = Vec::new();
     for i in store.inboxes()? {
-        if i.id == c.inbox_id || i.channel == "web" || !scope.sees(i.id) {
+        if i.id == c.inbox_id
+            || !crate::channels::ChannelKind::of(&i.channel).replies_leave_natter()
+            || !scope.sees(i.id)
+        {
             continue;
         }
         let address = contact
@@ -259,7 +262,8 @@ pub fn reply_options(
             .find(|x| x.inbox_id == i.id)
             .map(|x| x.value.clone())
             .or_else(|| {
-                (i.channel == "email")
+                crate::channels::ChannelKind::of(&i.channel)
+                    .follows_a_mailbox()
                     .then(|| contact.email.clone())
                     .flatten()
             });

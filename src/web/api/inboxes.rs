@@ -38,7 +38,7 @@ fn channel_settings(
 ) -> ApiResult<ChannelSetup> {
     let empty = serde_json::Map::new();
     let given = given.unwrap_or(&empty);
-    if channel == "web" {
+    if crate::channels::ChannelKind::parse(channel) == Some(crate::channels::ChannelKind::Web) {
         if !given.is_empty() {
             return Err(Invalid::new("settings", "the web channel takes no settings").into());
         }
@@ -60,16 +60,7 @@ fn channel_settings(
         previous,
         state.http.allow_private,
     )?;
-    if channel == "sms"
-        && crate::channels::settings::get(&settings, "from").is_empty()
-        && crate::channels::settings::get(&settings, "messaging_service_sid").is_empty()
-    {
-        return Err(Invalid::new(
-            "settings",
-            "settings.from or settings.messaging_service_sid is required",
-        )
-        .into());
-    }
+    adapter.check_settings(&settings)?;
     Ok((Some(adapter), settings))
 }
 
@@ -78,7 +69,7 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
     InboxRecord {
         id: 0,
         name,
-        channel: "web".into(),
+        channel: crate::channels::ChannelKind::Web.as_str().into(),
         widget_key: random_string(16),
         hmac_secret: random_string(32),
         greeting,
@@ -129,7 +120,9 @@ pub async fn create(
     auth.require_admin()?;
     let ApiJson(b) = body;
     let name = Name::parse(&b.name, "name")?.into_inner();
-    let channel = b.channel.unwrap_or_else(|| "web".into());
+    let channel = b
+        .channel
+        .unwrap_or_else(|| crate::channels::ChannelKind::Web.as_str().into());
     let greeting = match b.greeting.as_deref().map(str::trim) {
         Some(g) if g.chars().count() > 500 => {
             return Err(Invalid::new("greeting", "greeting must be at most 500 characters").into())
@@ -163,13 +156,13 @@ pub async fn create_inbox(
     if adapter.is_some() {
         rec.webhook_secret = Some(crate::service::webhooks::new_secret_token());
     }
-    if channel == "api" {
+    if crate::channels::ChannelKind::of(channel).has_api_token() {
         rec.api_token = Some(format!("nai_{}", random_string(24)));
         rec.webhook_secret = Some(crate::service::webhooks::new_secret());
     }
     let inbox = state.store.create_inbox(rec, time::now()).await?;
     let mut connection = None;
-    if inbox.channel == "email" {
+    if crate::channels::ChannelKind::of(&inbox.channel).follows_a_mailbox() {
         // Start from the mailbox as it is now, then follow it.
         let _ = tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -179,7 +172,7 @@ pub async fn create_inbox(
         state.mailboxes.restart(&inbox);
     }
     // Telegram learns its webhook URL and secret now.
-    if let Some(a) = adapter.filter(|a| a.name() == "telegram") {
+    if let Some(a) = adapter.filter(|a| a.sets_its_webhook_on_connect()) {
         connection = Some(
             match a.connect(&state.http, &inbox, &state.config.base_url).await {
                 Ok(m) => json!({"ok": true, "message": m}),
@@ -202,7 +195,7 @@ pub async fn update_settings(
         .store
         .update_inbox(id, time::now(), |i| i.settings = settings.clone())
         .await?;
-    if inbox.channel == "email" {
+    if crate::channels::ChannelKind::of(&inbox.channel).follows_a_mailbox() {
         state.mailboxes.restart(&inbox);
     }
     Ok(inbox)
@@ -282,7 +275,7 @@ pub async fn update(
             }
         })
         .await?;
-    if inbox.channel == "email" && settings.is_some() {
+    if crate::channels::ChannelKind::of(&inbox.channel).follows_a_mailbox() && settings.is_some() {
         state.mailboxes.restart(&inbox);
     }
     Ok(HttpResponse::Ok().json(views::inbox_at(&inbox, true, &state.config.base_url)))

@@ -237,7 +237,9 @@ fn page(
                 ("webhook_secret", "Signing secret"),
             ] {
                 if let Some(t) = v[k].as_str() {
-                    if i.channel != "telegram" || k != "webhook_secret" {
+                    if !crate::channels::ChannelKind::of(&i.channel).sets_its_webhook_on_connect()
+                        || k != "webhook_secret"
+                    {
                         shown.push((label, t.to_owned()));
                     }
                 }
@@ -535,7 +537,8 @@ async fn create_inbox(
     require_admin(&p)?;
     let r = async {
         let name = Name::parse(form_value(&f, "name").unwrap_or(""), "name")?.into_inner();
-        let channel = form_value(&f, "channel").unwrap_or("web");
+        let channel =
+            form_value(&f, "channel").unwrap_or(crate::channels::ChannelKind::Web.as_str());
         let settings = settings_from_form(&f);
         crate::web::api::inboxes::create_inbox(&state, name, channel, None, Some(&settings))
             .await?;
