@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth;
 pub mod conversations;
 pub mod files;
+pub mod inbound;
 pub mod index;
 pub mod mailbox;
 pub mod notify;

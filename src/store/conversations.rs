@@ -25,9 +25,26 @@ pub struct NewMessage {
     pub private: bool,
     /// Files already saved under `files/`.
     pub attachments: Vec<crate::store::AttachmentRecord>,
-    /// Send the reply through this inbox's channel instead of the
-    /// conversation's (the caller checked the contact has an address there).
+    /// The inbox the author asked to reply through instead of the
+    /// conversation's (the caller checked the contact has an address
+    /// there); the service turns it into [`Effects::send`].
     pub via: Option<u64>,
+}
+
+/// What a message write must also do, decided by the service that posts
+/// it (the store decides nothing about channels or notifications): the
+/// store persists it in the same transaction as the message, so a send is
+/// queued with its cause or not at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Queue the message in the outbox (its delivery starts `queued`):
+    /// `Some(None)` through the conversation's inbox, `Some(Some(id))`
+    /// through inbox `id` (the `via` the author chose). `None`: the
+    /// message stays in natter.
+    pub send: Option<Option<u64>>,
+    /// Schedule the contact's unread-reply notification at this time,
+    /// unless one is already pending for the conversation.
+    pub notify_at: Option<Micros>,
 }
 
 /// A change to a conversation; `None` leaves a field as it is.
@@ -134,31 +151,17 @@ impl Tx<'_> {
     }
 
     /// Appends a message to a conversation record (seq, counters, activity)
-    /// and stores the message; the caller stores the conversation.
+    /// and stores the message with its [`Effects`] (the send queued, the
+    /// notification scheduled); the caller stores the conversation.
     pub(crate) fn append_message(
         &mut self,
         conv: &mut ConversationRecord,
         new: &NewMessage,
+        effects: &Effects,
         provider_id: Option<&str>,
     ) -> TxResult<MessageRecord> {
-        // A public reply in a channel conversation goes out through the
-        // outbox, queued in this same write; in a web conversation the
-        // contact is emailed about it if it stays unread.
-        let reply_channel = if new.author.kind == AuthorType::Agent && !new.private {
-            self.get::<super::InboxRecord>(Tree::InboxidInbox, &u64_be(conv.inbox_id))?
-                .map(|i| i.channel)
-        } else {
-            None
-        };
-        let outbound = reply_channel.as_deref().is_some_and(|c| c != "web")
-            || (new.via.is_some() && reply_channel.is_some());
-        // (A reply that went out on another channel reached the person.)
-        if reply_channel.as_deref() == Some("web")
-            && !outbound
-            && self.notify_delay > 0
-            && conv.notify_due.is_none()
-        {
-            let due = self.now + self.notify_delay;
+        let outbound = effects.send.is_some();
+        if let (Some(due), None) = (effects.notify_at, conv.notify_due) {
             conv.notify_due = Some(due);
             self.put_raw(Tree::NotifydueConversationid, &time_id(due, conv.id), &[])?;
         }
@@ -181,7 +184,7 @@ impl Tx<'_> {
                 error: None,
             }),
             provider_id: provider_id.map(str::to_owned),
-            via: new.via.filter(|_| outbound),
+            via: effects.send.flatten(),
         };
         if outbound {
             self.enqueue(
@@ -250,6 +253,7 @@ impl Tx<'_> {
         inbox_id: u64,
         contact_id: u64,
         first: &NewMessage,
+        effects: &Effects,
         provider_id: Option<&str>,
         subject: Option<String>,
     ) -> TxResult<(ConversationRecord, MessageRecord)> {
@@ -274,7 +278,7 @@ impl Tx<'_> {
             notify_due: None,
             notified_seq: 0,
         };
-        let msg = self.append_message(&mut conv, first, provider_id)?;
+        let msg = self.append_message(&mut conv, first, effects, provider_id)?;
         self.put_conversation(&conv, None)?;
         if let Some(mut c) =
             self.get::<super::ContactRecord>(Tree::ContactidContact, &u64_be(contact_id))?
@@ -305,11 +309,12 @@ impl Tx<'_> {
         &mut self,
         conversation_id: u64,
         new: &NewMessage,
+        effects: &Effects,
         provider_id: Option<&str>,
     ) -> TxResult<(MessageRecord, ConversationRecord)> {
         let old = self.conversation(conversation_id)?;
         let mut conv = old.clone();
-        let msg = self.append_message(&mut conv, new, provider_id)?;
+        let msg = self.append_message(&mut conv, new, effects, provider_id)?;
         let mut changed = false;
         if new.author.kind == AuthorType::Contact {
             let reopened = conv.status.after_contact_message();
@@ -341,7 +346,8 @@ impl Tx<'_> {
 }
 
 impl Store {
-    /// Starts a conversation with its first message (from the contact).
+    /// Starts a conversation with its first message (from the contact, so
+    /// it has no [`Effects`]: nothing to send, nobody to notify).
     pub async fn create_conversation(
         &self,
         inbox_id: u64,
@@ -350,21 +356,30 @@ impl Store {
         now: Micros,
     ) -> Result<(ConversationRecord, MessageRecord)> {
         self.write(now, |tx| {
-            tx.start_conversation(inbox_id, contact_id, &first, None, None)
+            tx.start_conversation(
+                inbox_id,
+                contact_id,
+                &first,
+                &Effects::default(),
+                None,
+                None,
+            )
         })
         .await
     }
 
-    /// Adds a message. A contact's message reopens a pending, snoozed or
-    /// resolved conversation (the contract's rule), in the same write.
+    /// Adds a message with what it must also do (see [`Effects`]). A
+    /// contact's message reopens a pending, snoozed or resolved
+    /// conversation (the contract's rule), in the same write.
     pub async fn post_message(
         &self,
         conversation_id: u64,
         new: NewMessage,
+        effects: Effects,
         now: Micros,
     ) -> Result<(MessageRecord, ConversationRecord)> {
         self.write(now, |tx| {
-            tx.continue_conversation(conversation_id, &new, None)
+            tx.continue_conversation(conversation_id, &new, &effects, None)
         })
         .await
     }
@@ -958,7 +973,12 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         store
-            .post_message(conv.id, says(AuthorType::Agent, "reply", false), 2)
+            .post_message(
+                conv.id,
+                says(AuthorType::Agent, "reply", false),
+                Effects::default(),
+                2,
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let index = store.tree(Tree::ConversationordinalSeq);
@@ -990,7 +1010,7 @@ mod tests {
                 (AuthorType::Agent, "last note", true),
             ] {
                 store
-                    .post_message(conv_id, says(kind, body, private), 2)
+                    .post_message(conv_id, says(kind, body, private), Effects::default(), 2)
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
             }
@@ -1047,7 +1067,12 @@ mod tests {
         assert_eq!(logged, [(1, 1), (2, 0), (3, 2), (4, 0), (5, 3), (6, 0)]);
         // The next public message continues the numbering.
         let (m, _) = store
-            .post_message(conv_id, says(AuthorType::Agent, "after", false), 3)
+            .post_message(
+                conv_id,
+                says(AuthorType::Agent, "after", false),
+                Effects::default(),
+                3,
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((m.seq, m.ordinal), (7, 4));

@@ -37,9 +37,11 @@ use sled::transaction::{
 use sled::Transactional;
 
 pub use agents::{AgentUpdate, TokenOwner};
-pub use channels::{Inbound, Received};
+pub use channels::{Inbound, InboundRules, Received};
 pub use contacts::NewContact;
-pub use conversations::{ConversationFilter, ConversationPage, MessagePage, NewMessage, Patch};
+pub use conversations::{
+    ConversationFilter, ConversationPage, Effects, MessagePage, NewMessage, Patch,
+};
 pub use durability::Durability;
 pub use records::*;
 
@@ -230,9 +232,6 @@ pub struct Store {
     /// deleted): open event streams watch it and check their viewer again
     /// at once, instead of every event re-reading the token.
     access: tokio::sync::watch::Sender<u64>,
-    /// How long an agent's reply may stay unread before the contact is
-    /// emailed (0: never).
-    notify_delay: std::sync::atomic::AtomicI64,
     _lock_file: File,
 }
 
@@ -301,7 +300,6 @@ impl Store {
             webhooks: std::sync::RwLock::new(Arc::default()),
             jobs_ready: tokio::sync::Notify::new(),
             access: tokio::sync::watch::Sender::new(0),
-            notify_delay: std::sync::atomic::AtomicI64::new(0),
             _lock_file: lock_file,
         };
         store.reload_webhooks()?;
@@ -593,7 +591,6 @@ impl Store {
                     now,
                     webhooks: &hooks,
                     jobs: 0,
-                    notify_delay: self.notify_delay.load(std::sync::atomic::Ordering::Relaxed),
                 };
                 let r = f(&mut tx)?;
                 Ok((r, tx.events, tx.jobs))
@@ -636,8 +633,6 @@ pub(crate) struct Tx<'a> {
     webhooks: &'a [(u64, Vec<String>)],
     /// Jobs queued by this write.
     jobs: usize,
-    /// Unread-reply notification delay (0: off).
-    pub notify_delay: Micros,
 }
 
 fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {

@@ -6,13 +6,6 @@ use super::{ContactRecord, ConversationRecord, Result, Store, StoreError, Tree};
 use crate::domain::time::Micros;
 
 impl Store {
-    /// How long a reply may stay unread before the contact is emailed
-    /// (0 turns it off). Set once at start.
-    pub fn set_notify_delay(&self, micros: Micros) {
-        self.notify_delay
-            .store(micros.max(0), std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Conversations whose notification is due at `now`, oldest first.
     pub fn due_notifications(&self, now: Micros) -> Result<Vec<u64>> {
         self.tree(Tree::NotifydueConversationid)

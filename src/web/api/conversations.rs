@@ -315,19 +315,18 @@ pub async fn store_message(
     };
     let prepared = prepare(input.body, input.files).await?;
     let kind = author.kind;
+    let new = NewMessage {
+        author,
+        body: prepared.body,
+        private,
+        attachments: prepared.attachments,
+        via,
+    };
+    let now = time::now();
+    let effects = state.svc.message_effects(conversation_id, &new, now)?;
     let (msg, _) = state
         .store
-        .post_message(
-            conversation_id,
-            NewMessage {
-                author,
-                body: prepared.body,
-                private,
-                attachments: prepared.attachments,
-                via,
-            },
-            time::now(),
-        )
+        .post_message(conversation_id, new, effects, now)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::NotFound,
