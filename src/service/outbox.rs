@@ -194,6 +194,10 @@ impl Outbox {
                 seq,
                 media,
             } => self.fetch_media(job, *conversation_id, *seq, media).await,
+            JobKind::WebhookEvents {
+                first_event,
+                last_event,
+            } => super::webhooks::route_events(&self.store, job, *first_event, *last_event).await,
             JobKind::Webhook {
                 webhook_id,
                 event_id,

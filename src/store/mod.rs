@@ -207,9 +207,6 @@ pub struct StoreOptions {
     pub min_free_bytes: u64,
 }
 
-/// The active webhook subscriptions as writes need them: (id, event names).
-type ActiveWebhooks = Vec<(u64, Vec<String>)>;
-
 /// Handle to the database; cheap to share behind an `Arc`.
 pub struct Store {
     db: sled::Db,
@@ -222,9 +219,6 @@ pub struct Store {
     free_bytes: std::sync::atomic::AtomicU64,
     /// When the free space was last checked (micros since the epoch).
     free_checked_at: std::sync::atomic::AtomicI64,
-    /// The webhook subscriptions, read by every write that emits events
-    /// (a transaction cannot scan a tree).
-    webhooks: std::sync::RwLock<Arc<ActiveWebhooks>>,
     /// Woken when a write queued a job.
     jobs_ready: tokio::sync::Notify,
     /// Counts changes of who may see what (a token revoked, an agent's
@@ -297,12 +291,10 @@ impl Store {
             min_free_bytes: opts.min_free_bytes,
             free_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
             free_checked_at: std::sync::atomic::AtomicI64::new(0),
-            webhooks: std::sync::RwLock::new(Arc::default()),
             jobs_ready: tokio::sync::Notify::new(),
             access: tokio::sync::watch::Sender::new(0),
             _lock_file: lock_file,
         };
-        store.reload_webhooks()?;
         std::fs::create_dir_all(store.files_dir()).map_err(|e| folder_err(e.to_string()))?;
         store.migrate()?;
         Ok(Arc::new(store))
@@ -577,22 +569,32 @@ impl Store {
                 .lock()
                 .map_err(|_| StoreError::Corrupt("write lock poisoned".into()))?;
             let first_event = state.next_event_id;
-            // Built when the subscriptions change, not on every write.
-            let hooks = self
-                .webhooks
-                .read()
-                .map_err(|_| StoreError::Corrupt("webhook list poisoned".into()))?
-                .clone();
+            // With any webhook subscription stored, the events of this
+            // write are handed to the webhook service in the same
+            // transaction (one job for all of them): which subscriptions
+            // want which event is the service's decision.
+            let subscribed = !self.tree(Tree::WebhookidWebhook).is_empty();
             let res = self.trees.as_slice().transaction(|views| {
                 let mut tx = Tx {
                     views,
                     next_event_id: first_event,
                     events: Vec::new(),
                     now,
-                    webhooks: &hooks,
                     jobs: 0,
                 };
                 let r = f(&mut tx)?;
+                if let (true, Some(first), Some(last)) =
+                    (subscribed, tx.events.first(), tx.events.last())
+                {
+                    let (first_event, last_event) = (first.id, last.id);
+                    tx.enqueue(
+                        JobKind::WebhookEvents {
+                            first_event,
+                            last_event,
+                        },
+                        now,
+                    )?;
+                }
                 Ok((r, tx.events, tx.jobs))
             });
             let (r, events, jobs) = match res {
@@ -629,8 +631,6 @@ pub(crate) struct Tx<'a> {
     events: Vec<Arc<EventRecord>>,
     /// The time of this write, for records and events.
     pub now: Micros,
-    /// Active webhooks: (id, event names).
-    webhooks: &'a [(u64, Vec<String>)],
     /// Jobs queued by this write.
     jobs: usize,
 }
@@ -737,19 +737,6 @@ impl Tx<'_> {
             team_only,
         };
         self.put(Tree::EventidEvent, &keys::u64_be(id), &ev)?;
-        let name = ev.name();
-        let hooks: &[(u64, Vec<String>)] = self.webhooks;
-        for (hook, events) in hooks {
-            if events.iter().any(|e| e == name) {
-                self.enqueue(
-                    JobKind::Webhook {
-                        webhook_id: *hook,
-                        event_id: id,
-                    },
-                    self.now,
-                )?;
-            }
-        }
         self.next_event_id += 1;
         self.events.push(Arc::new(ev));
         Ok(id)

@@ -1,27 +1,10 @@
 //! Outbound webhook subscriptions and their delivery log.
 
-use std::sync::Arc;
-
 use super::keys::{pair, u64_be};
 use super::{abort, decode, Result, Store, StoreError, Tree, WebhookAttemptRecord, WebhookRecord};
 use crate::domain::time::Micros;
 
 impl Store {
-    /// Re-reads the subscriptions that writes consult.
-    pub(crate) fn reload_webhooks(&self) -> Result<()> {
-        let active = self
-            .webhooks()?
-            .into_iter()
-            .filter(|w| !w.disabled)
-            .map(|w| (w.id, w.events))
-            .collect();
-        *self
-            .webhooks
-            .write()
-            .map_err(|_| StoreError::Corrupt("webhook list poisoned".into()))? = Arc::new(active);
-        Ok(())
-    }
-
     /// Every subscription, oldest first.
     pub fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
         self.tree(Tree::WebhookidWebhook)
@@ -36,7 +19,8 @@ impl Store {
         self.get(Tree::WebhookidWebhook, &u64_be(id))
     }
 
-    /// Adds a subscription; events from the next write on are delivered.
+    /// Adds a subscription; the webhook service delivers it the events
+    /// of writes from now on.
     pub async fn create_webhook(&self, hook: WebhookRecord, now: Micros) -> Result<WebhookRecord> {
         let rec = self
             .write(now, |tx| {
@@ -47,7 +31,6 @@ impl Store {
                 Ok(rec)
             })
             .await?;
-        self.reload_webhooks()?;
         Ok(rec)
     }
 
@@ -69,8 +52,7 @@ impl Store {
             }
             Ok(())
         })
-        .await?;
-        self.reload_webhooks()
+        .await
     }
 
     /// Turns a subscription off (the receiver answered 410 Gone).
@@ -82,8 +64,7 @@ impl Store {
             }
             Ok(())
         })
-        .await?;
-        self.reload_webhooks()
+        .await
     }
 
     /// Logs one attempt and, in the same write, finishes or reschedules
@@ -127,5 +108,27 @@ impl Store {
             .take(limit)
             .map(|v| decode(&v?))
             .collect()
+    }
+}
+
+impl Store {
+    /// Finishes `job` and queues `next` in the same write, so work handed
+    /// on is queued exactly once; a job already finished queues nothing.
+    pub async fn hand_on_job(
+        &self,
+        job: &super::JobRecord,
+        next: Vec<super::JobKind>,
+        now: Micros,
+    ) -> Result<()> {
+        self.write(now, |tx| {
+            if !tx.finish_job(job)? {
+                return Ok(());
+            }
+            for kind in &next {
+                tx.enqueue(kind.clone(), tx.now)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
