@@ -153,6 +153,8 @@ async fn post(store: &Arc<Store>, convs: &[(u64, u64)], count: u64, seed: u64) -
                             attachments: Vec::new(),
                             via: None,
                         },
+                        // The contact's messages: nothing to send.
+                        natter::store::Effects::default(),
                         time::now(),
                     )
                     .await

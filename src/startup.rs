@@ -180,7 +180,6 @@ impl Application {
             })
             .run(shutdown_rx.clone()),
         ));
-        store.set_notify_delay(config.notify_after_secs * 1_000_000);
         background.push(tokio::spawn(
             Arc::new(crate::service::notify::Notifier {
                 store: store.clone(),

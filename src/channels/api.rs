@@ -20,8 +20,12 @@ const SETTINGS: &[Setting] = &[Setting::text("callback_url", "Callback URL")
     .optional()];
 
 impl Channel for Api {
-    fn name(&self) -> &'static str {
-        "api"
+    fn kind(&self) -> super::ChannelKind {
+        super::ChannelKind::Api
+    }
+
+    fn has_api_token(&self) -> bool {
+        true
     }
 
     fn hook(&self) -> Option<&'static str> {
@@ -67,7 +71,7 @@ impl Channel for Api {
             let id = format!("msg_natter_{}", out.message_id);
             let ts = out.now / 1_000_000;
             let secret = inbox.webhook_secret.as_deref().unwrap_or("");
-            let sig = crate::service::webhooks::sign(secret, &id, ts, body.as_bytes())
+            let sig = super::signing::sign(secret, &id, ts, body.as_bytes())
                 .map_err(SendError::Permanent)?;
             let resp = http
                 .client

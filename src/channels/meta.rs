@@ -14,7 +14,7 @@ use crate::store::{DeliveryStatus, InboxRecord, MediaRef};
 
 /// Messenger or Instagram (same API, different id setting).
 pub struct Meta {
-    name: &'static str,
+    kind: super::ChannelKind,
     settings: &'static [Setting],
     id_setting: &'static str,
 }
@@ -40,21 +40,21 @@ const INSTAGRAM: &[Setting] = &[
 impl Meta {
     /// Facebook Messenger.
     pub const MESSENGER: Meta = Meta {
-        name: "messenger",
+        kind: super::ChannelKind::Messenger,
         settings: MESSENGER,
         id_setting: "page_id",
     };
     /// Instagram direct messages.
     pub const INSTAGRAM: Meta = Meta {
-        name: "instagram",
+        kind: super::ChannelKind::Instagram,
         settings: INSTAGRAM,
         id_setting: "ig_id",
     };
 }
 
 impl Channel for Meta {
-    fn name(&self) -> &'static str {
-        self.name
+    fn kind(&self) -> super::ChannelKind {
+        self.kind
     }
 
     fn hook(&self) -> Option<&'static str> {
@@ -139,7 +139,7 @@ impl Channel for Meta {
             if !within_24h(out.last_inbound_at, out.now) {
                 return Err(SendError::Permanent(format!(
                     "outside {}'s 24-hour window: the customer has not written in the last 24 hours",
-                    if self.name == "instagram" { "Instagram" } else { "Messenger" }
+                    self.kind.label().0
                 )));
             }
             let s = &inbox.settings;

@@ -9,8 +9,10 @@
 pub mod api;
 pub mod email;
 pub mod http;
+pub mod kind;
 pub mod meta;
 pub mod settings;
+pub mod signing;
 pub mod telegram;
 pub mod twilio;
 pub mod whatsapp;
@@ -23,6 +25,7 @@ use actix_web::http::header::HeaderMap;
 use crate::domain::time::Micros;
 pub use crate::store::Inbound;
 use crate::store::{DeliveryStatus, InboxRecord};
+pub use kind::ChannelKind;
 pub use settings::{Setting, SettingKind};
 
 /// A boxed future, so adapters can sit in one registry.
@@ -169,8 +172,58 @@ pub struct Media {
 
 /// One provider.
 pub trait Channel: Send + Sync {
+    /// Which channel this adapter is.
+    fn kind(&self) -> ChannelKind;
+
     /// The contract's channel name (`sms`, `whatsapp`, ...).
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Senders are phone numbers (see
+    /// [`ChannelKind::addresses_are_phone_numbers`]).
+    fn addresses_are_phone_numbers(&self) -> bool {
+        false
+    }
+
+    /// A contact's email is its address here (see
+    /// [`ChannelKind::follows_a_mailbox`]).
+    fn follows_a_mailbox(&self) -> bool {
+        false
+    }
+
+    /// The inbox gets an API token (see [`ChannelKind::has_api_token`]).
+    fn has_api_token(&self) -> bool {
+        false
+    }
+
+    /// Connecting registers the webhook with the provider (see
+    /// [`ChannelKind::sets_its_webhook_on_connect`]).
+    fn sets_its_webhook_on_connect(&self) -> bool {
+        false
+    }
+
+    /// Delivery reports come to the `/status` webhook (see
+    /// [`ChannelKind::status_callbacks`]).
+    fn status_callbacks(&self) -> bool {
+        false
+    }
+
+    /// An unread-reply notification may be texted through it (see
+    /// [`ChannelKind::carries_reply_notifications`]).
+    fn carries_reply_notifications(&self) -> bool {
+        false
+    }
+
+    /// Checks settings beyond what [`Channel::settings`] declares (a
+    /// rule between two of them); the message names what is missing.
+    fn check_settings(
+        &self,
+        settings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), crate::domain::Invalid> {
+        let _ = settings;
+        Ok(())
+    }
 
     /// The provider path segment of its webhook (`/hooks/{provider}/...`),
     /// or none when it has no webhook.
@@ -229,28 +282,17 @@ pub static REGISTRY: &[&dyn Channel] = &[
 
 /// The adapter of a channel name.
 pub fn by_name(name: &str) -> Option<&'static dyn Channel> {
-    REGISTRY.iter().copied().find(|c| c.name() == name)
+    ChannelKind::parse(name).and_then(ChannelKind::adapter)
 }
 
 /// Every channel an inbox can have (`web` and `email` are built in).
 pub fn names() -> Vec<&'static str> {
-    let mut v = vec!["web"];
-    v.extend(REGISTRY.iter().map(|c| c.name()));
-    v
+    ChannelKind::ALL.iter().map(|k| k.as_str()).collect()
 }
 
 /// How a channel is named in pages, and its icon.
 pub fn label(channel: &str) -> (&'static str, &'static str) {
-    match channel {
-        "sms" => ("SMS", "💬"),
-        "whatsapp" => ("WhatsApp", "🟢"),
-        "messenger" => ("Messenger", "🔵"),
-        "instagram" => ("Instagram", "📸"),
-        "telegram" => ("Telegram", "✈️"),
-        "email" => ("Email", "✉️"),
-        "api" => ("API", "⚙️"),
-        _ => ("Website", "🌐"),
-    }
+    ChannelKind::of(channel).label()
 }
 
 /// Size limit of downloaded media (matches uploads).

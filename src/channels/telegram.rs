@@ -55,8 +55,12 @@ async fn call(
 }
 
 impl Channel for Telegram {
-    fn name(&self) -> &'static str {
-        "telegram"
+    fn kind(&self) -> super::ChannelKind {
+        super::ChannelKind::Telegram
+    }
+
+    fn sets_its_webhook_on_connect(&self) -> bool {
+        true
     }
 
     fn hook(&self) -> Option<&'static str> {

@@ -61,8 +61,33 @@ fn map_status(s: &str) -> Option<DeliveryStatus> {
 }
 
 impl Channel for Twilio {
-    fn name(&self) -> &'static str {
-        "sms"
+    fn kind(&self) -> super::ChannelKind {
+        super::ChannelKind::Sms
+    }
+
+    fn addresses_are_phone_numbers(&self) -> bool {
+        true
+    }
+
+    fn status_callbacks(&self) -> bool {
+        true
+    }
+
+    fn carries_reply_notifications(&self) -> bool {
+        true
+    }
+
+    fn check_settings(
+        &self,
+        settings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), crate::domain::Invalid> {
+        if get(settings, "from").is_empty() && get(settings, "messaging_service_sid").is_empty() {
+            return Err(crate::domain::Invalid::new(
+                "settings",
+                "settings.from or settings.messaging_service_sid is required",
+            ));
+        }
+        Ok(())
     }
 
     fn hook(&self) -> Option<&'static str> {

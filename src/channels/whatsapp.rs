@@ -102,8 +102,12 @@ fn graph(inbox: &InboxRecord) -> String {
 }
 
 impl Channel for WhatsApp {
-    fn name(&self) -> &'static str {
-        "whatsapp"
+    fn kind(&self) -> super::ChannelKind {
+        super::ChannelKind::Whatsapp
+    }
+
+    fn addresses_are_phone_numbers(&self) -> bool {
+        true
     }
 
     fn hook(&self) -> Option<&'static str> {

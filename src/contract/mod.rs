@@ -58,7 +58,7 @@ pub fn inbox_at(i: &InboxRecord, admin: bool, base_url: &str) -> Value {
                 v["webhook_url"] = json!(format!("{base_url}/hooks/{h}/{}", format_id(i.id)));
             }
         }
-        if i.channel == "api" {
+        if crate::channels::ChannelKind::of(&i.channel).has_api_token() {
             v["api_url"] = json!(format!(
                 "{base_url}/api/v1/channels/api/{}/messages",
                 format_id(i.id)

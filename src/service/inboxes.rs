@@ -4,6 +4,7 @@
 //! The API (`/inboxes`) and the settings page both call these, so every
 //! rule about an inbox's fields is written once.
 
+use crate::channels::ChannelKind;
 use serde::Serialize;
 
 use crate::domain::{time, Invalid, Name};
@@ -26,7 +27,7 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
     InboxRecord {
         id: 0,
         name,
-        channel: "web".into(),
+        channel: ChannelKind::Web.as_str().into(),
         widget_key: random_string(16),
         hmac_secret: random_string(32),
         greeting,
@@ -133,7 +134,7 @@ fn channel_settings(
 ) -> ApiResult<ChannelSetup> {
     let empty = Settings::new();
     let given = given.unwrap_or(&empty);
-    if channel == "web" {
+    if ChannelKind::parse(channel) == Some(ChannelKind::Web) {
         if !given.is_empty() {
             return Err(Invalid::new("settings", "the web channel takes no settings").into());
         }
@@ -151,16 +152,7 @@ fn channel_settings(
     };
     let settings =
         crate::channels::settings::validate(adapter.settings(), given, previous, allow_private)?;
-    if channel == "sms"
-        && crate::channels::settings::get(&settings, "from").is_empty()
-        && crate::channels::settings::get(&settings, "messaging_service_sid").is_empty()
-    {
-        return Err(Invalid::new(
-            "settings",
-            "settings.from or settings.messaging_service_sid is required",
-        )
-        .into());
-    }
+    adapter.check_settings(&settings)?;
     Ok((Some(adapter), settings))
 }
 
@@ -202,7 +194,9 @@ impl Services {
     ) -> ApiResult<(InboxRecord, Option<ConnectionCheck>)> {
         require_admin(actor)?;
         let name = Name::parse(&new.name, "name")?.into_inner();
-        let channel = new.channel.unwrap_or_else(|| "web".into());
+        let channel = new
+            .channel
+            .unwrap_or_else(|| ChannelKind::Web.as_str().into());
         let greeting = greeting(new.greeting.as_deref().unwrap_or(""))?;
         let (adapter, settings) = channel_settings(
             self.http.allow_private,
@@ -216,14 +210,14 @@ impl Services {
         if adapter.is_some() {
             rec.webhook_secret = Some(crate::service::webhooks::new_secret_token());
         }
-        if channel == "api" {
+        if ChannelKind::of(&channel).has_api_token() {
             rec.api_token = Some(format!("nai_{}", random_string(24)));
             rec.webhook_secret = Some(crate::service::webhooks::new_secret());
         }
         let inbox = self.store.create_inbox(rec, time::now()).await?;
         tracing::info!(inbox = inbox.id, by = actor.id, "inbox created");
         let mut connection = None;
-        if inbox.channel == "email" {
+        if ChannelKind::of(&inbox.channel).follows_a_mailbox() {
             // Start from the mailbox as it is now, then follow it.
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(10),
@@ -233,7 +227,7 @@ impl Services {
             self.mailboxes.restart(&inbox);
         }
         // Telegram learns its webhook URL and secret now.
-        if let Some(a) = adapter.filter(|a| a.name() == "telegram") {
+        if let Some(a) = adapter.filter(|a| a.sets_its_webhook_on_connect()) {
             connection = Some(ConnectionCheck::of(
                 a.connect(&self.http, &inbox, &self.config.base_url).await,
             ));
@@ -307,7 +301,7 @@ impl Services {
                 }
             })
             .await?;
-        if inbox.channel == "email" && settings.is_some() {
+        if ChannelKind::of(&inbox.channel).follows_a_mailbox() && settings.is_some() {
             self.mailboxes.restart(&inbox);
         }
         Ok(inbox)

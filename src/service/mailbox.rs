@@ -55,7 +55,10 @@ impl Mailboxes {
     pub fn start_all(self: &Arc<Self>) {
         match self.store.inboxes() {
             Ok(all) => {
-                for i in all.into_iter().filter(|i| i.channel == "email") {
+                for i in all
+                    .into_iter()
+                    .filter(|i| crate::channels::ChannelKind::of(&i.channel).follows_a_mailbox())
+                {
                     self.restart(&i);
                 }
             }
@@ -292,24 +295,24 @@ pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<In
     if body.is_empty() {
         body = "(no text)".into();
     }
-    store
-        .receive(
-            inbox,
-            Inbound {
-                identity: mail.from_address.clone(),
-                name: mail.from_name.clone(),
-                email: Some(mail.from_address.clone()),
-                body,
-                provider_id: Some(provider_id),
-                attachments: files,
-                conversation_id,
-                proven,
-                subject: mail.subject.clone(),
-                ..Inbound::default()
-            },
-            time::now(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::service::inbound::receive(
+        store,
+        inbox,
+        Inbound {
+            identity: mail.from_address.clone(),
+            name: mail.from_name.clone(),
+            email: Some(mail.from_address.clone()),
+            body,
+            provider_id: Some(provider_id),
+            attachments: files,
+            conversation_id,
+            proven,
+            subject: mail.subject.clone(),
+            ..Inbound::default()
+        },
+        time::now(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(Ingested::Stored)
 }

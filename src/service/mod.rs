@@ -11,6 +11,7 @@ pub mod auth;
 pub mod conversations;
 pub mod credentials;
 pub mod files;
+pub mod inbound;
 pub mod inboxes;
 pub mod index;
 pub mod mailbox;

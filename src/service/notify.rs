@@ -134,7 +134,7 @@ pub fn outgoing_mail(
         .inboxes()
         .ok()?
         .into_iter()
-        .filter(|i| i.channel == "email")
+        .filter(|i| crate::channels::ChannelKind::of(&i.channel).follows_a_mailbox())
         .find_map(|i| crate::channels::email::channel::settings_of(&i).ok())
         .map(|s| EmailSettings { allow_private, ..s })
 }
@@ -391,7 +391,9 @@ impl Notifier {
         // Without an email: a number that wrote to an SMS inbox.
         let sms = contact.identities.iter().find_map(|i| {
             let inbox = store.inbox(i.inbox_id).ok().flatten()?;
-            (inbox.channel == "sms").then(|| (inbox, i.value.clone()))
+            crate::channels::ChannelKind::of(&inbox.channel)
+                .carries_reply_notifications()
+                .then(|| (inbox, i.value.clone()))
         });
         if email.is_none() && sms.is_none() {
             tracing::debug!(

@@ -13,9 +13,13 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::channels::{self, http::Http, Outgoing, SendError};
+use crate::channels::{self, http::Http, ChannelKind, Outgoing, SendError};
 use crate::domain::time::{self, Micros};
-use crate::store::{Delivery, DeliveryStatus, JobKind, JobRecord, Store};
+use crate::domain::AuthorType;
+use crate::error::ApiResult;
+use crate::store::{Delivery, DeliveryStatus, Effects, JobKind, JobRecord, NewMessage, Store};
+
+use super::Services;
 
 /// Attempts of a reply before it is marked failed (about 2 hours of
 /// backoff in all).
@@ -31,6 +35,68 @@ pub struct Outbox {
     pub http: Http,
     /// Links we hand out (status callbacks, attachment URLs).
     pub base_url: String,
+}
+
+/// What posting `new` in a conversation of channel `kind` must also do,
+/// the rule the store used to decide itself: an agent's public reply goes
+/// out through the outbox when the conversation's channel carries replies
+/// out of natter, or when the agent chose another inbox (`via`); a reply
+/// that stays in natter (the messenger) schedules the contact's
+/// unread-reply notification `notify_delay` from now (0: never). Notes
+/// and the contact's own messages do neither.
+pub fn message_effects(
+    kind: ChannelKind,
+    new: &NewMessage,
+    now: Micros,
+    notify_delay: Micros,
+) -> Effects {
+    if new.author.kind != AuthorType::Agent || new.private {
+        return Effects::default();
+    }
+    if kind.replies_leave_natter() || new.via.is_some() {
+        return Effects {
+            send: Some(new.via),
+            notify_at: None,
+        };
+    }
+    Effects {
+        send: None,
+        notify_at: (notify_delay > 0).then_some(now + notify_delay),
+    }
+}
+
+impl Services {
+    /// The [`Effects`] of posting `new` in a conversation (see
+    /// [`message_effects`]): reads the conversation's inbox only for an
+    /// agent's public reply. A conversation that does not exist is 404,
+    /// as the write would answer.
+    #[tracing::instrument(skip_all, fields(conversation = conversation_id))]
+    pub fn message_effects(
+        &self,
+        conversation_id: u64,
+        new: &NewMessage,
+        now: Micros,
+    ) -> ApiResult<Effects> {
+        if new.author.kind != AuthorType::Agent || new.private {
+            return Ok(Effects::default());
+        }
+        let c = self
+            .store
+            .conversation(conversation_id)?
+            .ok_or(crate::error::ApiError::NotFound)?;
+        // An inbox deleted meanwhile sends nothing (the write then finds
+        // its conversation gone too).
+        let Some(inbox) = self.store.inbox(c.inbox_id)? else {
+            return Ok(Effects::default());
+        };
+        let delay = self.config.notify_after_secs.max(0) * 1_000_000;
+        Ok(message_effects(
+            ChannelKind::of(&inbox.channel),
+            new,
+            now,
+            delay,
+        ))
+    }
 }
 
 /// Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at 30 min.
@@ -128,6 +194,10 @@ impl Outbox {
                 seq,
                 media,
             } => self.fetch_media(job, *conversation_id, *seq, media).await,
+            JobKind::WebhookEvents {
+                first_event,
+                last_event,
+            } => super::webhooks::route_events(&self.store, job, *first_event, *last_event).await,
             JobKind::Webhook {
                 webhook_id,
                 event_id,
@@ -198,7 +268,8 @@ impl Outbox {
                 .find(|i| i.inbox_id == inbox.id)
                 .map(|i| i.value.clone())
                 .or_else(|| {
-                    (inbox.channel == "email")
+                    crate::channels::ChannelKind::of(&inbox.channel)
+                        .follows_a_mailbox()
                         .then(|| k.email.clone())
                         .flatten()
                 })
@@ -368,5 +439,59 @@ impl Outbox {
             }
         }
         store.add_attachments(c, seq, files, job, time::now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Author;
+
+    fn says(kind: AuthorType, private: bool, via: Option<u64>) -> NewMessage {
+        NewMessage {
+            author: Author {
+                kind,
+                id: Some(1),
+                name: None,
+            },
+            body: "hi".into(),
+            private,
+            attachments: Vec::new(),
+            via,
+        }
+    }
+
+    #[test]
+    fn agent_replies_leave_through_channels_and_notify_in_the_messenger() {
+        let reply = says(AuthorType::Agent, false, None);
+        let sent = message_effects(ChannelKind::Sms, &reply, 10, 5);
+        assert_eq!(sent.send, Some(None));
+        assert_eq!(
+            sent.notify_at, None,
+            "a reply that went out reached the person"
+        );
+        let web = message_effects(ChannelKind::Web, &reply, 10, 5);
+        assert_eq!((web.send, web.notify_at), (None, Some(15)));
+        assert_eq!(
+            message_effects(ChannelKind::Web, &reply, 10, 0),
+            Effects::default()
+        );
+        let via = says(AuthorType::Agent, false, Some(7));
+        let out = message_effects(ChannelKind::Web, &via, 10, 5);
+        assert_eq!((out.send, out.notify_at), (Some(Some(7)), None));
+    }
+
+    #[test]
+    fn notes_and_contact_messages_do_nothing() {
+        for m in [
+            says(AuthorType::Agent, true, Some(7)),
+            says(AuthorType::Contact, false, None),
+            says(AuthorType::System, false, None),
+        ] {
+            assert_eq!(
+                message_effects(ChannelKind::Sms, &m, 10, 5),
+                Effects::default()
+            );
+        }
     }
 }

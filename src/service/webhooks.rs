@@ -1,17 +1,18 @@
-//! Outbound webhooks per Standard Webhooks v1: the signature, the retry
-//! schedule of the contract, and one delivery attempt (no redirects, the
+//! Outbound webhooks per Standard Webhooks v1 (the signature is
+//! [`crate::channels::signing`], shared with the API channel): the retry
+//! schedule of the contract and one delivery attempt (no redirects, the
 //! SSRF guard of [`crate::channels::http`], 410 disables).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::json;
 
 use crate::channels::http::Http;
+use crate::channels::signing::sign;
 use crate::contract::Audience;
 use crate::domain::time::{self, Micros};
-use crate::store::{JobRecord, Store, WebhookAttemptRecord};
+use crate::store::{EventRecord, JobKind, JobRecord, Store, WebhookAttemptRecord, WebhookRecord};
 
 /// Events a webhook may ask for.
 pub const EVENTS: &[&str] = &[
@@ -39,30 +40,52 @@ pub fn new_secret_token() -> String {
     crate::service::auth::random_string(32)
 }
 
-/// `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>` where the key is
-/// the base64 after `whsec_`.
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-        .map_err(|_| "the signing secret is not whsec_ + base64".to_owned())?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    Ok(format!(
-        "v1,{}",
-        STANDARD.encode(mac.finalize().into_bytes())
-    ))
-}
-
 /// When attempt `attempts + 1` failed: the next try, with ±10% jitter, or
 /// none when the schedule is used up.
 pub fn next_retry(attempts: u32, now: Micros) -> Option<Micros> {
     let secs = *RETRY_SECS.get(attempts as usize)?;
     let jitter = rand::thread_rng().gen_range(-(secs * 100)..=(secs * 100)); // ±10% in ms
     Some(now + secs * 1_000_000 + jitter * 1_000)
+}
+
+/// Whether a subscription wants an event: it is active, asked for the
+/// event's name, and existed when the event happened (a subscription gets
+/// the events of writes after its creation, none from before).
+pub fn wants(hook: &WebhookRecord, ev: &EventRecord) -> bool {
+    !hook.disabled && ev.at >= hook.created_at && hook.events.iter().any(|e| e == ev.name())
+}
+
+/// The deliveries a write's events make: one [`JobKind::Webhook`] per
+/// event and subscription that [`wants`] it, in event order.
+pub fn deliveries(hooks: &[WebhookRecord], events: &[EventRecord]) -> Vec<JobKind> {
+    events
+        .iter()
+        .flat_map(|ev| {
+            hooks
+                .iter()
+                .filter(|h| wants(h, ev))
+                .map(|h| JobKind::Webhook {
+                    webhook_id: h.id,
+                    event_id: ev.id,
+                })
+        })
+        .collect()
+}
+
+/// Runs a [`JobKind::WebhookEvents`] job: queues the deliveries of the
+/// write's events in the same write that finishes it, so each is queued
+/// once (an event erased meanwhile, with its contact, is not delivered).
+pub async fn route_events(
+    store: &Store,
+    job: &JobRecord,
+    first_event: u64,
+    last_event: u64,
+) -> crate::store::Result<()> {
+    let hooks = store.webhooks()?;
+    let count = usize::try_from(last_event.saturating_sub(first_event) + 1).unwrap_or(usize::MAX);
+    let events = store.events_between(first_event.saturating_sub(1), last_event, count)?;
+    let next = deliveries(&hooks, &events);
+    store.hand_on_job(job, next, time::now()).await
 }
 
 /// Delivers one event to one webhook, logs the attempt and finishes or
@@ -165,18 +188,48 @@ pub async fn deliver(
 mod tests {
     use super::*;
 
-    /// The test vector published with the Standard Webhooks specification.
     #[test]
-    fn matches_the_standard_webhooks_test_vector() {
-        let sig = sign(
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        );
+    fn an_event_goes_to_the_active_subscriptions_that_asked_for_it_since_they_exist() {
+        let hook = |id, events: &[&str], disabled, created_at| WebhookRecord {
+            id,
+            url: "https://example.com/hook".into(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            secret: new_secret(),
+            disabled,
+            created_at,
+        };
+        let hooks = [
+            hook(1, &["conversation.read"], false, 0),
+            hook(2, &["conversation.read", "contact.deleted"], true, 0),
+            hook(3, &["conversation.read"], false, 50),
+            hook(4, &["contact.deleted"], false, 0),
+        ];
+        let ev = EventRecord {
+            id: 9,
+            inbox_id: 1,
+            contact_id: 2,
+            at: 40,
+            payload: crate::store::EventPayload::ConversationRead {
+                conversation_id: 3,
+                reader: crate::store::Reader {
+                    kind: crate::domain::AuthorType::Contact,
+                    id: 2,
+                },
+                seq: 1,
+            },
+            team_only: false,
+        };
+        let to: Vec<u64> = deliveries(&hooks, &[ev])
+            .into_iter()
+            .filter_map(|j| match j {
+                JobKind::Webhook { webhook_id, .. } => Some(webhook_id),
+                _ => None,
+            })
+            .collect();
         assert_eq!(
-            sig.as_deref(),
-            Ok("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+            to,
+            [1],
+            "not disabled, not created later, not another event"
         );
     }
 

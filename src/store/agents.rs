@@ -1,7 +1,7 @@
 //! Agents and their bearer tokens (stored only as SHA-256 hashes).
 
 use super::keys::{self, u64_be};
-use super::{abort, AgentRecord, Result, Store, StoreError, TokenRecord, Tx, TxResult, T};
+use super::{abort, AgentRecord, Result, Store, StoreError, TokenRecord, Tree, Tx, TxResult};
 use crate::domain::Role;
 
 /// Whose token: agents and contacts keep their tokens in separate trees, so
@@ -15,10 +15,10 @@ pub enum TokenOwner {
 }
 
 impl TokenOwner {
-    fn trees(self) -> (T, T) {
+    fn trees(self) -> (Tree, Tree) {
         match self {
-            Self::Agent => (T::TokenhashAgenttoken, T::AgentidTokenhash),
-            Self::Contact => (T::TokenhashContacttoken, T::ContactidTokenhash),
+            Self::Agent => (Tree::TokenhashAgenttoken, Tree::AgentidTokenhash),
+            Self::Contact => (Tree::TokenhashContacttoken, Tree::ContactidTokenhash),
         }
     }
 }
@@ -48,7 +48,7 @@ fn insert_agent(
     role: Role,
     password_hash: &str,
 ) -> TxResult<AgentRecord> {
-    if tx.contains(T::EmailAgentid, email.as_bytes())? {
+    if tx.contains(Tree::EmailAgentid, email.as_bytes())? {
         return abort(StoreError::Conflict(
             "an agent with this email already exists".into(),
         ));
@@ -66,8 +66,8 @@ fn insert_agent(
         push_new_conversations: true,
         push_replies: true,
     };
-    tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
-    tx.put_raw(T::EmailAgentid, email.as_bytes(), &u64_be(id))?;
+    tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
+    tx.put_raw(Tree::EmailAgentid, email.as_bytes(), &u64_be(id))?;
     Ok(agent)
 }
 
@@ -101,14 +101,14 @@ impl Store {
         now: i64,
     ) -> Result<Option<AgentRecord>> {
         self.write(now, |tx| {
-            let current = tx.get_raw(T::Meta, setup_key.as_bytes())?;
+            let current = tx.get_raw(Tree::Meta, setup_key.as_bytes())?;
             let valid = current.is_some_and(|stored| {
                 bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_slice(), token_hash))
             });
             if !valid {
                 return Ok(None);
             }
-            tx.del(T::Meta, setup_key.as_bytes())?;
+            tx.del(Tree::Meta, setup_key.as_bytes())?;
             insert_agent(tx, &name, &email, Role::Admin, &password_hash).map(Some)
         })
         .await
@@ -116,12 +116,12 @@ impl Store {
 
     /// One agent.
     pub fn agent(&self, id: u64) -> Result<Option<AgentRecord>> {
-        self.get(T::AgentidAgent, &u64_be(id))
+        self.get(Tree::AgentidAgent, &u64_be(id))
     }
 
     /// The agent signing in with this (normalised) email.
     pub fn agent_by_email(&self, email: &str) -> Result<Option<AgentRecord>> {
-        match self.get_id(T::EmailAgentid, email.as_bytes())? {
+        match self.get_id(Tree::EmailAgentid, email.as_bytes())? {
             Some(id) => self.agent(id),
             None => Ok(None),
         }
@@ -129,7 +129,7 @@ impl Store {
 
     /// Every agent, oldest first.
     pub fn agents(&self) -> Result<Vec<AgentRecord>> {
-        self.tree(T::AgentidAgent)
+        self.tree(Tree::AgentidAgent)
             .iter()
             .values()
             .map(|v| super::decode(&v?))
@@ -138,7 +138,7 @@ impl Store {
 
     /// Whether anyone can sign in yet (decides the first-run setup).
     pub fn has_agents(&self) -> Result<bool> {
-        Ok(!self.tree(T::AgentidAgent).is_empty())
+        Ok(!self.tree(Tree::AgentidAgent).is_empty())
     }
 
     /// Changes name, role or active flag; deactivation revokes every token
@@ -150,7 +150,7 @@ impl Store {
         now: i64,
     ) -> Result<AgentRecord> {
         self.write(now, |tx| {
-            let Some(mut agent) = tx.get::<AgentRecord>(T::AgentidAgent, &u64_be(id))? else {
+            let Some(mut agent) = tx.get::<AgentRecord>(Tree::AgentidAgent, &u64_be(id))? else {
                 return abort(StoreError::NotFound);
             };
             if let Some(n) = &update.name {
@@ -171,7 +171,7 @@ impl Store {
             if let Some(s) = update.push_replies {
                 agent.push_replies = s;
             }
-            tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
+            tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
             Ok(agent)
         })
         .await
@@ -188,11 +188,11 @@ impl Store {
     /// Replaces the password hash and revokes every token of the agent.
     pub async fn set_agent_password(&self, id: u64, password_hash: String, now: i64) -> Result<()> {
         self.write(now, |tx| {
-            let Some(mut agent) = tx.get::<AgentRecord>(T::AgentidAgent, &u64_be(id))? else {
+            let Some(mut agent) = tx.get::<AgentRecord>(Tree::AgentidAgent, &u64_be(id))? else {
                 return abort(StoreError::NotFound);
             };
             agent.password_hash = password_hash.clone();
-            tx.put(T::AgentidAgent, &u64_be(id), &agent)?;
+            tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
             Ok(())
         })
         .await?;

@@ -1,13 +1,13 @@
 //! Canned responses, shared by the whole team.
 
 use super::keys::u64_be;
-use super::{abort, CannedRecord, Result, Store, StoreError, T};
+use super::{abort, CannedRecord, Result, Store, StoreError, Tree};
 
 impl Store {
     /// Every canned response, ordered by shortcut.
     pub fn canned(&self) -> Result<Vec<CannedRecord>> {
         let mut all: Vec<CannedRecord> = self
-            .tree(T::CannedidCanned)
+            .tree(Tree::CannedidCanned)
             .iter()
             .values()
             .map(|v| super::decode(&v?))
@@ -42,14 +42,14 @@ impl Store {
                     created_at: tx.now,
                 }
             } else {
-                let Some(mut c) = tx.get::<CannedRecord>(T::CannedidCanned, &u64_be(id))? else {
+                let Some(mut c) = tx.get::<CannedRecord>(Tree::CannedidCanned, &u64_be(id))? else {
                     return abort(StoreError::NotFound);
                 };
                 c.shortcut = shortcut.clone();
                 c.text = text.clone();
                 c
             };
-            tx.put(T::CannedidCanned, &u64_be(rec.id), &rec)?;
+            tx.put(Tree::CannedidCanned, &u64_be(rec.id), &rec)?;
             Ok(rec)
         })
         .await
@@ -57,7 +57,7 @@ impl Store {
 
     /// Deletes a canned response; false if it did not exist.
     pub async fn delete_canned(&self, id: u64, now: i64) -> Result<bool> {
-        self.write(now, |tx| tx.del(T::CannedidCanned, &u64_be(id)))
+        self.write(now, |tx| tx.del(Tree::CannedidCanned, &u64_be(id)))
             .await
     }
 }

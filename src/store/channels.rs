@@ -5,12 +5,12 @@
 
 use super::keys::{self, id_text, pair, u64_be};
 use super::{
-    abort, AttachmentRecord, Author, ChannelIdentity, ContactRecord, Delivery, DeliveryStatus,
-    EventPayload, InboxRecord, JobKind, MediaRef, MessageRecord, NewMessage, Result, Store,
-    StoreError, TokenRecord, Tx, TxResult, T,
+    abort, AttachmentRecord, Author, ChannelIdentity, ContactRecord, ConversationRecord, Delivery,
+    DeliveryStatus, Effects, EventPayload, InboxRecord, JobKind, MediaRef, MessageRecord,
+    NewMessage, Result, Store, StoreError, TokenRecord, Tree, Tx, TxResult,
 };
 use crate::domain::time::Micros;
-use crate::domain::{AuthorType, ConversationStatus};
+use crate::domain::AuthorType;
 
 /// One message a channel received, in the core's terms.
 #[derive(Debug, Clone, Default)]
@@ -62,25 +62,31 @@ pub enum Received {
     },
 }
 
-/// The verified-identifier key of a phone that wrote on an SMS or
-/// WhatsApp channel (`phone:+15551234`), if the address is a number.
-pub fn verified_phone(channel: &str, identity: &str) -> Option<String> {
-    if channel != "sms" && channel != "whatsapp" {
-        return None;
-    }
-    let raw = identity.trim().trim_start_matches("whatsapp:");
-    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-    let plausible = (6..=15).contains(&digits.len())
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_digit() || "+-() .".contains(c));
-    plausible.then(|| format!("phone:+{digits}"))
+/// The product's rules for an inbound message, applied by the store
+/// inside the write that stores it (so they see the state they change).
+/// The store only asks; `service::inbound` answers.
+pub trait InboundRules: Sync {
+    /// The verified identifier (`phone:+…`) a sender's address proves on
+    /// this inbox, if any: one person across channels.
+    fn verified_key(&self, inbox: &InboxRecord, identity: &str) -> Option<String>;
+
+    /// Whether a message from `sender` continues `candidate`, a
+    /// conversation the message names (`named`) or the sender's newest in
+    /// this inbox (`latest`); when none continues, a new one starts.
+    fn continues(
+        &self,
+        inbox: &InboxRecord,
+        sender: &ContactRecord,
+        candidate: &ConversationRecord,
+        named: bool,
+        latest: bool,
+    ) -> bool;
 }
 
 impl Tx<'_> {
     fn message_at(&self, conversation: u64, seq: u64) -> TxResult<MessageRecord> {
         match self.get(
-            T::ConversationseqMessage,
+            Tree::ConversationseqMessage,
             &keys::conversation_seq(conversation, seq),
         )? {
             Some(m) => Ok(m),
@@ -99,195 +105,226 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// [`Store::receive`] inside its write, step by step.
+    fn receive(
+        &mut self,
+        inbox: &InboxRecord,
+        m: &Inbound,
+        rules: &dyn InboundRules,
+    ) -> TxResult<Received> {
+        if let Some(seen) = self.seen_before(inbox.id, m.provider_id.as_deref())? {
+            return Ok(seen);
+        }
+        if let Some(stored) = self.receive_proven(inbox, m)? {
+            return Ok(stored);
+        }
+        let mut contact = self.sender(inbox, m, rules)?;
+        if contact.name.is_none() {
+            contact.name = m.name.clone();
+        }
+        if contact.email.is_none() {
+            contact.email = m.email.clone();
+        }
+        // The provider's clock, never ahead of ours: a late webhook retry
+        // must not extend the 24-hour windows.
+        let sent = m.sent_at.unwrap_or(self.now).min(self.now);
+        contact.last_inbound_at = Some(contact.last_inbound_at.map_or(sent, |t| t.max(sent)));
+        self.put_contact(&contact)?;
+        let new = inbound_message(&contact, m);
+        let none = Effects::default();
+        let pid = m.provider_id.as_deref();
+        let (message, conversation) = match self.inbound_target(inbox, m, &contact, rules)? {
+            Some(id) => self.continue_conversation(id, &new, &none, pid)?,
+            None => {
+                let (c, msg) = self.start_conversation(
+                    inbox.id,
+                    contact.id,
+                    &new,
+                    &none,
+                    pid,
+                    m.subject.clone(),
+                )?;
+                (msg, c)
+            }
+        };
+        if !m.media.is_empty() {
+            self.enqueue(
+                JobKind::FetchMedia {
+                    conversation_id: conversation.id,
+                    seq: message.seq,
+                    media: m.media.clone(),
+                },
+                self.now,
+            )?;
+        }
+        Ok(Received::Stored {
+            message,
+            conversation: Box::new(conversation),
+        })
+    }
+
+    /// The message stored the first time a provider id was seen, if it was.
+    fn seen_before(&self, inbox_id: u64, provider_id: Option<&str>) -> TxResult<Option<Received>> {
+        let Some(pid) = provider_id else {
+            return Ok(None);
+        };
+        let key = id_text(inbox_id, pid);
+        let Some((c, s)) = self.get::<(u64, u64)>(Tree::InboxprovideridMessage, &key)? else {
+            return Ok(None);
+        };
+        let message = self.get(Tree::ConversationseqMessage, &keys::conversation_seq(c, s))?;
+        Ok(Some(Received::Duplicate { message }))
+    }
+
+    /// A sender that proved it answers what we mailed to it (an answer to
+    /// a reply notification, from another inbox too) continues that
+    /// conversation as its contact. A typed email proves nothing: only
+    /// the routing token does (see [`Inbound::proven`]).
+    fn receive_proven(&mut self, inbox: &InboxRecord, m: &Inbound) -> TxResult<Option<Received>> {
+        let (Some(cid), true) = (m.conversation_id, m.proven) else {
+            return Ok(None);
+        };
+        let conversation: Option<ConversationRecord> =
+            self.get(Tree::ConversationidConversation, &u64_be(cid))?;
+        let Some(c) = conversation else {
+            return Ok(None);
+        };
+        let owner: Option<ContactRecord> =
+            self.get(Tree::ContactidContact, &u64_be(c.contact_id))?;
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        let new = inbound_message(&owner, m);
+        let none = Effects::default();
+        let pid = m.provider_id.as_deref();
+        let (message, conversation) = self.continue_conversation(cid, &new, &none, pid)?;
+        if let Some(pid) = pid {
+            // Retries arrive at this inbox: they must find the message.
+            let key = id_text(inbox.id, pid);
+            self.put(Tree::InboxprovideridMessage, &key, &(cid, message.seq))?;
+        }
+        Ok(Some(Received::Stored {
+            message,
+            conversation: Box::new(conversation),
+        }))
+    }
+
+    /// The sender's contact: the one its address names in this inbox, else
+    /// the person its verified identifier names (now also known here),
+    /// else a new contact.
+    fn sender(
+        &mut self,
+        inbox: &InboxRecord,
+        m: &Inbound,
+        rules: &dyn InboundRules,
+    ) -> TxResult<ContactRecord> {
+        let ik = id_text(inbox.id, &m.identity);
+        if let Some(id) = self.get_id(Tree::InboxidentityContactid, &ik)? {
+            return match self.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))? {
+                Some(c) => Ok(c),
+                None => abort(StoreError::Corrupt(format!(
+                    "channel identity points to missing contact {id}"
+                ))),
+            };
+        }
+        let identity = ChannelIdentity {
+            inbox_id: inbox.id,
+            channel: inbox.channel.clone(),
+            value: m.identity.clone(),
+        };
+        let verified = rules.verified_key(inbox, &m.identity);
+        if let Some(v) = &verified {
+            if let Some(mut c) = self.verified_contact(v)? {
+                c.identities.push(identity);
+                self.put_raw(Tree::InboxidentityContactid, &ik, &u64_be(c.id))?;
+                return Ok(c);
+            }
+        }
+        let mut c = ContactRecord {
+            id: self.new_id()?,
+            inbox_id: inbox.id,
+            name: None,
+            email: None,
+            external_id: None,
+            created_at: self.now,
+            identities: vec![identity],
+            latest_conversations: Vec::new(),
+            last_inbound_at: None,
+            merged_ids: Vec::new(),
+            email_notifications_off: false,
+            verified: Vec::new(),
+            also_in: Vec::new(),
+        };
+        self.put_raw(Tree::InboxidentityContactid, &ik, &u64_be(c.id))?;
+        if let Some(v) = verified {
+            self.put_raw(Tree::VerifiedContactid, v.as_bytes(), &u64_be(c.id))?;
+            c.verified.push(v);
+        }
+        Ok(c)
+    }
+
+    /// The contact a verified identifier names, if it still exists.
+    fn verified_contact(&self, key: &str) -> TxResult<Option<ContactRecord>> {
+        match self.get_id(Tree::VerifiedContactid, key.as_bytes())? {
+            Some(id) => self.get(Tree::ContactidContact, &u64_be(id)),
+            None => Ok(None),
+        }
+    }
+
+    /// The conversation an inbound message continues, as `rules` decide
+    /// among the one it names and the sender's newest here.
+    fn inbound_target(
+        &self,
+        inbox: &InboxRecord,
+        m: &Inbound,
+        contact: &ContactRecord,
+        rules: &dyn InboundRules,
+    ) -> TxResult<Option<u64>> {
+        let latest = contact.latest_in(inbox.id);
+        for id in [m.conversation_id, latest].into_iter().flatten() {
+            let candidate: Option<ConversationRecord> =
+                self.get(Tree::ConversationidConversation, &u64_be(id))?;
+            let Some(c) = candidate else {
+                continue;
+            };
+            let named = Some(id) == m.conversation_id;
+            if rules.continues(inbox, contact, &c, named, Some(id) == latest) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// An inbound message as `author` writes it.
+fn inbound_message(author: &ContactRecord, m: &Inbound) -> NewMessage {
+    NewMessage {
+        author: Author {
+            kind: AuthorType::Contact,
+            id: Some(author.id),
+            name: author.name.clone(),
+        },
+        body: m.body.clone(),
+        private: false,
+        attachments: m.attachments.clone(),
+        via: None,
+    }
+}
+
 impl Store {
     /// Stores an inbound channel message: finds or creates the sender's
-    /// contact, continues its last unresolved conversation (or the one the
-    /// message names) or starts one, and queues media downloads, all in one
-    /// write. A provider id seen before stores nothing.
-    pub async fn receive(&self, inbox: &InboxRecord, m: Inbound, now: Micros) -> Result<Received> {
-        self.write(now, |tx| {
-            if let Some(pid) = &m.provider_id {
-                if let Some((c, s)) =
-                    tx.get::<(u64, u64)>(T::InboxprovideridMessage, &id_text(inbox.id, pid))?
-                {
-                    let message =
-                        tx.get(T::ConversationseqMessage, &keys::conversation_seq(c, s))?;
-                    return Ok(Received::Duplicate { message });
-                }
-            }
-            // A sender that proved it answers what we mailed to it (an
-            // answer to a reply notification, from another inbox too)
-            // continues that conversation as its contact. A typed email
-            // proves nothing: only the routing token does.
-            if let (Some(cid), true) = (m.conversation_id, m.proven) {
-                if let Some(c) = tx
-                    .get::<super::ConversationRecord>(T::ConversationidConversation, &u64_be(cid))?
-                {
-                    let owner =
-                        tx.get::<ContactRecord>(T::ContactidContact, &u64_be(c.contact_id))?;
-                    if let Some(owner) = owner {
-                        let new = NewMessage {
-                            author: Author {
-                                kind: AuthorType::Contact,
-                                id: Some(owner.id),
-                                name: owner.name.clone(),
-                            },
-                            body: m.body.clone(),
-                            private: false,
-                            attachments: m.attachments.clone(),
-                            via: None,
-                        };
-                        let (message, conversation) =
-                            tx.continue_conversation(cid, &new, m.provider_id.as_deref())?;
-                        if let Some(pid) = &m.provider_id {
-                            tx.put(
-                                T::InboxprovideridMessage,
-                                &id_text(inbox.id, pid),
-                                &(cid, message.seq),
-                            )?;
-                        }
-                        return Ok(Received::Stored {
-                            message,
-                            conversation: Box::new(conversation),
-                        });
-                    }
-                }
-            }
-            let ik = id_text(inbox.id, &m.identity);
-            // A phone number that writes to us is verified: the same
-            // number on SMS and WhatsApp is one person.
-            let verified_key = verified_phone(&inbox.channel, &m.identity);
-            let mut linked = None;
-            if tx.get_id(T::InboxidentityContactid, &ik)?.is_none() {
-                if let Some(v) = &verified_key {
-                    if let Some(id) = tx.get_id(T::VerifiedContactid, v.as_bytes())? {
-                        if let Some(mut c) =
-                            tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?
-                        {
-                            c.identities.push(ChannelIdentity {
-                                inbox_id: inbox.id,
-                                channel: inbox.channel.clone(),
-                                value: m.identity.clone(),
-                            });
-                            tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
-                            linked = Some(c);
-                        }
-                    }
-                }
-            }
-            let mut contact = match linked {
-                Some(c) => c,
-                None => match tx.get_id(T::InboxidentityContactid, &ik)? {
-                    Some(id) => match tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
-                        Some(c) => c,
-                        None => {
-                            return abort(StoreError::Corrupt(format!(
-                                "channel identity points to missing contact {id}"
-                            )))
-                        }
-                    },
-                    None => {
-                        let c = ContactRecord {
-                            id: tx.new_id()?,
-                            inbox_id: inbox.id,
-                            name: None,
-                            email: None,
-                            external_id: None,
-                            created_at: tx.now,
-                            identities: vec![ChannelIdentity {
-                                inbox_id: inbox.id,
-                                channel: inbox.channel.clone(),
-                                value: m.identity.clone(),
-                            }],
-                            latest_conversations: Vec::new(),
-                            last_inbound_at: None,
-                            merged_ids: Vec::new(),
-                            email_notifications_off: false,
-                            verified: Vec::new(),
-                            also_in: Vec::new(),
-                        };
-                        tx.put_raw(T::InboxidentityContactid, &ik, &u64_be(c.id))?;
-                        let mut c = c;
-                        if let Some(v) = &verified_key {
-                            tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(c.id))?;
-                            c.verified.push(v.clone());
-                        }
-                        c
-                    }
-                },
-            };
-            if contact.name.is_none() {
-                contact.name = m.name.clone();
-            }
-            if contact.email.is_none() {
-                contact.email = m.email.clone();
-            }
-            let sent = m.sent_at.unwrap_or(tx.now).min(tx.now);
-            contact.last_inbound_at = Some(contact.last_inbound_at.map_or(sent, |t| t.max(sent)));
-            tx.put_contact(&contact)?;
-            let new = NewMessage {
-                author: Author {
-                    kind: AuthorType::Contact,
-                    id: Some(contact.id),
-                    name: contact.name.clone(),
-                },
-                body: m.body.clone(),
-                private: false,
-                attachments: m.attachments.clone(),
-                via: None,
-            };
-            // Which conversation: the one the message names (if it is in
-            // this inbox), else the contact's newest unless resolved.
-            let mut target = None;
-            for id in [m.conversation_id, contact.latest_in(inbox.id)]
-                .into_iter()
-                .flatten()
-            {
-                if let Some(c) =
-                    tx.get::<super::ConversationRecord>(T::ConversationidConversation, &u64_be(id))?
-                {
-                    // A named conversation is followed only if it is this
-                    // sender's own: naming someone else's (a guessed id, a
-                    // Message-ID the sender saw) starts the sender's own.
-                    let named = Some(id) == m.conversation_id && c.contact_id == contact.id;
-                    let own_latest = Some(id) == contact.latest_in(inbox.id);
-                    if c.inbox_id == inbox.id
-                        && (named || (own_latest && c.status != ConversationStatus::Resolved))
-                    {
-                        target = Some(id);
-                        break;
-                    }
-                }
-            }
-            let (message, conversation) = match target {
-                Some(id) => tx.continue_conversation(id, &new, m.provider_id.as_deref())?,
-                None => {
-                    let (c, msg) = tx.start_conversation(
-                        inbox.id,
-                        contact.id,
-                        &new,
-                        m.provider_id.as_deref(),
-                        m.subject.clone(),
-                    )?;
-                    (msg, c)
-                }
-            };
-            if !m.media.is_empty() {
-                tx.enqueue(
-                    JobKind::FetchMedia {
-                        conversation_id: conversation.id,
-                        seq: message.seq,
-                        media: m.media.clone(),
-                    },
-                    tx.now,
-                )?;
-            }
-            Ok(Received::Stored {
-                message,
-                conversation: Box::new(conversation),
-            })
-        })
-        .await
+    /// contact, continues the conversation `rules` pick or starts one, and
+    /// queues media downloads, all in one write. A provider id seen before
+    /// stores nothing.
+    pub async fn receive(
+        &self,
+        inbox: &InboxRecord,
+        m: Inbound,
+        rules: &dyn InboundRules,
+        now: Micros,
+    ) -> Result<Received> {
+        self.write(now, |tx| tx.receive(inbox, &m, rules)).await
     }
 
     /// The message a provider id names in an inbox.
@@ -296,7 +333,10 @@ impl Store {
         inbox_id: u64,
         provider_id: &str,
     ) -> Result<Option<MessageRecord>> {
-        match self.get::<(u64, u64)>(T::InboxprovideridMessage, &id_text(inbox_id, provider_id))? {
+        match self.get::<(u64, u64)>(
+            Tree::InboxprovideridMessage,
+            &id_text(inbox_id, provider_id),
+        )? {
             Some((c, s)) => self.message(c, s),
             None => Ok(None),
         }
@@ -334,7 +374,7 @@ impl Store {
                     None => tx.conversation(conversation_id)?.inbox_id,
                 };
                 tx.put(
-                    T::InboxprovideridMessage,
+                    Tree::InboxprovideridMessage,
                     &id_text(inbox, pid),
                     &(conversation_id, seq),
                 )?;
@@ -347,7 +387,7 @@ impl Store {
                 m.delivery = Some(delivery.clone());
             }
             tx.put(
-                T::ConversationseqMessage,
+                Tree::ConversationseqMessage,
                 &keys::conversation_seq(conversation_id, seq),
                 &m,
             )?;
@@ -379,7 +419,7 @@ impl Store {
                 error: None,
             });
             tx.put(
-                T::ConversationseqMessage,
+                Tree::ConversationseqMessage,
                 &keys::conversation_seq(conversation_id, seq),
                 &m,
             )?;
@@ -408,7 +448,7 @@ impl Store {
         self.write(now, |tx| {
             tx.finish_job(job)?;
             let Some(mut m) = tx.get::<MessageRecord>(
-                T::ConversationseqMessage,
+                Tree::ConversationseqMessage,
                 &keys::conversation_seq(conversation_id, seq),
             )?
             else {
@@ -416,14 +456,14 @@ impl Store {
             };
             for a in &files {
                 tx.put(
-                    T::FileidMessage,
+                    Tree::FileidMessage,
                     a.id.as_bytes(),
                     &(conversation_id, seq, m.private),
                 )?;
             }
             m.attachments.extend(files.iter().cloned());
             tx.put(
-                T::ConversationseqMessage,
+                Tree::ConversationseqMessage,
                 &keys::conversation_seq(conversation_id, seq),
                 &m,
             )?;
@@ -450,16 +490,17 @@ impl Store {
             .map(|c| c.id)
             .collect();
         let tokens: Vec<Vec<u8>> = self
-            .tree(T::ContactidTokenhash)
+            .tree(Tree::ContactidTokenhash)
             .scan_prefix(u64_be(from))
             .keys()
             .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
             .collect::<Result<_>>()?;
         self.write(now, |tx| {
-            let Some(src) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(from))? else {
+            let Some(src) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(from))? else {
                 return abort(StoreError::NotFound);
             };
-            let Some(mut dst) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(into))? else {
+            let Some(mut dst) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(into))?
+            else {
                 return abort(StoreError::Invalid(crate::domain::Invalid::new(
                     "into",
                     "no such contact",
@@ -469,7 +510,7 @@ impl Store {
             let mut newest: Vec<(u64, Micros, u64)> = Vec::new();
             for (inbox, cid) in &dst.latest_conversations {
                 if let Some(c) = tx.get::<super::ConversationRecord>(
-                    T::ConversationidConversation,
+                    Tree::ConversationidConversation,
                     &u64_be(*cid),
                 )? {
                     newest.push((*inbox, c.updated_at, c.id));
@@ -477,7 +518,7 @@ impl Store {
             }
             for id in &convs {
                 let Some(old) = tx.get::<super::ConversationRecord>(
-                    T::ConversationidConversation,
+                    Tree::ConversationidConversation,
                     &u64_be(*id),
                 )?
                 else {
@@ -485,8 +526,8 @@ impl Store {
                 };
                 let mut c = old.clone();
                 c.contact_id = into;
-                tx.del(T::ContactidConversationid, &pair(from, c.id))?;
-                tx.put_raw(T::ContactidConversationid, &pair(into, c.id), &[])?;
+                tx.del(Tree::ContactidConversationid, &pair(from, c.id))?;
+                tx.put_raw(Tree::ContactidConversationid, &pair(into, c.id), &[])?;
                 tx.put_conversation(&c, Some(&old))?;
                 match newest.iter_mut().find(|(i, _, _)| *i == c.inbox_id) {
                     Some(n) if n.1 >= c.updated_at => {}
@@ -501,14 +542,14 @@ impl Store {
             }
             dst.latest_conversations = newest.iter().map(|(i, _, c)| (*i, *c)).collect();
             for v in &src.verified {
-                tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
+                tx.put_raw(Tree::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
                 if !dst.verified.contains(v) {
                     dst.verified.push(v.clone());
                 }
             }
             for ident in &src.identities {
                 tx.put_raw(
-                    T::InboxidentityContactid,
+                    Tree::InboxidentityContactid,
                     &id_text(ident.inbox_id, &ident.value),
                     &u64_be(into),
                 )?;
@@ -518,7 +559,11 @@ impl Store {
             }
             if let Some(ext) = &src.external_id {
                 for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
-                    tx.put_raw(T::InboxexternalidContactid, &id_text(i, ext), &u64_be(into))?;
+                    tx.put_raw(
+                        Tree::InboxexternalidContactid,
+                        &id_text(i, ext),
+                        &u64_be(into),
+                    )?;
                 }
                 if dst.external_id.is_none() {
                     dst.external_id = Some(ext.clone());
@@ -526,17 +571,17 @@ impl Store {
             }
             for k in &tokens {
                 if let Some(hash) = k.get(8..) {
-                    if let Some(mut t) = tx.get::<TokenRecord>(T::TokenhashContacttoken, hash)? {
+                    if let Some(mut t) = tx.get::<TokenRecord>(Tree::TokenhashContacttoken, hash)? {
                         t.owner = into;
-                        tx.put(T::TokenhashContacttoken, hash, &t)?;
+                        tx.put(Tree::TokenhashContacttoken, hash, &t)?;
                         tx.put_raw(
-                            T::ContactidTokenhash,
+                            Tree::ContactidTokenhash,
                             &keys::concat(&[&u64_be(into), hash]),
                             &[],
                         )?;
                     }
                 }
-                tx.del(T::ContactidTokenhash, k)?;
+                tx.del(Tree::ContactidTokenhash, k)?;
             }
             if dst.name.is_none() {
                 dst.name = src.name.clone();
@@ -565,8 +610,8 @@ impl Store {
     /// exists.
     pub fn email_owner(&self, email: &str) -> Result<Option<u64>> {
         let key = format!("email:{}", email.trim().to_lowercase());
-        match self.get_id(T::VerifiedContactid, key.as_bytes())? {
-            Some(id) if self.tree(T::ContactidContact).contains_key(u64_be(id))? => Ok(Some(id)),
+        match self.get_id(Tree::VerifiedContactid, key.as_bytes())? {
+            Some(id) if self.tree(Tree::ContactidContact).contains_key(u64_be(id))? => Ok(Some(id)),
             _ => Ok(None),
         }
     }
@@ -582,16 +627,16 @@ impl Store {
     ) -> Result<Option<u64>> {
         let key = format!("email:{}", email.trim().to_lowercase());
         self.write(now, |tx| {
-            let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(contact))?
+            let Some(mut c) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(contact))?
             else {
                 return abort(StoreError::NotFound);
             };
-            if let Some(other) = tx.get_id(T::VerifiedContactid, key.as_bytes())? {
-                if other != contact && tx.contains(T::ContactidContact, &u64_be(other))? {
+            if let Some(other) = tx.get_id(Tree::VerifiedContactid, key.as_bytes())? {
+                if other != contact && tx.contains(Tree::ContactidContact, &u64_be(other))? {
                     return Ok(Some(other));
                 }
             }
-            tx.put_raw(T::VerifiedContactid, key.as_bytes(), &u64_be(contact))?;
+            tx.put_raw(Tree::VerifiedContactid, key.as_bytes(), &u64_be(contact))?;
             if !c.verified.contains(&key) {
                 c.verified.push(key.clone());
             }

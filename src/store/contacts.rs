@@ -1,7 +1,7 @@
 //! Contacts, their verified external ids, and resume links.
 
 use super::keys::{id_text, u64_be};
-use super::{abort, ContactRecord, Result, ResumeRecord, Store, StoreError, T};
+use super::{abort, ContactRecord, Result, ResumeRecord, Store, StoreError, Tree};
 
 /// What a widget knows about a new contact.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +36,7 @@ pub fn is_verified_external(key: &[u8]) -> bool {
 impl super::Tx<'_> {
     /// Stores a contact and keeps the email index in step.
     pub(crate) fn put_contact(&self, c: &ContactRecord) -> super::TxResult<()> {
-        let old: Option<ContactRecord> = self.get(T::ContactidContact, &u64_be(c.id))?;
+        let old: Option<ContactRecord> = self.get(Tree::ContactidContact, &u64_be(c.id))?;
         let norm = |e: &Option<String>| {
             e.as_deref()
                 .map(|e| e.trim().to_lowercase())
@@ -45,23 +45,23 @@ impl super::Tx<'_> {
         let (was, now) = (old.as_ref().and_then(|o| norm(&o.email)), norm(&c.email));
         if was != now {
             if let Some(w) = &was {
-                self.del(T::EmailContactid, &super::keys::text_id(w, c.id))?;
+                self.del(Tree::EmailContactid, &super::keys::text_id(w, c.id))?;
             }
             if let Some(n) = &now {
-                self.put_raw(T::EmailContactid, &super::keys::text_id(n, c.id), &[])?;
+                self.put_raw(Tree::EmailContactid, &super::keys::text_id(n, c.id), &[])?;
             }
         }
-        self.put(T::ContactidContact, &u64_be(c.id), c)
+        self.put(Tree::ContactidContact, &u64_be(c.id), c)
     }
 
     /// Removes a contact record and its email index entry.
     pub(crate) fn del_contact(&self, id: u64) -> super::TxResult<()> {
-        if let Some(old) = self.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? {
+        if let Some(old) = self.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))? {
             if let Some(e) = old.email.as_deref().map(|e| e.trim().to_lowercase()) {
-                self.del(T::EmailContactid, &super::keys::text_id(&e, id))?;
+                self.del(Tree::EmailContactid, &super::keys::text_id(&e, id))?;
             }
         }
-        self.del(T::ContactidContact, &u64_be(id))?;
+        self.del(Tree::ContactidContact, &u64_be(id))?;
         Ok(())
     }
 }
@@ -75,7 +75,7 @@ impl Store {
         if e.is_empty() {
             return Ok(Vec::new());
         }
-        self.tree(T::EmailContactid)
+        self.tree(Tree::EmailContactid)
             .scan_prefix(super::keys::text_prefix(&e))
             .keys()
             .map(|k| {
@@ -100,7 +100,7 @@ impl Store {
             let verified_key = match new.external_id.as_deref() {
                 Some(ext) => {
                     let Some(inbox) =
-                        tx.get::<super::InboxRecord>(T::InboxidInbox, &u64_be(inbox_id))?
+                        tx.get::<super::InboxRecord>(Tree::InboxidInbox, &u64_be(inbox_id))?
                     else {
                         return abort(StoreError::NotFound);
                     };
@@ -111,8 +111,8 @@ impl Store {
             if let (Some(ext), Some(v)) = (&new.external_id, &verified_key) {
                 let k = id_text(inbox_id, ext);
                 // (A mapping to a contact that is gone is replaced below.)
-                let known = match tx.get_id(T::InboxexternalidContactid, &k)? {
-                    Some(id) => tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?,
+                let known = match tx.get_id(Tree::InboxexternalidContactid, &k)? {
+                    Some(id) => tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))?,
                     None => None,
                 };
                 if let Some(mut c) = known {
@@ -128,9 +128,9 @@ impl Store {
                 // The same user id verified with the same secret on
                 // another of the business's websites is the same person:
                 // link it here too.
-                if let Some(id) = tx.get_id(T::VerifiedContactid, v.as_bytes())? {
+                if let Some(id) = tx.get_id(Tree::VerifiedContactid, v.as_bytes())? {
                     if let Some(mut c) =
-                        tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))?
+                        tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))?
                     {
                         if !c.belongs_to(inbox_id) {
                             c.also_in.push(inbox_id);
@@ -141,7 +141,7 @@ impl Store {
                         if c.email.is_none() {
                             c.email = new.email.clone();
                         }
-                        tx.put_raw(T::InboxexternalidContactid, &k, &u64_be(c.id))?;
+                        tx.put_raw(Tree::InboxexternalidContactid, &k, &u64_be(c.id))?;
                         tx.put_contact(&c)?;
                         return Ok(c);
                     }
@@ -166,11 +166,11 @@ impl Store {
             tx.put_contact(&c)?;
             if let (Some(ext), Some(v)) = (&new.external_id, &verified_key) {
                 tx.put_raw(
-                    T::InboxexternalidContactid,
+                    Tree::InboxexternalidContactid,
                     &id_text(inbox_id, ext),
                     &u64_be(id),
                 )?;
-                tx.put_raw(T::VerifiedContactid, v.as_bytes(), &u64_be(id))?;
+                tx.put_raw(Tree::VerifiedContactid, v.as_bytes(), &u64_be(id))?;
             }
             Ok(c)
         })
@@ -185,7 +185,7 @@ impl Store {
         now: i64,
     ) -> Result<ContactRecord> {
         self.write(now, |tx| {
-            let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(id))? else {
+            let Some(mut c) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))? else {
                 return abort(StoreError::NotFound);
             };
             c.email = Some(email.clone());
@@ -212,7 +212,7 @@ impl Store {
         let mut files = Vec::new();
         for c in &convs {
             for kv in self
-                .tree(T::ConversationseqMessage)
+                .tree(Tree::ConversationseqMessage)
                 .scan_prefix(keys::u64_be(c.id))
             {
                 let (k, v) = kv?;
@@ -221,7 +221,7 @@ impl Store {
                 message_keys.push(k.to_vec());
             }
             for k in self
-                .tree(T::ConversationordinalSeq)
+                .tree(Tree::ConversationordinalSeq)
                 .scan_prefix(keys::u64_be(c.id))
                 .keys()
             {
@@ -229,14 +229,14 @@ impl Store {
             }
         }
         let token_keys: Vec<Vec<u8>> = self
-            .tree(T::ContactidTokenhash)
+            .tree(Tree::ContactidTokenhash)
             .scan_prefix(keys::u64_be(id))
             .keys()
             .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
             .collect::<Result<_>>()?;
         // Its past events go too, so no replay can show the messages again.
         let mut event_keys = Vec::new();
-        for kv in self.tree(T::EventidEvent).iter() {
+        for kv in self.tree(Tree::EventidEvent).iter() {
             let (k, v) = kv?;
             let ev: super::EventRecord = super::decode(&v)?;
             if ev.contact_id == id {
@@ -246,15 +246,15 @@ impl Store {
         let inbox = contact.inbox_id;
         self.write(now, |tx| {
             for k in &event_keys {
-                tx.del(T::EventidEvent, k)?;
+                tx.del(Tree::EventidEvent, k)?;
             }
             for c in &convs {
                 if let Some(cur) = tx.get::<super::ConversationRecord>(
-                    T::ConversationidConversation,
+                    Tree::ConversationidConversation,
                     &u64_be(c.id),
                 )? {
                     tx.del(
-                        T::InboxstatusactivityConversationid,
+                        Tree::InboxstatusactivityConversationid,
                         &keys::inbox_status_activity(
                             cur.inbox_id,
                             cur.status.key_byte(),
@@ -263,38 +263,38 @@ impl Store {
                         ),
                     )?;
                     if let Some(t) = cur.snoozed_until {
-                        tx.del(T::SnoozeuntilConversationid, &keys::time_id(t, cur.id))?;
+                        tx.del(Tree::SnoozeuntilConversationid, &keys::time_id(t, cur.id))?;
                     }
                 }
-                tx.del(T::ConversationidConversation, &u64_be(c.id))?;
-                tx.del(T::ContactidConversationid, &pair(id, c.id))?;
+                tx.del(Tree::ConversationidConversation, &u64_be(c.id))?;
+                tx.del(Tree::ContactidConversationid, &pair(id, c.id))?;
             }
             for k in &message_keys {
-                tx.del(T::ConversationseqMessage, k)?;
+                tx.del(Tree::ConversationseqMessage, k)?;
             }
             for k in &ordinal_keys {
-                tx.del(T::ConversationordinalSeq, k)?;
+                tx.del(Tree::ConversationordinalSeq, k)?;
             }
             for f in &files {
-                tx.del(T::FileidMessage, f.as_bytes())?;
+                tx.del(Tree::FileidMessage, f.as_bytes())?;
             }
             for k in &token_keys {
                 if let Some(hash) = k.get(8..) {
-                    tx.del(T::TokenhashContacttoken, hash)?;
+                    tx.del(Tree::TokenhashContacttoken, hash)?;
                 }
-                tx.del(T::ContactidTokenhash, k)?;
+                tx.del(Tree::ContactidTokenhash, k)?;
             }
             if let Some(ext) = &contact.external_id {
                 for i in std::iter::once(inbox).chain(contact.also_in.iter().copied()) {
-                    tx.del(T::InboxexternalidContactid, &id_text(i, ext))?;
+                    tx.del(Tree::InboxexternalidContactid, &id_text(i, ext))?;
                 }
             }
             for i in &contact.identities {
-                tx.del(T::InboxidentityContactid, &id_text(i.inbox_id, &i.value))?;
+                tx.del(Tree::InboxidentityContactid, &id_text(i.inbox_id, &i.value))?;
             }
             for v in &contact.verified {
-                if tx.get_id(T::VerifiedContactid, v.as_bytes())? == Some(id) {
-                    tx.del(T::VerifiedContactid, v.as_bytes())?;
+                if tx.get_id(Tree::VerifiedContactid, v.as_bytes())? == Some(id) {
+                    tx.del(Tree::VerifiedContactid, v.as_bytes())?;
                 }
             }
             tx.del_contact(id)?;
@@ -313,12 +313,12 @@ impl Store {
 
     /// One contact.
     pub fn contact(&self, id: u64) -> Result<Option<ContactRecord>> {
-        self.get(T::ContactidContact, &u64_be(id))
+        self.get(Tree::ContactidContact, &u64_be(id))
     }
 
     /// Stores a resume link by the hash of its token.
     pub async fn insert_resume(&self, hash: [u8; 32], rec: ResumeRecord, now: i64) -> Result<()> {
-        self.write(now, |tx| tx.put(T::ResumehashResume, &hash, &rec))
+        self.write(now, |tx| tx.put(Tree::ResumehashResume, &hash, &rec))
             .await
     }
 
@@ -333,23 +333,23 @@ impl Store {
         now: i64,
     ) -> Result<Option<u64>> {
         self.write(now, |tx| {
-            let Some(rec) = tx.get::<ResumeRecord>(T::ResumehashResume, &hash)? else {
+            let Some(rec) = tx.get::<ResumeRecord>(Tree::ResumehashResume, &hash)? else {
                 return Ok(None);
             };
             if rec.expires_at <= tx.now {
-                tx.del(T::ResumehashResume, &hash)?;
+                tx.del(Tree::ResumehashResume, &hash)?;
                 return Ok(None);
             }
             let contact: Option<ContactRecord> =
-                tx.get(T::ContactidContact, &u64_be(rec.contact_id))?;
+                tx.get(Tree::ContactidContact, &u64_be(rec.contact_id))?;
             match contact {
                 Some(c) if c.belongs_to(inbox_id) => {
-                    tx.del(T::ResumehashResume, &hash)?;
+                    tx.del(Tree::ResumehashResume, &hash)?;
                     Ok(Some(c.id))
                 }
                 Some(_) => Ok(None),
                 None => {
-                    tx.del(T::ResumehashResume, &hash)?;
+                    tx.del(Tree::ResumehashResume, &hash)?;
                     Ok(None)
                 }
             }
@@ -384,11 +384,11 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
             let v = super::super::encode(&inbox).unwrap_or_else(|e| panic!("{e}"));
             store
-                .tree(T::InboxidInbox)
+                .tree(Tree::InboxidInbox)
                 .insert(u64_be(id), v)
                 .unwrap_or_else(|e| panic!("{e}"));
             store
-                .tree(T::WidgetkeyInboxid)
+                .tree(Tree::WidgetkeyInboxid)
                 .insert(format!("key{id}").as_bytes(), &u64_be(id))
                 .unwrap_or_else(|e| panic!("{e}"));
         }
@@ -408,14 +408,18 @@ mod tests {
             also_in: Vec::new(),
         };
         let v = super::super::encode(&c).unwrap_or_else(|e| panic!("{e}"));
-        let put = |t: T, k: &[u8], v: &[u8]| {
+        let put = |t: Tree, k: &[u8], v: &[u8]| {
             store.tree(t).insert(k, v).unwrap_or_else(|e| panic!("{e}"));
         };
-        put(T::ContactidContact, &u64_be(10), &v);
-        put(T::VerifiedContactid, b"ext:42", &u64_be(10));
-        put(T::VerifiedContactid, b"ext:gone", &u64_be(99));
-        put(T::InboxexternalidContactid, &id_text(1, "42"), &u64_be(10));
-        put(T::Meta, b"schema_version", &2u32.to_be_bytes());
+        put(Tree::ContactidContact, &u64_be(10), &v);
+        put(Tree::VerifiedContactid, b"ext:42", &u64_be(10));
+        put(Tree::VerifiedContactid, b"ext:gone", &u64_be(99));
+        put(
+            Tree::InboxexternalidContactid,
+            &id_text(1, "42"),
+            &u64_be(10),
+        );
+        put(Tree::Meta, b"schema_version", &2u32.to_be_bytes());
         store.flush_now().unwrap_or_else(|e| panic!("{e}"));
     }
 
@@ -426,7 +430,7 @@ mod tests {
         let store = open(&dir);
         tokio::spawn(store.durability().clone().run_flusher());
         let keys: Vec<String> = store
-            .tree(T::VerifiedContactid)
+            .tree(Tree::VerifiedContactid)
             .iter()
             .keys()
             .map(|k| String::from_utf8_lossy(&k.unwrap_or_else(|e| panic!("{e}"))).into_owned())

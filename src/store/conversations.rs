@@ -9,7 +9,7 @@ use sled::Transactional;
 
 use super::{
     abort, Author, ConversationRecord, EventPayload, EventRecord, MessageRecord, Reader, Result,
-    Store, StoreError, Tx, TxResult, T,
+    Store, StoreError, Tree, Tx, TxResult,
 };
 use crate::domain::time::Micros;
 use crate::domain::{AuthorType, ConversationStatus};
@@ -25,9 +25,26 @@ pub struct NewMessage {
     pub private: bool,
     /// Files already saved under `files/`.
     pub attachments: Vec<crate::store::AttachmentRecord>,
-    /// Send the reply through this inbox's channel instead of the
-    /// conversation's (the caller checked the contact has an address there).
+    /// The inbox the author asked to reply through instead of the
+    /// conversation's (the caller checked the contact has an address
+    /// there); the service turns it into [`Effects::send`].
     pub via: Option<u64>,
+}
+
+/// What a message write must also do, decided by the service that posts
+/// it (the store decides nothing about channels or notifications): the
+/// store persists it in the same transaction as the message, so a send is
+/// queued with its cause or not at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Queue the message in the outbox (its delivery starts `queued`):
+    /// `Some(None)` through the conversation's inbox, `Some(Some(id))`
+    /// through inbox `id` (the `via` the author chose). `None`: the
+    /// message stays in natter.
+    pub send: Option<Option<u64>>,
+    /// Schedule the contact's unread-reply notification at this time,
+    /// unless one is already pending for the conversation.
+    pub notify_at: Option<Micros>,
 }
 
 /// A change to a conversation; `None` leaves a field as it is.
@@ -84,7 +101,7 @@ pub struct MessagePage {
 
 impl Tx<'_> {
     pub(crate) fn conversation(&self, id: u64) -> TxResult<ConversationRecord> {
-        match self.get(T::ConversationidConversation, &u64_be(id))? {
+        match self.get(Tree::ConversationidConversation, &u64_be(id))? {
             Some(c) => Ok(c),
             None => abort(StoreError::NotFound),
         }
@@ -99,7 +116,7 @@ impl Tx<'_> {
     ) -> TxResult<()> {
         if let Some(old) = old {
             self.del(
-                T::InboxstatusactivityConversationid,
+                Tree::InboxstatusactivityConversationid,
                 &keys::inbox_status_activity(
                     old.inbox_id,
                     old.status.key_byte(),
@@ -108,17 +125,17 @@ impl Tx<'_> {
                 ),
             )?;
             if let Some(t) = old.snoozed_until {
-                self.del(T::SnoozeuntilConversationid, &time_id(t, old.id))?;
+                self.del(Tree::SnoozeuntilConversationid, &time_id(t, old.id))?;
             }
         } else {
             self.put_raw(
-                T::ContactidConversationid,
+                Tree::ContactidConversationid,
                 &pair(new.contact_id, new.id),
                 &[],
             )?;
         }
         self.put_raw(
-            T::InboxstatusactivityConversationid,
+            Tree::InboxstatusactivityConversationid,
             &keys::inbox_status_activity(
                 new.inbox_id,
                 new.status.key_byte(),
@@ -128,39 +145,25 @@ impl Tx<'_> {
             &[],
         )?;
         if let (ConversationStatus::Snoozed, Some(t)) = (new.status, new.snoozed_until) {
-            self.put_raw(T::SnoozeuntilConversationid, &time_id(t, new.id), &[])?;
+            self.put_raw(Tree::SnoozeuntilConversationid, &time_id(t, new.id), &[])?;
         }
-        self.put(T::ConversationidConversation, &u64_be(new.id), new)
+        self.put(Tree::ConversationidConversation, &u64_be(new.id), new)
     }
 
     /// Appends a message to a conversation record (seq, counters, activity)
-    /// and stores the message; the caller stores the conversation.
+    /// and stores the message with its [`Effects`] (the send queued, the
+    /// notification scheduled); the caller stores the conversation.
     pub(crate) fn append_message(
         &mut self,
         conv: &mut ConversationRecord,
         new: &NewMessage,
+        effects: &Effects,
         provider_id: Option<&str>,
     ) -> TxResult<MessageRecord> {
-        // A public reply in a channel conversation goes out through the
-        // outbox, queued in this same write; in a web conversation the
-        // contact is emailed about it if it stays unread.
-        let reply_channel = if new.author.kind == AuthorType::Agent && !new.private {
-            self.get::<super::InboxRecord>(T::InboxidInbox, &u64_be(conv.inbox_id))?
-                .map(|i| i.channel)
-        } else {
-            None
-        };
-        let outbound = reply_channel.as_deref().is_some_and(|c| c != "web")
-            || (new.via.is_some() && reply_channel.is_some());
-        // (A reply that went out on another channel reached the person.)
-        if reply_channel.as_deref() == Some("web")
-            && !outbound
-            && self.notify_delay > 0
-            && conv.notify_due.is_none()
-        {
-            let due = self.now + self.notify_delay;
+        let outbound = effects.send.is_some();
+        if let (Some(due), None) = (effects.notify_at, conv.notify_due) {
             conv.notify_due = Some(due);
-            self.put_raw(T::NotifydueConversationid, &time_id(due, conv.id), &[])?;
+            self.put_raw(Tree::NotifydueConversationid, &time_id(due, conv.id), &[])?;
         }
         let msg = MessageRecord {
             id: self.new_id()?,
@@ -181,7 +184,7 @@ impl Tx<'_> {
                 error: None,
             }),
             provider_id: provider_id.map(str::to_owned),
-            via: new.via.filter(|_| outbound),
+            via: effects.send.flatten(),
         };
         if outbound {
             self.enqueue(
@@ -194,7 +197,7 @@ impl Tx<'_> {
         }
         if let Some(pid) = provider_id {
             self.put(
-                T::InboxprovideridMessage,
+                Tree::InboxprovideridMessage,
                 &keys::id_text(conv.inbox_id, pid),
                 &(conv.id, msg.seq),
             )?;
@@ -221,19 +224,19 @@ impl Tx<'_> {
         if !msg.private {
             conv.last_public_message = Some(msg.clone());
             self.put_raw(
-                T::ConversationordinalSeq,
+                Tree::ConversationordinalSeq,
                 &keys::conversation_ordinal(conv.id, msg.ordinal),
                 &u64_be(msg.seq),
             )?;
         }
         self.put(
-            T::ConversationseqMessage,
+            Tree::ConversationseqMessage,
             &keys::conversation_seq(conv.id, msg.seq),
             &msg,
         )?;
         for a in &msg.attachments {
             self.put(
-                T::FileidMessage,
+                Tree::FileidMessage,
                 a.id.as_bytes(),
                 &(conv.id, msg.seq, msg.private),
             )?;
@@ -250,6 +253,7 @@ impl Tx<'_> {
         inbox_id: u64,
         contact_id: u64,
         first: &NewMessage,
+        effects: &Effects,
         provider_id: Option<&str>,
         subject: Option<String>,
     ) -> TxResult<(ConversationRecord, MessageRecord)> {
@@ -274,10 +278,10 @@ impl Tx<'_> {
             notify_due: None,
             notified_seq: 0,
         };
-        let msg = self.append_message(&mut conv, first, provider_id)?;
+        let msg = self.append_message(&mut conv, first, effects, provider_id)?;
         self.put_conversation(&conv, None)?;
         if let Some(mut c) =
-            self.get::<super::ContactRecord>(T::ContactidContact, &u64_be(contact_id))?
+            self.get::<super::ContactRecord>(Tree::ContactidContact, &u64_be(contact_id))?
         {
             c.set_latest(inbox_id, conv.id);
             self.put_contact(&c)?;
@@ -305,11 +309,12 @@ impl Tx<'_> {
         &mut self,
         conversation_id: u64,
         new: &NewMessage,
+        effects: &Effects,
         provider_id: Option<&str>,
     ) -> TxResult<(MessageRecord, ConversationRecord)> {
         let old = self.conversation(conversation_id)?;
         let mut conv = old.clone();
-        let msg = self.append_message(&mut conv, new, provider_id)?;
+        let msg = self.append_message(&mut conv, new, effects, provider_id)?;
         let mut changed = false;
         if new.author.kind == AuthorType::Contact {
             let reopened = conv.status.after_contact_message();
@@ -341,7 +346,8 @@ impl Tx<'_> {
 }
 
 impl Store {
-    /// Starts a conversation with its first message (from the contact).
+    /// Starts a conversation with its first message (from the contact, so
+    /// it has no [`Effects`]: nothing to send, nobody to notify).
     pub async fn create_conversation(
         &self,
         inbox_id: u64,
@@ -350,21 +356,30 @@ impl Store {
         now: Micros,
     ) -> Result<(ConversationRecord, MessageRecord)> {
         self.write(now, |tx| {
-            tx.start_conversation(inbox_id, contact_id, &first, None, None)
+            tx.start_conversation(
+                inbox_id,
+                contact_id,
+                &first,
+                &Effects::default(),
+                None,
+                None,
+            )
         })
         .await
     }
 
-    /// Adds a message. A contact's message reopens a pending, snoozed or
-    /// resolved conversation (the contract's rule), in the same write.
+    /// Adds a message with what it must also do (see [`Effects`]). A
+    /// contact's message reopens a pending, snoozed or resolved
+    /// conversation (the contract's rule), in the same write.
     pub async fn post_message(
         &self,
         conversation_id: u64,
         new: NewMessage,
+        effects: Effects,
         now: Micros,
     ) -> Result<(MessageRecord, ConversationRecord)> {
         self.write(now, |tx| {
-            tx.continue_conversation(conversation_id, &new, None)
+            tx.continue_conversation(conversation_id, &new, &effects, None)
         })
         .await
     }
@@ -451,7 +466,7 @@ impl Store {
             if unread > 0 {
                 for s in seq + 1..=conv.last_seq {
                     if let Some(m) = tx.get::<MessageRecord>(
-                        T::ConversationseqMessage,
+                        Tree::ConversationseqMessage,
                         &keys::conversation_seq(id, s),
                     )? {
                         if m.author.kind == counted
@@ -490,7 +505,7 @@ impl Store {
     /// Reopens snoozed conversations whose time has come; returns how many.
     pub async fn wake_snoozed(&self, now: Micros) -> Result<usize> {
         let due: Vec<u64> = self
-            .tree(T::SnoozeuntilConversationid)
+            .tree(Tree::SnoozeuntilConversationid)
             .range(..time_id(now, u64::MAX))
             .keys()
             .map(|k| {
@@ -527,18 +542,18 @@ impl Store {
 
     /// The message an attachment belongs to: (conversation, seq, private).
     pub fn attachment_owner(&self, file_id: &str) -> Result<Option<(u64, u64, bool)>> {
-        self.get(T::FileidMessage, file_id.as_bytes())
+        self.get(Tree::FileidMessage, file_id.as_bytes())
     }
 
     /// How many messages are stored (for progress reports).
     pub fn message_count(&self) -> u64 {
-        self.tree(T::ConversationseqMessage).len() as u64
+        self.tree(Tree::ConversationseqMessage).len() as u64
     }
 
     /// One message by conversation and seq.
     pub fn message(&self, conversation: u64, seq: u64) -> Result<Option<MessageRecord>> {
         self.get(
-            T::ConversationseqMessage,
+            Tree::ConversationseqMessage,
             &keys::conversation_seq(conversation, seq),
         )
     }
@@ -554,7 +569,7 @@ impl Store {
             Some(_) => {}
         }
         let range = keys::conversation_seq(c.id, 1)..=keys::conversation_seq(c.id, seq);
-        for kv in self.tree(T::ConversationseqMessage).range(range).rev() {
+        for kv in self.tree(Tree::ConversationseqMessage).range(range).rev() {
             let (_, v) = kv?;
             let m: MessageRecord = super::decode(&v)?;
             if !m.private {
@@ -580,7 +595,7 @@ impl Store {
     /// the `conversationordinal_seq` index.
     fn seq_at_ordinal(&self, conversation: u64, ordinal: u64) -> Result<Option<u64>> {
         self.get_id(
-            T::ConversationordinalSeq,
+            Tree::ConversationordinalSeq,
             &keys::conversation_ordinal(conversation, ordinal),
         )
     }
@@ -598,13 +613,13 @@ impl Store {
 
     /// One conversation.
     pub fn conversation(&self, id: u64) -> Result<Option<ConversationRecord>> {
-        self.get(T::ConversationidConversation, &u64_be(id))
+        self.get(Tree::ConversationidConversation, &u64_be(id))
     }
 
     /// Lists conversations newest activity first, walking the per-inbox,
     /// per-status indexes (no full scan) and merging them.
     pub fn list_conversations(&self, f: &ConversationFilter) -> Result<ConversationPage> {
-        let idx = self.tree(T::InboxstatusactivityConversationid);
+        let idx = self.tree(Tree::InboxstatusactivityConversationid);
         // (newest-first activity, id) of every candidate, in global order.
         let mut candidates: BTreeSet<(u64, u64)> = BTreeSet::new();
         let want = f.limit + 1;
@@ -665,7 +680,7 @@ impl Store {
     pub fn contact_conversations(&self, contact_id: u64) -> Result<Vec<ConversationRecord>> {
         let mut out = Vec::new();
         for k in self
-            .tree(T::ContactidConversationid)
+            .tree(Tree::ContactidConversationid)
             .scan_prefix(u64_be(contact_id))
             .keys()
         {
@@ -696,7 +711,7 @@ impl Store {
     /// Messages of a conversation, oldest first. Without `after` or
     /// `before` it returns the newest `limit`.
     pub fn messages(&self, conversation_id: u64, p: MessagePage) -> Result<Vec<MessageRecord>> {
-        let tree = self.tree(T::ConversationseqMessage);
+        let tree = self.tree(Tree::ConversationseqMessage);
         let lo =
             keys::conversation_seq(conversation_id, p.after.map_or(0, |a| a.saturating_add(1)));
         let hi = keys::conversation_seq(conversation_id, p.before.unwrap_or(u64::MAX));
@@ -765,7 +780,7 @@ impl Store {
             Some((c, s)) => keys::conversation_seq(c, s.saturating_add(1)),
             None => Vec::new(),
         };
-        self.tree(T::ConversationseqMessage)
+        self.tree(Tree::ConversationseqMessage)
             .range(start..)
             .values()
             .map(|v| super::decode(&v?))
@@ -781,9 +796,9 @@ impl Store {
     /// streams replay. Every step sets values computed from the messages
     /// alone, so a migration interrupted by a crash simply runs again.
     pub(super) fn assign_ordinals(&self) -> Result<()> {
-        let messages = self.tree(T::ConversationseqMessage);
-        let ordinals = self.tree(T::ConversationordinalSeq);
-        let conversations = self.tree(T::ConversationidConversation);
+        let messages = self.tree(Tree::ConversationseqMessage);
+        let ordinals = self.tree(Tree::ConversationordinalSeq);
+        let conversations = self.tree(Tree::ConversationidConversation);
         for kv in conversations.iter() {
             let (conv_key, v) = kv?;
             let mut c: ConversationRecord = super::decode(&v)?;
@@ -836,7 +851,7 @@ impl Store {
             }
             Ok(())
         };
-        let events = self.tree(T::EventidEvent);
+        let events = self.tree(Tree::EventidEvent);
         for kv in events.iter() {
             let (k, v) = kv?;
             let mut ev: EventRecord = super::decode(&v)?;
@@ -905,7 +920,7 @@ mod tests {
     /// ordinal in any stored message, in the copies inside conversations
     /// and events, and no ordinal index.
     fn as_schema_3(store: &Store) {
-        let strip = |tree: T| {
+        let strip = |tree: Tree| {
             for kv in store.tree(tree).iter() {
                 let (k, v) = kv.unwrap_or_else(|e| panic!("{e}"));
                 let mut json: serde_json::Value =
@@ -918,15 +933,15 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{e}"));
             }
         };
-        strip(T::ConversationseqMessage);
-        strip(T::ConversationidConversation);
-        strip(T::EventidEvent);
+        strip(Tree::ConversationseqMessage);
+        strip(Tree::ConversationidConversation);
+        strip(Tree::EventidEvent);
         store
-            .tree(T::ConversationordinalSeq)
+            .tree(Tree::ConversationordinalSeq)
             .clear()
             .unwrap_or_else(|e| panic!("{e}"));
         store
-            .tree(T::Meta)
+            .tree(Tree::Meta)
             .insert("schema_version", &3u32.to_be_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
         store.flush_now().unwrap_or_else(|e| panic!("{e}"));
@@ -958,10 +973,15 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         store
-            .post_message(conv.id, says(AuthorType::Agent, "reply", false), 2)
+            .post_message(
+                conv.id,
+                says(AuthorType::Agent, "reply", false),
+                Effects::default(),
+                2,
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let index = store.tree(T::ConversationordinalSeq);
+        let index = store.tree(Tree::ConversationordinalSeq);
         assert_eq!(index.len(), 2, "one entry per public message");
         store
             .delete_contact(contact, 3)
@@ -990,7 +1010,7 @@ mod tests {
                 (AuthorType::Agent, "last note", true),
             ] {
                 store
-                    .post_message(conv_id, says(kind, body, private), 2)
+                    .post_message(conv_id, says(kind, body, private), Effects::default(), 2)
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
             }
@@ -1031,7 +1051,7 @@ mod tests {
         assert_eq!(store.ordinal_upto(&c, 4).ok(), Some(2));
         // The logged copies, which customer streams replay, are numbered too.
         let mut logged = Vec::new();
-        for kv in store.tree(T::EventidEvent).iter() {
+        for kv in store.tree(Tree::EventidEvent).iter() {
             let (_, v) = kv.unwrap_or_else(|e| panic!("{e}"));
             let ev: EventRecord = super::super::decode(&v).unwrap_or_else(|e| panic!("{e}"));
             match ev.payload {
@@ -1047,7 +1067,12 @@ mod tests {
         assert_eq!(logged, [(1, 1), (2, 0), (3, 2), (4, 0), (5, 3), (6, 0)]);
         // The next public message continues the numbering.
         let (m, _) = store
-            .post_message(conv_id, says(AuthorType::Agent, "after", false), 3)
+            .post_message(
+                conv_id,
+                says(AuthorType::Agent, "after", false),
+                Effects::default(),
+                3,
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((m.seq, m.ordinal), (7, 4));

@@ -1,7 +1,7 @@
 //! Reading the event log back for SSE replay.
 
 use super::keys::{self, u64_be};
-use super::{EventRecord, Result, Store, T};
+use super::{EventRecord, Result, Store, Tree};
 
 impl Store {
     /// Events with ids in `(after, upto]`, at most `limit`, in order.
@@ -11,7 +11,7 @@ impl Store {
         }
         let mut out = Vec::new();
         for kv in self
-            .tree(T::EventidEvent)
+            .tree(Tree::EventidEvent)
             .range(u64_be(after.saturating_add(1))..=u64_be(upto))
         {
             let (k, v) = kv?;

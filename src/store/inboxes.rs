@@ -1,21 +1,21 @@
 //! Inboxes, their widget keys and their members.
 
 use super::keys::{pair, u64_be};
-use super::{abort, InboxRecord, Result, Store, StoreError, T};
+use super::{abort, InboxRecord, Result, Store, StoreError, Tree};
 
 impl Store {
     /// Creates an inbox with its public widget key and identity secret.
     pub async fn create_inbox(&self, inbox: InboxRecord, now: i64) -> Result<InboxRecord> {
         self.write(now, |tx| {
-            if tx.contains(T::WidgetkeyInboxid, inbox.widget_key.as_bytes())? {
+            if tx.contains(Tree::WidgetkeyInboxid, inbox.widget_key.as_bytes())? {
                 return abort(StoreError::Conflict("widget key already in use".into()));
             }
             let mut rec = inbox.clone();
             rec.id = tx.new_id()?;
             rec.created_at = tx.now;
-            tx.put(T::InboxidInbox, &u64_be(rec.id), &rec)?;
+            tx.put(Tree::InboxidInbox, &u64_be(rec.id), &rec)?;
             tx.put_raw(
-                T::WidgetkeyInboxid,
+                Tree::WidgetkeyInboxid,
                 rec.widget_key.as_bytes(),
                 &u64_be(rec.id),
             )?;
@@ -32,12 +32,12 @@ impl Store {
         f: impl Fn(&mut InboxRecord),
     ) -> Result<InboxRecord> {
         self.write(now, |tx| {
-            let Some(mut inbox) = tx.get::<InboxRecord>(T::InboxidInbox, &u64_be(id))? else {
+            let Some(mut inbox) = tx.get::<InboxRecord>(Tree::InboxidInbox, &u64_be(id))? else {
                 return abort(StoreError::NotFound);
             };
             f(&mut inbox);
             inbox.id = id;
-            tx.put(T::InboxidInbox, &u64_be(id), &inbox)?;
+            tx.put(Tree::InboxidInbox, &u64_be(id), &inbox)?;
             Ok(inbox)
         })
         .await
@@ -45,12 +45,12 @@ impl Store {
 
     /// One inbox.
     pub fn inbox(&self, id: u64) -> Result<Option<InboxRecord>> {
-        self.get(T::InboxidInbox, &u64_be(id))
+        self.get(Tree::InboxidInbox, &u64_be(id))
     }
 
     /// The inbox a widget key names.
     pub fn inbox_by_widget_key(&self, key: &str) -> Result<Option<InboxRecord>> {
-        match self.get_id(T::WidgetkeyInboxid, key.as_bytes())? {
+        match self.get_id(Tree::WidgetkeyInboxid, key.as_bytes())? {
             Some(id) => self.inbox(id),
             None => Ok(None),
         }
@@ -58,7 +58,7 @@ impl Store {
 
     /// Every inbox, oldest first.
     pub fn inboxes(&self) -> Result<Vec<InboxRecord>> {
-        self.tree(T::InboxidInbox)
+        self.tree(Tree::InboxidInbox)
             .iter()
             .values()
             .map(|v| super::decode(&v?))
@@ -67,24 +67,24 @@ impl Store {
 
     /// Whether there is any inbox yet (decides the first-run "Website").
     pub fn has_inboxes(&self) -> Result<bool> {
-        Ok(!self.tree(T::InboxidInbox).is_empty())
+        Ok(!self.tree(Tree::InboxidInbox).is_empty())
     }
 
     /// Adds an agent to an inbox; returns false if it was already a member.
     pub async fn add_member(&self, inbox: u64, agent: u64, now: i64) -> Result<bool> {
         self.write(now, |tx| {
-            if !tx.contains(T::InboxidInbox, &u64_be(inbox))? {
+            if !tx.contains(Tree::InboxidInbox, &u64_be(inbox))? {
                 return abort(StoreError::NotFound);
             }
-            if !tx.contains(T::AgentidAgent, &u64_be(agent))? {
+            if !tx.contains(Tree::AgentidAgent, &u64_be(agent))? {
                 return abort(StoreError::Invalid(crate::domain::Invalid::new(
                     "agent_id",
                     "no such agent",
                 )));
             }
             let k = pair(inbox, agent);
-            let fresh = !tx.contains(T::InboxidAgentid, &k)?;
-            tx.put_raw(T::InboxidAgentid, &k, &[])?;
+            let fresh = !tx.contains(Tree::InboxidAgentid, &k)?;
+            tx.put_raw(Tree::InboxidAgentid, &k, &[])?;
             Ok(fresh)
         })
         .await
@@ -93,7 +93,7 @@ impl Store {
     /// Removes an agent from an inbox; returns false if it was not a member.
     pub async fn remove_member(&self, inbox: u64, agent: u64, now: i64) -> Result<bool> {
         let removed = self
-            .write(now, |tx| tx.del(T::InboxidAgentid, &pair(inbox, agent)))
+            .write(now, |tx| tx.del(Tree::InboxidAgentid, &pair(inbox, agent)))
             .await?;
         self.access_changed();
         Ok(removed)
@@ -102,13 +102,13 @@ impl Store {
     /// Whether the agent is a member of the inbox.
     pub fn is_member(&self, inbox: u64, agent: u64) -> Result<bool> {
         Ok(self
-            .tree(T::InboxidAgentid)
+            .tree(Tree::InboxidAgentid)
             .contains_key(pair(inbox, agent))?)
     }
 
     /// The agent ids that are members of an inbox.
     pub fn members(&self, inbox: u64) -> Result<Vec<u64>> {
-        self.tree(T::InboxidAgentid)
+        self.tree(Tree::InboxidAgentid)
             .scan_prefix(u64_be(inbox))
             .keys()
             .map(|k| super::keys::read_u64(&k?, 8))

@@ -3,7 +3,7 @@
 //! between accepting and doing loses nothing.
 
 use super::keys::time_id;
-use super::{decode, JobKind, JobRecord, Result, Store, StoreError, Tx, TxResult, T};
+use super::{decode, JobKind, JobRecord, Result, Store, StoreError, Tree, Tx, TxResult};
 use crate::domain::time::Micros;
 
 impl Tx<'_> {
@@ -17,23 +17,23 @@ impl Tx<'_> {
             due,
             created_at: self.now,
         };
-        self.put(T::JobdueJob, &time_id(due, id), &job)?;
+        self.put(Tree::JobdueJob, &time_id(due, id), &job)?;
         self.jobs += 1;
         Ok(id)
     }
 
     /// Removes a job (done, or given up).
     pub fn finish_job(&self, job: &JobRecord) -> TxResult<bool> {
-        self.del(T::JobdueJob, &time_id(job.due, job.id))
+        self.del(Tree::JobdueJob, &time_id(job.due, job.id))
     }
 
     /// Moves a job to a later time after a failed attempt.
     pub fn reschedule_job(&mut self, job: &JobRecord, due: Micros) -> TxResult<()> {
-        self.del(T::JobdueJob, &time_id(job.due, job.id))?;
+        self.del(Tree::JobdueJob, &time_id(job.due, job.id))?;
         let mut next = job.clone();
         next.attempts += 1;
         next.due = due;
-        self.put(T::JobdueJob, &time_id(due, job.id), &next)?;
+        self.put(Tree::JobdueJob, &time_id(due, job.id), &next)?;
         self.jobs += 1;
         Ok(())
     }
@@ -42,7 +42,7 @@ impl Tx<'_> {
 impl Store {
     /// Jobs due at `now`, oldest due first.
     pub fn due_jobs(&self, now: Micros, limit: usize) -> Result<Vec<JobRecord>> {
-        self.tree(T::JobdueJob)
+        self.tree(Tree::JobdueJob)
             .range(..time_id(now, u64::MAX))
             .values()
             .take(limit)
@@ -54,7 +54,7 @@ impl Store {
     /// (jobs due already are either running or picked up on this pass).
     pub fn next_job_due_after(&self, now: Micros) -> Result<Option<Micros>> {
         match self
-            .tree(T::JobdueJob)
+            .tree(Tree::JobdueJob)
             .range(time_id(now, u64::MAX)..)
             .next()
             .transpose()?
@@ -66,7 +66,7 @@ impl Store {
 
     /// How many jobs are queued (for metrics and tests).
     pub fn queued_jobs(&self) -> usize {
-        self.tree(T::JobdueJob).len()
+        self.tree(Tree::JobdueJob).len()
     }
 
     /// Waits until a write queues a job (or the caller's timeout).
@@ -82,7 +82,7 @@ impl Store {
     /// Reschedules a job on its own (after a temporary failure).
     pub async fn job_retry(&self, job: &JobRecord, due: Micros, now: Micros) -> Result<()> {
         self.write(now, |tx| {
-            if !tx.contains(T::JobdueJob, &time_id(job.due, job.id))? {
+            if !tx.contains(Tree::JobdueJob, &time_id(job.due, job.id))? {
                 return Ok(());
             }
             tx.reschedule_job(job, due)

@@ -2,20 +2,13 @@
 //! that one was sent (so each reply is mailed at most once).
 
 use super::keys::{self, time_id, u64_be};
-use super::{ContactRecord, ConversationRecord, Result, Store, StoreError, T};
+use super::{ContactRecord, ConversationRecord, Result, Store, StoreError, Tree};
 use crate::domain::time::Micros;
 
 impl Store {
-    /// How long a reply may stay unread before the contact is emailed
-    /// (0 turns it off). Set once at start.
-    pub fn set_notify_delay(&self, micros: Micros) {
-        self.notify_delay
-            .store(micros.max(0), std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Conversations whose notification is due at `now`, oldest first.
     pub fn due_notifications(&self, now: Micros) -> Result<Vec<u64>> {
-        self.tree(T::NotifydueConversationid)
+        self.tree(Tree::NotifydueConversationid)
             .range(..time_id(now, u64::MAX))
             .keys()
             .map(|k| {
@@ -35,23 +28,25 @@ impl Store {
         now: Micros,
     ) -> Result<()> {
         self.write(now, |tx| {
-            let Some(mut c) =
-                tx.get::<ConversationRecord>(T::ConversationidConversation, &u64_be(conversation))?
+            let Some(mut c) = tx.get::<ConversationRecord>(
+                Tree::ConversationidConversation,
+                &u64_be(conversation),
+            )?
             else {
                 return Ok(());
             };
             if let Some(due) = c.notify_due {
-                tx.del(T::NotifydueConversationid, &time_id(due, c.id))?;
+                tx.del(Tree::NotifydueConversationid, &time_id(due, c.id))?;
             }
             c.notify_due = retry_at;
             if let Some(t) = retry_at {
-                tx.put_raw(T::NotifydueConversationid, &time_id(t, c.id), &[])?;
+                tx.put_raw(Tree::NotifydueConversationid, &time_id(t, c.id), &[])?;
             }
             if let Some(s) = notified_upto {
                 c.notified_seq = c.notified_seq.max(s);
             }
             // Not put_conversation: the list position does not change.
-            tx.put(T::ConversationidConversation, &u64_be(c.id), &c)
+            tx.put(Tree::ConversationidConversation, &u64_be(c.id), &c)
         })
         .await
     }
@@ -59,7 +54,9 @@ impl Store {
     /// The contact's choice about reply notifications (unsubscribe link).
     pub async fn set_email_notifications(&self, contact: u64, on: bool, now: Micros) -> Result<()> {
         self.write(now, |tx| {
-            if let Some(mut c) = tx.get::<ContactRecord>(T::ContactidContact, &u64_be(contact))? {
+            if let Some(mut c) =
+                tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(contact))?
+            {
                 c.email_notifications_off = !on;
                 tx.put_contact(&c)?;
             }

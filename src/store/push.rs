@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 
 use super::keys::{concat, u64_be};
-use super::{decode, PushSubscriptionRecord, Result, Store, StoreError, T};
+use super::{decode, PushSubscriptionRecord, Result, Store, StoreError, Tree};
 use crate::domain::time::Micros;
 
 fn key(agent: u64, endpoint: &str) -> Vec<u8> {
@@ -20,7 +20,7 @@ impl Store {
         now: Micros,
     ) -> Result<()> {
         self.write(now, |tx| {
-            tx.put(T::AgentidPush, &key(sub.agent_id, &sub.endpoint), &sub)
+            tx.put(Tree::AgentidPush, &key(sub.agent_id, &sub.endpoint), &sub)
         })
         .await
     }
@@ -34,12 +34,12 @@ impl Store {
         now: Micros,
     ) -> Result<bool> {
         let k = key(agent, endpoint);
-        self.write(now, |tx| tx.del(T::AgentidPush, &k)).await
+        self.write(now, |tx| tx.del(Tree::AgentidPush, &k)).await
     }
 
     /// An agent's subscriptions.
     pub fn push_subscriptions(&self, agent: u64) -> Result<Vec<PushSubscriptionRecord>> {
-        self.tree(T::AgentidPush)
+        self.tree(Tree::AgentidPush)
             .scan_prefix(u64_be(agent))
             .values()
             .map(|v| decode(&v.map_err(StoreError::from)?))
@@ -49,7 +49,7 @@ impl Store {
     /// The agents with at least one subscription.
     pub fn agents_with_push(&self) -> Result<Vec<u64>> {
         let mut out: Vec<u64> = Vec::new();
-        for k in self.tree(T::AgentidPush).iter().keys() {
+        for k in self.tree(Tree::AgentidPush).iter().keys() {
             let id = super::keys::read_u64(&k?, 0)?;
             if out.last() != Some(&id) {
                 out.push(id);

@@ -358,6 +358,15 @@ pub enum JobKind {
         /// What to fetch.
         media: Vec<MediaRef>,
     },
+    /// Hand the events `first_event..=last_event` of one write to the
+    /// webhook service, which queues a [`JobKind::Webhook`] for each
+    /// subscription that wants one (in the write that finishes this job).
+    WebhookEvents {
+        /// The write's first event.
+        first_event: u64,
+        /// Its last event.
+        last_event: u64,
+    },
     /// POST one event to one outbound webhook.
     Webhook {
         /// The subscription.

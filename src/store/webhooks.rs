@@ -1,30 +1,13 @@
 //! Outbound webhook subscriptions and their delivery log.
 
-use std::sync::Arc;
-
 use super::keys::{pair, u64_be};
-use super::{abort, decode, Result, Store, StoreError, WebhookAttemptRecord, WebhookRecord, T};
+use super::{abort, decode, Result, Store, StoreError, Tree, WebhookAttemptRecord, WebhookRecord};
 use crate::domain::time::Micros;
 
 impl Store {
-    /// Re-reads the subscriptions that writes consult.
-    pub(crate) fn reload_webhooks(&self) -> Result<()> {
-        let active = self
-            .webhooks()?
-            .into_iter()
-            .filter(|w| !w.disabled)
-            .map(|w| (w.id, w.events))
-            .collect();
-        *self
-            .webhooks
-            .write()
-            .map_err(|_| StoreError::Corrupt("webhook list poisoned".into()))? = Arc::new(active);
-        Ok(())
-    }
-
     /// Every subscription, oldest first.
     pub fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
-        self.tree(T::WebhookidWebhook)
+        self.tree(Tree::WebhookidWebhook)
             .iter()
             .values()
             .map(|v| decode(&v?))
@@ -33,21 +16,21 @@ impl Store {
 
     /// One subscription.
     pub fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>> {
-        self.get(T::WebhookidWebhook, &u64_be(id))
+        self.get(Tree::WebhookidWebhook, &u64_be(id))
     }
 
-    /// Adds a subscription; events from the next write on are delivered.
+    /// Adds a subscription; the webhook service delivers it the events
+    /// of writes from now on.
     pub async fn create_webhook(&self, hook: WebhookRecord, now: Micros) -> Result<WebhookRecord> {
         let rec = self
             .write(now, |tx| {
                 let mut rec = hook.clone();
                 rec.id = tx.new_id()?;
                 rec.created_at = tx.now;
-                tx.put(T::WebhookidWebhook, &u64_be(rec.id), &rec)?;
+                tx.put(Tree::WebhookidWebhook, &u64_be(rec.id), &rec)?;
                 Ok(rec)
             })
             .await?;
-        self.reload_webhooks()?;
         Ok(rec)
     }
 
@@ -55,35 +38,33 @@ impl Store {
     /// and are dropped.
     pub async fn delete_webhook(&self, id: u64, now: Micros) -> Result<()> {
         let attempts: Vec<Vec<u8>> = self
-            .tree(T::WebhookidattemptAttempt)
+            .tree(Tree::WebhookidattemptAttempt)
             .scan_prefix(u64_be(id))
             .keys()
             .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
             .collect::<Result<_>>()?;
         self.write(now, |tx| {
-            if !tx.del(T::WebhookidWebhook, &u64_be(id))? {
+            if !tx.del(Tree::WebhookidWebhook, &u64_be(id))? {
                 return abort(StoreError::NotFound);
             }
             for k in &attempts {
-                tx.del(T::WebhookidattemptAttempt, k)?;
+                tx.del(Tree::WebhookidattemptAttempt, k)?;
             }
             Ok(())
         })
-        .await?;
-        self.reload_webhooks()
+        .await
     }
 
     /// Turns a subscription off (the receiver answered 410 Gone).
     pub async fn disable_webhook(&self, id: u64, now: Micros) -> Result<()> {
         self.write(now, |tx| {
-            if let Some(mut w) = tx.get::<WebhookRecord>(T::WebhookidWebhook, &u64_be(id))? {
+            if let Some(mut w) = tx.get::<WebhookRecord>(Tree::WebhookidWebhook, &u64_be(id))? {
                 w.disabled = true;
-                tx.put(T::WebhookidWebhook, &u64_be(id), &w)?;
+                tx.put(Tree::WebhookidWebhook, &u64_be(id), &w)?;
             }
             Ok(())
         })
-        .await?;
-        self.reload_webhooks()
+        .await
     }
 
     /// Logs one attempt and, in the same write, finishes or reschedules
@@ -100,9 +81,9 @@ impl Store {
             let mut attempt = attempt.clone();
             attempt.id = tx.new_id()?;
             attempt.at = tx.now;
-            if tx.contains(T::WebhookidWebhook, &u64_be(webhook_id))? {
+            if tx.contains(Tree::WebhookidWebhook, &u64_be(webhook_id))? {
                 tx.put(
-                    T::WebhookidattemptAttempt,
+                    Tree::WebhookidattemptAttempt,
                     &pair(webhook_id, attempt.id),
                     &attempt,
                 )?;
@@ -120,12 +101,34 @@ impl Store {
 
     /// A subscription's attempts, newest first.
     pub fn webhook_attempts(&self, id: u64, limit: usize) -> Result<Vec<WebhookAttemptRecord>> {
-        self.tree(T::WebhookidattemptAttempt)
+        self.tree(Tree::WebhookidattemptAttempt)
             .scan_prefix(u64_be(id))
             .values()
             .rev()
             .take(limit)
             .map(|v| decode(&v?))
             .collect()
+    }
+}
+
+impl Store {
+    /// Finishes `job` and queues `next` in the same write, so work handed
+    /// on is queued exactly once; a job already finished queues nothing.
+    pub async fn hand_on_job(
+        &self,
+        job: &super::JobRecord,
+        next: Vec<super::JobKind>,
+        now: Micros,
+    ) -> Result<()> {
+        self.write(now, |tx| {
+            if !tx.finish_job(job)? {
+                return Ok(());
+            }
+            for kind in &next {
+                tx.enqueue(kind.clone(), tx.now)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }

@@ -67,8 +67,12 @@ pub fn reply_subject(subject: Option<&str>) -> String {
 }
 
 impl Channel for Email {
-    fn name(&self) -> &'static str {
-        "email"
+    fn kind(&self) -> crate::channels::ChannelKind {
+        crate::channels::ChannelKind::Email
+    }
+
+    fn follows_a_mailbox(&self) -> bool {
+        true
     }
 
     fn hook(&self) -> Option<&'static str> {

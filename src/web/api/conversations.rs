@@ -250,7 +250,10 @@ pub fn reply_options(
     };
     let mut out = Vec::new();
     for i in store.inboxes()? {
-        if i.id == c.inbox_id || i.channel == "web" || !scope.sees(i.id) {
+        if i.id == c.inbox_id
+            || !crate::channels::ChannelKind::of(&i.channel).replies_leave_natter()
+            || !scope.sees(i.id)
+        {
             continue;
         }
         let address = contact
@@ -259,7 +262,8 @@ pub fn reply_options(
             .find(|x| x.inbox_id == i.id)
             .map(|x| x.value.clone())
             .or_else(|| {
-                (i.channel == "email")
+                crate::channels::ChannelKind::of(&i.channel)
+                    .follows_a_mailbox()
                     .then(|| contact.email.clone())
                     .flatten()
             });
@@ -311,19 +315,18 @@ pub async fn store_message(
     };
     let prepared = prepare(input.body, input.files).await?;
     let kind = author.kind;
+    let new = NewMessage {
+        author,
+        body: prepared.body,
+        private,
+        attachments: prepared.attachments,
+        via,
+    };
+    let now = time::now();
+    let effects = state.svc.message_effects(conversation_id, &new, now)?;
     let (msg, _) = state
         .store
-        .post_message(
-            conversation_id,
-            NewMessage {
-                author,
-                body: prepared.body,
-                private,
-                attachments: prepared.attachments,
-                via,
-            },
-            time::now(),
-        )
+        .post_message(conversation_id, new, effects, now)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::NotFound,

@@ -100,7 +100,10 @@ pub fn channel_tag(store: &Store, conversation: u64, via: Option<u64>) -> Result
         Some(i) => store.inbox(i)?.map(|i| i.channel),
         None => None,
     };
-    Ok(view::ChannelTag::of(ch.as_deref().unwrap_or("web")))
+    Ok(view::ChannelTag::of(
+        ch.as_deref()
+            .unwrap_or(crate::channels::ChannelKind::Web.as_str()),
+    ))
 }
 
 /// A message appended to its thread unless it is shown already (the reply

@@ -240,7 +240,9 @@ fn page(
                 ("webhook_secret", "Signing secret"),
             ] {
                 if let Some(t) = v[k].as_str() {
-                    if i.channel != "telegram" || k != "webhook_secret" {
+                    if !crate::channels::ChannelKind::of(&i.channel).sets_its_webhook_on_connect()
+                        || k != "webhook_secret"
+                    {
                         shown.push((label, t.to_owned()));
                     }
                 }
@@ -491,7 +493,11 @@ async fn create_inbox(
     let AdminForm { page: p, form: f } = f;
     let new = NewInbox {
         name: form_value(&f, "name").unwrap_or("").to_owned(),
-        channel: Some(form_value(&f, "channel").unwrap_or("web").to_owned()),
+        channel: Some(
+            form_value(&f, "channel")
+                .unwrap_or(crate::channels::ChannelKind::Web.as_str())
+                .to_owned(),
+        ),
         greeting: None,
         settings: Some(settings_from_form(&f)),
     };

@@ -170,7 +170,9 @@ impl Names {
 
     /// The channel of an inbox (`web` when unknown).
     pub fn channel(&self, id: u64) -> &str {
-        self.channels.get(&id).map_or("web", String::as_str)
+        self.channels
+            .get(&id)
+            .map_or(crate::channels::ChannelKind::Web.as_str(), String::as_str)
     }
 
     fn inbox(&self, id: u64) -> String {
