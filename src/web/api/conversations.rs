@@ -12,10 +12,10 @@ use crate::domain::{AuthorType, ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
 use crate::service::access::InboxScope;
+use crate::service::conversations::{parse_assignee, ConversationChange};
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::store::{
-    Author, ConversationFilter, ConversationRecord, MessageRecord, NewMessage, Patch, Reader,
-    StoreError,
+    Author, ConversationFilter, ConversationRecord, MessageRecord, NewMessage, Reader, StoreError,
 };
 use crate::web::api::inboxes::{visible_inbox, visible_inbox_ids};
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
@@ -140,78 +140,43 @@ pub struct PatchBody {
 }
 
 /// Changes status, assignee, labels or snooze.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn patch(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
     body: ApiJson<PatchBody>,
 ) -> ApiResult<HttpResponse> {
+    // Someone else's conversation is a 404 whatever the body says.
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
     let ApiJson(b) = body;
-    let now = time::now();
-    let mut patch = Patch {
+    let change = ConversationChange {
         status: b
             .status
             .as_deref()
             .map(ConversationStatus::parse)
             .transpose()?,
         labels: b.labels.as_deref().map(Label::parse_list).transpose()?,
-        ..Patch::default()
+        assignee_id: b
+            .assignee_id
+            .map(|a| a.as_deref().map(parse_assignee).transpose())
+            .transpose()?,
+        snoozed_until: b
+            .snoozed_until
+            .map(|t| {
+                t.as_deref()
+                    .map(|s| {
+                        parse_rfc3339(s).ok_or_else(|| {
+                            Invalid::new("snoozed_until", "snoozed_until must be an RFC 3339 time")
+                        })
+                    })
+                    .transpose()
+            })
+            .transpose()?,
     };
-    if let Some(a) = &b.assignee_id {
-        patch.assignee_id = Some(match a.as_deref() {
-            None => None,
-            Some(s) => {
-                let id = crate::domain::parse_id(s)
-                    .ok_or_else(|| Invalid::new("assignee_id", "no such agent"))?;
-                let agent = state
-                    .store
-                    .agent(id)?
-                    .filter(|a| a.active)
-                    .ok_or_else(|| Invalid::new("assignee_id", "no such agent"))?;
-                if agent.role != crate::domain::Role::Admin
-                    && !state.store.is_member(c.inbox_id, id)?
-                {
-                    return Err(Invalid::new(
-                        "assignee_id",
-                        "the assignee must be a member of the conversation's inbox",
-                    )
-                    .into());
-                }
-                Some(id)
-            }
-        });
-    }
-    if let Some(t) = &b.snoozed_until {
-        let until = match t.as_deref() {
-            None => None,
-            Some(s) => {
-                let t = parse_rfc3339(s).ok_or_else(|| {
-                    Invalid::new("snoozed_until", "snoozed_until must be an RFC 3339 time")
-                })?;
-                if t <= now {
-                    return Err(Invalid::new(
-                        "snoozed_until",
-                        "snoozed_until must be in the future",
-                    )
-                    .into());
-                }
-                Some(t)
-            }
-        };
-        patch.snoozed_until = Some(until);
-        if until.is_some() && patch.status.is_none() {
-            patch.status = Some(ConversationStatus::Snoozed);
-        }
-        if until.is_some() && patch.status != Some(ConversationStatus::Snoozed) {
-            return Err(
-                Invalid::new("snoozed_until", "snoozed_until goes with status snoozed").into(),
-            );
-        }
-    }
     let conv = state
-        .store
-        .patch_conversation(c.id, patch, now, |_| Ok(()))
+        .svc
+        .change_conversation(&auth.agent, c.id, change)
         .await?;
     Ok(
         HttpResponse::Ok().json(crate::service::present::conversation_with_contact(

@@ -24,7 +24,8 @@ use crate::domain::time::{self, parse_rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
 use crate::error::ApiError;
 use crate::service::auth::{dummy_hash, verify_password};
-use crate::store::{Author, CannedRecord, ConversationRecord, Patch, Reader, TokenOwner};
+use crate::service::conversations::{parse_assignee, ConversationChange};
+use crate::store::{Author, CannedRecord, ConversationRecord, Reader, TokenOwner};
 
 /// Registers the page routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -450,6 +451,7 @@ pub struct UpdateForm {
     labels_present: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn update(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -461,31 +463,19 @@ async fn update(
     let c = visible_conversation(&state, &page, &path)?;
     let f = form.into_inner();
     let now = time::now();
-    let mut patch = Patch::default();
-    if let Some(s) = f.status.as_deref() {
-        patch.status = Some(ConversationStatus::parse(s)?);
-    }
-    if let Some(a) = f.assignee_id.as_deref() {
-        patch.assignee_id = Some(if a.is_empty() {
-            None
-        } else {
-            let id = parse_id(a)
-                .ok_or_else(|| crate::domain::Invalid::new("assignee_id", "no such agent"))?;
-            let agent = state
-                .store
-                .agent(id)?
-                .filter(|x| x.active)
-                .ok_or_else(|| crate::domain::Invalid::new("assignee_id", "no such agent"))?;
-            if agent.role != crate::domain::Role::Admin && !state.store.is_member(c.inbox_id, id)? {
-                return Err(crate::domain::Invalid::new(
-                    "assignee_id",
-                    "that agent is not a member of this inbox",
-                )
-                .into());
-            }
-            Some(id)
-        });
-    }
+    let mut change = ConversationChange {
+        status: f
+            .status
+            .as_deref()
+            .map(ConversationStatus::parse)
+            .transpose()?,
+        assignee_id: f
+            .assignee_id
+            .as_deref()
+            .map(|a| (!a.is_empty()).then(|| parse_assignee(a)).transpose())
+            .transpose()?,
+        ..ConversationChange::default()
+    };
     let until =
         match (
             f.snooze.as_deref().filter(|s| !s.is_empty()),
@@ -500,13 +490,9 @@ async fn update(
             (None, None) => None,
         };
     if let Some(t) = until {
-        if t <= now {
-            return Err(
-                crate::domain::Invalid::new("snoozed_until", "pick a time in the future").into(),
-            );
-        }
-        patch.status = Some(ConversationStatus::Snoozed);
-        patch.snoozed_until = Some(Some(t));
+        // The snooze form is the status: it snoozes whatever else was sent.
+        change.status = Some(ConversationStatus::Snoozed);
+        change.snoozed_until = Some(Some(t));
     }
     if f.labels_present.is_some() {
         let raw: Vec<String> = f
@@ -516,11 +502,11 @@ async fn update(
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        patch.labels = Some(Label::parse_list(&raw)?);
+        change.labels = Some(Label::parse_list(&raw)?);
     }
     state
-        .store
-        .patch_conversation(c.id, patch, now, |_| Ok(()))
+        .svc
+        .change_conversation(&page.agent, c.id, change)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
