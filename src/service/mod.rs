@@ -17,6 +17,7 @@ pub mod present;
 pub mod push;
 pub mod ratelimit;
 pub mod realtime;
+pub mod sessions;
 pub mod webhooks;
 pub mod webpush;
 

@@ -48,20 +48,12 @@ pub async fn issue_agent_token(
     agent_id: u64,
     prefix: &str,
 ) -> Result<(String, i64), ApiError> {
-    let (token, hash) = crate::service::auth::new_token(prefix);
-    let now = time::now();
-    let expires_at = now + state.config.token_ttl_secs * 1_000_000;
-    let rec = crate::store::TokenRecord {
-        owner: agent_id,
-        created_at: now,
-        expires_at,
-        inbox_id: None,
+    let kind = match prefix {
+        "nas_" => crate::service::sessions::CredentialKind::Session,
+        _ => crate::service::sessions::CredentialKind::ApiToken,
     };
-    state
-        .store
-        .insert_token(TokenOwner::Agent, hash, rec)
-        .await?;
-    Ok((token, expires_at))
+    let issued = state.svc.issue_agent_credential(agent_id, kind).await?;
+    Ok((issued.token, issued.expires_at))
 }
 
 /// Issues a new contact token (`nct_`), stored only by its hash.

@@ -23,9 +23,9 @@ use super::AppState;
 use crate::domain::time::{self, parse_rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
 use crate::error::ApiError;
-use crate::service::auth::{dummy_hash, verify_password};
 use crate::service::conversations::{parse_assignee, ConversationChange};
-use crate::store::{Author, CannedRecord, ConversationRecord, Reader, TokenOwner};
+use crate::service::sessions::CredentialKind;
+use crate::store::{Author, CannedRecord, ConversationRecord, Reader};
 
 /// Registers the page routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -84,6 +84,7 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn login_page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -116,6 +117,7 @@ pub struct LoginForm {
     csrf: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(ip = %ip.0))]
 async fn login_submit(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -159,31 +161,26 @@ async fn login_submit(
         );
     }
     let locked = "Too many failed attempts. Wait a few minutes, then try again.";
-    if state.limits.login_check(&email, ip.0).is_err() {
-        return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked);
-    }
-    let agent = state.store.agent_by_email(&email)?.filter(|a| a.active);
-    let hash = agent
-        .as_ref()
-        .map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
-    let password = f.password;
-    let ok = web::block(move || verify_password(&hash, &password))
+    let signed_in = match state
+        .svc
+        .sign_in(&email, f.password, ip.0, CredentialKind::Session)
         .await
-        .map_err(|_| ApiError::Internal)?;
-    let Some(agent) = agent.filter(|_| ok) else {
-        if state.limits.login_failed(&email, ip.0).is_err() {
-            return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked);
+    {
+        Ok(s) => s,
+        Err(ApiError::TooManyRequests(_)) => {
+            return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked)
         }
-        return again(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "Wrong email or password.",
-        );
+        Err(ApiError::Unauthorized(_)) => {
+            return again(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "Wrong email or password.",
+            )
+        }
+        Err(e) => return Err(e.into()),
     };
-    // A fresh session id at every sign-in (no fixation).
-    let (token, _) = super::session::issue_agent_token(&state, agent.id, "nas_").await?;
     let ttl = state.config.token_ttl_secs;
     Ok(HttpResponse::SeeOther()
-        .cookie(session_cookie(&token, secure, ttl))
+        .cookie(session_cookie(&signed_in.credential.token, secure, ttl))
         .insert_header((header::LOCATION, next))
         .finish())
 }
@@ -194,6 +191,7 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
 async fn logout(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -202,12 +200,8 @@ async fn logout(
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, form.csrf.as_deref())?;
     state
-        .store
-        .revoke_token(
-            TokenOwner::Agent,
-            crate::service::auth::hash_token(&page.session),
-            time::now(),
-        )
+        .svc
+        .sign_out(crate::service::auth::hash_token(&page.session))
         .await?;
     let secure = state.config.base_url.starts_with("https://");
     Ok(HttpResponse::SeeOther()
