@@ -4,8 +4,9 @@
 
 use crate::domain::{time, ConversationStatus, Invalid, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{AgentRecord, ConversationRecord, Patch};
+use crate::store::{AgentRecord, ConversationRecord, InboxRecord, Patch, Store};
 
+use super::access::InboxScope;
 use super::Services;
 
 /// What an agent asks to change in a conversation, parsed at the edge;
@@ -29,6 +30,41 @@ pub struct ConversationChange {
 /// parse names no agent.
 pub fn parse_assignee(s: &str) -> Result<u64, Invalid> {
     crate::domain::parse_id(s).ok_or_else(|| Invalid::new("assignee_id", "no such agent"))
+}
+
+/// The other channels a reply in this conversation can go out on: inboxes
+/// the agent reaches where the contact has an address (a number that wrote
+/// by SMS or WhatsApp, an email address for an email inbox). A reply
+/// through an inbox is that inbox's business, so an agent outside it may
+/// not send through it. (inbox, address).
+pub fn reply_options(
+    store: &Store,
+    c: &ConversationRecord,
+    scope: &InboxScope,
+) -> crate::store::Result<Vec<(InboxRecord, String)>> {
+    let Some(contact) = store.contact(c.contact_id)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for i in store.inboxes()? {
+        if i.id == c.inbox_id || i.channel == "web" || !scope.sees(i.id) {
+            continue;
+        }
+        let address = contact
+            .identities
+            .iter()
+            .find(|x| x.inbox_id == i.id)
+            .map(|x| x.value.clone())
+            .or_else(|| {
+                (i.channel == "email")
+                    .then(|| contact.email.clone())
+                    .flatten()
+            });
+        if let Some(a) = address {
+            out.push((i, a));
+        }
+    }
+    Ok(out)
 }
 
 impl Services {

@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod files;
 pub mod index;
 pub mod mailbox;
+pub mod messages;
 pub mod notify;
 pub mod outbox;
 pub mod present;

@@ -21,11 +21,11 @@ use super::session::{
 };
 use super::AppState;
 use crate::domain::time::{self, parse_rfc3339};
-use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
+use crate::domain::{format_id, parse_id, ConversationStatus, Label};
 use crate::error::ApiError;
 use crate::service::conversations::{parse_assignee, ConversationChange};
 use crate::service::sessions::CredentialKind;
-use crate::store::{Author, CannedRecord, ConversationRecord, Reader};
+use crate::store::{CannedRecord, ConversationRecord};
 
 /// Registers the page routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -400,6 +400,7 @@ async fn conversation(
     Ok(html(render(&p)?))
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn send(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -418,16 +419,16 @@ async fn send(
         .read(&state, crate::web::upload::Uploader::agent())
         .await?;
     page.check_csrf(&req, input.csrf.as_deref())?;
-    let author = Author::agent(&page.agent);
-    let msg = super::api::conversations::store_message(&state, c.id, author, input).await?;
+    let msg = state
+        .svc
+        .agent_post(&page.agent, c.id, input.into())
+        .await?;
     // The same fragment the live stream sends: whichever arrives first
     // wins, the other replaces it in place.
-    let prev = match msg.seq {
-        1 => None,
-        seq => state.store.message(c.id, seq - 1)?,
-    };
+    let prev = state.svc.message_before(c.id, msg.seq)?;
     let mut v = view::message(&msg, prev.as_ref());
-    v.channel = live::channel_tag(&state.store, c.id, msg.via)?;
+    let channel = state.svc.message_channel(c.id, msg.via)?;
+    v.channel = view::ChannelTag::of(channel.as_deref().unwrap_or("web"));
     let fragment = live::message_append_fragment(c.id, &v)?;
     Ok(HttpResponse::Created()
         .content_type("text/html; charset=utf-8")
@@ -587,6 +588,7 @@ async fn merge_contact(
 }
 
 /// The Retry button of a reply a channel did not deliver.
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path.0, seq = %path.1))]
 async fn retry_delivery(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -594,19 +596,13 @@ async fn retry_delivery(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, None)?;
-    let c = visible_conversation(&state, &page, &path.0)?;
+    let id = parse_id(&path.0).ok_or(ApiError::NotFound)?;
     let seq: u64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
-    state
-        .store
-        .retry_delivery(c.id, seq, time::now())
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound => ApiError::NotFound,
-            e => e.into(),
-        })?;
+    state.svc.retry_delivery(&page.agent, id, seq).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn read(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -615,26 +611,9 @@ async fn read(
     form: web::Form<ReadForm>,
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, None)?;
-    let c = visible_conversation(&state, &page, &path)?;
-    let seq = form
-        .seq
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(c.last_seq);
-    if seq > c.agent_read_seq {
-        state
-            .store
-            .mark_read(
-                c.id,
-                Reader {
-                    kind: AuthorType::Agent,
-                    id: page.agent.id,
-                },
-                seq,
-                time::now(),
-            )
-            .await?;
-    }
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let seq = form.seq.as_deref().and_then(|s| s.parse().ok());
+    state.svc.agent_read(&page.agent, id, seq).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -645,6 +624,7 @@ pub struct TypingForm {
     private: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn typing(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -653,17 +633,15 @@ async fn typing(
     form: web::Form<TypingForm>,
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, None)?;
-    let c = visible_conversation(&state, &page, &path)?;
-    state
-        .typing
-        .publish(crate::service::realtime::TypingEvent::in_conversation(
-            &c,
-            Author::agent(&page.agent),
-            form.typing.as_deref() != Some("false"),
-            form.private
-                .as_deref()
-                .is_some_and(|v| v == "true" || v == "on"),
-        ));
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    state.svc.agent_typing(
+        &page.agent,
+        id,
+        form.typing.as_deref() != Some("false"),
+        form.private
+            .as_deref()
+            .is_some_and(|v| v == "true" || v == "on"),
+    )?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -584,7 +584,7 @@ pub fn conversation(
             })
             .unwrap_or_default(),
         duplicates,
-        reply_via: crate::web::api::conversations::reply_options(store, c, &scope)?
+        reply_via: crate::service::conversations::reply_options(store, c, &scope)?
             .into_iter()
             .map(|(i, a)| {
                 let (label, icon) = crate::channels::label(&i.channel);
