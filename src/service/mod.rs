@@ -18,6 +18,7 @@ pub mod present;
 pub mod push;
 pub mod ratelimit;
 pub mod realtime;
+pub mod search;
 pub mod sessions;
 pub mod webhooks;
 pub mod webpush;

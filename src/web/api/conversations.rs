@@ -288,6 +288,7 @@ pub async fn read(
 }
 
 /// Search over everything the agent may see, notes included.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn search(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -299,6 +300,9 @@ pub async fn search(
         admin: auth.is_admin(),
     };
     let filter = q.filter(auth.agent.id)?;
-    let hits = super::run_search(&state, viewer, text, filter, limit, q.cursor.clone()).await?;
+    let hits = state
+        .svc
+        .search(viewer, text, filter, limit, q.cursor.clone())
+        .await?;
     Ok(HttpResponse::Ok().json(search_results(hits, Audience::Team)))
 }

@@ -677,6 +677,7 @@ struct SearchPage {
     f_to: String,
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
 async fn search(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -685,15 +686,16 @@ async fn search(
 ) -> Result<HttpResponse, PageError> {
     let filter = q.filter(page.agent.id)?;
     let keep = |k: &str| raw.get(k).cloned().unwrap_or_default();
-    let inbox_options: Vec<(String, String, bool)> =
-        crate::service::access::visible_inboxes(&state.store, &page.agent)?
-            .into_iter()
-            .map(|i| {
-                let id = format_id(i.id);
-                let selected = keep("inbox") == id;
-                (id, i.name, selected)
-            })
-            .collect();
+    let inbox_options: Vec<(String, String, bool)> = state
+        .svc
+        .visible_inboxes(&page.agent)?
+        .into_iter()
+        .map(|i| {
+            let id = format_id(i.id);
+            let selected = keep("inbox") == id;
+            (id, i.name, selected)
+        })
+        .collect();
     let text =
         q.q.clone()
             .unwrap_or_default()
@@ -709,14 +711,12 @@ async fn search(
             admin: page.is_admin(),
         };
         let cursor = q.cursor.clone().filter(|c| c.parse::<usize>().is_ok());
-        let hits =
-            crate::web::api::run_search(&state, viewer, text.clone(), filter, 30, cursor).await?;
-        for h in &hits.hits {
-            let c = state.store.conversation(h.message.conversation_id)?;
-            let contact = match &c {
-                Some(c) => state.store.contact(c.contact_id)?,
-                None => None,
-            };
+        let hits = state
+            .svc
+            .search(viewer, text.clone(), filter, 30, cursor)
+            .await?;
+        let contacts = state.svc.contacts_of_hits(&hits)?;
+        for (h, contact) in hits.hits.iter().zip(&contacts) {
             let (before, hit, after) = split_match(&h.snippet, h.highlights.first().copied());
             results.push(ResultView {
                 href: format!(
