@@ -2,9 +2,13 @@
 //! rules for reading, changing and answering them (used by the API and the
 //! workspace alike).
 
+use crate::contract::Audience;
 use crate::domain::{time, ConversationStatus, Invalid, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{AgentRecord, ConversationRecord, InboxRecord, Patch, Store};
+use crate::store::{
+    AgentRecord, CannedRecord, ContactRecord, ConversationFilter, ConversationPage,
+    ConversationRecord, InboxRecord, MessagePage, MessageRecord, Patch, Result, Store,
+};
 
 use super::access::InboxScope;
 use super::Services;
@@ -65,6 +69,156 @@ pub fn reply_options(
         }
     }
     Ok(out)
+}
+
+/// Which conversations an agent lists, parsed at the edge: the API's
+/// `GET /conversations` query and the workspace's list filter both come
+/// down to this. Visibility is applied by the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFilter {
+    /// One inbox only (none listed if the agent does not reach it).
+    pub inbox: Option<u64>,
+    /// Statuses to include.
+    pub statuses: Vec<ConversationStatus>,
+    /// `Some(None)`: unassigned only; `Some(Some(a))`: assigned to `a`.
+    pub assignee: Option<Option<u64>>,
+    /// Only conversations with this (normalised) label.
+    pub label: Option<String>,
+    /// Resume after this (activity, id) position.
+    pub after: Option<(i64, u64)>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// Most conversations a status tab counts; more shows as "999+".
+pub const COUNT_CAP: usize = 1000;
+
+/// Inbox and agent records a page names (rows, the open conversation):
+/// the workspace turns them into its name lookups.
+#[derive(Debug, Default)]
+pub struct NameBook {
+    /// Inboxes (their names and channels).
+    pub inboxes: Vec<InboxRecord>,
+    /// Agents (their names).
+    pub agents: Vec<AgentRecord>,
+}
+
+/// Only the names one conversation shows (its inbox and assignee), so a
+/// live update reads two records instead of every inbox and agent.
+pub fn names_for(store: &Store, c: &ConversationRecord) -> Result<NameBook> {
+    Ok(NameBook {
+        inboxes: store.inbox(c.inbox_id)?.into_iter().collect(),
+        agents: c
+            .assignee_id
+            .map(|a| store.agent(a))
+            .transpose()?
+            .flatten()
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// Everything the workspace's conversation pane shows beside the
+/// conversation itself, read as the viewing agent may see it.
+#[derive(Debug, Default)]
+pub struct Thread {
+    /// The contact, if it still exists.
+    pub contact: Option<ContactRecord>,
+    /// The newest 200 messages, notes included (empty when not asked
+    /// for), each with the channel of the inbox it went through when that
+    /// is not the conversation's own.
+    pub messages: Vec<(MessageRecord, Option<String>)>,
+    /// Agents it can be assigned to.
+    pub assignable: Vec<AgentRecord>,
+    /// The contact's addresses in inboxes the agent reaches: (channel,
+    /// address).
+    pub contact_channels: Vec<(String, String)>,
+    /// Other channels the reply can go out on ([`reply_options`]).
+    pub reply_options: Vec<(InboxRecord, String)>,
+    /// The contact's other conversations in inboxes the agent reaches.
+    pub other_conversations: Vec<ConversationRecord>,
+    /// At most five other contacts with the same email the agent may see.
+    pub duplicates: Vec<ContactRecord>,
+}
+
+/// Reads the [`Thread`] of a conversation for `me` (the caller has checked
+/// that `me` reaches it); `with_messages` false for the controls alone.
+pub fn thread(
+    store: &Store,
+    c: &ConversationRecord,
+    me: &AgentRecord,
+    with_messages: bool,
+) -> Result<Thread> {
+    let contact = store.contact(c.contact_id)?;
+    let mut messages = Vec::new();
+    if with_messages {
+        let recs = store.messages(
+            c.id,
+            MessagePage {
+                after: None,
+                before: None,
+                limit: 200,
+                include_private: true,
+            },
+        )?;
+        for m in recs {
+            // A reply sent through another channel shows that channel.
+            let via = m.via.map(|i| store.inbox(i)).transpose()?.flatten();
+            messages.push((m, via.map(|i| i.channel)));
+        }
+    }
+    let mut assignable = Vec::new();
+    for a in store.agents()? {
+        if a.active && (a.role == Role::Admin || store.is_member(c.inbox_id, a.id)?) {
+            assignable.push(a);
+        }
+    }
+    // The contact panel shows only what lies in inboxes this agent
+    // reaches: another inbox's conversations hold its notes.
+    let scope = InboxScope::of(store, me)?;
+    let other_conversations = store
+        .contact_conversations(c.contact_id)?
+        .into_iter()
+        .filter(|o| o.id != c.id && scope.sees(o.inbox_id))
+        .collect();
+    let mut duplicates = Vec::new();
+    if let Some(e) = contact.as_ref().and_then(|k| k.email.as_deref()) {
+        for id in store
+            .contacts_with_email(e)?
+            .into_iter()
+            .filter(|id| *id != c.contact_id)
+            .take(50)
+        {
+            if duplicates.len() == 5 {
+                break;
+            }
+            let Some(d) = store.contact(id)? else {
+                continue;
+            };
+            if scope.sees_contact(store, &d)? {
+                duplicates.push(d);
+            }
+        }
+    }
+    let contact_channels = contact
+        .as_ref()
+        .map(|k| {
+            k.identities
+                .iter()
+                .filter(|i| scope.sees(i.inbox_id))
+                .map(|i| (i.channel.clone(), i.value.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Thread {
+        reply_options: reply_options(store, c, &scope)?,
+        contact,
+        messages,
+        assignable,
+        contact_channels,
+        other_conversations,
+        duplicates,
+    })
 }
 
 impl Services {
@@ -147,5 +301,110 @@ impl Services {
             .into());
         }
         Ok(id)
+    }
+
+    /// Conversations the agent may see, newest activity first, one page.
+    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    pub fn list_conversations(
+        &self,
+        agent: &AgentRecord,
+        filter: &ListFilter,
+    ) -> ApiResult<ConversationPage> {
+        let visible = self.visible_inbox_ids(agent)?;
+        let inboxes = match filter.inbox {
+            Some(i) => visible.into_iter().filter(|x| *x == i).collect(),
+            None => visible,
+        };
+        Ok(self.store.list_conversations(&ConversationFilter {
+            inboxes,
+            statuses: filter.statuses.clone(),
+            assignee: filter.assignee,
+            label: filter.label.clone(),
+            after: filter.after,
+            limit: filter.limit,
+        })?)
+    }
+
+    /// The inbox's tab counts: how many conversations of `filter` the agent
+    /// sees in each status (at most [`COUNT_CAP`] each), in
+    /// [`ConversationStatus::ALL`] order. `filter`'s statuses and paging
+    /// are ignored.
+    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    pub fn status_counts(
+        &self,
+        agent: &AgentRecord,
+        filter: &ListFilter,
+    ) -> ApiResult<Vec<(ConversationStatus, usize)>> {
+        let mut out = Vec::new();
+        for s in ConversationStatus::ALL {
+            let f = ListFilter {
+                statuses: vec![s],
+                after: None,
+                limit: COUNT_CAP,
+                ..filter.clone()
+            };
+            out.push((s, self.list_conversations(agent, &f)?.conversations.len()));
+        }
+        Ok(out)
+    }
+
+    /// A conversation as the team sees it in the contract (with its
+    /// contact looked up).
+    pub fn team_conversation(&self, c: &ConversationRecord) -> ApiResult<serde_json::Value> {
+        Ok(super::present::conversation_with_contact(
+            &self.store,
+            c,
+            Audience::Team,
+        )?)
+    }
+
+    /// The contacts of conversations, in their order (none for a contact
+    /// that is gone): what list rows show.
+    pub fn contacts_of(
+        &self,
+        conversations: &[ConversationRecord],
+    ) -> ApiResult<Vec<Option<ContactRecord>>> {
+        let mut out = Vec::with_capacity(conversations.len());
+        for c in conversations {
+            out.push(self.store.contact(c.contact_id)?);
+        }
+        Ok(out)
+    }
+
+    /// Every inbox and agent, for pages that name many of them.
+    pub fn all_names(&self) -> ApiResult<NameBook> {
+        Ok(NameBook {
+            inboxes: self.store.inboxes()?,
+            agents: self.store.agents()?,
+        })
+    }
+
+    /// The names one conversation shows ([`names_for`]).
+    pub fn names_for(&self, c: &ConversationRecord) -> ApiResult<NameBook> {
+        Ok(names_for(&self.store, c)?)
+    }
+
+    /// The last event published, read before a page is rendered so the
+    /// page's live stream replays anything that happens after.
+    pub fn event_position(&self) -> u64 {
+        self.store.durability().published_upto()
+    }
+
+    /// The conversation pane of a conversation the agent reaches
+    /// ([`thread`]).
+    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = c.id))]
+    pub fn thread(
+        &self,
+        agent: &AgentRecord,
+        c: &ConversationRecord,
+        with_messages: bool,
+    ) -> ApiResult<Thread> {
+        self.visible_conversation(agent, c.id)?;
+        Ok(thread(&self.store, c, agent, with_messages)?)
+    }
+
+    /// The canned responses the reply box offers.
+    pub fn canned_for_composer(&self) -> ApiResult<Vec<CannedRecord>> {
+        Ok(self.store.canned()?)
     }
 }

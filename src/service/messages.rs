@@ -268,4 +268,16 @@ impl Services {
         }
         Ok(())
     }
+
+    /// Whether the disk has room for `bytes` more of uploads above its
+    /// free-space reserve (507 when it does not).
+    pub fn check_room(&self, bytes: u64) -> ApiResult<()> {
+        Ok(self.store.check_room(bytes)?)
+    }
+
+    /// Somewhere to receive a message's files, under temporary names in
+    /// the store's files folder.
+    pub fn staging(&self) -> Staged {
+        Staged::new(self.store.files_dir())
+    }
 }

@@ -110,7 +110,7 @@ impl Receiving<'_> {
                 .take(&a, n)
                 .map_err(ApiError::TooManyRequests)?;
         }
-        Ok(self.state.store.check_room(n)?)
+        self.state.svc.check_room(n)
     }
 }
 
@@ -139,13 +139,13 @@ impl MessageUpload {
                     if len > most {
                         return Err(ApiError::TooLarge(most as usize));
                     }
-                    state.store.check_room(len)?;
+                    state.svc.check_room(len)?;
                 }
                 let rx = Receiving { state, who };
                 parse_multipart(
                     Multipart::new(req.headers(), payload),
                     max_file,
-                    Some((rx, Staged::new(state.store.files_dir()))),
+                    Some((rx, state.svc.staging())),
                 )
                 .await
             }

@@ -10,10 +10,9 @@ use crate::contract::{self as views, Audience};
 use crate::domain::time::parse_rfc3339;
 use crate::domain::{ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
-use crate::service::conversations::{parse_assignee, ConversationChange};
+use crate::service::conversations::{parse_assignee, ConversationChange, ListFilter};
 use crate::service::realtime::Viewer;
-use crate::store::{Author, ConversationFilter, ConversationRecord, MessageRecord};
-use crate::web::api::inboxes::{visible_inbox, visible_inbox_ids};
+use crate::store::{Author, ConversationRecord, MessageRecord};
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::upload::{MessageInput, MessageUpload, Uploader};
 use crate::web::AppState;
@@ -40,6 +39,7 @@ pub struct ListQuery {
 }
 
 /// Conversations the agent may see, newest activity first.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -57,9 +57,10 @@ pub async fn list(
             Invalid::new("assignee", "assignee must be me, unassigned or an agent id")
         })?)),
     };
-    let inboxes = match q.inbox.as_deref() {
-        None | Some("") => visible_inbox_ids(&state, &auth)?,
-        Some(s) => vec![visible_inbox(&state, &auth, path_id(s)?)?.id],
+    let inbox = match q.inbox.as_deref() {
+        None | Some("") => None,
+        // An inbox the agent does not reach is a 404, not an empty list.
+        Some(s) => Some(state.svc.visible_inbox(&auth.agent, path_id(s)?)?.id),
     };
     let label = q
         .label
@@ -81,21 +82,20 @@ pub async fn list(
                 .ok_or_else(|| Invalid::new("cursor", "cursor is not one we handed out"))?,
         ),
     };
-    let page = state.store.list_conversations(&ConversationFilter {
-        inboxes,
-        statuses,
-        assignee,
-        label,
-        after,
-        limit,
-    })?;
+    let page = state.svc.list_conversations(
+        &auth.agent,
+        &ListFilter {
+            inbox,
+            statuses,
+            assignee,
+            label,
+            after,
+            limit,
+        },
+    )?;
     let mut out = Vec::with_capacity(page.conversations.len());
     for c in &page.conversations {
-        out.push(crate::service::present::conversation_with_contact(
-            &state.store,
-            c,
-            Audience::Team,
-        )?);
+        out.push(state.svc.team_conversation(c)?);
     }
     Ok(HttpResponse::Ok().json(json!({
         "conversations": out,
@@ -109,19 +109,14 @@ fn parse_cursor(c: &str) -> Option<(i64, u64)> {
 }
 
 /// One conversation.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    Ok(
-        HttpResponse::Ok().json(crate::service::present::conversation_with_contact(
-            &state.store,
-            &c,
-            Audience::Team,
-        )?),
-    )
+    Ok(HttpResponse::Ok().json(state.svc.team_conversation(&c)?))
 }
 
 /// `PATCH /conversations/{id}` body.
@@ -174,13 +169,7 @@ pub async fn patch(
         .svc
         .change_conversation(&auth.agent, c.id, change)
         .await?;
-    Ok(
-        HttpResponse::Ok().json(crate::service::present::conversation_with_contact(
-            &state.store,
-            &conv,
-            Audience::Team,
-        )?),
-    )
+    Ok(HttpResponse::Ok().json(state.svc.team_conversation(&conv)?))
 }
 
 /// Messages of a conversation, notes included.

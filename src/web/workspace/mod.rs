@@ -248,20 +248,19 @@ fn inbox_page(
     open: Option<ConversationRecord>,
 ) -> Result<InboxPage, PageError> {
     let filter = Filter::from_query(q);
-    let store = &state.store;
-    let visible = crate::service::access::visible_inboxes(store, &page.agent)?;
-    let visible_ids: Vec<u64> = visible.iter().map(|i| i.id).collect();
-    let names = Names::load(store)?;
+    let svc = &state.svc;
+    let visible = svc.visible_inboxes(&page.agent)?;
+    let names = Names::from(svc.all_names()?);
     // Read the event position before the list, so the live stream replays
     // anything that happens between this render and its connection.
-    let from_event = store.durability().published_upto();
-    let list =
-        store.list_conversations(&filter.to_store(page.agent.id, &visible_ids, LIST_LIMIT))?;
+    let from_event = svc.event_position();
+    let list = svc.list_conversations(&page.agent, &filter.to_list(page.agent.id, LIST_LIMIT))?;
+    let contacts = svc.contacts_of(&list.conversations)?;
     let open_id = open.as_ref().map(|c| c.id);
     let mut rows = Vec::with_capacity(list.conversations.len());
     let mut labels: Vec<String> = Vec::new();
-    for c in &list.conversations {
-        rows.push(view::row(store, &names, c, &filter, open_id)?);
+    for (c, contact) in list.conversations.iter().zip(&contacts) {
+        rows.push(view::row(&names, c, contact.as_ref(), &filter, open_id));
         for l in &c.labels {
             if !labels.contains(l) {
                 labels.push(l.clone());
@@ -310,13 +309,10 @@ fn inbox_page(
             count: String::new(),
         })
         .collect();
+    // The tab counts: Services::status_counts, one per status.
     let mut tabs = Vec::new();
-    for s in ConversationStatus::ALL {
+    for (s, count) in svc.status_counts(&page.agent, &filter.to_list(page.agent.id, LIST_LIMIT))? {
         let f = filter.with_status(s.as_str());
-        let count = store
-            .list_conversations(&f.to_store(page.agent.id, &visible_ids, 1000))?
-            .conversations
-            .len();
         let mut label = s.as_str().to_owned();
         label[..1].make_ascii_uppercase();
         tabs.push(Link {
@@ -336,7 +332,12 @@ fn inbox_page(
         events_url.push_str(&format!("&conversation={id}"));
     }
     let open_view = match &open {
-        Some(c) => Some(view::conversation(store, &names, c, &page.agent, true)?),
+        Some(c) => Some(view::conversation(
+            &svc.thread(&page.agent, c, true)?,
+            &names,
+            c,
+            &page.agent,
+        )),
         None => None,
     };
     Ok(InboxPage {
@@ -359,13 +360,14 @@ fn inbox_page(
             format!("/inbox?{fq}")
         },
         canned: if open.is_some() {
-            store.canned()?
+            svc.canned_for_composer()?
         } else {
             Vec::new()
         },
     })
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
 async fn inbox(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -382,13 +384,10 @@ pub fn visible_conversation(
     id: &str,
 ) -> Result<ConversationRecord, PageError> {
     let id = parse_id(id).ok_or(ApiError::NotFound)?;
-    Ok(crate::web::api::conversations::visible_conversation(
-        state,
-        &page.as_auth(),
-        id,
-    )?)
+    Ok(state.svc.visible_conversation(&page.agent, id)?)
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn conversation(
     state: web::Data<AppState>,
     page: PageAgent,
