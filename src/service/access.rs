@@ -5,6 +5,7 @@
 //! answer, so nothing of an inbox leaks through a record that spans several.
 
 use crate::domain::Role;
+use crate::error::{ApiError, ApiResult};
 use crate::store::{AgentRecord, ContactRecord, InboxRecord, Result, Store};
 
 /// The inboxes an agent reaches, as records: an admin every inbox, an
@@ -79,6 +80,32 @@ impl InboxScope {
             .contact_conversations(c.id)?
             .iter()
             .any(|conv| self.sees(conv.inbox_id)))
+    }
+}
+
+impl super::Services {
+    /// The inbox if the agent may see it (an admin, or a member); 404
+    /// otherwise, exactly like an inbox that does not exist.
+    pub fn visible_inbox(&self, agent: &AgentRecord, id: u64) -> ApiResult<InboxRecord> {
+        let inbox = self.store.inbox(id)?.ok_or(ApiError::NotFound)?;
+        if agent.role == Role::Admin || self.store.is_member(id, agent.id)? {
+            Ok(inbox)
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+
+    /// The inboxes an agent reaches, as records ([`visible_inboxes`]).
+    pub fn visible_inboxes(&self, agent: &AgentRecord) -> ApiResult<Vec<InboxRecord>> {
+        Ok(visible_inboxes(&self.store, agent)?)
+    }
+
+    /// The ids of the inboxes an agent reaches.
+    pub fn visible_inbox_ids(&self, agent: &AgentRecord) -> ApiResult<Vec<u64>> {
+        Ok(visible_inboxes(&self.store, agent)?
+            .iter()
+            .map(|i| i.id)
+            .collect())
     }
 }
 

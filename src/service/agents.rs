@@ -6,7 +6,7 @@
 
 use crate::domain::{time, Email, Invalid, Name, Password, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::service::auth::{hash_password, verify_password};
+use crate::service::auth::hash_password;
 use crate::store::{AgentRecord, AgentUpdate};
 
 use super::Services;
@@ -143,33 +143,5 @@ impl Services {
             .store
             .update_agent(agent.id, update, time::now())
             .await?)
-    }
-
-    /// Changes an agent's own password after checking the current one.
-    /// Every session and token of the agent ends; the caller issues the
-    /// one credential that keeps this client signed in.
-    #[tracing::instrument(skip_all, fields(agent = agent.id))]
-    pub async fn change_password(
-        &self,
-        agent: &AgentRecord,
-        current: String,
-        new: String,
-    ) -> ApiResult<()> {
-        let new = Password::parse(new).map_err(|mut i| {
-            i.field = "new_password";
-            i
-        })?;
-        let stored = agent.password_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&stored, &current))
-            .await
-            .map_err(|_| ApiError::Internal)?;
-        if !ok {
-            return Err(ApiError::Forbidden("the current password is wrong"));
-        }
-        let hash = hash_blocking(new).await?;
-        self.store
-            .set_agent_password(agent.id, hash, time::now())
-            .await?;
-        Ok(())
     }
 }

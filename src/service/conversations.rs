@@ -2,10 +2,225 @@
 //! rules for reading, changing and answering them (used by the API and the
 //! workspace alike).
 
+use crate::contract::Audience;
+use crate::domain::{time, ConversationStatus, Invalid, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{AgentRecord, ConversationRecord};
+use crate::store::{
+    AgentRecord, CannedRecord, ContactRecord, ConversationFilter, ConversationPage,
+    ConversationRecord, InboxRecord, MessagePage, MessageRecord, Patch, Result, Store,
+};
 
+use super::access::InboxScope;
 use super::Services;
+
+/// What an agent asks to change in a conversation, parsed at the edge;
+/// `None` leaves a field as it is. Both the API's `PATCH` and the
+/// workspace's control forms come down to this one shape, so one set of
+/// rules judges them.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationChange {
+    /// A new status.
+    pub status: Option<ConversationStatus>,
+    /// A new assignee; `Some(None)` unassigns.
+    pub assignee_id: Option<Option<u64>>,
+    /// New labels, already normalised (`Label::parse_list`).
+    pub labels: Option<Vec<String>>,
+    /// A wake-up time; `Some(None)` clears it. A time implies status
+    /// `snoozed` and refuses any other.
+    pub snoozed_until: Option<Option<i64>>,
+}
+
+/// Reads an assignee id as both surfaces send it: an id that does not
+/// parse names no agent.
+pub fn parse_assignee(s: &str) -> Result<u64, Invalid> {
+    crate::domain::parse_id(s).ok_or_else(|| Invalid::new("assignee_id", "no such agent"))
+}
+
+/// The other channels a reply in this conversation can go out on: inboxes
+/// the agent reaches where the contact has an address (a number that wrote
+/// by SMS or WhatsApp, an email address for an email inbox). A reply
+/// through an inbox is that inbox's business, so an agent outside it may
+/// not send through it. (inbox, address).
+pub fn reply_options(
+    store: &Store,
+    c: &ConversationRecord,
+    scope: &InboxScope,
+) -> crate::store::Result<Vec<(InboxRecord, String)>> {
+    let Some(contact) = store.contact(c.contact_id)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for i in store.inboxes()? {
+        let kind = crate::channels::ChannelKind::of(&i.channel);
+        if i.id == c.inbox_id || !kind.replies_leave_natter() || !scope.sees(i.id) {
+            continue;
+        }
+        let address = contact
+            .identities
+            .iter()
+            .find(|x| x.inbox_id == i.id)
+            .map(|x| x.value.clone())
+            .or_else(|| {
+                kind.follows_a_mailbox()
+                    .then(|| contact.email.clone())
+                    .flatten()
+            });
+        if let Some(a) = address {
+            out.push((i, a));
+        }
+    }
+    Ok(out)
+}
+
+/// Which conversations an agent lists, parsed at the edge: the API's
+/// `GET /conversations` query and the workspace's list filter both come
+/// down to this. Visibility is applied by the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFilter {
+    /// One inbox only (none listed if the agent does not reach it).
+    pub inbox: Option<u64>,
+    /// Statuses to include.
+    pub statuses: Vec<ConversationStatus>,
+    /// `Some(None)`: unassigned only; `Some(Some(a))`: assigned to `a`.
+    pub assignee: Option<Option<u64>>,
+    /// Only conversations with this (normalised) label.
+    pub label: Option<String>,
+    /// Resume after this (activity, id) position.
+    pub after: Option<(i64, u64)>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// Most conversations a status tab counts; more shows as "999+".
+pub const COUNT_CAP: usize = 1000;
+
+/// Inbox and agent records a page names (rows, the open conversation):
+/// the workspace turns them into its name lookups.
+#[derive(Debug, Default)]
+pub struct NameBook {
+    /// Inboxes (their names and channels).
+    pub inboxes: Vec<InboxRecord>,
+    /// Agents (their names).
+    pub agents: Vec<AgentRecord>,
+}
+
+/// Only the names one conversation shows (its inbox and assignee), so a
+/// live update reads two records instead of every inbox and agent.
+pub fn names_for(store: &Store, c: &ConversationRecord) -> Result<NameBook> {
+    Ok(NameBook {
+        inboxes: store.inbox(c.inbox_id)?.into_iter().collect(),
+        agents: c
+            .assignee_id
+            .map(|a| store.agent(a))
+            .transpose()?
+            .flatten()
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// Everything the workspace's conversation pane shows beside the
+/// conversation itself, read as the viewing agent may see it.
+#[derive(Debug, Default)]
+pub struct Thread {
+    /// The contact, if it still exists.
+    pub contact: Option<ContactRecord>,
+    /// The newest 200 messages, notes included (empty when not asked
+    /// for), each with the channel of the inbox it went through when that
+    /// is not the conversation's own.
+    pub messages: Vec<(MessageRecord, Option<String>)>,
+    /// Agents it can be assigned to.
+    pub assignable: Vec<AgentRecord>,
+    /// The contact's addresses in inboxes the agent reaches: (channel,
+    /// address).
+    pub contact_channels: Vec<(String, String)>,
+    /// Other channels the reply can go out on ([`reply_options`]).
+    pub reply_options: Vec<(InboxRecord, String)>,
+    /// The contact's other conversations in inboxes the agent reaches.
+    pub other_conversations: Vec<ConversationRecord>,
+    /// At most five other contacts with the same email the agent may see.
+    pub duplicates: Vec<ContactRecord>,
+}
+
+/// Reads the [`Thread`] of a conversation for `me` (the caller has checked
+/// that `me` reaches it); `with_messages` false for the controls alone.
+pub fn thread(
+    store: &Store,
+    c: &ConversationRecord,
+    me: &AgentRecord,
+    with_messages: bool,
+) -> Result<Thread> {
+    let contact = store.contact(c.contact_id)?;
+    let mut messages = Vec::new();
+    if with_messages {
+        let recs = store.messages(
+            c.id,
+            MessagePage {
+                after: None,
+                before: None,
+                limit: 200,
+                include_private: true,
+            },
+        )?;
+        for m in recs {
+            // A reply sent through another channel shows that channel.
+            let via = m.via.map(|i| store.inbox(i)).transpose()?.flatten();
+            messages.push((m, via.map(|i| i.channel)));
+        }
+    }
+    let mut assignable = Vec::new();
+    for a in store.agents()? {
+        if a.active && (a.role == Role::Admin || store.is_member(c.inbox_id, a.id)?) {
+            assignable.push(a);
+        }
+    }
+    // The contact panel shows only what lies in inboxes this agent
+    // reaches: another inbox's conversations hold its notes.
+    let scope = InboxScope::of(store, me)?;
+    let other_conversations = store
+        .contact_conversations(c.contact_id)?
+        .into_iter()
+        .filter(|o| o.id != c.id && scope.sees(o.inbox_id))
+        .collect();
+    let mut duplicates = Vec::new();
+    if let Some(e) = contact.as_ref().and_then(|k| k.email.as_deref()) {
+        for id in store
+            .contacts_with_email(e)?
+            .into_iter()
+            .filter(|id| *id != c.contact_id)
+            .take(50)
+        {
+            if duplicates.len() == 5 {
+                break;
+            }
+            let Some(d) = store.contact(id)? else {
+                continue;
+            };
+            if scope.sees_contact(store, &d)? {
+                duplicates.push(d);
+            }
+        }
+    }
+    let contact_channels = contact
+        .as_ref()
+        .map(|k| {
+            k.identities
+                .iter()
+                .filter(|i| scope.sees(i.inbox_id))
+                .map(|i| (i.channel.clone(), i.value.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Thread {
+        reply_options: reply_options(store, c, &scope)?,
+        contact,
+        messages,
+        assignable,
+        contact_channels,
+        other_conversations,
+        duplicates,
+    })
+}
 
 impl Services {
     /// The conversation if the agent may see its inbox; 404 otherwise, so
@@ -16,10 +231,181 @@ impl Services {
         id: u64,
     ) -> ApiResult<ConversationRecord> {
         let c = self.store.conversation(id)?.ok_or(ApiError::NotFound)?;
-        if agent.role == crate::domain::Role::Admin || self.store.is_member(c.inbox_id, agent.id)? {
+        if agent.role == Role::Admin || self.store.is_member(c.inbox_id, agent.id)? {
             Ok(c)
         } else {
             Err(ApiError::NotFound)
         }
+    }
+
+    /// Changes status, assignee, labels or snooze of a conversation the
+    /// agent reaches: the assignee must be an active agent who reaches the
+    /// conversation's inbox, a snooze must end in the future and goes
+    /// with status `snoozed`. Returns the conversation as stored.
+    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = id))]
+    pub async fn change_conversation(
+        &self,
+        agent: &AgentRecord,
+        id: u64,
+        change: ConversationChange,
+    ) -> ApiResult<ConversationRecord> {
+        let c = self.visible_conversation(agent, id)?;
+        let now = time::now();
+        let mut patch = Patch {
+            status: change.status,
+            labels: change.labels,
+            ..Patch::default()
+        };
+        if let Some(a) = change.assignee_id {
+            patch.assignee_id = Some(match a {
+                None => None,
+                Some(id) => Some(self.check_assignee(&c, id)?),
+            });
+        }
+        if let Some(until) = change.snoozed_until {
+            if until.is_some_and(|t| t <= now) {
+                return Err(
+                    Invalid::new("snoozed_until", "snoozed_until must be in the future").into(),
+                );
+            }
+            patch.snoozed_until = Some(until);
+            if until.is_some() && patch.status.is_none() {
+                patch.status = Some(ConversationStatus::Snoozed);
+            }
+            if until.is_some() && patch.status != Some(ConversationStatus::Snoozed) {
+                return Err(Invalid::new(
+                    "snoozed_until",
+                    "snoozed_until goes with status snoozed",
+                )
+                .into());
+            }
+        }
+        Ok(self
+            .store
+            .patch_conversation(c.id, patch, now, |_| Ok(()))
+            .await?)
+    }
+
+    /// The agent `id` if a conversation can be assigned to it: active, and
+    /// an admin or a member of the conversation's inbox.
+    fn check_assignee(&self, c: &ConversationRecord, id: u64) -> ApiResult<u64> {
+        let agent = self
+            .store
+            .agent(id)?
+            .filter(|a| a.active)
+            .ok_or_else(|| Invalid::new("assignee_id", "no such agent"))?;
+        if agent.role != Role::Admin && !self.store.is_member(c.inbox_id, id)? {
+            return Err(Invalid::new(
+                "assignee_id",
+                "the assignee must be a member of the conversation's inbox",
+            )
+            .into());
+        }
+        Ok(id)
+    }
+
+    /// Conversations the agent may see, newest activity first, one page.
+    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    pub fn list_conversations(
+        &self,
+        agent: &AgentRecord,
+        filter: &ListFilter,
+    ) -> ApiResult<ConversationPage> {
+        let visible = self.visible_inbox_ids(agent)?;
+        let inboxes = match filter.inbox {
+            Some(i) => visible.into_iter().filter(|x| *x == i).collect(),
+            None => visible,
+        };
+        Ok(self.store.list_conversations(&ConversationFilter {
+            inboxes,
+            statuses: filter.statuses.clone(),
+            assignee: filter.assignee,
+            label: filter.label.clone(),
+            after: filter.after,
+            limit: filter.limit,
+        })?)
+    }
+
+    /// The inbox's tab counts: how many conversations of `filter` the agent
+    /// sees in each status (at most [`COUNT_CAP`] each), in
+    /// [`ConversationStatus::ALL`] order. `filter`'s statuses and paging
+    /// are ignored.
+    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    pub fn status_counts(
+        &self,
+        agent: &AgentRecord,
+        filter: &ListFilter,
+    ) -> ApiResult<Vec<(ConversationStatus, usize)>> {
+        let mut out = Vec::new();
+        for s in ConversationStatus::ALL {
+            let f = ListFilter {
+                statuses: vec![s],
+                after: None,
+                limit: COUNT_CAP,
+                ..filter.clone()
+            };
+            out.push((s, self.list_conversations(agent, &f)?.conversations.len()));
+        }
+        Ok(out)
+    }
+
+    /// A conversation as the team sees it in the contract (with its
+    /// contact looked up).
+    pub fn team_conversation(&self, c: &ConversationRecord) -> ApiResult<serde_json::Value> {
+        Ok(super::present::conversation_with_contact(
+            &self.store,
+            c,
+            Audience::Team,
+        )?)
+    }
+
+    /// The contacts of conversations, in their order (none for a contact
+    /// that is gone): what list rows show.
+    pub fn contacts_of(
+        &self,
+        conversations: &[ConversationRecord],
+    ) -> ApiResult<Vec<Option<ContactRecord>>> {
+        let mut out = Vec::with_capacity(conversations.len());
+        for c in conversations {
+            out.push(self.store.contact(c.contact_id)?);
+        }
+        Ok(out)
+    }
+
+    /// Every inbox and agent, for pages that name many of them.
+    pub fn all_names(&self) -> ApiResult<NameBook> {
+        Ok(NameBook {
+            inboxes: self.store.inboxes()?,
+            agents: self.store.agents()?,
+        })
+    }
+
+    /// The names one conversation shows ([`names_for`]).
+    pub fn names_for(&self, c: &ConversationRecord) -> ApiResult<NameBook> {
+        Ok(names_for(&self.store, c)?)
+    }
+
+    /// The last event published, read before a page is rendered so the
+    /// page's live stream replays anything that happens after.
+    pub fn event_position(&self) -> u64 {
+        self.store.durability().published_upto()
+    }
+
+    /// The conversation pane of a conversation the agent reaches
+    /// ([`thread`]).
+    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = c.id))]
+    pub fn thread(
+        &self,
+        agent: &AgentRecord,
+        c: &ConversationRecord,
+        with_messages: bool,
+    ) -> ApiResult<Thread> {
+        self.visible_conversation(agent, c.id)?;
+        Ok(thread(&self.store, c, agent, with_messages)?)
+    }
+
+    /// The canned responses the reply box offers.
+    pub fn canned_for_composer(&self) -> ApiResult<Vec<CannedRecord>> {
+        Ok(self.store.canned()?)
     }
 }

@@ -7,6 +7,7 @@
 use crate::error::ApiResult;
 use crate::store::{AgentRecord, ContactRecord, TokenOwner, TokenRecord};
 
+use super::sessions::{CredentialKind, Issued};
 use super::Services;
 
 impl Services {
@@ -36,11 +37,17 @@ impl Services {
     /// Issues a new agent credential, stored only by its hash with the
     /// configured lifetime: an API token (`nat_`) or a browser session
     /// (`nas_`). Returns the secret and its expiry.
-    #[tracing::instrument(skip_all, fields(agent = agent_id))]
-    pub async fn issue_agent_token(&self, agent_id: u64, prefix: &str) -> ApiResult<(String, i64)> {
+    #[tracing::instrument(skip_all, fields(agent = agent_id, kind = ?kind))]
+    pub async fn issue_agent_credential(
+        &self,
+        agent_id: u64,
+        kind: CredentialKind,
+    ) -> ApiResult<Issued> {
         let ttl = self.config.token_ttl_secs;
-        self.issue_token(TokenOwner::Agent, agent_id, None, prefix, ttl)
-            .await
+        let (token, expires_at) = self
+            .issue_token(TokenOwner::Agent, agent_id, None, kind.prefix(), ttl)
+            .await?;
+        Ok(Issued { token, expires_at })
     }
 
     /// Issues a new contact token (`nct_`) for the inbox the contact came

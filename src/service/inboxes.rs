@@ -157,25 +157,6 @@ fn channel_settings(
 }
 
 impl Services {
-    /// The inboxes an agent reaches: an admin every inbox, an agent those
-    /// it is a member of.
-    #[tracing::instrument(skip_all, fields(agent = agent.id))]
-    pub fn visible_inboxes(&self, agent: &AgentRecord) -> ApiResult<Vec<InboxRecord>> {
-        Ok(super::access::visible_inboxes(&self.store, agent)?)
-    }
-
-    /// The inbox if the agent may see it; 404 otherwise, so nobody learns
-    /// that it exists.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, inbox = id))]
-    pub fn visible_inbox(&self, agent: &AgentRecord, id: u64) -> ApiResult<InboxRecord> {
-        let inbox = self.store.inbox(id)?.ok_or(ApiError::NotFound)?;
-        if agent.role == crate::domain::Role::Admin || self.store.is_member(id, agent.id)? {
-            Ok(inbox)
-        } else {
-            Err(ApiError::NotFound)
-        }
-    }
-
     /// An inbox for an admin to manage; 403 for others, 404 if missing.
     #[tracing::instrument(skip_all, fields(agent = agent.id, inbox = id))]
     pub fn managed_inbox(&self, agent: &AgentRecord, id: u64) -> ApiResult<InboxRecord> {

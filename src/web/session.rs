@@ -40,17 +40,6 @@ pub fn csrf_ok(session_token: &str, given: &str) -> bool {
         .into()
 }
 
-/// Issues a new agent credential (see
-/// [`crate::service::Services::issue_agent_token`]): an API token (`nat_`)
-/// or a browser session (`nas_`). Returns the secret and its expiry.
-pub async fn issue_agent_token(
-    state: &AppState,
-    agent_id: u64,
-    prefix: &str,
-) -> Result<(String, i64), ApiError> {
-    state.svc.issue_agent_token(agent_id, prefix).await
-}
-
 /// Issues a new contact token (`nct_`), see
 /// [`crate::service::Services::issue_contact_token`].
 pub async fn issue_contact_token(

@@ -24,7 +24,9 @@ use super::AppState;
 use crate::domain::{ContactName, Email, Invalid, MessageBody};
 use crate::error::ApiError;
 use crate::service::files::{Staged, MAX_FILES};
-use crate::store::AttachmentRecord;
+use crate::service::messages::{io_failure, NewPost};
+// Where the messenger and the customer API still prepare messages themselves.
+pub use crate::service::messages::{prepare, Prepared};
 
 /// A message as submitted, before validation.
 #[derive(Default)]
@@ -108,7 +110,7 @@ impl Receiving<'_> {
                 .take(&a, n)
                 .map_err(ApiError::TooManyRequests)?;
         }
-        Ok(self.state.store.check_room(n)?)
+        self.state.svc.check_room(n)
     }
 }
 
@@ -137,13 +139,13 @@ impl MessageUpload {
                     if len > most {
                         return Err(ApiError::TooLarge(most as usize));
                     }
-                    state.store.check_room(len)?;
+                    state.svc.check_room(len)?;
                 }
                 let rx = Receiving { state, who };
                 parse_multipart(
                     Multipart::new(req.headers(), payload),
                     max_file,
-                    Some((rx, Staged::new(state.store.files_dir()))),
+                    Some((rx, state.svc.staging())),
                 )
                 .await
             }
@@ -222,11 +224,6 @@ async fn read_limited(
 
 /// Bytes gathered before one blocking write of a file.
 const WRITE_BATCH: usize = 256 * 1024;
-
-fn io_failure(e: std::io::Error) -> ApiError {
-    tracing::error!(error = %e, "could not store an attachment");
-    ApiError::Unavailable
-}
 
 /// Receives one file part into `staged`: every chunk is checked (size,
 /// quotas, reserve) before it is written.
@@ -399,43 +396,15 @@ async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
-/// A message ready to be stored: its checked text and its files, named by
-/// their ids. Call `files.keep()` once the message is stored; dropped
-/// before, the files go.
-pub struct Prepared {
-    /// The checked text (empty only when files come with it).
-    pub body: String,
-    /// What the message record names.
-    pub attachments: Vec<AttachmentRecord>,
-    /// The files on disk.
-    pub files: Staged,
-}
-
-/// Checks the text (which may be empty only when files come with it) and
-/// gives the received files their ids, right before the message is written.
-pub async fn prepare(body: String, files: Staged) -> Result<Prepared, ApiError> {
-    let body = if files.is_empty() || !body.trim().is_empty() {
-        MessageBody::parse(body)?.into_inner()
-    } else {
-        String::new()
-    };
-    if files.is_empty() {
-        return Ok(Prepared {
-            body,
-            attachments: Vec::new(),
-            files,
-        });
+impl From<MessageInput> for NewPost {
+    /// What the service stores of a submitted message (the form's token
+    /// and a new contact's details are the surface's business).
+    fn from(m: MessageInput) -> Self {
+        NewPost {
+            body: m.body,
+            private: m.private,
+            files: m.files,
+            via: m.via,
+        }
     }
-    let (files, attachments) = web::block(move || {
-        let mut files = files;
-        let r = files.commit();
-        (files, r)
-    })
-    .await
-    .map_err(|_| ApiError::Internal)?;
-    Ok(Prepared {
-        body,
-        attachments: attachments.map_err(io_failure)?,
-        files,
-    })
 }

@@ -1123,3 +1123,63 @@ async fn the_settings_page_and_the_api_refuse_the_same_changes_for_the_same_reas
     assert!(page.text().await.unwrap().contains(reason));
     assert_eq!(body(api).await["error"]["message"], reason);
 }
+
+#[tokio::test]
+async fn the_workspace_and_the_api_refuse_the_same_changes() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hi").await;
+    // An agent outside the Website inbox cannot be assigned its conversation.
+    let (outsider, _) = app.create_agent("outsider@example.com", "agent").await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let api_path = format!("/api/v1/conversations/{conv}");
+    let page_path = format!("/ui/conversations/{conv}/update");
+    let message = "the assignee must be a member of the conversation&#x27;s inbox";
+    let r = app
+        .patch(
+            &api_path,
+            &app.admin_token,
+            json!({"assignee_id": outsider}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let b = body(r).await;
+    assert_eq!(b["error"]["field"], "assignee_id", "{b}");
+    let r = s
+        .post(
+            &app,
+            &page_path,
+            &[("assignee_id", outsider.as_str())],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(message) || html.contains(&message.replace("&#x27;", "&#39;")),
+        "{html}"
+    );
+    // A snooze that ends in the past is refused by both.
+    let r = app
+        .patch(
+            &api_path,
+            &app.admin_token,
+            json!({"snoozed_until": "2000-01-01T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = s
+        .post(&app, &page_path, &[("snooze_at", "2000-01-01T09:00")], true)
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("snoozed_until must be in the future"));
+    let c = app.conversation(&app.admin_token, &conv).await;
+    assert_eq!(
+        (c["status"].as_str(), &c["assignee_id"]),
+        (Some("open"), &Value::Null)
+    );
+}

@@ -7,19 +7,14 @@ use serde_json::json;
 
 use super::{double_option, search_results, MessageQuery, SearchQuery};
 use crate::contract::{self as views, Audience};
-use crate::domain::time::{self, parse_rfc3339};
-use crate::domain::{AuthorType, ConversationStatus, Invalid, Label};
+use crate::domain::time::parse_rfc3339;
+use crate::domain::{ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
-use crate::metrics;
-use crate::service::access::InboxScope;
-use crate::service::realtime::{TypingEvent, Viewer};
-use crate::store::{
-    Author, ConversationFilter, ConversationRecord, MessageRecord, NewMessage, Patch, Reader,
-    StoreError,
-};
-use crate::web::api::inboxes::{visible_inbox, visible_inbox_ids};
+use crate::service::conversations::{parse_assignee, ConversationChange, ListFilter};
+use crate::service::realtime::Viewer;
+use crate::store::{Author, ConversationRecord, MessageRecord};
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
-use crate::web::upload::{prepare, MessageInput, MessageUpload, Uploader};
+use crate::web::upload::{MessageInput, MessageUpload, Uploader};
 use crate::web::AppState;
 
 /// The conversation if the agent may see its inbox; 404 otherwise, so
@@ -44,6 +39,7 @@ pub struct ListQuery {
 }
 
 /// Conversations the agent may see, newest activity first.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -61,9 +57,10 @@ pub async fn list(
             Invalid::new("assignee", "assignee must be me, unassigned or an agent id")
         })?)),
     };
-    let inboxes = match q.inbox.as_deref() {
-        None | Some("") => visible_inbox_ids(&state, &auth)?,
-        Some(s) => vec![visible_inbox(&state, &auth, path_id(s)?)?.id],
+    let inbox = match q.inbox.as_deref() {
+        None | Some("") => None,
+        // An inbox the agent does not reach is a 404, not an empty list.
+        Some(s) => Some(state.svc.visible_inbox(&auth.agent, path_id(s)?)?.id),
     };
     let label = q
         .label
@@ -85,21 +82,20 @@ pub async fn list(
                 .ok_or_else(|| Invalid::new("cursor", "cursor is not one we handed out"))?,
         ),
     };
-    let page = state.store.list_conversations(&ConversationFilter {
-        inboxes,
-        statuses,
-        assignee,
-        label,
-        after,
-        limit,
-    })?;
+    let page = state.svc.list_conversations(
+        &auth.agent,
+        &ListFilter {
+            inbox,
+            statuses,
+            assignee,
+            label,
+            after,
+            limit,
+        },
+    )?;
     let mut out = Vec::with_capacity(page.conversations.len());
     for c in &page.conversations {
-        out.push(crate::service::present::conversation_with_contact(
-            &state.store,
-            c,
-            Audience::Team,
-        )?);
+        out.push(state.svc.team_conversation(c)?);
     }
     Ok(HttpResponse::Ok().json(json!({
         "conversations": out,
@@ -113,19 +109,14 @@ fn parse_cursor(c: &str) -> Option<(i64, u64)> {
 }
 
 /// One conversation.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    Ok(
-        HttpResponse::Ok().json(crate::service::present::conversation_with_contact(
-            &state.store,
-            &c,
-            Audience::Team,
-        )?),
-    )
+    Ok(HttpResponse::Ok().json(state.svc.team_conversation(&c)?))
 }
 
 /// `PATCH /conversations/{id}` body.
@@ -140,89 +131,49 @@ pub struct PatchBody {
 }
 
 /// Changes status, assignee, labels or snooze.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn patch(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
     body: ApiJson<PatchBody>,
 ) -> ApiResult<HttpResponse> {
+    // Someone else's conversation is a 404 whatever the body says.
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
     let ApiJson(b) = body;
-    let now = time::now();
-    let mut patch = Patch {
+    let change = ConversationChange {
         status: b
             .status
             .as_deref()
             .map(ConversationStatus::parse)
             .transpose()?,
         labels: b.labels.as_deref().map(Label::parse_list).transpose()?,
-        ..Patch::default()
+        assignee_id: b
+            .assignee_id
+            .map(|a| a.as_deref().map(parse_assignee).transpose())
+            .transpose()?,
+        snoozed_until: b
+            .snoozed_until
+            .map(|t| {
+                t.as_deref()
+                    .map(|s| {
+                        parse_rfc3339(s).ok_or_else(|| {
+                            Invalid::new("snoozed_until", "snoozed_until must be an RFC 3339 time")
+                        })
+                    })
+                    .transpose()
+            })
+            .transpose()?,
     };
-    if let Some(a) = &b.assignee_id {
-        patch.assignee_id = Some(match a.as_deref() {
-            None => None,
-            Some(s) => {
-                let id = crate::domain::parse_id(s)
-                    .ok_or_else(|| Invalid::new("assignee_id", "no such agent"))?;
-                let agent = state
-                    .store
-                    .agent(id)?
-                    .filter(|a| a.active)
-                    .ok_or_else(|| Invalid::new("assignee_id", "no such agent"))?;
-                if agent.role != crate::domain::Role::Admin
-                    && !state.store.is_member(c.inbox_id, id)?
-                {
-                    return Err(Invalid::new(
-                        "assignee_id",
-                        "the assignee must be a member of the conversation's inbox",
-                    )
-                    .into());
-                }
-                Some(id)
-            }
-        });
-    }
-    if let Some(t) = &b.snoozed_until {
-        let until = match t.as_deref() {
-            None => None,
-            Some(s) => {
-                let t = parse_rfc3339(s).ok_or_else(|| {
-                    Invalid::new("snoozed_until", "snoozed_until must be an RFC 3339 time")
-                })?;
-                if t <= now {
-                    return Err(Invalid::new(
-                        "snoozed_until",
-                        "snoozed_until must be in the future",
-                    )
-                    .into());
-                }
-                Some(t)
-            }
-        };
-        patch.snoozed_until = Some(until);
-        if until.is_some() && patch.status.is_none() {
-            patch.status = Some(ConversationStatus::Snoozed);
-        }
-        if until.is_some() && patch.status != Some(ConversationStatus::Snoozed) {
-            return Err(
-                Invalid::new("snoozed_until", "snoozed_until goes with status snoozed").into(),
-            );
-        }
-    }
     let conv = state
-        .store
-        .patch_conversation(c.id, patch, now, |_| Ok(()))
+        .svc
+        .change_conversation(&auth.agent, c.id, change)
         .await?;
-    Ok(
-        HttpResponse::Ok().json(crate::service::present::conversation_with_contact(
-            &state.store,
-            &conv,
-            Audience::Team,
-        )?),
-    )
+    Ok(HttpResponse::Ok().json(state.svc.team_conversation(&conv)?))
 }
 
 /// Messages of a conversation, notes included.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn messages(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -230,143 +181,53 @@ pub async fn messages(
     q: web::Query<MessageQuery>,
 ) -> ApiResult<HttpResponse> {
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    let msgs = state.store.messages(c.id, q.page(true)?)?;
+    let msgs = state.svc.agent_messages(&auth.agent, c.id, q.page(true)?)?;
     Ok(HttpResponse::Ok()
         .json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
 }
 
-/// The other channels a reply in this conversation can go out on: inboxes
-/// the agent reaches where the contact has an address (a number that wrote
-/// by SMS or WhatsApp, an email address for an email inbox). A reply
-/// through an inbox is that inbox's business, so an agent outside it may
-/// not send through it. (inbox, address).
-pub fn reply_options(
-    store: &crate::store::Store,
-    c: &ConversationRecord,
-    scope: &InboxScope,
-) -> crate::store::Result<Vec<(crate::store::InboxRecord, String)>> {
-    let Some(contact) = store.contact(c.contact_id)? else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for i in store.inboxes()? {
-        if i.id == c.inbox_id
-            || !crate::channels::ChannelKind::of(&i.channel).replies_leave_natter()
-            || !scope.sees(i.id)
-        {
-            continue;
-        }
-        let address = contact
-            .identities
-            .iter()
-            .find(|x| x.inbox_id == i.id)
-            .map(|x| x.value.clone())
-            .or_else(|| {
-                crate::channels::ChannelKind::of(&i.channel)
-                    .follows_a_mailbox()
-                    .then(|| contact.email.clone())
-                    .flatten()
-            });
-        if let Some(a) = address {
-            out.push((i, a));
-        }
-    }
-    Ok(out)
-}
-
-/// Stores a message and counts it; the one write path for both sides.
+/// Stores a message and counts it: [`crate::service::Services::post_message`]
+/// for the callers that still hold a web [`MessageInput`].
 pub async fn store_message(
     state: &AppState,
     conversation_id: u64,
     author: Author,
     input: MessageInput,
 ) -> ApiResult<MessageRecord> {
-    let private = input.private && author.kind == AuthorType::Agent;
-    let via = match input.via.as_deref().map(str::trim) {
-        Some(v) if !v.is_empty() && author.kind == AuthorType::Agent && !private => {
-            let c = state
-                .store
-                .conversation(conversation_id)?
-                .ok_or(ApiError::NotFound)?;
-            let id = crate::domain::parse_id(v);
-            if id == Some(c.inbox_id) {
-                None
-            } else {
-                // The author's inboxes as stored now; one it does not reach
-                // is refused exactly like one that does not exist.
-                let scope = match author.id {
-                    Some(agent) => InboxScope::of_agent(&state.store, agent)?,
-                    None => InboxScope::Members(Vec::new()),
-                };
-                let ok = reply_options(&state.store, &c, &scope)?
-                    .into_iter()
-                    .any(|(i, _)| Some(i.id) == id);
-                if !ok {
-                    return Err(Invalid::new(
-                        "via",
-                        "the contact has no address in that inbox's channel",
-                    )
-                    .into());
-                }
-                id
-            }
-        }
-        _ => None,
-    };
-    let prepared = prepare(input.body, input.files).await?;
-    let kind = author.kind;
-    let new = NewMessage {
-        author,
-        body: prepared.body,
-        private,
-        attachments: prepared.attachments,
-        via,
-    };
-    let now = time::now();
-    let effects = state.svc.message_effects(conversation_id, &new, now)?;
-    let (msg, _) = state
-        .store
-        .post_message(conversation_id, new, effects, now)
+    state
+        .svc
+        .post_message(conversation_id, author, input.into())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound,
-            e => e.into(),
-        })?;
-    prepared.files.keep();
-    metrics::global().message_created(kind);
-    Ok(msg)
 }
 
 /// A reply or private note; 201 once durable.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn post_message(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
     upload: MessageUpload,
 ) -> ApiResult<HttpResponse> {
+    // Someone else's conversation is refused before a byte is read.
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    let author = Author::agent(&auth.agent);
     let input = upload.read(&state, Uploader::agent()).await?;
-    let msg = store_message(&state, c.id, author, input).await?;
+    let msg = state
+        .svc
+        .agent_post(&auth.agent, c.id, input.into())
+        .await?;
     Ok(HttpResponse::Created().json(views::message(&msg)))
 }
 
 /// Puts a failed channel reply back in the outbox.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path.0, seq = %path.1))]
 pub async fn retry_delivery(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let c = visible_conversation(&state, &auth, path_id(&path.0)?)?;
+    let id = path_id(&path.0)?;
     let seq: u64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
-    let m = state
-        .store
-        .retry_delivery(c.id, seq, time::now())
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound,
-            e => e.into(),
-        })?;
+    let m = state.svc.retry_delivery(&auth.agent, id, seq).await?;
     Ok(HttpResponse::Ok().json(views::message(&m)))
 }
 
@@ -379,19 +240,17 @@ pub struct TypingBody {
 }
 
 /// Tells the contact (unless it is a note) and colleagues.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn typing(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
     body: ApiJson<TypingBody>,
 ) -> ApiResult<HttpResponse> {
-    let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    state.typing.publish(TypingEvent::in_conversation(
-        &c,
-        Author::agent(&auth.agent),
-        body.0.typing,
-        body.0.private,
-    ));
+    let id = path_id(&path)?;
+    state
+        .svc
+        .agent_typing(&auth.agent, id, body.0.typing, body.0.private)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -402,25 +261,23 @@ pub struct ReadBody {
 }
 
 /// The team has read up to `seq`.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn read(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
     body: ApiJson<ReadBody>,
 ) -> ApiResult<HttpResponse> {
-    let c = visible_conversation(&state, &auth, path_id(&path)?)?;
-    let reader = Reader {
-        kind: AuthorType::Agent,
-        id: auth.agent.id,
-    };
+    let id = path_id(&path)?;
     state
-        .store
-        .mark_read(c.id, reader, body.0.seq, time::now())
+        .svc
+        .agent_read(&auth.agent, id, Some(body.0.seq))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Search over everything the agent may see, notes included.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn search(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -432,6 +289,9 @@ pub async fn search(
         admin: auth.is_admin(),
     };
     let filter = q.filter(auth.agent.id)?;
-    let hits = super::run_search(&state, viewer, text, filter, limit, q.cursor.clone()).await?;
+    let hits = state
+        .svc
+        .search(viewer, text, filter, limit, q.cursor.clone())
+        .await?;
     Ok(HttpResponse::Ok().json(search_results(hits, Audience::Team)))
 }

@@ -308,8 +308,8 @@ impl SearchQuery {
     }
 }
 
-/// Runs a search once the index covers everything already published (so a
-/// message is findable as soon as it was acknowledged).
+/// Runs a search: [`crate::service::Services::search`], for the routes
+/// that still call it here.
 pub async fn run_search(
     state: &crate::web::AppState,
     viewer: crate::service::realtime::Viewer,
@@ -318,27 +318,7 @@ pub async fn run_search(
     limit: usize,
     cursor: Option<String>,
 ) -> Result<crate::service::index::Hits, crate::error::ApiError> {
-    let who = match viewer {
-        crate::service::realtime::Viewer::Agent { id, .. } => (0, id),
-        crate::service::realtime::Viewer::Contact { id } => (1, id),
-    };
-    state
-        .limits
-        .searches
-        .check(&who)
-        .map_err(crate::error::ApiError::TooManyRequests)?;
-    let target = state.store.durability().published_upto();
-    state
-        .index
-        .wait_for(target, std::time::Duration::from_secs(2))
-        .await;
-    let (index, store) = (state.index.clone(), state.store.clone());
-    actix_web::web::block(move || {
-        index.search(&store, viewer, &text, &filter, limit, cursor.as_deref())
-    })
-    .await
-    .map_err(|_| crate::error::ApiError::Internal)?
-    .map_err(|e| crate::error::ApiError::from(crate::store::StoreError::from(e)))
+    state.svc.search(viewer, text, filter, limit, cursor).await
 }
 
 /// JSON of a search page: snippets as plain text with the matches'

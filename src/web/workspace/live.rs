@@ -129,8 +129,9 @@ fn row_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Result<S
     let mut out = format!("<div hx-swap-oob=\"delete:#row-{conversation}\"></div>");
     if let Some(c) = store.conversation(conversation)? {
         if ctx.filter.matches(&c, ctx.agent_id) {
-            let names = Names::for_conversation(store, &c)?;
-            let row = view::row(store, &names, &c, &ctx.filter, ctx.conversation)?;
+            let names = Names::from(crate::service::conversations::names_for(store, &c)?);
+            let contact = store.contact(c.contact_id)?;
+            let row = view::row(&names, &c, contact.as_ref(), &ctx.filter, ctx.conversation);
             out.push_str("<div hx-swap-oob=\"delete:#list-empty\"></div>");
             out.push_str(&format!(
                 "<div hx-swap-oob=\"afterbegin:#conversation-list\">{}</div>",
@@ -148,8 +149,9 @@ fn controls_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Res
     let Some(me) = store.agent(ctx.agent_id)? else {
         return Ok(String::new());
     };
-    let names = Names::for_conversation(store, &c)?;
-    let v = view::conversation(store, &names, &c, &me, false)?;
+    let names = Names::from(crate::service::conversations::names_for(store, &c)?);
+    let thread = crate::service::conversations::thread(store, &c, &me, false)?;
+    let v = view::conversation(&thread, &names, &c, &me);
     Ok(format!(
         "<div hx-swap-oob=\"outerHTML:#controls-{id}\">{}</div><div hx-swap-oob=\"outerHTML:#status-{id}\"><span class=\"status status-{s}\" id=\"status-{id}\">{s}</span></div><div hx-swap-oob=\"innerHTML:#seen-{id}\">{seen}</div>",
         render(&ControlsPartial { c: &v })?,

@@ -21,10 +21,11 @@ use super::session::{
 };
 use super::AppState;
 use crate::domain::time::{self, parse_rfc3339};
-use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
+use crate::domain::{format_id, parse_id, ConversationStatus, Label};
 use crate::error::ApiError;
-use crate::service::auth::{dummy_hash, verify_password};
-use crate::store::{Author, CannedRecord, ConversationRecord, Patch, Reader, TokenOwner};
+use crate::service::conversations::{parse_assignee, ConversationChange};
+use crate::service::sessions::CredentialKind;
+use crate::store::{CannedRecord, ConversationRecord};
 
 /// Registers the page routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -83,6 +84,7 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn login_page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -115,6 +117,7 @@ pub struct LoginForm {
     csrf: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(ip = %ip.0))]
 async fn login_submit(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -158,31 +161,26 @@ async fn login_submit(
         );
     }
     let locked = "Too many failed attempts. Wait a few minutes, then try again.";
-    if state.limits.login_check(&email, ip.0).is_err() {
-        return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked);
-    }
-    let agent = state.store.agent_by_email(&email)?.filter(|a| a.active);
-    let hash = agent
-        .as_ref()
-        .map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
-    let password = f.password;
-    let ok = web::block(move || verify_password(&hash, &password))
+    let signed_in = match state
+        .svc
+        .sign_in(&email, f.password, ip.0, CredentialKind::Session)
         .await
-        .map_err(|_| ApiError::Internal)?;
-    let Some(agent) = agent.filter(|_| ok) else {
-        if state.limits.login_failed(&email, ip.0).is_err() {
-            return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked);
+    {
+        Ok(s) => s,
+        Err(ApiError::TooManyRequests(_)) => {
+            return again(actix_web::http::StatusCode::TOO_MANY_REQUESTS, locked)
         }
-        return again(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "Wrong email or password.",
-        );
+        Err(ApiError::Unauthorized(_)) => {
+            return again(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "Wrong email or password.",
+            )
+        }
+        Err(e) => return Err(e.into()),
     };
-    // A fresh session id at every sign-in (no fixation).
-    let (token, _) = super::session::issue_agent_token(&state, agent.id, "nas_").await?;
     let ttl = state.config.token_ttl_secs;
     Ok(HttpResponse::SeeOther()
-        .cookie(session_cookie(&token, secure, ttl))
+        .cookie(session_cookie(&signed_in.credential.token, secure, ttl))
         .insert_header((header::LOCATION, next))
         .finish())
 }
@@ -193,6 +191,7 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
 async fn logout(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -201,12 +200,8 @@ async fn logout(
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, form.csrf.as_deref())?;
     state
-        .store
-        .revoke_token(
-            TokenOwner::Agent,
-            crate::service::auth::hash_token(&page.session),
-            time::now(),
-        )
+        .svc
+        .sign_out(crate::service::auth::hash_token(&page.session))
         .await?;
     let secure = state.config.base_url.starts_with("https://");
     Ok(HttpResponse::SeeOther()
@@ -253,20 +248,19 @@ fn inbox_page(
     open: Option<ConversationRecord>,
 ) -> Result<InboxPage, PageError> {
     let filter = Filter::from_query(q);
-    let store = &state.store;
-    let visible = crate::service::access::visible_inboxes(store, &page.agent)?;
-    let visible_ids: Vec<u64> = visible.iter().map(|i| i.id).collect();
-    let names = Names::load(store)?;
+    let svc = &state.svc;
+    let visible = svc.visible_inboxes(&page.agent)?;
+    let names = Names::from(svc.all_names()?);
     // Read the event position before the list, so the live stream replays
     // anything that happens between this render and its connection.
-    let from_event = store.durability().published_upto();
-    let list =
-        store.list_conversations(&filter.to_store(page.agent.id, &visible_ids, LIST_LIMIT))?;
+    let from_event = svc.event_position();
+    let list = svc.list_conversations(&page.agent, &filter.to_list(page.agent.id, LIST_LIMIT))?;
+    let contacts = svc.contacts_of(&list.conversations)?;
     let open_id = open.as_ref().map(|c| c.id);
     let mut rows = Vec::with_capacity(list.conversations.len());
     let mut labels: Vec<String> = Vec::new();
-    for c in &list.conversations {
-        rows.push(view::row(store, &names, c, &filter, open_id)?);
+    for (c, contact) in list.conversations.iter().zip(&contacts) {
+        rows.push(view::row(&names, c, contact.as_ref(), &filter, open_id));
         for l in &c.labels {
             if !labels.contains(l) {
                 labels.push(l.clone());
@@ -315,13 +309,10 @@ fn inbox_page(
             count: String::new(),
         })
         .collect();
+    // The tab counts: Services::status_counts, one per status.
     let mut tabs = Vec::new();
-    for s in ConversationStatus::ALL {
+    for (s, count) in svc.status_counts(&page.agent, &filter.to_list(page.agent.id, LIST_LIMIT))? {
         let f = filter.with_status(s.as_str());
-        let count = store
-            .list_conversations(&f.to_store(page.agent.id, &visible_ids, 1000))?
-            .conversations
-            .len();
         let mut label = s.as_str().to_owned();
         label[..1].make_ascii_uppercase();
         tabs.push(Link {
@@ -341,7 +332,12 @@ fn inbox_page(
         events_url.push_str(&format!("&conversation={id}"));
     }
     let open_view = match &open {
-        Some(c) => Some(view::conversation(store, &names, c, &page.agent, true)?),
+        Some(c) => Some(view::conversation(
+            &svc.thread(&page.agent, c, true)?,
+            &names,
+            c,
+            &page.agent,
+        )),
         None => None,
     };
     Ok(InboxPage {
@@ -364,13 +360,14 @@ fn inbox_page(
             format!("/inbox?{fq}")
         },
         canned: if open.is_some() {
-            store.canned()?
+            svc.canned_for_composer()?
         } else {
             Vec::new()
         },
     })
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
 async fn inbox(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -387,13 +384,10 @@ pub fn visible_conversation(
     id: &str,
 ) -> Result<ConversationRecord, PageError> {
     let id = parse_id(id).ok_or(ApiError::NotFound)?;
-    Ok(crate::web::api::conversations::visible_conversation(
-        state,
-        &page.as_auth(),
-        id,
-    )?)
+    Ok(state.svc.visible_conversation(&page.agent, id)?)
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn conversation(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -405,6 +399,7 @@ async fn conversation(
     Ok(html(render(&p)?))
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn send(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -423,16 +418,20 @@ async fn send(
         .read(&state, crate::web::upload::Uploader::agent())
         .await?;
     page.check_csrf(&req, input.csrf.as_deref())?;
-    let author = Author::agent(&page.agent);
-    let msg = super::api::conversations::store_message(&state, c.id, author, input).await?;
+    let msg = state
+        .svc
+        .agent_post(&page.agent, c.id, input.into())
+        .await?;
     // The same fragment the live stream sends: whichever arrives first
     // wins, the other replaces it in place.
-    let prev = match msg.seq {
-        1 => None,
-        seq => state.store.message(c.id, seq - 1)?,
-    };
+    let prev = state.svc.message_before(c.id, msg.seq)?;
     let mut v = view::message(&msg, prev.as_ref());
-    v.channel = live::channel_tag(&state.store, c.id, msg.via)?;
+    let channel = state.svc.message_channel(c.id, msg.via)?;
+    v.channel = view::ChannelTag::of(
+        channel
+            .as_deref()
+            .unwrap_or(crate::channels::ChannelKind::Web.as_str()),
+    );
     let fragment = live::message_append_fragment(c.id, &v)?;
     Ok(HttpResponse::Created()
         .content_type("text/html; charset=utf-8")
@@ -450,6 +449,7 @@ pub struct UpdateForm {
     labels_present: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn update(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -461,31 +461,19 @@ async fn update(
     let c = visible_conversation(&state, &page, &path)?;
     let f = form.into_inner();
     let now = time::now();
-    let mut patch = Patch::default();
-    if let Some(s) = f.status.as_deref() {
-        patch.status = Some(ConversationStatus::parse(s)?);
-    }
-    if let Some(a) = f.assignee_id.as_deref() {
-        patch.assignee_id = Some(if a.is_empty() {
-            None
-        } else {
-            let id = parse_id(a)
-                .ok_or_else(|| crate::domain::Invalid::new("assignee_id", "no such agent"))?;
-            let agent = state
-                .store
-                .agent(id)?
-                .filter(|x| x.active)
-                .ok_or_else(|| crate::domain::Invalid::new("assignee_id", "no such agent"))?;
-            if agent.role != crate::domain::Role::Admin && !state.store.is_member(c.inbox_id, id)? {
-                return Err(crate::domain::Invalid::new(
-                    "assignee_id",
-                    "that agent is not a member of this inbox",
-                )
-                .into());
-            }
-            Some(id)
-        });
-    }
+    let mut change = ConversationChange {
+        status: f
+            .status
+            .as_deref()
+            .map(ConversationStatus::parse)
+            .transpose()?,
+        assignee_id: f
+            .assignee_id
+            .as_deref()
+            .map(|a| (!a.is_empty()).then(|| parse_assignee(a)).transpose())
+            .transpose()?,
+        ..ConversationChange::default()
+    };
     let until =
         match (
             f.snooze.as_deref().filter(|s| !s.is_empty()),
@@ -500,13 +488,9 @@ async fn update(
             (None, None) => None,
         };
     if let Some(t) = until {
-        if t <= now {
-            return Err(
-                crate::domain::Invalid::new("snoozed_until", "pick a time in the future").into(),
-            );
-        }
-        patch.status = Some(ConversationStatus::Snoozed);
-        patch.snoozed_until = Some(Some(t));
+        // The snooze form is the status: it snoozes whatever else was sent.
+        change.status = Some(ConversationStatus::Snoozed);
+        change.snoozed_until = Some(Some(t));
     }
     if f.labels_present.is_some() {
         let raw: Vec<String> = f
@@ -516,11 +500,11 @@ async fn update(
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        patch.labels = Some(Label::parse_list(&raw)?);
+        change.labels = Some(Label::parse_list(&raw)?);
     }
     state
-        .store
-        .patch_conversation(c.id, patch, now, |_| Ok(()))
+        .svc
+        .change_conversation(&page.agent, c.id, change)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -607,6 +591,7 @@ async fn merge_contact(
 }
 
 /// The Retry button of a reply a channel did not deliver.
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path.0, seq = %path.1))]
 async fn retry_delivery(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -614,19 +599,13 @@ async fn retry_delivery(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, None)?;
-    let c = visible_conversation(&state, &page, &path.0)?;
+    let id = parse_id(&path.0).ok_or(ApiError::NotFound)?;
     let seq: u64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
-    state
-        .store
-        .retry_delivery(c.id, seq, time::now())
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound => ApiError::NotFound,
-            e => e.into(),
-        })?;
+    state.svc.retry_delivery(&page.agent, id, seq).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn read(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -635,26 +614,9 @@ async fn read(
     form: web::Form<ReadForm>,
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, None)?;
-    let c = visible_conversation(&state, &page, &path)?;
-    let seq = form
-        .seq
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(c.last_seq);
-    if seq > c.agent_read_seq {
-        state
-            .store
-            .mark_read(
-                c.id,
-                Reader {
-                    kind: AuthorType::Agent,
-                    id: page.agent.id,
-                },
-                seq,
-                time::now(),
-            )
-            .await?;
-    }
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let seq = form.seq.as_deref().and_then(|s| s.parse().ok());
+    state.svc.agent_read(&page.agent, id, seq).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -665,6 +627,7 @@ pub struct TypingForm {
     private: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
 async fn typing(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -673,17 +636,15 @@ async fn typing(
     form: web::Form<TypingForm>,
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, None)?;
-    let c = visible_conversation(&state, &page, &path)?;
-    state
-        .typing
-        .publish(crate::service::realtime::TypingEvent::in_conversation(
-            &c,
-            Author::agent(&page.agent),
-            form.typing.as_deref() != Some("false"),
-            form.private
-                .as_deref()
-                .is_some_and(|v| v == "true" || v == "on"),
-        ));
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    state.svc.agent_typing(
+        &page.agent,
+        id,
+        form.typing.as_deref() != Some("false"),
+        form.private
+            .as_deref()
+            .is_some_and(|v| v == "true" || v == "on"),
+    )?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -719,6 +680,7 @@ struct SearchPage {
     f_to: String,
 }
 
+#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
 async fn search(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -727,15 +689,16 @@ async fn search(
 ) -> Result<HttpResponse, PageError> {
     let filter = q.filter(page.agent.id)?;
     let keep = |k: &str| raw.get(k).cloned().unwrap_or_default();
-    let inbox_options: Vec<(String, String, bool)> =
-        crate::service::access::visible_inboxes(&state.store, &page.agent)?
-            .into_iter()
-            .map(|i| {
-                let id = format_id(i.id);
-                let selected = keep("inbox") == id;
-                (id, i.name, selected)
-            })
-            .collect();
+    let inbox_options: Vec<(String, String, bool)> = state
+        .svc
+        .visible_inboxes(&page.agent)?
+        .into_iter()
+        .map(|i| {
+            let id = format_id(i.id);
+            let selected = keep("inbox") == id;
+            (id, i.name, selected)
+        })
+        .collect();
     let text =
         q.q.clone()
             .unwrap_or_default()
@@ -751,14 +714,12 @@ async fn search(
             admin: page.is_admin(),
         };
         let cursor = q.cursor.clone().filter(|c| c.parse::<usize>().is_ok());
-        let hits =
-            crate::web::api::run_search(&state, viewer, text.clone(), filter, 30, cursor).await?;
-        for h in &hits.hits {
-            let c = state.store.conversation(h.message.conversation_id)?;
-            let contact = match &c {
-                Some(c) => state.store.contact(c.contact_id)?,
-                None => None,
-            };
+        let hits = state
+            .svc
+            .search(viewer, text.clone(), filter, 30, cursor)
+            .await?;
+        let contacts = state.svc.contacts_of_hits(&hits)?;
+        for (h, contact) in hits.hits.iter().zip(&contacts) {
             let (before, hit, after) = split_match(&h.snippet, h.highlights.first().copied());
             results.push(ResultView {
                 href: format!(

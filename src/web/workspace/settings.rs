@@ -403,20 +403,25 @@ async fn change_password(
     f: AgentForm<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
     let AgentForm { page: p, form: f } = f;
-    let r = state
-        .svc
-        .change_password(&p.agent, f.current_password, f.new_password)
-        .await;
-    if r.is_err() {
-        return outcome(&state, &p, "profile", r).await;
-    }
-    // Every session and token ended, this one included; a new session
+    // Every session and token ends, this one included; the new session
     // keeps this browser signed in.
-    let (token, _) = state.svc.issue_agent_token(p.agent.id, "nas_").await?;
+    let issued = match state
+        .svc
+        .change_password(
+            &p.agent,
+            f.current_password,
+            f.new_password,
+            crate::service::sessions::CredentialKind::Session,
+        )
+        .await
+    {
+        Ok(issued) => issued,
+        Err(e) => return outcome(&state, &p, "profile", Err::<(), _>(e)).await,
+    };
     let ttl = state.config.token_ttl_secs;
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(
-            &token,
+            &issued.token,
             state.config.base_url.starts_with("https://"),
             ttl,
         ))

@@ -8,10 +8,8 @@ use chrono::{DateTime, Datelike, Utc};
 
 use crate::domain::time::{self, rfc3339, Micros};
 use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
-use crate::service::access::InboxScope;
-use crate::store::{
-    AgentRecord, ConversationFilter, ConversationRecord, MessageRecord, Result, Store,
-};
+use crate::service::conversations::{ListFilter, NameBook, Thread};
+use crate::store::{AgentRecord, ContactRecord, ConversationRecord, MessageRecord};
 
 /// Which conversations a list shows: the query of `/inbox`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,13 +83,11 @@ impl Filter {
         }
     }
 
-    /// The store query for an agent who may see `inboxes`.
-    pub fn to_store(&self, agent: u64, inboxes: &[u64], limit: usize) -> ConversationFilter {
-        ConversationFilter {
-            inboxes: match self.inbox {
-                Some(i) => inboxes.iter().copied().filter(|x| *x == i).collect(),
-                None => inboxes.to_vec(),
-            },
+    /// The service's list filter for `agent` (which applies what the agent
+    /// may see).
+    pub fn to_list(&self, agent: u64, limit: usize) -> ListFilter {
+        ListFilter {
+            inbox: self.inbox,
             statuses: self.statuses(),
             assignee: match self.view.as_str() {
                 "mine" => Some(Some(agent)),
@@ -139,35 +135,23 @@ pub struct Names {
     agents: HashMap<u64, String>,
 }
 
-impl Names {
-    /// Only the names one conversation shows (its inbox and assignee), so a
-    /// live update reads two records instead of every inbox and agent.
-    pub fn for_conversation(store: &Store, c: &ConversationRecord) -> Result<Self> {
-        let mut names = Self::default();
-        if let Some(i) = store.inbox(c.inbox_id)? {
-            names.channels.insert(i.id, i.channel);
-            names.inboxes.insert(i.id, i.name);
-        }
-        if let Some(a) = c.assignee_id.map(|a| store.agent(a)).transpose()?.flatten() {
-            names.agents.insert(a.id, a.name);
-        }
-        Ok(names)
-    }
-
-    /// Loads every inbox and agent name.
-    pub fn load(store: &Store) -> Result<Self> {
-        let inboxes = store.inboxes()?;
-        Ok(Self {
-            channels: inboxes.iter().map(|i| (i.id, i.channel.clone())).collect(),
-            inboxes: inboxes.into_iter().map(|i| (i.id, i.name)).collect(),
-            agents: store
-                .agents()?
-                .into_iter()
-                .map(|a| (a.id, a.name))
+impl From<NameBook> for Names {
+    /// The lookups of the records a page names (every inbox and agent for
+    /// a full page, one conversation's for a live update).
+    fn from(book: NameBook) -> Self {
+        Self {
+            channels: book
+                .inboxes
+                .iter()
+                .map(|i| (i.id, i.channel.clone()))
                 .collect(),
-        })
+            inboxes: book.inboxes.into_iter().map(|i| (i.id, i.name)).collect(),
+            agents: book.agents.into_iter().map(|a| (a.id, a.name)).collect(),
+        }
     }
+}
 
+impl Names {
     /// The channel of an inbox (`web` when unknown).
     pub fn channel(&self, id: u64) -> &str {
         self.channels
@@ -246,21 +230,20 @@ pub fn contact_display(name: Option<&str>, email: Option<&str>, id: u64) -> Stri
         .map_or_else(|| format!("Visitor #{id}"), str::to_owned)
 }
 
-/// Builds a row.
+/// Builds a row of a conversation and its contact (none when gone).
 pub fn row(
-    store: &Store,
     names: &Names,
     c: &ConversationRecord,
+    contact: Option<&ContactRecord>,
     filter: &Filter,
     open: Option<u64>,
-) -> Result<RowView> {
-    let contact = store.contact(c.contact_id)?;
+) -> RowView {
     let (preview, private) = match &c.last_message {
         Some(m) => (truncate(&m.body, 90), m.private),
         None => (String::new(), false),
     };
     let q = filter.query();
-    Ok(RowView {
+    RowView {
         id: format_id(c.id),
         href: if q.is_empty() {
             format!("/conversations/{}", c.id)
@@ -268,8 +251,8 @@ pub fn row(
             format!("/conversations/{}?{q}", c.id)
         },
         contact_name: contact_display(
-            contact.as_ref().and_then(|k| k.name.as_deref()),
-            contact.as_ref().and_then(|k| k.email.as_deref()),
+            contact.and_then(|k| k.name.as_deref()),
+            contact.and_then(|k| k.email.as_deref()),
             c.contact_id,
         ),
         inbox_name: names.inbox(c.inbox_id),
@@ -283,7 +266,7 @@ pub fn row(
         assignee_name: c.assignee_id.and_then(|a| names.agent(a)),
         labels: c.labels.clone(),
         selected: open == Some(c.id),
-    })
+    }
 }
 
 /// One message in a thread.
@@ -479,94 +462,38 @@ pub struct ConvView {
     pub other_conversations: Vec<(String, String, &'static str)>,
 }
 
-/// Builds the conversation pane; `with_messages` false for the controls
-/// partial alone.
+/// Builds the conversation pane from its [`Thread`] (read without
+/// messages for the controls partial alone).
 pub fn conversation(
-    store: &Store,
+    thread: &Thread,
     names: &Names,
     c: &ConversationRecord,
     me: &AgentRecord,
-    with_messages: bool,
-) -> Result<ConvView> {
-    let contact = store.contact(c.contact_id)?;
-    let mut messages = Vec::new();
-    if with_messages {
-        let recs = store.messages(
-            c.id,
-            crate::store::MessagePage {
-                after: None,
-                before: None,
-                limit: 200,
-                include_private: true,
-            },
-        )?;
-        let mut prev: Option<&MessageRecord> = None;
-        let tag = ChannelTag::of(names.channel(c.inbox_id));
-        for m in &recs {
-            let mut v = message(m, prev);
-            // A reply sent through another channel shows that channel.
-            v.channel = match m.via.map(|i| store.inbox(i)).transpose()?.flatten() {
-                Some(via) => ChannelTag::of(&via.channel),
-                None => tag.clone(),
-            };
-            messages.push(v);
-            prev = Some(m);
-        }
+) -> ConvView {
+    let contact = thread.contact.as_ref();
+    let mut messages = Vec::with_capacity(thread.messages.len());
+    let mut prev: Option<&MessageRecord> = None;
+    let tag = ChannelTag::of(names.channel(c.inbox_id));
+    for (m, via) in &thread.messages {
+        let mut v = message(m, prev);
+        // A reply sent through another channel shows that channel.
+        v.channel = match via {
+            Some(channel) => ChannelTag::of(channel),
+            None => tag.clone(),
+        };
+        messages.push(v);
+        prev = Some(m);
     }
-    let mut assignable = Vec::new();
-    for a in store.agents()? {
-        if a.active
-            && (a.role == crate::domain::Role::Admin || store.is_member(c.inbox_id, a.id)?)
-        {
-            assignable.push((format_id(a.id), a.name));
-        }
-    }
-    // The contact panel shows only what lies in inboxes this agent
-    // reaches: another inbox's conversations hold its notes.
-    let scope = InboxScope::of(store, me)?;
-    let mut others = Vec::new();
-    for o in store.contact_conversations(c.contact_id)? {
-        if o.id != c.id && scope.sees(o.inbox_id) {
-            let preview = o
-                .last_message
-                .as_ref()
-                .map(|m| truncate(&m.body, 40))
-                .unwrap_or_default();
-            others.push((format_id(o.id), preview, o.status.as_str()));
-        }
-    }
-    let since = contact.as_ref().map_or(c.created_at, |k| k.created_at);
-    let mut duplicates = Vec::new();
-    if let Some(e) = contact.as_ref().and_then(|k| k.email.as_deref()) {
-        for id in store
-            .contacts_with_email(e)?
-            .into_iter()
-            .filter(|id| *id != c.contact_id)
-            .take(50)
-        {
-            if duplicates.len() == 5 {
-                break;
-            }
-            let Some(d) = store.contact(id)? else {
-                continue;
-            };
-            if scope.sees_contact(store, &d)? {
-                duplicates.push((
-                    format_id(id),
-                    contact_display(d.name.as_deref(), d.email.as_deref(), id),
-                ));
-            }
-        }
-    }
-    Ok(ConvView {
+    let since = contact.map_or(c.created_at, |k| k.created_at);
+    ConvView {
         id: format_id(c.id),
         contact_name: contact_display(
-            contact.as_ref().and_then(|k| k.name.as_deref()),
-            contact.as_ref().and_then(|k| k.email.as_deref()),
+            contact.and_then(|k| k.name.as_deref()),
+            contact.and_then(|k| k.email.as_deref()),
             c.contact_id,
         ),
-        contact_email: contact.as_ref().and_then(|k| k.email.clone()),
-        contact_external_id: contact.as_ref().and_then(|k| k.external_id.clone()),
+        contact_email: contact.and_then(|k| k.email.clone()),
+        contact_external_id: contact.and_then(|k| k.external_id.clone()),
         contact_since: DateTime::<Utc>::from_timestamp_micros(since)
             .unwrap_or_default()
             .format("%-d %B %Y")
@@ -575,19 +502,24 @@ pub fn conversation(
         inbox_name: names.inbox(c.inbox_id),
         channel: ChannelTag::of(names.channel(c.inbox_id)),
         contact_id: format_id(c.contact_id),
-        contact_channels: contact
-            .as_ref()
-            .map(|k| {
-                k.identities
-                    .iter()
-                    .filter(|i| scope.sees(i.inbox_id))
-                    .map(|i| (ChannelTag::of(&i.channel), i.value.clone()))
-                    .collect()
+        contact_channels: thread
+            .contact_channels
+            .iter()
+            .map(|(channel, address)| (ChannelTag::of(channel), address.clone()))
+            .collect(),
+        duplicates: thread
+            .duplicates
+            .iter()
+            .map(|d| {
+                (
+                    format_id(d.id),
+                    contact_display(d.name.as_deref(), d.email.as_deref(), d.id),
+                )
             })
-            .unwrap_or_default(),
-        duplicates,
-        reply_via: crate::web::api::conversations::reply_options(store, c, &scope)?
-            .into_iter()
+            .collect(),
+        reply_via: thread
+            .reply_options
+            .iter()
             .map(|(i, a)| {
                 let (label, icon) = crate::channels::label(&i.channel);
                 (
@@ -602,11 +534,26 @@ pub fn conversation(
         seen: seen_line(c),
         snoozed_until: c.snoozed_until.map(rfc3339),
         assignee_id: c.assignee_id.map(format_id),
-        assignable,
+        assignable: thread
+            .assignable
+            .iter()
+            .map(|a| (format_id(a.id), a.name.clone()))
+            .collect(),
         me: format_id(me.id),
         labels: c.labels.clone(),
-        other_conversations: others,
-    })
+        other_conversations: thread
+            .other_conversations
+            .iter()
+            .map(|o| {
+                let preview = o
+                    .last_message
+                    .as_ref()
+                    .map(|m| truncate(&m.body, 40))
+                    .unwrap_or_default();
+                (format_id(o.id), preview, o.status.as_str())
+            })
+            .collect(),
+    }
 }
 
 /// "Seen" when the contact has read the team's latest public reply.
