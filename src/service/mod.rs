@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod contacts;
 pub mod conversations;
 pub mod files;
 pub mod index;
