@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth;
 pub mod contacts;
 pub mod conversations;
+pub mod customer;
 pub mod files;
 pub mod index;
 pub mod mailbox;

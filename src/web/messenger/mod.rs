@@ -821,31 +821,17 @@ pub struct ConfirmFields {
     t: String,
 }
 
-/// The confirmation a genuine, unexpired link stands for, with its
-/// contact; 404 for anything forged, altered, expired or gone.
-async fn confirmation_of(
-    state: &AppState,
-    inbox: &InboxRecord,
-    f: &ConfirmFields,
-) -> Result<(Confirmation, ContactRecord), ApiError> {
-    let c = Confirmation {
+/// The confirmation a link's fields stand for; 404 for fields that do
+/// not parse (the service checks the rest: forged, altered, expired).
+fn confirmation_in(f: &ConfirmFields) -> Result<Confirmation, ApiError> {
+    Ok(Confirmation {
         contact: parse_id(&f.c).ok_or(ApiError::NotFound)?,
         email: Email::parse(&f.e)
             .map_err(|_| ApiError::NotFound)?
             .into_inner(),
         asked_at: f.at,
         device: f.d.clone(),
-    };
-    let secret = state.store.server_secret().await?;
-    if !c.holds(&secret, &f.t, time::now() / 1_000_000) {
-        return Err(ApiError::NotFound);
-    }
-    let contact = state
-        .store
-        .contact(c.contact)?
-        .filter(|k| k.belongs_to(inbox.id))
-        .ok_or(ApiError::NotFound)?;
-    Ok((c, contact))
+    })
 }
 
 /// The page of a confirmation link: it changes nothing (mail scanners
@@ -859,12 +845,9 @@ async fn confirm_email_page(
     q: web::Query<ConfirmFields>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
-    let (c, contact) = confirmation_of(&state, &inbox, &q).await?;
+    let c = confirmation_in(&q)?;
+    let (_, takeover) = state.svc.confirmation(&inbox, &c, &q.t).await?;
     let esc = crate::web::workspace::linkify::escape;
-    let takeover = state
-        .store
-        .email_owner(&c.email)?
-        .is_some_and(|owner| owner != contact.id);
     let hidden: String = [
         ("c", q.c.as_str()),
         ("e", q.e.as_str()),
@@ -920,28 +903,9 @@ async fn confirm_email(
             "a confirmation is posted from its own page",
         ));
     }
-    let (c, contact) = confirmation_of(&state, &inbox, &form).await?;
-    let email = c.email;
-    if let Some(other) = state
-        .store
-        .confirm_email(contact.id, &email, time::now())
-        .await?
-    {
-        state
-            .store
-            .merge_contacts(contact.id, other, time::now())
-            .await?;
-        state
-            .store
-            .confirm_email(other, &email, time::now())
-            .await?;
-        tracing::info!(
-            from = contact.id,
-            into = other,
-            "contacts linked by a confirmed email"
-        );
-    }
-    let shown = crate::web::workspace::linkify::escape(&email);
+    let c = confirmation_in(&form)?;
+    state.svc.confirm_email(&inbox, &c, &form.t).await?;
+    let shown = crate::web::workspace::linkify::escape(&c.email);
     Ok(small_page(
         "Email confirmed",
         "email-confirmed",
@@ -950,24 +914,6 @@ async fn confirm_email(
             inbox.widget_key
         ),
     ))
-}
-
-/// The contact a signed link names (`?c=` with its token `?t=`), or 404:
-/// a forged or altered link says nothing more.
-async fn linked_contact(
-    state: &AppState,
-    c: &str,
-    t: &str,
-    token: impl Fn(&[u8], u64) -> String,
-) -> Result<ContactRecord, ApiError> {
-    let contact = crate::domain::parse_id(c)
-        .and_then(|id| state.store.contact(id).ok().flatten())
-        .ok_or(ApiError::NotFound)?;
-    let secret = state.store.server_secret().await?;
-    if !crate::channels::secret_eq(t.trim(), &token(&secret, contact.id)) {
-        return Err(ApiError::NotFound);
-    }
-    Ok(contact)
 }
 
 /// A one-message page of the messenger (link outcomes).
@@ -995,17 +941,7 @@ async fn unsubscribe(
     q: web::Query<UnsubscribeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
-    let contact = linked_contact(
-        &state,
-        &q.c,
-        &q.t,
-        crate::service::notify::unsubscribe_token,
-    )
-    .await?;
-    state
-        .store
-        .set_email_notifications(contact.id, false, time::now())
-        .await?;
+    state.svc.unsubscribe(&q.c, &q.t).await?;
     let name = crate::web::workspace::linkify::escape(&inbox.name);
     Ok(small_page(
         "Unsubscribed",
@@ -1111,59 +1047,19 @@ async fn email(
     check_form_post(&state, &req, form.csrf.as_deref())?;
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
-    let email = Email::parse(&form.email)?.into_inner();
-    let already = who
-        .0
-        .verified
-        .contains(&format!("email:{}", email.trim().to_lowercase()));
-    let mailer = crate::service::notify::outgoing_mail(
-        &state.store,
-        state.config.smtp.as_ref(),
-        state.http.allow_private,
-    )
-    .filter(|_| !already);
-    if mailer.is_some() {
-        state
-            .limits
-            .visitor_mail(who.0.id, ip.0, &email)
-            .map_err(ApiError::TooManyRequests)?;
-    }
-    state
-        .store
-        .set_contact_email(who.0.id, email.clone(), time::now())
+    let email = Email::parse(&form.email)?;
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let sent = state
+        .svc
+        .leave_email(&inbox, &who.0, email.clone(), ip.0, user_agent)
         .await?;
-    // A confirmation link proves the address (and, with the agreement of
-    // the person at the address, links their other conversations).
-    let mut sent = false;
-    if let Some(smtp) = &mailer {
-        let user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let c = Confirmation {
-            contact: who.0.id,
-            email: email.clone(),
-            asked_at: time::now() / 1_000_000,
-            device: crate::service::notify::device_of(user_agent),
-        };
-        match crate::service::notify::send_confirmation(
-            &state.store,
-            smtp,
-            &state.config.base_url,
-            &inbox.name,
-            &inbox.widget_key,
-            &c,
-        )
-        .await
-        {
-            Ok(()) => sent = true,
-            Err(e) => tracing::warn!(contact = who.0.id, error = %e, "confirmation mail not sent"),
-        }
-    }
     let note = format!(
         "<p class=\"notice\" role=\"status\">Thanks — we'll email {} when we reply.{}</p>",
-        super::workspace::linkify::escape(&email),
+        super::workspace::linkify::escape(&email.into_inner()),
         if sent {
             " Check your inbox to confirm the address."
         } else {
