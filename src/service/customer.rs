@@ -10,11 +10,223 @@ use std::net::IpAddr;
 
 use super::notify::Confirmation;
 use super::Services;
-use crate::domain::time;
-use crate::domain::Email;
+use crate::domain::time::{self, Micros};
+use crate::domain::{ContactName, Email, Invalid};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{ContactRecord, InboxRecord};
+use crate::store::{ContactRecord, InboxRecord, NewContact, ResumeRecord, TokenOwner, TokenRecord};
+
+/// How long a resume link lives.
+const RESUME_TTL_MICROS: i64 = 15 * 60 * 1_000_000;
+
+/// What a visitor tells about itself when it becomes a contact, parsed at
+/// the edge (the widget's JSON, the messenger's first form).
+#[derive(Debug, Default)]
+pub struct ContactDetails {
+    /// Its name, if it gave one.
+    pub name: Option<ContactName>,
+    /// Its email, if it gave one (not proven: see [`Services::leave_email`]).
+    pub email: Option<Email>,
+    /// The host site's user id, signed with the inbox's identity secret.
+    pub identity: Option<ClaimedIdentity>,
+}
+
+/// A user id a host site vouches for: `identifier_hash` is the HMAC of
+/// `external_id` under the inbox's identity secret, so a visitor cannot
+/// claim someone else's id (and with it their conversations).
+#[derive(Debug)]
+pub struct ClaimedIdentity {
+    /// The host site's user id.
+    pub external_id: String,
+    /// The HMAC the host site computed (hex).
+    pub identifier_hash: String,
+}
+
+/// A single-use link that continues a contact on another device.
+#[derive(Debug)]
+pub struct ResumeLink {
+    /// The link (the messenger with `?resume=`).
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: Micros,
+}
+
+/// An optional email field: blank is the same as none, anything else must
+/// be an address.
+pub fn optional_email(raw: Option<&str>) -> Result<Option<Email>, Invalid> {
+    match raw.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) => Email::parse(e).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Issues a new contact token (`nct_`) for `inbox_id`, stored only by its
+/// hash.
+async fn contact_token(svc: &Services, contact: u64, inbox_id: u64) -> ApiResult<String> {
+    let (token, hash) = super::auth::new_token("nct_");
+    let now = time::now();
+    let rec = TokenRecord {
+        owner: contact,
+        created_at: now,
+        expires_at: now + svc.config.contact_token_ttl_secs * 1_000_000,
+        inbox_id: Some(inbox_id),
+    };
+    svc.store
+        .insert_token(TokenOwner::Contact, hash, rec)
+        .await?;
+    Ok(token)
+}
+
 impl Services {
+    /// The inbox behind a widget key (public: it is in every host page),
+    /// or 404.
+    pub fn widget_inbox(&self, key: &str) -> ApiResult<InboxRecord> {
+        self.store
+            .inbox_by_widget_key(key)?
+            .ok_or(ApiError::NotFound)
+    }
+
+    /// The limit on new contacts (and resume links) per client address,
+    /// checked before any of the request's body is read.
+    pub fn allow_new_contact(&self, address: IpAddr) -> ApiResult<()> {
+        self.limits
+            .contacts
+            .check(&address)
+            .map_err(ApiError::TooManyRequests)
+    }
+
+    /// The limit on a contact's messages, checked before the body is read.
+    pub fn allow_contact_message(&self, contact: &ContactRecord) -> ApiResult<()> {
+        self.limits
+            .contact_messages
+            .check(&contact.id)
+            .map_err(ApiError::TooManyRequests)
+    }
+
+    /// Makes a visitor a contact of the inbox and gives it a token. With a
+    /// verified external id it is the contact that id always maps to (one
+    /// person, every device); an id whose HMAC does not match is refused.
+    #[tracing::instrument(skip_all, fields(inbox = inbox.id))]
+    pub async fn create_contact(
+        &self,
+        inbox: &InboxRecord,
+        details: ContactDetails,
+    ) -> ApiResult<(ContactRecord, String)> {
+        let external_id = match details.identity {
+            None => None,
+            Some(i)
+                if i.external_id.is_empty()
+                    || i.external_id.chars().count() > 255
+                    || i.external_id.contains('\0') =>
+            {
+                return Err(
+                    Invalid::new("external_id", "external_id must be 1 to 255 characters").into(),
+                )
+            }
+            Some(i) => {
+                if !super::auth::identity_hash_ok(
+                    &inbox.hmac_secret,
+                    &i.external_id,
+                    &i.identifier_hash,
+                ) {
+                    return Err(ApiError::Unauthorized(
+                        "identifier_hash does not match external_id",
+                    ));
+                }
+                Some(i.external_id)
+            }
+        };
+        let contact = self
+            .store
+            .upsert_contact(
+                inbox.id,
+                NewContact {
+                    name: details.name.map(ContactName::into_inner),
+                    email: details.email.map(Email::into_inner),
+                    external_id,
+                },
+                time::now(),
+            )
+            .await?;
+        let token = contact_token(self, contact.id, inbox.id).await?;
+        Ok((contact, token))
+    }
+
+    /// The contact a token stands for, if it is unexpired and the contact
+    /// belongs to this inbox (the messenger's bearer token or cookie).
+    pub fn contact_by_token_in(
+        &self,
+        inbox: &InboxRecord,
+        token: &str,
+    ) -> ApiResult<Option<ContactRecord>> {
+        let hash = super::auth::hash_token(token);
+        let Some(rec) = self.store.token(TokenOwner::Contact, &hash)? else {
+            return Ok(None);
+        };
+        if rec.expires_at <= time::now() {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .contact(rec.owner)?
+            .filter(|c| c.belongs_to(inbox.id)))
+    }
+
+    /// A single-use link, valid for 15 minutes, that continues this
+    /// contact on another device (limited like new contacts).
+    #[tracing::instrument(skip_all, fields(contact = contact.id, inbox = inbox_id))]
+    pub async fn create_resume_link(
+        &self,
+        contact: &ContactRecord,
+        inbox_id: u64,
+        address: IpAddr,
+    ) -> ApiResult<ResumeLink> {
+        self.allow_new_contact(address)?;
+        let inbox = self.store.inbox(inbox_id)?.ok_or(ApiError::NotFound)?;
+        let (token, hash) = super::auth::new_token("nrs_");
+        let now = time::now();
+        let expires_at = now + RESUME_TTL_MICROS;
+        self.store
+            .insert_resume(
+                hash,
+                ResumeRecord {
+                    contact_id: contact.id,
+                    expires_at,
+                },
+                now,
+            )
+            .await?;
+        let url = format!(
+            "{}/m/{}?resume={}",
+            self.config.base_url, inbox.widget_key, token
+        );
+        Ok(ResumeLink { url, expires_at })
+    }
+
+    /// Uses a resume link at its inbox: a new token for the same contact,
+    /// once. `None` when the link has expired, was used, or is another
+    /// inbox's.
+    #[tracing::instrument(skip_all, fields(inbox = inbox.id))]
+    pub async fn redeem_resume_link(
+        &self,
+        inbox: &InboxRecord,
+        address: IpAddr,
+        token: &str,
+    ) -> ApiResult<Option<(ContactRecord, String)>> {
+        self.allow_new_contact(address)?;
+        let Some(id) = self
+            .store
+            .take_resume(super::auth::hash_token(token.trim()), inbox.id, time::now())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(contact) = self.store.contact(id)?.filter(|c| c.belongs_to(inbox.id)) else {
+            return Ok(None);
+        };
+        let token = contact_token(self, contact.id, inbox.id).await?;
+        Ok(Some((contact, token)))
+    }
+
     /// Stores the email a contact leaves to hear back, and mails it a link
     /// that proves the address (unless it is proven already). Every such
     /// mail is limited per contact, per client address and per recipient:

@@ -1,6 +1,7 @@
 //! The customer side: contacts created by the widget, their own
 //! conversations (never notes), typing, read receipts, resume links and
-//! search over their own history.
+//! search over their own history. The rules are the contact's use cases
+//! in [`crate::service::customer`]; these handlers parse, call and render.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -10,19 +11,14 @@ use super::conversations::store_message;
 use super::{search_results, MessageQuery, SearchQuery};
 use crate::contract as views;
 use crate::domain::time::{self, rfc3339};
-use crate::domain::{format_id, AuthorType, ContactName, Email, Invalid};
+use crate::domain::{format_id, AuthorType, ContactName};
 use crate::error::{ApiError, ApiResult};
-use crate::service::auth::{hash_token, identity_hash_ok, new_token};
+use crate::service::customer::{optional_email, ClaimedIdentity, ContactDetails};
 use crate::service::realtime::{TypingEvent, Viewer};
-use crate::store::{
-    Author, ContactRecord, ConversationRecord, NewContact, NewMessage, Reader, ResumeRecord,
-};
+use crate::store::{Author, ContactRecord, ConversationRecord, NewMessage, Reader};
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
 use crate::web::upload::{prepare, MessageUpload, Uploader};
 use crate::web::AppState;
-
-/// How long a resume link lives.
-const RESUME_TTL_MICROS: i64 = 15 * 60 * 1_000_000;
 
 /// `POST /widget/{key}/contacts` body.
 #[derive(Deserialize)]
@@ -33,80 +29,43 @@ pub struct ContactBody {
     identifier_hash: Option<String>,
 }
 
-async fn issue_contact_token(
-    state: &AppState,
-    contact: &ContactRecord,
-    inbox_id: u64,
-) -> ApiResult<HttpResponse> {
-    let token = crate::web::session::issue_contact_token(state, contact.id, inbox_id).await?;
-    Ok(HttpResponse::Created().json(json!({"contact_id": format_id(contact.id), "token": token})))
+/// The answer to a new contact token: the contact and its token.
+fn contact_created(contact: &ContactRecord, token: &str) -> HttpResponse {
+    HttpResponse::Created().json(json!({"contact_id": format_id(contact.id), "token": token}))
 }
 
 /// Creates a contact, or with a verified `external_id` returns the
 /// contact that id always maps to (one person, every device).
+#[tracing::instrument(skip_all, fields(ip = %ip.0))]
 pub async fn create_contact(
     state: web::Data<AppState>,
     ip: ClientIp,
     path: web::Path<String>,
     body: ApiJson<ContactBody>,
 ) -> ApiResult<HttpResponse> {
-    let inbox = state
-        .store
-        .inbox_by_widget_key(&path)?
-        .ok_or(ApiError::NotFound)?;
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
+    let inbox = state.svc.widget_inbox(&path)?;
+    state.svc.allow_new_contact(ip.0)?;
     let ApiJson(b) = body;
-    let name = ContactName::parse(b.name.as_deref())?.map(ContactName::into_inner);
-    let email = match b.email.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(e) => Some(Email::parse(e)?.into_inner()),
+    let details = ContactDetails {
+        name: ContactName::parse(b.name.as_deref())?,
+        email: optional_email(b.email.as_deref())?,
+        identity: b.external_id.map(|external_id| ClaimedIdentity {
+            external_id,
+            identifier_hash: b.identifier_hash.unwrap_or_default(),
+        }),
     };
-    let external_id = match b.external_id.as_deref() {
-        None => None,
-        Some(e) if e.is_empty() || e.chars().count() > 255 || e.contains('\0') => {
-            return Err(
-                Invalid::new("external_id", "external_id must be 1 to 255 characters").into(),
-            )
-        }
-        Some(e) => {
-            let given = b.identifier_hash.as_deref().unwrap_or_default();
-            if !identity_hash_ok(&inbox.hmac_secret, e, given) {
-                return Err(ApiError::Unauthorized(
-                    "identifier_hash does not match external_id",
-                ));
-            }
-            Some(e.to_owned())
-        }
-    };
-    let contact = state
-        .store
-        .upsert_contact(
-            inbox.id,
-            NewContact {
-                name,
-                email,
-                external_id,
-            },
-            time::now(),
-        )
-        .await?;
-    issue_contact_token(&state, &contact, inbox.id).await
+    let (contact, token) = state.svc.create_contact(&inbox, details).await?;
+    Ok(contact_created(&contact, &token))
 }
 
 /// What the widget needs before anyone writes: name, greeting, colour.
 /// Public (the widget key is public) and readable from any site.
+#[tracing::instrument(skip_all)]
 pub async fn widget_info(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let inbox = state
-        .store
-        .inbox_by_widget_key(&path)?
-        .ok_or(ApiError::NotFound)?;
+    let inbox = state.svc.widget_inbox(&path)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .json(json!({
@@ -118,6 +77,7 @@ pub async fn widget_info(
 }
 
 /// The contact behind the token.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn me(auth: ContactAuth) -> HttpResponse {
     HttpResponse::Ok().json(views::contact(&auth.contact))
 }
@@ -302,39 +262,18 @@ pub async fn read(
 
 /// A single-use link, valid for 15 minutes, that continues this contact on
 /// another device.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, ip = %ip.0))]
 pub async fn create_resume_link(
     state: web::Data<AppState>,
     auth: ContactAuth,
     ip: ClientIp,
 ) -> ApiResult<HttpResponse> {
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
-    let inbox = state
-        .store
-        .inbox(auth.inbox_id)?
-        .ok_or(ApiError::NotFound)?;
-    let (token, hash) = new_token("nrs_");
-    let now = time::now();
-    let expires_at = now + RESUME_TTL_MICROS;
-    state
-        .store
-        .insert_resume(
-            hash,
-            ResumeRecord {
-                contact_id: auth.contact.id,
-                expires_at,
-            },
-            now,
-        )
+    let link = state
+        .svc
+        .create_resume_link(&auth.contact, auth.inbox_id, ip.0)
         .await?;
-    let url = format!(
-        "{}/m/{}?resume={}",
-        state.config.base_url, inbox.widget_key, token
-    );
-    Ok(HttpResponse::Created().json(json!({"url": url, "expires_at": rfc3339(expires_at)})))
+    Ok(HttpResponse::Created()
+        .json(json!({"url": link.url, "expires_at": rfc3339(link.expires_at)})))
 }
 
 /// `POST /widget/{key}/resume` body.
@@ -344,36 +283,22 @@ pub struct RedeemBody {
 }
 
 /// Uses a resume link: a new token for the same contact, once.
+#[tracing::instrument(skip_all, fields(ip = %ip.0))]
 pub async fn redeem_resume_link(
     state: web::Data<AppState>,
     ip: ClientIp,
     path: web::Path<String>,
     body: ApiJson<RedeemBody>,
 ) -> ApiResult<HttpResponse> {
-    let inbox = state
-        .store
-        .inbox_by_widget_key(&path)?
-        .ok_or(ApiError::NotFound)?;
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
-    let contact_id = state
-        .store
-        .take_resume(hash_token(body.0.token.trim()), inbox.id, time::now())
+    let inbox = state.svc.widget_inbox(&path)?;
+    let (contact, token) = state
+        .svc
+        .redeem_resume_link(&inbox, ip.0, &body.0.token)
         .await?
         .ok_or(ApiError::Unauthorized(
             "this link has expired or was already used",
         ))?;
-    let contact = state
-        .store
-        .contact(contact_id)?
-        .filter(|c| c.belongs_to(inbox.id))
-        .ok_or(ApiError::Unauthorized(
-            "this link has expired or was already used",
-        ))?;
-    issue_contact_token(&state, &contact, inbox.id).await
+    Ok(contact_created(&contact, &token))
 }
 
 /// Search over the contact's own messages (never notes).

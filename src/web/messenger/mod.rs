@@ -22,11 +22,10 @@ use super::AppState;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
 use crate::error::ApiError;
-use crate::service::auth::{hash_token, new_token};
+use crate::service::customer::{optional_email, ContactDetails};
 use crate::service::notify::Confirmation;
 use crate::store::{
-    Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord, NewContact,
-    NewMessage, ResumeRecord, TokenOwner,
+    Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord, NewMessage,
 };
 
 /// The no-JavaScript identity cookie (first-party pages only).
@@ -100,20 +99,7 @@ fn contact_from(
         .flatten();
     let cookie = req.cookie(CONTACT_COOKIE).map(|c| c.value().to_owned());
     for token in [bearer, query, cookie].into_iter().flatten() {
-        let Some(rec) = state
-            .store
-            .token(TokenOwner::Contact, &hash_token(&token))?
-        else {
-            continue;
-        };
-        if rec.expires_at <= time::now() {
-            continue;
-        }
-        if let Some(c) = state
-            .store
-            .contact(rec.owner)?
-            .filter(|c| c.belongs_to(inbox.id))
-        {
+        if let Some(c) = state.svc.contact_by_token_in(inbox, &token)? {
             return Ok(Some((c, token)));
         }
     }
@@ -121,10 +107,7 @@ fn contact_from(
 }
 
 fn inbox_of(state: &AppState, key: &str) -> Result<InboxRecord, ApiError> {
-    state
-        .store
-        .inbox_by_widget_key(key)?
-        .ok_or(ApiError::NotFound)
+    state.svc.widget_inbox(key)
 }
 
 fn contact_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'static> {
@@ -493,28 +476,6 @@ fn answer(
     Ok(res)
 }
 
-async fn new_contact(
-    state: &AppState,
-    inbox: &InboxRecord,
-    name: Option<String>,
-    email: Option<String>,
-) -> Result<(ContactRecord, String), ApiError> {
-    let contact = state
-        .store
-        .upsert_contact(
-            inbox.id,
-            NewContact {
-                name,
-                email,
-                external_id: None,
-            },
-            time::now(),
-        )
-        .await?;
-    let token = super::session::issue_contact_token(state, contact.id, inbox.id).await?;
-    Ok((contact, token))
-}
-
 /// Starts a conversation (and, on the first message, the contact).
 async fn start(
     state: web::Data<AppState>,
@@ -528,10 +489,9 @@ async fn start(
     let existing = contact_of(&state, &req, &inbox)?;
     // Every limit before a byte of the body is read.
     match &existing {
-        Some(w) => state.limits.contact_messages.check(&w.0.id),
-        None => state.limits.contacts.check(&ip.0),
-    }
-    .map_err(ApiError::TooManyRequests)?;
+        Some(w) => state.svc.allow_contact_message(&w.0),
+        None => state.svc.allow_new_contact(ip.0),
+    }?;
     let input = upload
         .read(
             &state,
@@ -547,21 +507,16 @@ async fn start(
         ));
     }
     // Name and email may come with the first message (a plain form).
-    let name = ContactName::parse(input.name.as_deref())?.map(ContactName::into_inner);
-    let email = match input
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        Some(e) => Some(Email::parse(e)?.into_inner()),
-        None => None,
+    let details = ContactDetails {
+        name: ContactName::parse(input.name.as_deref())?,
+        email: optional_email(input.email.as_deref())?,
+        identity: None,
     };
     let prepared = prepare(input.body, input.files).await?;
     let fresh = existing.is_none();
     let who = match existing {
         Some(w) => w,
-        None => new_contact(&state, &inbox, name, email).await?,
+        None => state.svc.create_contact(&inbox, details).await?,
     };
     let author = Author {
         kind: AuthorType::Contact,
@@ -745,21 +700,12 @@ async fn resume(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     check_form_post(&state, &req, form.csrf.as_deref())?;
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
-    let contact_id = state
-        .store
-        .take_resume(hash_token(form.token.trim()), inbox.id, time::now())
+    let redeemed = state
+        .svc
+        .redeem_resume_link(&inbox, ip.0, &form.token)
         .await?;
-    let contact = match contact_id {
-        Some(id) => state.store.contact(id)?.filter(|c| c.belongs_to(inbox.id)),
-        None => None,
-    };
     let csrf = form_token(&req);
-    let Some(contact) = contact else {
+    let Some(who) = redeemed else {
         let p = Page {
             key: inbox.widget_key.clone(),
             csrf: csrf.clone(),
@@ -781,9 +727,8 @@ async fn resume(
             .content_type("text/html; charset=utf-8")
             .body(body));
     };
-    let token = super::session::issue_contact_token(&state, contact.id, inbox.id).await?;
+    let token = who.1.clone();
     let ttl = state.config.contact_token_ttl_secs;
-    let who = (contact, token.clone());
     let p = Page {
         key: inbox.widget_key.clone(),
         csrf: csrf.clone(),
@@ -979,29 +924,8 @@ async fn resume_link(
     check_form_post(&state, &req, form.as_ref().and_then(|f| f.csrf.as_deref()))?;
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
-    let (token, hash) = new_token("nrs_");
-    let now = time::now();
-    let expires_at = now + 15 * 60 * 1_000_000;
-    state
-        .store
-        .insert_resume(
-            hash,
-            ResumeRecord {
-                contact_id: who.0.id,
-                expires_at,
-            },
-            now,
-        )
-        .await?;
-    let url = format!(
-        "{}/m/{}?resume={}",
-        state.config.base_url, inbox.widget_key, token
-    );
+    let link = state.svc.create_resume_link(&who.0, inbox.id, ip.0).await?;
+    let (url, expires_at) = (link.url, link.expires_at);
     let qr = qrcode::QrCode::new(url.as_bytes()).map_err(|_| ApiError::Internal)?;
     let qr_svg = qr
         .render::<qrcode::render::svg::Color>()
