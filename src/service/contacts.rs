@@ -14,6 +14,7 @@ use crate::store::{AgentRecord, ContactRecord};
 impl Services {
     /// The contact if it is known in an inbox the agent reaches (404
     /// otherwise, like a contact that does not exist).
+    #[tracing::instrument(skip_all, fields(agent = agent.id, contact = id))]
     pub fn visible_contact(&self, agent: &AgentRecord, id: u64) -> ApiResult<ContactRecord> {
         let c = self.store.contact(id)?.ok_or(ApiError::NotFound)?;
         let scope = InboxScope::of(&self.store, agent)?;
@@ -27,6 +28,7 @@ impl Services {
     /// The contract's contact for this agent: addresses only in inboxes it
     /// reaches (a person known in several inboxes shows nothing of the
     /// others: their conversations hold notes).
+    #[tracing::instrument(skip_all, fields(agent = agent.id, contact = c.id))]
     pub fn contact_as_seen_by(&self, agent: &AgentRecord, c: &ContactRecord) -> ApiResult<Value> {
         let scope = InboxScope::of(&self.store, agent)?;
         Ok(contract::contact_within(c, |i| scope.sees(i)))

@@ -8,15 +8,28 @@
 
 use std::net::IpAddr;
 
+use serde_json::Value;
+
+use super::files::Staged;
+use super::index::{Hits, SearchFilter};
 use super::notify::Confirmation;
+use super::realtime::{TypingEvent, Viewer};
 use super::Services;
 use crate::domain::time::{self, Micros};
-use crate::domain::{ContactName, Email, Invalid};
+use crate::domain::{AuthorType, ContactName, Email, Invalid};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{ContactRecord, InboxRecord, NewContact, ResumeRecord, TokenOwner, TokenRecord};
+use crate::store::{
+    AttachmentRecord, Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage,
+    MessageRecord, NewContact, NewMessage, Reader, ResumeRecord, StoreError, TokenOwner,
+    TokenRecord,
+};
 
 /// How long a resume link lives.
 const RESUME_TTL_MICROS: i64 = 15 * 60 * 1_000_000;
+
+/// How long the search waits for the index to catch up with what is
+/// already acknowledged, so a message is findable as soon as it was sent.
+const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a visitor tells about itself when it becomes a contact, parsed at
 /// the edge (the widget's JSON, the messenger's first form).
@@ -41,6 +54,16 @@ pub struct ClaimedIdentity {
     pub identifier_hash: String,
 }
 
+/// A message from a contact, its files already staged by the upload.
+pub struct ContactMessage {
+    /// The checked text (may be empty when files come with it).
+    pub body: String,
+    /// The files as they will be stored with the message.
+    pub attachments: Vec<AttachmentRecord>,
+    /// The staged files, kept only once the message is durable.
+    pub files: Staged,
+}
+
 /// A single-use link that continues a contact on another device.
 #[derive(Debug)]
 pub struct ResumeLink {
@@ -56,6 +79,15 @@ pub fn optional_email(raw: Option<&str>) -> Result<Option<Email>, Invalid> {
     match raw.map(str::trim).filter(|e| !e.is_empty()) {
         Some(e) => Email::parse(e).map(Some),
         None => Ok(None),
+    }
+}
+
+/// The contact as the author of its messages.
+fn contact_author(c: &ContactRecord) -> Author {
+    Author {
+        kind: AuthorType::Contact,
+        id: Some(c.id),
+        name: c.name.clone(),
     }
 }
 
@@ -79,6 +111,7 @@ async fn contact_token(svc: &Services, contact: u64, inbox_id: u64) -> ApiResult
 impl Services {
     /// The inbox behind a widget key (public: it is in every host page),
     /// or 404.
+    #[tracing::instrument(skip_all)]
     pub fn widget_inbox(&self, key: &str) -> ApiResult<InboxRecord> {
         self.store
             .inbox_by_widget_key(key)?
@@ -87,6 +120,7 @@ impl Services {
 
     /// The limit on new contacts (and resume links) per client address,
     /// checked before any of the request's body is read.
+    #[tracing::instrument(skip_all, fields(ip = %address))]
     pub fn allow_new_contact(&self, address: IpAddr) -> ApiResult<()> {
         self.limits
             .contacts
@@ -95,6 +129,7 @@ impl Services {
     }
 
     /// The limit on a contact's messages, checked before the body is read.
+    #[tracing::instrument(skip_all, fields(contact = contact.id))]
     pub fn allow_contact_message(&self, contact: &ContactRecord) -> ApiResult<()> {
         self.limits
             .contact_messages
@@ -153,6 +188,7 @@ impl Services {
 
     /// The contact a token stands for, if it is unexpired and the contact
     /// belongs to this inbox (the messenger's bearer token or cookie).
+    #[tracing::instrument(skip_all, fields(inbox = inbox.id))]
     pub fn contact_by_token_in(
         &self,
         inbox: &InboxRecord,
@@ -225,6 +261,193 @@ impl Services {
         };
         let token = contact_token(self, contact.id, inbox.id).await?;
         Ok(Some((contact, token)))
+    }
+
+    /// The contact's conversations, newest activity first.
+    #[tracing::instrument(skip_all, fields(contact = contact.id))]
+    pub fn own_conversations(&self, contact: &ContactRecord) -> ApiResult<Vec<ConversationRecord>> {
+        Ok(self.store.contact_conversations_for_contact(contact.id)?)
+    }
+
+    /// One of the contact's conversations; 404 for anyone else's, exactly
+    /// like one that does not exist.
+    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = id))]
+    pub fn own_conversation(
+        &self,
+        contact: &ContactRecord,
+        id: u64,
+    ) -> ApiResult<ConversationRecord> {
+        self.store
+            .conversation(id)?
+            .filter(|c| c.contact_id == contact.id)
+            .ok_or(ApiError::NotFound)
+    }
+
+    /// A conversation in the contract's shape for its contact (read
+    /// positions in the contact's numbering).
+    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = c.id))]
+    pub fn as_its_contact_sees(
+        &self,
+        c: &ConversationRecord,
+        contact: &ContactRecord,
+    ) -> ApiResult<Value> {
+        Ok(super::present::customer_conversation(
+            &self.store,
+            c,
+            Some(contact),
+        )?)
+    }
+
+    /// Starts a conversation in `inbox_id` with the contact's first message.
+    #[tracing::instrument(skip_all, fields(contact = contact.id, inbox = inbox_id))]
+    pub async fn start_conversation(
+        &self,
+        inbox_id: u64,
+        contact: &ContactRecord,
+        first: ContactMessage,
+    ) -> ApiResult<(ConversationRecord, MessageRecord)> {
+        let (conv, msg) = self
+            .store
+            .create_conversation(
+                inbox_id,
+                contact.id,
+                NewMessage {
+                    author: contact_author(contact),
+                    body: first.body,
+                    private: false,
+                    attachments: first.attachments,
+                    via: None,
+                },
+                time::now(),
+            )
+            .await?;
+        first.files.keep();
+        crate::metrics::global().message_created(AuthorType::Contact);
+        Ok((conv, msg))
+    }
+
+    /// A new message from the contact in its conversation (which reopens
+    /// it if needed).
+    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = c.id))]
+    pub async fn post_own_message(
+        &self,
+        contact: &ContactRecord,
+        c: &ConversationRecord,
+        m: ContactMessage,
+    ) -> ApiResult<MessageRecord> {
+        let (msg, _) = self
+            .store
+            .post_message(
+                c.id,
+                NewMessage {
+                    author: contact_author(contact),
+                    body: m.body,
+                    private: false,
+                    attachments: m.attachments,
+                    via: None,
+                },
+                time::now(),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ApiError::NotFound,
+                e => e.into(),
+            })?;
+        m.files.keep();
+        crate::metrics::global().message_created(AuthorType::Contact);
+        Ok(msg)
+    }
+
+    /// A page of the messages the contact may see (never notes), in its
+    /// numbering.
+    #[tracing::instrument(skip_all, fields(conversation = c.id))]
+    pub fn own_messages(
+        &self,
+        c: &ConversationRecord,
+        page: MessagePage,
+    ) -> ApiResult<Vec<MessageRecord>> {
+        Ok(self.store.public_messages(c, page)?)
+    }
+
+    /// The public message numbered `ordinal` for the contact (the one a
+    /// new message is drawn after), if any.
+    #[tracing::instrument(skip_all, fields(conversation = conversation))]
+    pub fn own_message_at(
+        &self,
+        conversation: u64,
+        ordinal: u64,
+    ) -> ApiResult<Option<MessageRecord>> {
+        Ok(self.store.public_message(conversation, ordinal)?)
+    }
+
+    /// Tells the team the contact is (or stopped) typing.
+    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = c.id))]
+    pub fn contact_typing(&self, contact: &ContactRecord, c: &ConversationRecord, typing: bool) {
+        self.typing.publish(TypingEvent::in_conversation(
+            c,
+            contact_author(contact),
+            typing,
+            false,
+        ));
+    }
+
+    /// The contact has read up to `ordinal`, its own numbering: natter
+    /// records the real seq of that public message (agents show "Seen").
+    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = c.id))]
+    pub async fn contact_read(
+        &self,
+        contact: &ContactRecord,
+        c: &ConversationRecord,
+        ordinal: u64,
+    ) -> ApiResult<()> {
+        let reader = Reader {
+            kind: AuthorType::Contact,
+            id: contact.id,
+        };
+        let seq = self.store.seq_of_ordinal(c, ordinal)?;
+        self.store.mark_read(c.id, reader, seq, time::now()).await?;
+        Ok(())
+    }
+
+    /// Search over the contact's own messages (never notes), within the
+    /// per-caller search limit, once the index has caught up with what is
+    /// already acknowledged.
+    #[tracing::instrument(skip_all, fields(contact = contact.id))]
+    pub async fn search_own_messages(
+        &self,
+        contact: &ContactRecord,
+        text: String,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> ApiResult<Hits> {
+        self.limits
+            .searches
+            .check(&(1, contact.id))
+            .map_err(ApiError::TooManyRequests)?;
+        let target = self.store.durability().published_upto();
+        self.index.wait_for(target, INDEX_WAIT).await;
+        let (index, store) = (self.index.clone(), self.store.clone());
+        let viewer = Viewer::Contact { id: contact.id };
+        tokio::task::spawn_blocking(move || {
+            index.search(
+                &store,
+                viewer,
+                &text,
+                &SearchFilter::default(),
+                limit,
+                cursor.as_deref(),
+            )
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| ApiError::from(StoreError::from(e)))
+    }
+
+    /// The last event already published: a page rendered now resumes its
+    /// stream after it, so nothing between render and connect is lost.
+    #[tracing::instrument(skip_all)]
+    pub fn published_event(&self) -> u64 {
+        self.store.durability().published_upto()
     }
 
     /// Stores the email a contact leaves to hear back, and mails it a link

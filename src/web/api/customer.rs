@@ -7,15 +7,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::conversations::store_message;
 use super::{search_results, MessageQuery, SearchQuery};
 use crate::contract as views;
-use crate::domain::time::{self, rfc3339};
-use crate::domain::{format_id, AuthorType, ContactName};
+use crate::domain::time::rfc3339;
+use crate::domain::{format_id, ContactName};
 use crate::error::{ApiError, ApiResult};
-use crate::service::customer::{optional_email, ClaimedIdentity, ContactDetails};
-use crate::service::realtime::{TypingEvent, Viewer};
-use crate::store::{Author, ContactRecord, ConversationRecord, NewMessage, Reader};
+use crate::service::customer::{optional_email, ClaimedIdentity, ContactDetails, ContactMessage};
+use crate::store::ContactRecord;
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
 use crate::web::upload::{prepare, MessageUpload, Uploader};
 use crate::web::AppState;
@@ -82,30 +80,6 @@ pub async fn me(auth: ContactAuth) -> HttpResponse {
     HttpResponse::Ok().json(views::contact(&auth.contact))
 }
 
-fn own_conversation(
-    state: &AppState,
-    auth: &ContactAuth,
-    id: &str,
-) -> ApiResult<ConversationRecord> {
-    let c = state
-        .store
-        .conversation(path_id(id)?)?
-        .ok_or(ApiError::NotFound)?;
-    if c.contact_id == auth.contact.id {
-        Ok(c)
-    } else {
-        Err(ApiError::NotFound)
-    }
-}
-
-fn contact_author(c: &ContactRecord) -> Author {
-    Author {
-        kind: AuthorType::Contact,
-        id: Some(c.id),
-        name: c.name.clone(),
-    }
-}
-
 /// A contact's uploads count against its quota and its address's.
 fn uploader(auth: &ContactAuth, ip: &ClientIp) -> Uploader {
     Uploader {
@@ -115,82 +89,70 @@ fn uploader(auth: &ContactAuth, ip: &ClientIp) -> Uploader {
 }
 
 /// The contact's conversations, newest activity first.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<HttpResponse> {
-    let convs = state
-        .store
-        .contact_conversations_for_contact(auth.contact.id)?;
-    let out = convs
+    let out = state
+        .svc
+        .own_conversations(&auth.contact)?
         .iter()
-        .map(|c| {
-            crate::service::present::customer_conversation(&state.store, c, Some(&auth.contact))
-        })
-        .collect::<crate::store::Result<Vec<_>>>()?;
+        .map(|c| state.svc.as_its_contact_sees(c, &auth.contact))
+        .collect::<ApiResult<Vec<_>>>()?;
     Ok(HttpResponse::Ok().json(json!({ "conversations": out })))
 }
 
 /// Starts a conversation with its first message.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: ContactAuth,
     ip: ClientIp,
     upload: MessageUpload,
 ) -> ApiResult<HttpResponse> {
-    state
-        .limits
-        .contact_messages
-        .check(&auth.contact.id)
-        .map_err(ApiError::TooManyRequests)?;
+    state.svc.allow_contact_message(&auth.contact)?;
     let input = upload.read(&state, uploader(&auth, &ip)).await?;
     let prepared = prepare(input.body, input.files).await?;
-    let first = NewMessage {
-        author: contact_author(&auth.contact),
+    let first = ContactMessage {
         body: prepared.body,
-        private: false,
         attachments: prepared.attachments,
-        via: None,
+        files: prepared.files,
     };
     let (conv, msg) = state
-        .store
-        .create_conversation(auth.inbox_id, auth.contact.id, first, time::now())
+        .svc
+        .start_conversation(auth.inbox_id, &auth.contact, first)
         .await?;
-    prepared.files.keep();
-    crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     Ok(HttpResponse::Created().json(json!({
-        "conversation": crate::service::present::customer_conversation(&state.store, &conv, Some(&auth.contact))?,
+        "conversation": state.svc.as_its_contact_sees(&conv, &auth.contact)?,
         "message": views::customer_message(&msg),
     })))
 }
 
 /// One of the contact's conversations.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    Ok(
-        HttpResponse::Ok().json(crate::service::present::customer_conversation(
-            &state.store,
-            &c,
-            Some(&auth.contact),
-        )?),
-    )
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    Ok(HttpResponse::Ok().json(state.svc.as_its_contact_sees(&c, &auth.contact)?))
 }
 
 /// Messages the contact may see (no notes).
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn messages(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
     q: web::Query<MessageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    let msgs = state.store.public_messages(&c, q.page(false)?)?;
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    let msgs = state.svc.own_messages(&c, q.page(false)?)?;
     Ok(HttpResponse::Ok()
         .json(json!({"messages": msgs.iter().map(views::customer_message).collect::<Vec<_>>()})))
 }
 
 /// A new message from the contact; reopens the conversation if needed.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn post_message(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -198,14 +160,16 @@ pub async fn post_message(
     path: web::Path<String>,
     upload: MessageUpload,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    state
-        .limits
-        .contact_messages
-        .check(&auth.contact.id)
-        .map_err(ApiError::TooManyRequests)?;
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    state.svc.allow_contact_message(&auth.contact)?;
     let input = upload.read(&state, uploader(&auth, &ip)).await?;
-    let msg = store_message(&state, c.id, contact_author(&auth.contact), input).await?;
+    let prepared = prepare(input.body, input.files).await?;
+    let m = ContactMessage {
+        body: prepared.body,
+        attachments: prepared.attachments,
+        files: prepared.files,
+    };
+    let msg = state.svc.post_own_message(&auth.contact, &c, m).await?;
     Ok(HttpResponse::Created().json(views::customer_message(&msg)))
 }
 
@@ -216,19 +180,15 @@ pub struct TypingBody {
 }
 
 /// Tells the team the contact is typing.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn typing(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
     body: ApiJson<TypingBody>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    state.typing.publish(TypingEvent::in_conversation(
-        &c,
-        contact_author(&auth.contact),
-        body.0.typing,
-        false,
-    ));
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    state.svc.contact_typing(&auth.contact, &c, body.0.typing);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -241,21 +201,17 @@ pub struct ReadBody {
 
 /// The contact has read up to `seq`, its own numbering: natter records the
 /// real seq of that public message (agents then show "Seen").
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn read(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
     body: ApiJson<ReadBody>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    let reader = Reader {
-        kind: AuthorType::Contact,
-        id: auth.contact.id,
-    };
-    let seq = state.store.seq_of_ordinal(&c, body.0.seq)?;
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
     state
-        .store
-        .mark_read(c.id, reader, seq, time::now())
+        .svc
+        .contact_read(&auth.contact, &c, body.0.seq)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -302,24 +258,17 @@ pub async fn redeem_resume_link(
 }
 
 /// Search over the contact's own messages (never notes).
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn search(
     state: web::Data<AppState>,
     auth: ContactAuth,
     q: web::Query<SearchQuery>,
 ) -> ApiResult<HttpResponse> {
     let (text, limit) = q.checked()?;
-    let viewer = Viewer::Contact {
-        id: auth.contact.id,
-    };
-    let hits = super::run_search(
-        &state,
-        viewer,
-        text,
-        Default::default(),
-        limit,
-        q.cursor.clone(),
-    )
-    .await?;
+    let hits = state
+        .svc
+        .search_own_messages(&auth.contact, text, limit, q.cursor.clone())
+        .await?;
     Ok(HttpResponse::Ok().json(search_results(hits, views::Audience::Contact)))
 }
 

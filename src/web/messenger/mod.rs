@@ -16,17 +16,15 @@ use serde::Deserialize;
 
 use super::extract::ClientIp;
 use super::session::{url_escape, MESSENGER_FORM};
-use super::upload::{prepare, MessageInput, MessageUpload, Uploader};
+use super::upload::{prepare, MessageUpload, Uploader};
 use super::workspace::view::{self, MessageView};
 use super::AppState;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
 use crate::error::ApiError;
-use crate::service::customer::{optional_email, ContactDetails};
+use crate::service::customer::{optional_email, ContactDetails, ContactMessage};
 use crate::service::notify::Confirmation;
-use crate::store::{
-    Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord, NewMessage,
-};
+use crate::store::{ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord};
 
 /// The no-JavaScript identity cookie (first-party pages only).
 pub const CONTACT_COOKIE: &str = "natter_contact";
@@ -106,8 +104,12 @@ fn contact_from(
     Ok(None)
 }
 
+/// The inbox of the page's widget key, recorded on the handler's span
+/// (the key itself is not logged).
 fn inbox_of(state: &AppState, key: &str) -> Result<InboxRecord, ApiError> {
-    state.svc.widget_inbox(key)
+    let inbox = state.svc.widget_inbox(key)?;
+    tracing::Span::current().record("inbox", inbox.id);
+    Ok(inbox)
 }
 
 fn contact_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'static> {
@@ -228,7 +230,7 @@ fn render<T: Template>(t: &T) -> Result<String, ApiError> {
     })
 }
 
-fn main_view(
+async fn main_view(
     state: &AppState,
     inbox: &InboxRecord,
     who: Option<&(ContactRecord, String)>,
@@ -261,8 +263,8 @@ fn main_view(
     m.has_contact = true;
     m.contact_id = format_id(contact.id);
     m.email = contact.email.clone().unwrap_or_default();
-    let from_event = state.store.durability().published_upto();
-    let convs = state.store.contact_conversations_for_contact(contact.id)?;
+    let from_event = state.svc.published_event();
+    let convs = state.svc.own_conversations(contact)?;
     m.conversations = convs
         .iter()
         .map(|c| ConvItem {
@@ -290,7 +292,7 @@ fn main_view(
     if let Some(c) = open {
         m.open = Some(format_id(c.id));
         events_url.push_str(&format!("&c={}", c.id));
-        let recs = state.store.public_messages(
+        let recs = state.svc.own_messages(
             c,
             MessagePage {
                 after: None,
@@ -312,16 +314,9 @@ fn main_view(
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         m.search_q = text.chars().take(200).collect();
         let hits = state
-            .index
-            .search(
-                &state.store,
-                crate::service::realtime::Viewer::Contact { id: contact.id },
-                &m.search_q,
-                &Default::default(),
-                20,
-                None,
-            )
-            .map_err(|e| ApiError::from(crate::store::StoreError::from(e)))?;
+            .svc
+            .search_own_messages(contact, m.search_q.clone(), 20, None)
+            .await?;
         m.results = hits
             .hits
             .iter()
@@ -340,18 +335,6 @@ fn main_view(
     Ok(m)
 }
 
-/// Before a search, lets the index catch up with what is already
-/// acknowledged, so a message is findable as soon as it was sent.
-async fn wait_for_index(state: &AppState, q: &PageQuery) {
-    if q.q.as_deref().is_some_and(|t| !t.trim().is_empty()) {
-        let target = state.store.durability().published_upto();
-        state
-            .index
-            .wait_for(target, std::time::Duration::from_secs(2))
-            .await;
-    }
-}
-
 /// "We usually reply within ..." once the contact has waited a while.
 fn waiting_note(inbox: &InboxRecord, c: &ConversationRecord) -> Option<String> {
     let last = c.last_public_message.as_ref()?;
@@ -361,6 +344,7 @@ fn waiting_note(inbox: &InboxRecord, c: &ConversationRecord) -> Option<String> {
     })
 }
 
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -369,7 +353,6 @@ async fn page(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
-    wait_for_index(&state, &q).await;
     // A page load gives the browser its form cookie if it has none.
     let (csrf, new_cookie) = match MESSENGER_FORM.token(&req) {
         Some(t) => (t, None),
@@ -378,7 +361,7 @@ async fn page(
             (t, Some(c))
         }
     };
-    let main = main_view(&state, &inbox, who.as_ref(), &q, &csrf)?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q, &csrf).await?;
     let p = Page {
         key: inbox.widget_key.clone(),
         csrf,
@@ -397,6 +380,7 @@ async fn page(
     Ok(res.body(render(&p)?))
 }
 
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn view_partial(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -405,14 +389,14 @@ async fn view_partial(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
-    wait_for_index(&state, &q).await;
-    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req))?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req)).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(render(&main)?))
 }
 
 /// The inbox's accent colour as CSS (no inline styles under our CSP).
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn theme(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -432,7 +416,7 @@ async fn theme(
 
 /// Answers a messenger form: the new main area for htmx, a redirect for a
 /// plain form.
-fn answer(
+async fn answer(
     state: &AppState,
     req: &HttpRequest,
     inbox: &InboxRecord,
@@ -446,7 +430,7 @@ fn answer(
             c: Some(format_id(conversation)),
             ..PageQuery::default()
         };
-        let main = main_view(state, inbox, Some(who), &q, &form_token(req))?;
+        let main = main_view(state, inbox, Some(who), &q, &form_token(req)).await?;
         let mut r = HttpResponse::Ok();
         r.content_type("text/html; charset=utf-8");
         let body = render(&main)?;
@@ -477,6 +461,7 @@ fn answer(
 }
 
 /// Starts a conversation (and, on the first message, the contact).
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn start(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -518,32 +503,20 @@ async fn start(
         Some(w) => w,
         None => state.svc.create_contact(&inbox, details).await?,
     };
-    let author = Author {
-        kind: AuthorType::Contact,
-        id: Some(who.0.id),
-        name: who.0.name.clone(),
+    let first = ContactMessage {
+        body: prepared.body,
+        attachments: prepared.attachments,
+        files: prepared.files,
     };
     let (conv, _) = state
-        .store
-        .create_conversation(
-            inbox.id,
-            who.0.id,
-            NewMessage {
-                author,
-                body: prepared.body,
-                private: false,
-                attachments: prepared.attachments,
-                via: None,
-            },
-            time::now(),
-        )
+        .svc
+        .start_conversation(inbox.id, &who.0, first)
         .await?;
-    prepared.files.keep();
-    crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
-    answer(&state, &req, &inbox, &who, conv.id, fresh)
+    answer(&state, &req, &inbox, &who, conv.id, fresh).await
 }
 
 /// A message in one of the contact's conversations.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty, conversation = %path.1))]
 async fn send(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -556,15 +529,9 @@ async fn send(
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
     let conv = state
-        .store
-        .conversation(parse_id(&path.1).ok_or(ApiError::NotFound)?)?
-        .filter(|c| c.contact_id == who.0.id)
-        .ok_or(ApiError::NotFound)?;
-    state
-        .limits
-        .contact_messages
-        .check(&who.0.id)
-        .map_err(ApiError::TooManyRequests)?;
+        .svc
+        .own_conversation(&who.0, parse_id(&path.1).ok_or(ApiError::NotFound)?)?;
+    state.svc.allow_contact_message(&who.0)?;
     let input = upload
         .read(
             &state,
@@ -579,25 +546,17 @@ async fn send(
             "missing or wrong form token; reload the page",
         ));
     }
-    let author = Author {
-        kind: AuthorType::Contact,
-        id: Some(who.0.id),
-        name: who.0.name.clone(),
+    let prepared = prepare(input.body, input.files).await?;
+    let m = ContactMessage {
+        body: prepared.body,
+        attachments: prepared.attachments,
+        files: prepared.files,
     };
-    let msg = super::api::conversations::store_message(
-        &state,
-        conv.id,
-        author,
-        MessageInput {
-            private: false,
-            ..input
-        },
-    )
-    .await?;
+    let msg = state.svc.post_own_message(&who.0, &conv, m).await?;
     if req.headers().contains_key("hx-request") {
         let prev = state
-            .store
-            .public_message(conv.id, msg.ordinal.saturating_sub(1))?;
+            .svc
+            .own_message_at(conv.id, msg.ordinal.saturating_sub(1))?;
         let html = live::message_fragment(
             &inbox.widget_key,
             conv.id,
@@ -639,6 +598,7 @@ struct Older {
 }
 
 /// Older messages, loaded as the contact scrolls up.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty, conversation = %path.1))]
 async fn older(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -648,11 +608,9 @@ async fn older(
     let inbox = inbox_of(&state, &path.0)?;
     let who = contact_of(&state, &req, &inbox)?.ok_or(ApiError::NotFound)?;
     let conv = state
-        .store
-        .conversation(parse_id(&path.1).ok_or(ApiError::NotFound)?)?
-        .filter(|c| c.contact_id == who.0.id)
-        .ok_or(ApiError::NotFound)?;
-    let recs = state.store.public_messages(
+        .svc
+        .own_conversation(&who.0, parse_id(&path.1).ok_or(ApiError::NotFound)?)?;
+    let recs = state.svc.own_messages(
         &conv,
         MessagePage {
             after: None,
@@ -691,6 +649,7 @@ pub struct ResumeForm {
 /// Uses a resume link: this browser continues as the same contact. Only
 /// from the messenger's own page: a form another site posts here would
 /// swap the visitor's identity for the attacker's and read what they type.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn resume(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -714,13 +673,9 @@ async fn resume(
             resume: None,
             resume_c: String::new(),
             token_for_script: None,
-            main_html: render(&main_view(
-                &state,
-                &inbox,
-                None,
-                &PageQuery::default(),
-                &csrf,
-            )?)?,
+            main_html: render(
+                &main_view(&state, &inbox, None, &PageQuery::default(), &csrf).await?,
+            )?,
         };
         let body = render(&p)?.replace("<!--resume-error-->", "<p class=\"error\" role=\"alert\">This link has expired or was already used. Ask for a new one on your other device.</p>");
         return Ok(HttpResponse::Gone()
@@ -737,16 +692,19 @@ async fn resume(
         resume: None,
         resume_c: String::new(),
         token_for_script: Some(token.clone()),
-        main_html: render(&main_view(
-            &state,
-            &inbox,
-            Some(&who),
-            &PageQuery {
-                c: form.c.clone().filter(|c| !c.is_empty()),
-                ..PageQuery::default()
-            },
-            &csrf,
-        )?)?,
+        main_html: render(
+            &main_view(
+                &state,
+                &inbox,
+                Some(&who),
+                &PageQuery {
+                    c: form.c.clone().filter(|c| !c.is_empty()),
+                    ..PageQuery::default()
+                },
+                &csrf,
+            )
+            .await?,
+        )?,
     };
     let secure = state.config.base_url.starts_with("https://");
     Ok(HttpResponse::Ok()
@@ -784,6 +742,7 @@ fn confirmation_in(f: &ConfirmFields) -> Result<Confirmation, ApiError> {
 /// signed link back. When the address is already another verified
 /// person's, it says plainly that confirming gives the asking device that
 /// person's conversations: only the person at the address can agree.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn confirm_email_page(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -836,6 +795,7 @@ async fn confirm_email_page(
 /// that asked, and only for it. If another verified person holds the
 /// address, the person at the address has just agreed (on a page that said
 /// so) that the asking device is theirs: the asker joins that person.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn confirm_email(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -880,6 +840,7 @@ pub struct UnsubscribeQuery {
 /// The unsubscribe link of notification mails (GET, and POST for mail
 /// clients' one-click unsubscribe): no sign-in needed, the token is an
 /// HMAC of the contact's id under the server's secret.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn unsubscribe(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -913,6 +874,7 @@ struct ResumeLink {
 }
 
 /// A single-use link (and QR code) that continues this contact elsewhere.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn resume_link(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -960,6 +922,7 @@ pub struct EmailForm {
 /// that proves the address. Every such mail is limited per contact, per
 /// client address and per recipient (429 with `Retry-After`): a visitor
 /// must not be able to make natter mail anyone at will.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn email(
     state: web::Data<AppState>,
     req: HttpRequest,
