@@ -332,6 +332,39 @@ pub async fn run_sweeper(
     }
 }
 
+impl super::Services {
+    /// An attachment and its bytes, by its id. The id is the capability:
+    /// whoever holds the link (the message's viewers, who were given it)
+    /// may fetch the file, so the lookup only proves that a stored message
+    /// still names it; anything else is a 404.
+    #[tracing::instrument(skip_all)]
+    pub async fn attachment(
+        &self,
+        id: &str,
+    ) -> crate::error::ApiResult<(AttachmentRecord, Vec<u8>)> {
+        use crate::error::ApiError;
+        if !valid_id(id) {
+            return Err(ApiError::NotFound);
+        }
+        let (conv, seq, _) = self.store.attachment_owner(id)?.ok_or(ApiError::NotFound)?;
+        let msg = self.store.message(conv, seq)?.ok_or(ApiError::NotFound)?;
+        let att = msg
+            .attachments
+            .into_iter()
+            .find(|a| a.id == id)
+            .ok_or(ApiError::NotFound)?;
+        let file = self.store.files_dir().join(&att.id);
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(file))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|e| {
+                tracing::error!(error = %e, "attachment file missing");
+                ApiError::NotFound
+            })?;
+        Ok((att, bytes))
+    }
+}
+
 /// Whether `id` has the shape of our ids (so it can name a file safely).
 pub fn valid_id(id: &str) -> bool {
     id.len() == 22

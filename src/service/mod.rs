@@ -8,8 +8,10 @@
 pub mod access;
 pub mod agents;
 pub mod auth;
+pub mod contacts;
 pub mod conversations;
 pub mod credentials;
+pub mod customer;
 pub mod files;
 pub mod inbound;
 pub mod inboxes;

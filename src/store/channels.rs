@@ -477,13 +477,20 @@ impl Store {
     /// identities, the verified external id, sessions and missing name or
     /// email move over; `from` is gone afterwards.
     pub async fn merge_contacts(&self, from: u64, into: u64, now: Micros) -> Result<ContactRecord> {
+        let m = self.merge_scan(from, into)?;
+        self.write(now, |tx| merge_in(tx, &m)).await
+    }
+
+    /// What merging `from` into `into` must move that a transaction cannot
+    /// find itself (transactions cannot scan): `from`'s conversations and
+    /// sessions.
+    pub(crate) fn merge_scan(&self, from: u64, into: u64) -> Result<MergeScan> {
         if from == into {
             return Err(StoreError::Invalid(crate::domain::Invalid::new(
                 "into",
                 "a contact cannot be merged into itself",
             )));
         }
-        // Collected before the write: transactions cannot scan.
         let convs: Vec<u64> = self
             .contact_conversations(from)?
             .iter()
@@ -495,114 +502,131 @@ impl Store {
             .keys()
             .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
             .collect::<Result<_>>()?;
-        self.write(now, |tx| {
-            let Some(src) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(from))? else {
-                return abort(StoreError::NotFound);
-            };
-            let Some(mut dst) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(into))?
-            else {
-                return abort(StoreError::Invalid(crate::domain::Invalid::new(
-                    "into",
-                    "no such contact",
-                )));
-            };
-            // The newest conversation per inbox, over both contacts.
-            let mut newest: Vec<(u64, Micros, u64)> = Vec::new();
-            for (inbox, cid) in &dst.latest_conversations {
-                if let Some(c) = tx.get::<super::ConversationRecord>(
-                    Tree::ConversationidConversation,
-                    &u64_be(*cid),
-                )? {
-                    newest.push((*inbox, c.updated_at, c.id));
-                }
-            }
-            for id in &convs {
-                let Some(old) = tx.get::<super::ConversationRecord>(
-                    Tree::ConversationidConversation,
-                    &u64_be(*id),
-                )?
-                else {
-                    continue;
-                };
-                let mut c = old.clone();
-                c.contact_id = into;
-                tx.del(Tree::ContactidConversationid, &pair(from, c.id))?;
-                tx.put_raw(Tree::ContactidConversationid, &pair(into, c.id), &[])?;
-                tx.put_conversation(&c, Some(&old))?;
-                match newest.iter_mut().find(|(i, _, _)| *i == c.inbox_id) {
-                    Some(n) if n.1 >= c.updated_at => {}
-                    Some(n) => *n = (c.inbox_id, c.updated_at, c.id),
-                    None => newest.push((c.inbox_id, c.updated_at, c.id)),
-                }
-                tx.emit(
-                    c.inbox_id,
-                    into,
-                    EventPayload::ConversationUpdated { conversation: c },
-                )?;
-            }
-            dst.latest_conversations = newest.iter().map(|(i, _, c)| (*i, *c)).collect();
-            for v in &src.verified {
-                tx.put_raw(Tree::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
-                if !dst.verified.contains(v) {
-                    dst.verified.push(v.clone());
-                }
-            }
-            for ident in &src.identities {
-                tx.put_raw(
-                    Tree::InboxidentityContactid,
-                    &id_text(ident.inbox_id, &ident.value),
-                    &u64_be(into),
-                )?;
-                if !dst.identities.contains(ident) {
-                    dst.identities.push(ident.clone());
-                }
-            }
-            if let Some(ext) = &src.external_id {
-                for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
-                    tx.put_raw(
-                        Tree::InboxexternalidContactid,
-                        &id_text(i, ext),
-                        &u64_be(into),
-                    )?;
-                }
-                if dst.external_id.is_none() {
-                    dst.external_id = Some(ext.clone());
-                }
-            }
-            for k in &tokens {
-                if let Some(hash) = k.get(8..) {
-                    if let Some(mut t) = tx.get::<TokenRecord>(Tree::TokenhashContacttoken, hash)? {
-                        t.owner = into;
-                        tx.put(Tree::TokenhashContacttoken, hash, &t)?;
-                        tx.put_raw(
-                            Tree::ContactidTokenhash,
-                            &keys::concat(&[&u64_be(into), hash]),
-                            &[],
-                        )?;
-                    }
-                }
-                tx.del(Tree::ContactidTokenhash, k)?;
-            }
-            if dst.name.is_none() {
-                dst.name = src.name.clone();
-            }
-            if dst.email.is_none() {
-                dst.email = src.email.clone();
-            }
-            dst.last_inbound_at = dst.last_inbound_at.max(src.last_inbound_at);
-            for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
-                if i != dst.inbox_id && !dst.also_in.contains(&i) {
-                    dst.also_in.push(i);
-                }
-            }
-            dst.merged_ids.push(from);
-            dst.merged_ids.extend(src.merged_ids.iter().copied());
-            tx.put_contact(&dst)?;
-            tx.del_contact(from)?;
-            Ok(dst)
+        Ok(MergeScan {
+            from,
+            into,
+            convs,
+            tokens,
         })
-        .await
     }
+}
+
+/// A merge's scan ([`Store::merge_scan`]), read before its write.
+pub(crate) struct MergeScan {
+    /// The contact that goes away.
+    from: u64,
+    /// The contact that stays.
+    pub(super) into: u64,
+    /// `from`'s conversations.
+    convs: Vec<u64>,
+    /// `from`'s session keys (`ContactidTokenhash`).
+    tokens: Vec<Vec<u8>>,
+}
+
+/// The writes of a merge, inside a caller's transaction (so a merge can be
+/// one step of a larger write, as when a confirmed email joins two people).
+pub(crate) fn merge_in(tx: &mut Tx<'_>, m: &MergeScan) -> TxResult<ContactRecord> {
+    let (from, into) = (m.from, m.into);
+    let Some(src) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(from))? else {
+        return abort(StoreError::NotFound);
+    };
+    let Some(mut dst) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(into))? else {
+        return abort(StoreError::Invalid(crate::domain::Invalid::new(
+            "into",
+            "no such contact",
+        )));
+    };
+    // The newest conversation per inbox, over both contacts.
+    let mut newest: Vec<(u64, Micros, u64)> = Vec::new();
+    for (inbox, cid) in &dst.latest_conversations {
+        if let Some(c) =
+            tx.get::<super::ConversationRecord>(Tree::ConversationidConversation, &u64_be(*cid))?
+        {
+            newest.push((*inbox, c.updated_at, c.id));
+        }
+    }
+    for id in &m.convs {
+        let Some(old) =
+            tx.get::<super::ConversationRecord>(Tree::ConversationidConversation, &u64_be(*id))?
+        else {
+            continue;
+        };
+        let mut c = old.clone();
+        c.contact_id = into;
+        tx.del(Tree::ContactidConversationid, &pair(from, c.id))?;
+        tx.put_raw(Tree::ContactidConversationid, &pair(into, c.id), &[])?;
+        tx.put_conversation(&c, Some(&old))?;
+        match newest.iter_mut().find(|(i, _, _)| *i == c.inbox_id) {
+            Some(n) if n.1 >= c.updated_at => {}
+            Some(n) => *n = (c.inbox_id, c.updated_at, c.id),
+            None => newest.push((c.inbox_id, c.updated_at, c.id)),
+        }
+        tx.emit(
+            c.inbox_id,
+            into,
+            EventPayload::ConversationUpdated { conversation: c },
+        )?;
+    }
+    dst.latest_conversations = newest.iter().map(|(i, _, c)| (*i, *c)).collect();
+    for v in &src.verified {
+        tx.put_raw(Tree::VerifiedContactid, v.as_bytes(), &u64_be(into))?;
+        if !dst.verified.contains(v) {
+            dst.verified.push(v.clone());
+        }
+    }
+    for ident in &src.identities {
+        tx.put_raw(
+            Tree::InboxidentityContactid,
+            &id_text(ident.inbox_id, &ident.value),
+            &u64_be(into),
+        )?;
+        if !dst.identities.contains(ident) {
+            dst.identities.push(ident.clone());
+        }
+    }
+    if let Some(ext) = &src.external_id {
+        for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
+            tx.put_raw(
+                Tree::InboxexternalidContactid,
+                &id_text(i, ext),
+                &u64_be(into),
+            )?;
+        }
+        if dst.external_id.is_none() {
+            dst.external_id = Some(ext.clone());
+        }
+    }
+    for k in &m.tokens {
+        if let Some(hash) = k.get(8..) {
+            if let Some(mut t) = tx.get::<TokenRecord>(Tree::TokenhashContacttoken, hash)? {
+                t.owner = into;
+                tx.put(Tree::TokenhashContacttoken, hash, &t)?;
+                tx.put_raw(
+                    Tree::ContactidTokenhash,
+                    &keys::concat(&[&u64_be(into), hash]),
+                    &[],
+                )?;
+            }
+        }
+        tx.del(Tree::ContactidTokenhash, k)?;
+    }
+    if dst.name.is_none() {
+        dst.name = src.name.clone();
+    }
+    if dst.email.is_none() {
+        dst.email = src.email.clone();
+    }
+    dst.last_inbound_at = dst.last_inbound_at.max(src.last_inbound_at);
+    for i in std::iter::once(src.inbox_id).chain(src.also_in.iter().copied()) {
+        if i != dst.inbox_id && !dst.also_in.contains(&i) {
+            dst.also_in.push(i);
+        }
+    }
+    dst.merged_ids.push(from);
+    dst.merged_ids.extend(src.merged_ids.iter().copied());
+    tx.put_contact(&dst)?;
+    tx.del_contact(from)?;
+    Ok(dst)
 }
 
 impl Store {
@@ -614,36 +638,5 @@ impl Store {
             Some(id) if self.tree(Tree::ContactidContact).contains_key(u64_be(id))? => Ok(Some(id)),
             _ => Ok(None),
         }
-    }
-
-    /// Records that a contact proved an email address (a confirmation
-    /// link). If another contact already proved it, that is the same
-    /// person: returns its id so the caller merges the two.
-    pub async fn confirm_email(
-        &self,
-        contact: u64,
-        email: &str,
-        now: Micros,
-    ) -> Result<Option<u64>> {
-        let key = format!("email:{}", email.trim().to_lowercase());
-        self.write(now, |tx| {
-            let Some(mut c) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(contact))?
-            else {
-                return abort(StoreError::NotFound);
-            };
-            if let Some(other) = tx.get_id(Tree::VerifiedContactid, key.as_bytes())? {
-                if other != contact && tx.contains(Tree::ContactidContact, &u64_be(other))? {
-                    return Ok(Some(other));
-                }
-            }
-            tx.put_raw(Tree::VerifiedContactid, key.as_bytes(), &u64_be(contact))?;
-            if !c.verified.contains(&key) {
-                c.verified.push(key.clone());
-            }
-            c.email = Some(email.trim().to_owned());
-            tx.put_contact(&c)?;
-            Ok(None)
-        })
-        .await
     }
 }

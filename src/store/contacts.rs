@@ -311,6 +311,54 @@ impl Store {
         Ok(files)
     }
 
+    /// Records that a contact proved an email address (a confirmation
+    /// link), in one write. If another contact already proved it, that is
+    /// the same person: the asker is merged into it (conversations,
+    /// sessions, addresses), which keeps the confirmed address. Returns
+    /// that other contact's id when the two were joined. One write, so a
+    /// crash never leaves a merge without its confirmation or the reverse.
+    pub async fn confirm_email(&self, contact: u64, email: &str, now: i64) -> Result<Option<u64>> {
+        let key = format!("email:{}", email.trim().to_lowercase());
+        // Read before the write: transactions cannot scan.
+        let scan = match self.email_owner(email)? {
+            Some(other) if other != contact => Some(self.merge_scan(contact, other)?),
+            _ => None,
+        };
+        self.write(now, |tx| {
+            let mut holder = contact;
+            if let Some(other) = tx.get_id(Tree::VerifiedContactid, key.as_bytes())? {
+                if other != contact && tx.contains(Tree::ContactidContact, &u64_be(other))? {
+                    holder = other;
+                }
+            }
+            if holder != contact {
+                match &scan {
+                    Some(m) if m.into == holder => {
+                        super::channels::merge_in(tx, m)?;
+                    }
+                    // Someone else confirmed the address since the read.
+                    _ => {
+                        return abort(StoreError::Conflict(
+                            "the address was just confirmed elsewhere; try again".into(),
+                        ))
+                    }
+                }
+            }
+            let Some(mut c) = tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(holder))?
+            else {
+                return abort(StoreError::NotFound);
+            };
+            tx.put_raw(Tree::VerifiedContactid, key.as_bytes(), &u64_be(holder))?;
+            if !c.verified.contains(&key) {
+                c.verified.push(key.clone());
+            }
+            c.email = Some(email.trim().to_owned());
+            tx.put_contact(&c)?;
+            Ok((holder != contact).then_some(holder))
+        })
+        .await
+    }
+
     /// One contact.
     pub fn contact(&self, id: u64) -> Result<Option<ContactRecord>> {
         self.get(Tree::ContactidContact, &u64_be(id))
@@ -513,5 +561,86 @@ mod tests {
             "expired"
         );
         assert_eq!(take([3; 32], now).await.ok(), Some(None), "unknown");
+    }
+
+    /// Confirming an address another contact already proved joins the
+    /// asker to that person: every effect of the one write is there
+    /// (conversation, session, address), and nothing of the asker is left.
+    #[tokio::test]
+    async fn confirming_an_address_someone_else_holds_joins_the_asker_to_them() {
+        use crate::store::{Author, NewMessage, TokenOwner, TokenRecord};
+        let ok = |e: StoreError| -> ! { panic!("{e}") };
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&dir);
+        tokio::spawn(store.durability().clone().run_flusher());
+        let now = 1_000_000_000;
+        let new = || store.upsert_contact(1, NewContact::default(), now);
+        let holder = new().await.unwrap_or_else(|e| ok(e)).id;
+        let asker = new().await.unwrap_or_else(|e| ok(e)).id;
+        assert_eq!(
+            store
+                .confirm_email(holder, "Eve@Example.com", now)
+                .await
+                .ok(),
+            Some(None),
+            "the first to confirm holds the address"
+        );
+        let first = NewMessage {
+            author: Author {
+                kind: crate::domain::AuthorType::Contact,
+                id: Some(asker),
+                name: None,
+            },
+            body: "from the phone".into(),
+            private: false,
+            attachments: Vec::new(),
+            via: None,
+        };
+        let (conv, _) = store
+            .create_conversation(1, asker, first, now)
+            .await
+            .unwrap_or_else(|e| ok(e));
+        let session = TokenRecord {
+            owner: asker,
+            created_at: now,
+            expires_at: now + 3_600_000_000,
+            inbox_id: Some(1),
+        };
+        store
+            .insert_token(TokenOwner::Contact, [7; 32], session)
+            .await
+            .unwrap_or_else(|e| ok(e));
+
+        let joined = store
+            .confirm_email(asker, " eve@example.com", now)
+            .await
+            .unwrap_or_else(|e| ok(e));
+
+        assert_eq!(joined, Some(holder));
+        assert!(store.contact(asker).ok().flatten().is_none(), "asker gone");
+        let h = store
+            .contact(holder)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("holder"));
+        assert_eq!(h.email.as_deref(), Some("eve@example.com"));
+        assert!(h.verified.contains(&"email:eve@example.com".to_owned()));
+        assert!(h.merged_ids.contains(&asker));
+        assert_eq!(
+            store.email_owner("EVE@example.com").ok(),
+            Some(Some(holder))
+        );
+        let moved = store
+            .conversation(conv.id)
+            .ok()
+            .flatten()
+            .map(|c| c.contact_id);
+        assert_eq!(moved, Some(holder), "the conversation moved");
+        let owner = store
+            .token(TokenOwner::Contact, &[7; 32])
+            .ok()
+            .flatten()
+            .map(|t| t.owner);
+        assert_eq!(owner, Some(holder), "the session moved");
     }
 }

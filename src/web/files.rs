@@ -7,35 +7,16 @@ use actix_web::{web, HttpResponse};
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::service::files::{is_inline_image, valid_id};
+use crate::service::files::is_inline_image;
 
 /// Serves one attachment by its capability URL.
+#[tracing::instrument(skip_all)]
 pub async fn serve(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, _) = path.into_inner();
-    if !valid_id(&id) {
-        return Err(ApiError::NotFound);
-    }
-    let (conv, seq, _) = state
-        .store
-        .attachment_owner(&id)?
-        .ok_or(ApiError::NotFound)?;
-    let msg = state.store.message(conv, seq)?.ok_or(ApiError::NotFound)?;
-    let att = msg
-        .attachments
-        .into_iter()
-        .find(|a| a.id == id)
-        .ok_or(ApiError::NotFound)?;
-    let file = state.store.files_dir().join(&att.id);
-    let bytes = web::block(move || std::fs::read(file))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "attachment file missing");
-            ApiError::NotFound
-        })?;
+    let (att, bytes) = state.svc.attachment(&id).await?;
     let inline = is_inline_image(&att.content_type);
     let disposition = format!(
         "{}; filename=\"{}\"; filename*=UTF-8''{}",

@@ -681,3 +681,32 @@ async fn read_until(r: &mut reqwest::Response, seen: &mut String, want: &str) {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+/// One search rule for the contact, whichever surface asks: the
+/// messenger's search and the customer API's count against the same
+/// per-caller limit.
+#[tokio::test]
+async fn the_messenger_and_the_api_share_a_contacts_search_limit() {
+    let app = spawn_app_with(|c| c.searches_per_minute = 2).await;
+    let key = app.widget_key.clone();
+    let (_, contact) = app.contact().await;
+    let messenger_search = || {
+        app.client
+            .get(app.url(&format!("/m/{key}/view?q=hello")))
+            .bearer_auth(&contact)
+            .send()
+    };
+    assert_eq!(
+        app.get("/api/v1/customer/search?q=hello", &contact)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(messenger_search().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        messenger_search().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let r = app.get("/api/v1/customer/search?q=hello", &contact).await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}

@@ -5,45 +5,30 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::contract as views;
-use crate::domain::{format_id, parse_id, time, Invalid};
-use crate::error::{ApiError, ApiResult};
-use crate::service::access::InboxScope;
+use crate::domain::{format_id, parse_id};
+use crate::error::ApiResult;
 use crate::store::ContactRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::AppState;
 
 /// The contact if it is known in an inbox the agent reaches (404
-/// otherwise, like a contact that does not exist).
+/// otherwise): [`crate::service::Services::visible_contact`], for the
+/// workspace's handlers that hold an [`AgentAuth`].
 pub fn visible_contact(state: &AppState, auth: &AgentAuth, id: u64) -> ApiResult<ContactRecord> {
-    let c = state.store.contact(id)?.ok_or(ApiError::NotFound)?;
-    let scope = InboxScope::of(&state.store, &auth.agent)?;
-    if scope.sees_contact(&state.store, &c)? {
-        Ok(c)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    state.svc.visible_contact(&auth.agent, id)
 }
 
 /// One contact with its addresses and conversations, as far as they are
 /// in inboxes the agent reaches: a person known in several inboxes shows
 /// nothing of the others (their conversations hold notes).
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, contact = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let c = visible_contact(&state, &auth, path_id(&path)?)?;
-    let scope = InboxScope::of(&state.store, &auth.agent)?;
-    let mut v = views::contact_within(&c, |i| scope.sees(i));
-    let mut convs = Vec::new();
-    for conv in state.store.contact_conversations(c.id)? {
-        if scope.sees(conv.inbox_id) {
-            convs.push(views::conversation(&conv, Some(&c)));
-        }
-    }
-    v["conversations"] = json!(convs);
-    Ok(HttpResponse::Ok().json(v))
+    let card = state.svc.contact_card(&auth.agent, path_id(&path)?)?;
+    Ok(HttpResponse::Ok().json(card))
 }
 
 /// `POST /contacts/{id}/merge` body.
@@ -54,30 +39,17 @@ pub struct MergeBody {
 
 /// Merges the contact into `into`: one person, all conversations and
 /// channel addresses. The agent must see both.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, contact = %path))]
 pub async fn merge(
     state: web::Data<AppState>,
     auth: AgentAuth,
     path: web::Path<String>,
     body: ApiJson<MergeBody>,
 ) -> ApiResult<HttpResponse> {
-    let from = visible_contact(&state, &auth, path_id(&path)?)?;
-    let into_id = parse_id(&body.0.into).ok_or_else(|| Invalid::new("into", "no such contact"))?;
-    let into = visible_contact(&state, &auth, into_id)
-        .map_err(|_| ApiError::from(Invalid::new("into", "no such contact")))?;
-    let merged = state
-        .store
-        .merge_contacts(from.id, into.id, time::now())
-        .await?;
-    tracing::info!(
-        from = from.id,
-        into = into.id,
-        by = auth.agent.id,
-        "contacts merged"
-    );
-    let mut v = {
-        let scope = InboxScope::of(&state.store, &auth.agent)?;
-        views::contact_within(&merged, |i| scope.sees(i))
-    };
-    v["merged"] = json!(format_id(from.id));
+    let from = path_id(&path)?;
+    let into = parse_id(&body.0.into);
+    let merged = state.svc.merge_contacts(&auth.agent, from, into).await?;
+    let mut v = state.svc.contact_as_seen_by(&auth.agent, &merged)?;
+    v["merged"] = json!(format_id(from));
     Ok(HttpResponse::Ok().json(v))
 }

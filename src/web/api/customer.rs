@@ -1,28 +1,22 @@
 //! The customer side: contacts created by the widget, their own
 //! conversations (never notes), typing, read receipts, resume links and
-//! search over their own history.
+//! search over their own history. The rules are the contact's use cases
+//! in [`crate::service::customer`]; these handlers parse, call and render.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::conversations::store_message;
 use super::{search_results, MessageQuery, SearchQuery};
 use crate::contract as views;
-use crate::domain::time::{self, rfc3339};
-use crate::domain::{format_id, AuthorType, ContactName, Email, Invalid};
+use crate::domain::time::rfc3339;
+use crate::domain::{format_id, ContactName};
 use crate::error::{ApiError, ApiResult};
-use crate::service::auth::{hash_token, identity_hash_ok, new_token};
-use crate::service::realtime::{TypingEvent, Viewer};
-use crate::store::{
-    Author, ContactRecord, ConversationRecord, NewContact, NewMessage, Reader, ResumeRecord,
-};
+use crate::service::customer::{optional_email, ClaimedIdentity, ContactDetails, ContactMessage};
+use crate::store::ContactRecord;
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
 use crate::web::upload::{prepare, MessageUpload, Uploader};
 use crate::web::AppState;
-
-/// How long a resume link lives.
-const RESUME_TTL_MICROS: i64 = 15 * 60 * 1_000_000;
 
 /// `POST /widget/{key}/contacts` body.
 #[derive(Deserialize)]
@@ -33,80 +27,43 @@ pub struct ContactBody {
     identifier_hash: Option<String>,
 }
 
-async fn issue_contact_token(
-    state: &AppState,
-    contact: &ContactRecord,
-    inbox_id: u64,
-) -> ApiResult<HttpResponse> {
-    let token = crate::web::session::issue_contact_token(state, contact.id, inbox_id).await?;
-    Ok(HttpResponse::Created().json(json!({"contact_id": format_id(contact.id), "token": token})))
+/// The answer to a new contact token: the contact and its token.
+fn contact_created(contact: &ContactRecord, token: &str) -> HttpResponse {
+    HttpResponse::Created().json(json!({"contact_id": format_id(contact.id), "token": token}))
 }
 
 /// Creates a contact, or with a verified `external_id` returns the
 /// contact that id always maps to (one person, every device).
+#[tracing::instrument(skip_all, fields(ip = %ip.0))]
 pub async fn create_contact(
     state: web::Data<AppState>,
     ip: ClientIp,
     path: web::Path<String>,
     body: ApiJson<ContactBody>,
 ) -> ApiResult<HttpResponse> {
-    let inbox = state
-        .store
-        .inbox_by_widget_key(&path)?
-        .ok_or(ApiError::NotFound)?;
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
+    let inbox = state.svc.widget_inbox(&path)?;
+    state.svc.allow_new_contact(ip.0)?;
     let ApiJson(b) = body;
-    let name = ContactName::parse(b.name.as_deref())?.map(ContactName::into_inner);
-    let email = match b.email.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(e) => Some(Email::parse(e)?.into_inner()),
+    let details = ContactDetails {
+        name: ContactName::parse(b.name.as_deref())?,
+        email: optional_email(b.email.as_deref())?,
+        identity: b.external_id.map(|external_id| ClaimedIdentity {
+            external_id,
+            identifier_hash: b.identifier_hash.unwrap_or_default(),
+        }),
     };
-    let external_id = match b.external_id.as_deref() {
-        None => None,
-        Some(e) if e.is_empty() || e.chars().count() > 255 || e.contains('\0') => {
-            return Err(
-                Invalid::new("external_id", "external_id must be 1 to 255 characters").into(),
-            )
-        }
-        Some(e) => {
-            let given = b.identifier_hash.as_deref().unwrap_or_default();
-            if !identity_hash_ok(&inbox.hmac_secret, e, given) {
-                return Err(ApiError::Unauthorized(
-                    "identifier_hash does not match external_id",
-                ));
-            }
-            Some(e.to_owned())
-        }
-    };
-    let contact = state
-        .store
-        .upsert_contact(
-            inbox.id,
-            NewContact {
-                name,
-                email,
-                external_id,
-            },
-            time::now(),
-        )
-        .await?;
-    issue_contact_token(&state, &contact, inbox.id).await
+    let (contact, token) = state.svc.create_contact(&inbox, details).await?;
+    Ok(contact_created(&contact, &token))
 }
 
 /// What the widget needs before anyone writes: name, greeting, colour.
 /// Public (the widget key is public) and readable from any site.
+#[tracing::instrument(skip_all)]
 pub async fn widget_info(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let inbox = state
-        .store
-        .inbox_by_widget_key(&path)?
-        .ok_or(ApiError::NotFound)?;
+    let inbox = state.svc.widget_inbox(&path)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .json(json!({
@@ -118,32 +75,9 @@ pub async fn widget_info(
 }
 
 /// The contact behind the token.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn me(auth: ContactAuth) -> HttpResponse {
     HttpResponse::Ok().json(views::contact(&auth.contact))
-}
-
-fn own_conversation(
-    state: &AppState,
-    auth: &ContactAuth,
-    id: &str,
-) -> ApiResult<ConversationRecord> {
-    let c = state
-        .store
-        .conversation(path_id(id)?)?
-        .ok_or(ApiError::NotFound)?;
-    if c.contact_id == auth.contact.id {
-        Ok(c)
-    } else {
-        Err(ApiError::NotFound)
-    }
-}
-
-fn contact_author(c: &ContactRecord) -> Author {
-    Author {
-        kind: AuthorType::Contact,
-        id: Some(c.id),
-        name: c.name.clone(),
-    }
 }
 
 /// A contact's uploads count against its quota and its address's.
@@ -155,82 +89,70 @@ fn uploader(auth: &ContactAuth, ip: &ClientIp) -> Uploader {
 }
 
 /// The contact's conversations, newest activity first.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<HttpResponse> {
-    let convs = state
-        .store
-        .contact_conversations_for_contact(auth.contact.id)?;
-    let out = convs
+    let out = state
+        .svc
+        .own_conversations(&auth.contact)?
         .iter()
-        .map(|c| {
-            crate::service::present::customer_conversation(&state.store, c, Some(&auth.contact))
-        })
-        .collect::<crate::store::Result<Vec<_>>>()?;
+        .map(|c| state.svc.as_its_contact_sees(c, &auth.contact))
+        .collect::<ApiResult<Vec<_>>>()?;
     Ok(HttpResponse::Ok().json(json!({ "conversations": out })))
 }
 
 /// Starts a conversation with its first message.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: ContactAuth,
     ip: ClientIp,
     upload: MessageUpload,
 ) -> ApiResult<HttpResponse> {
-    state
-        .limits
-        .contact_messages
-        .check(&auth.contact.id)
-        .map_err(ApiError::TooManyRequests)?;
+    state.svc.allow_contact_message(&auth.contact)?;
     let input = upload.read(&state, uploader(&auth, &ip)).await?;
     let prepared = prepare(input.body, input.files).await?;
-    let first = NewMessage {
-        author: contact_author(&auth.contact),
+    let first = ContactMessage {
         body: prepared.body,
-        private: false,
         attachments: prepared.attachments,
-        via: None,
+        files: prepared.files,
     };
     let (conv, msg) = state
-        .store
-        .create_conversation(auth.inbox_id, auth.contact.id, first, time::now())
+        .svc
+        .start_conversation(auth.inbox_id, &auth.contact, first)
         .await?;
-    prepared.files.keep();
-    crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
     Ok(HttpResponse::Created().json(json!({
-        "conversation": crate::service::present::customer_conversation(&state.store, &conv, Some(&auth.contact))?,
+        "conversation": state.svc.as_its_contact_sees(&conv, &auth.contact)?,
         "message": views::customer_message(&msg),
     })))
 }
 
 /// One of the contact's conversations.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    Ok(
-        HttpResponse::Ok().json(crate::service::present::customer_conversation(
-            &state.store,
-            &c,
-            Some(&auth.contact),
-        )?),
-    )
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    Ok(HttpResponse::Ok().json(state.svc.as_its_contact_sees(&c, &auth.contact)?))
 }
 
 /// Messages the contact may see (no notes).
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn messages(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
     q: web::Query<MessageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    let msgs = state.store.public_messages(&c, q.page(false)?)?;
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    let msgs = state.svc.own_messages(&c, q.page(false)?)?;
     Ok(HttpResponse::Ok()
         .json(json!({"messages": msgs.iter().map(views::customer_message).collect::<Vec<_>>()})))
 }
 
 /// A new message from the contact; reopens the conversation if needed.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn post_message(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -238,14 +160,16 @@ pub async fn post_message(
     path: web::Path<String>,
     upload: MessageUpload,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    state
-        .limits
-        .contact_messages
-        .check(&auth.contact.id)
-        .map_err(ApiError::TooManyRequests)?;
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    state.svc.allow_contact_message(&auth.contact)?;
     let input = upload.read(&state, uploader(&auth, &ip)).await?;
-    let msg = store_message(&state, c.id, contact_author(&auth.contact), input).await?;
+    let prepared = prepare(input.body, input.files).await?;
+    let m = ContactMessage {
+        body: prepared.body,
+        attachments: prepared.attachments,
+        files: prepared.files,
+    };
+    let msg = state.svc.post_own_message(&auth.contact, &c, m).await?;
     Ok(HttpResponse::Created().json(views::customer_message(&msg)))
 }
 
@@ -256,19 +180,15 @@ pub struct TypingBody {
 }
 
 /// Tells the team the contact is typing.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn typing(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
     body: ApiJson<TypingBody>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    state.typing.publish(TypingEvent::in_conversation(
-        &c,
-        contact_author(&auth.contact),
-        body.0.typing,
-        false,
-    ));
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    state.svc.contact_typing(&auth.contact, &c, body.0.typing);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -281,60 +201,35 @@ pub struct ReadBody {
 
 /// The contact has read up to `seq`, its own numbering: natter records the
 /// real seq of that public message (agents then show "Seen").
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
 pub async fn read(
     state: web::Data<AppState>,
     auth: ContactAuth,
     path: web::Path<String>,
     body: ApiJson<ReadBody>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_conversation(&state, &auth, &path)?;
-    let reader = Reader {
-        kind: AuthorType::Contact,
-        id: auth.contact.id,
-    };
-    let seq = state.store.seq_of_ordinal(&c, body.0.seq)?;
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
     state
-        .store
-        .mark_read(c.id, reader, seq, time::now())
+        .svc
+        .contact_read(&auth.contact, &c, body.0.seq)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// A single-use link, valid for 15 minutes, that continues this contact on
 /// another device.
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id, ip = %ip.0))]
 pub async fn create_resume_link(
     state: web::Data<AppState>,
     auth: ContactAuth,
     ip: ClientIp,
 ) -> ApiResult<HttpResponse> {
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
-    let inbox = state
-        .store
-        .inbox(auth.inbox_id)?
-        .ok_or(ApiError::NotFound)?;
-    let (token, hash) = new_token("nrs_");
-    let now = time::now();
-    let expires_at = now + RESUME_TTL_MICROS;
-    state
-        .store
-        .insert_resume(
-            hash,
-            ResumeRecord {
-                contact_id: auth.contact.id,
-                expires_at,
-            },
-            now,
-        )
+    let link = state
+        .svc
+        .create_resume_link(&auth.contact, auth.inbox_id, ip.0)
         .await?;
-    let url = format!(
-        "{}/m/{}?resume={}",
-        state.config.base_url, inbox.widget_key, token
-    );
-    Ok(HttpResponse::Created().json(json!({"url": url, "expires_at": rfc3339(expires_at)})))
+    Ok(HttpResponse::Created()
+        .json(json!({"url": link.url, "expires_at": rfc3339(link.expires_at)})))
 }
 
 /// `POST /widget/{key}/resume` body.
@@ -344,79 +239,52 @@ pub struct RedeemBody {
 }
 
 /// Uses a resume link: a new token for the same contact, once.
+#[tracing::instrument(skip_all, fields(ip = %ip.0))]
 pub async fn redeem_resume_link(
     state: web::Data<AppState>,
     ip: ClientIp,
     path: web::Path<String>,
     body: ApiJson<RedeemBody>,
 ) -> ApiResult<HttpResponse> {
-    let inbox = state
-        .store
-        .inbox_by_widget_key(&path)?
-        .ok_or(ApiError::NotFound)?;
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
-    let contact_id = state
-        .store
-        .take_resume(hash_token(body.0.token.trim()), inbox.id, time::now())
+    let inbox = state.svc.widget_inbox(&path)?;
+    let (contact, token) = state
+        .svc
+        .redeem_resume_link(&inbox, ip.0, &body.0.token)
         .await?
         .ok_or(ApiError::Unauthorized(
             "this link has expired or was already used",
         ))?;
-    let contact = state
-        .store
-        .contact(contact_id)?
-        .filter(|c| c.belongs_to(inbox.id))
-        .ok_or(ApiError::Unauthorized(
-            "this link has expired or was already used",
-        ))?;
-    issue_contact_token(&state, &contact, inbox.id).await
+    Ok(contact_created(&contact, &token))
 }
 
 /// Search over the contact's own messages (never notes).
+#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn search(
     state: web::Data<AppState>,
     auth: ContactAuth,
     q: web::Query<SearchQuery>,
 ) -> ApiResult<HttpResponse> {
     let (text, limit) = q.checked()?;
-    let viewer = Viewer::Contact {
-        id: auth.contact.id,
-    };
-    let hits = super::run_search(
-        &state,
-        viewer,
-        text,
-        Default::default(),
-        limit,
-        q.cursor.clone(),
-    )
-    .await?;
+    let hits = state
+        .svc
+        .search_own_messages(&auth.contact, text, limit, q.cursor.clone())
+        .await?;
     Ok(HttpResponse::Ok().json(search_results(hits, views::Audience::Contact)))
 }
 
 /// `DELETE /api/v1/contacts/{id}` (admins): erases a contact and all its
 /// conversations, messages, files and search entries.
+#[tracing::instrument(skip_all, fields(agent = auth.agent.id, contact = %path))]
 pub async fn delete_contact(
     state: web::Data<AppState>,
     auth: crate::web::extract::AgentAuth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    // Before the id is read: a non-admin learns nothing about ids.
     auth.require_admin()?;
-    let id = path_id(&path)?;
-    let files = state.store.delete_contact(id, time::now()).await?;
-    let dir = state.store.files_dir();
-    let _ = web::block(move || {
-        for f in files {
-            if crate::service::files::valid_id(&f) {
-                let _ = std::fs::remove_file(dir.join(f));
-            }
-        }
-    })
-    .await;
-    tracing::info!(contact = id, by = auth.agent.id, "contact deleted");
+    state
+        .svc
+        .delete_contact(&auth.agent, path_id(&path)?)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

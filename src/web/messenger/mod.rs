@@ -16,18 +16,15 @@ use serde::Deserialize;
 
 use super::extract::ClientIp;
 use super::session::{url_escape, MESSENGER_FORM};
-use super::upload::{prepare, MessageInput, MessageUpload, Uploader};
+use super::upload::{prepare, MessageUpload, Uploader};
 use super::workspace::view::{self, MessageView};
 use super::AppState;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
 use crate::error::ApiError;
-use crate::service::auth::{hash_token, new_token};
+use crate::service::customer::{optional_email, ContactDetails, ContactMessage};
 use crate::service::notify::Confirmation;
-use crate::store::{
-    Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord, NewContact,
-    NewMessage, ResumeRecord, TokenOwner,
-};
+use crate::store::{ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord};
 
 /// The no-JavaScript identity cookie (first-party pages only).
 pub const CONTACT_COOKIE: &str = "natter_contact";
@@ -100,31 +97,19 @@ fn contact_from(
         .flatten();
     let cookie = req.cookie(CONTACT_COOKIE).map(|c| c.value().to_owned());
     for token in [bearer, query, cookie].into_iter().flatten() {
-        let Some(rec) = state
-            .store
-            .token(TokenOwner::Contact, &hash_token(&token))?
-        else {
-            continue;
-        };
-        if rec.expires_at <= time::now() {
-            continue;
-        }
-        if let Some(c) = state
-            .store
-            .contact(rec.owner)?
-            .filter(|c| c.belongs_to(inbox.id))
-        {
+        if let Some(c) = state.svc.contact_by_token_in(inbox, &token)? {
             return Ok(Some((c, token)));
         }
     }
     Ok(None)
 }
 
+/// The inbox of the page's widget key, recorded on the handler's span
+/// (the key itself is not logged).
 fn inbox_of(state: &AppState, key: &str) -> Result<InboxRecord, ApiError> {
-    state
-        .store
-        .inbox_by_widget_key(key)?
-        .ok_or(ApiError::NotFound)
+    let inbox = state.svc.widget_inbox(key)?;
+    tracing::Span::current().record("inbox", inbox.id);
+    Ok(inbox)
 }
 
 fn contact_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'static> {
@@ -245,7 +230,7 @@ fn render<T: Template>(t: &T) -> Result<String, ApiError> {
     })
 }
 
-fn main_view(
+async fn main_view(
     state: &AppState,
     inbox: &InboxRecord,
     who: Option<&(ContactRecord, String)>,
@@ -278,8 +263,8 @@ fn main_view(
     m.has_contact = true;
     m.contact_id = format_id(contact.id);
     m.email = contact.email.clone().unwrap_or_default();
-    let from_event = state.store.durability().published_upto();
-    let convs = state.store.contact_conversations_for_contact(contact.id)?;
+    let from_event = state.svc.published_event();
+    let convs = state.svc.own_conversations(contact)?;
     m.conversations = convs
         .iter()
         .map(|c| ConvItem {
@@ -307,7 +292,7 @@ fn main_view(
     if let Some(c) = open {
         m.open = Some(format_id(c.id));
         events_url.push_str(&format!("&c={}", c.id));
-        let recs = state.store.public_messages(
+        let recs = state.svc.own_messages(
             c,
             MessagePage {
                 after: None,
@@ -329,16 +314,9 @@ fn main_view(
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         m.search_q = text.chars().take(200).collect();
         let hits = state
-            .index
-            .search(
-                &state.store,
-                crate::service::realtime::Viewer::Contact { id: contact.id },
-                &m.search_q,
-                &Default::default(),
-                20,
-                None,
-            )
-            .map_err(|e| ApiError::from(crate::store::StoreError::from(e)))?;
+            .svc
+            .search_own_messages(contact, m.search_q.clone(), 20, None)
+            .await?;
         m.results = hits
             .hits
             .iter()
@@ -357,18 +335,6 @@ fn main_view(
     Ok(m)
 }
 
-/// Before a search, lets the index catch up with what is already
-/// acknowledged, so a message is findable as soon as it was sent.
-async fn wait_for_index(state: &AppState, q: &PageQuery) {
-    if q.q.as_deref().is_some_and(|t| !t.trim().is_empty()) {
-        let target = state.store.durability().published_upto();
-        state
-            .index
-            .wait_for(target, std::time::Duration::from_secs(2))
-            .await;
-    }
-}
-
 /// "We usually reply within ..." once the contact has waited a while.
 fn waiting_note(inbox: &InboxRecord, c: &ConversationRecord) -> Option<String> {
     let last = c.last_public_message.as_ref()?;
@@ -378,6 +344,7 @@ fn waiting_note(inbox: &InboxRecord, c: &ConversationRecord) -> Option<String> {
     })
 }
 
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -386,7 +353,6 @@ async fn page(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
-    wait_for_index(&state, &q).await;
     // A page load gives the browser its form cookie if it has none.
     let (csrf, new_cookie) = match MESSENGER_FORM.token(&req) {
         Some(t) => (t, None),
@@ -395,7 +361,7 @@ async fn page(
             (t, Some(c))
         }
     };
-    let main = main_view(&state, &inbox, who.as_ref(), &q, &csrf)?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q, &csrf).await?;
     let p = Page {
         key: inbox.widget_key.clone(),
         csrf,
@@ -414,6 +380,7 @@ async fn page(
     Ok(res.body(render(&p)?))
 }
 
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn view_partial(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -422,14 +389,14 @@ async fn view_partial(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
-    wait_for_index(&state, &q).await;
-    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req))?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req)).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(render(&main)?))
 }
 
 /// The inbox's accent colour as CSS (no inline styles under our CSP).
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn theme(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -449,7 +416,7 @@ async fn theme(
 
 /// Answers a messenger form: the new main area for htmx, a redirect for a
 /// plain form.
-fn answer(
+async fn answer(
     state: &AppState,
     req: &HttpRequest,
     inbox: &InboxRecord,
@@ -463,7 +430,7 @@ fn answer(
             c: Some(format_id(conversation)),
             ..PageQuery::default()
         };
-        let main = main_view(state, inbox, Some(who), &q, &form_token(req))?;
+        let main = main_view(state, inbox, Some(who), &q, &form_token(req)).await?;
         let mut r = HttpResponse::Ok();
         r.content_type("text/html; charset=utf-8");
         let body = render(&main)?;
@@ -493,29 +460,8 @@ fn answer(
     Ok(res)
 }
 
-async fn new_contact(
-    state: &AppState,
-    inbox: &InboxRecord,
-    name: Option<String>,
-    email: Option<String>,
-) -> Result<(ContactRecord, String), ApiError> {
-    let contact = state
-        .store
-        .upsert_contact(
-            inbox.id,
-            NewContact {
-                name,
-                email,
-                external_id: None,
-            },
-            time::now(),
-        )
-        .await?;
-    let token = super::session::issue_contact_token(state, contact.id, inbox.id).await?;
-    Ok((contact, token))
-}
-
 /// Starts a conversation (and, on the first message, the contact).
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn start(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -528,10 +474,9 @@ async fn start(
     let existing = contact_of(&state, &req, &inbox)?;
     // Every limit before a byte of the body is read.
     match &existing {
-        Some(w) => state.limits.contact_messages.check(&w.0.id),
-        None => state.limits.contacts.check(&ip.0),
-    }
-    .map_err(ApiError::TooManyRequests)?;
+        Some(w) => state.svc.allow_contact_message(&w.0),
+        None => state.svc.allow_new_contact(ip.0),
+    }?;
     let input = upload
         .read(
             &state,
@@ -547,48 +492,31 @@ async fn start(
         ));
     }
     // Name and email may come with the first message (a plain form).
-    let name = ContactName::parse(input.name.as_deref())?.map(ContactName::into_inner);
-    let email = match input
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        Some(e) => Some(Email::parse(e)?.into_inner()),
-        None => None,
+    let details = ContactDetails {
+        name: ContactName::parse(input.name.as_deref())?,
+        email: optional_email(input.email.as_deref())?,
+        identity: None,
     };
     let prepared = prepare(input.body, input.files).await?;
     let fresh = existing.is_none();
     let who = match existing {
         Some(w) => w,
-        None => new_contact(&state, &inbox, name, email).await?,
+        None => state.svc.create_contact(&inbox, details).await?,
     };
-    let author = Author {
-        kind: AuthorType::Contact,
-        id: Some(who.0.id),
-        name: who.0.name.clone(),
+    let first = ContactMessage {
+        body: prepared.body,
+        attachments: prepared.attachments,
+        files: prepared.files,
     };
     let (conv, _) = state
-        .store
-        .create_conversation(
-            inbox.id,
-            who.0.id,
-            NewMessage {
-                author,
-                body: prepared.body,
-                private: false,
-                attachments: prepared.attachments,
-                via: None,
-            },
-            time::now(),
-        )
+        .svc
+        .start_conversation(inbox.id, &who.0, first)
         .await?;
-    prepared.files.keep();
-    crate::metrics::global().message_created(crate::domain::AuthorType::Contact);
-    answer(&state, &req, &inbox, &who, conv.id, fresh)
+    answer(&state, &req, &inbox, &who, conv.id, fresh).await
 }
 
 /// A message in one of the contact's conversations.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty, conversation = %path.1))]
 async fn send(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -601,15 +529,9 @@ async fn send(
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
     let conv = state
-        .store
-        .conversation(parse_id(&path.1).ok_or(ApiError::NotFound)?)?
-        .filter(|c| c.contact_id == who.0.id)
-        .ok_or(ApiError::NotFound)?;
-    state
-        .limits
-        .contact_messages
-        .check(&who.0.id)
-        .map_err(ApiError::TooManyRequests)?;
+        .svc
+        .own_conversation(&who.0, parse_id(&path.1).ok_or(ApiError::NotFound)?)?;
+    state.svc.allow_contact_message(&who.0)?;
     let input = upload
         .read(
             &state,
@@ -624,25 +546,17 @@ async fn send(
             "missing or wrong form token; reload the page",
         ));
     }
-    let author = Author {
-        kind: AuthorType::Contact,
-        id: Some(who.0.id),
-        name: who.0.name.clone(),
+    let prepared = prepare(input.body, input.files).await?;
+    let m = ContactMessage {
+        body: prepared.body,
+        attachments: prepared.attachments,
+        files: prepared.files,
     };
-    let msg = super::api::conversations::store_message(
-        &state,
-        conv.id,
-        author,
-        MessageInput {
-            private: false,
-            ..input
-        },
-    )
-    .await?;
+    let msg = state.svc.post_own_message(&who.0, &conv, m).await?;
     if req.headers().contains_key("hx-request") {
         let prev = state
-            .store
-            .public_message(conv.id, msg.ordinal.saturating_sub(1))?;
+            .svc
+            .own_message_at(conv.id, msg.ordinal.saturating_sub(1))?;
         let html = live::message_fragment(
             &inbox.widget_key,
             conv.id,
@@ -684,6 +598,7 @@ struct Older {
 }
 
 /// Older messages, loaded as the contact scrolls up.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty, conversation = %path.1))]
 async fn older(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -693,11 +608,9 @@ async fn older(
     let inbox = inbox_of(&state, &path.0)?;
     let who = contact_of(&state, &req, &inbox)?.ok_or(ApiError::NotFound)?;
     let conv = state
-        .store
-        .conversation(parse_id(&path.1).ok_or(ApiError::NotFound)?)?
-        .filter(|c| c.contact_id == who.0.id)
-        .ok_or(ApiError::NotFound)?;
-    let recs = state.store.public_messages(
+        .svc
+        .own_conversation(&who.0, parse_id(&path.1).ok_or(ApiError::NotFound)?)?;
+    let recs = state.svc.own_messages(
         &conv,
         MessagePage {
             after: None,
@@ -736,6 +649,7 @@ pub struct ResumeForm {
 /// Uses a resume link: this browser continues as the same contact. Only
 /// from the messenger's own page: a form another site posts here would
 /// swap the visitor's identity for the attacker's and read what they type.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn resume(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -745,21 +659,12 @@ async fn resume(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     check_form_post(&state, &req, form.csrf.as_deref())?;
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
-    let contact_id = state
-        .store
-        .take_resume(hash_token(form.token.trim()), inbox.id, time::now())
+    let redeemed = state
+        .svc
+        .redeem_resume_link(&inbox, ip.0, &form.token)
         .await?;
-    let contact = match contact_id {
-        Some(id) => state.store.contact(id)?.filter(|c| c.belongs_to(inbox.id)),
-        None => None,
-    };
     let csrf = form_token(&req);
-    let Some(contact) = contact else {
+    let Some(who) = redeemed else {
         let p = Page {
             key: inbox.widget_key.clone(),
             csrf: csrf.clone(),
@@ -768,22 +673,17 @@ async fn resume(
             resume: None,
             resume_c: String::new(),
             token_for_script: None,
-            main_html: render(&main_view(
-                &state,
-                &inbox,
-                None,
-                &PageQuery::default(),
-                &csrf,
-            )?)?,
+            main_html: render(
+                &main_view(&state, &inbox, None, &PageQuery::default(), &csrf).await?,
+            )?,
         };
         let body = render(&p)?.replace("<!--resume-error-->", "<p class=\"error\" role=\"alert\">This link has expired or was already used. Ask for a new one on your other device.</p>");
         return Ok(HttpResponse::Gone()
             .content_type("text/html; charset=utf-8")
             .body(body));
     };
-    let token = super::session::issue_contact_token(&state, contact.id, inbox.id).await?;
+    let token = who.1.clone();
     let ttl = state.config.contact_token_ttl_secs;
-    let who = (contact, token.clone());
     let p = Page {
         key: inbox.widget_key.clone(),
         csrf: csrf.clone(),
@@ -792,16 +692,19 @@ async fn resume(
         resume: None,
         resume_c: String::new(),
         token_for_script: Some(token.clone()),
-        main_html: render(&main_view(
-            &state,
-            &inbox,
-            Some(&who),
-            &PageQuery {
-                c: form.c.clone().filter(|c| !c.is_empty()),
-                ..PageQuery::default()
-            },
-            &csrf,
-        )?)?,
+        main_html: render(
+            &main_view(
+                &state,
+                &inbox,
+                Some(&who),
+                &PageQuery {
+                    c: form.c.clone().filter(|c| !c.is_empty()),
+                    ..PageQuery::default()
+                },
+                &csrf,
+            )
+            .await?,
+        )?,
     };
     let secure = state.config.base_url.starts_with("https://");
     Ok(HttpResponse::Ok()
@@ -821,31 +724,17 @@ pub struct ConfirmFields {
     t: String,
 }
 
-/// The confirmation a genuine, unexpired link stands for, with its
-/// contact; 404 for anything forged, altered, expired or gone.
-async fn confirmation_of(
-    state: &AppState,
-    inbox: &InboxRecord,
-    f: &ConfirmFields,
-) -> Result<(Confirmation, ContactRecord), ApiError> {
-    let c = Confirmation {
+/// The confirmation a link's fields stand for; 404 for fields that do
+/// not parse (the service checks the rest: forged, altered, expired).
+fn confirmation_in(f: &ConfirmFields) -> Result<Confirmation, ApiError> {
+    Ok(Confirmation {
         contact: parse_id(&f.c).ok_or(ApiError::NotFound)?,
         email: Email::parse(&f.e)
             .map_err(|_| ApiError::NotFound)?
             .into_inner(),
         asked_at: f.at,
         device: f.d.clone(),
-    };
-    let secret = state.store.server_secret().await?;
-    if !c.holds(&secret, &f.t, time::now() / 1_000_000) {
-        return Err(ApiError::NotFound);
-    }
-    let contact = state
-        .store
-        .contact(c.contact)?
-        .filter(|k| k.belongs_to(inbox.id))
-        .ok_or(ApiError::NotFound)?;
-    Ok((c, contact))
+    })
 }
 
 /// The page of a confirmation link: it changes nothing (mail scanners
@@ -853,18 +742,16 @@ async fn confirmation_of(
 /// signed link back. When the address is already another verified
 /// person's, it says plainly that confirming gives the asking device that
 /// person's conversations: only the person at the address can agree.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn confirm_email_page(
     state: web::Data<AppState>,
     path: web::Path<String>,
     q: web::Query<ConfirmFields>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
-    let (c, contact) = confirmation_of(&state, &inbox, &q).await?;
+    let c = confirmation_in(&q)?;
+    let (_, takeover) = state.svc.confirmation(&inbox, &c, &q.t).await?;
     let esc = crate::web::workspace::linkify::escape;
-    let takeover = state
-        .store
-        .email_owner(&c.email)?
-        .is_some_and(|owner| owner != contact.id);
     let hidden: String = [
         ("c", q.c.as_str()),
         ("e", q.e.as_str()),
@@ -908,6 +795,7 @@ async fn confirm_email_page(
 /// that asked, and only for it. If another verified person holds the
 /// address, the person at the address has just agreed (on a page that said
 /// so) that the asking device is theirs: the asker joins that person.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn confirm_email(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -920,28 +808,9 @@ async fn confirm_email(
             "a confirmation is posted from its own page",
         ));
     }
-    let (c, contact) = confirmation_of(&state, &inbox, &form).await?;
-    let email = c.email;
-    if let Some(other) = state
-        .store
-        .confirm_email(contact.id, &email, time::now())
-        .await?
-    {
-        state
-            .store
-            .merge_contacts(contact.id, other, time::now())
-            .await?;
-        state
-            .store
-            .confirm_email(other, &email, time::now())
-            .await?;
-        tracing::info!(
-            from = contact.id,
-            into = other,
-            "contacts linked by a confirmed email"
-        );
-    }
-    let shown = crate::web::workspace::linkify::escape(&email);
+    let c = confirmation_in(&form)?;
+    state.svc.confirm_email(&inbox, &c, &form.t).await?;
+    let shown = crate::web::workspace::linkify::escape(&c.email);
     Ok(small_page(
         "Email confirmed",
         "email-confirmed",
@@ -950,24 +819,6 @@ async fn confirm_email(
             inbox.widget_key
         ),
     ))
-}
-
-/// The contact a signed link names (`?c=` with its token `?t=`), or 404:
-/// a forged or altered link says nothing more.
-async fn linked_contact(
-    state: &AppState,
-    c: &str,
-    t: &str,
-    token: impl Fn(&[u8], u64) -> String,
-) -> Result<ContactRecord, ApiError> {
-    let contact = crate::domain::parse_id(c)
-        .and_then(|id| state.store.contact(id).ok().flatten())
-        .ok_or(ApiError::NotFound)?;
-    let secret = state.store.server_secret().await?;
-    if !crate::channels::secret_eq(t.trim(), &token(&secret, contact.id)) {
-        return Err(ApiError::NotFound);
-    }
-    Ok(contact)
 }
 
 /// A one-message page of the messenger (link outcomes).
@@ -989,23 +840,14 @@ pub struct UnsubscribeQuery {
 /// The unsubscribe link of notification mails (GET, and POST for mail
 /// clients' one-click unsubscribe): no sign-in needed, the token is an
 /// HMAC of the contact's id under the server's secret.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn unsubscribe(
     state: web::Data<AppState>,
     path: web::Path<String>,
     q: web::Query<UnsubscribeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
-    let contact = linked_contact(
-        &state,
-        &q.c,
-        &q.t,
-        crate::service::notify::unsubscribe_token,
-    )
-    .await?;
-    state
-        .store
-        .set_email_notifications(contact.id, false, time::now())
-        .await?;
+    state.svc.unsubscribe(&q.c, &q.t).await?;
     let name = crate::web::workspace::linkify::escape(&inbox.name);
     Ok(small_page(
         "Unsubscribed",
@@ -1032,6 +874,7 @@ struct ResumeLink {
 }
 
 /// A single-use link (and QR code) that continues this contact elsewhere.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn resume_link(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -1043,29 +886,8 @@ async fn resume_link(
     check_form_post(&state, &req, form.as_ref().and_then(|f| f.csrf.as_deref()))?;
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
-    state
-        .limits
-        .contacts
-        .check(&ip.0)
-        .map_err(ApiError::TooManyRequests)?;
-    let (token, hash) = new_token("nrs_");
-    let now = time::now();
-    let expires_at = now + 15 * 60 * 1_000_000;
-    state
-        .store
-        .insert_resume(
-            hash,
-            ResumeRecord {
-                contact_id: who.0.id,
-                expires_at,
-            },
-            now,
-        )
-        .await?;
-    let url = format!(
-        "{}/m/{}?resume={}",
-        state.config.base_url, inbox.widget_key, token
-    );
+    let link = state.svc.create_resume_link(&who.0, inbox.id, ip.0).await?;
+    let (url, expires_at) = (link.url, link.expires_at);
     let qr = qrcode::QrCode::new(url.as_bytes()).map_err(|_| ApiError::Internal)?;
     let qr_svg = qr
         .render::<qrcode::render::svg::Color>()
@@ -1100,6 +922,7 @@ pub struct EmailForm {
 /// that proves the address. Every such mail is limited per contact, per
 /// client address and per recipient (429 with `Retry-After`): a visitor
 /// must not be able to make natter mail anyone at will.
+#[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
 async fn email(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -1111,59 +934,19 @@ async fn email(
     check_form_post(&state, &req, form.csrf.as_deref())?;
     let who = contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("start a conversation first"))?;
-    let email = Email::parse(&form.email)?.into_inner();
-    let already = who
-        .0
-        .verified
-        .contains(&format!("email:{}", email.trim().to_lowercase()));
-    let mailer = crate::service::notify::outgoing_mail(
-        &state.store,
-        state.config.smtp.as_ref(),
-        state.http.allow_private,
-    )
-    .filter(|_| !already);
-    if mailer.is_some() {
-        state
-            .limits
-            .visitor_mail(who.0.id, ip.0, &email)
-            .map_err(ApiError::TooManyRequests)?;
-    }
-    state
-        .store
-        .set_contact_email(who.0.id, email.clone(), time::now())
+    let email = Email::parse(&form.email)?;
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let sent = state
+        .svc
+        .leave_email(&inbox, &who.0, email.clone(), ip.0, user_agent)
         .await?;
-    // A confirmation link proves the address (and, with the agreement of
-    // the person at the address, links their other conversations).
-    let mut sent = false;
-    if let Some(smtp) = &mailer {
-        let user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let c = Confirmation {
-            contact: who.0.id,
-            email: email.clone(),
-            asked_at: time::now() / 1_000_000,
-            device: crate::service::notify::device_of(user_agent),
-        };
-        match crate::service::notify::send_confirmation(
-            &state.store,
-            smtp,
-            &state.config.base_url,
-            &inbox.name,
-            &inbox.widget_key,
-            &c,
-        )
-        .await
-        {
-            Ok(()) => sent = true,
-            Err(e) => tracing::warn!(contact = who.0.id, error = %e, "confirmation mail not sent"),
-        }
-    }
     let note = format!(
         "<p class=\"notice\" role=\"status\">Thanks — we'll email {} when we reply.{}</p>",
-        super::workspace::linkify::escape(&email),
+        super::workspace::linkify::escape(&email.into_inner()),
         if sent {
             " Check your inbox to confirm the address."
         } else {
