@@ -110,17 +110,10 @@ impl Application {
         ));
         let state = web::Data::new(AppState {
             svc,
-            store: store.clone(),
             keepalive_secs: config.sse_keepalive_secs,
             config: shared_config,
-            limits: limits.clone(),
-            typing,
             shutdown: shutdown_rx.clone(),
-            index: index.clone(),
             streams: Default::default(),
-            http: http.clone(),
-            mailboxes: mailboxes.clone(),
-            vapid: vapid.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()

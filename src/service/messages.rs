@@ -276,6 +276,30 @@ impl Services {
         Ok(self.store.check_room(bytes)?)
     }
 
+    /// Counts `bytes` more of an upload as it arrives: the contact's and
+    /// the address's hourly quotas, then the free-space reserve; each
+    /// refuses before the bytes are written.
+    pub fn account_upload(
+        &self,
+        contact: Option<u64>,
+        address: Option<std::net::IpAddr>,
+        bytes: u64,
+    ) -> ApiResult<()> {
+        if let Some(c) = contact {
+            self.limits
+                .upload_contact
+                .take(&c, bytes)
+                .map_err(ApiError::TooManyRequests)?;
+        }
+        if let Some(a) = address {
+            self.limits
+                .upload_address
+                .take(&a, bytes)
+                .map_err(ApiError::TooManyRequests)?;
+        }
+        self.check_room(bytes)
+    }
+
     /// Somewhere to receive a message's files, under temporary names in
     /// the store's files folder.
     pub fn staging(&self) -> Staged {

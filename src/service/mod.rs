@@ -41,9 +41,6 @@ use crate::store::Store;
 /// The product's use cases, one method each (in the module of its
 /// concept: `impl Services` blocks live beside their rules), over the
 /// store and the other services. Built once at start; cheap to share.
-// Some fields are read only once the use cases that need them have moved
-// here from the web layer.
-#[allow(dead_code)]
 pub struct Services {
     store: Arc<Store>,
     config: Arc<ServeConfig>,

@@ -42,12 +42,7 @@ const REPLAY_BATCH: usize = 500;
 pub trait Renderer: Send + Sync + 'static {
     /// The frame of a logged event. A renderer with nothing to show still
     /// sends the event's `id:`, so a reconnecting browser resumes after it.
-    fn event(
-        &self,
-        svc: &Services,
-        viewer: Viewer,
-        ev: &EventRecord,
-    ) -> crate::store::Result<String>;
+    fn event(&self, svc: &Services, viewer: Viewer, ev: &EventRecord) -> ApiResult<String>;
 
     /// The frame of a typing signal, or none when this page does not show
     /// it.
@@ -58,12 +53,7 @@ pub trait Renderer: Send + Sync + 'static {
 pub struct Json;
 
 impl Renderer for Json {
-    fn event(
-        &self,
-        svc: &Services,
-        viewer: Viewer,
-        ev: &EventRecord,
-    ) -> crate::store::Result<String> {
+    fn event(&self, svc: &Services, viewer: Viewer, ev: &EventRecord) -> ApiResult<String> {
         let data = svc.event_data(ev, Audience::from(viewer))?;
         Ok(json_frame(Some(ev.id), ev.name(), &data))
     }

@@ -25,37 +25,20 @@ use tokio::sync::watch;
 
 use crate::config::ServeConfig;
 use crate::error::ApiError;
-use crate::service::ratelimit::Limits;
-use crate::service::realtime::TypingHub;
-use crate::store::Store;
 
 /// What every handler can reach.
 pub struct AppState {
     /// The use cases: handlers parse, call one of these and render.
     pub svc: Arc<crate::service::Services>,
-    /// The database.
-    pub store: Arc<Store>,
     /// Validated settings.
     pub config: Arc<ServeConfig>,
-    /// Rate limits and lockouts.
-    pub limits: Arc<Limits>,
-    /// Ephemeral typing signals.
-    pub typing: Arc<TypingHub>,
     /// Turns true when the server is stopping, so streams can end.
     pub shutdown: watch::Receiver<bool>,
     /// Seconds between SSE keep-alive comments.
     pub keepalive_secs: u64,
-    /// The full-text index.
-    pub index: Arc<crate::service::index::SearchIndex>,
     /// Open event streams per viewer, to cap them.
     pub streams:
         std::sync::Mutex<std::collections::HashMap<crate::service::realtime::Viewer, usize>>,
-    /// Calls out (providers, webhooks), behind the SSRF guard.
-    pub http: crate::channels::http::Http,
-    /// The server's VAPID key (Web Push).
-    pub vapid: Arc<crate::service::webpush::VapidKeys>,
-    /// The IMAP followers of email inboxes.
-    pub mailboxes: Arc<crate::service::mailbox::Mailboxes>,
 }
 
 /// Registers every route.

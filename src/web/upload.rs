@@ -96,21 +96,9 @@ impl Receiving<'_> {
     /// Counts `n` more bytes of files: the uploader's quotas, then the
     /// free-space reserve; both refuse before the bytes are written.
     fn account(&self, n: usize) -> Result<(), ApiError> {
-        let n = n as u64;
-        let limits = &self.state.limits;
-        if let Some(c) = self.who.contact {
-            limits
-                .upload_contact
-                .take(&c, n)
-                .map_err(ApiError::TooManyRequests)?;
-        }
-        if let Some(a) = self.who.address {
-            limits
-                .upload_address
-                .take(&a, n)
-                .map_err(ApiError::TooManyRequests)?;
-        }
-        self.state.svc.check_room(n)
+        self.state
+            .svc
+            .account_upload(self.who.contact, self.who.address, n as u64)
     }
 }
 

@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::domain::{parse_id, AuthorType};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::service::Services;
 use crate::store::{EventPayload, EventRecord, Result};
@@ -75,7 +75,7 @@ pub fn message_fragment(_key: &str, conversation: u64, m: &MessageView) -> Resul
 }
 
 impl Renderer for MessengerContext {
-    fn event(&self, svc: &Services, _viewer: Viewer, ev: &EventRecord) -> Result<String> {
+    fn event(&self, svc: &Services, _viewer: Viewer, ev: &EventRecord) -> ApiResult<String> {
         Ok(html_frame(Some(ev.id), &render_event(svc, self, ev)?))
     }
 

@@ -12,9 +12,10 @@ use askama::Template;
 use super::view::{self, ConvView, Filter, MessageView, Names, RowView};
 use super::PageError;
 use crate::domain::{parse_id, AuthorType};
+use crate::error::ApiResult;
 use crate::service::realtime::{TypingEvent, Viewer};
 use crate::service::Services;
-use crate::store::{EventPayload, EventRecord, Result, Store};
+use crate::store::{AgentRecord, EventPayload, EventRecord, Result};
 use crate::web::events::{html_frame, Renderer};
 use crate::web::session::PageAgent;
 use crate::web::AppState;
@@ -80,10 +81,7 @@ pub async fn events(
         token_hash: crate::service::auth::hash_token(&page.session),
     };
     let last = crate::web::events::last_event_id(&req);
-    let frames = Arc::new(PageFrames {
-        ctx,
-        store: state.store.clone(),
-    });
+    let frames = Arc::new(PageFrames { ctx });
     Ok(crate::web::events::stream(
         state, viewer, credential, last, frames,
     )?)
@@ -91,15 +89,12 @@ pub async fn events(
 
 /// The channel tag of a message: the inbox it went through, else its
 /// conversation's (icons on live messages).
-pub fn channel_tag(store: &Store, conversation: u64, via: Option<u64>) -> Result<view::ChannelTag> {
-    let inbox = match via {
-        Some(v) => Some(v),
-        None => store.conversation(conversation)?.map(|c| c.inbox_id),
-    };
-    let ch = match inbox {
-        Some(i) => store.inbox(i)?.map(|i| i.channel),
-        None => None,
-    };
+pub fn channel_tag(
+    svc: &Services,
+    conversation: u64,
+    via: Option<u64>,
+) -> ApiResult<view::ChannelTag> {
+    let ch = svc.message_channel(conversation, via)?;
     Ok(view::ChannelTag::of(
         ch.as_deref()
             .unwrap_or(crate::channels::ChannelKind::Web.as_str()),
@@ -125,12 +120,12 @@ pub fn message_fragment(conversation: u64, m: &MessageView) -> Result<String> {
     ))
 }
 
-fn row_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Result<String> {
+fn row_fragment(svc: &Services, ctx: &PageContext, conversation: u64) -> ApiResult<String> {
     let mut out = format!("<div hx-swap-oob=\"delete:#row-{conversation}\"></div>");
-    if let Some(c) = store.conversation(conversation)? {
+    if let Some(c) = svc.conversation(conversation)? {
         if ctx.filter.matches(&c, ctx.agent_id) {
-            let names = Names::from(crate::service::conversations::names_for(store, &c)?);
-            let contact = store.contact(c.contact_id)?;
+            let names = Names::from(svc.names_for(&c)?);
+            let contact = svc.contacts_of(std::slice::from_ref(&c))?.pop().flatten();
             let row = view::row(&names, &c, contact.as_ref(), &ctx.filter, ctx.conversation);
             out.push_str("<div hx-swap-oob=\"delete:#list-empty\"></div>");
             out.push_str(&format!(
@@ -142,16 +137,13 @@ fn row_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Result<S
     Ok(out)
 }
 
-fn controls_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Result<String> {
-    let Some(c) = store.conversation(conversation)? else {
+fn controls_fragment(svc: &Services, me: &AgentRecord, conversation: u64) -> ApiResult<String> {
+    let Some(c) = svc.conversation(conversation)? else {
         return Ok(String::new());
     };
-    let Some(me) = store.agent(ctx.agent_id)? else {
-        return Ok(String::new());
-    };
-    let names = Names::from(crate::service::conversations::names_for(store, &c)?);
-    let thread = crate::service::conversations::thread(store, &c, &me, false)?;
-    let v = view::conversation(&thread, &names, &c, &me);
+    let names = Names::from(svc.names_for(&c)?);
+    let thread = svc.thread(me, &c, false)?;
+    let v = view::conversation(&thread, &names, &c, me);
     Ok(format!(
         "<div hx-swap-oob=\"outerHTML:#controls-{id}\">{}</div><div hx-swap-oob=\"outerHTML:#status-{id}\"><span class=\"status status-{s}\" id=\"status-{id}\">{s}</span></div><div hx-swap-oob=\"innerHTML:#seen-{id}\">{seen}</div>",
         render(&ControlsPartial { c: &v })?,
@@ -161,19 +153,14 @@ fn controls_fragment(store: &Store, ctx: &PageContext, conversation: u64) -> Res
     ))
 }
 
-/// A workspace page's renderer: its context, and (until the workspace's
-/// view models read through services) the store they read.
+/// A workspace page's renderer.
 struct PageFrames {
     ctx: PageContext,
-    store: Arc<Store>,
 }
 
 impl Renderer for PageFrames {
-    fn event(&self, _svc: &Services, _viewer: Viewer, ev: &EventRecord) -> Result<String> {
-        Ok(html_frame(
-            Some(ev.id),
-            &render_event(&self.store, &self.ctx, ev)?,
-        ))
+    fn event(&self, svc: &Services, _viewer: Viewer, ev: &EventRecord) -> ApiResult<String> {
+        Ok(html_frame(Some(ev.id), &render_event(svc, &self.ctx, ev)?))
     }
 
     fn typing(&self, t: &TypingEvent) -> Option<String> {
@@ -182,7 +169,7 @@ impl Renderer for PageFrames {
 }
 
 /// The fragments for one event on one page (empty when it shows nothing).
-fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Result<String> {
+fn render_event(svc: &Services, ctx: &PageContext, ev: &EventRecord) -> ApiResult<String> {
     let mut out = String::new();
     match &ev.payload {
         EventPayload::MessageCreated { message } => {
@@ -190,18 +177,18 @@ fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Result<St
             if ctx.conversation == Some(cid) {
                 let prev = match message.seq {
                     1 => None,
-                    seq => store.message(cid, seq - 1)?,
+                    seq => svc.message(cid, seq - 1)?,
                 };
                 let mut v = view::message(message, prev.as_ref());
-                v.channel = channel_tag(store, cid, message.via)?;
+                v.channel = channel_tag(svc, cid, message.via)?;
                 out.push_str(&message_fragment(cid, &v)?);
                 out.push_str(&format!(
                     "<div hx-swap-oob=\"innerHTML:#typing-{cid}\"></div>"
                 ));
             }
-            out.push_str(&row_fragment(store, ctx, cid)?);
+            out.push_str(&row_fragment(svc, ctx, cid)?);
             if message.author.kind == AuthorType::Contact {
-                if let Some(c) = store.conversation(cid)? {
+                if let Some(c) = svc.conversation(cid)? {
                     if c.assignee_id.is_none() || c.assignee_id == Some(ctx.agent_id) {
                         let who = super::linkify::escape(
                             message.author.name.as_deref().unwrap_or("A visitor"),
@@ -215,19 +202,22 @@ fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Result<St
             }
         }
         EventPayload::ConversationCreated { conversation } => {
-            out.push_str(&row_fragment(store, ctx, conversation.id)?);
+            out.push_str(&row_fragment(svc, ctx, conversation.id)?);
         }
         EventPayload::ConversationUpdated { conversation } => {
-            out.push_str(&row_fragment(store, ctx, conversation.id)?);
+            out.push_str(&row_fragment(svc, ctx, conversation.id)?);
             if ctx.conversation == Some(conversation.id) {
-                out.push_str(&controls_fragment(store, ctx, conversation.id)?);
+                // The viewer as stored now (gone: nothing to show).
+                if let Ok(me) = svc.agent(ctx.agent_id) {
+                    out.push_str(&controls_fragment(svc, &me, conversation.id)?);
+                }
             }
         }
         EventPayload::MessageUpdated { message } => {
             if ctx.conversation == Some(message.conversation_id) {
                 let mut v = view::message(message, None);
                 v.day = None;
-                v.channel = channel_tag(store, message.conversation_id, message.via)?;
+                v.channel = channel_tag(svc, message.conversation_id, message.via)?;
                 // The message's insides change in place (its <li> stays).
                 out.push_str(&format!(
                     "<div hx-swap-oob=\"innerHTML:#msg-{}\">{}</div>",
@@ -244,7 +234,7 @@ fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Result<St
         } => {
             if reader.kind == AuthorType::Contact {
                 if ctx.conversation == Some(*conversation_id) {
-                    if let Some(c) = store.conversation(*conversation_id)? {
+                    if let Some(c) = svc.conversation(*conversation_id)? {
                         out.push_str(&format!(
                             "<div hx-swap-oob=\"innerHTML:#seen-{conversation_id}\">{}</div>",
                             view::seen_line(&c)
@@ -252,7 +242,7 @@ fn render_event(store: &Store, ctx: &PageContext, ev: &EventRecord) -> Result<St
                     }
                 }
             } else {
-                out.push_str(&row_fragment(store, ctx, *conversation_id)?);
+                out.push_str(&row_fragment(svc, ctx, *conversation_id)?);
             }
         }
     }

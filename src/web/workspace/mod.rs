@@ -561,24 +561,11 @@ async fn merge_contact(
     form: web::Form<MergeForm>,
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, form.csrf.as_deref())?;
-    let auth = page.as_auth();
-    let from = crate::web::api::contacts::visible_contact(
-        &state,
-        &auth,
-        parse_id(&path).ok_or(ApiError::NotFound)?,
-    )?;
-    let into_id = parse_id(&form.into).ok_or(ApiError::NotFound)?;
-    let into = crate::web::api::contacts::visible_contact(&state, &auth, into_id)?;
+    let from = parse_id(&path).ok_or(ApiError::NotFound)?;
     state
-        .store
-        .merge_contacts(from.id, into.id, time::now())
+        .svc
+        .merge_contacts(&page.agent, from, parse_id(&form.into))
         .await?;
-    tracing::info!(
-        from = from.id,
-        into = into.id,
-        by = page.agent.id,
-        "contacts merged"
-    );
     if req.headers().contains_key("hx-request") {
         Ok(HttpResponse::NoContent()
             .insert_header(("HX-Refresh", "true"))
