@@ -562,10 +562,16 @@ async fn merge_contact(
 ) -> Result<HttpResponse, PageError> {
     page.check_csrf(&req, form.csrf.as_deref())?;
     let from = parse_id(&path).ok_or(ApiError::NotFound)?;
+    // The page answers a target it cannot merge into with 404, like
+    // anything that is not there; the API names the field (422).
     state
         .svc
         .merge_contacts(&page.agent, from, parse_id(&form.into))
-        .await?;
+        .await
+        .map_err(|e| match e {
+            ApiError::Invalid(i) if i.field == "into" => ApiError::NotFound,
+            e => e,
+        })?;
     if req.headers().contains_key("hx-request") {
         Ok(HttpResponse::NoContent()
             .insert_header(("HX-Refresh", "true"))
