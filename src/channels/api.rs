@@ -71,16 +71,8 @@ impl Channel for Api {
             let id = format!("msg_natter_{}", out.message_id);
             let ts = out.now / 1_000_000;
             let secret = inbox.webhook_secret.as_deref().unwrap_or("");
-            let sig = super::signing::sign(secret, &id, ts, body.as_bytes())
-                .map_err(SendError::Permanent)?;
-            let resp = http
-                .client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
+            let resp = super::signing::signed_post(&http.client, url, secret, &id, ts, body)
+                .map_err(SendError::Permanent)?
                 .send()
                 .await
                 .map_err(transport_error)?;

@@ -26,6 +26,28 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     ))
 }
 
+/// A POST of a JSON `body` carrying the Standard Webhooks headers
+/// (`webhook-id`, `webhook-timestamp`, `webhook-signature`), ready to send
+/// through the guarded client; the one shape of every signed call natter
+/// makes (outbound webhooks and the API channel's callbacks).
+pub fn signed_post(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: String,
+) -> Result<reqwest::RequestBuilder, String> {
+    let sig = sign(secret, id, timestamp, body.as_bytes())?;
+    Ok(client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sig)
+        .body(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,11 @@
 //! it, unsubscribe). A contact only ever reaches its own conversations and
 //! never a note; anything else answers 404.
 
+use super::messages::Prepared;
 use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::files::Staged;
 use super::index::{Hits, SearchFilter};
 use super::notify::Confirmation;
 use super::realtime::{TypingEvent, Viewer};
@@ -19,9 +19,8 @@ use crate::domain::time::{self, Micros};
 use crate::domain::{AuthorType, ContactName, Email, Invalid};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
-    AttachmentRecord, Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage,
-    MessageRecord, NewContact, NewMessage, Reader, ResumeRecord, StoreError, TokenOwner,
-    TokenRecord,
+    Author, ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord, NewContact,
+    NewMessage, Reader, ResumeRecord, StoreError, TokenOwner, TokenRecord,
 };
 
 /// How long a resume link lives.
@@ -52,16 +51,6 @@ pub struct ClaimedIdentity {
     pub external_id: String,
     /// The HMAC the host site computed (hex).
     pub identifier_hash: String,
-}
-
-/// A message from a contact, its files already staged by the upload.
-pub struct ContactMessage {
-    /// The checked text (may be empty when files come with it).
-    pub body: String,
-    /// The files as they will be stored with the message.
-    pub attachments: Vec<AttachmentRecord>,
-    /// The staged files, kept only once the message is durable.
-    pub files: Staged,
 }
 
 /// A single-use link that continues a contact on another device.
@@ -195,15 +184,9 @@ impl Services {
         token: &str,
     ) -> ApiResult<Option<ContactRecord>> {
         let hash = super::auth::hash_token(token);
-        let Some(rec) = self.store.token(TokenOwner::Contact, &hash)? else {
-            return Ok(None);
-        };
-        if rec.expires_at <= time::now() {
-            return Ok(None);
-        }
         Ok(self
-            .store
-            .contact(rec.owner)?
+            .contact_by_token(&hash)?
+            .map(|(c, _)| c)
             .filter(|c| c.belongs_to(inbox.id)))
     }
 
@@ -304,7 +287,7 @@ impl Services {
         &self,
         inbox_id: u64,
         contact: &ContactRecord,
-        first: ContactMessage,
+        first: Prepared,
     ) -> ApiResult<(ConversationRecord, MessageRecord)> {
         let (conv, msg) = self
             .store
@@ -333,28 +316,10 @@ impl Services {
         &self,
         contact: &ContactRecord,
         c: &ConversationRecord,
-        m: ContactMessage,
+        m: Prepared,
     ) -> ApiResult<MessageRecord> {
-        let new = NewMessage {
-            author: contact_author(contact),
-            body: m.body,
-            private: false,
-            attachments: m.attachments,
-            via: None,
-        };
-        let now = time::now();
-        let effects = self.message_effects(c.id, &new, now)?;
-        let (msg, _) = self
-            .store
-            .post_message(c.id, new, effects, now)
+        self.persist_message(c.id, contact_author(contact), false, None, m)
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => ApiError::NotFound,
-                e => e.into(),
-            })?;
-        m.files.keep();
-        crate::metrics::global().message_created(AuthorType::Contact);
-        Ok(msg)
     }
 
     /// A page of the messages the contact may see (never notes), in its

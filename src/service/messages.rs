@@ -133,6 +133,22 @@ impl Services {
             _ => None,
         };
         let prepared = prepare(post.body, post.files).await?;
+        self.persist_message(conversation_id, author, private, via, prepared)
+            .await
+    }
+
+    /// The one write of a checked message, whoever wrote it: its
+    /// [`crate::store::Effects`] (a send, a notification) decided here and
+    /// persisted by the store in the same write, then its staged files
+    /// kept and the message counted.
+    pub(super) async fn persist_message(
+        &self,
+        conversation_id: u64,
+        author: Author,
+        private: bool,
+        via: Option<u64>,
+        prepared: Prepared,
+    ) -> ApiResult<MessageRecord> {
         let kind = author.kind;
         let new = NewMessage {
             author,
@@ -142,8 +158,6 @@ impl Services {
             via,
         };
         let now = time::now();
-        // What the message must also do (a send, a notification) is decided
-        // here and only persisted by the store, in the same write.
         let effects = self.message_effects(conversation_id, &new, now)?;
         let (msg, _) = self
             .store

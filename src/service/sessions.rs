@@ -10,7 +10,7 @@ use crate::domain::{time, Password};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{AgentRecord, TokenOwner};
 
-use super::auth::{dummy_hash, hash_password, verify_password};
+use super::auth::{dummy_hash, verify_password};
 use super::Services;
 
 /// Which agent credential to issue: they differ only in their prefix, so a
@@ -132,9 +132,7 @@ impl Services {
         if !blocking(move || verify_password(&hash, &current)).await? {
             return Err(ApiError::Forbidden("the current password is wrong"));
         }
-        let new_hash = blocking(move || hash_password(new.expose()))
-            .await?
-            .map_err(|_| ApiError::Internal)?;
+        let new_hash = super::agents::hash_blocking(new).await?;
         self.store
             .set_agent_password(agent.id, new_hash, time::now())
             .await?;

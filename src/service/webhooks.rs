@@ -9,7 +9,7 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::channels::http::Http;
-use crate::channels::signing::sign;
+use crate::channels::signing::signed_post;
 use crate::contract::Audience;
 use crate::domain::time::{self, Micros};
 use crate::store::{EventRecord, JobKind, JobRecord, Store, WebhookAttemptRecord, WebhookRecord};
@@ -126,20 +126,13 @@ pub async fn deliver(
         error: None,
         at: now,
     };
-    let result = match (
-        http.check(&hook.url),
-        sign(&hook.secret, &id, ts, body.as_bytes()),
-    ) {
-        (Err(e), _) => Err(e.to_string()),
-        (_, Err(e)) => Err(e),
-        (Ok(url), Ok(sig)) => http
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sig)
-            .body(body)
+    let request = http
+        .check(&hook.url)
+        .map_err(|e| e.to_string())
+        .and_then(|url| signed_post(&http.client, url, &hook.secret, &id, ts, body));
+    let result = match request {
+        Err(e) => Err(e),
+        Ok(r) => r
             .send()
             .await
             .map_err(|e| format!("could not deliver: {}", e.without_url())),

@@ -12,7 +12,7 @@ use crate::contract as views;
 use crate::domain::time::rfc3339;
 use crate::domain::{format_id, ContactName};
 use crate::error::{ApiError, ApiResult};
-use crate::service::customer::{optional_email, ClaimedIdentity, ContactDetails, ContactMessage};
+use crate::service::customer::{optional_email, ClaimedIdentity, ContactDetails};
 use crate::store::ContactRecord;
 use crate::web::extract::{path_id, ApiJson, ClientIp, ContactAuth};
 use crate::web::upload::{prepare, MessageUpload, Uploader};
@@ -111,11 +111,7 @@ pub async fn create(
     state.svc.allow_contact_message(&auth.contact)?;
     let input = upload.read(&state, uploader(&auth, &ip)).await?;
     let prepared = prepare(input.body, input.files).await?;
-    let first = ContactMessage {
-        body: prepared.body,
-        attachments: prepared.attachments,
-        files: prepared.files,
-    };
+    let first = prepared;
     let (conv, msg) = state
         .svc
         .start_conversation(auth.inbox_id, &auth.contact, first)
@@ -164,11 +160,7 @@ pub async fn post_message(
     state.svc.allow_contact_message(&auth.contact)?;
     let input = upload.read(&state, uploader(&auth, &ip)).await?;
     let prepared = prepare(input.body, input.files).await?;
-    let m = ContactMessage {
-        body: prepared.body,
-        attachments: prepared.attachments,
-        files: prepared.files,
-    };
+    let m = prepared;
     let msg = state.svc.post_own_message(&auth.contact, &c, m).await?;
     Ok(HttpResponse::Created().json(views::customer_message(&msg)))
 }

@@ -22,7 +22,7 @@ use super::AppState;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
 use crate::error::ApiError;
-use crate::service::customer::{optional_email, ContactDetails, ContactMessage};
+use crate::service::customer::{optional_email, ContactDetails};
 use crate::service::notify::Confirmation;
 use crate::store::{ContactRecord, ConversationRecord, InboxRecord, MessagePage, MessageRecord};
 
@@ -503,11 +503,7 @@ async fn start(
         Some(w) => w,
         None => state.svc.create_contact(&inbox, details).await?,
     };
-    let first = ContactMessage {
-        body: prepared.body,
-        attachments: prepared.attachments,
-        files: prepared.files,
-    };
+    let first = prepared;
     let (conv, _) = state
         .svc
         .start_conversation(inbox.id, &who.0, first)
@@ -547,11 +543,7 @@ async fn send(
         ));
     }
     let prepared = prepare(input.body, input.files).await?;
-    let m = ContactMessage {
-        body: prepared.body,
-        attachments: prepared.attachments,
-        files: prepared.files,
-    };
+    let m = prepared;
     let msg = state.svc.post_own_message(&who.0, &conv, m).await?;
     if req.headers().contains_key("hx-request") {
         let prev = state
