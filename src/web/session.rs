@@ -39,17 +39,6 @@ pub fn csrf_ok(session_token: &str, given: &str) -> bool {
         .ct_eq(given.as_bytes())
         .into()
 }
-
-/// Issues a new contact token (`nct_`), see
-/// [`crate::service::Services::issue_contact_token`].
-pub async fn issue_contact_token(
-    state: &AppState,
-    contact_id: u64,
-    inbox_id: u64,
-) -> Result<String, ApiError> {
-    state.svc.issue_contact_token(contact_id, inbox_id).await
-}
-
 /// The cookie that carries a new session.
 pub fn session_cookie(token: &str, secure: bool, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, token.to_owned())

@@ -7,17 +7,8 @@ use serde_json::json;
 
 use crate::domain::{format_id, parse_id};
 use crate::error::ApiResult;
-use crate::store::ContactRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::AppState;
-
-/// The contact if it is known in an inbox the agent reaches (404
-/// otherwise): [`crate::service::Services::visible_contact`], for the
-/// workspace's handlers that hold an [`AgentAuth`].
-pub fn visible_contact(state: &AppState, auth: &AgentAuth, id: u64) -> ApiResult<ContactRecord> {
-    state.svc.visible_contact(&auth.agent, id)
-}
-
 /// One contact with its addresses and conversations, as far as they are
 /// in inboxes the agent reaches: a person known in several inboxes shows
 /// nothing of the others (their conversations hold notes).

@@ -12,9 +12,9 @@ use crate::domain::{ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
 use crate::service::conversations::{parse_assignee, ConversationChange, ListFilter};
 use crate::service::realtime::Viewer;
-use crate::store::{Author, ConversationRecord, MessageRecord};
+use crate::store::ConversationRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
-use crate::web::upload::{MessageInput, MessageUpload, Uploader};
+use crate::web::upload::{MessageUpload, Uploader};
 use crate::web::AppState;
 
 /// The conversation if the agent may see its inbox; 404 otherwise, so
@@ -185,21 +185,6 @@ pub async fn messages(
     Ok(HttpResponse::Ok()
         .json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
 }
-
-/// Stores a message and counts it: [`crate::service::Services::post_message`]
-/// for the callers that still hold a web [`MessageInput`].
-pub async fn store_message(
-    state: &AppState,
-    conversation_id: u64,
-    author: Author,
-    input: MessageInput,
-) -> ApiResult<MessageRecord> {
-    state
-        .svc
-        .post_message(conversation_id, author, input.into())
-        .await
-}
-
 /// A reply or private note; 201 once durable.
 #[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
 pub async fn post_message(

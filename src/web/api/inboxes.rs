@@ -10,7 +10,6 @@ use crate::contract as views;
 use crate::domain::{format_id, Invalid};
 use crate::error::{ApiError, ApiResult};
 use crate::service::inboxes::{InboxChange, NewInbox, Settings};
-use crate::store::InboxRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::AppState;
 
@@ -22,22 +21,6 @@ pub struct CreateBody {
     greeting: Option<String>,
     #[serde(default)]
     settings: Option<Settings>,
-}
-
-/// The inbox if the agent may see it, else 404 (for the conversation
-/// handlers until they ask [`crate::service::Services::visible_inbox`]).
-pub fn visible_inbox(state: &AppState, auth: &AgentAuth, id: u64) -> ApiResult<InboxRecord> {
-    state.svc.visible_inbox(&auth.agent, id)
-}
-
-/// The inbox ids an agent may see (as [`visible_inbox`]).
-pub fn visible_inbox_ids(state: &AppState, auth: &AgentAuth) -> ApiResult<Vec<u64>> {
-    Ok(state
-        .svc
-        .visible_inboxes(&auth.agent)?
-        .iter()
-        .map(|i| i.id)
-        .collect())
 }
 
 /// Admins: every inbox; agents: those they are members of.

@@ -307,20 +307,6 @@ impl SearchQuery {
         })
     }
 }
-
-/// Runs a search: [`crate::service::Services::search`], for the routes
-/// that still call it here.
-pub async fn run_search(
-    state: &crate::web::AppState,
-    viewer: crate::service::realtime::Viewer,
-    text: String,
-    filter: crate::service::index::SearchFilter,
-    limit: usize,
-    cursor: Option<String>,
-) -> Result<crate::service::index::Hits, crate::error::ApiError> {
-    state.svc.search(viewer, text, filter, limit, cursor).await
-}
-
 /// JSON of a search page: snippets as plain text with the matches'
 /// character ranges.
 pub fn search_results(
