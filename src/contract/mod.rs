@@ -598,3 +598,103 @@ pub enum EventData {
     /// `conversation.read`.
     ReadReceipt(ReadReceipt),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AuthorType;
+
+    fn keys(v: &impl Serialize) -> Vec<String> {
+        match serde_json::to_value(v) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    fn inbox() -> InboxRecord {
+        InboxRecord {
+            id: 7,
+            name: "Support".into(),
+            channel: "web".into(),
+            widget_key: "wk".into(),
+            hmac_secret: "hs".into(),
+            greeting: None,
+            reply_time: None,
+            accent_color: None,
+            created_at: 0,
+            settings: serde_json::Map::new(),
+            api_token: None,
+            webhook_secret: None,
+        }
+    }
+
+    fn message() -> MessageRecord {
+        MessageRecord {
+            id: 3,
+            conversation_id: 2,
+            seq: 5,
+            ordinal: 2,
+            author: AuthorRecord {
+                kind: AuthorType::Contact,
+                id: None,
+                name: None,
+            },
+            body: "hi".into(),
+            private: false,
+            attachments: Vec::new(),
+            created_at: 0,
+            delivery: None,
+            provider_id: None,
+            via: None,
+        }
+    }
+
+    #[test]
+    fn admin_only_inbox_keys_are_absent_for_agents() {
+        let mut k = keys(&Inbox::at(&inbox(), false, ""));
+        k.sort();
+        assert_eq!(
+            k,
+            [
+                "channel",
+                "created_at",
+                "greeting",
+                "id",
+                "name",
+                "widget_key"
+            ]
+        );
+        let v = serde_json::to_value(Inbox::at(&inbox(), true, "")).unwrap_or_default();
+        assert_eq!(v["hmac_secret"], "hs");
+        assert_eq!(v["id"], format_id(7));
+    }
+
+    #[test]
+    fn a_message_has_every_key_with_null_for_the_unknown() {
+        let v = serde_json::to_value(Message::of(&message())).unwrap_or_default();
+        for k in ["delivery", "via"] {
+            assert_eq!(v.get(k), Some(&serde_json::Value::Null), "{k}");
+        }
+        assert_eq!(v["author"]["type"], "contact");
+        assert_eq!(v["author"]["id"], serde_json::Value::Null);
+        assert_eq!(v["seq"], 5);
+        assert_eq!(keys(&Message::of(&message())).len(), 10);
+    }
+
+    #[test]
+    fn the_contact_numbers_a_message_by_its_ordinal() {
+        let v = serde_json::to_value(Message::for_contact(&message())).unwrap_or_default();
+        assert_eq!(v["seq"], 2);
+    }
+
+    #[test]
+    fn a_wrapper_adds_its_key_beside_the_shape() {
+        let v = serde_json::to_value(ReceivedMessage {
+            message: Message::of(&message()),
+            contact_id: format_id(9),
+        })
+        .unwrap_or_default();
+        assert_eq!(v["contact_id"], format_id(9));
+        assert_eq!(v["body"], "hi");
+    }
+}
