@@ -122,8 +122,9 @@ pub struct Outgoing<'a> {
     pub base_url: &'a str,
     /// The inbox's id (callback paths).
     pub inbox_id: u64,
-    /// The message as the contract shows it (the API channel posts it).
-    pub message_json: serde_json::Value,
+    /// The message as the contract shows it (the API channel posts it;
+    /// `None` for notifications, which are no message of a conversation).
+    pub message_json: Option<crate::contract::Message>,
     /// The conversation (email's plus-address).
     pub conversation_id: u64,
     /// The conversation's subject (email).

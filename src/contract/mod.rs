@@ -1,117 +1,280 @@
-//! The JSON shapes of the contract, built from store records. The same
-//! functions render API responses, SSE event data and webhook payloads, so
-//! a replayed event looks exactly like a live one. Pure: whatever a shape
-//! needs from the store is looked up by its caller
+//! The JSON shapes of the contract, built from store records. Each shape is
+//! one `#[derive(Serialize)]` struct, so its keys are written down once and
+//! the same value renders API responses, SSE event data and webhook
+//! payloads: a replayed event looks exactly like a live one. Pure: whatever
+//! a shape needs from the store is looked up by its caller
 //! ([`crate::service::present`]), so the web layer and the services share
 //! this module without depending on each other.
+//!
+//! Conventions: ids are strings ([`format_id`]), times RFC 3339 in UTC,
+//! and an unknown value is `null` (the key is present) unless a field says
+//! it is left out.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::domain::format_id;
 use crate::domain::time::rfc3339;
 use crate::store::{
-    AgentRecord, AttachmentRecord, Author, ContactRecord, ConversationRecord, InboxRecord,
-    MessageRecord, Reader,
+    AgentRecord, AttachmentRecord, Author as AuthorRecord, ChannelIdentity, ContactRecord,
+    ConversationRecord, InboxRecord, MessageRecord, Reader as ReaderRecord,
 };
 
-fn opt_id(id: Option<u64>) -> Value {
-    id.map_or(Value::Null, |i| Value::String(format_id(i)))
+fn opt_id(id: Option<u64>) -> Option<String> {
+    id.map(format_id)
 }
 
 /// `{"id","name","email","role"}` plus status fields.
-pub fn agent(a: &AgentRecord) -> Value {
-    json!({
-        "id": format_id(a.id),
-        "name": a.name,
-        "email": a.email,
-        "role": a.role.as_str(),
-        "active": a.active,
-        "created_at": rfc3339(a.created_at),
-    })
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    /// The agent's id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Sign-in address.
+    pub email: String,
+    /// `admin` or `agent`.
+    pub role: &'static str,
+    /// False once deactivated (it can no longer sign in).
+    pub active: bool,
+    /// When it was created.
+    pub created_at: String,
+}
+
+impl Agent {
+    /// The contract's agent.
+    pub fn of(a: &AgentRecord) -> Self {
+        Self {
+            id: format_id(a.id),
+            name: a.name.clone(),
+            email: a.email.clone(),
+            role: a.role.as_str(),
+            active: a.active,
+            created_at: rfc3339(a.created_at),
+        }
+    }
 }
 
 /// `{"id","name","channel","widget_key"}`; admins also see `hmac_secret`,
 /// the channel settings without their secrets, `api_token`,
-/// `webhook_secret` and the webhook URL to paste into the provider.
-pub fn inbox(i: &InboxRecord, admin: bool) -> Value {
-    inbox_at(i, admin, "")
+/// `webhook_secret` and the webhook URL to paste into the provider. The
+/// admin-only keys are absent (not `null`) for everyone else, and the
+/// ones a channel does not have are absent for admins too.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inbox {
+    /// The inbox's id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The channel's name (`email`, `sms`, ...).
+    pub channel: String,
+    /// The public key the messenger widget is embedded with.
+    pub widget_key: String,
+    /// The messenger's greeting, if any.
+    pub greeting: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+    /// Admins: the secret that signs identity-verified contacts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<String>,
+    /// Admins: the channel settings, secrets left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Admins: where the provider posts inbound messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Admins of an API inbox: where the integration posts messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Admins: the token an API inbox is called with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<String>,
+    /// Admins: the secret outgoing channel posts are signed with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
-/// [`inbox`] with absolute webhook URLs under `base_url`.
-pub fn inbox_at(i: &InboxRecord, admin: bool, base_url: &str) -> Value {
-    let mut v = json!({
-        "id": format_id(i.id),
-        "name": i.name,
-        "channel": i.channel,
-        "widget_key": i.widget_key,
-        "greeting": i.greeting,
-        "created_at": rfc3339(i.created_at),
-    });
-    if admin {
-        v["hmac_secret"] = json!(i.hmac_secret);
-        if let Some(ch) = crate::channels::by_name(&i.channel) {
-            v["settings"] = Value::Object(crate::channels::settings::public(
-                ch.settings(),
-                &i.settings,
-            ));
-            if let Some(h) = ch.hook() {
-                v["webhook_url"] = json!(format!("{base_url}/hooks/{h}/{}", format_id(i.id)));
+impl Inbox {
+    /// The contract's inbox, with absolute webhook URLs under `base_url`
+    /// (the admin-only fields only if `admin`).
+    pub fn at(i: &InboxRecord, admin: bool, base_url: &str) -> Self {
+        let mut v = Self {
+            id: format_id(i.id),
+            name: i.name.clone(),
+            channel: i.channel.clone(),
+            widget_key: i.widget_key.clone(),
+            greeting: i.greeting.clone(),
+            created_at: rfc3339(i.created_at),
+            hmac_secret: None,
+            settings: None,
+            webhook_url: None,
+            api_url: None,
+            api_token: None,
+            webhook_secret: None,
+        };
+        if admin {
+            v.hmac_secret = Some(i.hmac_secret.clone());
+            if let Some(ch) = crate::channels::by_name(&i.channel) {
+                v.settings = Some(crate::channels::settings::public(
+                    ch.settings(),
+                    &i.settings,
+                ));
+                if let Some(h) = ch.hook() {
+                    v.webhook_url = Some(format!("{base_url}/hooks/{h}/{}", format_id(i.id)));
+                }
             }
+            if crate::channels::ChannelKind::of(&i.channel).has_api_token() {
+                v.api_url = Some(format!(
+                    "{base_url}/api/v1/channels/api/{}/messages",
+                    format_id(i.id)
+                ));
+            }
+            v.api_token.clone_from(&i.api_token);
+            v.webhook_secret.clone_from(&i.webhook_secret);
         }
-        if crate::channels::ChannelKind::of(&i.channel).has_api_token() {
-            v["api_url"] = json!(format!(
-                "{base_url}/api/v1/channels/api/{}/messages",
-                format_id(i.id)
-            ));
-        }
-        if let Some(t) = &i.api_token {
-            v["api_token"] = json!(t);
-        }
-        if let Some(t) = &i.webhook_secret {
-            v["webhook_secret"] = json!(t);
+        v
+    }
+}
+
+/// A created inbox: [`Inbox`] plus, for channels that register their
+/// webhook on creation, whether that worked (`connection`, absent
+/// otherwise).
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedInbox<C: Serialize> {
+    /// The inbox as an admin sees it.
+    #[serde(flatten)]
+    pub inbox: Inbox,
+    /// The provider's answer to the webhook registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<C>,
+}
+
+/// `{"inbox_id","channel","value"}`: one channel address of a contact.
+#[derive(Debug, Clone, Serialize)]
+pub struct Identity {
+    /// The inbox it was seen in.
+    pub inbox_id: String,
+    /// That inbox's channel.
+    pub channel: String,
+    /// The address (phone number, chat id, email address, ...).
+    pub value: String,
+}
+
+impl Identity {
+    /// The contract's channel address.
+    pub fn of(i: &ChannelIdentity) -> Self {
+        Self {
+            inbox_id: format_id(i.inbox_id),
+            channel: i.channel.clone(),
+            value: i.value.clone(),
         }
     }
-    v
 }
 
 /// `{"id","name","email"}` of a contact (plus what agents find useful:
 /// its channel addresses and the contacts merged into it).
-pub fn contact(c: &ContactRecord) -> Value {
-    json!({
-        "id": format_id(c.id),
-        "name": c.name,
-        "email": c.email,
-        "external_id": c.external_id,
-        "identities": c.identities.iter().map(|i| json!({
-            "inbox_id": format_id(i.inbox_id),
-            "channel": i.channel,
-            "value": i.value,
-        })).collect::<Vec<_>>(),
-        "merged_ids": c.merged_ids.iter().map(|i| format_id(*i)).collect::<Vec<_>>(),
-        "created_at": rfc3339(c.created_at),
-    })
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    /// The contact's id.
+    pub id: String,
+    /// Name, if known.
+    pub name: Option<String>,
+    /// Email address, if known.
+    pub email: Option<String>,
+    /// The id the customer's own system gave it, if any.
+    pub external_id: Option<String>,
+    /// Its channel addresses (for an agent: in inboxes it reaches).
+    pub identities: Vec<Identity>,
+    /// Contacts merged into this one.
+    pub merged_ids: Vec<String>,
+    /// When it was created.
+    pub created_at: String,
 }
 
-/// [`contact`] for an agent: only the channel addresses of inboxes it
-/// reaches (a number known only to another inbox is that inbox's).
-/// `sees` answers whether the agent reaches an inbox.
-pub fn contact_within(c: &ContactRecord, sees: impl Fn(u64) -> bool) -> Value {
-    let mut v = contact(c);
-    v["identities"] = json!(c
-        .identities
-        .iter()
-        .filter(|i| sees(i.inbox_id))
-        .map(|i| json!({
-            "inbox_id": format_id(i.inbox_id),
-            "channel": i.channel,
-            "value": i.value,
-        }))
-        .collect::<Vec<_>>());
-    v
+impl Contact {
+    /// The contract's contact with every channel address.
+    pub fn of(c: &ContactRecord) -> Self {
+        Self::within(c, |_| true)
+    }
+
+    /// [`Contact::of`] for an agent: only the channel addresses of inboxes
+    /// it reaches (a number known only to another inbox is that inbox's).
+    /// `sees` answers whether the agent reaches an inbox.
+    pub fn within(c: &ContactRecord, sees: impl Fn(u64) -> bool) -> Self {
+        Self {
+            id: format_id(c.id),
+            name: c.name.clone(),
+            email: c.email.clone(),
+            external_id: c.external_id.clone(),
+            identities: c
+                .identities
+                .iter()
+                .filter(|i| sees(i.inbox_id))
+                .map(Identity::of)
+                .collect(),
+            merged_ids: c.merged_ids.iter().map(|i| format_id(*i)).collect(),
+            created_at: rfc3339(c.created_at),
+        }
+    }
 }
 
-fn author(a: &Author) -> Value {
-    json!({"type": a.kind.as_str(), "id": opt_id(a.id), "name": a.name})
+/// One contact with the conversations an agent may see
+/// (`GET /contacts/{id}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactCard {
+    /// The contact as the agent sees it.
+    #[serde(flatten)]
+    pub contact: Contact,
+    /// Its conversations in inboxes the agent reaches.
+    pub conversations: Vec<Conversation>,
+}
+
+/// The contact a merge kept, with the id of the one merged into it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedContact {
+    /// The contact that remains.
+    #[serde(flatten)]
+    pub contact: Contact,
+    /// The id of the contact that is gone.
+    pub merged: String,
+}
+
+/// `{"contact_id"}` of a deleted contact.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactDeleted {
+    /// The contact that is gone.
+    pub contact_id: String,
+}
+
+impl ContactDeleted {
+    /// The event data of a deleted contact.
+    pub fn of(contact_id: u64) -> Self {
+        Self {
+            contact_id: format_id(contact_id),
+        }
+    }
+}
+
+/// `{"type","id","name"}`: who wrote a message or is typing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Author {
+    /// [`crate::store::AuthorType`]'s name.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The agent's or contact's id (`null` for the system).
+    pub id: Option<String>,
+    /// The name shown, if any.
+    pub name: Option<String>,
+}
+
+impl Author {
+    /// The contract's author.
+    pub fn of(a: &AuthorRecord) -> Self {
+        Self {
+            kind: a.kind.as_str(),
+            id: opt_id(a.id),
+            name: a.name.clone(),
+        }
+    }
 }
 
 /// Where an attachment is served: a capability URL (its id is 128 random
@@ -125,39 +288,107 @@ pub fn attachment_url(a: &AttachmentRecord) -> String {
 }
 
 /// `{"id","name","content_type","size","url"}`.
-pub fn attachment(a: &AttachmentRecord) -> Value {
-    json!({
-        "id": a.id,
-        "name": a.name,
-        "content_type": a.content_type,
-        "size": a.size,
-        "url": attachment_url(a),
-    })
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    /// The file's id (random; part of its URL).
+    pub id: String,
+    /// The file name as uploaded.
+    pub name: String,
+    /// Its MIME type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// [`attachment_url`].
+    pub url: String,
+}
+
+impl Attachment {
+    /// The contract's attachment.
+    pub fn of(a: &AttachmentRecord) -> Self {
+        Self {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            url: attachment_url(a),
+        }
+    }
+}
+
+/// `{"status","error"}`: how far an outbound message got with its channel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    /// The delivery status's name.
+    pub status: &'static str,
+    /// The provider's reason for a failure.
+    pub error: Option<String>,
 }
 
 /// The message shape of the contract.
-pub fn message(m: &MessageRecord) -> Value {
-    json!({
-        "id": format_id(m.id),
-        "conversation_id": format_id(m.conversation_id),
-        "seq": m.seq,
-        "author": author(&m.author),
-        "body": m.body,
-        "private": m.private,
-        "attachments": m.attachments.iter().map(attachment).collect::<Vec<_>>(),
-        "created_at": rfc3339(m.created_at),
-        "delivery": m.delivery.as_ref().map(|d| json!({"status": d.status.as_str(), "error": d.error})),
-        "via": opt_id(m.via),
-    })
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    /// The message's id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Its place in the conversation, in the audience's numbering.
+    pub seq: u64,
+    /// Who wrote it.
+    pub author: Author,
+    /// The text.
+    pub body: String,
+    /// A note only the team sees.
+    pub private: bool,
+    /// Files sent with it.
+    pub attachments: Vec<Attachment>,
+    /// When it was written.
+    pub created_at: String,
+    /// Its delivery by a channel (`null` if it went through none).
+    pub delivery: Option<Delivery>,
+    /// The inbox a reply went out through, if not the conversation's.
+    pub via: Option<String>,
 }
 
-/// A message as its contact sees it: [`message`] numbered by its ordinal
-/// among the public messages (the contact's `seq`: 1, 2, 3 ... however
-/// many notes lie between). Only ever given public messages.
-pub fn customer_message(m: &MessageRecord) -> Value {
-    let mut v = message(m);
-    v["seq"] = json!(m.ordinal);
-    v
+impl Message {
+    /// The message as the team sees it (real seqs).
+    pub fn of(m: &MessageRecord) -> Self {
+        Self {
+            id: format_id(m.id),
+            conversation_id: format_id(m.conversation_id),
+            seq: m.seq,
+            author: Author::of(&m.author),
+            body: m.body.clone(),
+            private: m.private,
+            attachments: m.attachments.iter().map(Attachment::of).collect(),
+            created_at: rfc3339(m.created_at),
+            delivery: m.delivery.as_ref().map(|d| Delivery {
+                status: d.status.as_str(),
+                error: d.error.clone(),
+            }),
+            via: opt_id(m.via),
+        }
+    }
+
+    /// A message as its contact sees it: [`Message::of`] numbered by its
+    /// ordinal among the public messages (the contact's `seq`: 1, 2, 3 ...
+    /// however many notes lie between). Only ever given public messages.
+    pub fn for_contact(m: &MessageRecord) -> Self {
+        Self {
+            seq: m.ordinal,
+            ..Self::of(m)
+        }
+    }
+}
+
+/// A message an integration posted to an API inbox, with the contact it
+/// was filed under.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedMessage {
+    /// The stored message.
+    #[serde(flatten)]
+    pub message: Message,
+    /// The contact of its conversation.
+    pub contact_id: String,
 }
 
 /// Who is looking at a conversation: the team sees notes and its own
@@ -170,84 +401,300 @@ pub enum Audience {
     Contact,
 }
 
-/// The conversation shape of the contract as the team sees it: its
-/// metadata (labels, assignee) and counters over every message, notes
-/// included, in real seqs (see [`customer_conversation`] for the
-/// contact's).
-pub fn conversation(c: &ConversationRecord, contact_rec: Option<&ContactRecord>) -> Value {
-    let contact_v = match contact_rec {
-        Some(k) => json!({"id": format_id(k.id), "name": k.name, "email": k.email}),
-        None => json!({"id": format_id(c.contact_id), "name": null, "email": null}),
-    };
-    json!({
-        "id": format_id(c.id),
-        "inbox_id": format_id(c.inbox_id),
-        "contact": contact_v,
-        "status": c.status.as_str(),
-        "assignee_id": opt_id(c.assignee_id),
-        "labels": c.labels,
-        "subject": c.subject,
-        "snoozed_until": c.snoozed_until.map(rfc3339),
-        "last_message": c.last_message.as_ref().map(message),
-        "last_seq": c.last_seq,
-        "unread_count": c.agent_unread,
-        "agent_last_read_seq": c.agent_read_seq,
-        "contact_last_read_seq": c.contact_read_seq,
-        "created_at": rfc3339(c.created_at),
-        "updated_at": rfc3339(c.updated_at),
-    })
+/// `{"id","name","email"}`: the contact a conversation is with (`null`
+/// name and email once the contact is gone).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationContact {
+    /// The contact's id.
+    pub id: String,
+    /// Name, if known.
+    pub name: Option<String>,
+    /// Email address, if known.
+    pub email: Option<String>,
 }
 
-/// The conversation as its contact sees it: the same fields as
-/// [`conversation`] but only what the contact may know, so nothing shows
-/// that notes exist: no labels, no assignee, the last public message,
-/// `updated_at` of that message, and every number in the contact's
-/// numbering (ordinals among the public messages): `last_seq` is how many
-/// it can see, read positions that point at a note are the public
-/// message before it (`agent_read` and `contact_read`, looked up by the
-/// caller), `unread_count` counts the team's public replies.
-pub fn customer_conversation(
+/// The conversation shape of the contract, for the team
+/// ([`Conversation::for_team`]) or its contact
+/// ([`Conversation::for_contact`]): the same keys, different numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    /// The conversation's id.
+    pub id: String,
+    /// Its inbox.
+    pub inbox_id: String,
+    /// Who it is with.
+    pub contact: ConversationContact,
+    /// The status's name.
+    pub status: &'static str,
+    /// The agent it is assigned to (always `null` for the contact).
+    pub assignee_id: Option<String>,
+    /// Its labels (always empty for the contact).
+    pub labels: Vec<String>,
+    /// Its subject, if any.
+    pub subject: Option<String>,
+    /// When a snooze ends.
+    pub snoozed_until: Option<String>,
+    /// The newest message the audience sees.
+    pub last_message: Option<Message>,
+    /// The newest seq, in the audience's numbering.
+    pub last_seq: u64,
+    /// Messages the audience has not read.
+    pub unread_count: u64,
+    /// How far the team has read, in the audience's numbering.
+    pub agent_last_read_seq: u64,
+    /// How far the contact has read, in the audience's numbering.
+    pub contact_last_read_seq: u64,
+    /// When it was started.
+    pub created_at: String,
+    /// Its last activity the audience sees.
+    pub updated_at: String,
+}
+
+impl Conversation {
+    /// The conversation as the team sees it: its metadata (labels,
+    /// assignee) and counters over every message, notes included, in real
+    /// seqs.
+    pub fn for_team(c: &ConversationRecord, contact_rec: Option<&ContactRecord>) -> Self {
+        Self {
+            id: format_id(c.id),
+            inbox_id: format_id(c.inbox_id),
+            contact: conversation_contact(c, contact_rec),
+            status: c.status.as_str(),
+            assignee_id: opt_id(c.assignee_id),
+            labels: c.labels.clone(),
+            subject: c.subject.clone(),
+            snoozed_until: c.snoozed_until.map(rfc3339),
+            last_message: c.last_message.as_ref().map(Message::of),
+            last_seq: c.last_seq,
+            unread_count: c.agent_unread,
+            agent_last_read_seq: c.agent_read_seq,
+            contact_last_read_seq: c.contact_read_seq,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+
+    /// The conversation as its contact sees it: only what the contact may
+    /// know, so nothing shows that notes exist: no labels, no assignee,
+    /// the last public message, `updated_at` of that message, and every
+    /// number in the contact's numbering (ordinals among the public
+    /// messages): `last_seq` is how many it can see, read positions that
+    /// point at a note are the public message before it (`agent_read` and
+    /// `contact_read`, looked up by the caller), `unread_count` counts the
+    /// team's public replies.
+    pub fn for_contact(
+        c: &ConversationRecord,
+        contact_rec: Option<&ContactRecord>,
+        agent_read: u64,
+        contact_read: u64,
+    ) -> Self {
+        Self {
+            id: format_id(c.id),
+            inbox_id: format_id(c.inbox_id),
+            contact: conversation_contact(c, contact_rec),
+            status: c.status.as_str(),
+            assignee_id: None,
+            labels: Vec::new(),
+            subject: c.subject.clone(),
+            snoozed_until: c.snoozed_until.map(rfc3339),
+            last_message: c.last_public_message.as_ref().map(Message::for_contact),
+            last_seq: c.public_count(),
+            unread_count: c.contact_unread,
+            agent_last_read_seq: agent_read,
+            contact_last_read_seq: contact_read,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.contact_activity()),
+        }
+    }
+}
+
+fn conversation_contact(
     c: &ConversationRecord,
     contact_rec: Option<&ContactRecord>,
-    agent_read: u64,
-    contact_read: u64,
-) -> Value {
-    let mut v = conversation(c, contact_rec);
-    v["assignee_id"] = Value::Null;
-    v["labels"] = json!([]);
-    v["last_message"] = json!(c.last_public_message.as_ref().map(customer_message));
-    v["last_seq"] = json!(c.public_count());
-    v["unread_count"] = json!(c.contact_unread);
-    v["agent_last_read_seq"] = json!(agent_read);
-    v["contact_last_read_seq"] = json!(contact_read);
-    v["updated_at"] = json!(rfc3339(c.contact_activity()));
-    v
+) -> ConversationContact {
+    match contact_rec {
+        Some(k) => ConversationContact {
+            id: format_id(k.id),
+            name: k.name.clone(),
+            email: k.email.clone(),
+        },
+        None => ConversationContact {
+            id: format_id(c.contact_id),
+            name: None,
+            email: None,
+        },
+    }
 }
 
-/// `{"conversation_id","reader","seq"}` of a read receipt, `seq` in the
-/// audience's numbering.
-pub fn read_receipt(conversation_id: u64, r: &Reader, seq: u64) -> Value {
-    json!({
-        "conversation_id": format_id(conversation_id),
-        "reader": reader(r),
-        "seq": seq,
-    })
+/// `{"type","id"}`: who read a conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reader {
+    /// [`crate::store::AuthorType`]'s name.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The agent's or contact's id.
+    pub id: String,
 }
 
-/// `{"contact_id"}` of a deleted contact.
-pub fn contact_deleted(contact_id: u64) -> Value {
-    json!({"contact_id": format_id(contact_id)})
+/// `{"conversation_id","reader","seq"}` of a read receipt.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadReceipt {
+    /// The conversation read.
+    pub conversation_id: String,
+    /// Who read it.
+    pub reader: Reader,
+    /// How far, in the audience's numbering.
+    pub seq: u64,
 }
 
-fn reader(r: &Reader) -> Value {
-    json!({"type": r.kind.as_str(), "id": format_id(r.id)})
+impl ReadReceipt {
+    /// A read receipt with `seq` already in the audience's numbering.
+    pub fn of(conversation_id: u64, r: &ReaderRecord, seq: u64) -> Self {
+        Self {
+            conversation_id: format_id(conversation_id),
+            reader: Reader {
+                kind: r.kind.as_str(),
+                id: format_id(r.id),
+            },
+            seq,
+        }
+    }
 }
 
 /// The `data:` of a typing signal.
-pub fn typing(conversation_id: u64, a: &Author, typing: bool) -> Value {
-    json!({
-        "conversation_id": format_id(conversation_id),
-        "author": author(a),
-        "typing": typing,
-    })
+#[derive(Debug, Clone, Serialize)]
+pub struct Typing {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Who is typing.
+    pub author: Author,
+    /// Whether they started (or stopped).
+    pub typing: bool,
+}
+
+impl Typing {
+    /// A typing signal's data.
+    pub fn of(conversation_id: u64, a: &AuthorRecord, typing: bool) -> Self {
+        Self {
+            conversation_id: format_id(conversation_id),
+            author: Author::of(a),
+            typing,
+        }
+    }
+}
+
+/// The `data:` of a logged event, whichever its kind (the event's name
+/// says which; the JSON has no tag of its own).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum EventData {
+    /// `message.created`, `message.updated`.
+    Message(Message),
+    /// `conversation.created`, `conversation.updated` (boxed: the largest
+    /// shape by far).
+    Conversation(Box<Conversation>),
+    /// `contact.deleted`.
+    ContactDeleted(ContactDeleted),
+    /// `conversation.read`.
+    ReadReceipt(ReadReceipt),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AuthorType;
+
+    fn keys(v: &impl Serialize) -> Vec<String> {
+        match serde_json::to_value(v) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    fn inbox() -> InboxRecord {
+        InboxRecord {
+            id: 7,
+            name: "Support".into(),
+            channel: "web".into(),
+            widget_key: "wk".into(),
+            hmac_secret: "hs".into(),
+            greeting: None,
+            reply_time: None,
+            accent_color: None,
+            created_at: 0,
+            settings: serde_json::Map::new(),
+            api_token: None,
+            webhook_secret: None,
+        }
+    }
+
+    fn message() -> MessageRecord {
+        MessageRecord {
+            id: 3,
+            conversation_id: 2,
+            seq: 5,
+            ordinal: 2,
+            author: AuthorRecord {
+                kind: AuthorType::Contact,
+                id: None,
+                name: None,
+            },
+            body: "hi".into(),
+            private: false,
+            attachments: Vec::new(),
+            created_at: 0,
+            delivery: None,
+            provider_id: None,
+            via: None,
+        }
+    }
+
+    #[test]
+    fn admin_only_inbox_keys_are_absent_for_agents() {
+        let mut k = keys(&Inbox::at(&inbox(), false, ""));
+        k.sort();
+        assert_eq!(
+            k,
+            [
+                "channel",
+                "created_at",
+                "greeting",
+                "id",
+                "name",
+                "widget_key"
+            ]
+        );
+        let v = serde_json::to_value(Inbox::at(&inbox(), true, "")).unwrap_or_default();
+        assert_eq!(v["hmac_secret"], "hs");
+        assert_eq!(v["id"], format_id(7));
+    }
+
+    #[test]
+    fn a_message_has_every_key_with_null_for_the_unknown() {
+        let v = serde_json::to_value(Message::of(&message())).unwrap_or_default();
+        for k in ["delivery", "via"] {
+            assert_eq!(v.get(k), Some(&serde_json::Value::Null), "{k}");
+        }
+        assert_eq!(v["author"]["type"], "contact");
+        assert_eq!(v["author"]["id"], serde_json::Value::Null);
+        assert_eq!(v["seq"], 5);
+        assert_eq!(keys(&Message::of(&message())).len(), 10);
+    }
+
+    #[test]
+    fn the_contact_numbers_a_message_by_its_ordinal() {
+        let v = serde_json::to_value(Message::for_contact(&message())).unwrap_or_default();
+        assert_eq!(v["seq"], 2);
+    }
+
+    #[test]
+    fn a_wrapper_adds_its_key_beside_the_shape() {
+        let v = serde_json::to_value(ReceivedMessage {
+            message: Message::of(&message()),
+            contact_id: format_id(9),
+        })
+        .unwrap_or_default();
+        assert_eq!(v["contact_id"], format_id(9));
+        assert_eq!(v["body"], "hi");
+    }
 }

@@ -2,8 +2,6 @@
 //! only as far as the agent's inboxes go ([`InboxScope`]), merged into
 //! another, or erased by an admin.
 
-use serde_json::{json, Value};
-
 use super::access::InboxScope;
 use super::Services;
 use crate::contract;
@@ -29,26 +27,31 @@ impl Services {
     /// reaches (a person known in several inboxes shows nothing of the
     /// others: their conversations hold notes).
     #[tracing::instrument(skip_all, fields(agent = agent.id, contact = c.id))]
-    pub fn contact_as_seen_by(&self, agent: &AgentRecord, c: &ContactRecord) -> ApiResult<Value> {
+    pub fn contact_as_seen_by(
+        &self,
+        agent: &AgentRecord,
+        c: &ContactRecord,
+    ) -> ApiResult<contract::Contact> {
         let scope = InboxScope::of(&self.store, agent)?;
-        Ok(contract::contact_within(c, |i| scope.sees(i)))
+        Ok(contract::Contact::within(c, |i| scope.sees(i)))
     }
 
     /// One contact with its addresses and conversations, as far as they
     /// are in inboxes the agent reaches.
     #[tracing::instrument(skip_all, fields(agent = agent.id, contact = id))]
-    pub fn contact_card(&self, agent: &AgentRecord, id: u64) -> ApiResult<Value> {
+    pub fn contact_card(&self, agent: &AgentRecord, id: u64) -> ApiResult<contract::ContactCard> {
         let c = self.visible_contact(agent, id)?;
         let scope = InboxScope::of(&self.store, agent)?;
-        let mut v = contract::contact_within(&c, |i| scope.sees(i));
-        let mut convs = Vec::new();
+        let mut conversations = Vec::new();
         for conv in self.store.contact_conversations(c.id)? {
             if scope.sees(conv.inbox_id) {
-                convs.push(contract::conversation(&conv, Some(&c)));
+                conversations.push(contract::Conversation::for_team(&conv, Some(&c)));
             }
         }
-        v["conversations"] = json!(convs);
-        Ok(v)
+        Ok(contract::ContactCard {
+            contact: contract::Contact::within(&c, |i| scope.sees(i)),
+            conversations,
+        })
     }
 
     /// Merges contact `from` into `into`: one person, all conversations

@@ -351,7 +351,10 @@ impl Services {
 
     /// A conversation as the team sees it in the contract (with its
     /// contact looked up).
-    pub fn team_conversation(&self, c: &ConversationRecord) -> ApiResult<serde_json::Value> {
+    pub fn team_conversation(
+        &self,
+        c: &ConversationRecord,
+    ) -> ApiResult<crate::contract::Conversation> {
         Ok(super::present::conversation_with_contact(
             &self.store,
             c,

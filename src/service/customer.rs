@@ -9,8 +9,6 @@
 use super::messages::Prepared;
 use std::net::IpAddr;
 
-use serde_json::Value;
-
 use super::index::{Hits, SearchFilter};
 use super::notify::Confirmation;
 use super::realtime::{TypingEvent, Viewer};
@@ -273,7 +271,7 @@ impl Services {
         &self,
         c: &ConversationRecord,
         contact: &ContactRecord,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<crate::contract::Conversation> {
         Ok(super::present::customer_conversation(
             &self.store,
             c,

@@ -300,7 +300,7 @@ impl Notifier {
             now: time::now(),
             base_url: &self.base_url,
             inbox_id: inbox.id,
-            message_json: serde_json::Value::Null,
+            message_json: None,
             conversation_id: id,
             subject: None,
             contact_name: None,

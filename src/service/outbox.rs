@@ -336,7 +336,7 @@ impl Outbox {
             now,
             base_url: &self.base_url,
             inbox_id: inbox.id,
-            message_json: crate::contract::message(&msg),
+            message_json: Some(crate::contract::Message::of(&msg)),
             conversation_id: c,
             subject: conv.subject.clone(),
             contact_name: contact.as_ref().and_then(|k| k.name.clone()),

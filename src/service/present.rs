@@ -3,9 +3,7 @@
 //! contact, a read position in the contact's numbering) is looked up here,
 //! once, for the API, the event streams and the webhooks alike.
 
-use serde_json::Value;
-
-use crate::contract::{self, Audience};
+use crate::contract::{self, Audience, Conversation, EventData, Message};
 use crate::service::realtime::Viewer;
 use crate::store::{
     ContactRecord, ConversationRecord, EventPayload, EventRecord, InboxRecord, MessageRecord,
@@ -21,14 +19,14 @@ impl From<Viewer> for Audience {
     }
 }
 
-/// The conversation as its contact sees it ([`contract::customer_conversation`]),
+/// The conversation as its contact sees it ([`Conversation::for_contact`]),
 /// with its read positions turned into the contact's numbering.
 pub fn customer_conversation(
     store: &Store,
     c: &ConversationRecord,
     contact_rec: Option<&ContactRecord>,
-) -> Result<Value> {
-    Ok(contract::customer_conversation(
+) -> Result<Conversation> {
+    Ok(Conversation::for_contact(
         c,
         contact_rec,
         store.ordinal_upto(c, c.agent_read_seq)?,
@@ -41,27 +39,29 @@ pub fn conversation_with_contact(
     store: &Store,
     c: &ConversationRecord,
     audience: Audience,
-) -> Result<Value> {
+) -> Result<Conversation> {
     let k = store.contact(c.contact_id)?;
     match audience {
-        Audience::Team => Ok(contract::conversation(c, k.as_ref())),
+        Audience::Team => Ok(Conversation::for_team(c, k.as_ref())),
         Audience::Contact => customer_conversation(store, c, k.as_ref()),
     }
 }
 
 /// The `data:` of a logged event for one audience.
-pub fn event_data(store: &Store, ev: &EventRecord, audience: Audience) -> Result<Value> {
+pub fn event_data(store: &Store, ev: &EventRecord, audience: Audience) -> Result<EventData> {
     Ok(match &ev.payload {
         EventPayload::MessageCreated { message: m }
-        | EventPayload::MessageUpdated { message: m } => match audience {
-            Audience::Team => contract::message(m),
-            Audience::Contact => contract::customer_message(m),
-        },
+        | EventPayload::MessageUpdated { message: m } => EventData::Message(match audience {
+            Audience::Team => Message::of(m),
+            Audience::Contact => Message::for_contact(m),
+        }),
         EventPayload::ConversationCreated { conversation: c }
         | EventPayload::ConversationUpdated { conversation: c } => {
-            conversation_with_contact(store, c, audience)?
+            EventData::Conversation(Box::new(conversation_with_contact(store, c, audience)?))
         }
-        EventPayload::ContactDeleted { contact_id } => contract::contact_deleted(*contact_id),
+        EventPayload::ContactDeleted { contact_id } => {
+            EventData::ContactDeleted(contract::ContactDeleted::of(*contact_id))
+        }
         EventPayload::ConversationRead {
             conversation_id,
             reader,
@@ -74,7 +74,7 @@ pub fn event_data(store: &Store, ev: &EventRecord, audience: Audience) -> Result
                 (Audience::Contact, None) => 0,
                 (Audience::Team, _) => *seq,
             };
-            contract::read_receipt(*conversation_id, reader, seq)
+            EventData::ReadReceipt(contract::ReadReceipt::of(*conversation_id, reader, seq))
         }
     })
 }

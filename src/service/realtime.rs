@@ -229,7 +229,7 @@ impl super::Services {
         &self,
         ev: &EventRecord,
         audience: crate::contract::Audience,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<crate::contract::EventData> {
         super::present::event_data(&self.store, ev, audience)
     }
 }

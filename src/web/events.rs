@@ -55,22 +55,31 @@ pub struct Json;
 impl Renderer for Json {
     fn event(&self, svc: &Services, viewer: Viewer, ev: &EventRecord) -> ApiResult<String> {
         let data = svc.event_data(ev, Audience::from(viewer))?;
-        Ok(json_frame(Some(ev.id), ev.name(), &data))
+        json_frame(Some(ev.id), ev.name(), &data).map_err(|e| {
+            tracing::error!(error = %e, event = ev.id, "event data did not serialize");
+            crate::error::ApiError::Internal
+        })
     }
 
     fn typing(&self, t: &TypingEvent) -> Option<String> {
-        let data = views::typing(t.conversation_id, &t.author, t.typing);
-        Some(json_frame(None, "typing", &data))
+        let data = views::Typing::of(t.conversation_id, &t.author, t.typing);
+        json_frame(None, "typing", &data).ok()
     }
 }
 
 /// An SSE frame of JSON (`serde_json` never writes a raw line break, so
-/// one `data:` line holds it).
-pub fn json_frame(id: Option<u64>, name: &str, data: &serde_json::Value) -> String {
-    match id {
+/// one `data:` line holds it). An error would mean a contract shape that
+/// is not JSON (a map with non-string keys): a bug.
+pub fn json_frame(
+    id: Option<u64>,
+    name: &str,
+    data: &impl serde::Serialize,
+) -> serde_json::Result<String> {
+    let data = serde_json::to_string(data)?;
+    Ok(match id {
         Some(id) => format!("id: {id}\nevent: {name}\ndata: {data}\n\n"),
         None => format!("event: {name}\ndata: {data}\n\n"),
-    }
+    })
 }
 
 /// `GET /api/v1/events`: everything in the inboxes the agent may see.

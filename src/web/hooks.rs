@@ -118,14 +118,13 @@ pub async fn api_channel_message(
             Received::Stored {
                 message,
                 conversation,
-            } => {
-                let mut v = views::message(&message);
-                v["contact_id"] = json!(crate::domain::format_id(conversation.contact_id));
-                HttpResponse::Created().json(v)
-            }
+            } => HttpResponse::Created().json(views::ReceivedMessage {
+                message: views::Message::of(&message),
+                contact_id: crate::domain::format_id(conversation.contact_id),
+            }),
             // A retry of a message already stored: the message as it is.
             Received::Duplicate { message } => match message {
-                Some(m) => HttpResponse::Ok().json(views::message(&m)),
+                Some(m) => HttpResponse::Ok().json(views::Message::of(&m)),
                 None => HttpResponse::Ok().json(json!({})),
             },
         },

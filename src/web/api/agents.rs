@@ -24,7 +24,7 @@ pub struct CreateBody {
 /// Every agent.
 #[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
-    let agents: Vec<_> = state.svc.agents()?.iter().map(views::agent).collect();
+    let agents: Vec<_> = state.svc.agents()?.iter().map(views::Agent::of).collect();
     Ok(HttpResponse::Ok().json(json!({ "agents": agents })))
 }
 
@@ -36,7 +36,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let a = state.svc.agent(path_id(&path)?)?;
-    Ok(HttpResponse::Ok().json(views::agent(&a)))
+    Ok(HttpResponse::Ok().json(views::Agent::of(&a)))
 }
 
 /// Adds an agent (admins). The new agent is a member of no inbox.
@@ -54,7 +54,7 @@ pub async fn create(
         password: b.password,
     };
     let agent = state.svc.create_agent(&auth.agent, new).await?;
-    Ok(HttpResponse::Created().json(views::agent(&agent)))
+    Ok(HttpResponse::Created().json(views::Agent::of(&agent)))
 }
 
 /// `PATCH /agents/{id}` body.
@@ -84,5 +84,5 @@ pub async fn update(
         active: b.active,
     };
     let agent = state.svc.update_agent(&auth.agent, id, change).await?;
-    Ok(HttpResponse::Ok().json(views::agent(&agent)))
+    Ok(HttpResponse::Ok().json(views::Agent::of(&agent)))
 }

@@ -35,7 +35,7 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(json!({
         "token": signed_in.credential.token,
         "expires_at": rfc3339(signed_in.credential.expires_at),
-        "agent": views::agent(&signed_in.agent),
+        "agent": views::Agent::of(&signed_in.agent),
     })))
 }
 
@@ -49,7 +49,7 @@ pub async fn logout(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<Ht
 /// The signed-in agent.
 #[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
 pub async fn me(auth: AgentAuth) -> HttpResponse {
-    HttpResponse::Ok().json(views::agent(&auth.agent))
+    HttpResponse::Ok().json(views::Agent::of(&auth.agent))
 }
 
 /// `POST /me/password` body.

@@ -3,8 +3,8 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::contract::MergedContact;
 use crate::domain::{format_id, parse_id};
 use crate::error::ApiResult;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
@@ -40,7 +40,8 @@ pub async fn merge(
     let from = path_id(&path)?;
     let into = parse_id(&body.0.into);
     let merged = state.svc.merge_contacts(&auth.agent, from, into).await?;
-    let mut v = state.svc.contact_as_seen_by(&auth.agent, &merged)?;
-    v["merged"] = json!(format_id(from));
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json(MergedContact {
+        contact: state.svc.contact_as_seen_by(&auth.agent, &merged)?,
+        merged: format_id(from),
+    }))
 }

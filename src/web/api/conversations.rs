@@ -183,7 +183,7 @@ pub async fn messages(
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
     let msgs = state.svc.agent_messages(&auth.agent, c.id, q.page(true)?)?;
     Ok(HttpResponse::Ok()
-        .json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
+        .json(json!({"messages": msgs.iter().map(views::Message::of).collect::<Vec<_>>()})))
 }
 /// A reply or private note; 201 once durable.
 #[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
@@ -200,7 +200,7 @@ pub async fn post_message(
         .svc
         .agent_post(&auth.agent, c.id, input.into())
         .await?;
-    Ok(HttpResponse::Created().json(views::message(&msg)))
+    Ok(HttpResponse::Created().json(views::Message::of(&msg)))
 }
 
 /// Puts a failed channel reply back in the outbox.
@@ -213,7 +213,7 @@ pub async fn retry_delivery(
     let id = path_id(&path.0)?;
     let seq: u64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
     let m = state.svc.retry_delivery(&auth.agent, id, seq).await?;
-    Ok(HttpResponse::Ok().json(views::message(&m)))
+    Ok(HttpResponse::Ok().json(views::Message::of(&m)))
 }
 
 /// `POST .../typing` body.

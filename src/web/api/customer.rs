@@ -77,7 +77,7 @@ pub async fn widget_info(
 /// The contact behind the token.
 #[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
 pub async fn me(auth: ContactAuth) -> HttpResponse {
-    HttpResponse::Ok().json(views::contact(&auth.contact))
+    HttpResponse::Ok().json(views::Contact::of(&auth.contact))
 }
 
 /// A contact's uploads count against its quota and its address's.
@@ -118,7 +118,7 @@ pub async fn create(
         .await?;
     Ok(HttpResponse::Created().json(json!({
         "conversation": state.svc.as_its_contact_sees(&conv, &auth.contact)?,
-        "message": views::customer_message(&msg),
+        "message": views::Message::for_contact(&msg),
     })))
 }
 
@@ -143,8 +143,9 @@ pub async fn messages(
 ) -> ApiResult<HttpResponse> {
     let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
     let msgs = state.svc.own_messages(&c, q.page(false)?)?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"messages": msgs.iter().map(views::customer_message).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(
+        json!({"messages": msgs.iter().map(views::Message::for_contact).collect::<Vec<_>>()}),
+    ))
 }
 
 /// A new message from the contact; reopens the conversation if needed.
@@ -162,7 +163,7 @@ pub async fn post_message(
     let prepared = prepare(input.body, input.files).await?;
     let m = prepared;
     let msg = state.svc.post_own_message(&auth.contact, &c, m).await?;
-    Ok(HttpResponse::Created().json(views::customer_message(&msg)))
+    Ok(HttpResponse::Created().json(views::Message::for_contact(&msg)))
 }
 
 /// `POST .../typing` body.

@@ -30,7 +30,7 @@ pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<Http
         .svc
         .visible_inboxes(&auth.agent)?
         .iter()
-        .map(|i| views::inbox_at(i, auth.is_admin(), &state.config.base_url))
+        .map(|i| views::Inbox::at(i, auth.is_admin(), &state.config.base_url))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "inboxes": out })))
 }
@@ -51,11 +51,10 @@ pub async fn create(
         settings: b.settings,
     };
     let (inbox, connection) = state.svc.create_inbox(&auth.agent, new).await?;
-    let mut v = views::inbox_at(&inbox, true, &state.config.base_url);
-    if let Some(c) = connection {
-        v["connection"] = json!(c);
-    }
-    Ok(HttpResponse::Created().json(v))
+    Ok(HttpResponse::Created().json(views::CreatedInbox {
+        inbox: views::Inbox::at(&inbox, true, &state.config.base_url),
+        connection,
+    }))
 }
 
 /// `PATCH /inboxes/{id}` body.
@@ -91,7 +90,7 @@ pub async fn update(
         ..InboxChange::default()
     };
     let inbox = state.svc.update_inbox(&auth.agent, id, change).await?;
-    Ok(HttpResponse::Ok().json(views::inbox_at(&inbox, true, &state.config.base_url)))
+    Ok(HttpResponse::Ok().json(views::Inbox::at(&inbox, true, &state.config.base_url)))
 }
 
 /// "Test connection": asks the provider whether the credentials work
@@ -118,7 +117,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let inbox = state.svc.visible_inbox(&auth.agent, path_id(&path)?)?;
-    Ok(HttpResponse::Ok().json(views::inbox_at(
+    Ok(HttpResponse::Ok().json(views::Inbox::at(
         &inbox,
         auth.is_admin(),
         &state.config.base_url,
@@ -136,7 +135,7 @@ pub async fn members(
         .svc
         .inbox_members(&auth.agent, path_id(&path)?)?
         .iter()
-        .map(views::agent)
+        .map(views::Agent::of)
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "members": out })))
 }

@@ -232,25 +232,28 @@ fn page(
             };
             let adapter = crate::channels::by_name(&i.channel);
             let (channel_label, channel_icon) = crate::channels::label(&i.channel);
-            let v = crate::contract::inbox_at(&i, true, &state.config.base_url);
+            let v = crate::contract::Inbox::at(&i, true, &state.config.base_url);
             let mut shown = Vec::new();
-            for (k, label) in [
-                ("api_url", "API URL"),
-                ("api_token", "API token"),
-                ("webhook_secret", "Signing secret"),
+            // A channel that sets its own webhook on connect needs no
+            // signing secret pasted anywhere.
+            let own_hook =
+                crate::channels::ChannelKind::of(&i.channel).sets_its_webhook_on_connect();
+            for (t, label) in [
+                (&v.api_url, "API URL"),
+                (&v.api_token, "API token"),
+                (
+                    if own_hook { &None } else { &v.webhook_secret },
+                    "Signing secret",
+                ),
             ] {
-                if let Some(t) = v[k].as_str() {
-                    if !crate::channels::ChannelKind::of(&i.channel).sets_its_webhook_on_connect()
-                        || k != "webhook_secret"
-                    {
-                        shown.push((label, t.to_owned()));
-                    }
+                if let Some(t) = t {
+                    shown.push((label, t.clone()));
                 }
             }
             inboxes.push(InboxCard {
                 channel_label,
                 channel_icon,
-                webhook_url: v["webhook_url"].as_str().unwrap_or("").to_owned(),
+                webhook_url: v.webhook_url.clone().unwrap_or_default(),
                 shown,
                 fields: adapter.map_or_else(Vec::new, |a| fields(a.settings(), Some(&i.settings))),
                 id: format_id(i.id),
