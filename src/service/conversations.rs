@@ -388,12 +388,6 @@ impl Services {
         Ok(names_for(&self.store, c)?)
     }
 
-    /// The last event published, read before a page is rendered so the
-    /// page's live stream replays anything that happens after.
-    pub fn event_position(&self) -> u64 {
-        self.store.durability().published_upto()
-    }
-
     /// The conversation pane of a conversation the agent reaches
     /// ([`thread`]).
     #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = c.id))]

@@ -405,13 +405,6 @@ impl Services {
         .map_err(|e| ApiError::from(StoreError::from(e)))
     }
 
-    /// The last event already published: a page rendered now resumes its
-    /// stream after it, so nothing between render and connect is lost.
-    #[tracing::instrument(skip_all)]
-    pub fn published_event(&self) -> u64 {
-        self.store.durability().published_upto()
-    }
-
     /// Stores the email a contact leaves to hear back, and mails it a link
     /// that proves the address (unless it is proven already). Every such
     /// mail is limited per contact, per client address and per recipient:

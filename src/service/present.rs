@@ -6,8 +6,7 @@
 use crate::contract::{self, Audience, Conversation, EventData, Message};
 use crate::service::realtime::Viewer;
 use crate::store::{
-    ContactRecord, ConversationRecord, EventPayload, EventRecord, InboxRecord, MessageRecord,
-    Result, Store,
+    ContactRecord, ConversationRecord, EventPayload, EventRecord, MessageRecord, Result, Store,
 };
 
 impl From<Viewer> for Audience {
@@ -80,8 +79,8 @@ pub fn event_data(store: &Store, ev: &EventRecord, audience: Audience) -> Result
 }
 
 /// What the live page renderers read while they turn an event into HTML
-/// (the record an event names, the message before it for the day line,
-/// the inbox a message went through). Reads only; the viewer's access to
+/// (the record an event names, the message before it for the day line).
+/// Reads only; the viewer's access to
 /// the event was checked by the stream before rendering.
 impl super::Services {
     /// A conversation as stored now.
@@ -97,15 +96,5 @@ impl super::Services {
     /// A public message by its ordinal (the contact's numbering).
     pub fn public_message(&self, conversation: u64, ordinal: u64) -> Result<Option<MessageRecord>> {
         self.store.public_message(conversation, ordinal)
-    }
-
-    /// An inbox.
-    pub fn inbox(&self, id: u64) -> Result<Option<InboxRecord>> {
-        self.store.inbox(id)
-    }
-
-    /// The inbox of a widget key (the messenger's pages are addressed by it).
-    pub fn inbox_by_widget_key(&self, key: &str) -> Result<Option<InboxRecord>> {
-        self.store.inbox_by_widget_key(key)
     }
 }

@@ -197,7 +197,10 @@ impl super::Services {
         }
     }
 
-    /// The newest event that is durable and published.
+    /// The newest event that is durable and published: where a stream's
+    /// replay ends, and what a page reads before it renders, so its live
+    /// stream resumes after it and nothing between render and connect is
+    /// lost.
     pub fn published_upto(&self) -> u64 {
         self.store.durability().published_upto()
     }

@@ -41,10 +41,7 @@ pub async fn events(
     path: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> std::result::Result<HttpResponse, ApiError> {
-    let inbox = state
-        .svc
-        .inbox_by_widget_key(&path)?
-        .ok_or(ApiError::NotFound)?;
+    let inbox = state.svc.widget_inbox(&path)?;
     let (contact, token) = super::stream_contact_of(&state, &req, &inbox)?
         .ok_or(ApiError::Unauthorized("no contact"))?;
     let ctx = MessengerContext {

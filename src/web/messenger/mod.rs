@@ -263,7 +263,7 @@ async fn main_view(
     m.has_contact = true;
     m.contact_id = format_id(contact.id);
     m.email = contact.email.clone().unwrap_or_default();
-    let from_event = state.svc.published_event();
+    let from_event = state.svc.published_upto();
     let convs = state.svc.own_conversations(contact)?;
     m.conversations = convs
         .iter()

@@ -253,7 +253,7 @@ fn inbox_page(
     let names = Names::from(svc.all_names()?);
     // Read the event position before the list, so the live stream replays
     // anything that happens between this render and its connection.
-    let from_event = svc.event_position();
+    let from_event = svc.published_upto();
     let list = svc.list_conversations(&page.agent, &filter.to_list(page.agent.id, LIST_LIMIT))?;
     let contacts = svc.contacts_of(&list.conversations)?;
     let open_id = open.as_ref().map(|c| c.id);
