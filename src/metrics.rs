@@ -26,6 +26,9 @@ pub struct Metrics {
     pub sse_catchups: Counter,
     /// How long each group flush took, in seconds.
     pub flush_seconds: Histogram,
+    /// How many writes each batch of the group commit held: the higher
+    /// under load, the less each write pays for its transaction and flush.
+    pub write_batch_size: Histogram,
     /// Channel replies the provider accepted.
     pub channel_sends: Counter,
 }
@@ -105,6 +108,12 @@ impl Metrics {
             "Duration of group flushes of the database",
             flush_seconds.clone(),
         );
+        let write_batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
+        registry.register(
+            "natter_write_batch_size",
+            "Writes applied together in one batch of the group commit",
+            write_batch_size.clone(),
+        );
         Self {
             registry,
             requests,
@@ -112,6 +121,7 @@ impl Metrics {
             sse_connections,
             sse_catchups,
             flush_seconds,
+            write_batch_size,
             channel_sends,
         }
     }

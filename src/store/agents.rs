@@ -172,16 +172,15 @@ impl Store {
                 agent.push_replies = s;
             }
             tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
+            if !agent.active {
+                tx.revoke_all_tokens(TokenOwner::Agent, id)?;
+            }
             Ok(agent)
         })
         .await
-        .and_then(|a| {
-            if !a.active {
-                self.revoke_all_tokens(TokenOwner::Agent, id)?;
-            }
+        .inspect(|_| {
             // A new role narrows (or widens) open streams at once.
             self.access_changed();
-            Ok(a)
         })
     }
 
@@ -193,10 +192,11 @@ impl Store {
             };
             agent.password_hash = password_hash.clone();
             tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
-            Ok(())
+            tx.revoke_all_tokens(TokenOwner::Agent, id)
         })
         .await?;
-        self.revoke_all_tokens(TokenOwner::Agent, id)
+        self.access_changed();
+        Ok(())
     }
 
     /// Stores a new token by its hash.
@@ -234,21 +234,20 @@ impl Store {
         self.access_changed();
         Ok(())
     }
+}
 
-    /// Revokes every token of one owner. Durable at once: the caller is
-    /// about to answer that the sessions are gone.
-    fn revoke_all_tokens(&self, owner: TokenOwner, id: u64) -> Result<()> {
+impl Tx<'_> {
+    /// Revokes every token of one owner, in the write that makes them
+    /// invalid (a deactivation, a new password), so no request can use one
+    /// after that write is acknowledged.
+    fn revoke_all_tokens(&mut self, owner: TokenOwner, id: u64) -> TxResult<()> {
         let (by_hash, by_owner) = owner.trees();
-        let prefix = u64_be(id);
-        for k in self.tree(by_owner).scan_prefix(prefix).keys() {
-            let k = k?;
+        for k in self.keys_under(by_owner, &u64_be(id))? {
             if let Some(hash) = k.get(8..) {
-                self.tree(by_hash).remove(hash)?;
+                self.del(by_hash, hash)?;
             }
-            self.tree(by_owner).remove(&k)?;
+            self.del(by_owner, &k)?;
         }
-        self.flush_now()?;
-        self.access_changed();
         Ok(())
     }
 }

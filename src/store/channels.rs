@@ -84,7 +84,7 @@ pub trait InboundRules: Sync {
 }
 
 impl Tx<'_> {
-    fn message_at(&self, conversation: u64, seq: u64) -> TxResult<MessageRecord> {
+    fn message_at(&mut self, conversation: u64, seq: u64) -> TxResult<MessageRecord> {
         match self.get(
             Tree::ConversationseqMessage,
             &keys::conversation_seq(conversation, seq),
@@ -165,7 +165,11 @@ impl Tx<'_> {
     }
 
     /// The message stored the first time a provider id was seen, if it was.
-    fn seen_before(&self, inbox_id: u64, provider_id: Option<&str>) -> TxResult<Option<Received>> {
+    fn seen_before(
+        &mut self,
+        inbox_id: u64,
+        provider_id: Option<&str>,
+    ) -> TxResult<Option<Received>> {
         let Some(pid) = provider_id else {
             return Ok(None);
         };
@@ -265,7 +269,7 @@ impl Tx<'_> {
     }
 
     /// The contact a verified identifier names, if it still exists.
-    fn verified_contact(&self, key: &str) -> TxResult<Option<ContactRecord>> {
+    fn verified_contact(&mut self, key: &str) -> TxResult<Option<ContactRecord>> {
         match self.get_id(Tree::VerifiedContactid, key.as_bytes())? {
             Some(id) => self.get(Tree::ContactidContact, &u64_be(id)),
             None => Ok(None),
@@ -275,7 +279,7 @@ impl Tx<'_> {
     /// The conversation an inbound message continues, as `rules` decide
     /// among the one it names and the sender's newest here.
     fn inbound_target(
-        &self,
+        &mut self,
         inbox: &InboxRecord,
         m: &Inbound,
         contact: &ContactRecord,

@@ -35,7 +35,7 @@ pub fn is_verified_external(key: &[u8]) -> bool {
 
 impl super::Tx<'_> {
     /// Stores a contact and keeps the email index in step.
-    pub(crate) fn put_contact(&self, c: &ContactRecord) -> super::TxResult<()> {
+    pub(crate) fn put_contact(&mut self, c: &ContactRecord) -> super::TxResult<()> {
         let old: Option<ContactRecord> = self.get(Tree::ContactidContact, &u64_be(c.id))?;
         let norm = |e: &Option<String>| {
             e.as_deref()
@@ -55,7 +55,7 @@ impl super::Tx<'_> {
     }
 
     /// Removes a contact record and its email index entry.
-    pub(crate) fn del_contact(&self, id: u64) -> super::TxResult<()> {
+    pub(crate) fn del_contact(&mut self, id: u64) -> super::TxResult<()> {
         if let Some(old) = self.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))? {
             if let Some(e) = old.email.as_deref().map(|e| e.trim().to_lowercase()) {
                 self.del(Tree::EmailContactid, &super::keys::text_id(&e, id))?;

@@ -100,7 +100,7 @@ pub struct MessagePage {
 }
 
 impl Tx<'_> {
-    pub(crate) fn conversation(&self, id: u64) -> TxResult<ConversationRecord> {
+    pub(crate) fn conversation(&mut self, id: u64) -> TxResult<ConversationRecord> {
         match self.get(Tree::ConversationidConversation, &u64_be(id))? {
             Some(c) => Ok(c),
             None => abort(StoreError::NotFound),
@@ -110,7 +110,7 @@ impl Tx<'_> {
     /// Stores a conversation and moves its index entries from where `old`
     /// had them.
     pub(crate) fn put_conversation(
-        &self,
+        &mut self,
         new: &ConversationRecord,
         old: Option<&ConversationRecord>,
     ) -> TxResult<()> {

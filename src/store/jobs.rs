@@ -23,7 +23,7 @@ impl Tx<'_> {
     }
 
     /// Removes a job (done, or given up).
-    pub fn finish_job(&self, job: &JobRecord) -> TxResult<bool> {
+    pub fn finish_job(&mut self, job: &JobRecord) -> TxResult<bool> {
         self.del(Tree::JobdueJob, &time_id(job.due, job.id))
     }
 
