@@ -253,18 +253,7 @@ impl Store {
                     Tree::ConversationidConversation,
                     &u64_be(c.id),
                 )? {
-                    tx.del(
-                        Tree::InboxstatusactivityConversationid,
-                        &keys::inbox_status_activity(
-                            cur.inbox_id,
-                            cur.status.key_byte(),
-                            cur.updated_at,
-                            cur.id,
-                        ),
-                    )?;
-                    if let Some(t) = cur.snoozed_until {
-                        tx.del(Tree::SnoozeuntilConversationid, &keys::time_id(t, cur.id))?;
-                    }
+                    tx.unindex_conversation(&cur)?;
                 }
                 tx.del(Tree::ConversationidConversation, &u64_be(c.id))?;
                 tx.del(Tree::ContactidConversationid, &pair(id, c.id))?;

@@ -115,17 +115,10 @@ impl Tx<'_> {
         old: Option<&ConversationRecord>,
     ) -> TxResult<()> {
         if let Some(old) = old {
-            self.del(
-                Tree::InboxstatusactivityConversationid,
-                &keys::inbox_status_activity(
-                    old.inbox_id,
-                    old.status.key_byte(),
-                    old.updated_at,
-                    old.id,
-                ),
-            )?;
-            if let Some(t) = old.snoozed_until {
-                self.del(Tree::SnoozeuntilConversationid, &time_id(t, old.id))?;
+            self.unlist_conversation(old)?;
+            if counted_as(old) != counted_as(new) {
+                self.count_conversation(old, -1)?;
+                self.count_conversation(new, 1)?;
             }
         } else {
             self.put_raw(
@@ -133,6 +126,7 @@ impl Tx<'_> {
                 &pair(new.contact_id, new.id),
                 &[],
             )?;
+            self.count_conversation(new, 1)?;
         }
         self.put_raw(
             Tree::InboxstatusactivityConversationid,
@@ -148,6 +142,50 @@ impl Tx<'_> {
             self.put_raw(Tree::SnoozeuntilConversationid, &time_id(t, new.id), &[])?;
         }
         self.put(Tree::ConversationidConversation, &u64_be(new.id), new)
+    }
+
+    /// Takes a conversation off its inbox list and the snooze schedule
+    /// (before it moves, or when it is deleted).
+    fn unlist_conversation(&mut self, old: &ConversationRecord) -> TxResult<()> {
+        self.del(
+            Tree::InboxstatusactivityConversationid,
+            &keys::inbox_status_activity(
+                old.inbox_id,
+                old.status.key_byte(),
+                old.updated_at,
+                old.id,
+            ),
+        )?;
+        if let Some(t) = old.snoozed_until {
+            self.del(Tree::SnoozeuntilConversationid, &time_id(t, old.id))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every index entry and the count of a conversation that is
+    /// being deleted; the caller deletes the record.
+    pub(crate) fn unindex_conversation(&mut self, old: &ConversationRecord) -> TxResult<()> {
+        self.unlist_conversation(old)?;
+        self.count_conversation(old, -1)?;
+        self.del(Tree::ContactidConversationid, &pair(old.contact_id, old.id))?;
+        Ok(())
+    }
+
+    /// Moves the tab counter of `c`'s inbox, status and assignee by
+    /// `delta`; a counter that reaches 0 is removed.
+    fn count_conversation(&mut self, c: &ConversationRecord, delta: i64) -> TxResult<()> {
+        let (inbox, status, assignee) = counted_as(c);
+        let key = keys::inbox_status_assignee(inbox, status, assignee);
+        let n = self
+            .get_id(Tree::InboxstatusassigneeCount, &key)?
+            .unwrap_or(0);
+        match n.checked_add_signed(delta) {
+            Some(0) | None => {
+                self.del(Tree::InboxstatusassigneeCount, &key)?;
+            }
+            Some(n) => self.put_raw(Tree::InboxstatusassigneeCount, &key, &u64_be(n))?,
+        }
+        Ok(())
     }
 
     /// Appends a message to a conversation record (seq, counters, activity)
@@ -676,6 +714,58 @@ impl Store {
         })
     }
 
+    /// How many conversations of `inboxes` have `status` and, with
+    /// `assignee` given, that assignee (`Some(None)`: unassigned): read
+    /// from the counters, so it costs a few key reads however many
+    /// conversations there are.
+    pub fn count_conversations(
+        &self,
+        inboxes: &[u64],
+        status: ConversationStatus,
+        assignee: Option<Option<u64>>,
+    ) -> Result<u64> {
+        let counts = self.tree(Tree::InboxstatusassigneeCount);
+        let mut n = 0u64;
+        for &inbox in inboxes {
+            match assignee {
+                Some(a) => {
+                    let key = keys::inbox_status_assignee(inbox, status.key_byte(), a);
+                    if let Some(v) = counts.get(key)? {
+                        n += keys::read_u64(&v, 0)?;
+                    }
+                }
+                None => {
+                    let prefix = keys::inbox_status_prefix(inbox, status.key_byte());
+                    for v in counts.scan_prefix(prefix).values() {
+                        n += keys::read_u64(&v?, 0)?;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Builds the tab counters from the conversation records (migration
+    /// to schema 5; the counters are derived, so this is also a repair).
+    pub(crate) fn count_all_conversations(&self) -> Result<()> {
+        let mut counts: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+        for v in self.tree(Tree::ConversationidConversation).iter().values() {
+            let c: ConversationRecord = super::decode(&v?)?;
+            let (inbox, status, assignee) = counted_as(&c);
+            *counts
+                .entry(keys::inbox_status_assignee(inbox, status, assignee))
+                .or_default() += 1;
+        }
+        let tree = self.tree(Tree::InboxstatusassigneeCount);
+        tree.clear()?;
+        let mut batch = sled::Batch::default();
+        for (k, n) in counts {
+            batch.insert(k, &u64_be(n));
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// A contact's conversations, newest activity first.
     pub fn contact_conversations(&self, contact_id: u64) -> Result<Vec<ConversationRecord>> {
         let mut out = Vec::new();
@@ -880,6 +970,11 @@ impl Store {
     }
 }
 
+/// What a conversation counts toward: its inbox, status and assignee.
+fn counted_as(c: &ConversationRecord) -> (u64, u8, Option<u64>) {
+    (c.inbox_id, c.status.key_byte(), c.assignee_id)
+}
+
 fn matches_filter(c: &ConversationRecord, f: &ConversationFilter) -> bool {
     if let Some(a) = f.assignee {
         if c.assignee_id != a {
@@ -958,6 +1053,129 @@ mod tests {
         }
     }
 
+    /// Every tab count the counters give, checked against listing the
+    /// conversations.
+    fn assert_counts_match_lists(store: &Store, inboxes: &[u64]) {
+        for s in ConversationStatus::ALL {
+            for assignee in [None, Some(None), Some(Some(7)), Some(Some(8))] {
+                for scope in [inboxes.to_vec(), vec![inboxes[0]]] {
+                    let listed = store
+                        .list_conversations(&ConversationFilter {
+                            inboxes: scope.clone(),
+                            statuses: vec![s],
+                            assignee,
+                            label: None,
+                            after: None,
+                            limit: 1000,
+                        })
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .conversations
+                        .len() as u64;
+                    let counted = store
+                        .count_conversations(&scope, s, assignee)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(counted, listed, "{s:?} {assignee:?} in {scope:?}");
+                }
+            }
+        }
+    }
+
+    /// The counters follow every move of a conversation (new, status,
+    /// assignee, a new message, the contact erased) and a schema-4 folder
+    /// gets them built at start.
+    #[tokio::test]
+    async fn tab_counters_follow_every_change_and_are_built_for_old_folders() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let inboxes = [1u64, 2];
+        {
+            let store = open(&dir);
+            let flusher = tokio::spawn(store.durability().clone().run_flusher());
+            let mut convs = Vec::new();
+            for i in 0..12u64 {
+                let contact = store
+                    .upsert_contact(
+                        inboxes[(i % 2) as usize],
+                        crate::store::NewContact::default(),
+                        1,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .id;
+                let (c, _) = store
+                    .create_conversation(
+                        inboxes[(i % 2) as usize],
+                        contact,
+                        says(AuthorType::Contact, "hello", false),
+                        1,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                convs.push((c.id, contact));
+            }
+            assert_counts_match_lists(&store, &inboxes);
+            for (i, (id, _)) in convs.iter().enumerate() {
+                let patch = Patch {
+                    status: [
+                        None,
+                        Some(ConversationStatus::Resolved),
+                        Some(ConversationStatus::Pending),
+                    ][i % 3],
+                    assignee_id: [None, Some(Some(7)), Some(Some(8)), Some(None)][i % 4],
+                    labels: None,
+                    snoozed_until: None,
+                };
+                store
+                    .patch_conversation(*id, patch, 2, |_| Ok(()))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            assert_counts_match_lists(&store, &inboxes);
+            // A customer's message reopens a resolved conversation.
+            store
+                .post_message(
+                    convs[1].0,
+                    says(AuthorType::Contact, "again", false),
+                    Effects::default(),
+                    3,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            store
+                .delete_contact(convs[2].1, 4)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_counts_match_lists(&store, &inboxes);
+            store.durability().stop().await;
+            flusher.await.unwrap_or_else(|e| panic!("{e}"));
+            // As a schema-4 folder has it: no counters.
+            store
+                .tree(Tree::InboxstatusassigneeCount)
+                .clear()
+                .unwrap_or_else(|e| panic!("{e}"));
+            store
+                .tree(Tree::Meta)
+                .insert("schema_version", &4u32.to_be_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+            store.flush_now().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let store = open(&dir);
+        assert_eq!(
+            store.meta_get("schema_version").ok().flatten(),
+            Some(5u32.to_be_bytes().to_vec())
+        );
+        assert_counts_match_lists(&store, &inboxes);
+        let all = store
+            .count_conversations(&inboxes, ConversationStatus::Open, None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            + store
+                .count_conversations(&inboxes, ConversationStatus::Pending, None)
+                .unwrap_or_else(|e| panic!("{e}"))
+            + store
+                .count_conversations(&inboxes, ConversationStatus::Resolved, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(all, 11, "twelve conversations, one erased with its contact");
+    }
+
     #[tokio::test]
     async fn erasing_a_contact_removes_its_ordinal_index() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -1025,7 +1243,7 @@ mod tests {
         let _flusher = tokio::spawn(store.durability().clone().run_flusher());
         assert_eq!(
             store.meta_get("schema_version").ok().flatten(),
-            Some(4u32.to_be_bytes().to_vec())
+            Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec())
         );
         let ordinals: Vec<(u64, u64)> = (1..=6)
             .map(|s| {

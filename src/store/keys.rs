@@ -79,6 +79,12 @@ pub fn inbox_status_prefix(inbox: u64, status: u8) -> Vec<u8> {
     concat(&[&u64_be(inbox), &[status]])
 }
 
+/// `InboxId + StatusByte + AssigneeId`: one tab counter; 0 stands for
+/// unassigned (ids are never 0).
+pub fn inbox_status_assignee(inbox: u64, status: u8, assignee: Option<u64>) -> Vec<u8> {
+    concat(&[&u64_be(inbox), &[status], &u64_be(assignee.unwrap_or(0))])
+}
+
 /// Decodes an [`inbox_status_activity`] key into (activity, conversation).
 pub fn decode_inbox_status_activity(key: &[u8]) -> Result<(i64, u64), StoreError> {
     if key.len() != 25 {

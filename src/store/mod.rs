@@ -47,7 +47,7 @@ use crate::domain::time::Micros;
 use crate::domain::Invalid;
 
 /// The schema this build writes. Bump it with a migration in [`migrate`].
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// What can go wrong in the store. Decode failures are `Corrupt` (logged,
 /// shown to clients as a plain 500), never panics.
@@ -184,6 +184,7 @@ trees! {
     NotifydueConversationid = "notifydue_conversationid", key: "Time + ConversationId", value: "() (unread-reply notification due)";
     VerifiedContactid = "verified_contactid", key: "`phone:+digits`, `email:address` or `ext:<hash of identity secret>:<user id>`", value: "ContactId (verified identifiers: one person)";
     ConversationordinalSeq = "conversationordinal_seq", key: "ConversationId + Ordinal (public messages, from 1)", value: "Seq (the contact's numbering, no gaps where notes are)";
+    InboxstatusassigneeCount = "inboxstatusassignee_count", key: "InboxId + StatusByte + AssigneeId (0: unassigned)", value: "u64 count of conversations (the inbox tab counts, kept in every write that moves one)";
 }
 
 /// How the store is opened.
@@ -384,6 +385,10 @@ impl Store {
             // 3 -> 4: public messages get their ordinal (the contact's
             // numbering), with the index from ordinal to seq.
             self.assign_ordinals()?;
+        }
+        if (1..5).contains(&found) {
+            // 4 -> 5: the tab counts become counters kept by each write.
+            self.count_all_conversations()?;
         }
         if found < SCHEMA_VERSION {
             meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
