@@ -311,7 +311,7 @@ async fn bootstrap(store: &Store, config: &ServeConfig) -> Result<(), StartError
         let inbox = store
             .create_inbox(new_web_inbox("Website".into(), None), time::now())
             .await?;
-        tracing::info!(inbox = inbox.id, widget_key = %inbox.widget_key, "created the web inbox \"Website\"");
+        tracing::info!(inbox = %inbox.id, widget_key = %inbox.widget_key, "created the web inbox \"Website\"");
     }
     if store.has_agents()? {
         return Ok(());

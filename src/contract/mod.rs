@@ -13,13 +13,14 @@
 use serde::Serialize;
 
 use crate::domain::format_id;
+use crate::domain::ids::{ContactId, ConversationId, InboxId};
 use crate::domain::time::rfc3339;
 use crate::store::{
     AgentRecord, AttachmentRecord, Author as AuthorRecord, ChannelIdentity, ContactRecord,
     ConversationRecord, InboxRecord, MessageRecord, Reader as ReaderRecord,
 };
 
-fn opt_id(id: Option<u64>) -> Option<String> {
+fn opt_id(id: Option<impl Into<u64>>) -> Option<String> {
     id.map(format_id)
 }
 
@@ -199,7 +200,7 @@ impl Contact {
     /// [`Contact::of`] for an agent: only the channel addresses of inboxes
     /// it reaches (a number known only to another inbox is that inbox's).
     /// `sees` answers whether the agent reaches an inbox.
-    pub fn within(c: &ContactRecord, sees: impl Fn(u64) -> bool) -> Self {
+    pub fn within(c: &ContactRecord, sees: impl Fn(InboxId) -> bool) -> Self {
         Self {
             id: format_id(c.id),
             name: c.name.clone(),
@@ -247,7 +248,7 @@ pub struct ContactDeleted {
 
 impl ContactDeleted {
     /// The event data of a deleted contact.
-    pub fn of(contact_id: u64) -> Self {
+    pub fn of(contact_id: ContactId) -> Self {
         Self {
             contact_id: format_id(contact_id),
         }
@@ -549,7 +550,7 @@ pub struct ReadReceipt {
 
 impl ReadReceipt {
     /// A read receipt with `seq` already in the audience's numbering.
-    pub fn of(conversation_id: u64, r: &ReaderRecord, seq: u64) -> Self {
+    pub fn of(conversation_id: ConversationId, r: &ReaderRecord, seq: u64) -> Self {
         Self {
             conversation_id: format_id(conversation_id),
             reader: Reader {
@@ -574,7 +575,7 @@ pub struct Typing {
 
 impl Typing {
     /// A typing signal's data.
-    pub fn of(conversation_id: u64, a: &AuthorRecord, typing: bool) -> Self {
+    pub fn of(conversation_id: ConversationId, a: &AuthorRecord, typing: bool) -> Self {
         Self {
             conversation_id: format_id(conversation_id),
             author: Author::of(a),
@@ -613,7 +614,7 @@ mod tests {
 
     fn inbox() -> InboxRecord {
         InboxRecord {
-            id: 7,
+            id: InboxId::new(7),
             name: "Support".into(),
             channel: "web".into(),
             widget_key: "wk".into(),
@@ -630,8 +631,8 @@ mod tests {
 
     fn message() -> MessageRecord {
         MessageRecord {
-            id: 3,
-            conversation_id: 2,
+            id: crate::domain::ids::MessageId::new(3),
+            conversation_id: ConversationId::new(2),
             seq: 5,
             ordinal: 2,
             author: AuthorRecord {
@@ -666,7 +667,7 @@ mod tests {
         );
         let v = serde_json::to_value(Inbox::at(&inbox(), true, "")).unwrap_or_default();
         assert_eq!(v["hmac_secret"], "hs");
-        assert_eq!(v["id"], format_id(7));
+        assert_eq!(v["id"], format_id(7u64));
     }
 
     #[test]
@@ -691,10 +692,10 @@ mod tests {
     fn a_wrapper_adds_its_key_beside_the_shape() {
         let v = serde_json::to_value(ReceivedMessage {
             message: Message::of(&message()),
-            contact_id: format_id(9),
+            contact_id: format_id(9u64),
         })
         .unwrap_or_default();
-        assert_eq!(v["contact_id"], format_id(9));
+        assert_eq!(v["contact_id"], format_id(9u64));
         assert_eq!(v["body"], "hi");
     }
 }

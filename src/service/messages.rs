@@ -3,6 +3,7 @@
 //! the files staged by the upload), the agent's read of a thread, a failed
 //! delivery put back in the outbox, typing signals and read positions.
 
+use crate::domain::ids::{ContactId, ConversationId, InboxId};
 use crate::domain::{time, AuthorType, Invalid, MessageBody};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
@@ -93,10 +94,10 @@ impl Services {
     /// inbox the author reaches where the contact has an address, else the
     /// reply is refused exactly as for an inbox that does not exist. The
     /// caller has checked that the author may write here.
-    #[tracing::instrument(skip_all, fields(conversation = conversation_id, author = ?author.kind))]
+    #[tracing::instrument(skip_all, fields(conversation = %conversation_id, author = ?author.kind))]
     pub async fn post_message(
         &self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         author: Author,
         post: NewPost,
     ) -> ApiResult<MessageRecord> {
@@ -107,13 +108,13 @@ impl Services {
                     .store
                     .conversation(conversation_id)?
                     .ok_or(ApiError::NotFound)?;
-                let id = crate::domain::parse_id(v);
+                let id = InboxId::parse(v);
                 if id == Some(c.inbox_id) {
                     None
                 } else {
                     // The author's inboxes as stored now; one it does not reach
                     // is refused exactly like one that does not exist.
-                    let scope = match author.id {
+                    let scope = match author.agent_id() {
                         Some(agent) => InboxScope::of_agent(&self.store, agent)?,
                         None => InboxScope::Members(Vec::new()),
                     };
@@ -143,10 +144,10 @@ impl Services {
     /// kept and the message counted.
     pub(super) async fn persist_message(
         &self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         author: Author,
         private: bool,
-        via: Option<u64>,
+        via: Option<InboxId>,
         prepared: Prepared,
     ) -> ApiResult<MessageRecord> {
         let kind = author.kind;
@@ -170,11 +171,11 @@ impl Services {
     }
 
     /// A reply or note by an agent in a conversation it reaches.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id))]
     pub async fn agent_post(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         post: NewPost,
     ) -> ApiResult<MessageRecord> {
         let c = self.visible_conversation(agent, conversation_id)?;
@@ -183,11 +184,11 @@ impl Services {
 
     /// A page of a thread the agent reaches, notes included when the page
     /// asks for them.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id))]
     pub fn agent_messages(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         page: MessagePage,
     ) -> ApiResult<Vec<MessageRecord>> {
         let c = self.visible_conversation(agent, conversation_id)?;
@@ -198,7 +199,7 @@ impl Services {
     /// decides whether a day separator goes before a message shown alone.
     pub fn message_before(
         &self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: u64,
     ) -> ApiResult<Option<MessageRecord>> {
         Ok(match seq {
@@ -211,8 +212,8 @@ impl Services {
     /// `via`, else its conversation's (none when neither is found).
     pub fn message_channel(
         &self,
-        conversation_id: u64,
-        via: Option<u64>,
+        conversation_id: ConversationId,
+        via: Option<InboxId>,
     ) -> ApiResult<Option<String>> {
         let inbox = match via {
             Some(v) => Some(v),
@@ -229,11 +230,11 @@ impl Services {
 
     /// Puts a failed channel reply back in the outbox (404 for a message
     /// that is not there or did not fail through a channel).
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id, seq))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id, seq))]
     pub async fn retry_delivery(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: u64,
     ) -> ApiResult<MessageRecord> {
         let c = self.visible_conversation(agent, conversation_id)?;
@@ -245,11 +246,11 @@ impl Services {
 
     /// Tells the contact (unless it is a note) and colleagues that the
     /// agent is typing, or stopped.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id))]
     pub fn agent_typing(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         typing: bool,
         private: bool,
     ) -> ApiResult<()> {
@@ -265,11 +266,11 @@ impl Services {
 
     /// The team has read up to `seq` (the newest message when `None`); a
     /// position the team has passed already writes nothing.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id, seq))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id, seq))]
     pub async fn agent_read(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: Option<u64>,
     ) -> ApiResult<()> {
         let c = self.visible_conversation(agent, conversation_id)?;
@@ -277,7 +278,7 @@ impl Services {
         if seq > c.agent_read_seq {
             let reader = Reader {
                 kind: AuthorType::Agent,
-                id: agent.id,
+                id: agent.id.get(),
             };
             self.store.mark_read(c.id, reader, seq, time::now()).await?;
         }
@@ -295,7 +296,7 @@ impl Services {
     /// refuses before the bytes are written.
     pub fn account_upload(
         &self,
-        contact: Option<u64>,
+        contact: Option<ContactId>,
         address: Option<std::net::IpAddr>,
         bytes: u64,
     ) -> ApiResult<()> {

@@ -31,8 +31,8 @@ impl Services {
         cursor: Option<String>,
     ) -> ApiResult<Hits> {
         let who = match viewer {
-            Viewer::Agent { id, .. } => (0, id),
-            Viewer::Contact { id } => (1, id),
+            Viewer::Agent { id, .. } => (0, id.get()),
+            Viewer::Contact { id } => (1, id.get()),
         };
         self.limits
             .searches

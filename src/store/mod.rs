@@ -45,6 +45,7 @@ pub use conversations::{
 pub use durability::Durability;
 pub use records::*;
 
+use crate::domain::ids::{ContactId, EventId, InboxId};
 use crate::domain::time::Micros;
 use crate::domain::Invalid;
 
@@ -705,7 +706,12 @@ impl Tx<'_> {
 
     /// Appends an event to the log; it is published once this write is
     /// durable.
-    pub fn emit(&mut self, inbox_id: u64, contact_id: u64, payload: EventPayload) -> TxResult<u64> {
+    pub fn emit(
+        &mut self,
+        inbox_id: InboxId,
+        contact_id: ContactId,
+        payload: EventPayload,
+    ) -> TxResult<EventId> {
         self.log_event(inbox_id, contact_id, payload, false)
     }
 
@@ -713,21 +719,21 @@ impl Tx<'_> {
     /// [`EventRecord::team_only`]).
     pub fn emit_for_team(
         &mut self,
-        inbox_id: u64,
-        contact_id: u64,
+        inbox_id: InboxId,
+        contact_id: ContactId,
         payload: EventPayload,
-    ) -> TxResult<u64> {
+    ) -> TxResult<EventId> {
         self.log_event(inbox_id, contact_id, payload, true)
     }
 
     fn log_event(
         &mut self,
-        inbox_id: u64,
-        contact_id: u64,
+        inbox_id: InboxId,
+        contact_id: ContactId,
         payload: EventPayload,
         team_only: bool,
-    ) -> TxResult<u64> {
-        let id = self.next_event_id;
+    ) -> TxResult<EventId> {
+        let id = EventId::new(self.next_event_id);
         let ev = EventRecord {
             id,
             inbox_id,

@@ -10,6 +10,7 @@ pub mod inboxes;
 pub mod push;
 pub mod webhooks;
 
+use crate::domain::ids::AgentId;
 use actix_web::web;
 use serde::{Deserialize, Deserializer};
 
@@ -245,17 +246,20 @@ impl SearchQuery {
     /// The agents' filters.
     pub fn filter(
         &self,
-        me: u64,
+        me: AgentId,
     ) -> Result<crate::service::index::SearchFilter, crate::domain::Invalid> {
         use crate::domain::{parse_id, AuthorType, ConversationStatus, Invalid, Label};
-        let id = |v: &Option<String>, field: &'static str| -> Result<Option<u64>, Invalid> {
+        fn id<I: crate::domain::ids::Id>(
+            v: &Option<String>,
+            field: &'static str,
+        ) -> Result<Option<I>, Invalid> {
             v.as_deref()
                 .filter(|s| !s.is_empty())
                 .map(|s| {
                     parse_id(s).ok_or_else(|| Invalid::new(field, format!("{field} must be an id")))
                 })
                 .transpose()
-        };
+        }
         Ok(crate::service::index::SearchFilter {
             inbox: id(&self.inbox, "inbox")?,
             status: self

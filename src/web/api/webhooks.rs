@@ -31,7 +31,7 @@ pub struct CreateBody {
 
 /// Subscribes a URL to events; 422 for internal addresses (SSRF) unless
 /// allowed by `NATTER_WEBHOOKS_ALLOW_PRIVATE`.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -48,14 +48,14 @@ pub async fn create(
 }
 
 /// Every subscription (secrets are not shown again).
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
     let all: Vec<_> = state.svc.webhooks(&auth.agent)?.iter().map(view).collect();
     Ok(HttpResponse::Ok().json(json!({ "webhooks": all })))
 }
 
 /// Removes a subscription.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, webhook = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, webhook = %path))]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -71,7 +71,7 @@ pub async fn delete(
 }
 
 /// One row per attempt, newest first.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, webhook = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, webhook = %path))]
 pub async fn deliveries(
     state: web::Data<AppState>,
     auth: AgentAuth,

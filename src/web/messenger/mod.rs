@@ -19,6 +19,7 @@ use super::session::{url_escape, MESSENGER_FORM};
 use super::upload::{prepare, MessageUpload, Uploader};
 use super::workspace::view::{self, MessageView};
 use super::AppState;
+use crate::domain::ids::ConversationId;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
 use crate::error::ApiError;
@@ -108,7 +109,7 @@ fn contact_from(
 /// (the key itself is not logged).
 fn inbox_of(state: &AppState, key: &str) -> Result<InboxRecord, ApiError> {
     let inbox = state.svc.widget_inbox(key)?;
-    tracing::Span::current().record("inbox", inbox.id);
+    tracing::Span::current().record("inbox", inbox.id.get());
     Ok(inbox)
 }
 
@@ -421,7 +422,7 @@ async fn answer(
     req: &HttpRequest,
     inbox: &InboxRecord,
     who: &(ContactRecord, String),
-    conversation: u64,
+    conversation: ConversationId,
     fresh_token: bool,
 ) -> Result<HttpResponse, ApiError> {
     let secure = state.config.base_url.starts_with("https://");
