@@ -317,7 +317,7 @@ impl Services {
         c: &ConversationRecord,
         m: Prepared,
     ) -> ApiResult<MessageRecord> {
-        self.persist_message(c.id, contact_author(contact), false, None, m)
+        self.persist_message(c, contact_author(contact), false, None, m)
             .await
     }
 

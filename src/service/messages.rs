@@ -8,8 +8,8 @@ use crate::domain::{time, AuthorType, Invalid, MessageBody};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
 use crate::store::{
-    AgentRecord, AttachmentRecord, Author, MessagePage, MessageRecord, NewMessage, Reader,
-    StoreError,
+    AgentRecord, AttachmentRecord, Author, ConversationRecord, MessagePage, MessageRecord,
+    NewMessage, Reader, StoreError,
 };
 
 use super::access::InboxScope;
@@ -93,21 +93,18 @@ impl Services {
     /// A note is an agent's only; `via` (agents, not notes) must name an
     /// inbox the author reaches where the contact has an address, else the
     /// reply is refused exactly as for an inbox that does not exist. The
-    /// caller has checked that the author may write here.
-    #[tracing::instrument(skip_all, fields(conversation = %conversation_id, author = ?author.kind))]
+    /// caller has checked that the author may write in `c`, the
+    /// conversation as it read it (read once per post and passed down).
+    #[tracing::instrument(skip_all, fields(conversation = %c.id, author = ?author.kind))]
     pub async fn post_message(
         &self,
-        conversation_id: ConversationId,
+        c: &ConversationRecord,
         author: Author,
         post: NewPost,
     ) -> ApiResult<MessageRecord> {
         let private = post.private && author.kind == AuthorType::Agent;
         let via = match post.via.as_deref().map(str::trim) {
             Some(v) if !v.is_empty() && author.kind == AuthorType::Agent && !private => {
-                let c = self
-                    .store
-                    .conversation(conversation_id)?
-                    .ok_or(ApiError::NotFound)?;
                 let id = InboxId::parse(v);
                 if id == Some(c.inbox_id) {
                     None
@@ -118,7 +115,7 @@ impl Services {
                         Some(agent) => InboxScope::of_agent(&self.store, agent)?,
                         None => InboxScope::Members(Vec::new()),
                     };
-                    let ok = super::conversations::reply_options(&self.store, &c, &scope)?
+                    let ok = super::conversations::reply_options(&self.store, c, &scope)?
                         .into_iter()
                         .any(|(i, _)| Some(i.id) == id);
                     if !ok {
@@ -134,17 +131,18 @@ impl Services {
             _ => None,
         };
         let prepared = prepare(post.body, post.files).await?;
-        self.persist_message(conversation_id, author, private, via, prepared)
+        self.persist_message(c, author, private, via, prepared)
             .await
     }
 
     /// The one write of a checked message, whoever wrote it: its
     /// [`crate::store::Effects`] (a send, a notification) decided here and
     /// persisted by the store in the same write, then its staged files
-    /// kept and the message counted.
+    /// kept and the message counted. `c` is the conversation as the caller
+    /// read it; the store's write reads it again in its transaction.
     pub(super) async fn persist_message(
         &self,
-        conversation_id: ConversationId,
+        c: &ConversationRecord,
         author: Author,
         private: bool,
         via: Option<InboxId>,
@@ -159,10 +157,10 @@ impl Services {
             via,
         };
         let now = time::now();
-        let effects = self.message_effects(conversation_id, &new, now)?;
+        let effects = self.message_effects(c, &new, now)?;
         let (msg, _) = self
             .store
-            .post_message(conversation_id, new, effects, now)
+            .post_message(c.id, new, effects, now)
             .await
             .map_err(not_found)?;
         prepared.files.keep();
@@ -179,7 +177,7 @@ impl Services {
         post: NewPost,
     ) -> ApiResult<MessageRecord> {
         let c = self.visible_conversation(agent, conversation_id)?;
-        self.post_message(c.id, Author::agent(agent), post).await
+        self.post_message(&c, Author::agent(agent), post).await
     }
 
     /// A page of a thread the agent reaches, notes included when the page

@@ -18,7 +18,9 @@ use crate::domain::ids::{ConversationId, JobId};
 use crate::domain::time::{self, Micros};
 use crate::domain::AuthorType;
 use crate::error::ApiResult;
-use crate::store::{Delivery, DeliveryStatus, Effects, JobKind, JobRecord, NewMessage, Store};
+use crate::store::{
+    ConversationRecord, Delivery, DeliveryStatus, Effects, JobKind, JobRecord, NewMessage, Store,
+};
 
 use super::Services;
 
@@ -68,23 +70,18 @@ pub fn message_effects(
 
 impl Services {
     /// The [`Effects`] of posting `new` in a conversation (see
-    /// [`message_effects`]): reads the conversation's inbox only for an
-    /// agent's public reply. A conversation that does not exist is 404,
-    /// as the write would answer.
-    #[tracing::instrument(skip_all, fields(conversation = %conversation_id))]
+    /// [`message_effects`]) in `c`, as its poster read it: reads the
+    /// conversation's inbox only for an agent's public reply.
+    #[tracing::instrument(skip_all, fields(conversation = %c.id))]
     pub fn message_effects(
         &self,
-        conversation_id: ConversationId,
+        c: &ConversationRecord,
         new: &NewMessage,
         now: Micros,
     ) -> ApiResult<Effects> {
         if new.author.kind != AuthorType::Agent || new.private {
             return Ok(Effects::default());
         }
-        let c = self
-            .store
-            .conversation(conversation_id)?
-            .ok_or(crate::error::ApiError::NotFound)?;
         // An inbox deleted meanwhile sends nothing (the write then finds
         // its conversation gone too).
         let Some(inbox) = self.store.inbox(c.inbox_id)? else {
