@@ -316,24 +316,14 @@ impl SearchQuery {
 pub fn search_results(
     hits: crate::service::index::Hits,
     audience: crate::contract::Audience,
-) -> serde_json::Value {
-    use crate::contract::Audience;
-    use crate::domain::format_id;
-    serde_json::json!({
-        "results": hits.hits.iter().map(|h| serde_json::json!({
-            "conversation_id": format_id(h.message.conversation_id),
-            "message_id": format_id(h.message.id),
-            // The contact's numbering for the contact (its hits are public).
-            "seq": match audience {
-                Audience::Team => h.message.seq,
-                Audience::Contact => h.message.ordinal,
-            },
-            "snippet": h.snippet,
-            "highlights": h.highlights.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
-            "author_type": h.message.author.kind.as_str(),
-            "private": h.message.private,
-            "created_at": crate::domain::time::rfc3339(h.message.created_at),
-        })).collect::<Vec<_>>(),
-        "next_cursor": hits.next_cursor,
-    })
+) -> crate::contract::SearchResults {
+    use crate::contract::{SearchResult, SearchResults};
+    SearchResults {
+        results: hits
+            .hits
+            .iter()
+            .map(|h| SearchResult::of(&h.message, &h.snippet, &h.highlights, audience))
+            .collect(),
+        next_cursor: hits.next_cursor,
+    }
 }
