@@ -219,13 +219,7 @@ impl SearchQuery {
     /// Checks the query and page size.
     pub fn checked(&self) -> Result<(String, usize), crate::domain::Invalid> {
         use crate::domain::Invalid;
-        let q = self.q.as_deref().map(str::trim).unwrap_or_default();
-        if q.is_empty() {
-            return Err(Invalid::new("q", "q must not be empty"));
-        }
-        if q.chars().count() > 200 {
-            return Err(Invalid::new("q", "q must be at most 200 characters"));
-        }
+        let q = crate::service::search::required_search_text(self.q.as_deref())?;
         let limit = match self.limit.as_deref() {
             None => 20,
             Some(s) => match s.parse::<usize>() {
@@ -240,7 +234,7 @@ impl SearchQuery {
                 return Err(Invalid::new("cursor", "cursor is not one we handed out"));
             }
         }
-        Ok((q.to_owned(), limit))
+        Ok((q, limit))
     }
 
     /// The agents' filters.

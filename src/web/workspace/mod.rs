@@ -693,13 +693,9 @@ async fn search(
             (id, i.name, selected)
         })
         .collect();
-    let text =
-        q.q.clone()
-            .unwrap_or_default()
-            .trim()
-            .chars()
-            .take(200)
-            .collect::<String>();
+    // The API's rule: an over-long query is refused with the API's reason;
+    // an empty box is the page's "type something" state.
+    let text = crate::service::search::search_text(q.q.as_deref())?.unwrap_or_default();
     let mut results = Vec::new();
     let mut next_href = None;
     if !text.is_empty() {
