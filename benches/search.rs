@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use natter::domain::ids::{AgentId, ContactId, ConversationId, InboxId};
 use natter::domain::{time, AuthorType};
 use natter::service::index::{run_indexer, SearchFilter, SearchIndex};
 use natter::service::realtime::Viewer;
@@ -126,7 +127,12 @@ fn dir_size(p: &std::path::Path) -> u64 {
 }
 
 /// Posts `count` messages into existing conversations from `writers` tasks.
-async fn post(store: &Arc<Store>, convs: &[(u64, u64)], count: u64, seed: u64) -> f64 {
+async fn post(
+    store: &Arc<Store>,
+    convs: &[(ConversationId, ContactId)],
+    count: u64,
+    seed: u64,
+) -> f64 {
     let started = Instant::now();
     let writers = 64u64;
     let mut tasks = Vec::new();
@@ -139,7 +145,7 @@ async fn post(store: &Arc<Store>, convs: &[(u64, u64)], count: u64, seed: u64) -
                 let (conv, contact) = convs[(rng.next() % convs.len() as u64) as usize];
                 let author = Author {
                     kind: AuthorType::Contact,
-                    id: Some(contact),
+                    id: Some(contact.get()),
                     name: None,
                 };
                 let body = sentence(&mut rng, i * writers + w);
@@ -186,7 +192,7 @@ fn main() {
         tokio::spawn(store.durability().clone().run_flusher());
         let inbox = store
             .create_inbox(
-                InboxRecord { id: 0, name: "Bench".into(), channel: "web".into(), widget_key: "bench".into(), hmac_secret: "s".into(), greeting: None, reply_time: None, accent_color: None, created_at: 0, settings: Default::default(), api_token: None, webhook_secret: None },
+                InboxRecord { id: InboxId::new(0), name: "Bench".into(), channel: "web".into(), widget_key: "bench".into(), hmac_secret: "s".into(), greeting: None, reply_time: None, accent_color: None, created_at: 0, settings: Default::default(), api_token: None, webhook_secret: None },
                 time::now(),
             )
             .await
@@ -205,7 +211,7 @@ fn main() {
                 made += 1;
                 batch.push(tokio::spawn(async move {
                     let c = store.upsert_contact(inbox.id, NewContact { name: Some(format!("Customer {made}")), email: None, external_id: None }, time::now()).await.expect("contact");
-                    let author = Author { kind: AuthorType::Contact, id: Some(c.id), name: c.name.clone() };
+                    let author = Author { kind: AuthorType::Contact, id: Some(c.id.get()), name: c.name.clone() };
                     let (conv, _) = store.create_conversation(inbox.id, c.id, NewMessage { author, body, private: false, attachments: Vec::new(), via: None }, time::now()).await.expect("conversation");
                     (conv.id, c.id)
                 }));
@@ -229,7 +235,7 @@ fn main() {
         let store_bytes = dir_size(&dir.path().join("data/db"));
 
         // Queries.
-        let admin = Viewer::Agent { id: 0, admin: true };
+        let admin = Viewer::Agent { id: AgentId::new(0), admin: true };
         let kinds: [(&str, Vec<String>, SearchFilter); 4] = [
             ("single word", WORDS.iter().take(40).map(|w| w.to_string()).collect(), SearchFilter::default()),
             ("prefix", WORDS.iter().take(40).map(|w| w[..3.min(w.len())].to_string()).collect(), SearchFilter::default()),

@@ -98,16 +98,16 @@ impl Application {
         );
         let shared_config = Arc::new(config.clone());
         let typing = Arc::new(TypingHub::default());
-        let svc = Arc::new(crate::service::Services::new(
-            store.clone(),
-            shared_config.clone(),
-            limits.clone(),
-            index.clone(),
-            typing.clone(),
-            http.clone(),
-            vapid.clone(),
-            mailboxes.clone(),
-        ));
+        let svc = Arc::new(crate::service::Services::new(crate::service::Parts {
+            store: store.clone(),
+            config: shared_config.clone(),
+            limits: limits.clone(),
+            index: index.clone(),
+            typing: typing.clone(),
+            http: http.clone(),
+            vapid: vapid.clone(),
+            mailboxes: mailboxes.clone(),
+        }));
         let state = web::Data::new(AppState {
             svc,
             keepalive_secs: config.sse_keepalive_secs,
@@ -311,7 +311,7 @@ async fn bootstrap(store: &Store, config: &ServeConfig) -> Result<(), StartError
         let inbox = store
             .create_inbox(new_web_inbox("Website".into(), None), time::now())
             .await?;
-        tracing::info!(inbox = inbox.id, widget_key = %inbox.widget_key, "created the web inbox \"Website\"");
+        tracing::info!(inbox = %inbox.id, widget_key = %inbox.widget_key, "created the web inbox \"Website\"");
     }
     if store.has_agents()? {
         return Ok(());

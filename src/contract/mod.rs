@@ -13,13 +13,14 @@
 use serde::Serialize;
 
 use crate::domain::format_id;
+use crate::domain::ids::{ContactId, ConversationId, InboxId};
 use crate::domain::time::rfc3339;
 use crate::store::{
     AgentRecord, AttachmentRecord, Author as AuthorRecord, ChannelIdentity, ContactRecord,
-    ConversationRecord, InboxRecord, MessageRecord, Reader as ReaderRecord,
+    ConversationRecord, InboxRecord, MessageRecord, Reader as ReaderRecord, WebhookRecord,
 };
 
-fn opt_id(id: Option<u64>) -> Option<String> {
+fn opt_id(id: Option<impl Into<u64>>) -> Option<String> {
     id.map(format_id)
 }
 
@@ -199,7 +200,7 @@ impl Contact {
     /// [`Contact::of`] for an agent: only the channel addresses of inboxes
     /// it reaches (a number known only to another inbox is that inbox's).
     /// `sees` answers whether the agent reaches an inbox.
-    pub fn within(c: &ContactRecord, sees: impl Fn(u64) -> bool) -> Self {
+    pub fn within(c: &ContactRecord, sees: impl Fn(InboxId) -> bool) -> Self {
         Self {
             id: format_id(c.id),
             name: c.name.clone(),
@@ -247,7 +248,7 @@ pub struct ContactDeleted {
 
 impl ContactDeleted {
     /// The event data of a deleted contact.
-    pub fn of(contact_id: u64) -> Self {
+    pub fn of(contact_id: ContactId) -> Self {
         Self {
             contact_id: format_id(contact_id),
         }
@@ -549,7 +550,7 @@ pub struct ReadReceipt {
 
 impl ReadReceipt {
     /// A read receipt with `seq` already in the audience's numbering.
-    pub fn of(conversation_id: u64, r: &ReaderRecord, seq: u64) -> Self {
+    pub fn of(conversation_id: ConversationId, r: &ReaderRecord, seq: u64) -> Self {
         Self {
             conversation_id: format_id(conversation_id),
             reader: Reader {
@@ -574,7 +575,7 @@ pub struct Typing {
 
 impl Typing {
     /// A typing signal's data.
-    pub fn of(conversation_id: u64, a: &AuthorRecord, typing: bool) -> Self {
+    pub fn of(conversation_id: ConversationId, a: &AuthorRecord, typing: bool) -> Self {
         Self {
             conversation_id: format_id(conversation_id),
             author: Author::of(a),
@@ -599,6 +600,98 @@ pub enum EventData {
     ReadReceipt(ReadReceipt),
 }
 
+/// An outbound webhook subscription as admins see it. The keys are in
+/// the order the API has always written them (sorted, as `serde_json`'s
+/// map wrote them before this shape was typed), so the bytes are the same.
+#[derive(Debug, Clone, Serialize)]
+pub struct Webhook {
+    /// When it was created.
+    pub created_at: String,
+    /// Turned off after a 410 answer.
+    pub disabled: bool,
+    /// The event names it wants.
+    pub events: Vec<String>,
+    /// Its id.
+    pub id: String,
+    /// The signing secret: only in the answer that created it, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Where deliveries go.
+    pub url: String,
+}
+
+impl Webhook {
+    /// A subscription without its secret (every view but its creation's).
+    pub fn of(w: &WebhookRecord) -> Self {
+        Self {
+            created_at: rfc3339(w.created_at),
+            disabled: w.disabled,
+            events: w.events.clone(),
+            id: format_id(w.id),
+            secret: None,
+            url: w.url.clone(),
+        }
+    }
+}
+
+/// One search hit: where the message is, its snippet and the matches'
+/// character ranges. Keys in the order the API has always written them
+/// (sorted, see [`Webhook`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// `contact`, `agent` or `system`.
+    pub author_type: &'static str,
+    /// The message's conversation.
+    pub conversation_id: String,
+    /// When the message was written.
+    pub created_at: String,
+    /// `[start, end)` character ranges of the matches in `snippet`.
+    pub highlights: Vec<[usize; 2]>,
+    /// The message.
+    pub message_id: String,
+    /// A team-only note.
+    pub private: bool,
+    /// The message's number in the audience's numbering (a contact's
+    /// hits use its ordinal).
+    pub seq: u64,
+    /// Plain text around the match.
+    pub snippet: String,
+}
+
+impl SearchResult {
+    /// A hit on `m` as `audience` numbers it.
+    pub fn of(
+        m: &MessageRecord,
+        snippet: &str,
+        highlights: &[(usize, usize)],
+        audience: Audience,
+    ) -> Self {
+        Self {
+            author_type: m.author.kind.as_str(),
+            conversation_id: format_id(m.conversation_id),
+            created_at: rfc3339(m.created_at),
+            highlights: highlights.iter().map(|&(a, b)| [a, b]).collect(),
+            message_id: format_id(m.id),
+            private: m.private,
+            seq: match audience {
+                Audience::Team => m.seq,
+                Audience::Contact => m.ordinal,
+            },
+            snippet: snippet.to_owned(),
+        }
+    }
+}
+
+/// A page of search hits and the cursor of the next one (`null` on the
+/// last page).
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResults {
+    /// Where the next page starts.
+    pub next_cursor: Option<String>,
+    /// Best first.
+    pub results: Vec<SearchResult>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,7 +706,7 @@ mod tests {
 
     fn inbox() -> InboxRecord {
         InboxRecord {
-            id: 7,
+            id: InboxId::new(7),
             name: "Support".into(),
             channel: "web".into(),
             widget_key: "wk".into(),
@@ -630,8 +723,8 @@ mod tests {
 
     fn message() -> MessageRecord {
         MessageRecord {
-            id: 3,
-            conversation_id: 2,
+            id: crate::domain::ids::MessageId::new(3),
+            conversation_id: ConversationId::new(2),
             seq: 5,
             ordinal: 2,
             author: AuthorRecord {
@@ -666,7 +759,7 @@ mod tests {
         );
         let v = serde_json::to_value(Inbox::at(&inbox(), true, "")).unwrap_or_default();
         assert_eq!(v["hmac_secret"], "hs");
-        assert_eq!(v["id"], format_id(7));
+        assert_eq!(v["id"], format_id(7u64));
     }
 
     #[test]
@@ -691,10 +784,71 @@ mod tests {
     fn a_wrapper_adds_its_key_beside_the_shape() {
         let v = serde_json::to_value(ReceivedMessage {
             message: Message::of(&message()),
-            contact_id: format_id(9),
+            contact_id: format_id(9u64),
         })
         .unwrap_or_default();
-        assert_eq!(v["contact_id"], format_id(9));
+        assert_eq!(v["contact_id"], format_id(9u64));
         assert_eq!(v["body"], "hi");
+    }
+    /// The bytes `serde_json` writes for `v`, to compare with the
+    /// `json!` value a handler built before its shape was typed.
+    fn bytes(v: &impl Serialize) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_webhook_is_written_byte_for_byte_as_before_and_its_secret_only_once() {
+        let w = WebhookRecord {
+            id: crate::domain::ids::WebhookId::new(4),
+            url: "https://example.com/h".into(),
+            events: vec!["message.created".into()],
+            secret: "whsec_x".into(),
+            disabled: false,
+            created_at: 0,
+        };
+        let before = serde_json::json!({
+            "id": "4",
+            "url": "https://example.com/h",
+            "events": ["message.created"],
+            "disabled": false,
+            "created_at": rfc3339(0),
+        });
+        assert_eq!(bytes(&Webhook::of(&w)), before.to_string());
+        let mut created_before = before;
+        created_before["secret"] = serde_json::json!("whsec_x");
+        let created = Webhook {
+            secret: Some("whsec_x".into()),
+            ..Webhook::of(&w)
+        };
+        assert_eq!(bytes(&created), created_before.to_string());
+    }
+
+    #[test]
+    fn search_results_are_written_byte_for_byte_as_before() {
+        let page = SearchResults {
+            next_cursor: Some("30".into()),
+            results: vec![SearchResult::of(
+                &message(),
+                "hi",
+                &[(0, 2)],
+                Audience::Team,
+            )],
+        };
+        let before = serde_json::json!({
+            "results": [{
+                "conversation_id": "2",
+                "message_id": "3",
+                "seq": 5,
+                "snippet": "hi",
+                "highlights": [[0, 2]],
+                "author_type": "contact",
+                "private": false,
+                "created_at": rfc3339(0),
+            }],
+            "next_cursor": "30",
+        });
+        assert_eq!(bytes(&page), before.to_string());
+        let c = SearchResult::of(&message(), "hi", &[], Audience::Contact);
+        assert_eq!(c.seq, 2, "the contact's numbering");
     }
 }

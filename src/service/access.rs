@@ -4,6 +4,7 @@
 //! duplicates, the channels a reply may go out on) filters by this one
 //! answer, so nothing of an inbox leaks through a record that spans several.
 
+use crate::domain::ids::{AgentId, InboxId};
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{AgentRecord, ContactRecord, InboxRecord, Result, Store};
@@ -30,7 +31,7 @@ pub enum InboxScope {
     /// An admin: every inbox.
     All,
     /// An agent: the inboxes it is a member of now.
-    Members(Vec<u64>),
+    Members(Vec<InboxId>),
 }
 
 impl InboxScope {
@@ -51,7 +52,7 @@ impl InboxScope {
     }
 
     /// The scope of the agent with this id (nothing if it is gone).
-    pub fn of_agent(store: &Store, agent: u64) -> Result<Self> {
+    pub fn of_agent(store: &Store, agent: AgentId) -> Result<Self> {
         match store.agent(agent)? {
             Some(a) => Self::of(store, &a),
             None => Ok(Self::Members(Vec::new())),
@@ -59,7 +60,7 @@ impl InboxScope {
     }
 
     /// Whether the inbox is reached.
-    pub fn sees(&self, inbox: u64) -> bool {
+    pub fn sees(&self, inbox: InboxId) -> bool {
         match self {
             Self::All => true,
             Self::Members(ids) => ids.contains(&inbox),
@@ -86,7 +87,7 @@ impl InboxScope {
 impl super::Services {
     /// The inbox if the agent may see it (an admin, or a member); 404
     /// otherwise, exactly like an inbox that does not exist.
-    pub fn visible_inbox(&self, agent: &AgentRecord, id: u64) -> ApiResult<InboxRecord> {
+    pub fn visible_inbox(&self, agent: &AgentRecord, id: InboxId) -> ApiResult<InboxRecord> {
         let inbox = self.store.inbox(id)?.ok_or(ApiError::NotFound)?;
         if agent.role == Role::Admin || self.store.is_member(id, agent.id)? {
             Ok(inbox)
@@ -101,7 +102,7 @@ impl super::Services {
     }
 
     /// The ids of the inboxes an agent reaches.
-    pub fn visible_inbox_ids(&self, agent: &AgentRecord) -> ApiResult<Vec<u64>> {
+    pub fn visible_inbox_ids(&self, agent: &AgentRecord) -> ApiResult<Vec<InboxId>> {
         Ok(visible_inboxes(&self.store, agent)?
             .iter()
             .map(|i| i.id)
@@ -115,10 +116,11 @@ mod tests {
 
     #[test]
     fn admins_reach_every_inbox_and_members_only_theirs() {
-        assert!(InboxScope::All.sees(7));
-        let s = InboxScope::Members(vec![1, 3]);
-        assert!(s.sees(3));
-        assert!(!s.sees(2));
-        assert!(!InboxScope::Members(Vec::new()).sees(1));
+        let i = InboxId::new;
+        assert!(InboxScope::All.sees(i(7)));
+        let s = InboxScope::Members(vec![i(1), i(3)]);
+        assert!(s.sees(i(3)));
+        assert!(!s.sees(i(2)));
+        assert!(!InboxScope::Members(Vec::new()).sees(i(1)));
     }
 }

@@ -4,6 +4,7 @@
 //! rule (who may do it, what a field may hold, that nobody demotes
 //! themselves) is written once.
 
+use crate::domain::ids::AgentId;
 use crate::domain::{time, Email, Invalid, Name, Password, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::hash_password;
@@ -74,13 +75,13 @@ impl Services {
     }
 
     /// One agent, or 404.
-    #[tracing::instrument(skip_all, fields(agent = id))]
-    pub fn agent(&self, id: u64) -> ApiResult<AgentRecord> {
+    #[tracing::instrument(skip_all, fields(agent = %id))]
+    pub fn agent(&self, id: AgentId) -> ApiResult<AgentRecord> {
         self.store.agent(id)?.ok_or(ApiError::NotFound)
     }
 
     /// Adds an agent (admins). The new agent is a member of no inbox.
-    #[tracing::instrument(skip_all, fields(by = actor.id))]
+    #[tracing::instrument(skip_all, fields(by = %actor.id))]
     pub async fn create_agent(&self, actor: &AgentRecord, new: NewAgent) -> ApiResult<AgentRecord> {
         require_admin(actor)?;
         let email = Email::parse(&new.email)?.into_inner();
@@ -92,7 +93,7 @@ impl Services {
             .store
             .create_agent(name, email, role, hash, time::now())
             .await?;
-        tracing::info!(agent = agent.id, by = actor.id, "agent created");
+        tracing::info!(agent = %agent.id, by = %actor.id, "agent created");
         Ok(agent)
     }
 
@@ -100,11 +101,11 @@ impl Services {
     /// Nobody deactivates or demotes themselves (the team would be left
     /// without the admin who asked). Deactivation ends the agent's
     /// sessions and tokens at once.
-    #[tracing::instrument(skip_all, fields(agent = id, by = actor.id))]
+    #[tracing::instrument(skip_all, fields(agent = %id, by = %actor.id))]
     pub async fn update_agent(
         &self,
         actor: &AgentRecord,
-        id: u64,
+        id: AgentId,
         change: AgentChange,
     ) -> ApiResult<AgentRecord> {
         require_admin(actor)?;
@@ -126,7 +127,7 @@ impl Services {
     }
 
     /// An agent's own name and notification choices.
-    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
     pub async fn update_profile(
         &self,
         agent: &AgentRecord,

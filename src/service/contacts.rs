@@ -5,6 +5,7 @@
 use super::access::InboxScope;
 use super::Services;
 use crate::contract;
+use crate::domain::ids::ContactId;
 use crate::domain::{time, Invalid, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{AgentRecord, ContactRecord};
@@ -12,8 +13,8 @@ use crate::store::{AgentRecord, ContactRecord};
 impl Services {
     /// The contact if it is known in an inbox the agent reaches (404
     /// otherwise, like a contact that does not exist).
-    #[tracing::instrument(skip_all, fields(agent = agent.id, contact = id))]
-    pub fn visible_contact(&self, agent: &AgentRecord, id: u64) -> ApiResult<ContactRecord> {
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, contact = %id))]
+    pub fn visible_contact(&self, agent: &AgentRecord, id: ContactId) -> ApiResult<ContactRecord> {
         let c = self.store.contact(id)?.ok_or(ApiError::NotFound)?;
         let scope = InboxScope::of(&self.store, agent)?;
         if scope.sees_contact(&self.store, &c)? {
@@ -26,7 +27,7 @@ impl Services {
     /// The contract's contact for this agent: addresses only in inboxes it
     /// reaches (a person known in several inboxes shows nothing of the
     /// others: their conversations hold notes).
-    #[tracing::instrument(skip_all, fields(agent = agent.id, contact = c.id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, contact = %c.id))]
     pub fn contact_as_seen_by(
         &self,
         agent: &AgentRecord,
@@ -38,8 +39,12 @@ impl Services {
 
     /// One contact with its addresses and conversations, as far as they
     /// are in inboxes the agent reaches.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, contact = id))]
-    pub fn contact_card(&self, agent: &AgentRecord, id: u64) -> ApiResult<contract::ContactCard> {
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, contact = %id))]
+    pub fn contact_card(
+        &self,
+        agent: &AgentRecord,
+        id: ContactId,
+    ) -> ApiResult<contract::ContactCard> {
         let c = self.visible_contact(agent, id)?;
         let scope = InboxScope::of(&self.store, agent)?;
         let mut conversations = Vec::new();
@@ -58,12 +63,12 @@ impl Services {
     /// and channel addresses. The agent must see both: a `from` it does
     /// not see is a 404, an `into` it does not see (or `None`: not an id)
     /// is "no such contact".
-    #[tracing::instrument(skip_all, fields(agent = agent.id, from = from, into = ?into))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, from = %from, into = ?into))]
     pub async fn merge_contacts(
         &self,
         agent: &AgentRecord,
-        from: u64,
-        into: Option<u64>,
+        from: ContactId,
+        into: Option<ContactId>,
     ) -> ApiResult<ContactRecord> {
         let from = self.visible_contact(agent, from)?;
         let no_such = || ApiError::from(Invalid::new("into", "no such contact"));
@@ -74,9 +79,9 @@ impl Services {
             .merge_contacts(from.id, into.id, time::now())
             .await?;
         tracing::info!(
-            from = from.id,
-            into = into.id,
-            by = agent.id,
+            from = %from.id,
+            into = %into.id,
+            by = %agent.id,
             "contacts merged"
         );
         Ok(merged)
@@ -84,8 +89,8 @@ impl Services {
 
     /// Erases a contact and all its conversations, messages, files and
     /// search entries (admins only).
-    #[tracing::instrument(skip_all, fields(agent = agent.id, contact = id))]
-    pub async fn delete_contact(&self, agent: &AgentRecord, id: u64) -> ApiResult<()> {
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, contact = %id))]
+    pub async fn delete_contact(&self, agent: &AgentRecord, id: ContactId) -> ApiResult<()> {
         if agent.role != Role::Admin {
             return Err(ApiError::Forbidden("only admins may do this"));
         }
@@ -101,7 +106,7 @@ impl Services {
             }
         })
         .await;
-        tracing::info!(contact = id, by = agent.id, "contact deleted");
+        tracing::info!(contact = %id, by = %agent.id, "contact deleted");
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! workspace alike).
 
 use crate::contract::Audience;
+use crate::domain::ids::{AgentId, ConversationId, InboxId};
 use crate::domain::{time, ConversationStatus, Invalid, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
@@ -22,7 +23,7 @@ pub struct ConversationChange {
     /// A new status.
     pub status: Option<ConversationStatus>,
     /// A new assignee; `Some(None)` unassigns.
-    pub assignee_id: Option<Option<u64>>,
+    pub assignee_id: Option<Option<AgentId>>,
     /// New labels, already normalised (`Label::parse_list`).
     pub labels: Option<Vec<String>>,
     /// A wake-up time; `Some(None)` clears it. A time implies status
@@ -32,8 +33,8 @@ pub struct ConversationChange {
 
 /// Reads an assignee id as both surfaces send it: an id that does not
 /// parse names no agent.
-pub fn parse_assignee(s: &str) -> Result<u64, Invalid> {
-    crate::domain::parse_id(s).ok_or_else(|| Invalid::new("assignee_id", "no such agent"))
+pub fn parse_assignee(s: &str) -> Result<AgentId, Invalid> {
+    AgentId::parse(s).ok_or_else(|| Invalid::new("assignee_id", "no such agent"))
 }
 
 /// The other channels a reply in this conversation can go out on: inboxes
@@ -78,15 +79,15 @@ pub fn reply_options(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListFilter {
     /// One inbox only (none listed if the agent does not reach it).
-    pub inbox: Option<u64>,
+    pub inbox: Option<InboxId>,
     /// Statuses to include.
     pub statuses: Vec<ConversationStatus>,
     /// `Some(None)`: unassigned only; `Some(Some(a))`: assigned to `a`.
-    pub assignee: Option<Option<u64>>,
+    pub assignee: Option<Option<AgentId>>,
     /// Only conversations with this (normalised) label.
     pub label: Option<String>,
     /// Resume after this (activity, id) position.
-    pub after: Option<(i64, u64)>,
+    pub after: Option<(i64, ConversationId)>,
     /// Page size.
     pub limit: usize,
 }
@@ -228,7 +229,7 @@ impl Services {
     pub fn visible_conversation(
         &self,
         agent: &AgentRecord,
-        id: u64,
+        id: ConversationId,
     ) -> ApiResult<ConversationRecord> {
         let c = self.store.conversation(id)?.ok_or(ApiError::NotFound)?;
         if agent.role == Role::Admin || self.store.is_member(c.inbox_id, agent.id)? {
@@ -242,11 +243,11 @@ impl Services {
     /// agent reaches: the assignee must be an active agent who reaches the
     /// conversation's inbox, a snooze must end in the future and goes
     /// with status `snoozed`. Returns the conversation as stored.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %id))]
     pub async fn change_conversation(
         &self,
         agent: &AgentRecord,
-        id: u64,
+        id: ConversationId,
         change: ConversationChange,
     ) -> ApiResult<ConversationRecord> {
         let c = self.visible_conversation(agent, id)?;
@@ -288,7 +289,7 @@ impl Services {
 
     /// The agent `id` if a conversation can be assigned to it: active, and
     /// an admin or a member of the conversation's inbox.
-    fn check_assignee(&self, c: &ConversationRecord, id: u64) -> ApiResult<u64> {
+    fn check_assignee(&self, c: &ConversationRecord, id: AgentId) -> ApiResult<AgentId> {
         let agent = self
             .store
             .agent(id)?
@@ -305,7 +306,7 @@ impl Services {
     }
 
     /// Conversations the agent may see, newest activity first, one page.
-    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
     pub fn list_conversations(
         &self,
         agent: &AgentRecord,
@@ -330,7 +331,7 @@ impl Services {
     /// sees in each status (at most [`COUNT_CAP`] each), in
     /// [`ConversationStatus::ALL`] order. `filter`'s statuses and paging
     /// are ignored.
-    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
     pub fn status_counts(
         &self,
         agent: &AgentRecord,
@@ -340,7 +341,7 @@ impl Services {
         if filter.label.is_none() {
             // The common case reads the counters the writes keep.
             let visible = self.visible_inbox_ids(agent)?;
-            let inboxes: Vec<u64> = match filter.inbox {
+            let inboxes: Vec<InboxId> = match filter.inbox {
                 Some(i) => visible.into_iter().filter(|x| *x == i).collect(),
                 None => visible,
             };
@@ -406,7 +407,7 @@ impl Services {
 
     /// The conversation pane of a conversation the agent reaches
     /// ([`thread`]).
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = c.id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %c.id))]
     pub fn thread(
         &self,
         agent: &AgentRecord,

@@ -13,6 +13,7 @@ use super::index::{Hits, SearchFilter};
 use super::notify::Confirmation;
 use super::realtime::{TypingEvent, Viewer};
 use super::Services;
+use crate::domain::ids::{ContactId, ConversationId, InboxId};
 use crate::domain::time::{self, Micros};
 use crate::domain::{AuthorType, ContactName, Email, Invalid};
 use crate::error::{ApiError, ApiResult};
@@ -73,18 +74,18 @@ pub fn optional_email(raw: Option<&str>) -> Result<Option<Email>, Invalid> {
 fn contact_author(c: &ContactRecord) -> Author {
     Author {
         kind: AuthorType::Contact,
-        id: Some(c.id),
+        id: Some(c.id.get()),
         name: c.name.clone(),
     }
 }
 
 /// Issues a new contact token (`nct_`) for `inbox_id`, stored only by its
 /// hash.
-async fn contact_token(svc: &Services, contact: u64, inbox_id: u64) -> ApiResult<String> {
+async fn contact_token(svc: &Services, contact: ContactId, inbox_id: InboxId) -> ApiResult<String> {
     let (token, hash) = super::auth::new_token("nct_");
     let now = time::now();
     let rec = TokenRecord {
-        owner: contact,
+        owner: contact.get(),
         created_at: now,
         expires_at: now + svc.config.contact_token_ttl_secs * 1_000_000,
         inbox_id: Some(inbox_id),
@@ -116,7 +117,7 @@ impl Services {
     }
 
     /// The limit on a contact's messages, checked before the body is read.
-    #[tracing::instrument(skip_all, fields(contact = contact.id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id))]
     pub fn allow_contact_message(&self, contact: &ContactRecord) -> ApiResult<()> {
         self.limits
             .contact_messages
@@ -127,7 +128,7 @@ impl Services {
     /// Makes a visitor a contact of the inbox and gives it a token. With a
     /// verified external id it is the contact that id always maps to (one
     /// person, every device); an id whose HMAC does not match is refused.
-    #[tracing::instrument(skip_all, fields(inbox = inbox.id))]
+    #[tracing::instrument(skip_all, fields(inbox = %inbox.id))]
     pub async fn create_contact(
         &self,
         inbox: &InboxRecord,
@@ -175,7 +176,7 @@ impl Services {
 
     /// The contact a token stands for, if it is unexpired and the contact
     /// belongs to this inbox (the messenger's bearer token or cookie).
-    #[tracing::instrument(skip_all, fields(inbox = inbox.id))]
+    #[tracing::instrument(skip_all, fields(inbox = %inbox.id))]
     pub fn contact_by_token_in(
         &self,
         inbox: &InboxRecord,
@@ -190,11 +191,11 @@ impl Services {
 
     /// A single-use link, valid for 15 minutes, that continues this
     /// contact on another device (limited like new contacts).
-    #[tracing::instrument(skip_all, fields(contact = contact.id, inbox = inbox_id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id, inbox = %inbox_id))]
     pub async fn create_resume_link(
         &self,
         contact: &ContactRecord,
-        inbox_id: u64,
+        inbox_id: InboxId,
         address: IpAddr,
     ) -> ApiResult<ResumeLink> {
         self.allow_new_contact(address)?;
@@ -222,7 +223,7 @@ impl Services {
     /// Uses a resume link at its inbox: a new token for the same contact,
     /// once. `None` when the link has expired, was used, or is another
     /// inbox's.
-    #[tracing::instrument(skip_all, fields(inbox = inbox.id))]
+    #[tracing::instrument(skip_all, fields(inbox = %inbox.id))]
     pub async fn redeem_resume_link(
         &self,
         inbox: &InboxRecord,
@@ -245,18 +246,18 @@ impl Services {
     }
 
     /// The contact's conversations, newest activity first.
-    #[tracing::instrument(skip_all, fields(contact = contact.id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id))]
     pub fn own_conversations(&self, contact: &ContactRecord) -> ApiResult<Vec<ConversationRecord>> {
         Ok(self.store.contact_conversations_for_contact(contact.id)?)
     }
 
     /// One of the contact's conversations; 404 for anyone else's, exactly
     /// like one that does not exist.
-    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id, conversation = %id))]
     pub fn own_conversation(
         &self,
         contact: &ContactRecord,
-        id: u64,
+        id: ConversationId,
     ) -> ApiResult<ConversationRecord> {
         self.store
             .conversation(id)?
@@ -266,7 +267,7 @@ impl Services {
 
     /// A conversation in the contract's shape for its contact (read
     /// positions in the contact's numbering).
-    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = c.id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id, conversation = %c.id))]
     pub fn as_its_contact_sees(
         &self,
         c: &ConversationRecord,
@@ -280,10 +281,10 @@ impl Services {
     }
 
     /// Starts a conversation in `inbox_id` with the contact's first message.
-    #[tracing::instrument(skip_all, fields(contact = contact.id, inbox = inbox_id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id, inbox = %inbox_id))]
     pub async fn start_conversation(
         &self,
-        inbox_id: u64,
+        inbox_id: InboxId,
         contact: &ContactRecord,
         first: Prepared,
     ) -> ApiResult<(ConversationRecord, MessageRecord)> {
@@ -309,20 +310,20 @@ impl Services {
 
     /// A new message from the contact in its conversation (which reopens
     /// it if needed).
-    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = c.id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id, conversation = %c.id))]
     pub async fn post_own_message(
         &self,
         contact: &ContactRecord,
         c: &ConversationRecord,
         m: Prepared,
     ) -> ApiResult<MessageRecord> {
-        self.persist_message(c.id, contact_author(contact), false, None, m)
+        self.persist_message(c, contact_author(contact), false, None, m)
             .await
     }
 
     /// A page of the messages the contact may see (never notes), in its
     /// numbering.
-    #[tracing::instrument(skip_all, fields(conversation = c.id))]
+    #[tracing::instrument(skip_all, fields(conversation = %c.id))]
     pub fn own_messages(
         &self,
         c: &ConversationRecord,
@@ -333,17 +334,17 @@ impl Services {
 
     /// The public message numbered `ordinal` for the contact (the one a
     /// new message is drawn after), if any.
-    #[tracing::instrument(skip_all, fields(conversation = conversation))]
+    #[tracing::instrument(skip_all, fields(conversation = %conversation))]
     pub fn own_message_at(
         &self,
-        conversation: u64,
+        conversation: ConversationId,
         ordinal: u64,
     ) -> ApiResult<Option<MessageRecord>> {
         Ok(self.store.public_message(conversation, ordinal)?)
     }
 
     /// Tells the team the contact is (or stopped) typing.
-    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = c.id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id, conversation = %c.id))]
     pub fn contact_typing(&self, contact: &ContactRecord, c: &ConversationRecord, typing: bool) {
         self.typing.publish(TypingEvent::in_conversation(
             c,
@@ -355,7 +356,7 @@ impl Services {
 
     /// The contact has read up to `ordinal`, its own numbering: natter
     /// records the real seq of that public message (agents show "Seen").
-    #[tracing::instrument(skip_all, fields(contact = contact.id, conversation = c.id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id, conversation = %c.id))]
     pub async fn contact_read(
         &self,
         contact: &ContactRecord,
@@ -364,7 +365,7 @@ impl Services {
     ) -> ApiResult<()> {
         let reader = Reader {
             kind: AuthorType::Contact,
-            id: contact.id,
+            id: contact.id.get(),
         };
         let seq = self.store.seq_of_ordinal(c, ordinal)?;
         self.store.mark_read(c.id, reader, seq, time::now()).await?;
@@ -374,7 +375,7 @@ impl Services {
     /// Search over the contact's own messages (never notes), within the
     /// per-caller search limit, once the index has caught up with what is
     /// already acknowledged.
-    #[tracing::instrument(skip_all, fields(contact = contact.id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id))]
     pub async fn search_own_messages(
         &self,
         contact: &ContactRecord,
@@ -384,7 +385,7 @@ impl Services {
     ) -> ApiResult<Hits> {
         self.limits
             .searches
-            .check(&(1, contact.id))
+            .check(&(1, contact.id.get()))
             .map_err(ApiError::TooManyRequests)?;
         let target = self.store.durability().published_upto();
         self.index.wait_for(target, INDEX_WAIT).await;
@@ -410,7 +411,7 @@ impl Services {
     /// mail is limited per contact, per client address and per recipient:
     /// a visitor must not be able to make natter mail anyone at will.
     /// Answers whether the confirmation mail went out.
-    #[tracing::instrument(skip_all, fields(contact = contact.id, inbox = inbox.id))]
+    #[tracing::instrument(skip_all, fields(contact = %contact.id, inbox = %inbox.id))]
     pub async fn leave_email(
         &self,
         inbox: &InboxRecord,
@@ -460,7 +461,7 @@ impl Services {
         {
             Ok(()) => Ok(true),
             Err(e) => {
-                tracing::warn!(contact = contact.id, error = %e, "confirmation mail not sent");
+                tracing::warn!(contact = %contact.id, error = %e, "confirmation mail not sent");
                 Ok(false)
             }
         }
@@ -470,7 +471,7 @@ impl Services {
     /// whether the address is already another verified person's (then
     /// confirming gives the asking device that person's conversations);
     /// 404 for anything forged, altered, expired or gone.
-    #[tracing::instrument(skip_all, fields(inbox = inbox.id, contact = c.contact))]
+    #[tracing::instrument(skip_all, fields(inbox = %inbox.id, contact = %c.contact))]
     pub async fn confirmation(
         &self,
         inbox: &InboxRecord,
@@ -498,7 +499,7 @@ impl Services {
     /// address has just agreed (on a page that said so) that the asking
     /// device is theirs: the asker joins that person. One write, so a
     /// crash leaves either nothing or all of it.
-    #[tracing::instrument(skip_all, fields(inbox = inbox.id, contact = c.contact))]
+    #[tracing::instrument(skip_all, fields(inbox = %inbox.id, contact = %c.contact))]
     pub async fn confirm_email(
         &self,
         inbox: &InboxRecord,
@@ -512,8 +513,8 @@ impl Services {
             .await?
         {
             tracing::info!(
-                from = contact.id,
-                into = other,
+                from = %contact.id,
+                into = %other,
                 "contacts linked by a confirmed email"
             );
         }
@@ -525,7 +526,7 @@ impl Services {
     /// or altered link is a 404 and says nothing more.
     #[tracing::instrument(skip_all)]
     pub async fn unsubscribe(&self, contact: &str, token: &str) -> ApiResult<()> {
-        let contact = crate::domain::parse_id(contact)
+        let contact = ContactId::parse(contact)
             .and_then(|id| self.store.contact(id).ok().flatten())
             .ok_or(ApiError::NotFound)?;
         let secret = self.store.server_secret().await?;

@@ -9,6 +9,7 @@
 use crate::channels::{
     self, ChannelKind, HookError, HookReply, HookRequest, Inbound, StatusUpdate,
 };
+use crate::domain::ids::InboxId;
 use crate::domain::time::{self, Micros};
 use crate::domain::{AuthorType, ConversationStatus, Invalid, MessageBody};
 use crate::error::{ApiError, ApiResult};
@@ -109,11 +110,11 @@ impl Services {
     /// reports when `sub` is `status`), 401 when the adapter's
     /// verification fails (nothing stored), else every message and status
     /// stored durably and the answer the provider expects.
-    #[tracing::instrument(skip_all, fields(inbox = inbox_id, provider))]
+    #[tracing::instrument(skip_all, fields(inbox = %inbox_id, provider))]
     pub async fn provider_hook(
         &self,
         provider: &str,
-        inbox_id: u64,
+        inbox_id: InboxId,
         req: &HookRequest<'_>,
     ) -> ApiResult<HookReply> {
         let inbox = self.store.inbox(inbox_id)?.ok_or(ApiError::NotFound)?;
@@ -127,7 +128,7 @@ impl Services {
         }
         let parsed = adapter.parse_hook(&inbox, req).map_err(|e| match e {
             HookError::Unauthorized(why) => {
-                tracing::warn!(inbox = inbox.id, provider, "webhook refused: {why}");
+                tracing::warn!(inbox = %inbox.id, provider, "webhook refused: {why}");
                 ApiError::Unauthorized("the webhook's signature or secret does not verify")
             }
             HookError::BadRequest(why) => ApiError::Malformed(why),
@@ -175,14 +176,14 @@ impl Services {
     /// the inbox's API token (checked before anything is said about the
     /// inbox), then the checked message stored; a `message_id` seen before
     /// gives the message stored the first time.
-    #[tracing::instrument(skip_all, fields(inbox = inbox_id))]
+    #[tracing::instrument(skip_all, fields(inbox = %inbox_id))]
     pub async fn api_channel_message(
         &self,
         inbox_id: &str,
         token: &str,
         m: ApiChannelMessage,
     ) -> ApiResult<Received> {
-        let inbox = crate::domain::parse_id(inbox_id)
+        let inbox = InboxId::parse(inbox_id)
             .and_then(|id| self.store.inbox(id).ok().flatten())
             .filter(|i| ChannelKind::of(&i.channel).has_api_token());
         let ok = match (&inbox, token) {

@@ -5,6 +5,7 @@
 //! rule about an inbox's fields is written once.
 
 use crate::channels::ChannelKind;
+use crate::domain::ids::{AgentId, InboxId};
 use serde::Serialize;
 
 use crate::domain::{time, Invalid, Name};
@@ -25,7 +26,7 @@ type ChannelSetup = (Option<&'static dyn crate::channels::Channel>, Settings);
 /// creates), with its widget key and identity secret.
 pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
     InboxRecord {
-        id: 0,
+        id: InboxId::new(0),
         name,
         channel: ChannelKind::Web.as_str().into(),
         widget_key: random_string(16),
@@ -158,8 +159,8 @@ fn channel_settings(
 
 impl Services {
     /// An inbox for an admin to manage; 403 for others, 404 if missing.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, inbox = id))]
-    pub fn managed_inbox(&self, agent: &AgentRecord, id: u64) -> ApiResult<InboxRecord> {
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, inbox = %id))]
+    pub fn managed_inbox(&self, agent: &AgentRecord, id: InboxId) -> ApiResult<InboxRecord> {
         require_admin(agent)?;
         self.store.inbox(id)?.ok_or(ApiError::NotFound)
     }
@@ -167,7 +168,7 @@ impl Services {
     /// Creates an inbox of any channel (admins): checks the settings,
     /// generates the channel's tokens, starts following an email mailbox,
     /// and registers Telegram's webhook (whose outcome it returns).
-    #[tracing::instrument(skip_all, fields(by = actor.id))]
+    #[tracing::instrument(skip_all, fields(by = %actor.id))]
     pub async fn create_inbox(
         &self,
         actor: &AgentRecord,
@@ -196,7 +197,7 @@ impl Services {
             rec.webhook_secret = Some(crate::service::webhooks::new_secret());
         }
         let inbox = self.store.create_inbox(rec, time::now()).await?;
-        tracing::info!(inbox = inbox.id, by = actor.id, "inbox created");
+        tracing::info!(inbox = %inbox.id, by = %actor.id, "inbox created");
         let mut connection = None;
         if ChannelKind::of(&inbox.channel).follows_a_mailbox() {
             // Start from the mailbox as it is now, then follow it.
@@ -219,11 +220,11 @@ impl Services {
     /// Changes an inbox's name, greeting, look, channel settings or
     /// identity secret (admins); an email inbox whose settings changed
     /// follows its mailbox again.
-    #[tracing::instrument(skip_all, fields(inbox = id, by = actor.id))]
+    #[tracing::instrument(skip_all, fields(inbox = %id, by = %actor.id))]
     pub async fn update_inbox(
         &self,
         actor: &AgentRecord,
-        id: u64,
+        id: InboxId,
         change: InboxChange,
     ) -> ApiResult<InboxRecord> {
         let old = self.managed_inbox(actor, id)?;
@@ -290,11 +291,11 @@ impl Services {
 
     /// Gives an inbox a new random identity secret (admins): identities
     /// signed with the old one stop verifying.
-    #[tracing::instrument(skip_all, fields(inbox = id, by = actor.id))]
+    #[tracing::instrument(skip_all, fields(inbox = %id, by = %actor.id))]
     pub async fn rotate_identity_secret(
         &self,
         actor: &AgentRecord,
-        id: u64,
+        id: InboxId,
     ) -> ApiResult<InboxRecord> {
         require_admin(actor)?;
         let secret = random_string(32);
@@ -306,11 +307,11 @@ impl Services {
 
     /// "Test connection" (admins): asks the provider whether the
     /// credentials work (and for Telegram registers the webhook again).
-    #[tracing::instrument(skip_all, fields(inbox = id, by = actor.id))]
+    #[tracing::instrument(skip_all, fields(inbox = %id, by = %actor.id))]
     pub async fn test_connection(
         &self,
         actor: &AgentRecord,
-        id: u64,
+        id: InboxId,
     ) -> ApiResult<(InboxRecord, ConnectionCheck)> {
         let inbox = self.managed_inbox(actor, id)?;
         let check = match crate::channels::by_name(&inbox.channel) {
@@ -327,14 +328,18 @@ impl Services {
 
     /// The ids of an inbox's members (any inbox; for pages that already
     /// hold the inbox).
-    #[tracing::instrument(skip_all, fields(inbox = inbox))]
-    pub fn member_ids(&self, inbox: u64) -> ApiResult<Vec<u64>> {
+    #[tracing::instrument(skip_all, fields(inbox = %inbox))]
+    pub fn member_ids(&self, inbox: InboxId) -> ApiResult<Vec<AgentId>> {
         Ok(self.store.members(inbox)?)
     }
 
     /// The members of an inbox the agent may see.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, inbox = inbox))]
-    pub fn inbox_members(&self, agent: &AgentRecord, inbox: u64) -> ApiResult<Vec<AgentRecord>> {
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, inbox = %inbox))]
+    pub fn inbox_members(
+        &self,
+        agent: &AgentRecord,
+        inbox: InboxId,
+    ) -> ApiResult<Vec<AgentRecord>> {
         let inbox = self.visible_inbox(agent, inbox)?;
         let mut out = Vec::new();
         for id in self.store.members(inbox.id)? {
@@ -347,20 +352,25 @@ impl Services {
 
     /// Adds an agent to an inbox (admins); true when it was not a member
     /// before.
-    #[tracing::instrument(skip_all, fields(inbox = inbox, agent = agent, by = actor.id))]
-    pub async fn add_member(&self, actor: &AgentRecord, inbox: u64, agent: u64) -> ApiResult<bool> {
+    #[tracing::instrument(skip_all, fields(inbox = %inbox, agent = %agent, by = %actor.id))]
+    pub async fn add_member(
+        &self,
+        actor: &AgentRecord,
+        inbox: InboxId,
+        agent: AgentId,
+    ) -> ApiResult<bool> {
         require_admin(actor)?;
         Ok(self.store.add_member(inbox, agent, time::now()).await?)
     }
 
     /// Removes an agent from an inbox (admins); false when it was not a
     /// member.
-    #[tracing::instrument(skip_all, fields(inbox = inbox, agent = agent, by = actor.id))]
+    #[tracing::instrument(skip_all, fields(inbox = %inbox, agent = %agent, by = %actor.id))]
     pub async fn remove_member(
         &self,
         actor: &AgentRecord,
-        inbox: u64,
-        agent: u64,
+        inbox: InboxId,
+        agent: AgentId,
     ) -> ApiResult<bool> {
         require_admin(actor)?;
         Ok(self.store.remove_member(inbox, agent, time::now()).await?)

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::channels::email::channel::settings_of;
 use crate::channels::email::imap::{self, ImapCursor, Sink};
 use crate::channels::email::{parse, EmailSettings};
+use crate::domain::ids::{ConversationId, InboxId};
 use crate::domain::time;
 use crate::store::{Inbound, InboxRecord, Store};
 
@@ -23,7 +24,7 @@ pub const POLL_EVERY: Duration = Duration::from_secs(30);
 pub struct Mailboxes {
     store: Arc<Store>,
     shutdown: watch::Receiver<bool>,
-    running: Mutex<HashMap<u64, Follower>>,
+    running: Mutex<HashMap<InboxId, Follower>>,
     /// `NATTER_WEBHOOKS_ALLOW_PRIVATE`: whether an inbox's mail servers
     /// may be internal addresses.
     allow_private: bool,
@@ -32,7 +33,7 @@ pub struct Mailboxes {
 /// A running follower: its stop switch and its task.
 type Follower = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
 
-fn cursor_key(inbox: u64) -> String {
+fn cursor_key(inbox: InboxId) -> String {
     format!("imap_cursor/{inbox}")
 }
 
@@ -122,7 +123,7 @@ impl Mailboxes {
                 ..s
             },
             Err(e) => {
-                tracing::error!(inbox = inbox.id, error = %e, "cannot follow the mailbox");
+                tracing::error!(inbox = %inbox.id, error = %e, "cannot follow the mailbox");
                 return;
             }
         };
@@ -157,7 +158,7 @@ impl Mailboxes {
                             break c;
                         }
                         Err(e) => {
-                            tracing::warn!(inbox = inbox.id, error = %e, "cannot read the mailbox yet; will retry");
+                            tracing::warn!(inbox = %inbox.id, error = %e, "cannot read the mailbox yet; will retry");
                             let mut s = both_rx.clone();
                             tokio::select! {
                                 _ = tokio::time::sleep(wait) => {}
@@ -215,7 +216,7 @@ async fn thread_of(
     inbox: &InboxRecord,
     our_address: &str,
     mail: &parse::Mail,
-) -> Result<(Option<u64>, bool), String> {
+) -> Result<(Option<ConversationId>, bool), String> {
     use crate::channels::email::{plus_token, route_token_in_message_id, routed_conversation};
     let secret = store.server_secret().await.map_err(|e| e.to_string())?;
     let answered = || mail.in_reply_to.iter().chain(mail.references.iter().rev());
@@ -224,7 +225,8 @@ async fn thread_of(
         .iter()
         .filter_map(|r| plus_token(r, our_address))
         .chain(answered().filter_map(|id| route_token_in_message_id(id).map(str::to_owned)))
-        .find_map(|t| routed_conversation(&secret, &t, &mail.from_address));
+        .find_map(|t| routed_conversation(&secret, &t, &mail.from_address))
+        .map(ConversationId::new);
     if proven.is_some() {
         return Ok((proven, true));
     }
@@ -246,7 +248,7 @@ async fn thread_of(
 pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<Ingested, String> {
     let s = settings_of(inbox)?;
     let Some(mail) = parse::parse(raw) else {
-        tracing::warn!(inbox = inbox.id, "a mail could not be read; skipped");
+        tracing::warn!(inbox = %inbox.id, "a mail could not be read; skipped");
         return Ok(Ingested::Skipped("unreadable"));
     };
     if mail.from_address.eq_ignore_ascii_case(&s.from_address) || mail.from_address.is_empty() {

@@ -3,12 +3,13 @@
 //! the files staged by the upload), the agent's read of a thread, a failed
 //! delivery put back in the outbox, typing signals and read positions.
 
+use crate::domain::ids::{ContactId, ConversationId, InboxId};
 use crate::domain::{time, AuthorType, Invalid, MessageBody};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
 use crate::store::{
-    AgentRecord, AttachmentRecord, Author, MessagePage, MessageRecord, NewMessage, Reader,
-    StoreError,
+    AgentRecord, AttachmentRecord, Author, ConversationRecord, MessagePage, MessageRecord,
+    NewMessage, Reader, StoreError,
 };
 
 use super::access::InboxScope;
@@ -92,32 +93,29 @@ impl Services {
     /// A note is an agent's only; `via` (agents, not notes) must name an
     /// inbox the author reaches where the contact has an address, else the
     /// reply is refused exactly as for an inbox that does not exist. The
-    /// caller has checked that the author may write here.
-    #[tracing::instrument(skip_all, fields(conversation = conversation_id, author = ?author.kind))]
+    /// caller has checked that the author may write in `c`, the
+    /// conversation as it read it (read once per post and passed down).
+    #[tracing::instrument(skip_all, fields(conversation = %c.id, author = ?author.kind))]
     pub async fn post_message(
         &self,
-        conversation_id: u64,
+        c: &ConversationRecord,
         author: Author,
         post: NewPost,
     ) -> ApiResult<MessageRecord> {
         let private = post.private && author.kind == AuthorType::Agent;
         let via = match post.via.as_deref().map(str::trim) {
             Some(v) if !v.is_empty() && author.kind == AuthorType::Agent && !private => {
-                let c = self
-                    .store
-                    .conversation(conversation_id)?
-                    .ok_or(ApiError::NotFound)?;
-                let id = crate::domain::parse_id(v);
+                let id = InboxId::parse(v);
                 if id == Some(c.inbox_id) {
                     None
                 } else {
                     // The author's inboxes as stored now; one it does not reach
                     // is refused exactly like one that does not exist.
-                    let scope = match author.id {
+                    let scope = match author.agent_id() {
                         Some(agent) => InboxScope::of_agent(&self.store, agent)?,
                         None => InboxScope::Members(Vec::new()),
                     };
-                    let ok = super::conversations::reply_options(&self.store, &c, &scope)?
+                    let ok = super::conversations::reply_options(&self.store, c, &scope)?
                         .into_iter()
                         .any(|(i, _)| Some(i.id) == id);
                     if !ok {
@@ -133,20 +131,21 @@ impl Services {
             _ => None,
         };
         let prepared = prepare(post.body, post.files).await?;
-        self.persist_message(conversation_id, author, private, via, prepared)
+        self.persist_message(c, author, private, via, prepared)
             .await
     }
 
     /// The one write of a checked message, whoever wrote it: its
     /// [`crate::store::Effects`] (a send, a notification) decided here and
     /// persisted by the store in the same write, then its staged files
-    /// kept and the message counted.
+    /// kept and the message counted. `c` is the conversation as the caller
+    /// read it; the store's write reads it again in its transaction.
     pub(super) async fn persist_message(
         &self,
-        conversation_id: u64,
+        c: &ConversationRecord,
         author: Author,
         private: bool,
-        via: Option<u64>,
+        via: Option<InboxId>,
         prepared: Prepared,
     ) -> ApiResult<MessageRecord> {
         let kind = author.kind;
@@ -158,10 +157,10 @@ impl Services {
             via,
         };
         let now = time::now();
-        let effects = self.message_effects(conversation_id, &new, now)?;
+        let effects = self.message_effects(c, &new, now)?;
         let (msg, _) = self
             .store
-            .post_message(conversation_id, new, effects, now)
+            .post_message(c.id, new, effects, now)
             .await
             .map_err(not_found)?;
         prepared.files.keep();
@@ -170,24 +169,24 @@ impl Services {
     }
 
     /// A reply or note by an agent in a conversation it reaches.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id))]
     pub async fn agent_post(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         post: NewPost,
     ) -> ApiResult<MessageRecord> {
         let c = self.visible_conversation(agent, conversation_id)?;
-        self.post_message(c.id, Author::agent(agent), post).await
+        self.post_message(&c, Author::agent(agent), post).await
     }
 
     /// A page of a thread the agent reaches, notes included when the page
     /// asks for them.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id))]
     pub fn agent_messages(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         page: MessagePage,
     ) -> ApiResult<Vec<MessageRecord>> {
         let c = self.visible_conversation(agent, conversation_id)?;
@@ -198,7 +197,7 @@ impl Services {
     /// decides whether a day separator goes before a message shown alone.
     pub fn message_before(
         &self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: u64,
     ) -> ApiResult<Option<MessageRecord>> {
         Ok(match seq {
@@ -211,8 +210,8 @@ impl Services {
     /// `via`, else its conversation's (none when neither is found).
     pub fn message_channel(
         &self,
-        conversation_id: u64,
-        via: Option<u64>,
+        conversation_id: ConversationId,
+        via: Option<InboxId>,
     ) -> ApiResult<Option<String>> {
         let inbox = match via {
             Some(v) => Some(v),
@@ -229,11 +228,11 @@ impl Services {
 
     /// Puts a failed channel reply back in the outbox (404 for a message
     /// that is not there or did not fail through a channel).
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id, seq))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id, seq))]
     pub async fn retry_delivery(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: u64,
     ) -> ApiResult<MessageRecord> {
         let c = self.visible_conversation(agent, conversation_id)?;
@@ -245,11 +244,11 @@ impl Services {
 
     /// Tells the contact (unless it is a note) and colleagues that the
     /// agent is typing, or stopped.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id))]
     pub fn agent_typing(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         typing: bool,
         private: bool,
     ) -> ApiResult<()> {
@@ -265,11 +264,11 @@ impl Services {
 
     /// The team has read up to `seq` (the newest message when `None`); a
     /// position the team has passed already writes nothing.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, conversation = conversation_id, seq))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, conversation = %conversation_id, seq))]
     pub async fn agent_read(
         &self,
         agent: &AgentRecord,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: Option<u64>,
     ) -> ApiResult<()> {
         let c = self.visible_conversation(agent, conversation_id)?;
@@ -277,7 +276,7 @@ impl Services {
         if seq > c.agent_read_seq {
             let reader = Reader {
                 kind: AuthorType::Agent,
-                id: agent.id,
+                id: agent.id.get(),
             };
             self.store.mark_read(c.id, reader, seq, time::now()).await?;
         }
@@ -295,7 +294,7 @@ impl Services {
     /// refuses before the bytes are written.
     pub fn account_upload(
         &self,
-        contact: Option<u64>,
+        contact: Option<ContactId>,
         address: Option<std::net::IpAddr>,
         bytes: u64,
     ) -> ApiResult<()> {

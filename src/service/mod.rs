@@ -38,42 +38,52 @@ use crate::channels::http::Http;
 use crate::config::ServeConfig;
 use crate::store::Store;
 
-/// The product's use cases, one method each (in the module of its
-/// concept: `impl Services` blocks live beside their rules), over the
-/// store and the other services. Built once at start; cheap to share.
-pub struct Services {
-    store: Arc<Store>,
-    config: Arc<ServeConfig>,
-    limits: Arc<ratelimit::Limits>,
-    index: Arc<index::SearchIndex>,
-    typing: Arc<realtime::TypingHub>,
-    http: Http,
-    vapid: Arc<webpush::VapidKeys>,
-    mailboxes: Arc<mailbox::Mailboxes>,
+/// Declares [`Services`] and [`Parts`] from one field list, so what the
+/// use cases hold is written once: `Services` keeps the fields private
+/// (the web layer reaches the store only through use cases), `Parts` is
+/// the public struct literal start-up fills in and hands to
+/// [`Services::new`].
+macro_rules! services {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
+        /// The product's use cases, one method each (in the module of its
+        /// concept: `impl Services` blocks live beside their rules), over
+        /// the store and the other services. Built once at start; cheap to
+        /// share.
+        pub struct Services {
+            $($(#[$doc])* $field: $ty,)*
+        }
+
+        /// What [`Services`] is built from, one field each.
+        pub struct Parts {
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl Services {
+            /// Takes over what the use cases need.
+            pub fn new(parts: Parts) -> Self {
+                Self {
+                    $($field: parts.$field,)*
+                }
+            }
+        }
+    };
 }
 
-impl Services {
-    /// Gathers what the use cases need.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: Arc<Store>,
-        config: Arc<ServeConfig>,
-        limits: Arc<ratelimit::Limits>,
-        index: Arc<index::SearchIndex>,
-        typing: Arc<realtime::TypingHub>,
-        http: Http,
-        vapid: Arc<webpush::VapidKeys>,
-        mailboxes: Arc<mailbox::Mailboxes>,
-    ) -> Self {
-        Self {
-            store,
-            config,
-            limits,
-            index,
-            typing,
-            http,
-            vapid,
-            mailboxes,
-        }
-    }
+services! {
+    /// The database.
+    store: Arc<Store>,
+    /// The settings it was started with.
+    config: Arc<ServeConfig>,
+    /// Request rates, sign-in lockouts, upload quotas.
+    limits: Arc<ratelimit::Limits>,
+    /// The full-text index.
+    index: Arc<index::SearchIndex>,
+    /// Typing signals (not stored).
+    typing: Arc<realtime::TypingHub>,
+    /// The one outbound HTTP client.
+    http: Http,
+    /// The Web Push signing keys.
+    vapid: Arc<webpush::VapidKeys>,
+    /// The IMAP followers of email inboxes.
+    mailboxes: Arc<mailbox::Mailboxes>,
 }

@@ -15,6 +15,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::channels::email::smtp::{self, OutgoingMail};
 use crate::channels::email::{plus_address, route_token, EmailSettings};
+use crate::domain::ids::{ContactId, ConversationId};
 use crate::domain::time::{self, Micros};
 use crate::domain::AuthorType;
 use crate::service::auth::{hash_token, random_string};
@@ -103,7 +104,7 @@ pub struct Notifier {
 
 /// The unsubscribe token of a contact: HMAC of its id under the server's
 /// secret, so links need no stored state and cannot be forged.
-pub fn unsubscribe_token(secret: &[u8], contact: u64) -> String {
+pub fn unsubscribe_token(secret: &[u8], contact: ContactId) -> String {
     link_token(secret, &format!("unsubscribe:{contact}"))
 }
 
@@ -148,7 +149,7 @@ pub const CONFIRM_TTL_SECS: i64 = 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
     /// The contact that asked.
-    pub contact: u64,
+    pub contact: ContactId,
     /// The address to prove.
     pub email: String,
     /// When it asked, in seconds since the epoch.
@@ -280,7 +281,7 @@ impl Notifier {
     /// Sends the notification as an SMS through the contact's SMS inbox.
     async fn by_sms(
         &self,
-        id: u64,
+        id: ConversationId,
         seq: u64,
         inbox: &crate::store::InboxRecord,
         phone: &str,
@@ -295,13 +296,13 @@ impl Notifier {
             body: text,
             media: Vec::new(),
             files: Vec::new(),
-            message_id: id.wrapping_mul(1_000_003).wrapping_add(seq),
+            message_id: id.get().wrapping_mul(1_000_003).wrapping_add(seq),
             last_inbound_at: None,
             now: time::now(),
             base_url: &self.base_url,
-            inbox_id: inbox.id,
+            inbox_id: inbox.id.get(),
             message_json: None,
-            conversation_id: id,
+            conversation_id: id.get(),
             subject: None,
             contact_name: None,
             thread: Vec::new(),
@@ -311,17 +312,17 @@ impl Notifier {
         let store = &self.store;
         match adapter.send(&self.http, inbox, out).await {
             Ok(_) => {
-                tracing::info!(conversation = id, "unread replies sent by SMS");
+                tracing::info!(conversation = %id, "unread replies sent by SMS");
                 store.finish_notification(id, Some(seq), None, now).await
             }
             Err(crate::channels::SendError::Temporary(e)) => {
-                tracing::info!(conversation = id, error = %e, "SMS notification will be retried");
+                tracing::info!(conversation = %id, error = %e, "SMS notification will be retried");
                 store
                     .finish_notification(id, None, Some(now + 60 * 1_000_000), now)
                     .await
             }
             Err(crate::channels::SendError::Permanent(e)) => {
-                tracing::warn!(conversation = id, error = %e, "SMS notification refused");
+                tracing::warn!(conversation = %id, error = %e, "SMS notification refused");
                 store.finish_notification(id, None, None, now).await
             }
         }
@@ -337,7 +338,7 @@ impl Notifier {
                 Ok(ids) => {
                     for id in ids {
                         if let Err(e) = self.process(id, now).await {
-                            tracing::warn!(conversation = id, error = %e, "reply notification failed");
+                            tracing::warn!(conversation = %id, error = %e, "reply notification failed");
                         }
                     }
                 }
@@ -356,7 +357,7 @@ impl Notifier {
         outgoing_mail(&self.store, self.smtp.as_ref(), self.http.allow_private)
     }
 
-    async fn process(&self, id: u64, now: Micros) -> Result<(), String> {
+    async fn process(&self, id: ConversationId, now: Micros) -> Result<(), String> {
         let store = &self.store;
         let drop_it = || store.finish_notification(id, None, None, now);
         let Some(conv) = store.conversation(id).map_err(|e| e.to_string())? else {
@@ -397,7 +398,7 @@ impl Notifier {
         });
         if email.is_none() && sms.is_none() {
             tracing::debug!(
-                conversation = id,
+                conversation = %id,
                 "no way to reach the contact: reply notification skipped"
             );
             return drop_it().await.map_err(|e| e.to_string());
@@ -460,7 +461,7 @@ impl Notifier {
             crate::channels::email::channel::domain_of(&smtp_settings.from_address).to_owned();
         // Answering this mail from this address threads back (and only
         // from this address: the token is a MAC over both).
-        let route = route_token(&secret, id, &email);
+        let route = route_token(&secret, id.get(), &email);
         let mail = OutgoingMail {
             to: email,
             to_name: contact.name.clone(),
@@ -480,7 +481,7 @@ impl Notifier {
         match smtp::send(&smtp_settings, &mail).await {
             Ok(()) => {
                 tracing::info!(
-                    conversation = id,
+                    conversation = %id,
                     replies = replies.len(),
                     "unread replies emailed"
                 );
@@ -490,11 +491,11 @@ impl Notifier {
                     .map_err(|e| e.to_string())
             }
             Err(e) if e.permanent => {
-                tracing::warn!(conversation = id, error = %e.message, "reply notification refused");
+                tracing::warn!(conversation = %id, error = %e.message, "reply notification refused");
                 drop_it().await.map_err(|e| e.to_string())
             }
             Err(e) => {
-                tracing::info!(conversation = id, error = %e.message, "reply notification will be retried");
+                tracing::info!(conversation = %id, error = %e.message, "reply notification will be retried");
                 store
                     .finish_notification(id, None, Some(now + 60 * 1_000_000), now)
                     .await

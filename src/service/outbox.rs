@@ -14,10 +14,13 @@ use rand::Rng;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::channels::{self, http::Http, ChannelKind, Outgoing, SendError};
+use crate::domain::ids::{ConversationId, JobId};
 use crate::domain::time::{self, Micros};
 use crate::domain::AuthorType;
 use crate::error::ApiResult;
-use crate::store::{Delivery, DeliveryStatus, Effects, JobKind, JobRecord, NewMessage, Store};
+use crate::store::{
+    ConversationRecord, Delivery, DeliveryStatus, Effects, JobKind, JobRecord, NewMessage, Store,
+};
 
 use super::Services;
 
@@ -67,23 +70,18 @@ pub fn message_effects(
 
 impl Services {
     /// The [`Effects`] of posting `new` in a conversation (see
-    /// [`message_effects`]): reads the conversation's inbox only for an
-    /// agent's public reply. A conversation that does not exist is 404,
-    /// as the write would answer.
-    #[tracing::instrument(skip_all, fields(conversation = conversation_id))]
+    /// [`message_effects`]) in `c`, as its poster read it: reads the
+    /// conversation's inbox only for an agent's public reply.
+    #[tracing::instrument(skip_all, fields(conversation = %c.id))]
     pub fn message_effects(
         &self,
-        conversation_id: u64,
+        c: &ConversationRecord,
         new: &NewMessage,
         now: Micros,
     ) -> ApiResult<Effects> {
         if new.author.kind != AuthorType::Agent || new.private {
             return Ok(Effects::default());
         }
-        let c = self
-            .store
-            .conversation(conversation_id)?
-            .ok_or(crate::error::ApiError::NotFound)?;
         // An inbox deleted meanwhile sends nothing (the write then finds
         // its conversation gone too).
         let Some(inbox) = self.store.inbox(c.inbox_id)? else {
@@ -110,8 +108,8 @@ pub fn backoff(attempts: u32, now: Micros) -> Micros {
 impl Outbox {
     /// Runs until shutdown: takes due jobs, at most 16 at a time.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let busy: Arc<Mutex<HashSet<u64>>> = Arc::default();
-        let busy_conversations: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let busy: Arc<Mutex<HashSet<JobId>>> = Arc::default();
+        let busy_conversations: Arc<Mutex<HashSet<ConversationId>>> = Arc::default();
         let finished = Arc::new(Notify::new());
         let slots = Arc::new(Semaphore::new(16));
         loop {
@@ -154,7 +152,7 @@ impl Outbox {
                 );
                 tokio::spawn(async move {
                     if let Err(e) = me.run_job(&job).await {
-                        tracing::error!(error = %e, job = job.id, "outbox job failed; it stays queued");
+                        tracing::error!(error = %e, job = %job.id, "outbox job failed; it stays queued");
                     }
                     if let Ok(mut b) = busy.lock() {
                         b.remove(&job.id);
@@ -210,11 +208,11 @@ impl Outbox {
     async fn fail(
         &self,
         job: &JobRecord,
-        c: u64,
+        c: ConversationId,
         seq: u64,
         error: String,
     ) -> crate::store::Result<()> {
-        tracing::warn!(conversation = c, seq, error = %error, "reply not delivered");
+        tracing::warn!(conversation = %c, seq, error = %error, "reply not delivered");
         self.store
             .set_delivery(
                 c,
@@ -231,7 +229,7 @@ impl Outbox {
             .map(|_| ())
     }
 
-    async fn send(&self, job: &JobRecord, c: u64, seq: u64) -> crate::store::Result<()> {
+    async fn send(&self, job: &JobRecord, c: ConversationId, seq: u64) -> crate::store::Result<()> {
         let store = &self.store;
         let now = time::now();
         let (Some(msg), Some(conv)) = (store.message(c, seq)?, store.conversation(c)?) else {
@@ -325,19 +323,19 @@ impl Outbox {
                 )
             })
             .collect();
-        let route_token = channels::email::route_token(&store.server_secret().await?, c, &to);
+        let route_token = channels::email::route_token(&store.server_secret().await?, c.get(), &to);
         let out = Outgoing {
             to: &to,
             body: &msg.body,
             media,
             files,
-            message_id: msg.id,
+            message_id: msg.id.get(),
             last_inbound_at: contact.as_ref().and_then(|k| k.last_inbound_at),
             now,
             base_url: &self.base_url,
-            inbox_id: inbox.id,
+            inbox_id: inbox.id.get(),
             message_json: Some(crate::contract::Message::of(&msg)),
-            conversation_id: c,
+            conversation_id: c.get(),
             subject: conv.subject.clone(),
             contact_name: contact.as_ref().and_then(|k| k.name.clone()),
             thread,
@@ -374,7 +372,7 @@ impl Outbox {
                         )
                         .await;
                 }
-                tracing::info!(conversation = c, seq, attempt = job.attempts + 1, error = %e, "send failed; will retry");
+                tracing::info!(conversation = %c, seq, attempt = job.attempts + 1, error = %e, "send failed; will retry");
                 store
                     .job_retry(job, backoff(job.attempts, time::now()), time::now())
                     .await
@@ -385,7 +383,7 @@ impl Outbox {
     async fn fetch_media(
         &self,
         job: &JobRecord,
-        c: u64,
+        c: ConversationId,
         seq: u64,
         media: &[crate::store::MediaRef],
     ) -> crate::store::Result<()> {
@@ -428,13 +426,13 @@ impl Outbox {
                     }
                 }
                 Err(SendError::Temporary(e)) if job.attempts + 1 < MAX_MEDIA_ATTEMPTS => {
-                    tracing::info!(conversation = c, seq, error = %e, "media download failed; will retry");
+                    tracing::info!(conversation = %c, seq, error = %e, "media download failed; will retry");
                     return store
                         .job_retry(job, backoff(job.attempts, time::now()), time::now())
                         .await;
                 }
                 Err(e) => {
-                    tracing::warn!(conversation = c, seq, error = %e, "media not downloaded; giving up");
+                    tracing::warn!(conversation = %c, seq, error = %e, "media not downloaded; giving up");
                 }
             }
         }
@@ -445,9 +443,10 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::InboxId;
     use crate::store::Author;
 
-    fn says(kind: AuthorType, private: bool, via: Option<u64>) -> NewMessage {
+    fn says(kind: AuthorType, private: bool, via: Option<InboxId>) -> NewMessage {
         NewMessage {
             author: Author {
                 kind,
@@ -476,15 +475,18 @@ mod tests {
             message_effects(ChannelKind::Web, &reply, 10, 0),
             Effects::default()
         );
-        let via = says(AuthorType::Agent, false, Some(7));
+        let via = says(AuthorType::Agent, false, Some(InboxId::new(7)));
         let out = message_effects(ChannelKind::Web, &via, 10, 5);
-        assert_eq!((out.send, out.notify_at), (Some(Some(7)), None));
+        assert_eq!(
+            (out.send, out.notify_at),
+            (Some(Some(InboxId::new(7))), None)
+        );
     }
 
     #[test]
     fn notes_and_contact_messages_do_nothing() {
         for m in [
-            says(AuthorType::Agent, true, Some(7)),
+            says(AuthorType::Agent, true, Some(InboxId::new(7))),
             says(AuthorType::Contact, false, None),
             says(AuthorType::System, false, None),
         ] {

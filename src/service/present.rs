@@ -4,6 +4,7 @@
 //! once, for the API, the event streams and the webhooks alike.
 
 use crate::contract::{self, Audience, Conversation, EventData, Message};
+use crate::domain::ids::ConversationId;
 use crate::service::realtime::Viewer;
 use crate::store::{
     ContactRecord, ConversationRecord, EventPayload, EventRecord, MessageRecord, Result, Store,
@@ -84,17 +85,21 @@ pub fn event_data(store: &Store, ev: &EventRecord, audience: Audience) -> Result
 /// the event was checked by the stream before rendering.
 impl super::Services {
     /// A conversation as stored now.
-    pub fn conversation(&self, id: u64) -> Result<Option<ConversationRecord>> {
+    pub fn conversation(&self, id: ConversationId) -> Result<Option<ConversationRecord>> {
         self.store.conversation(id)
     }
 
     /// A message of a conversation by its seq.
-    pub fn message(&self, conversation: u64, seq: u64) -> Result<Option<MessageRecord>> {
+    pub fn message(&self, conversation: ConversationId, seq: u64) -> Result<Option<MessageRecord>> {
         self.store.message(conversation, seq)
     }
 
     /// A public message by its ordinal (the contact's numbering).
-    pub fn public_message(&self, conversation: u64, ordinal: u64) -> Result<Option<MessageRecord>> {
+    pub fn public_message(
+        &self,
+        conversation: ConversationId,
+        ordinal: u64,
+    ) -> Result<Option<MessageRecord>> {
         self.store.public_message(conversation, ordinal)
     }
 }

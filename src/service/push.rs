@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::webpush::{self, Subscription, VapidKeys};
 use crate::channels::http::Http;
+use crate::domain::ids::ConversationId;
 use crate::domain::time;
 use crate::domain::AuthorType;
 use crate::domain::Role;
@@ -68,33 +69,37 @@ impl Pusher {
 
     /// Who gets what for one event.
     async fn on_event(&self, ev: &EventRecord) -> crate::store::Result<()> {
-        let (conversation_id, title, body, want): (u64, String, String, fn(&AgentRecord) -> bool) =
-            match &ev.payload {
-                EventPayload::ConversationCreated { conversation } => (
-                    conversation.id,
-                    "New conversation".to_owned(),
-                    conversation
-                        .last_message
-                        .as_ref()
-                        .map(|m| m.body.chars().take(140).collect())
-                        .unwrap_or_default(),
-                    |a| a.push_new_conversations,
-                ),
-                EventPayload::MessageCreated { message }
-                    if message.author.kind == AuthorType::Contact && message.seq > 1 =>
-                {
-                    (
-                        message.conversation_id,
-                        format!(
-                            "{} replied",
-                            message.author.name.as_deref().unwrap_or("The customer")
-                        ),
-                        message.body.chars().take(140).collect(),
-                        |a| a.push_replies,
-                    )
-                }
-                _ => return Ok(()),
-            };
+        let (conversation_id, title, body, want): (
+            ConversationId,
+            String,
+            String,
+            fn(&AgentRecord) -> bool,
+        ) = match &ev.payload {
+            EventPayload::ConversationCreated { conversation } => (
+                conversation.id,
+                "New conversation".to_owned(),
+                conversation
+                    .last_message
+                    .as_ref()
+                    .map(|m| m.body.chars().take(140).collect())
+                    .unwrap_or_default(),
+                |a| a.push_new_conversations,
+            ),
+            EventPayload::MessageCreated { message }
+                if message.author.kind == AuthorType::Contact && message.seq > 1 =>
+            {
+                (
+                    message.conversation_id,
+                    format!(
+                        "{} replied",
+                        message.author.name.as_deref().unwrap_or("The customer")
+                    ),
+                    message.body.chars().take(140).collect(),
+                    |a| a.push_replies,
+                )
+            }
+            _ => return Ok(()),
+        };
         let agents = self.store.agents_with_push()?;
         if agents.is_empty() {
             return Ok(());
@@ -153,7 +158,7 @@ impl Pusher {
         ) {
             (Ok(b), Ok(h)) => (b, h),
             (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(agent = rec.agent_id, error = %e, "cannot build a push message");
+                tracing::warn!(agent = %rec.agent_id, error = %e, "cannot build a push message");
                 return Ok(());
             }
         };
@@ -163,17 +168,17 @@ impl Pusher {
         }
         match req.send().await {
             Ok(r) if r.status().as_u16() == 404 || r.status().as_u16() == 410 => {
-                tracing::info!(agent = rec.agent_id, "push subscription gone; removed");
+                tracing::info!(agent = %rec.agent_id, "push subscription gone; removed");
                 self.store
                     .remove_push_subscription(rec.agent_id, &rec.endpoint, time::now())
                     .await?;
             }
             Ok(r) if !r.status().is_success() => {
-                tracing::warn!(agent = rec.agent_id, status = %r.status(), "push service refused a message");
+                tracing::warn!(agent = %rec.agent_id, status = %r.status(), "push service refused a message");
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(agent = rec.agent_id, error = %e.without_url(), "push service unreachable");
+                tracing::warn!(agent = %rec.agent_id, error = %e.without_url(), "push service unreachable");
             }
         }
         Ok(())

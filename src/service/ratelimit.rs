@@ -12,6 +12,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::ServeConfig;
+use crate::domain::ids::ContactId;
 
 /// A keyed limit: `check` answers `Err(seconds)` when the key must wait.
 pub struct Limit<K: Hash + Eq + Clone> {
@@ -185,16 +186,16 @@ pub struct Limits {
     /// New contacts (and resume links) per client address.
     pub contacts: Limit<IpAddr>,
     /// Messages per contact.
-    pub contact_messages: Limit<u64>,
+    pub contact_messages: Limit<ContactId>,
     /// Searches per caller: (0 agent / 1 contact, id).
     pub searches: Limit<(u8, u64)>,
     /// Attachment bytes per contact per hour.
-    pub upload_contact: ByteQuota<u64>,
+    pub upload_contact: ByteQuota<ContactId>,
     /// Attachment bytes per client address per hour (contacts and people
     /// writing their first message).
     pub upload_address: ByteQuota<IpAddr>,
     /// Mails sent at a visitor's request, per contact.
-    pub visitor_mails_contact: Limit<u64>,
+    pub visitor_mails_contact: Limit<ContactId>,
     /// Mails sent at a visitor's request, per client address.
     pub visitor_mails_address: Limit<IpAddr>,
     /// Mails sent at a visitor's request, per recipient (lower-case), so
@@ -255,7 +256,12 @@ impl Limits {
     /// against; `Err` carries the longest wait. Each attempt is charged to
     /// all three, refused or not, so retrying against one limit does not
     /// help.
-    pub fn visitor_mail(&self, contact: u64, address: IpAddr, recipient: &str) -> Result<(), u64> {
+    pub fn visitor_mail(
+        &self,
+        contact: ContactId,
+        address: IpAddr,
+        recipient: &str,
+    ) -> Result<(), u64> {
         let waits = [
             self.visitor_mails_contact.check(&contact),
             self.visitor_mails_address.check(&address),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
+use crate::domain::ids::{AgentId, ContactId, ConversationId, InboxId};
 use crate::domain::time::Micros;
 use crate::domain::{AuthorType, Role};
 use crate::store::{Author, EventRecord, Result, Store, TokenOwner};
@@ -18,7 +19,7 @@ pub enum Viewer {
     /// An agent; admins see every inbox.
     Agent {
         /// The agent.
-        id: u64,
+        id: AgentId,
         /// Whether the agent was an admin when the viewer was made: good
         /// for one request (search). Streams outlive a demotion, so their
         /// checks read the role as stored at each event instead.
@@ -27,7 +28,7 @@ pub enum Viewer {
     /// A contact: only its own conversations, never notes.
     Contact {
         /// The contact.
-        id: u64,
+        id: ContactId,
     },
 }
 
@@ -35,11 +36,11 @@ pub enum Viewer {
 #[derive(Debug, Clone)]
 pub struct TypingEvent {
     /// Inbox of the conversation.
-    pub inbox_id: u64,
+    pub inbox_id: InboxId,
     /// Contact of the conversation.
-    pub contact_id: u64,
+    pub contact_id: ContactId,
     /// The conversation.
-    pub conversation_id: u64,
+    pub conversation_id: ConversationId,
     /// Who types.
     pub author: Author,
     /// Started (true) or stopped (false).
@@ -113,8 +114,8 @@ pub fn still_holds(
     credential: Credential,
 ) -> Result<Option<Micros>> {
     let (owner, id) = match viewer {
-        Viewer::Agent { id, .. } => (TokenOwner::Agent, id),
-        Viewer::Contact { id } => (TokenOwner::Contact, id),
+        Viewer::Agent { id, .. } => (TokenOwner::Agent, id.get()),
+        Viewer::Contact { id } => (TokenOwner::Contact, id.get()),
     };
     let Some(token) = store.token(owner, &credential.token_hash)? else {
         return Ok(None);
@@ -146,7 +147,7 @@ pub fn may_see_typing(store: &Store, viewer: Viewer, ev: &TypingEvent) -> Result
             Ok(ev.contact_id == id && !ev.private && ev.author.kind != AuthorType::Contact)
         }
         Viewer::Agent { id, .. } => {
-            if ev.author.kind == AuthorType::Agent && ev.author.id == Some(id) {
+            if ev.author.agent_id() == Some(id) {
                 return Ok(false);
             }
             agent_may_see_inbox(store, id, ev.inbox_id)
@@ -156,7 +157,7 @@ pub fn may_see_typing(store: &Store, viewer: Viewer, ev: &TypingEvent) -> Result
 
 /// The agent's rights as stored now (two point reads): a demoted admin
 /// sees only its inboxes from the next event on.
-fn agent_may_see_inbox(store: &Store, agent: u64, inbox: u64) -> Result<bool> {
+fn agent_may_see_inbox(store: &Store, agent: AgentId, inbox: InboxId) -> Result<bool> {
     let Some(a) = store.agent(agent)? else {
         return Ok(false);
     };

@@ -100,7 +100,7 @@ impl Services {
             }
         };
         let credential = self.issue_agent_credential(agent.id, kind).await?;
-        tracing::info!(agent = agent.id, "agent signed in");
+        tracing::info!(agent = %agent.id, "agent signed in");
         Ok(SignedIn { agent, credential })
     }
 
@@ -116,7 +116,7 @@ impl Services {
     /// Changes the agent's password once the current one is proven; ends
     /// every session and token it had and hands back a fresh credential of
     /// `kind`, so the client that asked stays signed in.
-    #[tracing::instrument(skip_all, fields(agent = agent.id, kind = ?kind))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, kind = ?kind))]
     pub async fn change_password(
         &self,
         agent: &AgentRecord,

@@ -2,6 +2,7 @@
 //! responses (shortcuts agents insert into replies), managed by admins on
 //! the settings page and read by every agent in the workspace.
 
+use crate::domain::ids::CannedId;
 use crate::domain::{time, Invalid, Label};
 use crate::error::ApiResult;
 use crate::service::agents::require_admin;
@@ -47,11 +48,11 @@ impl Services {
 
     /// Adds a canned response (`id` 0) or replaces one (admins); 409 when
     /// another already has the shortcut.
-    #[tracing::instrument(skip_all, fields(canned = id, by = actor.id))]
+    #[tracing::instrument(skip_all, fields(canned = %id, by = %actor.id))]
     pub async fn save_canned(
         &self,
         actor: &AgentRecord,
-        id: u64,
+        id: CannedId,
         input: CannedInput,
     ) -> ApiResult<CannedRecord> {
         require_admin(actor)?;
@@ -63,8 +64,8 @@ impl Services {
     }
 
     /// Removes a canned response (admins).
-    #[tracing::instrument(skip_all, fields(canned = id, by = actor.id))]
-    pub async fn delete_canned(&self, actor: &AgentRecord, id: u64) -> ApiResult<()> {
+    #[tracing::instrument(skip_all, fields(canned = %id, by = %actor.id))]
+    pub async fn delete_canned(&self, actor: &AgentRecord, id: CannedId) -> ApiResult<()> {
         require_admin(actor)?;
         self.store.delete_canned(id, time::now()).await?;
         Ok(())

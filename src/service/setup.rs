@@ -72,7 +72,7 @@ impl Services {
             )
             .await?;
         if let Some(a) = &created {
-            tracing::info!(agent = a.id, "first admin created through /setup");
+            tracing::info!(agent = %a.id, "first admin created through /setup");
         }
         Ok(created)
     }

@@ -2,6 +2,7 @@
 //! (admins: subscribe a URL to events, list, delete, read the delivery
 //! log) and the Web Push subscriptions of an agent's browsers.
 
+use crate::domain::ids::WebhookId;
 use crate::domain::{time, Invalid};
 use crate::error::{ApiError, ApiResult};
 use crate::service::agents::require_admin;
@@ -28,7 +29,7 @@ impl Services {
     /// Subscribes a URL to events (admins). Returns the subscription and
     /// its signing secret, shown this once. 422 for internal addresses
     /// (SSRF) unless allowed by `NATTER_WEBHOOKS_ALLOW_PRIVATE`.
-    #[tracing::instrument(skip_all, fields(by = actor.id))]
+    #[tracing::instrument(skip_all, fields(by = %actor.id))]
     pub async fn create_webhook(
         &self,
         actor: &AgentRecord,
@@ -63,7 +64,7 @@ impl Services {
             .store
             .create_webhook(
                 WebhookRecord {
-                    id: 0,
+                    id: WebhookId::new(0),
                     url: url.to_string(),
                     events,
                     secret: secret.clone(),
@@ -73,31 +74,31 @@ impl Services {
                 time::now(),
             )
             .await?;
-        tracing::info!(webhook = w.id, by = actor.id, "webhook subscribed");
+        tracing::info!(webhook = %w.id, by = %actor.id, "webhook subscribed");
         Ok((w, secret))
     }
 
     /// Every webhook subscription (admins).
-    #[tracing::instrument(skip_all, fields(by = actor.id))]
+    #[tracing::instrument(skip_all, fields(by = %actor.id))]
     pub fn webhooks(&self, actor: &AgentRecord) -> ApiResult<Vec<WebhookRecord>> {
         require_admin(actor)?;
         Ok(self.store.webhooks()?)
     }
 
     /// Removes a webhook subscription (admins).
-    #[tracing::instrument(skip_all, fields(webhook = id, by = actor.id))]
-    pub async fn delete_webhook(&self, actor: &AgentRecord, id: u64) -> ApiResult<()> {
+    #[tracing::instrument(skip_all, fields(webhook = %id, by = %actor.id))]
+    pub async fn delete_webhook(&self, actor: &AgentRecord, id: WebhookId) -> ApiResult<()> {
         require_admin(actor)?;
         Ok(self.store.delete_webhook(id, time::now()).await?)
     }
 
     /// A subscription's delivery attempts, newest first (admins); 404 for
     /// an unknown subscription.
-    #[tracing::instrument(skip_all, fields(webhook = id, by = actor.id))]
+    #[tracing::instrument(skip_all, fields(webhook = %id, by = %actor.id))]
     pub fn webhook_deliveries(
         &self,
         actor: &AgentRecord,
-        id: u64,
+        id: WebhookId,
     ) -> ApiResult<Vec<WebhookAttemptRecord>> {
         require_admin(actor)?;
         if self.store.webhook(id)?.is_none() {
@@ -113,7 +114,7 @@ impl Services {
 
     /// Adds a browser's push subscription for the agent, once its
     /// endpoint passes the outbound-address guard and its keys are usable.
-    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
     pub async fn subscribe_push(
         &self,
         agent: &AgentRecord,
@@ -145,7 +146,7 @@ impl Services {
     }
 
     /// Drops one of the agent's push subscriptions by its endpoint.
-    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
     pub async fn unsubscribe_push(&self, agent: &AgentRecord, endpoint: &str) -> ApiResult<()> {
         self.store
             .remove_push_subscription(agent.id, endpoint, time::now())
@@ -154,7 +155,7 @@ impl Services {
     }
 
     /// The agent's push subscriptions.
-    #[tracing::instrument(skip_all, fields(agent = agent.id))]
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
     pub fn push_subscriptions(
         &self,
         agent: &AgentRecord,

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::channels::http::Http;
 use crate::channels::signing::signed_post;
 use crate::contract::Audience;
+use crate::domain::ids::{EventId, WebhookAttemptId, WebhookId};
 use crate::domain::time::{self, Micros};
 use crate::store::{EventRecord, JobKind, JobRecord, Store, WebhookAttemptRecord, WebhookRecord};
 
@@ -78,12 +79,13 @@ pub fn deliveries(hooks: &[WebhookRecord], events: &[EventRecord]) -> Vec<JobKin
 pub async fn route_events(
     store: &Store,
     job: &JobRecord,
-    first_event: u64,
-    last_event: u64,
+    first_event: EventId,
+    last_event: EventId,
 ) -> crate::store::Result<()> {
     let hooks = store.webhooks()?;
-    let count = usize::try_from(last_event.saturating_sub(first_event) + 1).unwrap_or(usize::MAX);
-    let events = store.events_between(first_event.saturating_sub(1), last_event, count)?;
+    let (first, last) = (first_event.get(), last_event.get());
+    let count = usize::try_from(last.saturating_sub(first) + 1).unwrap_or(usize::MAX);
+    let events = store.events_between(first.saturating_sub(1), last, count)?;
     let next = deliveries(&hooks, &events);
     store.hand_on_job(job, next, time::now()).await
 }
@@ -94,15 +96,15 @@ pub async fn deliver(
     store: &Store,
     http: &Http,
     job: &JobRecord,
-    webhook_id: u64,
-    event_id: u64,
+    webhook_id: WebhookId,
+    event_id: EventId,
 ) -> crate::store::Result<()> {
     let now = time::now();
     let Some(hook) = store.webhook(webhook_id)?.filter(|w| !w.disabled) else {
         return store.job_done(job, now).await;
     };
     let Some(ev) = store
-        .events_between(event_id - 1, event_id, 1)?
+        .events_between(event_id.get() - 1, event_id.get(), 1)?
         .into_iter()
         .next()
     else {
@@ -118,7 +120,7 @@ pub async fn deliver(
     let id = format!("msg_{}_{}", ev.id, hook.id);
     let ts = now / 1_000_000;
     let mut attempt = WebhookAttemptRecord {
-        id: 0,
+        id: WebhookAttemptId::new(0),
         event: ev.name().to_owned(),
         event_id: ev.id,
         attempt: job.attempts + 1,
@@ -171,7 +173,7 @@ pub async fn deliver(
         .log_webhook_attempt(hook.id, attempt, job, retry, now)
         .await?;
     if gone {
-        tracing::info!(webhook = hook.id, "webhook answered 410 Gone: disabled");
+        tracing::info!(webhook = %hook.id, "webhook answered 410 Gone: disabled");
         store.disable_webhook(hook.id, now).await?;
     }
     Ok(())
@@ -184,7 +186,7 @@ mod tests {
     #[test]
     fn an_event_goes_to_the_active_subscriptions_that_asked_for_it_since_they_exist() {
         let hook = |id, events: &[&str], disabled, created_at| WebhookRecord {
-            id,
+            id: WebhookId::new(id),
             url: "https://example.com/hook".into(),
             events: events.iter().map(|e| (*e).to_owned()).collect(),
             secret: new_secret(),
@@ -198,12 +200,12 @@ mod tests {
             hook(4, &["contact.deleted"], false, 0),
         ];
         let ev = EventRecord {
-            id: 9,
-            inbox_id: 1,
-            contact_id: 2,
+            id: EventId::new(9),
+            inbox_id: crate::domain::ids::InboxId::new(1),
+            contact_id: crate::domain::ids::ContactId::new(2),
             at: 40,
             payload: crate::store::EventPayload::ConversationRead {
-                conversation_id: 3,
+                conversation_id: crate::domain::ids::ConversationId::new(3),
                 reader: crate::store::Reader {
                     kind: crate::domain::AuthorType::Contact,
                     id: 2,
@@ -212,7 +214,7 @@ mod tests {
             },
             team_only: false,
         };
-        let to: Vec<u64> = deliveries(&hooks, &[ev])
+        let to: Vec<WebhookId> = deliveries(&hooks, &[ev])
             .into_iter()
             .filter_map(|j| match j {
                 JobKind::Webhook { webhook_id, .. } => Some(webhook_id),
@@ -221,7 +223,7 @@ mod tests {
             .collect();
         assert_eq!(
             to,
-            [1],
+            [WebhookId::new(1)],
             "not disabled, not created later, not another event"
         );
     }

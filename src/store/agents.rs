@@ -2,6 +2,7 @@
 
 use super::keys::{self, u64_be};
 use super::{abort, AgentRecord, Result, Store, StoreError, TokenRecord, Tree, Tx, TxResult};
+use crate::domain::ids::AgentId;
 use crate::domain::Role;
 
 /// Whose token: agents and contacts keep their tokens in separate trees, so
@@ -53,7 +54,7 @@ fn insert_agent(
             "an agent with this email already exists".into(),
         ));
     }
-    let id = tx.new_id()?;
+    let id = AgentId::new(tx.new_id()?);
     let agent = AgentRecord {
         id,
         name: name.to_owned(),
@@ -115,14 +116,14 @@ impl Store {
     }
 
     /// One agent.
-    pub fn agent(&self, id: u64) -> Result<Option<AgentRecord>> {
+    pub fn agent(&self, id: AgentId) -> Result<Option<AgentRecord>> {
         self.get(Tree::AgentidAgent, &u64_be(id))
     }
 
     /// The agent signing in with this (normalised) email.
     pub fn agent_by_email(&self, email: &str) -> Result<Option<AgentRecord>> {
         match self.get_id(Tree::EmailAgentid, email.as_bytes())? {
-            Some(id) => self.agent(id),
+            Some(id) => self.agent(AgentId::new(id)),
             None => Ok(None),
         }
     }
@@ -145,7 +146,7 @@ impl Store {
     /// in the same write, so it takes effect at once.
     pub async fn update_agent(
         &self,
-        id: u64,
+        id: AgentId,
         update: AgentUpdate,
         now: i64,
     ) -> Result<AgentRecord> {
@@ -185,7 +186,12 @@ impl Store {
     }
 
     /// Replaces the password hash and revokes every token of the agent.
-    pub async fn set_agent_password(&self, id: u64, password_hash: String, now: i64) -> Result<()> {
+    pub async fn set_agent_password(
+        &self,
+        id: AgentId,
+        password_hash: String,
+        now: i64,
+    ) -> Result<()> {
         self.write(now, |tx| {
             let Some(mut agent) = tx.get::<AgentRecord>(Tree::AgentidAgent, &u64_be(id))? else {
                 return abort(StoreError::NotFound);
@@ -240,7 +246,7 @@ impl Tx<'_> {
     /// Revokes every token of one owner, in the write that makes them
     /// invalid (a deactivation, a new password), so no request can use one
     /// after that write is acknowledged.
-    fn revoke_all_tokens(&mut self, owner: TokenOwner, id: u64) -> TxResult<()> {
+    fn revoke_all_tokens(&mut self, owner: TokenOwner, id: AgentId) -> TxResult<()> {
         let (by_hash, by_owner) = owner.trees();
         for k in self.keys_under(by_owner, &u64_be(id))? {
             if let Some(hash) = k.get(8..) {

@@ -2,6 +2,7 @@
 
 use super::keys::u64_be;
 use super::{abort, CannedRecord, Result, Store, StoreError, Tree};
+use crate::domain::ids::CannedId;
 
 impl Store {
     /// Every canned response, ordered by shortcut.
@@ -19,7 +20,7 @@ impl Store {
     /// Creates (`id` 0) or replaces a canned response; shortcuts are unique.
     pub async fn put_canned(
         &self,
-        id: u64,
+        id: CannedId,
         shortcut: String,
         text: String,
         now: i64,
@@ -34,9 +35,9 @@ impl Store {
             )));
         }
         self.write(now, |tx| {
-            let rec = if id == 0 {
+            let rec = if id.get() == 0 {
                 CannedRecord {
-                    id: tx.new_id()?,
+                    id: CannedId::new(tx.new_id()?),
                     shortcut: shortcut.clone(),
                     text: text.clone(),
                     created_at: tx.now,
@@ -56,7 +57,7 @@ impl Store {
     }
 
     /// Deletes a canned response; false if it did not exist.
-    pub async fn delete_canned(&self, id: u64, now: i64) -> Result<bool> {
+    pub async fn delete_canned(&self, id: CannedId, now: i64) -> Result<bool> {
         self.write(now, |tx| tx.del(Tree::CannedidCanned, &u64_be(id)))
             .await
     }

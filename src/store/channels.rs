@@ -9,6 +9,7 @@ use super::{
     DeliveryStatus, Effects, EventPayload, InboxRecord, JobKind, MediaRef, MessageRecord,
     NewMessage, Result, Store, StoreError, TokenRecord, Tree, Tx, TxResult,
 };
+use crate::domain::ids::{ContactId, ConversationId, InboxId};
 use crate::domain::time::Micros;
 use crate::domain::AuthorType;
 
@@ -32,7 +33,7 @@ pub struct Inbound {
     pub attachments: Vec<AttachmentRecord>,
     /// A conversation the message names (email threading), if any. It is
     /// continued only if the sender's contact owns it, unless `proven`.
-    pub conversation_id: Option<u64>,
+    pub conversation_id: Option<ConversationId>,
     /// The sender proved it may write in `conversation_id` as that
     /// conversation's contact (an email answering with a routing token we
     /// mailed to this very address, a MAC only natter can make), even from
@@ -84,7 +85,7 @@ pub trait InboundRules: Sync {
 }
 
 impl Tx<'_> {
-    fn message_at(&mut self, conversation: u64, seq: u64) -> TxResult<MessageRecord> {
+    fn message_at(&self, conversation: ConversationId, seq: u64) -> TxResult<MessageRecord> {
         match self.get(
             Tree::ConversationseqMessage,
             &keys::conversation_seq(conversation, seq),
@@ -167,14 +168,15 @@ impl Tx<'_> {
     /// The message stored the first time a provider id was seen, if it was.
     fn seen_before(
         &mut self,
-        inbox_id: u64,
+        inbox_id: InboxId,
         provider_id: Option<&str>,
     ) -> TxResult<Option<Received>> {
         let Some(pid) = provider_id else {
             return Ok(None);
         };
         let key = id_text(inbox_id, pid);
-        let Some((c, s)) = self.get::<(u64, u64)>(Tree::InboxprovideridMessage, &key)? else {
+        let Some((c, s)) = self.get::<(ConversationId, u64)>(Tree::InboxprovideridMessage, &key)?
+        else {
             return Ok(None);
         };
         let message = self.get(Tree::ConversationseqMessage, &keys::conversation_seq(c, s))?;
@@ -246,7 +248,7 @@ impl Tx<'_> {
             }
         }
         let mut c = ContactRecord {
-            id: self.new_id()?,
+            id: ContactId::new(self.new_id()?),
             inbox_id: inbox.id,
             name: None,
             email: None,
@@ -284,7 +286,7 @@ impl Tx<'_> {
         m: &Inbound,
         contact: &ContactRecord,
         rules: &dyn InboundRules,
-    ) -> TxResult<Option<u64>> {
+    ) -> TxResult<Option<ConversationId>> {
         let latest = contact.latest_in(inbox.id);
         for id in [m.conversation_id, latest].into_iter().flatten() {
             let candidate: Option<ConversationRecord> =
@@ -306,7 +308,7 @@ fn inbound_message(author: &ContactRecord, m: &Inbound) -> NewMessage {
     NewMessage {
         author: Author {
             kind: AuthorType::Contact,
-            id: Some(author.id),
+            id: Some(author.id.get()),
             name: author.name.clone(),
         },
         body: m.body.clone(),
@@ -334,10 +336,10 @@ impl Store {
     /// The message a provider id names in an inbox.
     pub fn message_by_provider_id(
         &self,
-        inbox_id: u64,
+        inbox_id: InboxId,
         provider_id: &str,
     ) -> Result<Option<MessageRecord>> {
-        match self.get::<(u64, u64)>(
+        match self.get::<(ConversationId, u64)>(
             Tree::InboxprovideridMessage,
             &id_text(inbox_id, provider_id),
         )? {
@@ -352,7 +354,7 @@ impl Store {
     /// "delivered" is ignored); `failed` and a retry's `queued` always apply.
     pub async fn set_delivery(
         &self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: u64,
         delivery: Delivery,
         provider_id: Option<String>,
@@ -404,7 +406,7 @@ impl Store {
     /// Puts a failed message back in the outbox (the agent's "Retry").
     pub async fn retry_delivery(
         &self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: u64,
         now: Micros,
     ) -> Result<MessageRecord> {
@@ -443,7 +445,7 @@ impl Store {
     /// Adds fetched media to an inbound message and finishes its job.
     pub async fn add_attachments(
         &self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         seq: u64,
         files: Vec<AttachmentRecord>,
         job: &super::JobRecord,
@@ -480,7 +482,12 @@ impl Store {
     /// Merges contact `from` into `into`: conversations, channel
     /// identities, the verified external id, sessions and missing name or
     /// email move over; `from` is gone afterwards.
-    pub async fn merge_contacts(&self, from: u64, into: u64, now: Micros) -> Result<ContactRecord> {
+    pub async fn merge_contacts(
+        &self,
+        from: ContactId,
+        into: ContactId,
+        now: Micros,
+    ) -> Result<ContactRecord> {
         let m = self.merge_scan(from, into)?;
         self.write(now, |tx| merge_in(tx, &m)).await
     }
@@ -488,14 +495,14 @@ impl Store {
     /// What merging `from` into `into` must move that a transaction cannot
     /// find itself (transactions cannot scan): `from`'s conversations and
     /// sessions.
-    pub(crate) fn merge_scan(&self, from: u64, into: u64) -> Result<MergeScan> {
+    pub(crate) fn merge_scan(&self, from: ContactId, into: ContactId) -> Result<MergeScan> {
         if from == into {
             return Err(StoreError::Invalid(crate::domain::Invalid::new(
                 "into",
                 "a contact cannot be merged into itself",
             )));
         }
-        let convs: Vec<u64> = self
+        let convs: Vec<ConversationId> = self
             .contact_conversations(from)?
             .iter()
             .map(|c| c.id)
@@ -518,11 +525,11 @@ impl Store {
 /// A merge's scan ([`Store::merge_scan`]), read before its write.
 pub(crate) struct MergeScan {
     /// The contact that goes away.
-    from: u64,
+    from: ContactId,
     /// The contact that stays.
-    pub(super) into: u64,
+    pub(super) into: ContactId,
     /// `from`'s conversations.
-    convs: Vec<u64>,
+    convs: Vec<ConversationId>,
     /// `from`'s session keys (`ContactidTokenhash`).
     tokens: Vec<Vec<u8>>,
 }
@@ -541,7 +548,7 @@ pub(crate) fn merge_in(tx: &mut Tx<'_>, m: &MergeScan) -> TxResult<ContactRecord
         )));
     };
     // The newest conversation per inbox, over both contacts.
-    let mut newest: Vec<(u64, Micros, u64)> = Vec::new();
+    let mut newest: Vec<(InboxId, Micros, ConversationId)> = Vec::new();
     for (inbox, cid) in &dst.latest_conversations {
         if let Some(c) =
             tx.get::<super::ConversationRecord>(Tree::ConversationidConversation, &u64_be(*cid))?
@@ -603,7 +610,7 @@ pub(crate) fn merge_in(tx: &mut Tx<'_>, m: &MergeScan) -> TxResult<ContactRecord
     for k in &m.tokens {
         if let Some(hash) = k.get(8..) {
             if let Some(mut t) = tx.get::<TokenRecord>(Tree::TokenhashContacttoken, hash)? {
-                t.owner = into;
+                t.owner = into.get();
                 tx.put(Tree::TokenhashContacttoken, hash, &t)?;
                 tx.put_raw(
                     Tree::ContactidTokenhash,
@@ -636,10 +643,12 @@ pub(crate) fn merge_in(tx: &mut Tx<'_>, m: &MergeScan) -> TxResult<ContactRecord
 impl Store {
     /// The contact that confirmed `email` (a verified person), if it still
     /// exists.
-    pub fn email_owner(&self, email: &str) -> Result<Option<u64>> {
+    pub fn email_owner(&self, email: &str) -> Result<Option<ContactId>> {
         let key = format!("email:{}", email.trim().to_lowercase());
         match self.get_id(Tree::VerifiedContactid, key.as_bytes())? {
-            Some(id) if self.tree(Tree::ContactidContact).contains_key(u64_be(id))? => Ok(Some(id)),
+            Some(id) if self.tree(Tree::ContactidContact).contains_key(u64_be(id))? => {
+                Ok(Some(ContactId::new(id)))
+            }
             _ => Ok(None),
         }
     }

@@ -2,6 +2,7 @@
 
 use super::keys::{id_text, u64_be};
 use super::{abort, ContactRecord, Result, ResumeRecord, Store, StoreError, Tree};
+use crate::domain::ids::{ContactId, InboxId};
 
 /// What a widget knows about a new contact.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +56,7 @@ impl super::Tx<'_> {
     }
 
     /// Removes a contact record and its email index entry.
-    pub(crate) fn del_contact(&mut self, id: u64) -> super::TxResult<()> {
+    pub(crate) fn del_contact(&mut self, id: ContactId) -> super::TxResult<()> {
         if let Some(old) = self.get::<ContactRecord>(Tree::ContactidContact, &u64_be(id))? {
             if let Some(e) = old.email.as_deref().map(|e| e.trim().to_lowercase()) {
                 self.del(Tree::EmailContactid, &super::keys::text_id(&e, id))?;
@@ -70,7 +71,7 @@ impl Store {
     /// Other contacts with the same email (case-insensitive): possible
     /// duplicates of one person, suggested to agents, never merged
     /// silently.
-    pub fn contacts_with_email(&self, email: &str) -> Result<Vec<u64>> {
+    pub fn contacts_with_email(&self, email: &str) -> Result<Vec<ContactId>> {
         let e = email.trim().to_lowercase();
         if e.is_empty() {
             return Ok(Vec::new());
@@ -80,7 +81,7 @@ impl Store {
             .keys()
             .map(|k| {
                 let k = k?;
-                super::keys::read_u64(&k, k.len().saturating_sub(8))
+                super::keys::read_u64(&k, k.len().saturating_sub(8)).map(ContactId::new)
             })
             .collect()
     }
@@ -90,7 +91,7 @@ impl Store {
     /// it gave), in one atomic step so two devices racing get one contact.
     pub async fn upsert_contact(
         &self,
-        inbox_id: u64,
+        inbox_id: InboxId,
         new: NewContact,
         now: i64,
     ) -> Result<ContactRecord> {
@@ -147,7 +148,7 @@ impl Store {
                     }
                 }
             }
-            let id = tx.new_id()?;
+            let id = ContactId::new(tx.new_id()?);
             let c = ContactRecord {
                 id,
                 inbox_id,
@@ -180,7 +181,7 @@ impl Store {
     /// Sets the email a contact left for notifications.
     pub async fn set_contact_email(
         &self,
-        id: u64,
+        id: ContactId,
         email: String,
         now: i64,
     ) -> Result<ContactRecord> {
@@ -200,7 +201,7 @@ impl Store {
     /// stay harmless: they name a contact that no longer exists). Emits `contact.deleted` so
     /// live pages and the search index drop it too. Returns the attachment
     /// ids whose files the caller may remove.
-    pub async fn delete_contact(&self, id: u64, now: i64) -> Result<Vec<String>> {
+    pub async fn delete_contact(&self, id: ContactId, now: i64) -> Result<Vec<String>> {
         use super::keys::{self, pair};
         let Some(contact) = self.contact(id)? else {
             return Err(StoreError::NotFound);
@@ -282,7 +283,7 @@ impl Store {
                 tx.del(Tree::InboxidentityContactid, &id_text(i.inbox_id, &i.value))?;
             }
             for v in &contact.verified {
-                if tx.get_id(Tree::VerifiedContactid, v.as_bytes())? == Some(id) {
+                if tx.get_id(Tree::VerifiedContactid, v.as_bytes())? == Some(id.get()) {
                     tx.del(Tree::VerifiedContactid, v.as_bytes())?;
                 }
             }
@@ -306,7 +307,12 @@ impl Store {
     /// sessions, addresses), which keeps the confirmed address. Returns
     /// that other contact's id when the two were joined. One write, so a
     /// crash never leaves a merge without its confirmation or the reverse.
-    pub async fn confirm_email(&self, contact: u64, email: &str, now: i64) -> Result<Option<u64>> {
+    pub async fn confirm_email(
+        &self,
+        contact: ContactId,
+        email: &str,
+        now: i64,
+    ) -> Result<Option<ContactId>> {
         let key = format!("email:{}", email.trim().to_lowercase());
         // Read before the write: transactions cannot scan.
         let scan = match self.email_owner(email)? {
@@ -315,7 +321,10 @@ impl Store {
         };
         self.write(now, |tx| {
             let mut holder = contact;
-            if let Some(other) = tx.get_id(Tree::VerifiedContactid, key.as_bytes())? {
+            if let Some(other) = tx
+                .get_id(Tree::VerifiedContactid, key.as_bytes())?
+                .map(ContactId::new)
+            {
                 if other != contact && tx.contains(Tree::ContactidContact, &u64_be(other))? {
                     holder = other;
                 }
@@ -349,7 +358,7 @@ impl Store {
     }
 
     /// One contact.
-    pub fn contact(&self, id: u64) -> Result<Option<ContactRecord>> {
+    pub fn contact(&self, id: ContactId) -> Result<Option<ContactRecord>> {
         self.get(Tree::ContactidContact, &u64_be(id))
     }
 
@@ -366,9 +375,9 @@ impl Store {
     pub async fn take_resume(
         &self,
         hash: [u8; 32],
-        inbox_id: u64,
+        inbox_id: InboxId,
         now: i64,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<ContactId>> {
         self.write(now, |tx| {
             let Some(rec) = tx.get::<ResumeRecord>(Tree::ResumehashResume, &hash)? else {
                 return Ok(None);
@@ -430,8 +439,8 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         let c = ContactRecord {
-            id: 10,
-            inbox_id: 1,
+            id: ContactId::new(10),
+            inbox_id: InboxId::new(1),
             name: None,
             email: None,
             external_id: Some("42".into()),
@@ -448,13 +457,13 @@ mod tests {
         let put = |t: Tree, k: &[u8], v: &[u8]| {
             store.tree(t).insert(k, v).unwrap_or_else(|e| panic!("{e}"));
         };
-        put(Tree::ContactidContact, &u64_be(10), &v);
-        put(Tree::VerifiedContactid, b"ext:42", &u64_be(10));
-        put(Tree::VerifiedContactid, b"ext:gone", &u64_be(99));
+        put(Tree::ContactidContact, &u64_be(10u64), &v);
+        put(Tree::VerifiedContactid, b"ext:42", &u64_be(10u64));
+        put(Tree::VerifiedContactid, b"ext:gone", &u64_be(99u64));
         put(
             Tree::InboxexternalidContactid,
-            &id_text(1, "42"),
-            &u64_be(10),
+            &id_text(1u64, "42"),
+            &u64_be(10u64),
         );
         put(Tree::Meta, b"schema_version", &2u32.to_be_bytes());
         store.flush_now().unwrap_or_else(|e| panic!("{e}"));
@@ -475,14 +484,14 @@ mod tests {
         let expected = verified_external("shared-secret-0123", "42");
         assert_eq!(keys, vec![expected.clone()], "old global keys are gone");
         let c = store
-            .contact(10)
+            .contact(ContactId::new(10))
             .ok()
             .flatten()
             .unwrap_or_else(|| panic!("contact"));
         assert_eq!(c.verified, vec![expected]);
         let user_42 = |inbox| {
             store.upsert_contact(
-                inbox,
+                InboxId::new(inbox),
                 NewContact {
                     external_id: Some("42".into()),
                     ..NewContact::default()
@@ -493,13 +502,17 @@ mod tests {
         let id = |r: Result<ContactRecord>| r.map(|c| c.id).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             id(user_42(1).await),
-            10,
+            ContactId::new(10),
             "the same site still knows the person"
         );
-        assert_eq!(id(user_42(3).await), 10, "a site sharing the secret links");
+        assert_eq!(
+            id(user_42(3).await),
+            ContactId::new(10),
+            "a site sharing the secret links"
+        );
         assert_ne!(
             id(user_42(2).await),
-            10,
+            ContactId::new(10),
             "a site with another secret does not"
         );
     }
@@ -516,7 +529,7 @@ mod tests {
             expires_at: now + 15 * minute,
         };
         let contact = store
-            .upsert_contact(1, NewContact::default(), now)
+            .upsert_contact(InboxId::new(1), NewContact::default(), now)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .id;
@@ -528,9 +541,9 @@ mod tests {
             .insert_resume([2; 32], rec(contact), now)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let take = |h, t| store.take_resume(h, 1, t);
+        let take = |h, t| store.take_resume(h, InboxId::new(1), t);
         assert_eq!(
-            store.take_resume([1; 32], 2, now).await.ok(),
+            store.take_resume([1; 32], InboxId::new(2), now).await.ok(),
             Some(None),
             "another inbox gets nothing"
         );
@@ -563,7 +576,7 @@ mod tests {
         let store = open(&dir);
         tokio::spawn(store.durability().clone().run_flusher());
         let now = 1_000_000_000;
-        let new = || store.upsert_contact(1, NewContact::default(), now);
+        let new = || store.upsert_contact(InboxId::new(1), NewContact::default(), now);
         let holder = new().await.unwrap_or_else(|e| ok(e)).id;
         let asker = new().await.unwrap_or_else(|e| ok(e)).id;
         assert_eq!(
@@ -577,7 +590,7 @@ mod tests {
         let first = NewMessage {
             author: Author {
                 kind: crate::domain::AuthorType::Contact,
-                id: Some(asker),
+                id: Some(asker.get()),
                 name: None,
             },
             body: "from the phone".into(),
@@ -586,14 +599,14 @@ mod tests {
             via: None,
         };
         let (conv, _) = store
-            .create_conversation(1, asker, first, now)
+            .create_conversation(InboxId::new(1), asker, first, now)
             .await
             .unwrap_or_else(|e| ok(e));
         let session = TokenRecord {
-            owner: asker,
+            owner: asker.get(),
             created_at: now,
             expires_at: now + 3_600_000_000,
-            inbox_id: Some(1),
+            inbox_id: Some(InboxId::new(1)),
         };
         store
             .insert_token(TokenOwner::Contact, [7; 32], session)
@@ -630,6 +643,6 @@ mod tests {
             .ok()
             .flatten()
             .map(|t| t.owner);
-        assert_eq!(owner, Some(holder), "the session moved");
+        assert_eq!(owner, Some(holder.get()), "the session moved");
     }
 }

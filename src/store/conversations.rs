@@ -11,6 +11,7 @@ use super::{
     abort, Author, ConversationRecord, EventPayload, EventRecord, MessageRecord, Reader, Result,
     Store, StoreError, Tree, Tx, TxResult,
 };
+use crate::domain::ids::{AgentId, ContactId, ConversationId, InboxId, MessageId};
 use crate::domain::time::Micros;
 use crate::domain::{AuthorType, ConversationStatus};
 
@@ -28,7 +29,7 @@ pub struct NewMessage {
     /// The inbox the author asked to reply through instead of the
     /// conversation's (the caller checked the contact has an address
     /// there); the service turns it into [`Effects::send`].
-    pub via: Option<u64>,
+    pub via: Option<InboxId>,
 }
 
 /// What a message write must also do, decided by the service that posts
@@ -41,7 +42,7 @@ pub struct Effects {
     /// `Some(None)` through the conversation's inbox, `Some(Some(id))`
     /// through inbox `id` (the `via` the author chose). `None`: the
     /// message stays in natter.
-    pub send: Option<Option<u64>>,
+    pub send: Option<Option<InboxId>>,
     /// Schedule the contact's unread-reply notification at this time,
     /// unless one is already pending for the conversation.
     pub notify_at: Option<Micros>,
@@ -53,7 +54,7 @@ pub struct Patch {
     /// New status.
     pub status: Option<ConversationStatus>,
     /// New assignee (`Some(None)` unassigns).
-    pub assignee_id: Option<Option<u64>>,
+    pub assignee_id: Option<Option<AgentId>>,
     /// New labels (already normalised).
     pub labels: Option<Vec<String>>,
     /// New wake-up time (`Some(None)` clears it).
@@ -64,15 +65,15 @@ pub struct Patch {
 #[derive(Debug, Clone)]
 pub struct ConversationFilter {
     /// Inboxes to look in (already limited to what the viewer may see).
-    pub inboxes: Vec<u64>,
+    pub inboxes: Vec<InboxId>,
     /// Statuses to include.
     pub statuses: Vec<ConversationStatus>,
     /// `Some(None)`: unassigned only; `Some(Some(a))`: assigned to `a`.
-    pub assignee: Option<Option<u64>>,
+    pub assignee: Option<Option<AgentId>>,
     /// Only conversations with this label.
     pub label: Option<String>,
     /// Resume after this (activity, id) position.
-    pub after: Option<(Micros, u64)>,
+    pub after: Option<(Micros, ConversationId)>,
     /// Page size.
     pub limit: usize,
 }
@@ -83,7 +84,7 @@ pub struct ConversationPage {
     /// Newest activity first.
     pub conversations: Vec<ConversationRecord>,
     /// Where the next page starts, if there is one.
-    pub next: Option<(Micros, u64)>,
+    pub next: Option<(Micros, ConversationId)>,
 }
 
 /// Which messages of a conversation to read.
@@ -100,7 +101,7 @@ pub struct MessagePage {
 }
 
 impl Tx<'_> {
-    pub(crate) fn conversation(&mut self, id: u64) -> TxResult<ConversationRecord> {
+    pub(crate) fn conversation(&self, id: ConversationId) -> TxResult<ConversationRecord> {
         match self.get(Tree::ConversationidConversation, &u64_be(id))? {
             Some(c) => Ok(c),
             None => abort(StoreError::NotFound),
@@ -204,7 +205,7 @@ impl Tx<'_> {
             self.put_raw(Tree::NotifydueConversationid, &time_id(due, conv.id), &[])?;
         }
         let msg = MessageRecord {
-            id: self.new_id()?,
+            id: MessageId::new(self.new_id()?),
             conversation_id: conv.id,
             seq: conv.last_seq + 1,
             ordinal: if new.private {
@@ -288,15 +289,15 @@ impl Tx<'_> {
     /// the contact's newest.
     pub(crate) fn start_conversation(
         &mut self,
-        inbox_id: u64,
-        contact_id: u64,
+        inbox_id: InboxId,
+        contact_id: ContactId,
         first: &NewMessage,
         effects: &Effects,
         provider_id: Option<&str>,
         subject: Option<String>,
     ) -> TxResult<(ConversationRecord, MessageRecord)> {
         let mut conv = ConversationRecord {
-            id: self.new_id()?,
+            id: ConversationId::new(self.new_id()?),
             inbox_id,
             contact_id,
             status: ConversationStatus::Open,
@@ -345,7 +346,7 @@ impl Tx<'_> {
     /// the contact writes, and emits the events.
     pub(crate) fn continue_conversation(
         &mut self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         new: &NewMessage,
         effects: &Effects,
         provider_id: Option<&str>,
@@ -388,8 +389,8 @@ impl Store {
     /// it has no [`Effects`]: nothing to send, nobody to notify).
     pub async fn create_conversation(
         &self,
-        inbox_id: u64,
-        contact_id: u64,
+        inbox_id: InboxId,
+        contact_id: ContactId,
         first: NewMessage,
         now: Micros,
     ) -> Result<(ConversationRecord, MessageRecord)> {
@@ -411,7 +412,7 @@ impl Store {
     /// conversation (the contract's rule), in the same write.
     pub async fn post_message(
         &self,
-        conversation_id: u64,
+        conversation_id: ConversationId,
         new: NewMessage,
         effects: Effects,
         now: Micros,
@@ -427,7 +428,7 @@ impl Store {
     /// member of the inbox).
     pub async fn patch_conversation(
         &self,
-        id: u64,
+        id: ConversationId,
         patch: Patch,
         now: Micros,
         validate: impl Fn(&ConversationRecord) -> Result<()>,
@@ -479,7 +480,7 @@ impl Store {
     /// `seq` (clamped to the newest message), and tells the other side.
     pub async fn mark_read(
         &self,
-        id: u64,
+        id: ConversationId,
         reader: Reader,
         seq: u64,
         now: Micros,
@@ -542,13 +543,13 @@ impl Store {
 
     /// Reopens snoozed conversations whose time has come; returns how many.
     pub async fn wake_snoozed(&self, now: Micros) -> Result<usize> {
-        let due: Vec<u64> = self
+        let due: Vec<ConversationId> = self
             .tree(Tree::SnoozeuntilConversationid)
             .range(..time_id(now, u64::MAX))
             .keys()
             .map(|k| {
                 k.map_err(StoreError::from)
-                    .and_then(|k| keys::read_u64(&k, 8))
+                    .and_then(|k| keys::read_u64(&k, 8).map(ConversationId::new))
             })
             .collect::<Result<_>>()?;
         let mut woken = 0;
@@ -579,7 +580,7 @@ impl Store {
     }
 
     /// The message an attachment belongs to: (conversation, seq, private).
-    pub fn attachment_owner(&self, file_id: &str) -> Result<Option<(u64, u64, bool)>> {
+    pub fn attachment_owner(&self, file_id: &str) -> Result<Option<(ConversationId, u64, bool)>> {
         self.get(Tree::FileidMessage, file_id.as_bytes())
     }
 
@@ -589,7 +590,7 @@ impl Store {
     }
 
     /// One message by conversation and seq.
-    pub fn message(&self, conversation: u64, seq: u64) -> Result<Option<MessageRecord>> {
+    pub fn message(&self, conversation: ConversationId, seq: u64) -> Result<Option<MessageRecord>> {
         self.get(
             Tree::ConversationseqMessage,
             &keys::conversation_seq(conversation, seq),
@@ -631,7 +632,7 @@ impl Store {
 
     /// The real seq of a conversation's `ordinal`-th public message, from
     /// the `conversationordinal_seq` index.
-    fn seq_at_ordinal(&self, conversation: u64, ordinal: u64) -> Result<Option<u64>> {
+    fn seq_at_ordinal(&self, conversation: ConversationId, ordinal: u64) -> Result<Option<u64>> {
         self.get_id(
             Tree::ConversationordinalSeq,
             &keys::conversation_ordinal(conversation, ordinal),
@@ -639,7 +640,11 @@ impl Store {
     }
 
     /// The conversation's `ordinal`-th public message, if there is one.
-    pub fn public_message(&self, conversation: u64, ordinal: u64) -> Result<Option<MessageRecord>> {
+    pub fn public_message(
+        &self,
+        conversation: ConversationId,
+        ordinal: u64,
+    ) -> Result<Option<MessageRecord>> {
         if ordinal == 0 {
             return Ok(None);
         }
@@ -650,7 +655,7 @@ impl Store {
     }
 
     /// One conversation.
-    pub fn conversation(&self, id: u64) -> Result<Option<ConversationRecord>> {
+    pub fn conversation(&self, id: ConversationId) -> Result<Option<ConversationRecord>> {
         self.get(Tree::ConversationidConversation, &u64_be(id))
     }
 
@@ -659,7 +664,7 @@ impl Store {
     pub fn list_conversations(&self, f: &ConversationFilter) -> Result<ConversationPage> {
         let idx = self.tree(Tree::InboxstatusactivityConversationid);
         // (newest-first activity, id) of every candidate, in global order.
-        let mut candidates: BTreeSet<(u64, u64)> = BTreeSet::new();
+        let mut candidates: BTreeSet<(u64, ConversationId)> = BTreeSet::new();
         let want = f.limit + 1;
         for &inbox in &f.inboxes {
             for &status in &f.statuses {
@@ -675,6 +680,7 @@ impl Store {
                         break;
                     }
                     let (activity, id) = keys::decode_inbox_status_activity(&k)?;
+                    let id = ConversationId::new(id);
                     if f.after == Some((activity, id)) {
                         continue;
                     }
@@ -720,9 +726,9 @@ impl Store {
     /// conversations there are.
     pub fn count_conversations(
         &self,
-        inboxes: &[u64],
+        inboxes: &[InboxId],
         status: ConversationStatus,
-        assignee: Option<Option<u64>>,
+        assignee: Option<Option<AgentId>>,
     ) -> Result<u64> {
         let counts = self.tree(Tree::InboxstatusassigneeCount);
         let mut n = 0u64;
@@ -767,14 +773,14 @@ impl Store {
     }
 
     /// A contact's conversations, newest activity first.
-    pub fn contact_conversations(&self, contact_id: u64) -> Result<Vec<ConversationRecord>> {
+    pub fn contact_conversations(&self, contact_id: ContactId) -> Result<Vec<ConversationRecord>> {
         let mut out = Vec::new();
         for k in self
             .tree(Tree::ContactidConversationid)
             .scan_prefix(u64_be(contact_id))
             .keys()
         {
-            let id = keys::read_u64(&k?, 8)?;
+            let id = ConversationId::new(keys::read_u64(&k?, 8)?);
             if let Some(c) = self.conversation(id)? {
                 out.push(c);
             }
@@ -787,7 +793,7 @@ impl Store {
     /// message first (a note moves nothing in its list).
     pub fn contact_conversations_for_contact(
         &self,
-        contact_id: u64,
+        contact_id: ContactId,
     ) -> Result<Vec<ConversationRecord>> {
         let mut out = self.contact_conversations(contact_id)?;
         out.sort_by(|a, b| {
@@ -800,7 +806,11 @@ impl Store {
 
     /// Messages of a conversation, oldest first. Without `after` or
     /// `before` it returns the newest `limit`.
-    pub fn messages(&self, conversation_id: u64, p: MessagePage) -> Result<Vec<MessageRecord>> {
+    pub fn messages(
+        &self,
+        conversation_id: ConversationId,
+        p: MessagePage,
+    ) -> Result<Vec<MessageRecord>> {
         let tree = self.tree(Tree::ConversationseqMessage);
         let lo =
             keys::conversation_seq(conversation_id, p.after.map_or(0, |a| a.saturating_add(1)));
@@ -864,7 +874,7 @@ impl Store {
     /// and seq); used by the simple search until the full-text index.
     pub fn scan_messages(
         &self,
-        from: Option<(u64, u64)>,
+        from: Option<(ConversationId, u64)>,
     ) -> impl Iterator<Item = Result<MessageRecord>> + '_ {
         let start = match from {
             Some((c, s)) => keys::conversation_seq(c, s.saturating_add(1)),
@@ -971,7 +981,7 @@ impl Store {
 }
 
 /// What a conversation counts toward: its inbox, status and assignee.
-fn counted_as(c: &ConversationRecord) -> (u64, u8, Option<u64>) {
+fn counted_as(c: &ConversationRecord) -> (InboxId, u8, Option<AgentId>) {
     (c.inbox_id, c.status.key_byte(), c.assignee_id)
 }
 
@@ -1055,9 +1065,14 @@ mod tests {
 
     /// Every tab count the counters give, checked against listing the
     /// conversations.
-    fn assert_counts_match_lists(store: &Store, inboxes: &[u64]) {
+    fn assert_counts_match_lists(store: &Store, inboxes: &[InboxId]) {
         for s in ConversationStatus::ALL {
-            for assignee in [None, Some(None), Some(Some(7)), Some(Some(8))] {
+            for assignee in [
+                None,
+                Some(None),
+                Some(Some(AgentId::new(7))),
+                Some(Some(AgentId::new(8))),
+            ] {
                 for scope in [inboxes.to_vec(), vec![inboxes[0]]] {
                     let listed = store
                         .list_conversations(&ConversationFilter {
@@ -1086,7 +1101,7 @@ mod tests {
     #[tokio::test]
     async fn tab_counters_follow_every_change_and_are_built_for_old_folders() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let inboxes = [1u64, 2];
+        let inboxes = [InboxId::new(1), InboxId::new(2)];
         {
             let store = open(&dir);
             let flusher = tokio::spawn(store.durability().clone().run_flusher());
@@ -1120,7 +1135,12 @@ mod tests {
                         Some(ConversationStatus::Resolved),
                         Some(ConversationStatus::Pending),
                     ][i % 3],
-                    assignee_id: [None, Some(Some(7)), Some(Some(8)), Some(None)][i % 4],
+                    assignee_id: [
+                        None,
+                        Some(Some(AgentId::new(7))),
+                        Some(Some(AgentId::new(8))),
+                        Some(None),
+                    ][i % 4],
                     labels: None,
                     snoozed_until: None,
                 };
@@ -1182,12 +1202,17 @@ mod tests {
         let store = open(&dir);
         let _flusher = tokio::spawn(store.durability().clone().run_flusher());
         let contact = store
-            .upsert_contact(1, crate::store::NewContact::default(), 1)
+            .upsert_contact(InboxId::new(1), crate::store::NewContact::default(), 1)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .id;
         let (conv, _) = store
-            .create_conversation(1, contact, says(AuthorType::Contact, "hello", false), 1)
+            .create_conversation(
+                InboxId::new(1),
+                contact,
+                says(AuthorType::Contact, "hello", false),
+                1,
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         store
@@ -1216,7 +1241,12 @@ mod tests {
             let store = open(&dir);
             let flusher = tokio::spawn(store.durability().clone().run_flusher());
             let (conv, _) = store
-                .create_conversation(1, 2, says(AuthorType::Contact, "hello", false), 1)
+                .create_conversation(
+                    InboxId::new(1),
+                    ContactId::new(2),
+                    says(AuthorType::Contact, "hello", false),
+                    1,
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             conv_id = conv.id;

@@ -422,7 +422,7 @@ impl Durability {
                 let id = ev.id;
                 // No receivers is fine: the log keeps it for later replay.
                 let _ = self.events.send(ev);
-                self.published_upto.store(id, Ordering::Release);
+                self.published_upto.store(id.get(), Ordering::Release);
             }
         }
     }

@@ -16,7 +16,7 @@ impl Store {
         {
             let (k, v) = kv?;
             let ev: EventRecord = super::decode(&v)?;
-            if ev.id != keys::read_u64(&k, 0)? {
+            if ev.id.get() != keys::read_u64(&k, 0)? {
                 return Err(super::StoreError::Corrupt(format!(
                     "event {} stored under another key",
                     ev.id

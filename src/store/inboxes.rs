@@ -2,6 +2,7 @@
 
 use super::keys::{pair, u64_be};
 use super::{abort, InboxRecord, Result, Store, StoreError, Tree};
+use crate::domain::ids::{AgentId, InboxId};
 
 impl Store {
     /// Creates an inbox with its public widget key and identity secret.
@@ -11,7 +12,7 @@ impl Store {
                 return abort(StoreError::Conflict("widget key already in use".into()));
             }
             let mut rec = inbox.clone();
-            rec.id = tx.new_id()?;
+            rec.id = InboxId::new(tx.new_id()?);
             rec.created_at = tx.now;
             tx.put(Tree::InboxidInbox, &u64_be(rec.id), &rec)?;
             tx.put_raw(
@@ -27,7 +28,7 @@ impl Store {
     /// Changes an inbox's settings with `f` (name, greeting, colour, secret).
     pub async fn update_inbox(
         &self,
-        id: u64,
+        id: InboxId,
         now: i64,
         f: impl Fn(&mut InboxRecord),
     ) -> Result<InboxRecord> {
@@ -44,14 +45,14 @@ impl Store {
     }
 
     /// One inbox.
-    pub fn inbox(&self, id: u64) -> Result<Option<InboxRecord>> {
+    pub fn inbox(&self, id: InboxId) -> Result<Option<InboxRecord>> {
         self.get(Tree::InboxidInbox, &u64_be(id))
     }
 
     /// The inbox a widget key names.
     pub fn inbox_by_widget_key(&self, key: &str) -> Result<Option<InboxRecord>> {
         match self.get_id(Tree::WidgetkeyInboxid, key.as_bytes())? {
-            Some(id) => self.inbox(id),
+            Some(id) => self.inbox(InboxId::new(id)),
             None => Ok(None),
         }
     }
@@ -71,7 +72,7 @@ impl Store {
     }
 
     /// Adds an agent to an inbox; returns false if it was already a member.
-    pub async fn add_member(&self, inbox: u64, agent: u64, now: i64) -> Result<bool> {
+    pub async fn add_member(&self, inbox: InboxId, agent: AgentId, now: i64) -> Result<bool> {
         self.write(now, |tx| {
             if !tx.contains(Tree::InboxidInbox, &u64_be(inbox))? {
                 return abort(StoreError::NotFound);
@@ -91,7 +92,7 @@ impl Store {
     }
 
     /// Removes an agent from an inbox; returns false if it was not a member.
-    pub async fn remove_member(&self, inbox: u64, agent: u64, now: i64) -> Result<bool> {
+    pub async fn remove_member(&self, inbox: InboxId, agent: AgentId, now: i64) -> Result<bool> {
         let removed = self
             .write(now, |tx| tx.del(Tree::InboxidAgentid, &pair(inbox, agent)))
             .await?;
@@ -100,18 +101,18 @@ impl Store {
     }
 
     /// Whether the agent is a member of the inbox.
-    pub fn is_member(&self, inbox: u64, agent: u64) -> Result<bool> {
+    pub fn is_member(&self, inbox: InboxId, agent: AgentId) -> Result<bool> {
         Ok(self
             .tree(Tree::InboxidAgentid)
             .contains_key(pair(inbox, agent))?)
     }
 
     /// The agent ids that are members of an inbox.
-    pub fn members(&self, inbox: u64) -> Result<Vec<u64>> {
+    pub fn members(&self, inbox: InboxId) -> Result<Vec<AgentId>> {
         self.tree(Tree::InboxidAgentid)
             .scan_prefix(u64_be(inbox))
             .keys()
-            .map(|k| super::keys::read_u64(&k?, 8))
+            .map(|k| super::keys::read_u64(&k?, 8).map(AgentId::new))
             .collect()
     }
 }

@@ -4,12 +4,13 @@
 
 use super::keys::time_id;
 use super::{decode, JobKind, JobRecord, Result, Store, StoreError, Tree, Tx, TxResult};
+use crate::domain::ids::JobId;
 use crate::domain::time::Micros;
 
 impl Tx<'_> {
     /// Queues a job, due at `due`; it is visible once this write commits.
-    pub fn enqueue(&mut self, kind: JobKind, due: Micros) -> TxResult<u64> {
-        let id = self.new_id()?;
+    pub fn enqueue(&mut self, kind: JobKind, due: Micros) -> TxResult<JobId> {
+        let id = JobId::new(self.new_id()?);
         let job = JobRecord {
             id,
             kind,

@@ -3,7 +3,10 @@
 //! Integers are 8-byte big-endian so that byte order is numeric order;
 //! variable-length parts are joined with `0xff`, a byte UTF-8 never contains.
 //! "Newest first" indexes store `u64::MAX - time` so a forward scan yields
-//! the most recent entry first.
+//! the most recent entry first. Id parameters take any id type
+//! (`domain::ids`, all `Into<u64>`), so a typed id encodes to the same 8
+//! bytes a bare number did; decoders return the number and the caller,
+//! who knows the kind, wraps it.
 
 use super::StoreError;
 
@@ -11,8 +14,8 @@ use super::StoreError;
 pub const SEP: u8 = 0xff;
 
 /// 8 big-endian bytes.
-pub fn u64_be(n: u64) -> [u8; 8] {
-    n.to_be_bytes()
+pub fn u64_be(n: impl Into<u64>) -> [u8; 8] {
+    n.into().to_be_bytes()
 }
 
 /// Reads 8 big-endian bytes at `at`; a short key means a corrupt database.
@@ -43,7 +46,7 @@ pub fn concat(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// `InboxId + SEP + text`: for per-inbox string lookups (external ids).
-pub fn id_text(id: u64, text: &str) -> Vec<u8> {
+pub fn id_text(id: impl Into<u64>, text: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + text.len());
     k.extend_from_slice(&u64_be(id));
     k.push(SEP);
@@ -52,20 +55,25 @@ pub fn id_text(id: u64, text: &str) -> Vec<u8> {
 }
 
 /// `ConversationId + Seq`: messages of a conversation in seq order.
-pub fn conversation_seq(conversation: u64, seq: u64) -> Vec<u8> {
+pub fn conversation_seq(conversation: impl Into<u64>, seq: u64) -> Vec<u8> {
     concat(&[&u64_be(conversation), &u64_be(seq)])
 }
 
 /// `ConversationId + Ordinal`: a conversation's public messages in the
 /// contact's numbering (see `MessageRecord::ordinal`), to find the real seq
 /// of a number a contact sends.
-pub fn conversation_ordinal(conversation: u64, ordinal: u64) -> Vec<u8> {
+pub fn conversation_ordinal(conversation: impl Into<u64>, ordinal: u64) -> Vec<u8> {
     concat(&[&u64_be(conversation), &u64_be(ordinal)])
 }
 
 /// `InboxId + StatusByte + NewestFirst(activity) + ConversationId`: an
 /// inbox's conversations of one status, most recent activity first.
-pub fn inbox_status_activity(inbox: u64, status: u8, activity: i64, conversation: u64) -> Vec<u8> {
+pub fn inbox_status_activity(
+    inbox: impl Into<u64>,
+    status: u8,
+    activity: i64,
+    conversation: impl Into<u64>,
+) -> Vec<u8> {
     concat(&[
         &u64_be(inbox),
         &[status],
@@ -75,14 +83,22 @@ pub fn inbox_status_activity(inbox: u64, status: u8, activity: i64, conversation
 }
 
 /// The prefix of [`inbox_status_activity`] keys for one inbox and status.
-pub fn inbox_status_prefix(inbox: u64, status: u8) -> Vec<u8> {
+pub fn inbox_status_prefix(inbox: impl Into<u64>, status: u8) -> Vec<u8> {
     concat(&[&u64_be(inbox), &[status]])
 }
 
 /// `InboxId + StatusByte + AssigneeId`: one tab counter; 0 stands for
 /// unassigned (ids are never 0).
-pub fn inbox_status_assignee(inbox: u64, status: u8, assignee: Option<u64>) -> Vec<u8> {
-    concat(&[&u64_be(inbox), &[status], &u64_be(assignee.unwrap_or(0))])
+pub fn inbox_status_assignee(
+    inbox: impl Into<u64>,
+    status: u8,
+    assignee: Option<impl Into<u64>>,
+) -> Vec<u8> {
+    concat(&[
+        &u64_be(inbox),
+        &[status],
+        &u64_be(assignee.map_or(0, Into::into)),
+    ])
 }
 
 /// Decodes an [`inbox_status_activity`] key into (activity, conversation).
@@ -97,7 +113,7 @@ pub fn decode_inbox_status_activity(key: &[u8]) -> Result<(i64, u64), StoreError
 }
 
 /// `text + SEP + Id`: ids found by a text (contacts by email).
-pub fn text_id(text: &str, id: u64) -> Vec<u8> {
+pub fn text_id(text: &str, id: impl Into<u64>) -> Vec<u8> {
     concat(&[text.as_bytes(), &[SEP], &u64_be(id)])
 }
 
@@ -108,12 +124,12 @@ pub fn text_prefix(text: &str) -> Vec<u8> {
 
 /// `Id + Id`: membership-style pairs (inbox + agent, contact + conversation,
 /// agent + token hash prefix).
-pub fn pair(a: u64, b: u64) -> Vec<u8> {
+pub fn pair(a: impl Into<u64>, b: impl Into<u64>) -> Vec<u8> {
     concat(&[&u64_be(a), &u64_be(b)])
 }
 
 /// `Time + ConversationId`: snoozed conversations by wake-up time.
-pub fn time_id(micros: i64, id: u64) -> Vec<u8> {
+pub fn time_id(micros: i64, id: impl Into<u64>) -> Vec<u8> {
     concat(&[&u64_be(micros.max(0) as u64), &u64_be(id)])
 }
 
@@ -134,31 +150,34 @@ mod tests {
     #[test]
     fn messages_sort_by_conversation_then_seq() {
         let mut keys = vec![
-            conversation_seq(2, 1),
-            conversation_seq(1, 256),
-            conversation_seq(1, 2),
-            conversation_seq(1, 10),
+            conversation_seq(2u64, 1),
+            conversation_seq(1u64, 256),
+            conversation_seq(1u64, 2),
+            conversation_seq(1u64, 10),
         ];
         keys.sort();
         assert_eq!(
             keys,
             vec![
-                conversation_seq(1, 2),
-                conversation_seq(1, 10),
-                conversation_seq(1, 256),
-                conversation_seq(2, 1),
+                conversation_seq(1u64, 2),
+                conversation_seq(1u64, 10),
+                conversation_seq(1u64, 256),
+                conversation_seq(2u64, 1),
             ]
         );
     }
 
     #[test]
     fn inbox_index_puts_newest_activity_first_and_round_trips() {
-        let older = inbox_status_activity(7, 0, 1_000, 5);
-        let newer = inbox_status_activity(7, 0, 2_000, 4);
+        let older = inbox_status_activity(7u64, 0, 1_000, 5u64);
+        let newer = inbox_status_activity(7u64, 0, 2_000, 4u64);
         assert!(newer < older);
-        assert!(older.starts_with(&inbox_status_prefix(7, 0)));
-        assert!(!older.starts_with(&inbox_status_prefix(7, 1)));
-        assert_eq!(decode_inbox_status_activity(&older).ok(), Some((1_000, 5)));
+        assert!(older.starts_with(&inbox_status_prefix(7u64, 0)));
+        assert!(!older.starts_with(&inbox_status_prefix(7u64, 1)));
+        assert_eq!(
+            decode_inbox_status_activity(&older).ok(),
+            Some((1_000, 5u64))
+        );
     }
 
     #[test]
@@ -169,7 +188,7 @@ mod tests {
 
     #[test]
     fn separator_never_occurs_in_utf8() {
-        let k = id_text(1, "ünïcødé ☃");
+        let k = id_text(1u64, "ünïcødé ☃");
         assert_eq!(k.iter().filter(|b| **b == SEP).count(), 1);
     }
 }

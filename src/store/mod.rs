@@ -43,6 +43,7 @@ pub use conversations::{
 pub use durability::Durability;
 pub use records::*;
 
+use crate::domain::ids::{ContactId, EventId, InboxId};
 use crate::domain::time::Micros;
 use crate::domain::Invalid;
 
@@ -729,7 +730,12 @@ impl Tx<'_> {
 
     /// Appends an event to the log; it is published once this write is
     /// durable.
-    pub fn emit(&mut self, inbox_id: u64, contact_id: u64, payload: EventPayload) -> TxResult<u64> {
+    pub fn emit(
+        &mut self,
+        inbox_id: InboxId,
+        contact_id: ContactId,
+        payload: EventPayload,
+    ) -> TxResult<EventId> {
         self.log_event(inbox_id, contact_id, payload, false)
     }
 
@@ -737,21 +743,21 @@ impl Tx<'_> {
     /// [`EventRecord::team_only`]).
     pub fn emit_for_team(
         &mut self,
-        inbox_id: u64,
-        contact_id: u64,
+        inbox_id: InboxId,
+        contact_id: ContactId,
         payload: EventPayload,
-    ) -> TxResult<u64> {
+    ) -> TxResult<EventId> {
         self.log_event(inbox_id, contact_id, payload, true)
     }
 
     fn log_event(
         &mut self,
-        inbox_id: u64,
-        contact_id: u64,
+        inbox_id: InboxId,
+        contact_id: ContactId,
         payload: EventPayload,
         team_only: bool,
-    ) -> TxResult<u64> {
-        let id = self.next_event_id;
+    ) -> TxResult<EventId> {
+        let id = EventId::new(self.next_event_id);
         let ev = EventRecord {
             id,
             inbox_id,
@@ -807,7 +813,14 @@ mod tests {
                 store
                     .write(1, |tx| {
                         tx.put_raw(Tree::Meta, format!("k{i}").as_bytes(), b"v")?;
-                        tx.emit(1, i, EventPayload::ContactDeleted { contact_id: i })?;
+                        let contact = crate::domain::ids::ContactId::new(i);
+                        tx.emit(
+                            crate::domain::ids::InboxId::new(1),
+                            contact,
+                            EventPayload::ContactDeleted {
+                                contact_id: contact,
+                            },
+                        )?;
                         if i % 3 == 0 {
                             return abort(StoreError::Conflict(format!("{i} refused")));
                         }
@@ -837,9 +850,10 @@ mod tests {
         let log = store
             .events_between(0, upto, 1000)
             .unwrap_or_else(|e| panic!("{e}"));
-        let ids: Vec<u64> = log.iter().map(|e| e.id).collect();
+        let ids: Vec<u64> = log.iter().map(|e| e.id.get()).collect();
         assert_eq!(ids, (1..=ok.len() as u64).collect::<Vec<_>>(), "gapless");
-        let contacts: std::collections::BTreeSet<u64> = log.iter().map(|e| e.contact_id).collect();
+        let contacts: std::collections::BTreeSet<u64> =
+            log.iter().map(|e| e.contact_id.get()).collect();
         assert_eq!(contacts, ok, "every event is of a write that succeeded");
     }
 
@@ -881,6 +895,6 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (0..300).collect::<Vec<u64>>());
         let stored = store.meta_get("counter").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(stored.as_deref(), Some(&keys::u64_be(300)[..]));
+        assert_eq!(stored.as_deref(), Some(&keys::u64_be(300u64)[..]));
     }
 }

@@ -3,17 +3,18 @@
 
 use super::keys::{self, time_id, u64_be};
 use super::{ContactRecord, ConversationRecord, Result, Store, StoreError, Tree};
+use crate::domain::ids::{ContactId, ConversationId};
 use crate::domain::time::Micros;
 
 impl Store {
     /// Conversations whose notification is due at `now`, oldest first.
-    pub fn due_notifications(&self, now: Micros) -> Result<Vec<u64>> {
+    pub fn due_notifications(&self, now: Micros) -> Result<Vec<ConversationId>> {
         self.tree(Tree::NotifydueConversationid)
             .range(..time_id(now, u64::MAX))
             .keys()
             .map(|k| {
                 k.map_err(StoreError::from)
-                    .and_then(|k| keys::read_u64(&k, 8))
+                    .and_then(|k| keys::read_u64(&k, 8).map(ConversationId::new))
             })
             .collect()
     }
@@ -22,7 +23,7 @@ impl Store {
     /// carried; `retry_at` keeps it pending (the mail server was down).
     pub async fn finish_notification(
         &self,
-        conversation: u64,
+        conversation: ConversationId,
         notified_upto: Option<u64>,
         retry_at: Option<Micros>,
         now: Micros,
@@ -52,7 +53,12 @@ impl Store {
     }
 
     /// The contact's choice about reply notifications (unsubscribe link).
-    pub async fn set_email_notifications(&self, contact: u64, on: bool, now: Micros) -> Result<()> {
+    pub async fn set_email_notifications(
+        &self,
+        contact: ContactId,
+        on: bool,
+        now: Micros,
+    ) -> Result<()> {
         self.write(now, |tx| {
             if let Some(mut c) =
                 tx.get::<ContactRecord>(Tree::ContactidContact, &u64_be(contact))?

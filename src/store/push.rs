@@ -5,9 +5,10 @@ use sha2::{Digest, Sha256};
 
 use super::keys::{concat, u64_be};
 use super::{decode, PushSubscriptionRecord, Result, Store, StoreError, Tree};
+use crate::domain::ids::AgentId;
 use crate::domain::time::Micros;
 
-fn key(agent: u64, endpoint: &str) -> Vec<u8> {
+fn key(agent: AgentId, endpoint: &str) -> Vec<u8> {
     let h: [u8; 32] = Sha256::digest(endpoint.as_bytes()).into();
     concat(&[&u64_be(agent), &h])
 }
@@ -29,7 +30,7 @@ impl Store {
     /// service said it is gone); returns whether it existed.
     pub async fn remove_push_subscription(
         &self,
-        agent: u64,
+        agent: AgentId,
         endpoint: &str,
         now: Micros,
     ) -> Result<bool> {
@@ -38,7 +39,7 @@ impl Store {
     }
 
     /// An agent's subscriptions.
-    pub fn push_subscriptions(&self, agent: u64) -> Result<Vec<PushSubscriptionRecord>> {
+    pub fn push_subscriptions(&self, agent: AgentId) -> Result<Vec<PushSubscriptionRecord>> {
         self.tree(Tree::AgentidPush)
             .scan_prefix(u64_be(agent))
             .values()
@@ -47,10 +48,10 @@ impl Store {
     }
 
     /// The agents with at least one subscription.
-    pub fn agents_with_push(&self) -> Result<Vec<u64>> {
-        let mut out: Vec<u64> = Vec::new();
+    pub fn agents_with_push(&self) -> Result<Vec<AgentId>> {
+        let mut out: Vec<AgentId> = Vec::new();
         for k in self.tree(Tree::AgentidPush).iter().keys() {
-            let id = super::keys::read_u64(&k?, 0)?;
+            let id = AgentId::new(super::keys::read_u64(&k?, 0)?);
             if out.last() != Some(&id) {
                 out.push(id);
             }

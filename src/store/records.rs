@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::{
+    AgentId, CannedId, ContactId, ConversationId, EventId, InboxId, JobId, MessageId,
+    WebhookAttemptId, WebhookId,
+};
 use crate::domain::time::Micros;
 use crate::domain::{AuthorType, ConversationStatus, Role};
 
@@ -10,7 +14,7 @@ use crate::domain::{AuthorType, ConversationStatus, Role};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentRecord {
     /// Primary key.
-    pub id: u64,
+    pub id: AgentId,
     /// Display name.
     pub name: String,
     /// Lower-cased sign-in address (unique).
@@ -42,7 +46,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushSubscriptionRecord {
     /// The agent it notifies.
-    pub agent_id: u64,
+    pub agent_id: AgentId,
     /// The push service URL.
     pub endpoint: String,
     /// The browser's P-256 key (base64url).
@@ -56,7 +60,9 @@ pub struct PushSubscriptionRecord {
 /// Who a bearer token or session belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenRecord {
-    /// The agent or contact the token stands for.
+    /// The agent or contact the token stands for: an `AgentId` or a
+    /// `ContactId` by the tree the record is in (`TokenOwner`), so it stays
+    /// the number both share.
     pub owner: u64,
     /// When it was issued.
     pub created_at: Micros,
@@ -66,14 +72,14 @@ pub struct TokenRecord {
     /// conversations of the API start (a person linked across websites
     /// has one contact but writes from each site).
     #[serde(default)]
-    pub inbox_id: Option<u64>,
+    pub inbox_id: Option<InboxId>,
 }
 
 /// A place customers write to (one per channel).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboxRecord {
     /// Primary key.
-    pub id: u64,
+    pub id: InboxId,
     /// Shown to agents.
     pub name: String,
     /// `web`, and later the other channels.
@@ -110,7 +116,7 @@ pub struct InboxRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChannelIdentity {
     /// The inbox (and so the channel) it was seen in.
-    pub inbox_id: u64,
+    pub inbox_id: InboxId,
     /// `sms`, `whatsapp`, `email`, ...
     pub channel: String,
     /// Phone number, wa_id, PSID, chat id, email address or source_id.
@@ -121,9 +127,9 @@ pub struct ChannelIdentity {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContactRecord {
     /// Primary key.
-    pub id: u64,
+    pub id: ContactId,
     /// The inbox the contact first wrote to.
-    pub inbox_id: u64,
+    pub inbox_id: InboxId,
     /// Optional name.
     pub name: Option<String>,
     /// Optional email.
@@ -138,13 +144,13 @@ pub struct ContactRecord {
     /// The newest conversation per inbox, (inbox, conversation): a
     /// channel message continues it unless it is resolved.
     #[serde(default)]
-    pub latest_conversations: Vec<(u64, u64)>,
+    pub latest_conversations: Vec<(InboxId, ConversationId)>,
     /// When the contact last wrote (the 24-hour windows count from it).
     #[serde(default)]
     pub last_inbound_at: Option<Micros>,
     /// Contacts merged into this one (their ids keep resolving here).
     #[serde(default)]
-    pub merged_ids: Vec<u64>,
+    pub merged_ids: Vec<ContactId>,
     /// The contact unsubscribed from reply notifications.
     #[serde(default)]
     pub email_notifications_off: bool,
@@ -155,22 +161,22 @@ pub struct ContactRecord {
     /// Other inboxes this person is known in (contacts merged from there),
     /// so their widgets still recognise it.
     #[serde(default)]
-    pub also_in: Vec<u64>,
+    pub also_in: Vec<InboxId>,
 }
 
 /// A thread between one contact and the team.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConversationRecord {
     /// Primary key.
-    pub id: u64,
+    pub id: ConversationId,
     /// The inbox it arrived in.
-    pub inbox_id: u64,
+    pub inbox_id: InboxId,
     /// The customer.
-    pub contact_id: u64,
+    pub contact_id: ContactId,
     /// Where it stands.
     pub status: ConversationStatus,
     /// Who on the team owns it.
-    pub assignee_id: Option<u64>,
+    pub assignee_id: Option<AgentId>,
     /// Lower-case labels.
     pub labels: Vec<String>,
     /// When a snoozed conversation reopens by itself.
@@ -228,7 +234,9 @@ pub struct Author {
     /// Contact, agent or system.
     #[serde(rename = "type")]
     pub kind: AuthorType,
-    /// The contact's or agent's id; none for system messages.
+    /// The contact's or agent's id by `kind` (so the number both share;
+    /// [`Author::agent_id`] and [`Author::contact_id`] give it typed); none
+    /// for system messages.
     pub id: Option<u64>,
     /// Display name at the time of writing.
     pub name: Option<String>,
@@ -252,9 +260,9 @@ pub struct AttachmentRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageRecord {
     /// Globally unique id.
-    pub id: u64,
+    pub id: MessageId,
     /// The conversation it belongs to.
-    pub conversation_id: u64,
+    pub conversation_id: ConversationId,
     /// Position in the conversation, from 1, gapless.
     pub seq: u64,
     /// Position among the conversation's public messages, from 1, gapless;
@@ -284,7 +292,7 @@ pub struct MessageRecord {
     /// The inbox whose channel carried this reply, when not the
     /// conversation's own (an answer by SMS or email to a web chat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<u64>,
+    pub via: Option<InboxId>,
 }
 
 /// The steps of an outbound message, in order (a status never moves back,
@@ -345,14 +353,14 @@ pub enum JobKind {
     /// Send an agent's reply through its conversation's channel.
     Send {
         /// The conversation.
-        conversation_id: u64,
+        conversation_id: ConversationId,
         /// The message.
         seq: u64,
     },
     /// Download an inbound message's media into the attachment store.
     FetchMedia {
         /// The conversation.
-        conversation_id: u64,
+        conversation_id: ConversationId,
         /// The message.
         seq: u64,
         /// What to fetch.
@@ -363,16 +371,16 @@ pub enum JobKind {
     /// subscription that wants one (in the write that finishes this job).
     WebhookEvents {
         /// The write's first event.
-        first_event: u64,
+        first_event: EventId,
         /// Its last event.
-        last_event: u64,
+        last_event: EventId,
     },
     /// POST one event to one outbound webhook.
     Webhook {
         /// The subscription.
-        webhook_id: u64,
+        webhook_id: WebhookId,
         /// The event (read from the log at delivery time).
-        event_id: u64,
+        event_id: EventId,
     },
 }
 
@@ -380,7 +388,7 @@ pub enum JobKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
     /// Stable id (the idempotency key of what it does).
-    pub id: u64,
+    pub id: JobId,
     /// What to do.
     pub kind: JobKind,
     /// Attempts made so far.
@@ -395,7 +403,7 @@ pub struct JobRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebhookRecord {
     /// Primary key.
-    pub id: u64,
+    pub id: WebhookId,
     /// Where deliveries go.
     pub url: String,
     /// Event names it wants.
@@ -412,11 +420,11 @@ pub struct WebhookRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebhookAttemptRecord {
     /// Primary key.
-    pub id: u64,
+    pub id: WebhookAttemptId,
     /// The event's name.
     pub event: String,
     /// The event's log id (`webhook-id` is built from it).
-    pub event_id: u64,
+    pub event_id: EventId,
     /// 1 for the first try.
     pub attempt: u32,
     /// The answer's status, if there was one.
@@ -430,12 +438,12 @@ pub struct WebhookAttemptRecord {
 impl ContactRecord {
     /// Whether the person is known in an inbox (first seen there, or merged
     /// with a contact of it).
-    pub fn belongs_to(&self, inbox: u64) -> bool {
+    pub fn belongs_to(&self, inbox: InboxId) -> bool {
         self.inbox_id == inbox || self.also_in.contains(&inbox)
     }
 
     /// The newest conversation of this contact in an inbox.
-    pub fn latest_in(&self, inbox: u64) -> Option<u64> {
+    pub fn latest_in(&self, inbox: InboxId) -> Option<ConversationId> {
         self.latest_conversations
             .iter()
             .find(|(i, _)| *i == inbox)
@@ -443,7 +451,7 @@ impl ContactRecord {
     }
 
     /// Remembers the newest conversation of an inbox.
-    pub fn set_latest(&mut self, inbox: u64, conversation: u64) {
+    pub fn set_latest(&mut self, inbox: InboxId, conversation: ConversationId) {
         self.latest_conversations.retain(|(i, _)| *i != inbox);
         self.latest_conversations.push((inbox, conversation));
     }
@@ -454,9 +462,23 @@ impl Author {
     pub fn agent(a: &AgentRecord) -> Self {
         Self {
             kind: AuthorType::Agent,
-            id: Some(a.id),
+            id: Some(a.id.get()),
             name: Some(a.name.clone()),
         }
+    }
+
+    /// The agent who wrote it, if an agent did.
+    pub fn agent_id(&self) -> Option<AgentId> {
+        self.id
+            .filter(|_| self.kind == AuthorType::Agent)
+            .map(AgentId::new)
+    }
+
+    /// The contact who wrote it, if the contact did.
+    pub fn contact_id(&self) -> Option<ContactId> {
+        self.id
+            .filter(|_| self.kind == AuthorType::Contact)
+            .map(ContactId::new)
     }
 }
 
@@ -466,7 +488,7 @@ pub struct Reader {
     /// Contact or agent.
     #[serde(rename = "type")]
     pub kind: AuthorType,
-    /// Their id.
+    /// Their id: an agent's or a contact's by `kind`.
     pub id: u64,
 }
 
@@ -493,7 +515,7 @@ pub enum EventPayload {
     /// Someone read up to a seq.
     ConversationRead {
         /// The conversation.
-        conversation_id: u64,
+        conversation_id: ConversationId,
         /// Who read.
         reader: Reader,
         /// Up to where.
@@ -508,7 +530,7 @@ pub enum EventPayload {
     /// A contact and all its data were deleted.
     ContactDeleted {
         /// The contact that is gone.
-        contact_id: u64,
+        contact_id: ContactId,
     },
 }
 
@@ -516,11 +538,11 @@ pub enum EventPayload {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRecord {
     /// Increasing, gapless log position.
-    pub id: u64,
+    pub id: EventId,
     /// Inbox of the conversation, for agent access checks.
-    pub inbox_id: u64,
+    pub inbox_id: InboxId,
     /// Contact of the conversation, for contact access checks.
-    pub contact_id: u64,
+    pub contact_id: ContactId,
     /// When it happened.
     pub at: Micros,
     /// What happened.
@@ -556,7 +578,7 @@ impl EventRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CannedRecord {
     /// Primary key.
-    pub id: u64,
+    pub id: CannedId,
     /// What the agent types after `/` (lower-case, no spaces).
     pub shortcut: String,
     /// The text inserted.
@@ -569,7 +591,7 @@ pub struct CannedRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResumeRecord {
     /// The contact to continue as.
-    pub contact_id: u64,
+    pub contact_id: ContactId,
     /// After this the link is dead.
     pub expires_at: Micros,
 }

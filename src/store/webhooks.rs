@@ -2,6 +2,7 @@
 
 use super::keys::{pair, u64_be};
 use super::{abort, decode, Result, Store, StoreError, Tree, WebhookAttemptRecord, WebhookRecord};
+use crate::domain::ids::{WebhookAttemptId, WebhookId};
 use crate::domain::time::Micros;
 
 impl Store {
@@ -15,7 +16,7 @@ impl Store {
     }
 
     /// One subscription.
-    pub fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>> {
+    pub fn webhook(&self, id: WebhookId) -> Result<Option<WebhookRecord>> {
         self.get(Tree::WebhookidWebhook, &u64_be(id))
     }
 
@@ -25,7 +26,7 @@ impl Store {
         let rec = self
             .write(now, |tx| {
                 let mut rec = hook.clone();
-                rec.id = tx.new_id()?;
+                rec.id = WebhookId::new(tx.new_id()?);
                 rec.created_at = tx.now;
                 tx.put(Tree::WebhookidWebhook, &u64_be(rec.id), &rec)?;
                 Ok(rec)
@@ -36,7 +37,7 @@ impl Store {
 
     /// Removes a subscription and its log; queued deliveries find it gone
     /// and are dropped.
-    pub async fn delete_webhook(&self, id: u64, now: Micros) -> Result<()> {
+    pub async fn delete_webhook(&self, id: WebhookId, now: Micros) -> Result<()> {
         let attempts: Vec<Vec<u8>> = self
             .tree(Tree::WebhookidattemptAttempt)
             .scan_prefix(u64_be(id))
@@ -56,7 +57,7 @@ impl Store {
     }
 
     /// Turns a subscription off (the receiver answered 410 Gone).
-    pub async fn disable_webhook(&self, id: u64, now: Micros) -> Result<()> {
+    pub async fn disable_webhook(&self, id: WebhookId, now: Micros) -> Result<()> {
         self.write(now, |tx| {
             if let Some(mut w) = tx.get::<WebhookRecord>(Tree::WebhookidWebhook, &u64_be(id))? {
                 w.disabled = true;
@@ -71,7 +72,7 @@ impl Store {
     /// its job.
     pub async fn log_webhook_attempt(
         &self,
-        webhook_id: u64,
+        webhook_id: WebhookId,
         attempt: WebhookAttemptRecord,
         job: &super::JobRecord,
         retry_at: Option<Micros>,
@@ -79,7 +80,7 @@ impl Store {
     ) -> Result<()> {
         self.write(now, |tx| {
             let mut attempt = attempt.clone();
-            attempt.id = tx.new_id()?;
+            attempt.id = WebhookAttemptId::new(tx.new_id()?);
             attempt.at = tx.now;
             if tx.contains(Tree::WebhookidWebhook, &u64_be(webhook_id))? {
                 tx.put(
@@ -100,7 +101,11 @@ impl Store {
     }
 
     /// A subscription's attempts, newest first.
-    pub fn webhook_attempts(&self, id: u64, limit: usize) -> Result<Vec<WebhookAttemptRecord>> {
+    pub fn webhook_attempts(
+        &self,
+        id: WebhookId,
+        limit: usize,
+    ) -> Result<Vec<WebhookAttemptRecord>> {
         self.tree(Tree::WebhookidattemptAttempt)
             .scan_prefix(u64_be(id))
             .values()

@@ -55,8 +55,8 @@ pub struct Json;
 impl Renderer for Json {
     fn event(&self, svc: &Services, viewer: Viewer, ev: &EventRecord) -> ApiResult<String> {
         let data = svc.event_data(ev, Audience::from(viewer))?;
-        json_frame(Some(ev.id), ev.name(), &data).map_err(|e| {
-            tracing::error!(error = %e, event = ev.id, "event data did not serialize");
+        json_frame(Some(ev.id.get()), ev.name(), &data).map_err(|e| {
+            tracing::error!(error = %e, event = %ev.id, "event data did not serialize");
             crate::error::ApiError::Internal
         })
     }
@@ -83,7 +83,7 @@ pub fn json_frame(
 }
 
 /// `GET /api/v1/events`: everything in the inboxes the agent may see.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn agent_events(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -106,7 +106,7 @@ pub async fn agent_events(
 }
 
 /// `GET /api/v1/customer/events`: the contact's own conversations.
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id))]
 pub async fn customer_events(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -298,7 +298,7 @@ async fn catch_up(
         }
         for ev in &batch {
             send_if_visible(svc, viewer, renderer, ev, tx).await?;
-            *last = ev.id;
+            *last = ev.id.get();
         }
     }
     Ok(())
@@ -377,12 +377,12 @@ async fn run(
             },
             r = events.recv() => match r {
                 Ok(ev) => {
-                    if ev.id <= last {
+                    if ev.id.get() <= last {
                         Ok(())
                     } else {
-                        match catch_up(svc, viewer, renderer, &mut last, ev.id - 1, &tx).await {
+                        match catch_up(svc, viewer, renderer, &mut last, ev.id.get() - 1, &tx).await {
                             Ok(()) => {
-                                last = ev.id;
+                                last = ev.id.get();
                                 send_if_visible(svc, viewer, renderer, &ev, &tx).await
                             }
                             Err(e) => Err(e),

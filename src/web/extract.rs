@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use crate::domain::ids::InboxId;
 use crate::error::ApiError;
 use crate::service::auth::hash_token;
 use crate::store::{AgentRecord, ContactRecord};
@@ -194,7 +195,7 @@ pub struct ContactAuth {
     /// The contact.
     pub contact: ContactRecord,
     /// The inbox the token was issued for (new conversations start there).
-    pub inbox_id: u64,
+    pub inbox_id: InboxId,
     /// Hash of the presented token (an event stream lives as long as it).
     pub token_hash: [u8; 32],
 }
@@ -301,7 +302,7 @@ impl FromRequest for ClientIp {
 }
 
 /// Reads an id from the path; foreign strings are 404.
-pub fn path_id(s: &str) -> Result<u64, ApiError> {
+pub fn path_id<I: crate::domain::ids::Id>(s: &str) -> Result<I, ApiError> {
     crate::domain::parse_id(s).ok_or(ApiError::NotFound)
 }
 

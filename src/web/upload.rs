@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::extract::{parse_json, MAX_JSON_BYTES};
 use super::AppState;
+use crate::domain::ids::ContactId;
 use crate::domain::{ContactName, Email, Invalid, MessageBody};
 use crate::error::ApiError;
 use crate::service::files::{Staged, MAX_FILES};
@@ -55,7 +56,7 @@ pub struct MessageInput {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Uploader {
     /// The contact, once known.
-    pub contact: Option<u64>,
+    pub contact: Option<ContactId>,
     /// The client address (none for agents).
     pub address: Option<IpAddr>,
 }

@@ -716,6 +716,36 @@ async fn the_search_page_offers_and_applies_filters() {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// One rule for the search text (`service::search`): the API and the
+/// search page refuse an over-long query for the same reason, and the
+/// page treats an empty box as nothing typed yet, not as an error.
+#[tokio::test]
+async fn the_api_and_the_search_page_refuse_an_over_long_query_for_the_same_reason() {
+    let app = spawn_app().await;
+    let long = "refund".repeat(40);
+    let r = app
+        .get(&format!("/api/v1/search?q={long}"), &app.admin_token)
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let api = body(r).await;
+    assert_eq!(api["error"]["field"], "q", "{api}");
+    let reason = api["error"]["message"].as_str().unwrap().to_owned();
+
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = s.get(&app, &format!("/search?q={long}")).await;
+    assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&reason), "{reason} in {html}");
+
+    let empty = s.get(&app, "/search?q=+").await;
+    assert_eq!(empty.status(), StatusCode::OK);
+    assert!(empty
+        .text()
+        .await
+        .unwrap()
+        .contains("Type in the search box"));
+}
+
 #[tokio::test]
 async fn hostile_text_in_every_field_is_stored_as_sent_and_rendered_inert() {
     let app = spawn_app().await;

@@ -155,7 +155,7 @@ impl Channel for Email {
             let mut s = settings_of(inbox).map_err(SendError::Permanent)?;
             s.allow_private = http.allow_private;
             super::imap::test_connection(&s).await.map_err(|e| {
-                tracing::warn!(inbox = inbox.id, error = %e, "email connection test failed");
+                tracing::warn!(inbox = %inbox.id, error = %e, "email connection test failed");
                 SendError::Permanent(e.for_admin())
             })?;
             Ok("IMAP and SMTP accepted the settings".into())

@@ -36,6 +36,7 @@ use tantivy::{
 };
 use tokio::sync::watch;
 
+use crate::domain::ids::{AgentId, ContactId, ConversationId, InboxId};
 use crate::domain::time::{self, Micros};
 use crate::domain::{AuthorType, ConversationStatus};
 use crate::service::realtime::Viewer;
@@ -142,15 +143,15 @@ pub struct SearchIndex {
 #[derive(Debug, Default, Clone)]
 pub struct SearchFilter {
     /// Only this inbox.
-    pub inbox: Option<u64>,
+    pub inbox: Option<InboxId>,
     /// Only conversations with this status (checked against the store).
     pub status: Option<ConversationStatus>,
     /// `Some(None)` unassigned, `Some(Some(a))` assigned to `a`.
-    pub assignee: Option<Option<u64>>,
+    pub assignee: Option<Option<AgentId>>,
     /// Only conversations with this label.
     pub label: Option<String>,
     /// Only this contact.
-    pub contact: Option<u64>,
+    pub contact: Option<ContactId>,
     /// Only messages by this kind of author.
     pub author: Option<AuthorType>,
     /// Only messages at or after this time.
@@ -251,8 +252,8 @@ impl SearchIndex {
         &self,
         store: &Store,
         m: &MessageRecord,
-        inbox_id: u64,
-        contact_id: u64,
+        inbox_id: InboxId,
+        contact_id: ContactId,
     ) -> Result<Option<TantivyDocument>> {
         // A message of a contact deleted since is not indexed again.
         if store.conversation(m.conversation_id)?.is_none() {
@@ -260,10 +261,10 @@ impl SearchIndex {
         }
         let f = self.f;
         let mut d = TantivyDocument::default();
-        d.add_u64(f.message_id, m.id);
-        d.add_u64(f.conversation_id, m.conversation_id);
-        d.add_u64(f.inbox_id, inbox_id);
-        d.add_u64(f.contact_id, contact_id);
+        d.add_u64(f.message_id, m.id.get());
+        d.add_u64(f.conversation_id, m.conversation_id.get());
+        d.add_u64(f.inbox_id, inbox_id.get());
+        d.add_u64(f.contact_id, contact_id.get());
         d.add_u64(f.seq, m.seq);
         d.add_u64(f.author, author_code(m.author.kind));
         d.add_u64(f.private, u64::from(m.private));
@@ -289,13 +290,13 @@ impl SearchIndex {
     pub fn apply(&self, store: &Store, ev: &EventRecord) -> Result<()> {
         if let EventPayload::ContactDeleted { contact_id } = &ev.payload {
             self.writer()?
-                .delete_term(Term::from_field_u64(self.f.contact_id, *contact_id));
+                .delete_term(Term::from_field_u64(self.f.contact_id, contact_id.get()));
         }
         if let EventPayload::MessageCreated { message } = &ev.payload {
             let doc = self.document(store, message, ev.inbox_id, ev.contact_id)?;
             let w = self.writer()?;
             // Re-indexing after a partial commit never duplicates.
-            w.delete_term(Term::from_field_u64(self.f.message_id, message.id));
+            w.delete_term(Term::from_field_u64(self.f.message_id, message.id.get()));
             if let Some(doc) = doc {
                 w.add_document(doc)?;
             }
@@ -334,7 +335,7 @@ impl SearchIndex {
         }
         while at < target {
             let batch = store.events_between(at, target, 2000)?;
-            let Some(last) = batch.last().map(|e| e.id) else {
+            let Some(last) = batch.last().map(|e| e.id.get()) else {
                 break;
             };
             for ev in &batch {
@@ -358,7 +359,7 @@ impl SearchIndex {
             w.delete_all_documents()?;
         }
         let mut done = 0u64;
-        let mut convs: HashMap<u64, (u64, u64)> = HashMap::new();
+        let mut convs: HashMap<ConversationId, (InboxId, ContactId)> = HashMap::new();
         for m in store.scan_messages(None) {
             let m = m?;
             let (inbox, contact) = match convs.get(&m.conversation_id) {
@@ -410,15 +411,15 @@ impl SearchIndex {
                 IndexRecordOption::Basic,
             ))
         };
-        let mut visible_inboxes: Option<Vec<u64>> = None;
+        let mut visible_inboxes: Option<Vec<InboxId>> = None;
         match viewer {
             Viewer::Contact { id } => {
-                must.push((Occur::Must, term(f.contact_id, id)));
+                must.push((Occur::Must, term(f.contact_id, id.get())));
                 must.push((Occur::Must, term(f.private, 0)));
             }
             Viewer::Agent { id, admin } => {
                 if !admin {
-                    let mine: Vec<u64> = store
+                    let mine: Vec<InboxId> = store
                         .inboxes()?
                         .into_iter()
                         .map(|i| i.id)
@@ -428,7 +429,7 @@ impl SearchIndex {
                 }
             }
         }
-        let allowed: Vec<u64> = match (&visible_inboxes, filter.inbox) {
+        let allowed: Vec<InboxId> = match (&visible_inboxes, filter.inbox) {
             (Some(v), Some(i)) => v.iter().copied().filter(|x| *x == i).collect(),
             (Some(v), None) => v.clone(),
             (None, Some(i)) => vec![i],
@@ -440,12 +441,12 @@ impl SearchIndex {
             }
             let any: Vec<(Occur, Box<dyn Query>)> = allowed
                 .iter()
-                .map(|i| (Occur::Should, term(f.inbox_id, *i)))
+                .map(|i| (Occur::Should, term(f.inbox_id, i.get())))
                 .collect();
             must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
         }
         if let Some(c) = filter.contact {
-            must.push((Occur::Must, term(f.contact_id, c)));
+            must.push((Occur::Must, term(f.contact_id, c.get())));
         }
         if let Some(a) = filter.author {
             must.push((Occur::Must, term(f.author, author_code(a))));
@@ -492,7 +493,7 @@ impl SearchIndex {
             for (i, (_, addr)) in page.iter().enumerate() {
                 let doc: TantivyDocument = searcher.doc(*addr)?;
                 let get = |field: Field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
-                let (conv_id, seq) = (get(f.conversation_id), get(f.seq));
+                let (conv_id, seq) = (ConversationId::new(get(f.conversation_id)), get(f.seq));
                 let Some(message) = store.message(conv_id, seq)? else {
                     continue;
                 };
@@ -525,7 +526,7 @@ impl SearchIndex {
     fn conversation_matches(
         &self,
         store: &Store,
-        conv: u64,
+        conv: ConversationId,
         filter: &SearchFilter,
     ) -> Result<bool> {
         if filter.status.is_none() && filter.assignee.is_none() && filter.label.is_none() {
@@ -669,12 +670,13 @@ pub async fn run_indexer(
             r = events.recv() => match r {
                 Ok(ev) => {
                     let upto = pending.max(index.indexed_upto());
-                    if ev.id <= upto {
+                    let id = ev.id.get();
+                    if id <= upto {
                         continue;
                     }
-                    if ev.id > upto + 1 {
+                    if id > upto + 1 {
                         // Missed some (a restart race or a lag): take them from the log.
-                        match store.events_between(upto, ev.id - 1, usize::MAX) {
+                        match store.events_between(upto, id - 1, usize::MAX) {
                             Ok(evs) => for e in &evs { let _ = index.apply(&store, e); },
                             Err(e) => tracing::error!(error = %e, "search index could not read the log"),
                         }
@@ -682,7 +684,7 @@ pub async fn run_indexer(
                     if let Err(e) = index.apply(&store, &ev) {
                         tracing::error!(error = %e, "search index could not add a message");
                     }
-                    pending = ev.id;
+                    pending = id;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     let upto = store.durability().published_upto();

@@ -22,14 +22,14 @@ pub struct CreateBody {
 }
 
 /// Every agent.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
     let agents: Vec<_> = state.svc.agents()?.iter().map(views::Agent::of).collect();
     Ok(HttpResponse::Ok().json(json!({ "agents": agents })))
 }
 
 /// One agent.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, id = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, id = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -40,7 +40,7 @@ pub async fn get(
 }
 
 /// Adds an agent (admins). The new agent is a member of no inbox.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -67,7 +67,7 @@ pub struct UpdateBody {
 
 /// Renames, changes the role of, or (de)activates an agent (admins).
 /// Deactivation ends the agent's sessions and tokens at once.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, id = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, id = %path))]
 pub async fn update(
     state: web::Data<AppState>,
     auth: AgentAuth,

@@ -40,14 +40,14 @@ pub async fn login(
 }
 
 /// Revokes the presented token.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn logout(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
     state.svc.sign_out(auth.token_hash).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// The signed-in agent.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn me(auth: AgentAuth) -> HttpResponse {
     HttpResponse::Ok().json(views::Agent::of(&auth.agent))
 }
@@ -61,7 +61,7 @@ pub struct PasswordBody {
 
 /// Changes the agent's password, ends every session and token it had, and
 /// hands back a fresh token so this client stays signed in.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn change_password(
     state: web::Data<AppState>,
     auth: AgentAuth,

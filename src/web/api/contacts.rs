@@ -12,7 +12,7 @@ use crate::web::AppState;
 /// One contact with its addresses and conversations, as far as they are
 /// in inboxes the agent reaches: a person known in several inboxes shows
 /// nothing of the others (their conversations hold notes).
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, contact = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, contact = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -30,7 +30,7 @@ pub struct MergeBody {
 
 /// Merges the contact into `into`: one person, all conversations and
 /// channel addresses. The agent must see both.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, contact = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, contact = %path))]
 pub async fn merge(
     state: web::Data<AppState>,
     auth: AgentAuth,

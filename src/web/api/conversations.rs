@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{double_option, search_results, MessageQuery, SearchQuery};
 use crate::contract::{self as views, Audience};
+use crate::domain::ids::ConversationId;
 use crate::domain::time::parse_rfc3339;
 use crate::domain::{ConversationStatus, Invalid, Label};
 use crate::error::{ApiError, ApiResult};
@@ -22,7 +23,7 @@ use crate::web::AppState;
 pub fn visible_conversation(
     state: &AppState,
     auth: &AgentAuth,
-    id: u64,
+    id: ConversationId,
 ) -> ApiResult<ConversationRecord> {
     state.svc.visible_conversation(&auth.agent, id)
 }
@@ -39,7 +40,7 @@ pub struct ListQuery {
 }
 
 /// Conversations the agent may see, newest activity first.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -103,13 +104,13 @@ pub async fn list(
     })))
 }
 
-fn parse_cursor(c: &str) -> Option<(i64, u64)> {
+fn parse_cursor(c: &str) -> Option<(i64, ConversationId)> {
     let (t, id) = c.split_once('.')?;
-    Some((t.parse().ok()?, id.parse().ok()?))
+    Some((t.parse().ok()?, ConversationId::new(id.parse().ok()?)))
 }
 
 /// One conversation.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, conversation = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -131,7 +132,7 @@ pub struct PatchBody {
 }
 
 /// Changes status, assignee, labels or snooze.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, conversation = %path))]
 pub async fn patch(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -173,7 +174,7 @@ pub async fn patch(
 }
 
 /// Messages of a conversation, notes included.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, conversation = %path))]
 pub async fn messages(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -186,7 +187,7 @@ pub async fn messages(
         .json(json!({"messages": msgs.iter().map(views::Message::of).collect::<Vec<_>>()})))
 }
 /// A reply or private note; 201 once durable.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, conversation = %path))]
 pub async fn post_message(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -204,7 +205,7 @@ pub async fn post_message(
 }
 
 /// Puts a failed channel reply back in the outbox.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path.0, seq = %path.1))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, conversation = %path.0, seq = %path.1))]
 pub async fn retry_delivery(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -225,7 +226,7 @@ pub struct TypingBody {
 }
 
 /// Tells the contact (unless it is a note) and colleagues.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, conversation = %path))]
 pub async fn typing(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -246,7 +247,7 @@ pub struct ReadBody {
 }
 
 /// The team has read up to `seq`.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, conversation = %path))]
 pub async fn read(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -262,7 +263,7 @@ pub async fn read(
 }
 
 /// Search over everything the agent may see, notes included.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn search(
     state: web::Data<AppState>,
     auth: AgentAuth,

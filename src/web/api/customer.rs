@@ -75,7 +75,7 @@ pub async fn widget_info(
 }
 
 /// The contact behind the token.
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id))]
 pub async fn me(auth: ContactAuth) -> HttpResponse {
     HttpResponse::Ok().json(views::Contact::of(&auth.contact))
 }
@@ -89,7 +89,7 @@ fn uploader(auth: &ContactAuth, ip: &ClientIp) -> Uploader {
 }
 
 /// The contact's conversations, newest activity first.
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id))]
 pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<HttpResponse> {
     let out = state
         .svc
@@ -101,7 +101,7 @@ pub async fn list(state: web::Data<AppState>, auth: ContactAuth) -> ApiResult<Ht
 }
 
 /// Starts a conversation with its first message.
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -123,7 +123,7 @@ pub async fn create(
 }
 
 /// One of the contact's conversations.
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id, conversation = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -134,7 +134,7 @@ pub async fn get(
 }
 
 /// Messages the contact may see (no notes).
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id, conversation = %path))]
 pub async fn messages(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -149,7 +149,7 @@ pub async fn messages(
 }
 
 /// A new message from the contact; reopens the conversation if needed.
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id, conversation = %path))]
 pub async fn post_message(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -173,7 +173,7 @@ pub struct TypingBody {
 }
 
 /// Tells the team the contact is typing.
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id, conversation = %path))]
 pub async fn typing(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -194,7 +194,7 @@ pub struct ReadBody {
 
 /// The contact has read up to `seq`, its own numbering: natter records the
 /// real seq of that public message (agents then show "Seen").
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id, conversation = %path))]
 pub async fn read(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -211,7 +211,7 @@ pub async fn read(
 
 /// A single-use link, valid for 15 minutes, that continues this contact on
 /// another device.
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id, ip = %ip.0))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id, ip = %ip.0))]
 pub async fn create_resume_link(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -251,7 +251,7 @@ pub async fn redeem_resume_link(
 }
 
 /// Search over the contact's own messages (never notes).
-#[tracing::instrument(skip_all, fields(contact = auth.contact.id))]
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id))]
 pub async fn search(
     state: web::Data<AppState>,
     auth: ContactAuth,
@@ -267,7 +267,7 @@ pub async fn search(
 
 /// `DELETE /api/v1/contacts/{id}` (admins): erases a contact and all its
 /// conversations, messages, files and search entries.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, contact = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, contact = %path))]
 pub async fn delete_contact(
     state: web::Data<AppState>,
     auth: crate::web::extract::AgentAuth,

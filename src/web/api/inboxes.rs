@@ -24,7 +24,7 @@ pub struct CreateBody {
 }
 
 /// Admins: every inbox; agents: those they are members of.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
     let out: Vec<_> = state
         .svc
@@ -37,7 +37,7 @@ pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<Http
 
 /// Creates an inbox (admins); a Telegram inbox's answer also says whether
 /// its webhook could be registered.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -71,7 +71,7 @@ pub struct UpdateBody {
 /// Changes an inbox's name, greeting, channel settings or identity secret
 /// (admins).
 /// Settings not given keep their value, so secrets need not be retyped.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, inbox = %path))]
 pub async fn update(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -95,7 +95,7 @@ pub async fn update(
 
 /// "Test connection": asks the provider whether the credentials work
 /// (and for Telegram registers the webhook again).
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, inbox = %path))]
 pub async fn test_connection(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -110,7 +110,7 @@ pub async fn test_connection(
 }
 
 /// One inbox, if visible.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, inbox = %path))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -125,7 +125,7 @@ pub async fn get(
 }
 
 /// The members of a visible inbox.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, inbox = %path))]
 pub async fn members(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -148,7 +148,7 @@ pub struct MemberBody {
 
 /// Adds an agent to an inbox (admins): 201 when added, 200 when it
 /// already was a member.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, inbox = %path))]
 pub async fn add_member(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -169,7 +169,7 @@ pub async fn add_member(
 }
 
 /// Removes an agent from an inbox (admins).
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, inbox = %path.0, member = %path.1))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, inbox = %path.0, member = %path.1))]
 pub async fn remove_member(
     state: web::Data<AppState>,
     auth: AgentAuth,

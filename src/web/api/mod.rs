@@ -10,6 +10,7 @@ pub mod inboxes;
 pub mod push;
 pub mod webhooks;
 
+use crate::domain::ids::AgentId;
 use actix_web::web;
 use serde::{Deserialize, Deserializer};
 
@@ -218,13 +219,7 @@ impl SearchQuery {
     /// Checks the query and page size.
     pub fn checked(&self) -> Result<(String, usize), crate::domain::Invalid> {
         use crate::domain::Invalid;
-        let q = self.q.as_deref().map(str::trim).unwrap_or_default();
-        if q.is_empty() {
-            return Err(Invalid::new("q", "q must not be empty"));
-        }
-        if q.chars().count() > 200 {
-            return Err(Invalid::new("q", "q must be at most 200 characters"));
-        }
+        let q = crate::service::search::required_search_text(self.q.as_deref())?;
         let limit = match self.limit.as_deref() {
             None => 20,
             Some(s) => match s.parse::<usize>() {
@@ -239,23 +234,26 @@ impl SearchQuery {
                 return Err(Invalid::new("cursor", "cursor is not one we handed out"));
             }
         }
-        Ok((q.to_owned(), limit))
+        Ok((q, limit))
     }
 
     /// The agents' filters.
     pub fn filter(
         &self,
-        me: u64,
+        me: AgentId,
     ) -> Result<crate::service::index::SearchFilter, crate::domain::Invalid> {
         use crate::domain::{parse_id, AuthorType, ConversationStatus, Invalid, Label};
-        let id = |v: &Option<String>, field: &'static str| -> Result<Option<u64>, Invalid> {
+        fn id<I: crate::domain::ids::Id>(
+            v: &Option<String>,
+            field: &'static str,
+        ) -> Result<Option<I>, Invalid> {
             v.as_deref()
                 .filter(|s| !s.is_empty())
                 .map(|s| {
                     parse_id(s).ok_or_else(|| Invalid::new(field, format!("{field} must be an id")))
                 })
                 .transpose()
-        };
+        }
         Ok(crate::service::index::SearchFilter {
             inbox: id(&self.inbox, "inbox")?,
             status: self
@@ -312,24 +310,14 @@ impl SearchQuery {
 pub fn search_results(
     hits: crate::service::index::Hits,
     audience: crate::contract::Audience,
-) -> serde_json::Value {
-    use crate::contract::Audience;
-    use crate::domain::format_id;
-    serde_json::json!({
-        "results": hits.hits.iter().map(|h| serde_json::json!({
-            "conversation_id": format_id(h.message.conversation_id),
-            "message_id": format_id(h.message.id),
-            // The contact's numbering for the contact (its hits are public).
-            "seq": match audience {
-                Audience::Team => h.message.seq,
-                Audience::Contact => h.message.ordinal,
-            },
-            "snippet": h.snippet,
-            "highlights": h.highlights.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
-            "author_type": h.message.author.kind.as_str(),
-            "private": h.message.private,
-            "created_at": crate::domain::time::rfc3339(h.message.created_at),
-        })).collect::<Vec<_>>(),
-        "next_cursor": hits.next_cursor,
-    })
+) -> crate::contract::SearchResults {
+    use crate::contract::{SearchResult, SearchResults};
+    SearchResults {
+        results: hits
+            .hits
+            .iter()
+            .map(|h| SearchResult::of(&h.message, &h.snippet, &h.highlights, audience))
+            .collect(),
+        next_cursor: hits.next_cursor,
+    }
 }

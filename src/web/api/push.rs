@@ -13,7 +13,7 @@ use crate::web::extract::{AgentAuth, ApiJson};
 use crate::web::AppState;
 
 /// The VAPID public key for `pushManager.subscribe`.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn key(state: web::Data<AppState>, auth: AgentAuth) -> HttpResponse {
     HttpResponse::Ok().json(json!({"public_key": state.svc.push_public_key()}))
 }
@@ -33,7 +33,7 @@ pub struct Keys {
 }
 
 /// Adds this browser's subscription.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn subscribe(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -56,7 +56,7 @@ pub struct EndpointQuery {
 }
 
 /// Removes this browser's subscription.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -67,7 +67,7 @@ pub async fn unsubscribe(
 }
 
 /// The signed-in agent's subscribed endpoints.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
     let subs: Vec<_> = state
         .svc

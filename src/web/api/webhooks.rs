@@ -6,21 +6,11 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::contract;
 use crate::domain::{format_id, time};
 use crate::error::ApiResult;
-use crate::store::WebhookRecord;
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::AppState;
-
-fn view(w: &WebhookRecord) -> serde_json::Value {
-    json!({
-        "id": format_id(w.id),
-        "url": w.url,
-        "events": w.events,
-        "disabled": w.disabled,
-        "created_at": time::rfc3339(w.created_at),
-    })
-}
 
 /// `POST /webhooks` body.
 #[derive(Deserialize)]
@@ -31,7 +21,7 @@ pub struct CreateBody {
 
 /// Subscribes a URL to events; 422 for internal addresses (SSRF) unless
 /// allowed by `NATTER_WEBHOOKS_ALLOW_PRIVATE`.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -42,20 +32,26 @@ pub async fn create(
         .svc
         .create_webhook(&auth.agent, &b.url, &b.events)
         .await?;
-    let mut v = view(&w);
-    v["secret"] = json!(secret);
-    Ok(HttpResponse::Created().json(v))
+    Ok(HttpResponse::Created().json(contract::Webhook {
+        secret: Some(secret),
+        ..contract::Webhook::of(&w)
+    }))
 }
 
 /// Every subscription (secrets are not shown again).
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
-    let all: Vec<_> = state.svc.webhooks(&auth.agent)?.iter().map(view).collect();
+    let all: Vec<_> = state
+        .svc
+        .webhooks(&auth.agent)?
+        .iter()
+        .map(contract::Webhook::of)
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "webhooks": all })))
 }
 
 /// Removes a subscription.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, webhook = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, webhook = %path))]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: AgentAuth,
@@ -71,7 +67,7 @@ pub async fn delete(
 }
 
 /// One row per attempt, newest first.
-#[tracing::instrument(skip_all, fields(agent = auth.agent.id, webhook = %path))]
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, webhook = %path))]
 pub async fn deliveries(
     state: web::Data<AppState>,
     auth: AgentAuth,

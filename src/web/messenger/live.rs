@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
+use crate::domain::ids::ConversationId;
 use crate::domain::{parse_id, AuthorType};
 use crate::error::{ApiError, ApiResult};
 use crate::service::realtime::{TypingEvent, Viewer};
@@ -24,7 +25,7 @@ pub struct MessengerContext {
     /// The inbox's widget key (for links).
     pub key: String,
     /// The open conversation.
-    pub conversation: Option<u64>,
+    pub conversation: Option<ConversationId>,
 }
 
 #[derive(Template)]
@@ -61,7 +62,11 @@ pub async fn events(
 }
 
 /// A message appended to the open thread (replacing a copy shown already).
-pub fn message_fragment(_key: &str, conversation: u64, m: &MessageView) -> Result<String> {
+pub fn message_fragment(
+    _key: &str,
+    conversation: ConversationId,
+    m: &MessageView,
+) -> Result<String> {
     let html = MessagePartial { msg: m }
         .render()
         .map_err(|e| crate::store::StoreError::Corrupt(format!("template: {e}")))?;
@@ -73,7 +78,7 @@ pub fn message_fragment(_key: &str, conversation: u64, m: &MessageView) -> Resul
 
 impl Renderer for MessengerContext {
     fn event(&self, svc: &Services, _viewer: Viewer, ev: &EventRecord) -> ApiResult<String> {
-        Ok(html_frame(Some(ev.id), &render_event(svc, self, ev)?))
+        Ok(html_frame(Some(ev.id.get()), &render_event(svc, self, ev)?))
     }
 
     fn typing(&self, t: &TypingEvent) -> Option<String> {

@@ -19,6 +19,7 @@ use super::session::{url_escape, MESSENGER_FORM};
 use super::upload::{prepare, MessageUpload, Uploader};
 use super::workspace::view::{self, MessageView};
 use super::AppState;
+use crate::domain::ids::ConversationId;
 use crate::domain::time::{self, rfc3339};
 use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
 use crate::error::ApiError;
@@ -108,7 +109,7 @@ fn contact_from(
 /// (the key itself is not logged).
 fn inbox_of(state: &AppState, key: &str) -> Result<InboxRecord, ApiError> {
     let inbox = state.svc.widget_inbox(key)?;
-    tracing::Span::current().record("inbox", inbox.id);
+    tracing::Span::current().record("inbox", inbox.id.get());
     Ok(inbox)
 }
 
@@ -221,6 +222,31 @@ pub struct PageQuery {
     resume: Option<String>,
     embed: Option<String>,
     q: Option<String>,
+}
+
+/// The whole messenger page of `inbox` for `who`: its frame (form token,
+/// the `embed`, `resume` and `c` of `q`, the token handed to the script
+/// after a resume) around the main view. Every handler that answers with
+/// the full page builds it here.
+async fn full_page(
+    state: &AppState,
+    inbox: &InboxRecord,
+    who: Option<&(ContactRecord, String)>,
+    q: &PageQuery,
+    csrf: String,
+    token_for_script: Option<String>,
+) -> Result<String, ApiError> {
+    let main = main_view(state, inbox, who, q, &csrf).await?;
+    render(&Page {
+        key: inbox.widget_key.clone(),
+        csrf,
+        inbox_name: inbox.name.clone(),
+        embed: q.embed.is_some(),
+        resume: q.resume.clone().filter(|r| !r.is_empty()),
+        resume_c: q.c.clone().unwrap_or_default(),
+        token_for_script,
+        main_html: render(&main)?,
+    })
 }
 
 fn render<T: Template>(t: &T) -> Result<String, ApiError> {
@@ -361,23 +387,13 @@ async fn page(
             (t, Some(c))
         }
     };
-    let main = main_view(&state, &inbox, who.as_ref(), &q, &csrf).await?;
-    let p = Page {
-        key: inbox.widget_key.clone(),
-        csrf,
-        inbox_name: inbox.name.clone(),
-        embed: q.embed.is_some(),
-        resume: q.resume.clone().filter(|r| !r.is_empty()),
-        resume_c: q.c.clone().unwrap_or_default(),
-        token_for_script: None,
-        main_html: render(&main)?,
-    };
+    let page = full_page(&state, &inbox, who.as_ref(), &q, csrf, None).await?;
     let mut res = HttpResponse::Ok();
     res.content_type("text/html; charset=utf-8");
     if let Some(c) = new_cookie {
         res.cookie(c);
     }
-    Ok(res.body(render(&p)?))
+    Ok(res.body(page))
 }
 
 #[tracing::instrument(skip_all, fields(inbox = tracing::field::Empty))]
@@ -421,7 +437,7 @@ async fn answer(
     req: &HttpRequest,
     inbox: &InboxRecord,
     who: &(ContactRecord, String),
-    conversation: u64,
+    conversation: ConversationId,
     fresh_token: bool,
 ) -> Result<HttpResponse, ApiError> {
     let secure = state.config.base_url.starts_with("https://");
@@ -657,52 +673,26 @@ async fn resume(
         .await?;
     let csrf = form_token(&req);
     let Some(who) = redeemed else {
-        let p = Page {
-            key: inbox.widget_key.clone(),
-            csrf: csrf.clone(),
-            inbox_name: inbox.name.clone(),
-            embed: false,
-            resume: None,
-            resume_c: String::new(),
-            token_for_script: None,
-            main_html: render(
-                &main_view(&state, &inbox, None, &PageQuery::default(), &csrf).await?,
-            )?,
-        };
-        let body = render(&p)?.replace("<!--resume-error-->", "<p class=\"error\" role=\"alert\">This link has expired or was already used. Ask for a new one on your other device.</p>");
+        let page = full_page(&state, &inbox, None, &PageQuery::default(), csrf, None).await?;
+        let body = page.replace("<!--resume-error-->", "<p class=\"error\" role=\"alert\">This link has expired or was already used. Ask for a new one on your other device.</p>");
         return Ok(HttpResponse::Gone()
             .content_type("text/html; charset=utf-8")
             .body(body));
     };
     let token = who.1.clone();
     let ttl = state.config.contact_token_ttl_secs;
-    let p = Page {
-        key: inbox.widget_key.clone(),
-        csrf: csrf.clone(),
-        inbox_name: inbox.name.clone(),
-        embed: false,
-        resume: None,
-        resume_c: String::new(),
-        token_for_script: Some(token.clone()),
-        main_html: render(
-            &main_view(
-                &state,
-                &inbox,
-                Some(&who),
-                &PageQuery {
-                    c: form.c.clone().filter(|c| !c.is_empty()),
-                    ..PageQuery::default()
-                },
-                &csrf,
-            )
-            .await?,
-        )?,
+    // Opens the conversation the link named; no `resume` in the query, so
+    // the page shows no resume form (its `c` is unused then).
+    let q = PageQuery {
+        c: form.c.clone().filter(|c| !c.is_empty()),
+        ..PageQuery::default()
     };
+    let page = full_page(&state, &inbox, Some(&who), &q, csrf, Some(token.clone())).await?;
     let secure = state.config.base_url.starts_with("https://");
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .cookie(contact_cookie(&token, secure, ttl))
-        .body(render(&p)?))
+        .body(page))
 }
 
 /// `c`, `e`, `at`, `d`, `t` of an email confirmation link (its query, and

@@ -11,6 +11,7 @@ use askama::Template;
 
 use super::view::{self, ConvView, Filter, MessageView, Names, RowView};
 use super::PageError;
+use crate::domain::ids::{AgentId, ConversationId, InboxId};
 use crate::domain::{parse_id, AuthorType};
 use crate::error::ApiResult;
 use crate::service::realtime::{TypingEvent, Viewer};
@@ -26,9 +27,9 @@ pub struct PageContext {
     /// The list's filter.
     pub filter: Filter,
     /// The open conversation, if any.
-    pub conversation: Option<u64>,
+    pub conversation: Option<ConversationId>,
     /// The viewing agent.
-    pub agent_id: u64,
+    pub agent_id: AgentId,
 }
 
 #[derive(Template)]
@@ -61,7 +62,7 @@ fn render<T: Template>(t: &T) -> Result<String> {
 }
 
 /// `GET /ui/events`: the page's live stream of HTML fragments.
-#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id))]
 pub async fn events(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -91,8 +92,8 @@ pub async fn events(
 /// conversation's (icons on live messages).
 pub fn channel_tag(
     svc: &Services,
-    conversation: u64,
-    via: Option<u64>,
+    conversation: ConversationId,
+    via: Option<InboxId>,
 ) -> ApiResult<view::ChannelTag> {
     let ch = svc.message_channel(conversation, via)?;
     Ok(view::ChannelTag::of(
@@ -104,7 +105,7 @@ pub fn channel_tag(
 /// A message appended to its thread unless it is shown already (the reply
 /// form's own answer: the live stream may have shown it, and a newer
 /// delivery state, first; `app.js` skips a message already present).
-pub fn message_append_fragment(conversation: u64, m: &MessageView) -> Result<String> {
+pub fn message_append_fragment(conversation: ConversationId, m: &MessageView) -> Result<String> {
     Ok(format!(
         "<div hx-swap-oob=\"beforeend:#thread-{conversation}\">{}</div>",
         render(&MessagePartial { msg: m })?
@@ -112,7 +113,7 @@ pub fn message_append_fragment(conversation: u64, m: &MessageView) -> Result<Str
 }
 
 /// A message appended to its thread, replacing a copy already shown.
-pub fn message_fragment(conversation: u64, m: &MessageView) -> Result<String> {
+pub fn message_fragment(conversation: ConversationId, m: &MessageView) -> Result<String> {
     Ok(format!(
         "<div hx-swap-oob=\"delete:#msg-{id}\"></div><div hx-swap-oob=\"delete:#day-{id}\"></div><div hx-swap-oob=\"beforeend:#thread-{conversation}\">{}</div>",
         render(&MessagePartial { msg: m })?,
@@ -120,7 +121,11 @@ pub fn message_fragment(conversation: u64, m: &MessageView) -> Result<String> {
     ))
 }
 
-fn row_fragment(svc: &Services, ctx: &PageContext, conversation: u64) -> ApiResult<String> {
+fn row_fragment(
+    svc: &Services,
+    ctx: &PageContext,
+    conversation: ConversationId,
+) -> ApiResult<String> {
     let mut out = format!("<div hx-swap-oob=\"delete:#row-{conversation}\"></div>");
     if let Some(c) = svc.conversation(conversation)? {
         if ctx.filter.matches(&c, ctx.agent_id) {
@@ -137,7 +142,11 @@ fn row_fragment(svc: &Services, ctx: &PageContext, conversation: u64) -> ApiResu
     Ok(out)
 }
 
-fn controls_fragment(svc: &Services, me: &AgentRecord, conversation: u64) -> ApiResult<String> {
+fn controls_fragment(
+    svc: &Services,
+    me: &AgentRecord,
+    conversation: ConversationId,
+) -> ApiResult<String> {
     let Some(c) = svc.conversation(conversation)? else {
         return Ok(String::new());
     };
@@ -160,7 +169,10 @@ struct PageFrames {
 
 impl Renderer for PageFrames {
     fn event(&self, svc: &Services, _viewer: Viewer, ev: &EventRecord) -> ApiResult<String> {
-        Ok(html_frame(Some(ev.id), &render_event(svc, &self.ctx, ev)?))
+        Ok(html_frame(
+            Some(ev.id.get()),
+            &render_event(svc, &self.ctx, ev)?,
+        ))
     }
 
     fn typing(&self, t: &TypingEvent) -> Option<String> {

@@ -20,6 +20,7 @@ use super::session::{
     cleared_cookie, safe_next, session_agent, session_cookie, PageAgent, PageError,
 };
 use super::AppState;
+use crate::domain::ids::ContactId;
 use crate::domain::time::{self, parse_rfc3339};
 use crate::domain::{format_id, parse_id, ConversationStatus, Label};
 use crate::error::ApiError;
@@ -191,7 +192,7 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id))]
 async fn logout(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -367,7 +368,7 @@ fn inbox_page(
     })
 }
 
-#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id))]
 async fn inbox(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -387,7 +388,7 @@ pub fn visible_conversation(
     Ok(state.svc.visible_conversation(&page.agent, id)?)
 }
 
-#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id, conversation = %path))]
 async fn conversation(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -399,7 +400,7 @@ async fn conversation(
     Ok(html(render(&p)?))
 }
 
-#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id, conversation = %path))]
 async fn send(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -449,7 +450,7 @@ pub struct UpdateForm {
     labels_present: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id, conversation = %path))]
 async fn update(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -584,7 +585,7 @@ async fn merge_contact(
 }
 
 /// The Retry button of a reply a channel did not deliver.
-#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path.0, seq = %path.1))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id, conversation = %path.0, seq = %path.1))]
 async fn retry_delivery(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -598,7 +599,7 @@ async fn retry_delivery(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id, conversation = %path))]
 async fn read(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -620,7 +621,7 @@ pub struct TypingForm {
     private: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(agent = page.agent.id, conversation = %path))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id, conversation = %path))]
 async fn typing(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -673,7 +674,7 @@ struct SearchPage {
     f_to: String,
 }
 
-#[tracing::instrument(skip_all, fields(agent = page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id))]
 async fn search(
     state: web::Data<AppState>,
     page: PageAgent,
@@ -692,13 +693,9 @@ async fn search(
             (id, i.name, selected)
         })
         .collect();
-    let text =
-        q.q.clone()
-            .unwrap_or_default()
-            .trim()
-            .chars()
-            .take(200)
-            .collect::<String>();
+    // The API's rule: an over-long query is refused with the API's reason;
+    // an empty box is the page's "type something" state.
+    let text = crate::service::search::search_text(q.q.as_deref())?.unwrap_or_default();
     let mut results = Vec::new();
     let mut next_href = None;
     if !text.is_empty() {
@@ -722,7 +719,7 @@ async fn search(
                 contact_name: view::contact_display(
                     contact.as_ref().and_then(|k| k.name.as_deref()),
                     contact.as_ref().and_then(|k| k.email.as_deref()),
-                    contact.as_ref().map_or(0, |k| k.id),
+                    contact.as_ref().map_or(ContactId::new(0), |k| k.id),
                 ),
                 before,
                 hit,

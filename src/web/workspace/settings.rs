@@ -311,7 +311,7 @@ fn page(
     })
 }
 
-#[tracing::instrument(skip_all, fields(agent = p.agent.id, section = %path))]
+#[tracing::instrument(skip_all, fields(agent = %p.agent.id, section = %path))]
 async fn show(
     state: web::Data<AppState>,
     p: PageAgent,
@@ -376,7 +376,7 @@ pub struct ProfileForm {
     push_replies: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
 async fn save_profile(
     state: web::Data<AppState>,
     f: AgentForm<ProfileForm>,
@@ -400,7 +400,7 @@ pub struct PasswordForm {
     new_password: String,
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
 async fn change_password(
     state: web::Data<AppState>,
     f: AgentForm<PasswordForm>,
@@ -442,7 +442,7 @@ pub struct NewAgentForm {
     password: String,
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
 async fn create_agent(
     state: web::Data<AppState>,
     f: AdminForm<NewAgentForm>,
@@ -466,7 +466,7 @@ pub struct AgentChangeForm {
     active: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, id = %path))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, id = %path))]
 async fn update_agent(
     state: web::Data<AppState>,
     f: AdminForm<AgentChangeForm>,
@@ -493,7 +493,7 @@ pub struct InboxForm {
     accent_color: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
 async fn create_inbox(
     state: web::Data<AppState>,
     f: AdminForm<Vec<(String, String)>>,
@@ -514,7 +514,7 @@ async fn create_inbox(
 }
 
 /// Saves a channel's settings (blank secrets keep their value).
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
 async fn save_channel(
     state: web::Data<AppState>,
     f: AdminForm<Vec<(String, String)>>,
@@ -531,7 +531,7 @@ async fn save_channel(
 }
 
 /// "Test connection": the provider's answer, shown on the page.
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
 async fn test_channel(
     state: web::Data<AppState>,
     f: AdminForm<CsrfOnly>,
@@ -549,7 +549,7 @@ async fn test_channel(
     Ok(html(render(&page(&state, &p, "inboxes", notice, error)?)?))
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
 async fn update_inbox(
     state: web::Data<AppState>,
     f: AdminForm<InboxForm>,
@@ -575,7 +575,7 @@ pub struct CsrfOnly {
     csrf: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
 async fn rotate_secret(
     state: web::Data<AppState>,
     f: AdminForm<CsrfOnly>,
@@ -593,7 +593,7 @@ pub struct MemberForm {
     agent_id: String,
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
 async fn add_member(
     state: web::Data<AppState>,
     f: AdminForm<MemberForm>,
@@ -608,7 +608,7 @@ async fn add_member(
     outcome(&state, &p, "inboxes", r).await
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, inbox = %path.0, member = %path.1))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path.0, member = %path.1))]
 async fn remove_member(
     state: web::Data<AppState>,
     f: AdminForm<CsrfOnly>,
@@ -628,7 +628,7 @@ pub struct CannedForm {
     text: String,
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
 async fn create_canned(
     state: web::Data<AppState>,
     f: AdminForm<CannedForm>,
@@ -638,11 +638,14 @@ async fn create_canned(
         shortcut: f.shortcut,
         text: f.text,
     };
-    let r = state.svc.save_canned(&p.agent, 0, input).await;
+    let r = state
+        .svc
+        .save_canned(&p.agent, crate::domain::ids::CannedId::new(0), input)
+        .await;
     outcome(&state, &p, "canned", r).await
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, canned = %path))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, canned = %path))]
 async fn update_canned(
     state: web::Data<AppState>,
     f: AdminForm<CannedForm>,
@@ -658,7 +661,7 @@ async fn update_canned(
     outcome(&state, &p, "canned", r).await
 }
 
-#[tracing::instrument(skip_all, fields(agent = f.page.agent.id, canned = %path))]
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, canned = %path))]
 async fn delete_canned(
     state: web::Data<AppState>,
     f: AdminForm<CsrfOnly>,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Utc};
 
+use crate::domain::ids::{AgentId, ContactId, ConversationId, InboxId};
 use crate::domain::time::{self, rfc3339, Micros};
 use crate::domain::{format_id, parse_id, AuthorType, ConversationStatus, Label};
 use crate::service::conversations::{ListFilter, NameBook, Thread};
@@ -19,7 +20,7 @@ pub struct Filter {
     /// A status name or `all`.
     pub status: String,
     /// One inbox only.
-    pub inbox: Option<u64>,
+    pub inbox: Option<InboxId>,
     /// One label only.
     pub label: Option<String>,
 }
@@ -85,7 +86,7 @@ impl Filter {
 
     /// The service's list filter for `agent` (which applies what the agent
     /// may see).
-    pub fn to_list(&self, agent: u64, limit: usize) -> ListFilter {
+    pub fn to_list(&self, agent: AgentId, limit: usize) -> ListFilter {
         ListFilter {
             inbox: self.inbox,
             statuses: self.statuses(),
@@ -102,7 +103,7 @@ impl Filter {
 
     /// Whether a conversation belongs in this list (visibility is checked
     /// separately).
-    pub fn matches(&self, c: &ConversationRecord, agent: u64) -> bool {
+    pub fn matches(&self, c: &ConversationRecord, agent: AgentId) -> bool {
         self.statuses().contains(&c.status)
             && self.inbox.is_none_or(|i| i == c.inbox_id)
             && self.label.as_ref().is_none_or(|l| c.labels.contains(l))
@@ -130,9 +131,9 @@ pub struct Link {
 /// Names the page needs to render rows, looked up once per render.
 #[derive(Default)]
 pub struct Names {
-    inboxes: HashMap<u64, String>,
-    channels: HashMap<u64, String>,
-    agents: HashMap<u64, String>,
+    inboxes: HashMap<InboxId, String>,
+    channels: HashMap<InboxId, String>,
+    agents: HashMap<AgentId, String>,
 }
 
 impl From<NameBook> for Names {
@@ -153,17 +154,17 @@ impl From<NameBook> for Names {
 
 impl Names {
     /// The channel of an inbox (`web` when unknown).
-    pub fn channel(&self, id: u64) -> &str {
+    pub fn channel(&self, id: InboxId) -> &str {
         self.channels
             .get(&id)
             .map_or(crate::channels::ChannelKind::Web.as_str(), String::as_str)
     }
 
-    fn inbox(&self, id: u64) -> String {
+    fn inbox(&self, id: InboxId) -> String {
         self.inboxes.get(&id).cloned().unwrap_or_default()
     }
 
-    fn agent(&self, id: u64) -> Option<String> {
+    fn agent(&self, id: AgentId) -> Option<String> {
         self.agents.get(&id).cloned()
     }
 }
@@ -225,7 +226,7 @@ impl ChannelTag {
 }
 
 /// How a contact is called when it gave no name.
-pub fn contact_display(name: Option<&str>, email: Option<&str>, id: u64) -> String {
+pub fn contact_display(name: Option<&str>, email: Option<&str>, id: ContactId) -> String {
     name.or(email)
         .map_or_else(|| format!("Visitor #{id}"), str::to_owned)
 }
@@ -236,7 +237,7 @@ pub fn row(
     c: &ConversationRecord,
     contact: Option<&ContactRecord>,
     filter: &Filter,
-    open: Option<u64>,
+    open: Option<ConversationId>,
 ) -> RowView {
     let (preview, private) = match &c.last_message {
         Some(m) => (truncate(&m.body, 90), m.private),
