@@ -108,6 +108,7 @@ impl Application {
             vapid.clone(),
             mailboxes.clone(),
         ));
+        let fanout = tokio::spawn(svc.run_fanout(shutdown_rx.clone()));
         let state = web::Data::new(AppState {
             svc,
             keepalive_secs: config.sse_keepalive_secs,
@@ -156,6 +157,7 @@ impl Application {
             store.clone(),
             shutdown_rx.clone(),
         )));
+        background.push(fanout);
         background.push(tokio::spawn(
             Arc::new(crate::service::outbox::Outbox {
                 store: store.clone(),

@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod credentials;
 pub mod customer;
+pub mod fanout;
 pub mod files;
 pub mod inbound;
 pub mod inboxes;
@@ -47,6 +48,7 @@ pub struct Services {
     limits: Arc<ratelimit::Limits>,
     index: Arc<index::SearchIndex>,
     typing: Arc<realtime::TypingHub>,
+    fanout: Arc<fanout::Fanout>,
     http: Http,
     vapid: Arc<webpush::VapidKeys>,
     mailboxes: Arc<mailbox::Mailboxes>,
@@ -66,6 +68,7 @@ impl Services {
         mailboxes: Arc<mailbox::Mailboxes>,
     ) -> Self {
         Self {
+            fanout: Arc::new(fanout::Fanout::new(store.clone(), config.event_buffer)),
             store,
             config,
             limits,
