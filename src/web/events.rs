@@ -5,11 +5,11 @@
 //! takes the durable events its viewer may see as the dispatcher hands
 //! them over, skipping ids it has already sent (so the switch from replay
 //! to live has no gap and no duplicate). A stream that falls behind (its
-//! mailbox overflowed) catches up from the log instead of skipping. Access is checked for every event at sending time
-//! (role and memberships as stored then), and the stream's credential is
-//! checked again whenever the store reports a change of access, so a
-//! logout, a deactivation or a password change ends it at once, and so
-//! does the token's expiry.
+//! mailbox overflowed) catches up from the log instead of skipping. Access
+//! is checked for every event at sending time (role and memberships as
+//! stored then), and the stream's credential is checked again whenever the
+//! store reports a change of access, so a logout, a deactivation or a
+//! password change ends it at once, and so does the token's expiry.
 //!
 //! How events look is not this module's business: a stream takes a
 //! [`Renderer`] (the contract's JSON here, HTML fragments in the workspace
@@ -380,17 +380,16 @@ async fn run(
                 Err(_) => break,
             },
             item = live.recv() => match item {
+                // The ids between `last` and this one were not for this
+                // stream (the fan-out hands over every event it may see,
+                // or says it lagged): no catch-up here, which would read
+                // the log for every event another stream got.
                 Live::Event(ev) => {
                     if ev.id <= last {
                         Ok(())
                     } else {
-                        match catch_up(svc, viewer, renderer, &mut last, ev.id - 1, &tx).await {
-                            Ok(()) => {
-                                last = ev.id;
-                                send_if_visible(svc, viewer, renderer, &ev, &tx).await
-                            }
-                            Err(e) => Err(e),
-                        }
+                        last = ev.id;
+                        send_if_visible(svc, viewer, renderer, &ev, &tx).await
                     }
                 }
                 Live::Lagged => {
