@@ -521,3 +521,80 @@ impl Fanout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EventPayload;
+
+    fn event(id: u64, inbox_id: u64, contact_id: u64, team_only: bool) -> Arc<EventRecord> {
+        Arc::new(EventRecord {
+            id,
+            inbox_id,
+            contact_id,
+            at: 0,
+            payload: EventPayload::ContactDeleted { contact_id },
+            team_only,
+        })
+    }
+
+    fn drain(m: &Mailbox) -> Vec<String> {
+        std::iter::from_fn(|| m.take())
+            .map(|l| match l {
+                Live::Event(e) => format!("event {}", e.id),
+                Live::Typing(_) => "typing".into(),
+                Live::Lagged => "lagged".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_mailbox_says_lagged_instead_of_queueing_more() {
+        let m = Mailbox::new(2);
+        m.push_event(&event(1, 1, 1, false));
+        m.push_event(&event(2, 1, 1, false));
+        m.push_event(&event(3, 1, 1, false));
+        m.push_event(&event(4, 1, 1, false));
+        assert_eq!(drain(&m), ["lagged"]);
+        m.push_event(&event(5, 1, 1, false));
+        assert_eq!(drain(&m), ["event 5"]);
+    }
+
+    #[test]
+    fn events_reach_their_contact_unless_private_and_admins_always() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_for_test(dir.path());
+        let fanout = Arc::new(Fanout::new(store, 16));
+        let mine = fanout.register(Viewer::Contact { id: 7 });
+        let other = fanout.register(Viewer::Contact { id: 8 });
+        // No such agent in the store: not an admin, a member of nothing.
+        let agent = fanout.register(Viewer::Agent {
+            id: 99,
+            admin: false,
+        });
+        assert_eq!(fanout.route_event(&event(1, 1, 7, false)), 1);
+        assert_eq!(fanout.route_event(&event(2, 1, 7, true)), 0);
+        // Already routed ids are not routed again.
+        assert_eq!(fanout.route_event(&event(1, 1, 7, false)), 0);
+        assert_eq!(drain(&mine.mailbox), ["event 1"]);
+        assert!(drain(&other.mailbox).is_empty());
+        assert!(drain(&agent.mailbox).is_empty());
+
+        fanout.role_changed(99, Role::Admin);
+        assert_eq!(fanout.route_event(&event(3, 1, 8, true)), 1);
+        assert_eq!(drain(&agent.mailbox), ["event 3"]);
+        {
+            // While a role is being written, every agent stream is woken.
+            fanout.role_changed(99, Role::Agent);
+            let _writing = fanout.role_change();
+            assert_eq!(fanout.route_event(&event(4, 2, 8, true)), 1);
+        }
+        assert_eq!(fanout.route_event(&event(5, 2, 8, true)), 0);
+        assert_eq!(drain(&agent.mailbox), ["event 4"]);
+
+        drop(mine);
+        assert_eq!(fanout.route_event(&event(6, 1, 7, false)), 0);
+        assert_eq!(other.routed_before(), 0);
+        assert_eq!(other.upto(), 6);
+    }
+}
