@@ -193,8 +193,9 @@ pub struct ServeArgs {
     /// contacts and first messages (0 turns the quota off).
     #[arg(long, env = "NATTER_UPLOAD_MB_PER_HOUR_ADDRESS", default_value_t = 250)]
     pub upload_mb_per_hour_address: u64,
-    /// Durable events kept in memory for live streams; a stream further
-    /// behind catches up from the log.
+    /// Durable events kept in memory for live streams: how far each
+    /// stream (and the dispatcher that routes events to streams) may fall
+    /// behind before it catches up from the log.
     #[arg(long, env = "NATTER_EVENT_BUFFER", default_value_t = 4096)]
     pub event_buffer: usize,
     /// Seconds between keep-alive comments on event streams (at most 15).

@@ -24,6 +24,11 @@ pub struct Metrics {
     pub sse_connections: Gauge,
     /// Times a stream fell behind the live feed and caught up from the log.
     pub sse_catchups: Counter,
+    /// Durable events the fan-out handed to a stream task: with
+    /// [`Self::events_delivered`], shows how many wake-ups were wasted.
+    pub stream_wakeups: Counter,
+    /// Frames of durable events sent to a client (live or replayed).
+    pub events_delivered: Counter,
     /// How long each group flush took, in seconds.
     pub flush_seconds: Histogram,
     /// How many writes each batch of the group commit held: the higher
@@ -94,6 +99,18 @@ impl Metrics {
             "Streams that fell behind and caught up from the log",
             sse_catchups.clone(),
         );
+        let stream_wakeups = Counter::default();
+        registry.register(
+            "natter_stream_wakeups",
+            "Durable events handed to an event stream's task",
+            stream_wakeups.clone(),
+        );
+        let events_delivered = Counter::default();
+        registry.register(
+            "natter_events_delivered",
+            "Frames of durable events sent to an event stream's client",
+            events_delivered.clone(),
+        );
         let channel_sends = Counter::default();
         registry.register(
             "natter_channel_sends",
@@ -120,6 +137,8 @@ impl Metrics {
             messages,
             sse_connections,
             sse_catchups,
+            stream_wakeups,
+            events_delivered,
             flush_seconds,
             write_batch_size,
             channel_sends,

@@ -20,6 +20,21 @@ use crate::service::setup::SETUP_TOKEN_KEY;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::web::{self as webmod, AppState};
 
+/// How long an idle keep-alive connection stays open.
+///
+/// actix's default is 5 s, and actix checks a connection's timers before
+/// it reads a request that has arrived: on a busy worker (10,000 streams
+/// being set up on a loaded machine) a request that had waited since
+/// just before the deadline was dropped unread, and a client reusing a
+/// connection just as it expired saw it closed or reset. That is how
+/// `durability::ten_thousand_idle_streams_do_not_stop_the_api` once
+/// failed: its first `/metrics` poll reused the sign-in's connection
+/// about 5 s later. 75 s is longer than any such delay, and longer than
+/// reverse proxies keep idle upstream connections (nginx: 60 s), so the
+/// client side is the one that gives an idle connection up; clients of
+/// our own (the tests) keep theirs for half of it.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
+
 /// Why the server could not start; each is one clear line for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -104,10 +119,15 @@ impl Application {
             limits: limits.clone(),
             index: index.clone(),
             typing: typing.clone(),
+            fanout: Arc::new(crate::service::fanout::Fanout::new(
+                store.clone(),
+                shared_config.event_buffer,
+            )),
             http: http.clone(),
             vapid: vapid.clone(),
             mailboxes: mailboxes.clone(),
         }));
+        let fanout = tokio::spawn(svc.run_fanout(shutdown_rx.clone()));
         let state = web::Data::new(AppState {
             svc,
             keepalive_secs: config.sse_keepalive_secs,
@@ -139,6 +159,7 @@ impl Application {
             config.trusted_proxies.clone(),
         ))
         .workers(config.workers)
+        .keep_alive(KEEP_ALIVE)
         .disable_signals()
         .shutdown_timeout(5)
         .listen(listener)
@@ -156,6 +177,7 @@ impl Application {
             store.clone(),
             shutdown_rx.clone(),
         )));
+        background.push(fanout);
         background.push(tokio::spawn(
             Arc::new(crate::service::outbox::Outbox {
                 store: store.clone(),

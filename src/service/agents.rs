@@ -123,7 +123,12 @@ impl Services {
         if id == actor.id && (update.active == Some(false) || update.role == Some(Role::Agent)) {
             return Err(Invalid::new("active", "you cannot deactivate or demote yourself").into());
         }
-        Ok(self.store.update_agent(id, update, time::now()).await?)
+        // A promotion widens what the agent's open streams may see: the
+        // fan-out routes conservatively until it knows the new role.
+        let _role_change = update.role.map(|_| self.fanout.role_change());
+        let agent = self.store.update_agent(id, update, time::now()).await?;
+        self.fanout.role_changed(agent.id, agent.role);
+        Ok(agent)
     }
 
     /// An agent's own name and notification choices.

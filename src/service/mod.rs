@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod credentials;
 pub mod customer;
+pub mod fanout;
 pub mod files;
 pub mod inbound;
 pub mod inboxes;
@@ -80,6 +81,8 @@ services! {
     index: Arc<index::SearchIndex>,
     /// Typing signals (not stored).
     typing: Arc<realtime::TypingHub>,
+    /// The registry of open streams each event is routed to.
+    fanout: Arc<fanout::Fanout>,
     /// The one outbound HTTP client.
     http: Http,
     /// The Web Push signing keys.

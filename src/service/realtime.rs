@@ -2,7 +2,9 @@
 //!
 //! Durable events come from the store's log (see `store::durability`);
 //! typing signals are never stored and never replayed, so they travel on
-//! their own broadcast channel here.
+//! their own broadcast channel here. Both reach a stream through the
+//! fan-out (`service::fanout`), which wakes only the streams that may see
+//! them; the checks here still decide at each send.
 
 use std::sync::Arc;
 
@@ -170,10 +172,10 @@ fn agent_may_see_inbox(store: &Store, agent: AgentId, inbox: InboxId) -> Result<
 /// What an event stream follows, subscribed before its replay starts so
 /// nothing published in between is missed.
 pub struct Feeds {
-    /// Durable events, in log order.
-    pub events: broadcast::Receiver<Arc<EventRecord>>,
-    /// Typing signals (ephemeral).
-    pub typing: broadcast::Receiver<Arc<TypingEvent>>,
+    /// The stream's place in the fan-out: the durable events (in log
+    /// order) and typing signals its viewer may see are handed to it
+    /// there (see `service::fanout`).
+    pub live: super::fanout::Subscription,
     /// Bumped whenever access may have changed (logout, deactivation,
     /// password change, deleted contact).
     pub access: tokio::sync::watch::Receiver<u64>,
@@ -184,18 +186,32 @@ pub struct Feeds {
 }
 
 impl super::Services {
-    /// Subscribes a new stream to every feed, then fixes its start.
-    pub fn subscribe(&self, last_event_id: Option<u64>) -> Feeds {
-        let events = self.store.durability().subscribe();
-        let typing = self.typing.subscribe();
+    /// Registers a new stream of `viewer` in the fan-out and subscribes it
+    /// to access changes, then fixes its start.
+    pub fn subscribe(&self, viewer: Viewer, last_event_id: Option<u64>) -> Feeds {
+        let live = self.fanout.register(viewer);
         let access = self.store.access_changes();
-        let newest = self.store.durability().published_upto();
+        // Both are durable; the routed one can be a moment ahead of the
+        // published one.
+        let newest = self
+            .store
+            .durability()
+            .published_upto()
+            .max(live.routed_before());
         Feeds {
-            events,
-            typing,
+            live,
             access,
             start: last_event_id.map_or(newest, |l| l.min(newest)),
         }
+    }
+
+    /// The fan-out's dispatcher (see `service::fanout`): spawn it once at
+    /// start, before the server takes streams.
+    pub fn run_fanout(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.fanout.clone().run(self.typing.subscribe(), shutdown)
     }
 
     /// The newest event that is durable and published: where a stream's

@@ -1,14 +1,15 @@
 //! Server-Sent Events for agents and contacts.
 //!
-//! Each stream is a task that first replays the log after `Last-Event-ID`
-//! and then follows the store's feed of durable events, skipping ids it has
-//! already sent (so the switch from replay to live has no gap and no
-//! duplicate). A stream that falls behind the feed catches up from the log
-//! instead of skipping. Access is checked for every event at sending time
-//! (role and memberships as stored then), and the stream's credential is
-//! checked again whenever the store reports a change of access, so a
-//! logout, a deactivation or a password change ends it at once, and so
-//! does the token's expiry.
+//! Each stream is a task that registers in the fan-out (see
+//! `service::fanout`), first replays the log after `Last-Event-ID` and then
+//! takes the durable events its viewer may see as the dispatcher hands
+//! them over, skipping ids it has already sent (so the switch from replay
+//! to live has no gap and no duplicate). A stream that falls behind (its
+//! mailbox overflowed) catches up from the log instead of skipping. Access
+//! is checked for every event at sending time (role and memberships as
+//! stored then), and the stream's credential is checked again whenever the
+//! store reports a change of access, so a logout, a deactivation or a
+//! password change ends it at once, and so does the token's expiry.
 //!
 //! How events look is not this module's business: a stream takes a
 //! [`Renderer`] (the contract's JSON here, HTML fragments in the workspace
@@ -22,13 +23,14 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::extract::{AgentAuth, ContactAuth};
 use super::AppState;
 use crate::contract::{self as views, Audience};
 use crate::error::ApiResult;
 use crate::metrics;
+use crate::service::fanout::Live;
 use crate::service::realtime::{Credential, Feeds, TypingEvent, Viewer};
 use crate::service::Services;
 use crate::store::EventRecord;
@@ -154,7 +156,7 @@ pub fn stream(
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     // Subscribe before the task starts so nothing published from now on is
     // missed, whatever the task's scheduling.
-    let feeds = state.svc.subscribe(last);
+    let feeds = state.svc.subscribe(viewer, last);
     tokio::spawn(async move {
         run(
             state.into_inner(),
@@ -272,6 +274,9 @@ async fn send_if_visible(
         let f = renderer
             .event(svc, viewer, ev)
             .map_err(|_| End::StoreFailed)?;
+        // Counted before the send completes, so a client that read the
+        // frame also sees it counted.
+        metrics::global().events_delivered.inc();
         tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone)?;
     }
     Ok(())
@@ -327,8 +332,7 @@ async fn run(
     let _gauge = Gauge::open();
     let Holder { viewer, credential } = holder;
     let Feeds {
-        mut events,
-        mut typing,
+        live,
         mut access,
         start: mut last,
     } = feeds;
@@ -352,7 +356,7 @@ async fn run(
     {
         return;
     }
-    let upto = svc.published_upto();
+    let upto = live.upto();
     if catch_up(svc, viewer, renderer, &mut last, upto, &tx)
         .await
         .is_err()
@@ -375,29 +379,25 @@ async fn run(
                 },
                 Err(_) => break,
             },
-            r = events.recv() => match r {
-                Ok(ev) => {
+            item = live.recv() => match item {
+                // The ids between `last` and this one were not for this
+                // stream (the fan-out hands over every event it may see,
+                // or says it lagged): no catch-up here, which would read
+                // the log for every event another stream got.
+                Live::Event(ev) => {
                     if ev.id.get() <= last {
                         Ok(())
                     } else {
-                        match catch_up(svc, viewer, renderer, &mut last, ev.id.get() - 1, &tx).await {
-                            Ok(()) => {
-                                last = ev.id.get();
-                                send_if_visible(svc, viewer, renderer, &ev, &tx).await
-                            }
-                            Err(e) => Err(e),
-                        }
+                        last = ev.id.get();
+                        send_if_visible(svc, viewer, renderer, &ev, &tx).await
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
+                Live::Lagged => {
                     metrics::global().sse_catchups.inc();
-                    let upto = svc.published_upto();
+                    let upto = live.upto();
                     catch_up(svc, viewer, renderer, &mut last, upto, &tx).await
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            r = typing.recv() => match r {
-                Ok(t) => match svc.may_see_typing(viewer, &t) {
+                Live::Typing(t) => match svc.may_see_typing(viewer, &t) {
                     Ok(true) => {
                         match renderer.typing(&t) {
                             Some(f) => tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone),
@@ -407,9 +407,6 @@ async fn run(
                     Ok(false) => Ok(()),
                     Err(_) => Err(End::StoreFailed),
                 },
-                // Typing signals are ephemeral: a missed one is just gone.
-                Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
-                Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = keepalive.tick() => tx.send(Bytes::from_static(b": keep-alive\n\n")).await.map_err(|_| End::ClientGone),
         };

@@ -29,10 +29,13 @@ pub struct TestApp {
 /// is about limits.
 /// A client builder for tests. reqwest is built with rustls but no crypto
 /// provider (natter installs ring at start); tests may build clients
-/// before any server started, so they install it here.
+/// before any server started, so they install it here. Idle pooled
+/// connections are given up well before the server closes them (see
+/// `natter::startup::KEEP_ALIVE`): reusing one just as the server closes
+/// it is a race HTTP/1.1 keep-alive cannot avoid.
 pub fn client_builder() -> reqwest::ClientBuilder {
     natter::channels::http::install_crypto_provider();
-    Client::builder()
+    Client::builder().pool_idle_timeout(natter::startup::KEEP_ALIVE / 2)
 }
 
 /// A default client for tests (see [`client_builder`]).

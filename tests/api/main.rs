@@ -21,6 +21,7 @@ mod email;
 mod email_module;
 mod events;
 mod fakes;
+mod fanout;
 mod fuzz_regressions;
 mod helpers;
 mod http;
