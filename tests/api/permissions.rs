@@ -522,10 +522,44 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
                 ""
             };
             let compact: String = src.split_whitespace().collect::<Vec<_>>().join("");
-            for part in compact.split(".route(\"").skip(1) {
+            // `.service(web::scope("/x") .route("/{id}", ...) ...)`: the
+            // routes inside the service call are under `/x`.
+            let mut scopes: Vec<(usize, usize, String)> = Vec::new();
+            for (at, _) in compact.match_indices(".service(web::scope(\"") {
+                let open = at + ".service".len();
+                let name_at = at + ".service(web::scope(\"".len();
+                let Some(name) = compact[name_at..].split('"').next() else {
+                    continue;
+                };
+                let mut depth = 0usize;
+                let mut close = compact.len();
+                for (i, c) in compact[open..].char_indices() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                close = open + i;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                scopes.push((open, close, name.to_owned()));
+            }
+            for (at, _) in compact.match_indices(".route(\"") {
+                let part = &compact[at + ".route(\"".len()..];
                 let Some((route, rest)) = part.split_once('"') else {
                     continue;
                 };
+                let scope: String = scopes
+                    .iter()
+                    .filter(|(open, close, _)| *open < at && at < *close)
+                    .map(|(_, _, name)| name.as_str())
+                    .collect();
+                let route = format!("{scope}{route}");
+                let route = route.as_str();
                 let Some(method) = rest
                     .strip_prefix(",web::")
                     .and_then(|r| r.split_once("()"))
