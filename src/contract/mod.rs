@@ -498,7 +498,7 @@ impl Conversation {
             labels: Vec::new(),
             subject: c.subject.clone(),
             snoozed_until: c.snoozed_until.map(rfc3339),
-            last_message: c.last_public_message.as_ref().map(Message::for_contact),
+            last_message: c.last_public().map(Message::for_contact),
             last_seq: c.public_count(),
             unread_count: c.contact_unread,
             agent_last_read_seq: agent_read,

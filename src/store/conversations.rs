@@ -243,7 +243,13 @@ impl Tx<'_> {
         }
         conv.last_seq = msg.seq;
         conv.updated_at = self.now.max(conv.updated_at);
-        conv.last_message = Some(msg.clone());
+        let previous = conv.last_message.replace(msg.clone());
+        if !msg.private {
+            conv.last_public_message = None;
+        } else if conv.last_public_message.is_none() {
+            // The public message this note follows is kept by itself now.
+            conv.last_public_message = previous.filter(|m| !m.private);
+        }
         match new.author.kind {
             AuthorType::Contact => {
                 conv.agent_unread += 1;
@@ -261,7 +267,6 @@ impl Tx<'_> {
             }
         }
         if !msg.private {
-            conv.last_public_message = Some(msg.clone());
             self.put_raw(
                 Tree::ConversationordinalSeq,
                 &keys::conversation_ordinal(conv.id, msg.ordinal),
@@ -602,7 +607,7 @@ impl Store {
     /// that points at a note shows as the public message before it. Walks
     /// back over notes only.
     pub fn ordinal_upto(&self, c: &ConversationRecord, seq: u64) -> Result<u64> {
-        match &c.last_public_message {
+        match c.last_public() {
             None => return Ok(0),
             Some(m) if seq >= m.seq => return Ok(m.ordinal),
             Some(_) => {}
@@ -1194,6 +1199,60 @@ mod tests {
                 .count_conversations(&inboxes, ConversationStatus::Resolved, None)
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(all, 11, "twelve conversations, one erased with its contact");
+    }
+
+    /// The newest public message is stored once while it is the newest
+    /// message, and kept by itself once notes follow it.
+    #[tokio::test]
+    async fn the_newest_public_message_is_kept_once_and_survives_notes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&dir);
+        let _flusher = tokio::spawn(store.durability().clone().run_flusher());
+        let (conv, _) = store
+            .create_conversation(
+                InboxId::new(1),
+                ContactId::new(2),
+                says(AuthorType::Contact, "hello", false),
+                1,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let state = |store: &Store| {
+            let c = store
+                .conversation(conv.id)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("conversation"));
+            (
+                c.last_message.as_ref().map(|m| m.body.clone()),
+                c.last_public().map(|m| m.body.clone()),
+                c.last_public_message.is_some(),
+            )
+        };
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(state(&store), (some("hello"), some("hello"), false));
+        let steps = [
+            ("note 1", true, "note 1", "hello", true),
+            ("note 2", true, "note 2", "hello", true),
+            ("reply", false, "reply", "reply", false),
+            ("note 3", true, "note 3", "reply", true),
+        ];
+        for (body, private, last, public, kept_apart) in steps {
+            store
+                .post_message(
+                    conv.id,
+                    says(AuthorType::Agent, body, private),
+                    Effects::default(),
+                    2,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                state(&store),
+                (some(last), some(public), kept_apart),
+                "after {body}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -185,7 +185,11 @@ pub struct ConversationRecord {
     pub last_seq: u64,
     /// Newest message, notes included (what agents see in the list).
     pub last_message: Option<MessageRecord>,
-    /// Newest message the contact can see.
+    /// Newest message the contact can see, only while it is not
+    /// `last_message` (a note came after it): a public newest message is
+    /// kept once, not twice, since the record is rewritten and decoded on
+    /// every message. Read it through [`ConversationRecord::last_public`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_public_message: Option<MessageRecord>,
     /// The team has read up to this seq.
     pub agent_read_seq: u64,
@@ -211,10 +215,17 @@ pub struct ConversationRecord {
 }
 
 impl ConversationRecord {
+    /// The newest message the contact can see, if any.
+    pub fn last_public(&self) -> Option<&MessageRecord> {
+        self.last_public_message
+            .as_ref()
+            .or(self.last_message.as_ref().filter(|m| !m.private))
+    }
+
     /// How many messages the contact can see: the ordinal of the newest
     /// public one (it is its conversation's `last_seq` for the contact).
     pub fn public_count(&self) -> u64 {
-        self.last_public_message.as_ref().map_or(0, |m| m.ordinal)
+        self.last_public().map_or(0, |m| m.ordinal)
     }
 
     /// When the contact last saw something happen: its newest visible
@@ -222,8 +233,7 @@ impl ConversationRecord {
     /// shows it as `updated_at`, because `updated_at` also moves for notes
     /// and team-only changes (labels, assignment).
     pub fn contact_activity(&self) -> Micros {
-        self.last_public_message
-            .as_ref()
+        self.last_public()
             .map_or(self.created_at, |m| m.created_at.max(self.created_at))
     }
 }

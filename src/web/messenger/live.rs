@@ -119,7 +119,7 @@ fn render_event(svc: &Services, ctx: &MessengerContext, ev: &EventRecord) -> Res
         } => {
             if reader.kind == AuthorType::Agent && ctx.conversation == Some(*conversation_id) {
                 if let Some(c) = svc.conversation(*conversation_id)? {
-                    let seen = matches!(&c.last_public_message, Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
+                    let seen = matches!(c.last_public(), Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
                     out.push_str(&format!(
                         "<div hx-swap-oob=\"innerHTML:#seen-{conversation_id}\">{}</div>",
                         if seen { "Seen" } else { "" }

@@ -296,8 +296,7 @@ async fn main_view(
         .map(|c| ConvItem {
             id: format_id(c.id),
             preview: c
-                .last_public_message
-                .as_ref()
+                .last_public()
                 .map(|x| view::truncate(&x.body, 60))
                 .unwrap_or_default(),
             // Not `updated_at`: a note moves it.
@@ -333,7 +332,7 @@ async fn main_view(
             m.messages.push(view::customer_message(r, prev));
             prev = Some(r);
         }
-        m.seen = matches!(&c.last_public_message, Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
+        m.seen = matches!(c.last_public(), Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
         m.waiting_note = waiting_note(inbox, c);
     }
     m.events_url = events_url;
@@ -363,7 +362,7 @@ async fn main_view(
 
 /// "We usually reply within ..." once the contact has waited a while.
 fn waiting_note(inbox: &InboxRecord, c: &ConversationRecord) -> Option<String> {
-    let last = c.last_public_message.as_ref()?;
+    let last = c.last_public()?;
     let waited = time::now() - last.created_at;
     (last.author.kind == AuthorType::Contact && waited > 2 * 60 * 1_000_000).then(|| {
         inbox.reply_time.clone().unwrap_or_else(|| "The team usually replies within a few hours. You can close this page: the answer will be here when you come back.".to_owned())

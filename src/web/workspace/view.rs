@@ -559,7 +559,7 @@ pub fn conversation(
 
 /// "Seen" when the contact has read the team's latest public reply.
 pub fn seen_line(c: &ConversationRecord) -> String {
-    match &c.last_public_message {
+    match c.last_public() {
         Some(m) if m.author.kind != AuthorType::Contact && c.contact_read_seq >= m.seq => {
             "Seen".to_owned()
         }
