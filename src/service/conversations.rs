@@ -305,6 +305,20 @@ impl Services {
         Ok(id)
     }
 
+    /// The inboxes a list or a count looks in: those the agent may see,
+    /// narrowed to the filter's one inbox (none when it is not theirs).
+    fn filtered_inboxes(
+        &self,
+        agent: &AgentRecord,
+        filter: &ListFilter,
+    ) -> ApiResult<Vec<InboxId>> {
+        let visible = self.visible_inbox_ids(agent)?;
+        Ok(match filter.inbox {
+            Some(i) => visible.into_iter().filter(|x| *x == i).collect(),
+            None => visible,
+        })
+    }
+
     /// Conversations the agent may see, newest activity first, one page.
     #[tracing::instrument(skip_all, fields(agent = %agent.id))]
     pub fn list_conversations(
@@ -312,11 +326,7 @@ impl Services {
         agent: &AgentRecord,
         filter: &ListFilter,
     ) -> ApiResult<ConversationPage> {
-        let visible = self.visible_inbox_ids(agent)?;
-        let inboxes = match filter.inbox {
-            Some(i) => visible.into_iter().filter(|x| *x == i).collect(),
-            None => visible,
-        };
+        let inboxes = self.filtered_inboxes(agent, filter)?;
         Ok(self.store.list_conversations(&ConversationFilter {
             inboxes,
             statuses: filter.statuses.clone(),
@@ -340,11 +350,7 @@ impl Services {
         let mut out = Vec::new();
         if filter.label.is_none() {
             // The common case reads the counters the writes keep.
-            let visible = self.visible_inbox_ids(agent)?;
-            let inboxes: Vec<InboxId> = match filter.inbox {
-                Some(i) => visible.into_iter().filter(|x| *x == i).collect(),
-                None => visible,
-            };
+            let inboxes = self.filtered_inboxes(agent, filter)?;
             for s in ConversationStatus::ALL {
                 let n = self
                     .store
