@@ -239,7 +239,7 @@ impl Store {
         let mut event_keys = Vec::new();
         for kv in self.tree(Tree::EventidEvent).iter() {
             let (k, v) = kv?;
-            let ev: super::EventRecord = super::decode(&v)?;
+            let ev: super::events::StoredEvent = super::decode(&v)?;
             if ev.contact_id == id {
                 event_keys.push(k.to_vec());
             }

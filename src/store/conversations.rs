@@ -8,8 +8,8 @@ use sled::transaction::TransactionError;
 use sled::Transactional;
 
 use super::{
-    abort, Author, ConversationRecord, EventPayload, EventRecord, MessageRecord, Reader, Result,
-    Store, StoreError, Tree, Tx, TxResult,
+    abort, Author, ConversationRecord, EventPayload, MessageRecord, Reader, Result, Store,
+    StoreError, Tree, Tx, TxResult,
 };
 use crate::domain::ids::{AgentId, ContactId, ConversationId, InboxId, MessageId};
 use crate::domain::time::Micros;
@@ -959,8 +959,12 @@ impl Store {
         let events = self.tree(Tree::EventidEvent);
         for kv in events.iter() {
             let (k, v) = kv?;
-            let mut ev: EventRecord = super::decode(&v)?;
-            match &mut ev.payload {
+            // A message kept by reference has no copy to number.
+            let mut ev: super::events::StoredEvent = super::decode(&v)?;
+            let Some(payload) = ev.payload.as_mut() else {
+                continue;
+            };
+            match payload {
                 EventPayload::MessageCreated { message }
                 | EventPayload::MessageUpdated { message } => ordinal_of(message)?,
                 EventPayload::ConversationCreated { conversation }
@@ -1028,7 +1032,8 @@ mod tests {
 
     /// Strips what schema 4 added, as a schema-3 folder has it: no
     /// ordinal in any stored message, in the copies inside conversations
-    /// and events, and no ordinal index.
+    /// and events (which then held a whole copy of their message), and no
+    /// ordinal index.
     fn as_schema_3(store: &Store) {
         let strip = |tree: Tree| {
             for kv in store.tree(tree).iter() {
@@ -1043,9 +1048,20 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{e}"));
             }
         };
+        // Events of then held a copy of their message.
+        for ev in store
+            .events_between(0, u64::MAX, usize::MAX)
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            let bytes = serde_json::to_vec(&ev).unwrap_or_else(|e| panic!("{e}"));
+            store
+                .tree(Tree::EventidEvent)
+                .insert(u64_be(ev.id), bytes)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        strip(Tree::EventidEvent);
         strip(Tree::ConversationseqMessage);
         strip(Tree::ConversationidConversation);
-        strip(Tree::EventidEvent);
         store
             .tree(Tree::ConversationordinalSeq)
             .clear()
@@ -1358,9 +1374,10 @@ mod tests {
         assert_eq!(store.ordinal_upto(&c, 4).ok(), Some(2));
         // The logged copies, which customer streams replay, are numbered too.
         let mut logged = Vec::new();
-        for kv in store.tree(Tree::EventidEvent).iter() {
-            let (_, v) = kv.unwrap_or_else(|e| panic!("{e}"));
-            let ev: EventRecord = super::super::decode(&v).unwrap_or_else(|e| panic!("{e}"));
+        for ev in store
+            .events_between(0, u64::MAX, usize::MAX)
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
             match ev.payload {
                 EventPayload::MessageCreated { message } => {
                     logged.push((message.seq, message.ordinal))

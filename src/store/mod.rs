@@ -766,7 +766,11 @@ impl Tx<'_> {
             payload,
             team_only,
         };
-        self.put(Tree::EventidEvent, &keys::u64_be(id), &ev)?;
+        self.put(
+            Tree::EventidEvent,
+            &keys::u64_be(id),
+            &events::StoredEvent::of(&ev),
+        )?;
         self.next_event_id += 1;
         self.events.push(Arc::new(ev));
         Ok(id)
