@@ -1,11 +1,14 @@
-//! The load benchmark of issue 7: natter measured side by side with this
-//! machine's own ceilings, in one run, so the ratios hold on a noisy box.
+//! The load benchmark of issues 7 and 13: natter measured side by side
+//! with this machine's own ceilings, in one run, so the ratios hold on a
+//! noisy box, and each goal of issue 13 judged against them.
 //!
 //! `cargo bench --bench load` builds the release binary, starts it on a
 //! fresh data folder and drives it with the Rust load generator in
 //! `load/`: ceilings (bare actix, bare sled group commit), durable ingest,
 //! pages and growth at three history sizes, live delivery to 10,000
-//! streams, catch-up, memory, start time and binary size. It prints
+//! streams (and the same streams on the bare server), catch-up, memory,
+//! the search index's share of the CPU, start time, binary and data
+//! folder size. It prints
 //! markdown tables (pasted into BENCHMARKS.md) and writes every figure as
 //! JSON. `NATTER_BENCH_QUICK=1` (or `-- --quick`) runs smaller numbers in
 //! a couple of minutes. See BENCHMARKS.md for the method.
@@ -35,7 +38,22 @@ use load::live::{self as live_test, LivePlan};
 use load::measure::{closed_loop, Run};
 use load::natter_api::{self as api, Auth, Expect, PageReader, Poster, Side, Thread};
 use load::report::{Fill, Ingest, Measured, Page, Report, Stage, StartTimes};
-use load::server::{cpu_time, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+use load::server::{cpu_time, Server, ThreadCpu, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+/// jemalloc, as natter's binary has (src/main.rs), so that the bare actix
+/// server this binary becomes (and the in-process sled ceilings) allocate
+/// as natter does: a memory ceiling under another allocator would measure
+/// the allocator.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The allocator of this binary, for the report.
+pub const ALLOCATOR: &str = if cfg!(target_env = "msvc") {
+    "the system allocator"
+} else {
+    "jemalloc (tikv-jemallocator, as natter)"
+};
 
 /// The environment variable that turns this binary into a helper server.
 pub const ROLE_VAR: &str = "NATTER_BENCH_ROLE";
@@ -235,9 +253,15 @@ async fn run(plan: &Plan, report: &mut Report) -> Result<(), String> {
     report.memory.rss_idle_after_start = natter.rss();
     report.memory.rss_idle_after_start_anon = natter.rss_anon();
 
-    progress(t0, "setting up contacts and conversations");
+    // Idle after setup (the admin exists) and the admin's first sign-in
+    // (one argon2 verification): issue 13's idle figure.
     let mut c = api::connect(natter.addr).await?;
     let admin_token = api::login(&mut c, ADMIN_EMAIL, ADMIN_PASSWORD).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    report.memory.rss_idle_after_sign_in = natter.rss();
+    report.memory.rss_idle_after_sign_in_anon = natter.rss_anon();
+
+    progress(t0, "setting up contacts and conversations");
     let widget_key = api::widget_key(&mut c, &admin_token).await?;
     let stored = Arc::new(AtomicU64::new(0));
     let (spread, _) = api::create_threads(natter.addr, &widget_key, SPREAD, CONCURRENCY).await?;
@@ -471,11 +495,14 @@ async fn stage(ctx: &mut Ctx<'_>, target: u64) -> Result<Stage, String> {
         .await?;
         let stored_before = ctx.stored.load(Ordering::Relaxed);
         let flushes0 = api::metric(addr, "natter_flush_seconds_count").await?;
+        let threads_cpu = ThreadCpu::start(ctx.natter.pid());
         let cost = Cost::start(Some(&ctx.natter));
         let run = closed_loop(posters, warm, plan.ingest, Duration::from_secs(600)).await;
+        let index_cpu = threads_cpu.finish();
         let flushes1 = api::metric(addr, "natter_flush_seconds_count").await?;
         let m = cost.finish(run, warm, Some(flushes1 - flushes0));
         ingest.push(Ingest {
+            index_cpu,
             side,
             conversations,
             stored_before,
@@ -597,6 +624,19 @@ async fn live(ctx: &mut Ctx<'_>, widget_key: &str, report: &mut Report) -> Resul
     .await?;
     live_test::wait_for_streams_to_close(addr).await;
     report.live = Some(r);
+    // The memory ceiling: the same streams on the bare actix server, now
+    // that natter's are closed (so the bench holds one set of sockets).
+    let streams = plan.contact_streams + plan.agent_streams;
+    progress(
+        ctx.t0,
+        &format!("live: {streams} streams on the bare actix server"),
+    );
+    let bare = live_test::bare_streams(&ctx.actix, streams)
+        .await
+        .map_err(|e| format!("bare actix streams: {e}"))?;
+    if let Some(l) = report.live.as_mut() {
+        l.bare = Some(bare);
+    }
     Ok(())
 }
 

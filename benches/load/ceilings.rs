@@ -1,12 +1,14 @@
-//! The two ceilings natter is measured against, on the same machine in the
-//! same run: a bare actix-web handler (what HTTP alone costs here) and a
-//! bare sled insert loop with group commit (what durability alone costs).
+//! The ceilings natter is measured against, on the same machine in the
+//! same run: a bare actix-web handler (what HTTP alone costs here), the same
+//! bare server holding event streams (what an open stream alone costs) and
+//! a bare sled insert loop with group commit (what durability alone costs).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use actix_web::web;
 use tokio::sync::{watch, Notify};
 
 use super::http::Conn;
@@ -22,17 +24,27 @@ pub fn message_body(i: u64) -> Vec<u8> {
 }
 
 /// Runs this process as the bare actix-web server: one POST route that
-/// reads the body and answers 201 "ok", with natter's worker count. It logs
-/// `listening on http://ADDR` like natter so the bench starts both alike.
+/// reads the body and answers 201 "ok", and `GET /events`, an event stream
+/// that only holds its connection (see [`bare_events`]); with natter's
+/// worker count. It logs `listening on http://ADDR` like natter so the
+/// bench starts both alike.
 pub fn serve_bare_actix() {
-    use actix_web::{web, App, HttpResponse, HttpServer};
+    use actix_web::{http::header, App, HttpResponse, HttpServer};
 
     let workers: usize = std::env::var("NATTER_WORKERS")
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(2);
+    // natter's setting and default: a keep-alive comment every 10 s.
+    let keepalive = std::time::Duration::from_secs(
+        std::env::var("NATTER_SSE_KEEPALIVE_SECS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(10)
+            .max(1),
+    );
     actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(|| {
+        let server = HttpServer::new(move || {
             App::new()
                 .route(
                     "/ok",
@@ -43,6 +55,17 @@ pub fn serve_bare_actix() {
                     "/healthz",
                     web::get().to(|| async { HttpResponse::Ok().body("ok") }),
                 )
+                .route(
+                    "/events",
+                    web::get().to(move || async move {
+                        // natter's stream headers, so the answer is the same bytes.
+                        HttpResponse::Ok()
+                            .content_type("text/event-stream")
+                            .insert_header((header::CACHE_CONTROL, "no-store"))
+                            .insert_header(("X-Accel-Buffering", "no"))
+                            .streaming(bare_events(keepalive))
+                    }),
+                )
         })
         .workers(workers)
         .bind("127.0.0.1:0")
@@ -51,6 +74,29 @@ pub fn serve_bare_actix() {
         println!("listening on http://{addr}");
         server.run().await.expect("bare actix: server failed");
     });
+}
+
+/// The least an open event stream can be in actix: natter's preamble
+/// (`retry:` and a `connected` comment), then a keep-alive comment every
+/// `every`, until the client goes. No task, channel or feed per stream:
+/// the body is a timer polled by the connection itself, so its memory is
+/// what actix and the socket need for an open streaming response.
+fn bare_events(
+    every: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::convert::Infallible>> {
+    use futures_util::StreamExt;
+    let hello = futures_util::stream::once(async {
+        Ok(web::Bytes::from_static(b"retry: 2000\n: connected\n\n"))
+    });
+    let start = tokio::time::Instant::now() + every;
+    let ticks = futures_util::stream::unfold(
+        tokio::time::interval_at(start, every),
+        |mut interval| async move {
+            interval.tick().await;
+            Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), interval))
+        },
+    );
+    hello.chain(ticks)
 }
 
 /// A load worker against the bare actix server.

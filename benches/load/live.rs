@@ -98,6 +98,65 @@ pub struct LiveResult {
     /// A contact stream replaying `catch_up` missed events of its own, while
     /// as many events of others are interleaved in the log.
     pub catch_up_contact: Option<CatchUp>,
+    /// The memory ceiling: as many streams held by the bare actix server,
+    /// opened after natter's were closed.
+    pub bare: Option<BareStreams>,
+}
+
+/// The same number of event streams held by the bare actix server (its
+/// `GET /events`), in the same run: what the streams cost without natter.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BareStreams {
+    /// Streams opened.
+    pub streams: usize,
+    /// Seconds to open them.
+    pub open_secs: f64,
+    /// The bare server's resident memory before they were opened.
+    pub rss_before: Option<u64>,
+    /// With every stream open, idle 1 s.
+    pub rss_open: Option<u64>,
+    /// Its anonymous part (`RssAnon`).
+    pub rss_open_anon: Option<u64>,
+    /// The allocator the bare server runs with.
+    pub allocator: &'static str,
+}
+
+/// Opens `n` streams to the bare actix server with the suite's SSE client
+/// (256 at a time, like natter's), reads its memory once they have been
+/// open and idle for 1 s, and closes them. Called after natter's streams
+/// are closed, so the bench never holds both sets of sockets at once.
+pub async fn bare_streams(server: &Server, n: usize) -> Result<BareStreams, String> {
+    let addr = server.addr;
+    let mut out = BareStreams {
+        streams: n,
+        rss_before: server.rss(),
+        allocator: crate::ALLOCATOR,
+        ..BareStreams::default()
+    };
+    let opened = Instant::now();
+    let gate = Arc::new(Semaphore::new(256));
+    let mut opening = Vec::with_capacity(n);
+    for _ in 0..n {
+        let gate = gate.clone();
+        opening.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("gate closed");
+            SseStream::open(addr, "/events", "bare", None).await
+        }));
+    }
+    let mut streams = Vec::with_capacity(n);
+    for o in opening {
+        let s = tokio::time::timeout(Duration::from_secs(120), o)
+            .await
+            .map_err(|_| "opening the bare streams stalled for 120 s".to_owned())?
+            .expect("a bare stream task panicked")?;
+        streams.push(s);
+    }
+    out.open_secs = opened.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    out.rss_open = server.rss();
+    out.rss_open_anon = server.rss_anon();
+    drop(streams);
+    Ok(out)
 }
 
 /// One catch-up measurement.

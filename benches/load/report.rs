@@ -1,5 +1,5 @@
 //! The results of a run: every figure as JSON, the markdown tables for
-//! BENCHMARKS.md, and the verdict on each goal of issue 7.
+//! BENCHMARKS.md, and the verdict on each goal of issue 13.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -10,10 +10,13 @@ use serde::Serialize;
 use super::live::LiveResult;
 use super::measure::Run;
 use super::natter_api::Side;
+use super::server::ThreadTally;
 use crate::Plan;
 
 /// Bytes in a MB (decimal, as the issue's goals are written).
 const MB: f64 = 1e6;
+/// Bytes in a GiB (the disk goal is written in GiB).
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// Everything one run measured.
 #[derive(Debug, Serialize)]
@@ -132,6 +135,8 @@ pub struct Ingest {
     pub per_actix: f64,
     /// Throughput as a fraction of the bare sled ceiling.
     pub per_sled: f64,
+    /// natter's CPU by thread over the workload: the search index's share.
+    pub index_cpu: Option<ThreadTally>,
 }
 
 /// One page read again and again.
@@ -196,7 +201,13 @@ pub struct MemoryAndStart {
     pub rss_idle_after_start: Option<u64>,
     /// Its anonymous part (`RssAnon`).
     pub rss_idle_after_start_anon: Option<u64>,
-    /// RSS after sign-in and the first 1,502 conversations.
+    /// RSS 1 s after the admin's first sign-in, right after that start:
+    /// setup done (the admin exists) and signed in, nothing else yet.
+    pub rss_idle_after_sign_in: Option<u64>,
+    /// Its anonymous part (`RssAnon`).
+    pub rss_idle_after_sign_in_anon: Option<u64>,
+    /// RSS after sign-in and the first 1,002 conversations (the page
+    /// conversation filled, the browser session signed in).
     pub rss_after_setup: Option<u64>,
     /// The bare actix server's RSS, idle, for comparison.
     pub rss_bare_actix_idle: Option<u64>,
@@ -229,8 +240,23 @@ pub struct Goal {
     pub goal: String,
     /// What was measured.
     pub measured: String,
+    /// The ceiling measured in the same run that the goal is read against,
+    /// or a reference figure of the same run; `-` when none applies.
+    pub ceiling: String,
     /// Met, unmet, or not measured in this run.
     pub met: Option<bool>,
+}
+
+impl Goal {
+    /// A goal this run has no figures for.
+    fn not_measured(goal: &str) -> Self {
+        Self {
+            goal: goal.into(),
+            measured: "not measured".into(),
+            ceiling: "-".into(),
+            met: None,
+        }
+    }
 }
 
 impl Report {
@@ -276,130 +302,215 @@ impl Report {
         stages + self.live.as_ref().map_or(0, |l| l.post_errors)
     }
 
-    /// Judges each goal of the issue against this run.
+    /// Judges each goal of issue 13 against this run, in the issue's
+    /// order, then the guarantee that no event is lost or misrouted.
     pub fn evaluate_goals(&mut self) {
-        let mut goals = Vec::new();
+        let goals = vec![
+            self.goal_ingest(),
+            self.goal_live_latency(),
+            self.goal_streams_memory(),
+            self.goal_idle_memory(),
+            self.goal_disk(),
+            self.goal_restart(),
+            self.goal_inbox(),
+            self.goal_search_share(),
+            self.guarantee_delivery(),
+        ];
+        self.goals = goals;
+    }
+
+    /// Durable ingest ≥ 30% of the bare actix handler, for every workload
+    /// at every stage, each against the ceiling of its own stage.
+    fn goal_ingest(&self) -> Goal {
+        const GOAL: &str = "durable ingest ≥ 30% of a bare actix handler";
         let ingest: Vec<&Ingest> = self.stages.iter().flat_map(|s| &s.ingest).collect();
-        let range = |f: &dyn Fn(&Ingest) -> f64| {
-            let v: Vec<f64> = ingest.iter().map(|i| f(i)).collect();
-            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().copied().fold(0.0, f64::max);
-            (lo, hi, !v.is_empty())
+        if ingest.is_empty() {
+            return Goal::not_measured(GOAL);
+        }
+        let (lo, hi) = min_max(ingest.iter().map(|i| i.per_actix));
+        let (rate_lo, rate_hi) = min_max(ingest.iter().map(|i| i.m.run.per_sec));
+        let (actix_lo, actix_hi) = min_max(self.stages.iter().map(|s| s.bare_actix.run.per_sec));
+        Goal {
+            goal: GOAL.into(),
+            measured: format!(
+                "{:.0}% to {:.0}% of the same stage's ceiling (every workload, every stage): {rate_lo:.0} to {rate_hi:.0} messages/s",
+                lo * 100.0,
+                hi * 100.0
+            ),
+            ceiling: format!("bare actix handler: {actix_lo:.0} to {actix_hi:.0} requests/s"),
+            met: Some(lo >= 0.30),
+        }
+    }
+
+    /// Post-to-last-interested-stream p99 < 20 ms, only counted with the
+    /// issue's streams and rate.
+    fn goal_live_latency(&self) -> Goal {
+        const GOAL: &str = "post-to-last-interested-stream p99 < 20 ms with 10,000 contact streams + 20 agent streams at 200 msg/s";
+        let Some(l) = &self.live else {
+            return Goal::not_measured(GOAL);
         };
-        let (lo, hi, any) = range(&|i| i.per_actix);
-        goals.push(Goal {
-            goal: "durable ingest ≥ 30% of the bare actix ceiling".into(),
+        let as_asked = l.contact_streams >= 10_000
+            && l.agent_streams >= 20
+            && self.plan.live.rate >= 200
+            && l.posted > 0;
+        Goal {
+            goal: GOAL.into(),
             measured: format!(
-                "{:.0}% to {:.0}% (every workload, every stage)",
-                lo * 100.0,
-                hi * 100.0
+                "p99 {:.1} ms (p50 {:.1} ms, p99.9 {:.1} ms) with {} + {} streams, {} posted at {:.0}/s",
+                l.delivery.p99_ms,
+                l.delivery.p50_ms,
+                l.delivery.p999_ms,
+                l.contact_streams,
+                l.agent_streams,
+                l.posted,
+                l.rate
             ),
-            met: any.then_some(lo >= 0.30),
-        });
-        let (lo, hi, any) = range(&|i| i.per_sled);
-        goals.push(Goal {
-            goal: "durable ingest ≥ 80% of the bare sled group-commit ceiling".into(),
-            measured: format!(
-                "{:.0}% to {:.0}% (every workload, every stage)",
-                lo * 100.0,
-                hi * 100.0
-            ),
-            met: any.then_some(lo >= 0.80),
-        });
-        match &self.live {
-            Some(l) => {
-                goals.push(Goal {
-                    goal: "live delivery p99 < 20 ms with 10,000 streams open".into(),
-                    measured: format!(
-                        "p99 {:.1} ms (p50 {:.1} ms) with {} + {} streams",
-                        l.delivery.p99_ms, l.delivery.p50_ms, l.contact_streams, l.agent_streams
-                    ),
-                    met: Some(l.delivery.p99_ms < 20.0 && l.contact_streams >= 10_000),
-                });
-                let catch_ok = [&l.catch_up_agent, &l.catch_up_contact]
-                    .iter()
-                    .all(|c| c.as_ref().is_some_and(|c| c.complete_and_in_order));
-                goals.push(Goal {
-                    goal: "no event lost or sent to the wrong stream".into(),
-                    measured: format!(
-                        "{} lost, {} to a wrong stream, {} duplicated/reordered, {} stream failures of {} deliveries; catch-up complete and in order: {}",
-                        l.lost,
-                        l.wrong_stream,
-                        l.duplicates_or_reordered,
-                        l.stream_failures,
-                        l.posted * (1 + l.agent_streams as u64),
-                        catch_ok
-                    ),
-                    met: Some(
-                        l.lost == 0
-                            && l.wrong_stream == 0
-                            && l.duplicates_or_reordered == 0
-                            && l.stream_failures == 0
-                            && l.posted > 0
-                            && catch_ok,
-                    ),
-                });
-            }
-            None => goals.push(Goal {
-                goal: "live delivery p99 < 20 ms with 10,000 streams open".into(),
-                measured: "not measured".into(),
-                met: None,
-            }),
+            ceiling: "-".into(),
+            met: Some(as_asked && l.delivery.p99_ms < 20.0),
         }
-        let m = &self.memory;
-        let idle = [m.rss_idle_empty, m.rss_idle_after_start]
-            .into_iter()
-            .flatten()
-            .max();
-        goals.push(Goal {
-            goal: "< 30 MB RSS idle after start".into(),
-            measured: format!(
-                "{} (empty folder), {} (with the bootstrap admin's password hashed at start)",
-                mb(m.rss_idle_empty),
-                mb(m.rss_idle_after_start)
-            ),
-            met: idle.map(|b| (b as f64) < 30.0 * MB),
-        });
-        if let Some(l) = &self.live {
-            goals.push(Goal {
-                goal: "< 150 MB RSS with 10,000 streams open".into(),
-                measured: format!(
-                    "{} with {} streams (peak so far {})",
-                    both(l.rss_streams_open, l.rss_streams_open_anon),
-                    l.contact_streams + l.agent_streams,
-                    mb(l.peak_rss)
+    }
+
+    /// 10,000 open streams < 150 MB RSS; or, when the bare actix server
+    /// holding the same streams needs more than 150 MB / 1.2, within 20%
+    /// of it (the issue's rule for a goal the machine itself cannot meet).
+    fn goal_streams_memory(&self) -> Goal {
+        const GOAL: &str = "10,000 open event streams < 150 MB RSS";
+        let Some(l) = &self.live else {
+            return Goal::not_measured(GOAL);
+        };
+        let streams = l.contact_streams + l.agent_streams;
+        let natter = l.rss_streams_open.map(|b| b as f64);
+        let bare = l.bare.as_ref().and_then(|b| b.rss_open).map(|b| b as f64);
+        let limit = 150.0 * MB;
+        let (rule, met) = match (natter, bare) {
+            (Some(n), Some(b)) if b > limit / 1.2 => (
+                format!(
+                    "within 20% of the bare server, which itself needs more than {:.0} MB: natter is {:.2}× it",
+                    limit / 1.2 / MB,
+                    n / b
                 ),
-                met: l
-                    .rss_streams_open
-                    .map(|b| (b as f64) < 150.0 * MB && l.contact_streams >= 10_000),
-            });
-        }
-        let starts = [&m.start_empty, &m.start_large];
-        let first_large = m
-            .start_large
-            .as_ref()
-            .and_then(|s| s.runs_ms.first().copied());
-        goals.push(Goal {
-            goal: "first 200 within 100 ms of exec".into(),
-            measured: format!(
-                "empty folder: median {}; {} messages: first restart after the stop {}, median {}",
-                opt_ms(m.start_empty.as_ref().map(|s| s.median_ms)),
-                m.start_large_messages,
-                opt_ms(first_large),
-                opt_ms(m.start_large.as_ref().map(|s| s.median_ms)),
+                Some(n <= b * 1.2),
             ),
-            // Medians, so one start slowed by a noisy neighbour does not
-            // decide; but the first restart on the large folder on its own,
-            // as it is slow every time and is the restart an operator sees.
-            met: starts.iter().all(|s| s.is_some()).then(|| {
-                starts
-                    .iter()
-                    .all(|s| s.as_ref().is_some_and(|s| s.median_ms < 100.0))
-                    && first_large.is_some_and(|f| f < 100.0)
-            }),
-        });
+            (Some(n), _) => ("natter < 150 MB".to_owned(), Some(n < limit)),
+            (None, _) => ("-".to_owned(), None),
+        };
+        Goal {
+            goal: GOAL.into(),
+            measured: format!(
+                "{} with {streams} streams open, after posting ({} before posting); decided by: {rule}",
+                both(l.rss_streams_open, l.rss_streams_open_anon),
+                mb(l.rss_streams_idle)
+            ),
+            ceiling: match &l.bare {
+                Some(b) => format!(
+                    "bare actix holding the same {} streams: {}, {} before; allocator: {}",
+                    b.streams,
+                    both(b.rss_open, b.rss_open_anon),
+                    mb(b.rss_before),
+                    b.allocator
+                ),
+                None => "not measured".into(),
+            },
+            met: met.map(|m| m && l.contact_streams >= 10_000),
+        }
+    }
+
+    /// Idle < 30 MB after setup and an admin sign-in.
+    fn goal_idle_memory(&self) -> Goal {
+        const GOAL: &str = "idle server < 30 MB RSS (after setup and an admin sign-in)";
+        let m = &self.memory;
+        let Some(idle) = m.rss_idle_after_sign_in else {
+            return Goal::not_measured(GOAL);
+        };
+        Goal {
+            goal: GOAL.into(),
+            measured: format!(
+                "{} 1 s after the admin's sign-in (before it: {} with the admin created at start, {} on an empty folder without one)",
+                both(m.rss_idle_after_sign_in, m.rss_idle_after_sign_in_anon),
+                mb(m.rss_idle_after_start),
+                mb(m.rss_idle_empty)
+            ),
+            ceiling: format!("reference: bare actix idle {}", mb(m.rss_bare_actix_idle)),
+            met: Some((idle as f64) < 30.0 * MB),
+        }
+    }
+
+    /// 1M messages < 1 GiB on disk: the data folder at the end of the run
+    /// scaled to 1,000,000 messages.
+    fn goal_disk(&self) -> Goal {
+        const GOAL: &str = "1M messages (about 100-byte bodies) < 1 GiB on disk";
+        let m = &self.memory;
+        let (Some(bytes), n) = (m.data_folder_bytes, m.stored_messages_at_end) else {
+            return Goal::not_measured(GOAL);
+        };
+        if n == 0 {
+            return Goal::not_measured(GOAL);
+        }
+        let per_message = bytes as f64 / n as f64;
+        let scaled = per_message * 1e6;
+        let measured = if n >= 1_000_000 {
+            format!(
+                "{:.2} GiB for {n} messages; scaled to 1,000,000: {:.2} GiB ({per_message:.0} bytes per message)",
+                bytes as f64 / GIB,
+                scaled / GIB
+            )
+        } else {
+            format!(
+                "per message, scaled: {per_message:.0} bytes per message × 1,000,000 = {:.2} GiB (raw: {:.2} GiB for {n} messages)",
+                scaled / GIB,
+                bytes as f64 / GIB
+            )
+        };
+        Goal {
+            goal: GOAL.into(),
+            measured,
+            ceiling: "-".into(),
+            met: Some(scaled < GIB),
+        }
+    }
+
+    /// First 200 < 300 ms after a restart on the large folder: the first
+    /// restart after the stop and the median of the later ones.
+    fn goal_restart(&self) -> Goal {
+        const GOAL: &str = "first 200 < 300 ms after a restart on a 1M-message folder";
+        let m = &self.memory;
+        let Some(large) = &m.start_large else {
+            return Goal::not_measured(GOAL);
+        };
+        let Some((&first, later)) = large.runs_ms.split_first() else {
+            return Goal::not_measured(GOAL);
+        };
+        let later_median = median(later);
+        let size = if m.start_large_messages >= 1_000_000 {
+            format!("{} messages", m.start_large_messages)
+        } else {
+            format!(
+                "{} messages (fewer than the goal's 1,000,000)",
+                m.start_large_messages
+            )
+        };
+        Goal {
+            goal: GOAL.into(),
+            measured: format!(
+                "{size}: the first restart after the stop {first:.1} ms, the later ones median {} (each: {})",
+                opt_ms(later_median),
+                starts(&m.start_large)
+            ),
+            ceiling: format!(
+                "reference: empty folder, median {}",
+                opt_ms(m.start_empty.as_ref().map(|s| s.median_ms))
+            ),
+            met: Some(first < 300.0 && later_median.is_none_or(|l| l < 300.0)),
+        }
+    }
+
+    /// `/inbox` p99 < 5 ms at every stage, and flat: the last stage's p99
+    /// at most 1.25 times the first's.
+    fn goal_inbox(&self) -> Goal {
+        const GOAL: &str =
+            "`/inbox` p99 < 5 ms with 1,000 open conversations, flat from 10k to 1M messages";
         // The real page if this build has it, else its API stand-in.
-        let inbox = |st: &'_ Stage| -> Option<(f64, String)> {
+        let inbox = |st: &Stage| -> Option<(f64, String, u64)> {
             st.pages
                 .iter()
                 .find(|p| p.path == "/inbox")
@@ -408,72 +519,101 @@ impl Report {
                         .iter()
                         .find(|p| p.path.starts_with("/api/v1/conversations?"))
                 })
-                .map(|p| (p.run.latency.p99_ms, p.path.clone()))
+                .map(|p| (p.run.latency.p99_ms, p.path.clone(), p.open_conversations))
         };
-        let worst = self
+        let per_stage: Vec<(u64, (f64, String, u64))> = self
             .stages
             .iter()
-            .filter_map(|st| {
-                inbox(st).map(|(p99, path)| {
-                    (
-                        p99,
-                        path,
-                        st.stored_at_start,
-                        st.pages.first().map_or(0, |p| p.open_conversations),
-                    )
-                })
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        goals.push(Goal {
-            goal: "/inbox p99 < 5 ms".into(),
-            measured: match &worst {
-                Some((p99, path, stored, open)) => format!(
-                    "`{path}`: worst p99 {p99:.2} ms (at {stored} stored messages, {open} open conversations)"
-                ),
-                None => "not measured".into(),
-            },
-            met: worst.map(|w| w.0 < 5.0),
-        });
-        if let (Some(first), Some(last)) = (self.stages.first(), self.stages.last()) {
-            if self.stages.len() > 1 {
-                let ingest_ratio: Vec<f64> = first
-                    .ingest
-                    .iter()
-                    .zip(&last.ingest)
-                    // Share of the same stage's actix ceiling, so a box that
-                    // got faster or slower between stages does not count.
-                    .map(|(a, b)| b.per_actix / a.per_actix.max(1e-9))
-                    .collect();
-                let page_ratio: Vec<f64> = first
-                    .pages
-                    .iter()
-                    .zip(&last.pages)
-                    .map(|(a, b)| b.run.latency.p50_ms / a.run.latency.p50_ms.max(1e-9))
-                    .collect();
-                let fmt = |v: &[f64]| {
-                    v.iter()
-                        .map(|r| format!("{r:.2}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                goals.push(Goal {
-                    goal: format!(
-                        "flat cost from {} to {} stored messages",
-                        first.stored_at_start, last.stored_at_start
-                    ),
-                    measured: format!(
-                        "ingest (% of the stage's actix ceiling) last/first stage: {} (flat: ≥ 0.80); page p50 last/first: {} (flat: ≤ 1.25)",
-                        fmt(&ingest_ratio),
-                        fmt(&page_ratio)
-                    ),
-                    met: Some(
-                        ingest_ratio.iter().all(|r| *r >= 0.80)
-                            && page_ratio.iter().all(|r| *r <= 1.25),
-                    ),
-                });
-            }
+            .filter_map(|st| inbox(st).map(|i| (st.stored_at_start, i)))
+            .collect();
+        let (Some(first), Some(last)) = (per_stage.first(), per_stage.last()) else {
+            return Goal::not_measured(GOAL);
+        };
+        let worst = per_stage
+            .iter()
+            .map(|(_, (p99, _, _))| *p99)
+            .fold(0.0, f64::max);
+        let flat = last.1 .0 / first.1 .0.max(1e-9);
+        let stages: Vec<String> = per_stage
+            .iter()
+            .map(|(stored, (p99, _, open))| format!("{p99:.2} ms ({stored} stored, {open} open)"))
+            .collect();
+        Goal {
+            goal: GOAL.into(),
+            measured: format!(
+                "`{}` p99 by stage: {}; worst {worst:.2} ms; last/first {flat:.2} (flat: ≤ 1.25)",
+                first.1 .1,
+                stages.join(", ")
+            ),
+            ceiling: "-".into(),
+            met: (per_stage.len() > 1).then_some(worst < 5.0 && flat <= 1.25),
         }
-        self.goals = goals;
+    }
+
+    /// The search index's share of natter's CPU < 10% in every ingest
+    /// workload.
+    fn goal_search_share(&self) -> Goal {
+        const GOAL: &str = "live search indexing costs < 10% of ingest";
+        let tallies: Vec<ThreadTally> = self
+            .stages
+            .iter()
+            .flat_map(|s| &s.ingest)
+            .filter_map(|i| i.index_cpu)
+            .collect();
+        if tallies.is_empty() {
+            return Goal::not_measured(GOAL);
+        }
+        let (lo, hi) = min_max(tallies.iter().map(ThreadTally::index_share));
+        let (seen_lo, seen_hi) = min_max(tallies.iter().map(ThreadTally::index_seen_share));
+        let process: f64 = tallies.iter().map(|t| t.process_secs).sum();
+        let other: f64 = tallies.iter().map(|t| t.other_secs).sum();
+        let ended: u64 = tallies.iter().map(|t| t.other_threads_ended).sum();
+        Goal {
+            goal: GOAL.into(),
+            measured: format!(
+                "index threads {:.1}% to {:.1}% of natter's CPU per ingest workload ({:.1}% over all of them); seen directly on them {:.1}% to {:.1}%; other threads that ended meanwhile: {ended}",
+                lo * 100.0,
+                hi * 100.0,
+                (process - other) / process.max(1e-9) * 100.0,
+                seen_lo * 100.0,
+                seen_hi * 100.0
+            ),
+            ceiling: "-".into(),
+            met: Some(hi < 0.10),
+        }
+    }
+
+    /// Not a goal of the table but a guarantee: no event lost, sent to
+    /// the wrong stream, duplicated or reordered, and both catch-ups whole.
+    fn guarantee_delivery(&self) -> Goal {
+        const GOAL: &str = "no event lost or sent to the wrong stream (a guarantee)";
+        let Some(l) = &self.live else {
+            return Goal::not_measured(GOAL);
+        };
+        let catch_ok = [&l.catch_up_agent, &l.catch_up_contact]
+            .iter()
+            .all(|c| c.as_ref().is_some_and(|c| c.complete_and_in_order));
+        Goal {
+            goal: GOAL.into(),
+            measured: format!(
+                "{} lost, {} to a wrong stream, {} duplicated/reordered, {} stream failures of {} deliveries; catch-up complete and in order: {}",
+                l.lost,
+                l.wrong_stream,
+                l.duplicates_or_reordered,
+                l.stream_failures,
+                l.posted * (1 + l.agent_streams as u64),
+                catch_ok
+            ),
+            ceiling: "-".into(),
+            met: Some(
+                l.lost == 0
+                    && l.wrong_stream == 0
+                    && l.duplicates_or_reordered == 0
+                    && l.stream_failures == 0
+                    && l.posted > 0
+                    && catch_ok,
+            ),
+        }
     }
 
     /// The run as markdown: a heading, the context and every table.
@@ -514,18 +654,19 @@ impl Report {
             "**Ceilings and durable ingest** ({CONC} connections, closed loop, every response checked for 201; % = natter ÷ the ceiling measured in the same stage)\n",
             CONC = 64
         );
-        let _ = writeln!(s, "| stored before | workload | msgs/s | p50 ms | p99 ms | p99.9 ms | % of actix | % of sled | server CPU µs/msg | bench CPU µs/msg | msgs/flush | errors |");
+        let _ = writeln!(s, "| stored before | workload | msgs/s | p50 ms | p99 ms | p99.9 ms | % of actix | % of sled | server CPU µs/msg | bench CPU µs/msg | msgs/flush | search index % of server CPU (seen directly) | errors |");
         let _ = writeln!(
             s,
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
         for st in &self.stages {
-            let mut rows: Vec<(u64, String, &Measured, String, String)> = vec![
+            let mut rows: Vec<(u64, String, &Measured, String, String, String)> = vec![
                 (
                     st.stored_at_start,
                     "ceiling: bare actix handler".into(),
                     &st.bare_actix,
+                    String::new(),
                     String::new(),
                     String::new(),
                 ),
@@ -535,11 +676,13 @@ impl Report {
                     &st.bare_sled,
                     String::new(),
                     String::new(),
+                    String::new(),
                 ),
                 (
                     st.stored_at_start,
                     "reference: bare sled, natter-shaped transaction + group commit (in the bench process)".into(),
                     &st.sled_shaped,
+                    String::new(),
                     String::new(),
                     String::new(),
                 ),
@@ -559,12 +702,19 @@ impl Report {
                     &i.m,
                     format!("{:.0}%", i.per_actix * 100.0),
                     format!("{:.0}%", i.per_sled * 100.0),
+                    i.index_cpu.map_or("-".into(), |t| {
+                        format!(
+                            "{:.1}% ({:.1}%)",
+                            t.index_share() * 100.0,
+                            t.index_seen_share() * 100.0
+                        )
+                    }),
                 ));
             }
-            for (stored, name, m, pa, ps) in rows {
+            for (stored, name, m, pa, ps, index) in rows {
                 let _ = writeln!(
                     s,
-                    "| {stored} | {name} | {:.0} | {:.2} | {:.2} | {:.2} | {pa} | {ps} | {} | {} | {} | {} |",
+                    "| {stored} | {name} | {:.0} | {:.2} | {:.2} | {:.2} | {pa} | {ps} | {} | {} | {} | {index} | {} |",
                     m.run.per_sec,
                     m.run.latency.p50_ms,
                     m.run.latency.p99_ms,
@@ -644,6 +794,19 @@ impl Report {
                 mb(l.bench_rss_streams_open)
             );
             let _ = writeln!(s);
+            if let Some(b) = &l.bare {
+                let _ = writeln!(s, "| ceiling: bare actix, the same streams | RSS before | all {} streams open, idle | opened in | allocator |", b.streams);
+                let _ = writeln!(s, "|---|---:|---:|---:|---|");
+                let _ = writeln!(
+                    s,
+                    "| `GET /events`: preamble, keep-alive comment, nothing else | {} | {} | {:.1} s | {} |",
+                    mb(b.rss_before),
+                    both(b.rss_open, b.rss_open_anon),
+                    b.open_secs,
+                    b.allocator
+                );
+                let _ = writeln!(s);
+            }
             let _ = writeln!(s, "| catch-up through Last-Event-ID | events replayed | log entries scanned | time | complete, in order |");
             let _ = writeln!(s, "|---|---:|---:|---:|---|");
             for (name, c) in [
@@ -677,6 +840,10 @@ impl Report {
                 "RSS idle 1 s after start, empty folder + bootstrap admin (argon2 hash at start)"
                     .into(),
                 both(mm.rss_idle_after_start, mm.rss_idle_after_start_anon),
+            ),
+            (
+                "RSS idle 1 s after the admin's first sign-in (setup done at start)".into(),
+                both(mm.rss_idle_after_sign_in, mm.rss_idle_after_sign_in_anon),
             ),
             (
                 "RSS after sign-in and 1,002 conversations".into(),
@@ -725,6 +892,15 @@ impl Report {
                 mb(mm.data_folder_bytes),
             ),
             (
+                "data folder scaled to 1,000,000 messages (bytes ÷ stored messages × 10^6)".into(),
+                match (mm.data_folder_bytes, mm.stored_messages_at_end) {
+                    (Some(b), n) if n > 0 => {
+                        format!("{:.2} GiB", b as f64 / n as f64 * 1e6 / GIB)
+                    }
+                    _ => "-".into(),
+                },
+            ),
+            (
                 "binary (bench profile = release settings, not stripped)".into(),
                 mb(mm.binary_bytes),
             ),
@@ -749,16 +925,22 @@ impl Report {
         }
         let _ = writeln!(s);
 
-        let _ = writeln!(s, "**Goals**\n");
-        let _ = writeln!(s, "| goal | measured | met |");
-        let _ = writeln!(s, "|---|---|---|");
+        let _ = writeln!(
+            s,
+            "**Goals** (issue 13; ratios and ceilings from this run)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| goal | measured | ceiling or reference (same run) | met |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|");
         for g in &self.goals {
             let met = match g.met {
                 Some(true) => "yes",
                 Some(false) => "**no**",
                 None => "not measured",
             };
-            let _ = writeln!(s, "| {} | {} | {met} |", g.goal, g.measured);
+            let _ = writeln!(s, "| {} | {} | {} | {met} |", g.goal, g.measured, g.ceiling);
         }
         s
     }
@@ -878,6 +1060,25 @@ fn starts(t: &Option<StartTimes>) -> String {
         let runs: Vec<String> = t.runs_ms.iter().map(|r| format!("{r:.1}")).collect();
         format!("{} ms", runs.join(", "))
     })
+}
+
+/// The smallest and the largest of some figures (0 and 0 for none).
+fn min_max(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    });
+    if lo.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+/// The median (the upper one of an even count), `None` for no figures.
+fn median(v: &[f64]) -> Option<f64> {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
 }
 
 /// Milliseconds for the tables (`-` when unknown).

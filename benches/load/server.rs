@@ -259,14 +259,207 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     // utime and stime are fields 14 and 15 of the whole line; here
     // (starting at field 3) they are at index 11 and 12.
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf only reads a system constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as u64 } else { 100 };
-    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / clock_ticks()))
 }
 
 /// Resident memory of this bench process, in bytes (the client side of
 /// 10,000 streams, for comparison).
 pub fn own_rss() -> Option<u64> {
     proc_status_kb(std::process::id(), "VmRSS:").map(|kb| kb * 1024)
+}
+
+/// Whether a thread of natter (by its `comm`, at most 15 characters) does
+/// search-index work: natter's indexer thread and tantivy's threads (its
+/// indexing workers `thrd-tantivy-index<N>`, started anew at every commit,
+/// the doc-store compressor, the segment updater and merge threads, the
+/// reader's warm-up GC and file watcher).
+pub fn is_index_thread(comm: &str) -> bool {
+    comm == "natter-index"
+        || comm.starts_with("thrd-tantivy")
+        || comm.starts_with("thread-tantivy")
+        || comm.starts_with("tantivy")
+        || comm.starts_with("docstore-compre")
+        || comm == "segment_updater"
+        || comm.starts_with("merge_thread")
+        || comm == "watch-callbacks"
+}
+
+/// How often [`ThreadCpu`] reads the threads: often enough to see most of
+/// tantivy's short-lived indexing workers, rarely enough to cost nothing.
+const THREAD_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// The search index's share of a process's CPU over one workload, from
+/// `/proc/<pid>/task/*`.
+///
+/// tantivy ends its indexing workers at every commit and starts new ones,
+/// and a thread's CPU can no longer be read once it has ended (it counts
+/// in the process total only). So the threads are read every 100 ms, and
+/// the index's share is taken as the process total minus every other
+/// thread's CPU (`index_share`: an upper bound, since a non-index thread
+/// that ended during the workload also counts as index), next to what the
+/// index threads were seen to use (`index_seen_share`: a lower bound).
+pub struct ThreadCpu {
+    /// Tells the sampler to take its last reading.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The sampler.
+    sampler: std::thread::JoinHandle<Option<ThreadTally>>,
+}
+
+/// What [`ThreadCpu`] found over one workload.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ThreadTally {
+    /// CPU of the whole process (user + system), seconds.
+    pub process_secs: f64,
+    /// CPU seen on the index threads, seconds.
+    pub index_seen_secs: f64,
+    /// CPU seen on every other thread, seconds.
+    pub other_secs: f64,
+    /// Index threads seen (tantivy's workers come and go).
+    pub index_threads_seen: u64,
+    /// Other threads that ended during the workload (their last moments
+    /// count as index CPU in `index_share`).
+    pub other_threads_ended: u64,
+}
+
+impl ThreadTally {
+    /// The index threads' share of the process's CPU: total minus every
+    /// other thread, over total (an upper bound).
+    pub fn index_share(&self) -> f64 {
+        ((self.process_secs - self.other_secs) / self.process_secs.max(1e-9)).clamp(0.0, 1.0)
+    }
+
+    /// The CPU seen on the index threads over the total (a lower bound).
+    pub fn index_seen_share(&self) -> f64 {
+        (self.index_seen_secs / self.process_secs.max(1e-9)).clamp(0.0, 1.0)
+    }
+}
+
+/// One thread as last read: its name and CPU so far, and its CPU when the
+/// workload began (0 for a thread started since).
+struct ThreadSeen {
+    comm: String,
+    first: Duration,
+    last: Duration,
+    /// Whether the last reading still found it.
+    alive: bool,
+}
+
+impl ThreadCpu {
+    /// Starts reading `pid`'s threads now (the baseline) and every 100 ms.
+    pub fn start(pid: u32) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let process0 = cpu_time(pid)?;
+            // Keyed by thread id and start time, so a reused id is another thread.
+            let mut seen: std::collections::HashMap<(u32, u64), ThreadSeen> =
+                std::collections::HashMap::new();
+            read_threads(pid, &mut seen, true);
+            loop {
+                let last = flag.load(std::sync::atomic::Ordering::Acquire);
+                if !last {
+                    std::thread::sleep(THREAD_SAMPLE_EVERY);
+                }
+                for t in seen.values_mut() {
+                    t.alive = false;
+                }
+                read_threads(pid, &mut seen, false);
+                if last {
+                    break;
+                }
+            }
+            let process1 = cpu_time(pid)?;
+            let mut tally = ThreadTally {
+                process_secs: process1.saturating_sub(process0).as_secs_f64(),
+                ..ThreadTally::default()
+            };
+            for t in seen.values() {
+                let used = t.last.saturating_sub(t.first).as_secs_f64();
+                if is_index_thread(&t.comm) {
+                    tally.index_seen_secs += used;
+                    tally.index_threads_seen += 1;
+                } else {
+                    tally.other_secs += used;
+                    tally.other_threads_ended += u64::from(!t.alive);
+                }
+            }
+            Some(tally)
+        });
+        Self { stop, sampler }
+    }
+
+    /// Takes the last reading and returns the tally (`None` if the process
+    /// could not be read).
+    pub fn finish(self) -> Option<ThreadTally> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.sampler.join().ok().flatten()
+    }
+}
+
+/// Reads every thread of `pid` into `seen`; on the `baseline` reading a
+/// thread's CPU so far is its starting point, later a new thread starts
+/// from zero.
+fn read_threads(
+    pid: u32,
+    seen: &mut std::collections::HashMap<(u32, u64), ThreadSeen>,
+    baseline: bool,
+) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some((comm, start, cpu)) = thread_cpu(pid, tid) else {
+            continue;
+        };
+        let t = seen.entry((tid, start)).or_insert_with(|| ThreadSeen {
+            comm,
+            first: if baseline { cpu } else { Duration::ZERO },
+            last: cpu,
+            alive: true,
+        });
+        t.last = t.last.max(cpu);
+        t.alive = true;
+    }
+}
+
+/// A thread's name, start time (in clock ticks since boot) and CPU so far:
+/// the nanosecond run time of `schedstat` where the kernel has it, else
+/// user + system time from `stat` (10 ms ticks).
+fn thread_cpu(pid: u32, tid: u32) -> Option<(String, u64, Duration)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // starttime is field 22 of the line, index 19 here (see `cpu_time`).
+    let start: u64 = fields.get(19)?.parse().ok()?;
+    let schedstat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+    let cpu = match schedstat {
+        Some(ns) => Duration::from_nanos(ns),
+        None => {
+            let ticks: u64 =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Duration::from_nanos(ticks * 1_000_000_000 / clock_ticks())
+        }
+    };
+    Some((comm, start, cpu))
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`), 100 if unknown.
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as u64
+    } else {
+        100
+    }
 }

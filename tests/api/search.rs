@@ -49,6 +49,44 @@ async fn agents_find_messages_and_notes_case_insensitively() {
     assert_eq!(r["next_cursor"], Value::Null);
 }
 
+/// The index commits on a schedule (every 200 ms while events are
+/// pending), not after a lull: with messages arriving faster than that, a
+/// message posted before them is still found, instead of the search
+/// waiting out its catch-up limit on an index that never commits.
+#[tokio::test]
+async fn a_message_is_found_while_others_keep_arriving() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "hello").await;
+    let needle = app
+        .agent_says(&app.admin_token, &conv, "the zeppelin order", false)
+        .await;
+    let (posted_tx, mut posted_rx) = tokio::sync::watch::channel(0u32);
+    let searched = std::sync::atomic::AtomicBool::new(false);
+    let fillers = async {
+        let mut n = 0u32;
+        while !searched.load(std::sync::atomic::Ordering::Acquire) {
+            app.agent_says(&app.admin_token, &conv, &format!("filler {n}"), false)
+                .await;
+            n += 1;
+            posted_tx.send_replace(n);
+        }
+        n
+    };
+    let search = async {
+        posted_rx.wait_for(|n| *n >= 20).await.unwrap();
+        let r = body(app.get("/api/v1/search?q=zeppelin", &app.admin_token).await).await;
+        searched.store(true, std::sync::atomic::Ordering::Release);
+        r
+    };
+    let (posted, r) = tokio::join!(fillers, search);
+    assert!(posted > 20, "the fillers kept coming during the search");
+    assert_eq!(
+        message_ids(&r),
+        vec![needle["id"].as_str().unwrap().to_owned()]
+    );
+}
+
 #[tokio::test]
 async fn search_pages_never_skip_or_repeat() {
     let app = spawn_app().await;

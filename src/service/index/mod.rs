@@ -644,71 +644,185 @@ fn snippet_for(gen: &SnippetGenerator, body: &str, query: &str) -> (String, Vec<
     (text, ranges)
 }
 
+/// The name of the indexer's thread (what `/proc/<pid>/task/*/comm`
+/// shows), so the load suite can tell the indexer's CPU from the rest of
+/// the server's.
+pub const INDEXER_THREAD: &str = "natter-index";
+/// How long an indexed event may wait for its commit: while events are
+/// pending, the index commits (and becomes searchable) this often, however
+/// steadily events keep coming.
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// Events queued for the indexer's thread. When the queue is full the
+/// feed counts as lagged and the thread reads what it missed from the log,
+/// so a slow index costs log reads, never unbounded memory.
+const QUEUE: usize = 1024;
+/// How soon a feed that fell behind asks the thread again to catch up,
+/// when no new event comes to carry the request.
+const RETRY_BEHIND: Duration = Duration::from_millis(10);
+
+/// What the async side hands the indexer's thread.
+enum Work {
+    /// The next durable event of the feed.
+    Event(Arc<EventRecord>),
+    /// Events were skipped (the feed lagged or the queue was full): index
+    /// the log up to what is published.
+    Lagged,
+}
+
 /// Runs the indexer: catches up from the log, then follows the feed of
-/// durable events, committing at most every 200 ms.
+/// durable events, committing every 200 ms while events are pending; at
+/// shutdown it commits what it has and returns only then.
+///
+/// The work (reading the store for each document, tantivy's `add` and
+/// `commit`) runs on one dedicated thread named [`INDEXER_THREAD`], fed
+/// through a bounded queue by this task, which only forwards the feed:
+/// the indexer never holds a runtime worker, and its cost shows apart
+/// from the rest of the server's (tantivy's own indexing threads aside).
 pub async fn run_indexer(
     index: Arc<SearchIndex>,
     store: Arc<Store>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Subscribe before the thread catches up from the log, so every event
+    // published after its catch-up arrives here.
     let mut events = store.durability().subscribe();
-    let (i, s) = (index.clone(), store.clone());
-    match tokio::task::spawn_blocking(move || i.catch_up(&s)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "search index catch-up failed"),
-        Err(e) => tracing::error!(error = %e, "search index catch-up panicked"),
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(QUEUE);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name(INDEXER_THREAD.into())
+        .spawn(move || {
+            index_on_this_thread(&index, &store, &work_rx);
+            let _ = done_tx.send(());
+        });
+    if let Err(e) = spawned {
+        // The index stays where it is; it catches up at the next start.
+        tracing::error!(error = %e, "could not start the search indexer's thread");
+        return;
     }
-    let mut pending: u64 = 0;
+    // Whether events were dropped since the thread last got a `Lagged`.
+    let mut behind = false;
     loop {
-        let tick = tokio::time::sleep(Duration::from_millis(if pending > 0 {
-            200
-        } else {
-            3_600_000
-        }));
-        tokio::select! {
+        let work = tokio::select! {
             _ = shutdown.changed() => break,
             r = events.recv() => match r {
-                Ok(ev) => {
-                    let upto = pending.max(index.indexed_upto());
-                    let id = ev.id.get();
-                    if id <= upto {
-                        continue;
-                    }
-                    if id > upto + 1 {
-                        // Missed some (a restart race or a lag): take them from the log.
-                        match store.events_between(upto, id - 1, usize::MAX) {
-                            Ok(evs) => for e in &evs { let _ = index.apply(&store, e); },
-                            Err(e) => tracing::error!(error = %e, "search index could not read the log"),
-                        }
-                    }
-                    if let Err(e) = index.apply(&store, &ev) {
-                        tracing::error!(error = %e, "search index could not add a message");
-                    }
-                    pending = id;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let upto = store.durability().published_upto();
-                    let from = pending.max(index.indexed_upto());
-                    if let Ok(evs) = store.events_between(from, upto, usize::MAX) {
-                        for e in &evs { let _ = index.apply(&store, e); }
-                        pending = upto.max(pending);
-                    }
-                }
+                // An event after a drop is covered by the catch-up.
+                Ok(_) if behind => Work::Lagged,
+                Ok(ev) => Work::Event(ev),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Work::Lagged,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
-            _ = tick, if pending > 0 => {
-                let (i, upto) = (index.clone(), pending);
-                match tokio::task::spawn_blocking(move || i.commit(upto)).await {
-                    Ok(Ok(())) => pending = 0,
-                    Ok(Err(e)) => tracing::error!(error = %e, "search index commit failed"),
-                    Err(e) => tracing::error!(error = %e, "search index commit panicked"),
+            _ = tokio::time::sleep(RETRY_BEHIND), if behind => Work::Lagged,
+        };
+        match work_tx.try_send(work) {
+            Ok(()) => behind = false,
+            Err(std::sync::mpsc::TrySendError::Full(_)) => behind = true,
+            // The thread has ended (it logged why).
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
+        }
+    }
+    // Closing the queue tells the thread to index what is queued, commit
+    // and end; wait for that, so a stop leaves a committed index.
+    drop(work_tx);
+    let _ = done_rx.await;
+}
+
+/// The indexer's thread: catch up from the log, then index what the
+/// queue brings, committing [`COMMIT_EVERY`] after the first uncommitted
+/// event, until the queue closes; then commit what is pending.
+fn index_on_this_thread(
+    index: &SearchIndex,
+    store: &Store,
+    work: &std::sync::mpsc::Receiver<Work>,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Instant;
+
+    if let Err(e) = index.catch_up(store) {
+        tracing::error!(error = %e, "search index catch-up failed");
+    }
+    // The newest event applied but not yet committed (0: none).
+    let mut pending: u64 = 0;
+    // When the pending events are to be committed.
+    let mut due: Option<Instant> = None;
+    loop {
+        if let Some(at) = due {
+            // Checked before receiving: a queue that is never empty must
+            // not postpone the commit.
+            if Instant::now() >= at {
+                match index.commit(pending) {
+                    Ok(()) => {
+                        pending = 0;
+                        due = None;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "search index commit failed");
+                        due = Some(Instant::now() + COMMIT_EVERY);
+                    }
+                }
+                continue;
+            }
+        }
+        let next = match due {
+            Some(at) => work.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => work.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let applied = match next {
+            Ok(Work::Event(ev)) => apply_next(index, store, pending, &ev),
+            Ok(Work::Lagged) => {
+                let upto = store.durability().published_upto();
+                let from = pending.max(index.indexed_upto());
+                match store.events_between(from, upto, usize::MAX) {
+                    Ok(evs) => {
+                        for e in &evs {
+                            let _ = index.apply(store, e);
+                        }
+                        (upto > from).then_some(upto)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "search index could not read the log");
+                        None
+                    }
                 }
             }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(upto) = applied {
+            pending = upto;
+            due.get_or_insert_with(|| Instant::now() + COMMIT_EVERY);
         }
     }
     if pending > 0 {
-        let _ = tokio::task::spawn_blocking(move || index.commit(pending)).await;
+        if let Err(e) = index.commit(pending) {
+            tracing::error!(error = %e, "search index commit at stop failed");
+        }
     }
+}
+
+/// Applies one event of the feed after `pending` (the newest applied):
+/// skips what the index already has, takes a gap from the log. Returns the
+/// new newest applied event, if it moved.
+fn apply_next(index: &SearchIndex, store: &Store, pending: u64, ev: &EventRecord) -> Option<u64> {
+    let upto = pending.max(index.indexed_upto());
+    let id = ev.id.get();
+    if id <= upto {
+        return None;
+    }
+    if id > upto + 1 {
+        // Missed some (a restart race or a lag): take them from the log.
+        match store.events_between(upto, id - 1, usize::MAX) {
+            Ok(evs) => {
+                for e in &evs {
+                    let _ = index.apply(store, e);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "search index could not read the log"),
+        }
+    }
+    if let Err(e) = index.apply(store, ev) {
+        tracing::error!(error = %e, "search index could not add a message");
+    }
+    Some(id)
 }
 
 #[cfg(test)]
