@@ -295,7 +295,31 @@ impl Store {
         Ok(Arc::new(store))
     }
 
-    /// Checks the schema version and upgrades older data in place.
+    /// Checks the schema version and upgrades older data in place, one
+    /// step per version, before the store serves anything.
+    ///
+    /// The steps write sled directly (not through [`Store::write`]: no
+    /// batch is running yet) and `schema_version` is written last, after
+    /// all of them, followed by a flush. A crash part-way therefore leaves
+    /// the old version in `meta`, and the next start runs every step again
+    /// over data that some steps already converted, in part or in full.
+    /// So every step is idempotent: run over its own result, or over a
+    /// tree it converted only in part, it ends where one uninterrupted run
+    /// ends, because each computes what it writes from what the older
+    /// schema also has:
+    /// - 1 -> 2 adds only the index entries that are missing;
+    /// - 2 -> 3 derives each contact's verified key from its inbox's
+    ///   identity secret and its own external id (a key of either form
+    ///   that names the contact is removed and the new one written back),
+    ///   then drops every key not of the new form;
+    /// - 3 -> 4 sets ordinals, and the copies of them in conversations and
+    ///   logged events, from the stored messages alone
+    ///   (`assign_ordinals`);
+    /// - 4 -> 5 clears the counters and counts the records again.
+    ///
+    /// The unit tests run the migration of the stored schema-2 fixture
+    /// (`tests/fixtures/schema2`) again from each step and after a run cut
+    /// short, and compare every tree with one clean run.
     fn migrate(&self) -> Result<()> {
         let meta = self.tree(Tree::Meta);
         let found = match meta.get("schema_version")? {
@@ -900,5 +924,158 @@ mod tests {
         assert_eq!(seen, (0..300).collect::<Vec<u64>>());
         let stored = store.meta_get("counter").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(stored.as_deref(), Some(&keys::u64_be(300u64)[..]));
+    }
+
+    /// Every tree's entries, in key order: the whole store, to compare.
+    type Dump = Vec<(&'static str, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+    fn dump_db(db: &sled::Db) -> Dump {
+        Tree::ALL
+            .iter()
+            .map(|t| {
+                let tree = db.open_tree(t.name()).unwrap_or_else(|e| panic!("{e}"));
+                let entries = tree
+                    .iter()
+                    .map(|kv| {
+                        let (k, v) = kv.unwrap_or_else(|e| panic!("{e}"));
+                        (k.to_vec(), v.to_vec())
+                    })
+                    .collect();
+                (t.name(), entries)
+            })
+            .collect()
+    }
+
+    /// The sled database of a data folder, opened without a migration.
+    fn raw(dir: &std::path::Path) -> sled::Db {
+        sled::open(dir.join("db")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Copies the schema-2 data folder of `tests/fixtures/schema2` (made
+    /// by the natter of ce98221 through its API, see `make_schema2.py`
+    /// there) into `dir`.
+    fn schema_2_fixture(dir: &std::path::Path) {
+        fn copy(from: &std::path::Path, to: &std::path::Path) {
+            std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+            for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
+                let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+                let to = to.join(entry.file_name());
+                if entry.path().is_dir() {
+                    copy(&entry.path(), &to);
+                } else {
+                    std::fs::copy(entry.path(), to).unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+        }
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema2/data");
+        copy(&fixture, dir);
+    }
+
+    /// The fixture migrated once, as a dump, and what it was before.
+    fn migrated_fixture() -> (Dump, Dump) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        schema_2_fixture(dir.path());
+        let before = dump_db(&raw(dir.path()));
+        let after = {
+            let store = Store::open_for_test(dir.path());
+            dump_db(&store.db)
+        };
+        (before, after)
+    }
+
+    /// Fails with the first tree and key where two dumps differ.
+    fn assert_same(got: &Dump, want: &Dump, what: &str) {
+        for ((name, got), (_, want)) in got.iter().zip(want) {
+            let key = |kv: Option<&(Vec<u8>, Vec<u8>)>| {
+                kv.map(|(k, v)| match std::str::from_utf8(k) {
+                    Ok(k) if !k.contains(|c: char| c.is_control()) => (k.to_owned(), v.len()),
+                    _ => (hex::encode(k), v.len()),
+                })
+            };
+            if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
+                panic!(
+                    "{what}: tree {name} differs at entry {i}: {:?} (key, value length), wanted {:?}",
+                    key(got.get(i)),
+                    key(want.get(i))
+                );
+            }
+        }
+        assert_eq!(got.len(), want.len(), "{what}: the same trees");
+    }
+
+    fn tree_of(dump: &Dump, t: Tree) -> &[(Vec<u8>, Vec<u8>)] {
+        dump.iter()
+            .find(|(name, _)| *name == t.name())
+            .map_or(&[], |(_, entries)| entries.as_slice())
+    }
+
+    /// The migration of a schema-2 folder, run again over its own result
+    /// from each step (what a crash before `schema_version` is written
+    /// makes the next start do), leaves every tree exactly as one run did.
+    #[test]
+    fn migrating_the_schema_2_fixture_again_changes_nothing() {
+        let (before, once) = migrated_fixture();
+        assert_ne!(before, once);
+        let version = |d: &Dump| {
+            tree_of(d, Tree::Meta)
+                .iter()
+                .find(|(k, _)| k == b"schema_version")
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(version(&before), Some(2u32.to_be_bytes().to_vec()));
+        assert_eq!(version(&once), Some(SCHEMA_VERSION.to_be_bytes().to_vec()));
+        assert!(!tree_of(&once, Tree::ConversationordinalSeq).is_empty());
+        assert!(!tree_of(&once, Tree::InboxstatusassigneeCount).is_empty());
+        let verified = tree_of(&once, Tree::VerifiedContactid);
+        assert!(!verified.is_empty());
+        assert!(verified
+            .iter()
+            .all(|(k, _)| contacts::is_verified_external(k)));
+
+        for from in 2..SCHEMA_VERSION {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            schema_2_fixture(dir.path());
+            drop(Store::open_for_test(dir.path()));
+            {
+                let db = raw(dir.path());
+                db.open_tree(Tree::Meta.name())
+                    .and_then(|m| m.insert("schema_version", &from.to_be_bytes()))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                db.flush().unwrap_or_else(|e| panic!("{e}"));
+            }
+            let again = dump_db(&Store::open_for_test(dir.path()).db);
+            assert_same(
+                &again,
+                &once,
+                &format!("migrating again from schema {from}"),
+            );
+        }
+    }
+
+    /// A migration cut short (part of each tree already converted, the
+    /// rest as schema 2 left it, `schema_version` still 2) ends, at the
+    /// next start, exactly where an uninterrupted one does.
+    #[test]
+    fn a_schema_2_migration_cut_short_finishes_the_same_at_the_next_start() {
+        let (_, once) = migrated_fixture();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        schema_2_fixture(dir.path());
+        {
+            let db = raw(dir.path());
+            for (name, entries) in &once {
+                if *name == Tree::Meta.name() {
+                    continue;
+                }
+                let tree = db.open_tree(name).unwrap_or_else(|e| panic!("{e}"));
+                for (k, v) in entries.iter().take(entries.len() / 2) {
+                    tree.insert(k.as_slice(), v.as_slice())
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            db.flush().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let finished = dump_db(&Store::open_for_test(dir.path()).db);
+        assert_same(&finished, &once, "the rerun");
     }
 }

@@ -27,6 +27,7 @@ mod helpers;
 mod http;
 mod identity;
 mod mail_servers;
+mod migration;
 mod notify;
 mod pages;
 mod permissions;
