@@ -499,6 +499,21 @@ pub struct PageSession {
     pub csrf: String,
 }
 
+impl PageSession {
+    /// The HTML of a page, fetched with the session's cookie.
+    pub async fn page(&self, app: &TestApp, path: &str) -> String {
+        self.client
+            .get(app.url(path))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+}
+
 /// Signs in through the form as a browser does and reads the CSRF token
 /// from the inbox page; checks the session cookie's flags on the way.
 pub async fn page_sign_in(app: &TestApp, email: &str, password: &str) -> PageSession {

@@ -503,16 +503,7 @@ async fn the_inbox_tabs_count_the_migrated_conversations_per_status() {
         ),
     ];
     for (session, path, want) in cases {
-        let html = session
-            .client
-            .get(app.url(&path))
-            .header(reqwest::header::COOKIE, &session.cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = session.page(&app, &path).await;
         assert_eq!(tab_counts(&html), want, "{path}");
     }
     // Each status occurs, so every counter was built.
