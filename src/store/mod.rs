@@ -308,8 +308,9 @@ impl Store {
     /// ends, because each computes what it writes from what the older
     /// schema also has:
     /// - 1 -> 2 adds only the index entries that are missing;
-    /// - 2 -> 3 derives each contact's verified key from its inbox's
-    ///   identity secret and its own external id (a key of either form
+    /// - 2 -> 3 derives each contact's verified keys from the identity
+    ///   secret of each inbox and the user ids that name it there (its
+    ///   own, and those of contacts merged into it: a key of either form
     ///   that names the contact is removed and the new one written back),
     ///   then drops every key not of the new form;
     /// - 3 -> 4 sets ordinals, and the copies of them in conversations and
@@ -363,6 +364,26 @@ impl Store {
             // inboxes) stay: they may be an admin's merge.
             let verified = self.tree(Tree::VerifiedContactid);
             let records = self.tree(Tree::ContactidContact);
+            // Every (inbox, user id) that names each contact: its own, and
+            // those of contacts merged into it (a merge points them at the
+            // contact it kept), so a merged user id is keyed too, as a
+            // merge under schema 3 does.
+            let mut named: std::collections::HashMap<u64, Vec<(u64, String)>> =
+                std::collections::HashMap::new();
+            for kv in self.tree(Tree::InboxexternalidContactid).iter() {
+                let (k, v) = kv?;
+                let inbox = keys::read_u64(&k, 0)?;
+                let ext = k
+                    .get(9..)
+                    .and_then(|t| std::str::from_utf8(t).ok())
+                    .ok_or_else(|| StoreError::Corrupt("inboxexternalid_contactid key".into()))?;
+                named
+                    .entry(keys::read_u64(&v, 0)?)
+                    .or_default()
+                    .push((inbox, ext.to_owned()));
+            }
+            let mut inboxes: std::collections::HashMap<u64, Option<InboxRecord>> =
+                std::collections::HashMap::new();
             for kv in records.iter() {
                 let (k, v) = kv?;
                 let mut c: ContactRecord = decode(&v)?;
@@ -373,7 +394,7 @@ impl Store {
                     .cloned()
                     .chain(c.external_id.iter().map(|e| format!("ext:{e}")))
                     .collect();
-                if old.is_empty() {
+                if old.is_empty() && !named.contains_key(&c.id.get()) {
                     continue;
                 }
                 for o in &old {
@@ -382,14 +403,30 @@ impl Store {
                     }
                 }
                 c.verified.retain(|v| !v.starts_with("ext:"));
-                let inbox: Option<InboxRecord> =
-                    self.get(Tree::InboxidInbox, &keys::u64_be(c.inbox_id))?;
-                if let (Some(ext), Some(inbox)) = (&c.external_id, inbox) {
-                    let key = contacts::verified_external(&inbox.hmac_secret, ext);
+                let mut pairs: Vec<(u64, String)> = c
+                    .external_id
+                    .iter()
+                    .map(|e| (c.inbox_id.get(), e.clone()))
+                    .collect();
+                pairs.extend(named.get(&c.id.get()).into_iter().flatten().cloned());
+                for (inbox_id, ext) in pairs {
+                    let inbox = match inboxes.get(&inbox_id) {
+                        Some(i) => i.clone(),
+                        None => {
+                            let i: Option<InboxRecord> =
+                                self.get(Tree::InboxidInbox, &keys::u64_be(inbox_id))?;
+                            inboxes.insert(inbox_id, i.clone());
+                            i
+                        }
+                    };
+                    let Some(inbox) = inbox else { continue };
+                    let key = contacts::verified_external(&inbox.hmac_secret, &ext);
                     if !verified.contains_key(key.as_bytes())? {
                         verified.insert(key.as_bytes(), &keys::u64_be(c.id))?;
                     }
-                    c.verified.push(key);
+                    if !c.verified.contains(&key) {
+                        c.verified.push(key);
+                    }
                 }
                 records.insert(k, encode(&c)?)?;
             }

@@ -568,6 +568,12 @@ async fn verified_user_ids_of_a_schema_2_folder_still_find_their_contacts() {
         id(verified(&app, &partner, "user-100").await),
         contact("ulla")
     );
+    // So does the user merged into ulla under schema 2, as after a merge
+    // made today.
+    assert_eq!(
+        id(verified(&app, &partner, "user-300").await),
+        contact("ulla")
+    );
     assert_ne!(
         id(verified(&app, &partner, "user-400").await),
         contact("vera")
