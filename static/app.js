@@ -64,6 +64,9 @@
       form.__pending = null;
       if (e.detail.successful) {
         p.li.remove();
+        // A note is one message: the next one is a reply again, so it is
+        // never a note by accident.
+        if (p.priv) setNoteMode(form, false);
         var files = form.querySelector("[data-role=file-input]");
         if (files) files.value = "";
       } else {
@@ -76,7 +79,7 @@
         retry.addEventListener("click", function () {
           p.li.remove();
           form.querySelector("textarea").value = p.text;
-          form.querySelector("[data-role=private-toggle]").checked = p.priv;
+          setNoteMode(form, p.priv);
           form.requestSubmit();
         });
         p.status.appendChild(retry);
@@ -102,13 +105,56 @@
     if (last && last.scrollIntoView) last.scrollIntoView({ block: "end" });
   }
 
-  // Composer: Enter sends, Shift+Enter is a new line; "/" opens canned
-  // responses; typing is signalled to the contact (not for notes).
+  // Note mode is unmistakable: the composer turns amber (app.css, also
+  // without JavaScript), its placeholder and its button say "note", and it
+  // goes back to reply after each note (see htmx:afterRequest above).
+  function setNoteMode(form, on) {
+    var toggle = form && form.querySelector("[data-role=private-toggle]");
+    if (!toggle) return;
+    toggle.checked = on;
+    form.classList.toggle("note-mode", on);
+    var box = form.querySelector("[data-role=reply]");
+    if (box) {
+      if (!box.dataset.replyPlaceholder) box.dataset.replyPlaceholder = box.placeholder;
+      box.placeholder = on
+        ? "Private note: only your team sees this (Alt+N: back to reply)"
+        : box.dataset.replyPlaceholder;
+    }
+    var label = form.querySelector("label[for=" + (box ? box.id : "") + "]");
+    if (label) label.textContent = on ? "Private note" : "Reply";
+    var send = form.querySelector("button[type=submit]");
+    if (send) send.textContent = on ? "Add note" : "Send";
+  }
+
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.matches && t.matches("[data-role=private-toggle]")) setNoteMode(t.form, t.checked);
+  });
+
+  // A composer restored with its box ticked (back navigation) shows it.
+  document.addEventListener("htmx:load", function (e) {
+    var root = e.detail.elt;
+    if (!root.querySelectorAll) return;
+    root.querySelectorAll("[data-role=composer]").forEach(function (form) {
+      var toggle = form.querySelector("[data-role=private-toggle]");
+      if (toggle) setNoteMode(form, toggle.checked);
+    });
+  });
+
+  // Composer: Enter sends, Shift+Enter is a new line, Alt+N switches
+  // between reply and note; "/" opens canned responses; typing is
+  // signalled to the contact (not for notes).
   var typingTimer = null;
   document.addEventListener("keydown", function (e) {
     var t = e.target;
     if (t.matches && t.matches("[data-role=reply]")) {
       var box = t.form.querySelector(".canned-suggestions");
+      if (e.altKey && !e.ctrlKey && !e.metaKey && e.code === "KeyN") {
+        e.preventDefault();
+        var toggle = t.form.querySelector("[data-role=private-toggle]");
+        if (toggle) setNoteMode(t.form, !toggle.checked);
+        return;
+      }
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         if (box && !box.hidden && box.firstElementChild) {
@@ -203,9 +249,14 @@
       case "Enter":
         if (current) { window.location = current.querySelector("a").href; e.preventDefault(); }
         break;
-      case "r": {
+      case "r":
+      case "n": {
         var reply = document.querySelector("[data-role=reply]");
-        if (reply) { reply.focus(); e.preventDefault(); }
+        if (reply) {
+          setNoteMode(reply.form, e.key === "n");
+          reply.focus();
+          e.preventDefault();
+        }
         break;
       }
       case "e":

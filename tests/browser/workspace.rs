@@ -85,12 +85,43 @@ async fn an_agent_works_a_conversation_end_to_end_in_the_browser() {
     .await;
 
     // A private note: shown as internal to the agent, never to the contact.
+    // Note mode is unmistakable: the box and its button say so.
+    let send_label = || async {
+        b.find("[data-role=composer] button[type=submit]")
+            .await
+            .text()
+            .await
+            .unwrap()
+    };
+    let noting = || async {
+        b.find("[data-role=private-toggle]")
+            .await
+            .is_selected()
+            .await
+            .unwrap()
+    };
+    assert_eq!(send_label().await, "Send");
     b.find("[data-role=private-toggle]")
         .await
         .click()
         .await
         .unwrap();
+    assert_eq!(send_label().await, "Add note");
     let reply = b.find("[data-role=composer] textarea[name=body]").await;
+    assert!(reply
+        .attr("placeholder")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .starts_with("Private note"));
+    assert!(b
+        .find("[data-role=composer]")
+        .await
+        .attr("class")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .contains("note-mode"));
     reply.send_keys("internal: refund approved").await.unwrap();
     reply.send_keys(&Key::Enter.to_string()).await.unwrap();
     let note = b
@@ -102,12 +133,27 @@ async fn an_agent_works_a_conversation_end_to_end_in_the_browser() {
         .unwrap()
         .to_lowercase()
         .contains("private note"));
-    b.find("[data-role=private-toggle]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    // After the note the composer is back to reply by itself, so the next
+    // message reaches the contact without anyone unticking the box.
+    // (The note's own answer, which resets it, may come a moment after
+    // the note arrived on the page's stream.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while noting().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "note mode stayed on after the note"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(send_label().await, "Send");
+    // Alt+N switches to a note and back.
     let reply = b.find("[data-role=composer] textarea[name=body]").await;
+    reply.send_keys(&format!("{}n", Key::Alt)).await.unwrap();
+    assert!(noting().await, "Alt+N starts a note");
+    assert_eq!(send_label().await, "Add note");
+    reply.send_keys(&format!("{}n", Key::Alt)).await.unwrap();
+    assert!(!noting().await, "Alt+N goes back to reply");
+    assert_eq!(reply.prop("value").await.unwrap().unwrap_or_default(), "");
     reply.send_keys("Anything else?").await.unwrap();
     reply.send_keys(&Key::Enter.to_string()).await.unwrap();
     let msgs = eventually(
