@@ -510,7 +510,7 @@ async fn a_note_does_not_move_the_conversation_for_the_customer() {
     // The messenger's list is in the same order.
     let html = app
         .client
-        .get(app.url(&format!("/m/{}", app.widget_key)))
+        .get(app.url(&format!("/m/{}?list=1", app.widget_key)))
         .header("cookie", format!("natter_contact={ct}"))
         .send()
         .await

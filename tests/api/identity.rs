@@ -312,7 +312,7 @@ async fn a_person_merged_across_two_websites_stays_signed_in_on_both() {
     // The second site's browser still knows the person, with both threads.
     let page = app
         .client
-        .get(app.url(&format!("/m/{key2}")))
+        .get(app.url(&format!("/m/{key2}?list=1")))
         .bearer_auth(&b_token)
         .send()
         .await

@@ -93,7 +93,7 @@ async fn a_hostile_site_cannot_switch_the_visitors_messenger_identity() {
     }
 
     // Back in the messenger, the visitor is still the visitor.
-    b.goto(&format!("{}/m/{key}", app.base)).await;
+    b.goto(&format!("{}/m/{key}?list=1", app.base)).await;
     b.find_text(".m-list", "the visitor's own question").await;
     let list = b.find(".m-list").await.text().await.unwrap();
     assert!(!list.contains("attacker"), "{list}");

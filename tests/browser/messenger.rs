@@ -175,12 +175,11 @@ async fn a_customer_writes_from_the_widget_on_another_site_and_continues_on_a_se
         .click()
         .await
         .unwrap();
+    // It lands in the open conversation, with its composer.
     phone
-        .find(&format!("a[data-conversation-id='{conv}']"))
-        .await
-        .click()
-        .await
-        .unwrap();
+        .find(&format!(".m-conversation[data-conversation-id='{conv}']"))
+        .await;
+    phone.find("[data-role=composer] textarea[name=body]").await;
     phone
         .find_text(
             "[data-role=thread] [data-author-type=contact]",
@@ -368,7 +367,9 @@ async fn identify_makes_a_logged_in_user_the_same_contact_and_reset_forgets_it()
         .enter_frame()
         .await
         .unwrap();
-    let link = b.find(&format!("a[data-conversation-id='{conv}']")).await;
+    // The known user lands in the conversation they started elsewhere.
+    b.find(&format!(".m-conversation[data-conversation-id='{conv}']"))
+        .await;
     assert!(
         b.find(".m-main")
             .await
@@ -378,7 +379,6 @@ async fn identify_makes_a_logged_in_user_the_same_contact_and_reset_forgets_it()
             .as_deref()
             == Some(contact_id.as_str())
     );
-    link.click().await.unwrap();
     b.find_text(
         "[data-role=thread] [data-author-type=contact]",
         "from my laptop",
@@ -394,5 +394,115 @@ async fn identify_makes_a_logged_in_user_the_same_contact_and_reset_forgets_it()
         .await
         .unwrap();
     b.find(".m-main[data-has-contact=false]").await;
+    b.close().await;
+}
+
+/// The admin's list of every conversation, newest first: (id, messages).
+async fn conversations_of_everyone(app: &crate::helpers::TestApp) -> Vec<(String, u64)> {
+    let v = crate::helpers::body(
+        app.get("/api/v1/conversations?limit=100", &app.admin_token)
+            .await,
+    )
+    .await;
+    v["conversations"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    (
+                        c["id"].as_str().unwrap_or_default().to_owned(),
+                        c["last_seq"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A returning customer lands in their open conversation and its composer
+/// (typing into a "new conversation" box split the thread); a new
+/// conversation is a deliberate choice, and with nothing open the list is
+/// where they land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_customer_lands_in_their_open_conversation() {
+    let app = spawn_app().await;
+    let b = Browser::start().await;
+    let home = format!("{}/m/{}", app.base, app.widget_key);
+    b.goto(&home).await;
+    let text = b.find("[data-role=composer] textarea[name=body]").await;
+    text.send_keys("Where is my parcel?").await.unwrap();
+    text.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let conv = b
+        .find(".m-conversation[data-conversation-id]")
+        .await
+        .attr("data-conversation-id")
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Coming back later: the same conversation, ready for the follow-up.
+    b.goto(&home).await;
+    b.find(&format!(".m-conversation[data-conversation-id='{conv}']"))
+        .await;
+    let text = b.find("[data-role=composer] textarea[name=body]").await;
+    text.send_keys("It was due yesterday.").await.unwrap();
+    text.send_keys(&Key::Enter.to_string()).await.unwrap();
+    b.find_text(
+        "[data-role=thread] [data-author-type=contact]",
+        "due yesterday",
+    )
+    .await;
+    assert_eq!(
+        conversations_of_everyone(&app).await,
+        [(conv.clone(), 2)],
+        "the follow-up went into the same conversation"
+    );
+
+    // The list has no text box; a new conversation takes a click.
+    b.find("[data-role=back]").await.click().await.unwrap();
+    b.find(&format!(".m-list a[data-conversation-id='{conv}']"))
+        .await;
+    let listed = b
+        .client
+        .execute(
+            "return document.querySelectorAll('.m-home textarea').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed, 0, "no text box on the list");
+    b.find("[data-role=new-conversation]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let text = b
+        .find(".m-new [data-role=composer] textarea[name=body]")
+        .await;
+    text.send_keys("A different question").await.unwrap();
+    text.send_keys(&Key::Enter.to_string()).await.unwrap();
+    b.find_text(
+        "[data-role=thread] [data-author-type=contact]",
+        "A different question",
+    )
+    .await;
+    let all = conversations_of_everyone(&app).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+
+    // With everything resolved, the list is where they land.
+    for (id, _) in &all {
+        let r = app
+            .patch(
+                &format!("/api/v1/conversations/{id}"),
+                &app.admin_token,
+                serde_json::json!({"status": "resolved"}),
+            )
+            .await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+    }
+    b.goto(&home).await;
+    b.find(&format!(".m-list a[data-conversation-id='{conv}']"))
+        .await;
+    b.find("[data-role=new-conversation]").await;
     b.close().await;
 }

@@ -21,7 +21,7 @@ use super::workspace::view::{self, MessageView};
 use super::AppState;
 use crate::domain::ids::ConversationId;
 use crate::domain::time::{self, rfc3339};
-use crate::domain::{format_id, parse_id, AuthorType, ContactName, Email};
+use crate::domain::{format_id, parse_id, AuthorType, ContactName, ConversationStatus, Email};
 use crate::error::ApiError;
 use crate::service::customer::{optional_email, ContactDetails};
 use crate::service::notify::Confirmation;
@@ -195,6 +195,9 @@ pub struct Main {
     email: String,
     search_q: String,
     results: Vec<(String, String, String)>,
+    /// The contact chose to start another conversation: the composer for
+    /// it, and nothing else to type into.
+    composing_new: bool,
     /// The form token (empty in a frame that has no form cookie: its posts
     /// are htmx's).
     csrf: String,
@@ -215,13 +218,17 @@ struct Page {
     main_html: String,
 }
 
-/// `?c=&resume=&embed=&q=` of the messenger.
+/// `?c=&resume=&embed=&q=&list=&new=` of the messenger.
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
     c: Option<String>,
     resume: Option<String>,
     embed: Option<String>,
     q: Option<String>,
+    /// Show the list even when a conversation is open (its back link).
+    list: Option<String>,
+    /// The contact asked for a new conversation.
+    new: Option<String>,
 }
 
 /// The whole messenger page of `inbox` for `who`: its frame (form token,
@@ -281,6 +288,7 @@ async fn main_view(
         email: String::new(),
         search_q: String::new(),
         results: Vec::new(),
+        composing_new: false,
         csrf: csrf.to_owned(),
     };
     let Some((contact, token)) = who else {
@@ -305,10 +313,20 @@ async fn main_view(
             status: c.status.as_str(),
         })
         .collect();
-    let open: Option<&ConversationRecord> =
-        q.c.as_deref()
-            .and_then(parse_id)
-            .and_then(|id| convs.iter().find(|c| c.id == id));
+    let searching = q.q.as_deref().is_some_and(|t| !t.trim().is_empty());
+    let open: Option<&ConversationRecord> = match q.c.as_deref().and_then(parse_id) {
+        Some(id) => convs.iter().find(|c| c.id == id),
+        // A returning contact lands in its unresolved conversation, with
+        // its composer (the newest, if several): typing into a "new
+        // conversation" box by mistake split the thread. Starting another
+        // one is a choice (`new`), and the list is a link away (`list`).
+        None if q.list.is_none() && q.new.is_none() && !searching => convs
+            .iter()
+            .filter(|c| c.status != ConversationStatus::Resolved)
+            .max_by_key(|c| c.contact_activity()),
+        None => None,
+    };
+    m.composing_new = q.new.is_some() && open.is_none() && !searching;
     let mut events_url = format!(
         "/m/{}/events?access_token={}&last_event_id={from_event}",
         inbox.widget_key,
