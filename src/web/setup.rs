@@ -7,8 +7,10 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
+use super::session::session_cookie;
 use super::AppState;
 use crate::error::ApiError;
+use crate::service::sessions::CredentialKind;
 use crate::service::setup::FirstAdmin;
 
 #[derive(Template, WebTemplate)]
@@ -20,6 +22,9 @@ struct SetupPage {
     error: Option<String>,
     name: String,
     email: String,
+    /// The new admin was signed in by the same answer (its session cookie
+    /// is set): the page leads to the inbox rather than to a sign-in.
+    signed_in: bool,
 }
 
 /// `?token=` of the page.
@@ -43,6 +48,7 @@ pub async fn page(
         error: None,
         name: String::new(),
         email: String::new(),
+        signed_in: false,
     })
 }
 
@@ -55,10 +61,13 @@ pub struct SetupForm {
     password: String,
 }
 
-/// Creates the first admin and retires the token.
+/// Creates the first admin, retires the token and signs the admin in (so
+/// setting up ends in the workspace, not on a page that says to go and
+/// sign in).
 #[tracing::instrument(skip_all)]
 pub async fn submit(
     state: web::Data<AppState>,
+    ip: super::extract::ClientIp,
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
@@ -70,6 +79,7 @@ pub async fn submit(
             error: None,
             name: String::new(),
             email: String::new(),
+            signed_in: false,
         };
         Ok(HttpResponse::Forbidden()
             .content_type("text/html; charset=utf-8")
@@ -79,7 +89,7 @@ pub async fn submit(
         token: f.token.clone(),
         name: f.name.clone(),
         email: f.email.clone(),
-        password: f.password,
+        password: f.password.clone(),
     };
     match state.svc.create_first_admin(given).await {
         Ok(Some(_)) => {}
@@ -92,6 +102,7 @@ pub async fn submit(
                 error: Some(e.message),
                 name: f.name,
                 email: f.email,
+                signed_in: false,
             };
             return Ok(HttpResponse::UnprocessableEntity()
                 .content_type("text/html; charset=utf-8")
@@ -99,6 +110,19 @@ pub async fn submit(
         }
         Err(e) => return Err(e),
     }
+    // Signed in as the sign-in form does (and logged like it); if that
+    // fails the admin exists all the same and the page links to sign-in.
+    let session = match state
+        .svc
+        .sign_in(&f.email, f.password, ip.0, CredentialKind::Session)
+        .await
+    {
+        Ok(s) => Some(s.credential.token),
+        Err(e) => {
+            tracing::warn!(error = %e, "the new admin could not be signed in after setup");
+            None
+        }
+    };
     let page = SetupPage {
         token: String::new(),
         valid: true,
@@ -106,8 +130,16 @@ pub async fn submit(
         error: None,
         name: String::new(),
         email: String::new(),
+        signed_in: session.is_some(),
     };
-    Ok(HttpResponse::Created()
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().map_err(|_| ApiError::Internal)?))
+    let mut res = HttpResponse::Created();
+    res.content_type("text/html; charset=utf-8");
+    if let Some(token) = session {
+        res.cookie(session_cookie(
+            &token,
+            state.config.base_url.starts_with("https://"),
+            state.config.token_ttl_secs,
+        ));
+    }
+    Ok(res.body(page.render().map_err(|_| ApiError::Internal)?))
 }

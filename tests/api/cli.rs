@@ -123,6 +123,31 @@ async fn first_start_logs_the_setup_link_and_creates_the_website_inbox() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    // Setting up ends signed in: the answer carries the session, and the
+    // page leads to the inbox, which opens with it.
+    let cookie = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("natter_session=") && !v.starts_with("natter_session=;"))
+        .expect("a session cookie after setup")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let done = r.text().await.unwrap();
+    assert!(done.contains("href=\"/inbox\""), "{done}");
+    let inbox = crate::helpers::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/inbox", s.base))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inbox.status(), StatusCode::OK, "the inbox opens signed in");
     // The link is single use.
     let again = client
         .post(format!("{}/setup", s.base))

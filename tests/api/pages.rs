@@ -1213,3 +1213,54 @@ async fn the_workspace_and_the_api_refuse_the_same_changes() {
         (Some("open"), &Value::Null)
     );
 }
+
+/// Every page names the favicon, and it is served: the sign-in page (the
+/// plain layout), the workspace and the messenger.
+#[tokio::test]
+async fn every_kind_of_page_has_the_favicon() {
+    let app = spawn_app().await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let plain = app
+        .client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let workspace = s.get(&app, "/inbox").await.text().await.unwrap();
+    let messenger = app
+        .client
+        .get(app.url(&format!("/m/{}", app.widget_key)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (name, html) in [
+        ("sign-in", &plain),
+        ("workspace", &workspace),
+        ("messenger", &messenger),
+    ] {
+        assert_eq!(
+            html.matches(r#"<link rel="icon" href="/static/icon.svg""#)
+                .count(),
+            1,
+            "{name}: {html}"
+        );
+    }
+    let icon = app
+        .client
+        .get(app.url("/static/icon.svg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), StatusCode::OK);
+    assert!(icon
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("image/svg+xml")));
+}
