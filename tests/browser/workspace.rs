@@ -36,6 +36,27 @@ async fn an_agent_works_a_conversation_end_to_end_in_the_browser() {
     let b = Browser::start().await;
     b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
 
+    // The header's actions look like buttons, not bare underlined links,
+    // and a hidden one stays hidden.
+    let header = b
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('.topnav a, .topnav button')).map(function (e) { var s = getComputedStyle(e); return [e.textContent.trim(), s.textDecorationLine, s.borderTopStyle, e.hidden ? s.display : 'shown']; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let header = header.as_array().cloned().unwrap_or_default();
+    assert!(header.len() >= 2, "{header:?}");
+    for item in &header {
+        if item[3] == "shown" {
+            assert_eq!(item[1], "none", "underlined: {item}");
+            assert_eq!(item[2], "solid", "no button outline: {item}");
+        } else {
+            assert_eq!(item[3], "none", "a hidden action shows: {item}");
+        }
+    }
+
     // A contact starts a conversation over the API: it appears live.
     let (_, contact) = app.contact().await;
     let (conv, _) = app
