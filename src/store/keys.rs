@@ -54,6 +54,17 @@ pub fn id_text(id: impl Into<u64>, text: &str) -> Vec<u8> {
     k
 }
 
+/// The id and the text of an [`id_text`] key.
+pub fn read_id_text(key: &[u8]) -> Result<(u64, &str), StoreError> {
+    let id = read_u64(key, 0)?;
+    match key.get(8..) {
+        Some([SEP, text @ ..]) => std::str::from_utf8(text)
+            .map(|t| (id, t))
+            .map_err(|_| StoreError::Corrupt("an id and text key is not UTF-8".into())),
+        _ => Err(StoreError::Corrupt("not an id and text key".into())),
+    }
+}
+
 /// `ConversationId + Seq`: messages of a conversation in seq order.
 pub fn conversation_seq(conversation: impl Into<u64>, seq: u64) -> Vec<u8> {
     concat(&[&u64_be(conversation), &u64_be(seq)])
@@ -145,6 +156,14 @@ mod tests {
         nums.sort();
         let decoded: Vec<u64> = keys.iter().map(|k| u64::from_be_bytes(*k)).collect();
         assert_eq!(decoded, nums);
+    }
+
+    #[test]
+    fn an_id_and_text_key_reads_back() {
+        let k = id_text(7u64, "user-100");
+        assert_eq!(read_id_text(&k).ok(), Some((7, "user-100")));
+        assert!(read_id_text(&u64_be(7u64)).is_err());
+        assert!(read_id_text(&conversation_seq(7u64, 1)).is_err());
     }
 
     #[test]

@@ -372,18 +372,17 @@ impl Store {
                 std::collections::HashMap::new();
             for kv in self.tree(Tree::InboxexternalidContactid).iter() {
                 let (k, v) = kv?;
-                let inbox = keys::read_u64(&k, 0)?;
-                let ext = k
-                    .get(9..)
-                    .and_then(|t| std::str::from_utf8(t).ok())
-                    .ok_or_else(|| StoreError::Corrupt("inboxexternalid_contactid key".into()))?;
+                let (inbox, ext) = keys::read_id_text(&k)?;
                 named
                     .entry(keys::read_u64(&v, 0)?)
                     .or_default()
                     .push((inbox, ext.to_owned()));
             }
-            let mut inboxes: std::collections::HashMap<u64, Option<InboxRecord>> =
-                std::collections::HashMap::new();
+            let inboxes: std::collections::HashMap<u64, InboxRecord> = self
+                .inboxes()?
+                .into_iter()
+                .map(|i| (i.id.get(), i))
+                .collect();
             for kv in records.iter() {
                 let (k, v) = kv?;
                 let mut c: ContactRecord = decode(&v)?;
@@ -410,16 +409,9 @@ impl Store {
                     .collect();
                 pairs.extend(named.get(&c.id.get()).into_iter().flatten().cloned());
                 for (inbox_id, ext) in pairs {
-                    let inbox = match inboxes.get(&inbox_id) {
-                        Some(i) => i.clone(),
-                        None => {
-                            let i: Option<InboxRecord> =
-                                self.get(Tree::InboxidInbox, &keys::u64_be(inbox_id))?;
-                            inboxes.insert(inbox_id, i.clone());
-                            i
-                        }
+                    let Some(inbox) = inboxes.get(&inbox_id) else {
+                        continue;
                     };
-                    let Some(inbox) = inbox else { continue };
                     let key = contacts::verified_external(&inbox.hmac_secret, &ext);
                     if !verified.contains_key(key.as_bytes())? {
                         verified.insert(key.as_bytes(), &keys::u64_be(c.id))?;
