@@ -24,7 +24,7 @@ pub struct Metrics {
     pub sse_connections: Gauge,
     /// Times a stream fell behind the live feed and caught up from the log.
     pub sse_catchups: Counter,
-    /// Durable events the fan-out handed to a stream: with
+    /// Durable events the fan-out handed to a stream task: with
     /// [`Self::events_delivered`], shows how many wake-ups were wasted.
     pub stream_wakeups: Counter,
     /// Frames of durable events sent to a client (live or replayed).

@@ -65,7 +65,7 @@ struct Queue {
 }
 
 /// One stream's small queue: filled by the dispatcher, drained by the
-/// stream. A `Notify` rather than a channel, so an idle stream costs
+/// stream task. A `Notify` rather than a channel, so an idle stream costs
 /// an empty queue.
 pub struct Mailbox {
     queue: Mutex<Queue>,

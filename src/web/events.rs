@@ -1,7 +1,6 @@
 //! Server-Sent Events for agents and contacts.
 //!
-//! Each stream is the response body itself (no task, no channel: see
-//! [`Stream`]); it registers in the fan-out (see
+//! Each stream is a task that registers in the fan-out (see
 //! `service::fanout`), first replays the log after `Last-Event-ID` and then
 //! takes the durable events its viewer may see as the dispatcher hands
 //! them over, skipping ids it has already sent (so the switch from replay
@@ -18,13 +17,13 @@
 //! guards what it renders.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
+use tokio::sync::mpsc;
 
 use super::extract::{AgentAuth, ContactAuth};
 use super::AppState;
@@ -32,7 +31,7 @@ use crate::contract::{self as views, Audience};
 use crate::error::ApiResult;
 use crate::metrics;
 use crate::service::fanout::Live;
-use crate::service::realtime::{Credential, TypingEvent, Viewer};
+use crate::service::realtime::{Credential, Feeds, TypingEvent, Viewer};
 use crate::service::Services;
 use crate::store::EventRecord;
 
@@ -143,9 +142,9 @@ pub fn last_event_id(req: &HttpRequest) -> Option<u64> {
         .and_then(|q| q.get("last_event_id").and_then(|v| v.parse().ok()))
 }
 
-/// Returns the `text/event-stream` response, whose body is the stream
-/// itself (see [`Stream`]). `credential` is what the request was
-/// authenticated with: the stream ends when it no longer holds.
+/// Starts a stream task and returns the `text/event-stream` response.
+/// `credential` is what the request was authenticated with: the stream
+/// ends when it no longer holds.
 pub fn stream(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -154,28 +153,23 @@ pub fn stream(
     renderer: Arc<dyn Renderer>,
 ) -> ApiResult<HttpResponse> {
     let slot = Slot::take(&state, viewer)?;
-    // Subscribe now, before the first poll, so nothing published from now
-    // on is missed.
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    // Subscribe before the task starts so nothing published from now on is
+    // missed, whatever the task's scheduling.
     let feeds = state.svc.subscribe(viewer, last);
-    let keepalive = Duration::from_secs(state.keepalive_secs.max(1));
-    let shutdown = state.shutdown.clone();
-    let st = Stream {
-        state: state.into_inner(),
-        viewer,
-        credential,
-        renderer,
-        live: feeds.live,
-        access: feeds.access,
-        shutdown,
-        last: feeds.start,
-        replay_upto: 0,
-        expiry: None,
-        keepalive: tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive),
-        _slot: slot,
-        _gauge: Gauge::open(),
-    };
-    let body = futures_util::stream::unfold(st, |mut st| async move {
-        st.next_chunk().await.map(|b| (Ok::<_, Infallible>(b), st))
+    tokio::spawn(async move {
+        run(
+            state.into_inner(),
+            Holder { viewer, credential },
+            renderer,
+            feeds,
+            tx,
+        )
+        .await;
+        drop(slot);
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -221,7 +215,7 @@ impl Drop for Slot {
     }
 }
 
-/// Decrements the open-stream gauge however the stream ends.
+/// Decrements the open-stream gauge however the task ends.
 struct Gauge;
 
 impl Gauge {
@@ -264,7 +258,61 @@ pub fn html_frame(id: Option<u64>, html: &str) -> String {
 
 /// Why a stream ended early.
 enum End {
+    ClientGone,
     StoreFailed,
+}
+
+async fn send_if_visible(
+    svc: &Services,
+    viewer: Viewer,
+    renderer: &dyn Renderer,
+    ev: &EventRecord,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), End> {
+    let visible = svc.may_see(viewer, ev).map_err(|_| End::StoreFailed)?;
+    if visible {
+        let f = renderer
+            .event(svc, viewer, ev)
+            .map_err(|_| End::StoreFailed)?;
+        // Counted before the send completes, so a client that read the
+        // frame also sees it counted.
+        metrics::global().events_delivered.inc();
+        tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone)?;
+    }
+    Ok(())
+}
+
+/// Sends every logged event in `(*last, upto]`, advancing `*last`.
+async fn catch_up(
+    svc: &Services,
+    viewer: Viewer,
+    renderer: &dyn Renderer,
+    last: &mut u64,
+    upto: u64,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), End> {
+    while *last < upto {
+        let batch = svc
+            .events_between(*last, upto, REPLAY_BATCH)
+            .map_err(|_| End::StoreFailed)?;
+        if batch.is_empty() {
+            // The log has a hole below `upto` (should not happen): move on
+            // rather than spin.
+            *last = upto;
+            break;
+        }
+        for ev in &batch {
+            send_if_visible(svc, viewer, renderer, ev, tx).await?;
+            *last = ev.id.get();
+        }
+    }
+    Ok(())
+}
+
+/// Who holds a stream, and with what.
+struct Holder {
+    viewer: Viewer,
+    credential: Credential,
 }
 
 /// When a credential expiring at `expires_at` runs out, on tokio's clock.
@@ -274,178 +322,102 @@ fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
     tokio::time::Instant::now() + left
 }
 
-/// What woke a waiting stream.
-enum Wake {
-    /// Stop: shutdown, expiry, a lost credential or a closed feed.
-    End,
-    /// Access may have changed: check the credential again.
-    Access,
-    /// The fan-out handed something over.
-    Live(Live),
-    /// Time for a keep-alive comment.
-    KeepAlive,
-}
-
-/// One open event stream: the response body itself, polled by the HTTP
-/// connection that carries it. There is no task and no channel per
-/// stream: a frame is made when the connection can take it (its
-/// backpressure is the socket's), and when the client goes away the
-/// connection drops the body, and with it the stream's slot, its place in
-/// the fan-out and its timers. An idle stream is this struct and its
-/// mailbox.
-///
-/// It first sends `retry` and `: connected`, then replays the log after
-/// `Last-Event-ID` (one chunk per batch of the log), then takes the
-/// durable events its viewer may see as the fan-out hands them over,
-/// skipping ids already sent, so the switch from replay to live has no gap
-/// and no duplicate.
-struct Stream {
+async fn run(
     state: Arc<AppState>,
-    viewer: Viewer,
-    credential: Credential,
+    holder: Holder,
     renderer: Arc<dyn Renderer>,
-    live: crate::service::fanout::Subscription,
-    access: tokio::sync::watch::Receiver<u64>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    /// The newest event id sent (or passed over as not for this viewer).
-    last: u64,
-    /// Replay the log up to here before waiting again.
-    replay_upto: u64,
-    /// When the credential runs out; `None` until the first poll checks it.
-    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
-    keepalive: tokio::time::Interval,
-    _slot: Slot,
-    _gauge: Gauge,
-}
-
-impl Stream {
-    /// The next bytes to send, or `None` when the stream ends.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.expiry.is_none() {
-            return self.open();
-        }
-        loop {
-            if self.last < self.replay_upto {
-                let mut out = String::new();
-                if let Err(End::StoreFailed) = self.replay_batch(&mut out) {
-                    return self.failed();
-                }
-                if !out.is_empty() {
-                    return Some(Bytes::from(out));
-                }
-                continue;
-            }
-            let wake = {
-                let expiry = self.expiry.as_mut()?;
-                tokio::select! {
-                    _ = self.shutdown.changed() => Wake::End,
-                    // The credential ran out: the client must sign in again.
-                    _ = expiry => Wake::End,
-                    r = self.access.changed() => if r.is_ok() { Wake::Access } else { Wake::End },
-                    item = self.live.recv() => Wake::Live(item),
-                    _ = self.keepalive.tick() => Wake::KeepAlive,
-                }
-            };
-            let svc: &Services = &self.state.svc;
-            match wake {
-                Wake::End => return None,
-                Wake::Access => match svc.still_holds(self.viewer, self.credential) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return None,
-                    Err(_) => return self.failed(),
+    feeds: Feeds,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let _gauge = Gauge::open();
+    let Holder { viewer, credential } = holder;
+    let Feeds {
+        live,
+        mut access,
+        start: mut last,
+    } = feeds;
+    let svc: &Services = &state.svc;
+    let renderer: &dyn Renderer = &*renderer;
+    let mut shutdown = state.shutdown.clone();
+    if *shutdown.borrow() {
+        return;
+    }
+    // Checked after subscribing to changes: a revocation since the request
+    // was authenticated is seen here or wakes the loop below.
+    let Ok(Some(expires_at)) = svc.still_holds(viewer, credential) else {
+        return;
+    };
+    let expiry = tokio::time::sleep_until(expiry_instant(expires_at));
+    tokio::pin!(expiry);
+    if tx
+        .send(Bytes::from_static(b"retry: 2000\n: connected\n\n"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let upto = live.upto();
+    if catch_up(svc, viewer, renderer, &mut last, upto, &tx)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut keepalive = tokio::time::interval(Duration::from_secs(state.keepalive_secs.max(1)));
+    keepalive.tick().await;
+    loop {
+        let step = tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tx.closed() => break,
+            // The credential ran out: the client must sign in again.
+            _ = &mut expiry => break,
+            r = access.changed() => match r {
+                Ok(()) => match svc.still_holds(viewer, credential) {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => break,
+                    Err(_) => Err(End::StoreFailed),
                 },
-                Wake::KeepAlive => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                Err(_) => break,
+            },
+            item = live.recv() => match item {
                 // The ids between `last` and this one were not for this
                 // stream (the fan-out hands over every event it may see,
-                // or says it lagged): no replay here, which would read the
-                // log for every event another stream got.
-                Wake::Live(Live::Event(ev)) => {
-                    if ev.id.get() <= self.last {
-                        continue;
-                    }
-                    self.last = ev.id.get();
-                    let mut out = String::new();
-                    if let Err(End::StoreFailed) = self.frame_if_visible(&ev, &mut out) {
-                        return self.failed();
-                    }
-                    if !out.is_empty() {
-                        return Some(Bytes::from(out));
+                // or says it lagged): no catch-up here, which would read
+                // the log for every event another stream got.
+                Live::Event(ev) => {
+                    if ev.id.get() <= last {
+                        Ok(())
+                    } else {
+                        last = ev.id.get();
+                        send_if_visible(svc, viewer, renderer, &ev, &tx).await
                     }
                 }
-                Wake::Live(Live::Lagged) => {
+                Live::Lagged => {
                     metrics::global().sse_catchups.inc();
-                    self.replay_upto = self.live.upto();
+                    let upto = live.upto();
+                    catch_up(svc, viewer, renderer, &mut last, upto, &tx).await
                 }
-                Wake::Live(Live::Typing(t)) => match svc.may_see_typing(self.viewer, &t) {
+                Live::Typing(t) => match svc.may_see_typing(viewer, &t) {
                     Ok(true) => {
-                        if let Some(f) = self.renderer.typing(&t) {
-                            return Some(Bytes::from(f));
+                        match renderer.typing(&t) {
+                            Some(f) => tx.send(Bytes::from(f)).await.map_err(|_| End::ClientGone),
+                            None => Ok(()),
                         }
                     }
-                    Ok(false) => {}
-                    Err(_) => return self.failed(),
+                    Ok(false) => Ok(()),
+                    Err(_) => Err(End::StoreFailed),
                 },
+            },
+            _ = keepalive.tick() => tx.send(Bytes::from_static(b": keep-alive\n\n")).await.map_err(|_| End::ClientGone),
+        };
+        match step {
+            Ok(()) => {}
+            Err(End::ClientGone) => break,
+            Err(End::StoreFailed) => {
+                tracing::error!("event stream ended: the store could not be read");
+                break;
             }
         }
-    }
-
-    /// The first poll: checks the credential (after subscribing to access
-    /// changes, so a revocation since the request was authenticated is
-    /// seen here or wakes the stream later) and sends the preamble.
-    fn open(&mut self) -> Option<Bytes> {
-        if *self.shutdown.borrow() {
-            return None;
-        }
-        let Ok(Some(expires_at)) = self.state.svc.still_holds(self.viewer, self.credential) else {
-            return None;
-        };
-        self.expiry = Some(Box::pin(tokio::time::sleep_until(expiry_instant(
-            expires_at,
-        ))));
-        self.replay_upto = self.live.upto();
-        Some(Bytes::from_static(b"retry: 2000\n: connected\n\n"))
-    }
-
-    /// Appends the frames of the next batch of the log in
-    /// `(last, replay_upto]`, advancing `last`.
-    fn replay_batch(&mut self, out: &mut String) -> Result<(), End> {
-        let batch = self
-            .state
-            .svc
-            .events_between(self.last, self.replay_upto, REPLAY_BATCH)
-            .map_err(|_| End::StoreFailed)?;
-        if batch.is_empty() {
-            // The log has a hole below `replay_upto` (should not happen):
-            // move on rather than spin.
-            self.last = self.replay_upto;
-            return Ok(());
-        }
-        for ev in &batch {
-            self.frame_if_visible(ev, out)?;
-            self.last = ev.id.get();
-        }
-        Ok(())
-    }
-
-    /// Appends the frame of `ev` when the viewer may see it.
-    fn frame_if_visible(&self, ev: &EventRecord, out: &mut String) -> Result<(), End> {
-        let svc: &Services = &self.state.svc;
-        if svc.may_see(self.viewer, ev).map_err(|_| End::StoreFailed)? {
-            let f = self
-                .renderer
-                .event(svc, self.viewer, ev)
-                .map_err(|_| End::StoreFailed)?;
-            // Counted before the frame is written, so a client that read
-            // it also sees it counted.
-            metrics::global().events_delivered.inc();
-            out.push_str(&f);
-        }
-        Ok(())
-    }
-
-    fn failed(&self) -> Option<Bytes> {
-        tracing::error!("event stream ended: the store could not be read");
-        None
     }
 }
 
