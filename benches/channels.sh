@@ -15,6 +15,7 @@ log=$(mktemp)
 NATTER_ADMIN_EMAIL=bench@example.com NATTER_ADMIN_PASSWORD=bench-password \
 NATTER_WEBHOOKS_ALLOW_PRIVATE=1 NATTER_CONTACT_MESSAGES_PER_MINUTE=0 \
 NATTER_CONNECTIONS_PER_ADDRESS=0 RUST_LOG=warn,natter=info \
+NATTER_METRICS_TOKEN=bench-metrics-token-0123 \
     target/release/natter serve --data "$data" --bind 127.0.0.1:0 >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$log"' EXIT
@@ -45,4 +46,4 @@ echo "## API channel: new customer messages (2 threads, 32 connections, ${secs}s
 wrk -t2 -c32 -d"${secs}s" --latency -s benches/channels/api.lua "$base/api/v1/channels/api/$api_id/messages"
 echo "## Twilio webhook retried (2 threads, 32 connections, ${secs}s)"
 wrk -t2 -c32 -d"${secs}s" --latency -s benches/channels/twilio.lua "$base/hooks/twilio/$sms_id"
-echo "messages stored: $(curl -s "$base/metrics" | grep 'natter_messages_created_total{author="contact"}')"
+echo "messages stored: $(curl -s -H 'Authorization: Bearer bench-metrics-token-0123' "$base/metrics" | grep 'natter_messages_created_total{author="contact"}')"

@@ -137,6 +137,17 @@ pub struct ServeArgs {
     /// the process only).
     #[arg(long, env = "NATTER_FSYNC", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
     pub fsync: bool,
+    /// Bearer token that opens `/metrics` on the main address (for
+    /// Prometheus' `authorization` setting). Without it and without
+    /// --metrics-bind, metrics are not served: they are off the public port
+    /// by default, as exporters usually are.
+    #[arg(long, env = "NATTER_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+    /// A second address that serves `/metrics` alone, without a token
+    /// (e.g. 127.0.0.1:9464, reachable only from the machine or a private
+    /// network).
+    #[arg(long, env = "NATTER_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
     /// Database page cache in MiB.
     #[arg(long, env = "NATTER_CACHE_MB", default_value_t = 16)]
     pub cache_mb: u64,
@@ -266,6 +277,10 @@ pub struct ServeConfig {
     pub bootstrap_admin: Option<(String, Secret)>,
     /// fsync after each flush.
     pub fsync: bool,
+    /// Bearer token for `/metrics` on the main address.
+    pub metrics_token: Option<Secret>,
+    /// Where `/metrics` is served alone, without a token.
+    pub metrics_bind: Option<SocketAddr>,
     /// sled cache in bytes.
     pub cache_bytes: u64,
     /// Agent token lifetime in seconds.
@@ -323,6 +338,26 @@ impl ServeArgs {
             .map_err(|e| format!("invalid --bind {:?}: {e}", self.bind))?
             .next()
             .ok_or_else(|| format!("invalid --bind {:?}: no address", self.bind))?;
+        let metrics_bind = match &self.metrics_bind {
+            None => None,
+            Some(b) => Some(
+                b.to_socket_addrs()
+                    .map_err(|e| format!("invalid --metrics-bind {b:?}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("invalid --metrics-bind {b:?}: no address"))?,
+            ),
+        };
+        if metrics_bind.is_some_and(|m| m == bind && bind.port() != 0) {
+            return Err(format!(
+                "invalid --metrics-bind {}: it must differ from --bind",
+                bind
+            ));
+        }
+        if let Some(t) = &self.metrics_token {
+            if t.expose().len() < 16 {
+                return Err("invalid NATTER_METRICS_TOKEN: use at least 16 characters".into());
+            }
+        }
         let base_url_explicit = self.base_url.is_some();
         let base_url = match self.base_url {
             Some(u) => {
@@ -416,6 +451,8 @@ impl ServeArgs {
             base_url_explicit,
             bootstrap_admin,
             fsync: self.fsync,
+            metrics_token: self.metrics_token,
+            metrics_bind,
             cache_bytes: self.cache_mb * 1024 * 1024,
             token_ttl_secs: i64::from(self.token_ttl_days) * 86_400,
             contact_token_ttl_secs: i64::from(self.contact_token_ttl_days) * 86_400,
@@ -547,9 +584,27 @@ mod tests {
             ["--max-upload-mb", "0"],
             ["--max-upload-mb", "5000"],
             ["--body-timeout-secs", "0"],
+            // A guessable metrics token, or metrics on the main address.
+            ["--metrics-token", "short"],
+            ["--metrics-bind", "nonsense"],
         ] {
             assert!(args(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn metrics_are_off_unless_a_token_or_an_address_is_set() {
+        let c = ServeConfig::for_data("x".into());
+        assert!(c.metrics_token.is_none() && c.metrics_bind.is_none());
+        assert!(args(&[
+            "--bind",
+            "127.0.0.1:9000",
+            "--metrics-bind",
+            "127.0.0.1:9000"
+        ])
+        .is_err());
+        let c = args(&["--metrics-bind", "127.0.0.1:9464"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.metrics_bind.map(|a| a.port()), Some(9464));
     }
 
     #[test]

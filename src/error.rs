@@ -24,6 +24,10 @@ pub enum ApiError {
     /// 404: not there, or not yours.
     #[error("not found")]
     NotFound,
+    /// 404 with a reason: a route this server's settings leave off (the
+    /// message says which setting turns it on).
+    #[error("{0}")]
+    NotServed(&'static str),
     /// 405: the route exists with another method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -63,7 +67,7 @@ impl ApiError {
             Self::Malformed(_) => "malformed_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::NotServed(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
@@ -111,7 +115,7 @@ impl ResponseError for ApiError {
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NotServed(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use tokio::sync::watch;
 
 use crate::config::ServeConfig;
@@ -57,6 +57,8 @@ pub enum StartError {
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
+    /// The metrics address's server and its bound port, when one is set.
+    metrics: Option<(actix_web::dev::Server, u16)>,
     server: actix_web::dev::Server,
     store: Arc<Store>,
     shutdown: watch::Sender<bool>,
@@ -80,6 +82,10 @@ impl Application {
         if !config.base_url_explicit {
             config.base_url = format!("http://{addr}");
         }
+        let metrics = match config.metrics_bind {
+            Some(m) => Some(metrics_server(m)?),
+            None => None,
+        };
         let store = Store::open(&StoreOptions {
             path: config.data.clone(),
             cache_bytes: config.cache_bytes,
@@ -226,6 +232,7 @@ impl Application {
         tracing::info!("listening on http://{addr}");
         Ok(Self {
             port: addr.port(),
+            metrics,
             server,
             store,
             shutdown,
@@ -239,6 +246,11 @@ impl Application {
         self.port
     }
 
+    /// The metrics address's bound port, when `metrics_bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, p)| *p)
+    }
+
     /// A handle that stops the server as SIGTERM would.
     pub fn stopper(&self) -> Stopper {
         Stopper(self.shutdown.clone())
@@ -249,6 +261,10 @@ impl Application {
     /// returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let metrics = self.metrics.map(|(m, _)| {
+            let h = m.handle();
+            (tokio::spawn(m), h)
+        });
         let mut server = tokio::spawn(self.server);
         let mut stop_rx = self.shutdown.subscribe();
         tokio::select! {
@@ -263,6 +279,10 @@ impl Application {
         let _ = self.shutdown.send(true);
         handle.stop(true).await;
         let _ = server.await;
+        if let Some((m, h)) = metrics {
+            h.stop(true).await;
+            let _ = m.await;
+        }
         let mut background = self.background.into_iter();
         let flusher = background.next();
         // The indexer saw the stop signal and commits what it has.
@@ -291,6 +311,33 @@ impl Application {
         tracing::info!("stopped; database flushed");
         Ok(())
     }
+}
+
+/// The server of `NATTER_METRICS_BIND`: `/metrics` alone, one worker, no
+/// token (reaching the address is the permission), bound now so that a
+/// taken port ends the start with one clear line.
+fn metrics_server(bind: std::net::SocketAddr) -> Result<(actix_web::dev::Server, u16), StartError> {
+    let bind_err = |e: std::io::Error| StartError::Bind {
+        addr: bind.to_string(),
+        reason: e.to_string(),
+    };
+    let listener = std::net::TcpListener::bind(bind).map_err(bind_err)?;
+    let port = listener.local_addr().map_err(bind_err)?.port();
+    let server = HttpServer::new(|| {
+        App::new()
+            .route("/metrics", web::get().to(webmod::health::metrics_open))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::NotFound)
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(bind_err)?
+    .run();
+    tracing::info!("metrics on http://{bind}/metrics");
+    Ok((server, port))
 }
 
 /// Stops a running [`Application`] gracefully.

@@ -390,7 +390,7 @@ impl Worker for PageReader {
 pub async fn metric(addr: SocketAddr, name: &str) -> Result<f64, String> {
     let mut c = connect(addr).await?;
     let r = c
-        .get("/metrics", None)
+        .get("/metrics", Some(super::server::METRICS_TOKEN))
         .await
         .map_err(|e| format!("metrics: {e}"))?
         .expect_status(200, "metrics")?;

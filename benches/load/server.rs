@@ -23,6 +23,8 @@ const START_LIMIT: Duration = Duration::from_secs(120);
 pub const ADMIN_EMAIL: &str = "bench-admin@example.com";
 /// Its password.
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
+/// The metrics token natter is started with (`/metrics` needs it).
+pub const METRICS_TOKEN: &str = "bench-metrics-token-0123456789";
 
 /// A running child server.
 pub struct Server {
@@ -50,6 +52,7 @@ impl Server {
             // 10,000 streams from one address: the per-address cap of open
             // connections (256) would refuse them.
             .env("NATTER_CONNECTIONS_PER_ADDRESS", "0")
+            .env("NATTER_METRICS_TOKEN", METRICS_TOKEN)
             .env("RUST_LOG", "info");
         for (k, v) in natter_env() {
             cmd.env(k, v);

@@ -111,7 +111,8 @@ fn depth(body: &[u8]) -> usize {
     max
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+/// The token of an `Authorization: Bearer` header, if any.
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme

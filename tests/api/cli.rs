@@ -27,6 +27,7 @@ pub async fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
         .env("RUST_LOG", "info")
         .env_remove("NATTER_ADMIN_EMAIL")
         .env_remove("NATTER_ADMIN_PASSWORD")
+        .env("NATTER_METRICS_TOKEN", crate::helpers::METRICS_TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

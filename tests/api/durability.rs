@@ -415,6 +415,7 @@ async fn ten_thousand_idle_streams_do_not_stop_the_api() {
     loop {
         let m = client
             .get(format!("{base}/metrics"))
+            .bearer_auth(crate::helpers::METRICS_TOKEN)
             .send()
             .await
             .unwrap()

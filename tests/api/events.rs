@@ -315,15 +315,7 @@ async fn event_streams_need_credentials_of_their_audience() {
 }
 
 async fn catchups(app: &crate::helpers::TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("natter_sse_catchups_total "))
         .and_then(|v| v.parse().ok())

@@ -118,6 +118,7 @@ impl Remote {
         let text = self
             .client
             .get(format!("{}/metrics", self.base))
+            .bearer_auth(crate::helpers::METRICS_TOKEN)
             .send()
             .await
             .unwrap()

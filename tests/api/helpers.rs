@@ -13,11 +13,15 @@ use tempfile::TempDir;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password";
+/// The metrics token every test server is given (`/metrics` needs it).
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
 pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub data: TempDir,
+    /// The port of `metrics_bind`, when the test set one.
+    pub metrics_port: Option<u16>,
     pub admin_token: String,
     pub widget_key: String,
     pub inbox_id: String,
@@ -49,6 +53,7 @@ pub fn test_config(data: &TempDir) -> ServeConfig {
     c.contacts_per_minute = 0;
     c.contact_messages_per_minute = 0;
     c.sse_keepalive_secs = 15;
+    c.metrics_token = Some(METRICS_TOKEN.into());
     // Provider fakes and webhook receivers listen on 127.0.0.1.
     c.webhooks_allow_private = true;
     c
@@ -68,6 +73,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
 pub async fn start(data: TempDir, config: ServeConfig) -> TestApp {
     let app = Application::build(config).await.expect("build app");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_port = app.metrics_port();
     let stopper = app.stopper();
     let server = tokio::spawn(app.run_until_stopped());
     let client = client_builder()
@@ -78,6 +84,7 @@ pub async fn start(data: TempDir, config: ServeConfig) -> TestApp {
         base,
         client,
         data,
+        metrics_port,
         admin_token: String::new(),
         widget_key: String::new(),
         inbox_id: String::new(),
@@ -105,6 +112,19 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// `/metrics` as Prometheus reads it, with the metrics token.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .expect("metrics");
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        r.text().await.expect("metrics text")
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {

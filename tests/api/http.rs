@@ -18,7 +18,13 @@ async fn metrics_are_prometheus_text_with_the_promised_families() {
     let app = spawn_app().await;
     let (_, contact) = app.contact().await;
     app.start_conversation(&contact, "hello").await;
-    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -34,6 +40,90 @@ async fn metrics_are_prometheus_text_with_the_promised_families() {
     ] {
         assert!(text.contains(family), "missing {family} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn metrics_open_only_with_the_metrics_token() {
+    let app = spawn_app().await;
+    let metrics = app.url("/metrics");
+    let r = app.client.get(&metrics).send().await.unwrap();
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let r = app
+        .client
+        .get(&metrics)
+        .bearer_auth("test-metrics-token-012345678X")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    // An admin's own token is not the metrics token.
+    let r = app
+        .client
+        .get(&metrics)
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert!(app.metrics().await.contains("natter_sse_connections"));
+}
+
+#[tokio::test]
+async fn metrics_are_off_the_main_address_by_default() {
+    let app = crate::helpers::spawn_app_with(|c| c.metrics_token = None).await;
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("anything-at-all-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("NATTER_METRICS_TOKEN") && message.contains("NATTER_METRICS_BIND"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_metrics_address_serves_metrics_alone() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.metrics_token = None;
+        c.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let port = app.metrics_port.expect("metrics port bound");
+    assert_ne!(port, 0);
+    let (_, contact) = app.contact().await;
+    app.start_conversation(&contact, "hello").await;
+    let r = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("natter_messages_created_total{author=\"contact\"}"),
+        "{text}"
+    );
+    // Nothing else lives there: not the API, not the pages.
+    for path in ["/api/v1/me", "/inbox", "/healthz"] {
+        let r = app
+            .client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // And the main address still keeps them to itself.
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

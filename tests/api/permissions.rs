@@ -37,7 +37,8 @@ const ROLES: [Role; 7] = [
 const MATRIX: &[(&str, &str, [u16; 7])] = &[
     // Public and operational.
     ("GET", "/healthz", [200, 200, 200, 200, 200, 200, 200]),
-    ("GET", "/metrics", [200, 200, 200, 200, 200, 200, 200]),
+    // Only the metrics token opens it, never an agent's or a contact's.
+    ("GET", "/metrics", [401, 401, 401, 401, 401, 401, 401]),
     ("GET", "/setup", [200, 200, 200, 200, 200, 200, 200]),
     ("POST", "/setup", [403, 403, 403, 403, 403, 403, 403]),
     (
