@@ -4,25 +4,10 @@
 (function () {
   "use strict";
 
-  var lastEventId = null;
+  // The stream itself (resuming after the last event, let go of while the
+  // page is hidden) is live.js's.
 
-  // Resume from the last event seen when htmx re-creates the EventSource
-  // after an error (the browser's own reconnect sends Last-Event-ID itself).
-  document.addEventListener("htmx:load", function () {
-    if (window.htmx && !window.htmx.__natterPatched) {
-      window.htmx.__natterPatched = true;
-      window.htmx.createEventSource = function (url) {
-        if (lastEventId) {
-          url = url.replace(/([?&])last_event_id=\d+/, "$1last_event_id=" + lastEventId);
-        }
-        return new EventSource(url, { withCredentials: true });
-      };
-    }
-  });
-
-  document.addEventListener("htmx:sseMessage", function (e) {
-    var ev = e.detail;
-    if (ev && ev.lastEventId) lastEventId = ev.lastEventId;
+  document.addEventListener("htmx:sseMessage", function () {
     afterUpdate();
   });
 

@@ -11,7 +11,6 @@
   var embedded = body.classList.contains("embed");
   var widgetOpen = !embedded;
   var unread = 0;
-  var lastEventId = null;
 
   function token() {
     try { return window.localStorage.getItem(storeKey); } catch (_) { return null; }
@@ -36,16 +35,6 @@
   document.addEventListener("htmx:configRequest", function (e) {
     var t = token();
     if (t) e.detail.headers["Authorization"] = "Bearer " + t;
-  });
-
-  document.addEventListener("htmx:load", function () {
-    if (window.htmx && !window.htmx.__natterPatched) {
-      window.htmx.__natterPatched = true;
-      window.htmx.createEventSource = function (url) {
-        if (lastEventId) url = url.replace(/([?&])last_event_id=\d+/, "$1last_event_id=" + lastEventId);
-        return new EventSource(url);
-      };
-    }
   });
 
   document.addEventListener("htmx:afterRequest", function (e) {
@@ -79,8 +68,7 @@
     progress.value = Math.round((e.detail.loaded / e.detail.total) * 100);
   });
 
-  document.addEventListener("htmx:sseMessage", function (e) {
-    if (e.detail && e.detail.lastEventId) lastEventId = e.detail.lastEventId;
+  document.addEventListener("htmx:sseMessage", function () {
     afterUpdate();
   });
   document.addEventListener("htmx:afterSettle", afterUpdate);

@@ -12,6 +12,7 @@ pub mod health;
 pub mod hooks;
 pub mod messenger;
 pub mod middleware;
+pub mod patch;
 pub mod pwa;
 pub mod session;
 pub mod setup;

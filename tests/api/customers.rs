@@ -666,7 +666,8 @@ async fn the_messenger_stream_shows_replies_typing_and_seen() {
     app.agent_says(&app.admin_token, &conv, "Here to help!", false)
         .await;
     read_until(&mut r, &mut seen, "Here to help!").await;
-    assert!(seen.contains(&format!("beforeend:#thread-{conv}")));
+    assert!(seen.contains("data-patch=\"upsert\" data-id=\"msg-"));
+    assert!(seen.contains(&format!("data-parent=\"thread-{conv}\" data-place=\"end\"")));
 }
 
 /// Reads a stream until `want` has arrived (bounded).

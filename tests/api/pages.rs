@@ -415,7 +415,10 @@ async fn the_live_stream_pushes_rendered_rows_and_messages() {
         .await;
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !(seen.contains("beforeend:#thread-") && seen.contains("afterbegin:#conversation-list")) {
+    while !(seen.contains(&format!("data-parent=\"thread-{conv}\" data-place=\"end\""))
+        && seen.contains("data-parent=\"conversation-list\" data-place=\"start\"")
+        && seen.contains("hx-swap-oob=\"outerHTML:#status-tabs\""))
+    {
         let chunk = tokio::time::timeout_at(deadline, r.chunk())
             .await
             .expect("within 10 s")

@@ -23,26 +23,34 @@ fn free_port() -> u16 {
 
 impl Browser {
     pub async fn start() -> Browser {
-        Self::start_with(true).await
+        Self::start_with(true, None).await
     }
 
     /// A browser with JavaScript switched off (progressive enhancement).
     pub async fn without_javascript() -> Browser {
-        Self::start_with(false).await
+        Self::start_with(false, None).await
     }
 
-    async fn start_with(javascript: bool) -> Browser {
+    /// A browser whose clock is in the time zone `tz` (an IANA name), as a
+    /// user's abroad is.
+    pub async fn in_zone(tz: &str) -> Browser {
+        Self::start_with(true, Some(tz)).await
+    }
+
+    async fn start_with(javascript: bool, tz: Option<&str>) -> Browser {
         let port = free_port();
-        let driver =
-            Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect(
-                    "chromedriver must be installed (apt-get install chromium chromium-driver)",
-                );
+        let mut command =
+            Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()));
+        if let Some(tz) = tz {
+            command.env("TZ", tz);
+        }
+        let driver = command
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver must be installed (apt-get install chromium chromium-driver)");
         let url = format!("http://127.0.0.1:{port}");
         // Wait until the driver answers, within a bound.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -71,6 +79,9 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    // The back/forward cache as a desktop browser keeps it
+                    // (six pages), so the tests see what users see.
+                    "--enable-features=BackForwardCache,BackForwardCacheSize:cache_size/6/foreground_cache_size/6",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
                 "prefs": { "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 } }
@@ -160,6 +171,45 @@ impl Browser {
             "browser state saved in {}/natter-browser-failure.*",
             dir.display()
         );
+    }
+
+    /// With `NATTER_SCREENSHOTS=<folder>`, saves the page as
+    /// `<folder>/<name>.png`, to look at what a test saw (nothing otherwise).
+    pub async fn snap(&self, name: &str) {
+        let Some(dir) = std::env::var_os("NATTER_SCREENSHOTS") else {
+            return;
+        };
+        let dir = std::path::PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+        }
+    }
+
+    /// Waits (bounded) until every `<time>` of the page shows the viewer's
+    /// zone, and checks that no text on it is a raw RFC 3339 timestamp.
+    pub async fn assert_times_local(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self
+                .client
+                .execute(
+                    "return [document.querySelectorAll('time[datetime]:not([data-local])').length, /\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}/.test(document.body.innerText), Array.from(document.querySelectorAll('time[title]')).filter(function (t) { return /\\d{4}-\\d{2}-\\d{2}T/.test(t.title); }).length];",
+                    vec![],
+                )
+                .await
+                .expect("script");
+            if v == serde_json::json!([0, false, 0]) {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.dump().await;
+                panic!(
+                    "times not shown in the viewer's zone (unlocalised, raw text, raw titles): {v}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn close(self) {

@@ -345,3 +345,331 @@ async fn channel_replies_show_ticks_live_and_retry_after_a_failure() {
     assert_eq!(sent.len(), 1, "delivered once after the retry");
     b.close().await;
 }
+
+/// `natter_sse_connections` as `/metrics` shows it now.
+async fn open_streams(app: &crate::helpers::TestApp) -> u64 {
+    app.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("natter_sse_connections "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Polls (bounded) until the server holds exactly `n` event streams.
+async fn streams_become(app: &crate::helpers::TestApp, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = open_streams(app).await;
+        if open == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} event streams open, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pages left in the back/forward cache used to keep their event streams
+/// open, and after a few clicks the browser's six connections per host
+/// were gone and the next page never loaded. A page now closes its stream
+/// when it is hidden and reopens it, resuming after the last event it saw,
+/// when it is shown again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicking_through_twenty_conversations_in_one_tab_never_stalls() {
+    // Keep-alive comments each second: how the server finds the streams of
+    // pages that are gone.
+    let app = crate::helpers::spawn_app_with(|c| c.sse_keepalive_secs = 1).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (_, contact) = app.contact().await;
+        let (id, _) = app
+            .start_conversation(&contact, &format!("question number {i}"))
+            .await;
+        ids.push((id, contact));
+    }
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    for (n, (id, _)) in ids.iter().enumerate() {
+        b.find(&format!("#row-{id} a")).await.click().await.unwrap();
+        b.find(&format!(
+            "section.conversation-pane[data-conversation-id='{id}']"
+        ))
+        .await;
+        // Wait for this page's stream (its first comment) before leaving it.
+        b.find(".workspace[data-live]").await;
+        if n == 18 {
+            // So the test knows this page comes back from the cache.
+            b.client
+                .execute(
+                    "window.addEventListener('pageshow', function (e) { if (e.persisted) document.body.dataset.fromCache = '1'; });",
+                    vec![],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    // One tab, one stream: the pages behind it hold none.
+    streams_become(&app, 1).await;
+
+    // Back into the cache's pages: each one shown again is live again, and
+    // what arrived while it was hidden is on it.
+    let (last_id, _) = &ids[19];
+    let (before_id, before_contact) = &ids[18];
+    b.client.back().await.unwrap();
+    b.find(&format!(
+        "section.conversation-pane[data-conversation-id='{before_id}']"
+    ))
+    .await;
+    b.find(".workspace[data-live]").await;
+    let from_cache = b
+        .client
+        .execute("return document.body.dataset.fromCache || '';", vec![])
+        .await
+        .unwrap();
+    assert_eq!(from_cache, "1", "the page was not restored from the cache");
+    streams_become(&app, 1).await;
+    app.contact_says(before_contact, before_id, "said while you looked away")
+        .await;
+    b.find_text("[data-role=thread]", "said while you looked away")
+        .await;
+    b.client.forward().await.unwrap();
+    b.find(&format!(
+        "section.conversation-pane[data-conversation-id='{last_id}']"
+    ))
+    .await;
+    streams_become(&app, 1).await;
+    // The row of the conversation written to while this page was hidden
+    // moved up with its new text: the page caught up on resume.
+    b.find_text(&format!("#row-{before_id}"), "said while you looked away")
+        .await;
+    b.close().await;
+}
+
+/// Records every console error and htmx error event of the page from now
+/// on (read back with [`page_errors`]).
+async fn watch_errors(b: &Browser) {
+    b.client
+        .execute(
+            "window.__errors = []; var e = console.error; console.error = function () { window.__errors.push(Array.prototype.slice.call(arguments).map(String).join(' ')); return e.apply(console, arguments); }; document.body.addEventListener('htmx:oobErrorNoTarget', function (ev) { window.__errors.push('oobErrorNoTarget ' + ((ev.detail && ev.detail.content && ev.detail.content.outerHTML) || '')); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
+async fn page_errors(b: &Browser) -> Vec<String> {
+    let v = b
+        .client
+        .execute("return window.__errors || ['no watcher'];", vec![])
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// The ids of the list's rows, top first.
+async fn row_order(b: &Browser) -> Vec<String> {
+    let v = b
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('#conversation-list > li.row')).map(function (r) { return r.dataset.conversationId; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Waits (bounded) until the status tab `label` shows `count`.
+async fn tab_count_becomes(b: &Browser, label: &str, count: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = b
+            .client
+            .execute(
+                "return Array.from(document.querySelectorAll('#status-tabs a')).map(function (a) { return a.textContent.replace(/\\s+/g, ' ').trim(); });",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let tabs: Vec<String> = serde_json::from_value(v).unwrap();
+        if tabs.iter().any(|t| t == &format!("{label} {count}")) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tab {label} never showed {count}: {tabs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The list keeps up by itself: tab counts change live, opening an unread
+/// row leaves it where it is, each row says who wrote last and whether the
+/// customer waits, and no live event names an element the page lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_counts_and_rows_change_live_without_errors() {
+    let app = spawn_app().await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.find(".workspace[data-live]").await;
+    watch_errors(&b).await;
+    tab_count_becomes(&b, "Open", "0").await;
+
+    // The first conversation arrives: "Open 1" at once.
+    let (_, first_contact) = app.contact().await;
+    let (first, _) = app
+        .start_conversation(&first_contact, "first question")
+        .await;
+    b.find(&format!("#row-{first}")).await;
+    tab_count_becomes(&b, "Open", "1").await;
+    let (_, second_contact) = app.contact().await;
+    let (second, _) = app
+        .start_conversation(&second_contact, "second question")
+        .await;
+    let (_, third_contact) = app.contact().await;
+    let (third, _) = app
+        .start_conversation(&third_contact, "third question")
+        .await;
+    b.find(&format!("#row-{third}")).await;
+    tab_count_becomes(&b, "Open", "3").await;
+    assert_eq!(
+        row_order(&b).await,
+        vec![third.clone(), second.clone(), first.clone()]
+    );
+
+    // Who wrote last, and who waits: an agent's reply says "You:" and ends
+    // the wait; the customer's rows say they wait.
+    let admin = app.admin_token.clone();
+    app.agent_says(&admin, &second, "an answer", false).await;
+    b.find_text(&format!("#row-{second} .preview"), "You: an answer")
+        .await;
+    let waiting = b
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('#conversation-list > li.row')).map(function (r) { return [r.dataset.conversationId, !!r.querySelector('[data-role=waiting]')]; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting,
+        serde_json::json!([[second, false], [third, true], [first, true]])
+    );
+    b.snap("inbox-rows-live").await;
+
+    // Snoozing moves the counts live.
+    let r = app
+        .patch(
+            &format!("/api/v1/conversations/{third}"),
+            &admin,
+            serde_json::json!({"status": "snoozed", "snoozed_until": "2099-01-01T09:00:00Z"}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    tab_count_becomes(&b, "Snoozed", "1").await;
+    tab_count_becomes(&b, "Open", "2").await;
+    b.client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!(
+            "#conversation-list:not(:has(#row-{third}))"
+        )))
+        .await
+        .unwrap();
+
+    // Opening the unread row at the bottom leaves it at the bottom, also
+    // once the read reaches the list.
+    assert_eq!(row_order(&b).await, vec![second.clone(), first.clone()]);
+    b.find(&format!("#row-{first} a"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find(&format!(
+        "section.conversation-pane[data-conversation-id='{first}']"
+    ))
+    .await;
+    b.find(".workspace[data-live]").await;
+    watch_errors(&b).await;
+    b.client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("#row-{first}:not(.unread)")))
+        .await
+        .unwrap();
+    assert_eq!(row_order(&b).await, vec![second.clone(), first.clone()]);
+
+    // Live events on the open conversation and on others: no errors.
+    app.contact_says(&first_contact, &first, "more from the first")
+        .await;
+    b.find_text("[data-role=thread]", "more from the first")
+        .await;
+    app.contact_says(&second_contact, &second, "more from the second")
+        .await;
+    b.find_text(&format!("#row-{second} .preview"), "more from the second")
+        .await;
+    app.agent_says(&admin, &first, "reply in the open one", false)
+        .await;
+    b.find_text("[data-role=thread]", "reply in the open one")
+        .await;
+    b.snap("inbox-open-after-live").await;
+    let errors = page_errors(&b).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    b.close().await;
+}
+
+/// An agent abroad reads every time in their own zone: message times,
+/// "Snoozed until", and the tooltips; none is raw RFC 3339.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_show_in_the_viewers_zone() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, first) = app.start_conversation(&contact, "what time is it?").await;
+    let admin = app.admin_token.clone();
+    let r = app
+        .patch(
+            &format!("/api/v1/conversations/{conv}"),
+            &admin,
+            serde_json::json!({"status": "snoozed", "snoozed_until": "2099-01-01T09:00:00Z"}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    // India: UTC+05:30 all year, so a UTC clock can never pass for it.
+    let b = Browser::in_zone("Asia/Kolkata").await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/conversations/{conv}", app.base)).await;
+    b.find(&format!(
+        "section.conversation-pane[data-conversation-id='{conv}']"
+    ))
+    .await;
+    b.assert_times_local().await;
+    let created = chrono::DateTime::parse_from_rfc3339(first["created_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap());
+    let want = created.format("%-I:%M %p").to_string();
+    let shown = |s: String| s.replace(['\u{202f}', '\u{a0}'], " ");
+    let msg_time = shown(
+        b.find("[data-role=thread] .msg time")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(msg_time, want, "the message's time in Kolkata");
+    let until = shown(
+        b.find_text(".controls .hint", "Snoozed until")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        until.contains("2099") && until.contains("2:30 PM"),
+        "{until}"
+    );
+    b.snap("conversation-in-kolkata").await;
+    b.close().await;
+}

@@ -70,9 +70,12 @@ pub fn message_fragment(
     let html = MessagePartial { msg: m }
         .render()
         .map_err(|e| crate::store::StoreError::Corrupt(format!("template: {e}")))?;
-    Ok(format!(
-        "<div hx-swap-oob=\"delete:#msg-{id}\"></div><div hx-swap-oob=\"delete:#day-{id}\"></div><div hx-swap-oob=\"beforeend:#thread-{conversation}\">{html}</div>",
-        id = m.id
+    Ok(crate::web::patch::upsert(
+        &format!("msg-{}", m.id),
+        &format!("thread-{conversation}"),
+        crate::web::patch::Place::End,
+        &[format!("day-{}", m.id)],
+        &html,
     ))
 }
 
@@ -108,8 +111,10 @@ fn render_event(svc: &Services, ctx: &MessengerContext, ev: &EventRecord) -> Res
             }
             let preview =
                 crate::web::workspace::linkify::escape(&view::truncate(&message.body, 60));
-            out.push_str(&format!(
-                "<div hx-swap-oob=\"innerHTML:#m-preview-{cid}\">{preview}</div>"
+            // The list's preview, when the page shows the list.
+            out.push_str(&crate::web::patch::inner(
+                &format!("m-preview-{cid}"),
+                &preview,
             ));
         }
         EventPayload::ConversationRead {

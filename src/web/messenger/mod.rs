@@ -587,8 +587,10 @@ async fn send(
             conv.id,
             &view::customer_message(&msg, prev.as_ref()),
         )?;
+        // A patch (live.js applies it): the stream may have shown it first.
         return Ok(HttpResponse::Created()
             .content_type("text/html; charset=utf-8")
+            .insert_header(("X-Natter-Patch", "1"))
             .body(html));
     }
     Ok(HttpResponse::SeeOther()
@@ -870,6 +872,7 @@ struct ResumeLink {
     url: String,
     qr_svg: String,
     expires_at: String,
+    expires_text: String,
 }
 
 /// A single-use link (and QR code) that continues this contact elsewhere.
@@ -903,6 +906,7 @@ async fn resume_link(
         url,
         qr_svg,
         expires_at: rfc3339(expires_at),
+        expires_text: crate::web::workspace::view::human_utc(expires_at),
     })?;
     Ok(HttpResponse::Created()
         .content_type("text/html; charset=utf-8")

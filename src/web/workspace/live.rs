@@ -18,6 +18,7 @@ use crate::service::realtime::{TypingEvent, Viewer};
 use crate::service::Services;
 use crate::store::{AgentRecord, EventPayload, EventRecord, Result};
 use crate::web::events::{html_frame, Renderer};
+use crate::web::patch::{self, Place};
 use crate::web::session::PageAgent;
 use crate::web::AppState;
 
@@ -36,6 +37,12 @@ pub struct PageContext {
 #[template(path = "partials/row.html")]
 struct RowPartial<'a> {
     row: &'a RowView,
+}
+
+#[derive(Template)]
+#[template(path = "partials/tabs.html")]
+struct TabsPartial<'a> {
+    tabs: &'a [view::Link],
 }
 
 #[derive(Template)]
@@ -112,34 +119,65 @@ pub fn message_append_fragment(conversation: ConversationId, m: &MessageView) ->
     ))
 }
 
-/// A message appended to its thread, replacing a copy already shown.
+/// A message appended to its thread, replacing a copy already shown (and
+/// its day line).
 pub fn message_fragment(conversation: ConversationId, m: &MessageView) -> Result<String> {
-    Ok(format!(
-        "<div hx-swap-oob=\"delete:#msg-{id}\"></div><div hx-swap-oob=\"delete:#day-{id}\"></div><div hx-swap-oob=\"beforeend:#thread-{conversation}\">{}</div>",
-        render(&MessagePartial { msg: m })?,
-        id = m.id
+    Ok(patch::upsert(
+        &format!("msg-{}", m.id),
+        &format!("thread-{conversation}"),
+        Place::End,
+        &[format!("day-{}", m.id)],
+        &render(&MessagePartial { msg: m })?,
     ))
 }
 
+/// The conversation's row as the list shows it now: moved to the top for
+/// new activity (`Place::Start`), changed where it is otherwise
+/// (`Place::Keep`: opening an unread row must not move it), removed when
+/// the list's filter no longer takes it.
 fn row_fragment(
     svc: &Services,
     ctx: &PageContext,
     conversation: ConversationId,
+    place: Place,
 ) -> ApiResult<String> {
-    let mut out = format!("<div hx-swap-oob=\"delete:#row-{conversation}\"></div>");
+    let id = format!("row-{conversation}");
     if let Some(c) = svc.conversation(conversation)? {
         if ctx.filter.matches(&c, ctx.agent_id) {
             let names = Names::from(svc.names_for(&c)?);
             let contact = svc.contacts_of(std::slice::from_ref(&c))?.pop().flatten();
-            let row = view::row(&names, &c, contact.as_ref(), &ctx.filter, ctx.conversation);
-            out.push_str("<div hx-swap-oob=\"delete:#list-empty\"></div>");
-            out.push_str(&format!(
-                "<div hx-swap-oob=\"afterbegin:#conversation-list\">{}</div>",
-                render(&RowPartial { row: &row })?
+            let row = view::row(
+                &names,
+                &c,
+                contact.as_ref(),
+                &ctx.filter,
+                ctx.conversation,
+                ctx.agent_id,
+            );
+            let mut out = patch::remove("list-empty");
+            out.push_str(&patch::upsert(
+                &id,
+                "conversation-list",
+                place,
+                &[],
+                &render(&RowPartial { row: &row })?,
             ));
+            return Ok(out);
         }
     }
-    Ok(out)
+    Ok(patch::remove(&id))
+}
+
+/// The status tabs with their counts now (every list page has them).
+fn tabs_fragment(svc: &Services, ctx: &PageContext) -> ApiResult<String> {
+    let Ok(me) = svc.agent(ctx.agent_id) else {
+        return Ok(String::new());
+    };
+    let tabs = super::status_tabs(svc, &me, &ctx.filter)?;
+    Ok(format!(
+        "<div hx-swap-oob=\"outerHTML:#status-tabs\">{}</div>",
+        render(&TabsPartial { tabs: &tabs })?
+    ))
 }
 
 fn controls_fragment(
@@ -198,7 +236,9 @@ fn render_event(svc: &Services, ctx: &PageContext, ev: &EventRecord) -> ApiResul
                     "<div hx-swap-oob=\"innerHTML:#typing-{cid}\"></div>"
                 ));
             }
-            out.push_str(&row_fragment(svc, ctx, cid)?);
+            out.push_str(&row_fragment(svc, ctx, cid, Place::Start)?);
+            // A message can reopen its conversation.
+            out.push_str(&tabs_fragment(svc, ctx)?);
             if message.author.kind == AuthorType::Contact {
                 if let Some(c) = svc.conversation(cid)? {
                     if c.assignee_id.is_none() || c.assignee_id == Some(ctx.agent_id) {
@@ -214,10 +254,12 @@ fn render_event(svc: &Services, ctx: &PageContext, ev: &EventRecord) -> ApiResul
             }
         }
         EventPayload::ConversationCreated { conversation } => {
-            out.push_str(&row_fragment(svc, ctx, conversation.id)?);
+            out.push_str(&row_fragment(svc, ctx, conversation.id, Place::Start)?);
+            out.push_str(&tabs_fragment(svc, ctx)?);
         }
         EventPayload::ConversationUpdated { conversation } => {
-            out.push_str(&row_fragment(svc, ctx, conversation.id)?);
+            out.push_str(&row_fragment(svc, ctx, conversation.id, Place::Keep)?);
+            out.push_str(&tabs_fragment(svc, ctx)?);
             if ctx.conversation == Some(conversation.id) {
                 // The viewer as stored now (gone: nothing to show).
                 if let Ok(me) = svc.agent(ctx.agent_id) {
@@ -230,11 +272,11 @@ fn render_event(svc: &Services, ctx: &PageContext, ev: &EventRecord) -> ApiResul
                 let mut v = view::message(message, None);
                 v.day = None;
                 v.channel = channel_tag(svc, message.conversation_id, message.via)?;
-                // The message's insides change in place (its <li> stays).
-                out.push_str(&format!(
-                    "<div hx-swap-oob=\"innerHTML:#msg-{}\">{}</div>",
-                    v.id,
-                    render(&MessageInnerPartial { msg: &v })?
+                // The message's insides change in place (its <li> stays),
+                // if the thread shows it.
+                out.push_str(&patch::inner(
+                    &format!("msg-{}", v.id),
+                    &render(&MessageInnerPartial { msg: &v })?,
                 ));
             }
         }
@@ -254,7 +296,7 @@ fn render_event(svc: &Services, ctx: &PageContext, ev: &EventRecord) -> ApiResul
                     }
                 }
             } else {
-                out.push_str(&row_fragment(svc, ctx, *conversation_id)?);
+                out.push_str(&row_fragment(svc, ctx, *conversation_id, Place::Keep)?);
             }
         }
     }

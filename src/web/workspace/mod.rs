@@ -234,6 +234,28 @@ struct InboxPage {
 /// Most conversations one list shows.
 const LIST_LIMIT: usize = 200;
 
+/// The status tabs of a list, with their counts (Services::status_counts,
+/// kept as counters, so rendering them again for a live event is cheap).
+pub(super) fn status_tabs(
+    svc: &crate::service::Services,
+    agent: &crate::store::AgentRecord,
+    filter: &Filter,
+) -> Result<Vec<Link>, ApiError> {
+    let mut tabs = Vec::new();
+    for (s, count) in svc.status_counts(agent, &filter.to_list(agent.id, LIST_LIMIT))? {
+        let f = filter.with_status(s.as_str());
+        let mut label = s.as_str().to_owned();
+        label[..1].make_ascii_uppercase();
+        tabs.push(Link {
+            href: format!("/inbox?{}", f.query()),
+            label,
+            current: filter.status == s.as_str(),
+            count: count_label(count),
+        });
+    }
+    Ok(tabs)
+}
+
 fn count_label(n: usize) -> String {
     if n > 999 {
         "999+".to_owned()
@@ -261,7 +283,14 @@ fn inbox_page(
     let mut rows = Vec::with_capacity(list.conversations.len());
     let mut labels: Vec<String> = Vec::new();
     for (c, contact) in list.conversations.iter().zip(&contacts) {
-        rows.push(view::row(&names, c, contact.as_ref(), &filter, open_id));
+        rows.push(view::row(
+            &names,
+            c,
+            contact.as_ref(),
+            &filter,
+            open_id,
+            page.agent.id,
+        ));
         for l in &c.labels {
             if !labels.contains(l) {
                 labels.push(l.clone());
@@ -310,19 +339,7 @@ fn inbox_page(
             count: String::new(),
         })
         .collect();
-    // The tab counts: Services::status_counts, one per status.
-    let mut tabs = Vec::new();
-    for (s, count) in svc.status_counts(&page.agent, &filter.to_list(page.agent.id, LIST_LIMIT))? {
-        let f = filter.with_status(s.as_str());
-        let mut label = s.as_str().to_owned();
-        label[..1].make_ascii_uppercase();
-        tabs.push(Link {
-            href: format!("/inbox?{}", f.query()),
-            label,
-            current: filter.status == s.as_str(),
-            count: count_label(count),
-        });
-    }
+    let tabs = status_tabs(svc, &page.agent, &filter)?;
     let mut events_url = format!("/ui/events?last_event_id={from_event}");
     let fq = filter.query();
     if !fq.is_empty() {

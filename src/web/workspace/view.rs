@@ -186,6 +186,14 @@ pub struct RowView {
     pub preview: String,
     /// Whether that message is a note.
     pub preview_private: bool,
+    /// Who wrote it when it was not the contact: "You", an agent's name,
+    /// or empty (the contact, whose name is the row's title).
+    pub last_by: String,
+    /// `contact`, `agent` or `system`: who wrote the newest message.
+    pub last_author_type: &'static str,
+    /// The customer wrote last and the conversation is not resolved: how
+    /// long they have been waiting ("5m"); empty when nobody waits.
+    pub waiting: String,
     /// "5m", "2h", "3d".
     pub time_rel: String,
     /// RFC 3339 of the latest activity.
@@ -238,10 +246,35 @@ pub fn row(
     contact: Option<&ContactRecord>,
     filter: &Filter,
     open: Option<ConversationId>,
+    viewer: AgentId,
 ) -> RowView {
     let (preview, private) = match &c.last_message {
         Some(m) => (truncate(&m.body, 90), m.private),
         None => (String::new(), false),
+    };
+    let (last_by, last_author_type) = match &c.last_message {
+        Some(m) => match m.author.kind {
+            AuthorType::Contact => (String::new(), "contact"),
+            AuthorType::Agent if m.author.agent_id() == Some(viewer) => ("You".to_owned(), "agent"),
+            AuthorType::Agent => (
+                m.author
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| "An agent".to_owned()),
+                "agent",
+            ),
+            AuthorType::System => ("Natter".to_owned(), "system"),
+        },
+        None => (String::new(), "contact"),
+    };
+    // Waiting: the newest message the customer can see is theirs.
+    let waiting = match c.last_public() {
+        Some(m)
+            if m.author.kind == AuthorType::Contact && c.status != ConversationStatus::Resolved =>
+        {
+            relative(m.created_at, time::now())
+        }
+        _ => String::new(),
     };
     let q = filter.query();
     RowView {
@@ -260,6 +293,9 @@ pub fn row(
         channel: ChannelTag::of(names.channel(c.inbox_id)),
         preview,
         preview_private: private,
+        last_by,
+        last_author_type,
+        waiting,
         time_rel: relative(c.updated_at, time::now()),
         time_iso: rfc3339(c.updated_at),
         unread: c.agent_unread,
@@ -449,8 +485,8 @@ pub struct ConvView {
     pub messages: Vec<MessageView>,
     /// "Seen" line.
     pub seen: String,
-    /// Wake-up time, RFC 3339.
-    pub snoozed_until: Option<String>,
+    /// Wake-up time: RFC 3339 and as [`human_utc`] says it.
+    pub snoozed_until: Option<(String, String)>,
     /// Assignee id.
     pub assignee_id: Option<String>,
     /// Agents it can be assigned to: (id, name).
@@ -533,7 +569,7 @@ pub fn conversation(
         last_seq: c.last_seq,
         messages,
         seen: seen_line(c),
-        snoozed_until: c.snoozed_until.map(rfc3339),
+        snoozed_until: c.snoozed_until.map(|u| (rfc3339(u), human_utc(u))),
         assignee_id: c.assignee_id.map(format_id),
         assignable: thread
             .assignable
@@ -577,6 +613,15 @@ pub fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// An instant for people, without a script: "1 Jan 2099, 09:00 UTC".
+/// Pages name the instant in `<time datetime>` too, and `static/live.js`
+/// shows it in the viewer's own zone and language.
+pub fn human_utc(t: Micros) -> String {
+    DateTime::<Utc>::from_timestamp_micros(t)
+        .map(|d| d.format("%-d %b %Y, %H:%M UTC").to_string())
+        .unwrap_or_default()
 }
 
 /// "now", "5m", "2h", "3d", "12 Mar".
