@@ -54,6 +54,8 @@
         if (p.priv) setNoteMode(form, false);
         var files = form.querySelector("[data-role=file-input]");
         if (files) files.value = "";
+        var names = form.querySelector("[data-role=file-names]");
+        if (names) names.textContent = "";
       } else {
         p.li.classList.add("failed");
         p.status.textContent = "Not sent. ";
@@ -110,6 +112,21 @@
     var send = form.querySelector("button[type=submit]");
     if (send) send.textContent = on ? "Add note" : "Send";
   }
+
+  // The chosen files' names beside the Attach button (cleared with the form).
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (!t.matches || !t.matches("[data-role=file-input]")) return;
+    var names = t.form && t.form.querySelector("[data-role=file-names]");
+    if (names) {
+      names.textContent = Array.prototype.map.call(t.files || [], function (f) { return f.name; }).join(", ");
+      names.title = names.textContent;
+    }
+  });
+  document.addEventListener("reset", function (e) {
+    var names = e.target.querySelector && e.target.querySelector("[data-role=file-names]");
+    if (names) names.textContent = "";
+  });
 
   document.addEventListener("change", function (e) {
     var t = e.target;

@@ -72,6 +72,11 @@
     afterUpdate();
   });
   document.addEventListener("htmx:afterSettle", afterUpdate);
+  // The link and QR code for another device come below the list: show them.
+  document.addEventListener("htmx:afterSettle", function (e) {
+    var out = e.target && e.target.id === "m-resume-out" ? e.target : null;
+    if (out && out.firstElementChild && out.scrollIntoView) out.scrollIntoView({ block: "nearest" });
+  });
 
   function afterUpdate() {
     var notes = document.querySelectorAll("#m-notify [data-unread]");

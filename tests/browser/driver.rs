@@ -212,6 +212,51 @@ impl Browser {
         }
     }
 
+    /// What sticks out of the viewport sideways: each visible element whose
+    /// box passes the left or right edge (elements in a container that
+    /// scrolls or clips sideways, other than the page itself, are that
+    /// container's business), and whether the page scrolls sideways.
+    pub async fn overflowing(&self) -> Vec<String> {
+        let v = self
+            .client
+            .execute(
+                r#"
+var W = document.documentElement.clientWidth;
+var out = [];
+if (document.documentElement.scrollWidth > W + 1) out.push('the page scrolls sideways: ' + document.documentElement.scrollWidth + ' > ' + W);
+document.querySelectorAll('body *').forEach(function (el) {
+  var s = getComputedStyle(el);
+  if (s.display === 'none' || s.visibility === 'hidden' || el.closest('[hidden], .sr-only, template')) return;
+  var r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) return;
+  // A container that cuts its content off sideways (ellipsis aside).
+  if (s.overflowX !== 'visible' && s.textOverflow !== 'ellipsis' && el.scrollWidth > el.clientWidth + 1 && el.tagName !== 'TEXTAREA') {
+    out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' cuts off sideways: ' + el.scrollWidth + ' > ' + el.clientWidth);
+  }
+  for (var p = el.parentElement; p && p !== document.body && p !== document.documentElement; p = p.parentElement) {
+    if (getComputedStyle(p).overflowX !== 'visible') return;
+  }
+  if (r.right > W + 1 || r.left < -1) {
+    out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className && el.className.baseVal === undefined ? '.' + String(el.className).trim().replace(/\s+/g, '.') : '') + ' ' + Math.round(r.left) + '..' + Math.round(r.right) + ' of ' + W);
+  }
+});
+return out;
+"#,
+                vec![],
+            )
+            .await
+            .expect("script");
+        serde_json::from_value(v).unwrap_or_default()
+    }
+
+    /// Resizes the window (a phone is 390 x 844).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize");
+    }
+
     pub async fn close(self) {
         let _ = self.client.close().await;
     }

@@ -506,3 +506,196 @@ async fn a_returning_customer_lands_in_their_open_conversation() {
     b.find("[data-role=new-conversation]").await;
     b.close().await;
 }
+
+/// A real photo's shape: a valid PNG `w` x `h` pixels, grey, written with
+/// stored (uncompressed) deflate blocks so the test needs no encoder.
+fn wide_png(w: u32, h: u32) -> Vec<u8> {
+    fn crc(data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc(&body).to_be_bytes());
+    }
+    let mut raw = Vec::new();
+    for _ in 0..h {
+        raw.push(0u8);
+        raw.extend(std::iter::repeat_n(0x90u8, w as usize));
+    }
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + u32::from(x)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Nothing of the widget passes its frame: not with a wide photo and a
+/// "Seen" line in the thread (the composer's Send button stays whole), not
+/// with the continue-on-another-device QR code open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_fits_its_frame_with_photos_seen_and_the_qr_code() {
+    let app = spawn_app().await;
+    let host = host_site(&app.base, &app.widget_key).await;
+    let b = Browser::start().await;
+    b.goto(&host).await;
+    b.find("[data-natter-launcher]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let frame = b.find("iframe[data-natter-frame]").await;
+    frame.enter_frame().await.unwrap();
+    let text = b.find("[data-role=composer] textarea[name=body]").await;
+    text.send_keys("Here is the damaged box").await.unwrap();
+    text.send_keys(&Key::Enter.to_string()).await.unwrap();
+    b.find_text(
+        "[data-role=thread] [data-author-type=contact]",
+        "damaged box",
+    )
+    .await;
+    let conv = b
+        .find(".m-conversation[data-conversation-id]")
+        .await
+        .attr("data-conversation-id")
+        .await
+        .unwrap()
+        .unwrap();
+    // The agent answers with a wide photo, then reads the thread: "Seen".
+    let photo = reqwest::multipart::Part::bytes(wide_png(1600, 300))
+        .file_name("box.png")
+        .mime_str("image/png")
+        .unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/conversations/{conv}/messages")))
+        .bearer_auth(&app.admin_token)
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("body", "Like this one? Here is a very long line without spaces: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+                .part("file", photo),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    b.find("[data-role=thread] img[data-role=attachment-image]")
+        .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let loaded = b
+            .client
+            .execute(
+                "var i = document.querySelector('[data-role=thread] img[data-role=attachment-image]'); return !!i && i.complete && i.naturalWidth === 1600;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if loaded == serde_json::json!(true) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the photo never loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = b.find("[data-role=composer] textarea[name=body]").await;
+    text.send_keys("and another").await.unwrap();
+    text.send_keys(&Key::Enter.to_string()).await.unwrap();
+    b.find_text(
+        "[data-role=thread] [data-author-type=contact]",
+        "and another",
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/read"),
+            &app.admin_token,
+            serde_json::json!({"seq": 3}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    b.find_text(&format!("#seen-{conv}"), "Seen").await;
+    b.snap("widget-photo-seen").await;
+    let out = b.overflowing().await;
+    assert!(out.is_empty(), "sticks out of the widget: {out:?}");
+    // The frame never scrolls as a whole, and the composer is all in view.
+    let fits = b
+        .client
+        .execute(
+            "var h = document.documentElement.clientHeight; var s = document.querySelector('[data-role=composer] button[type=submit]').getBoundingClientRect(); return [document.documentElement.scrollHeight <= h + 1, s.bottom <= h + 1 && s.top >= 0, s.right <= document.documentElement.clientWidth + 1];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fits,
+        serde_json::json!([true, true, true]),
+        "page scrolls / Send below the fold / Send cut off"
+    );
+
+    // The QR code for another device: in view, nothing sideways.
+    b.find("[data-role=back]").await.click().await.unwrap();
+    b.find("[data-role=resume-link]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("[data-role=resume-qr] svg").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seen = b
+            .client
+            .execute(
+                "var r = document.querySelector('[data-role=resume-qr] svg').getBoundingClientRect(); return r.top >= 0 && r.bottom <= document.documentElement.clientHeight + 1;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if seen == serde_json::json!(true) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the QR code stays below the fold"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    b.snap("widget-qr").await;
+    let out = b.overflowing().await;
+    assert!(out.is_empty(), "sticks out of the widget: {out:?}");
+    b.close().await;
+}

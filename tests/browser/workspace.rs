@@ -673,3 +673,91 @@ async fn times_show_in_the_viewers_zone() {
     b.snap("conversation-in-kolkata").await;
     b.close().await;
 }
+
+/// The workspace on a 390 px phone: nothing passes the screen's edge, on
+/// the list and in a conversation, and every control of the conversation
+/// can be reached (in view, or by scrolling the pane that holds it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_fits_a_phone() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app
+        .start_conversation(
+            &contact,
+            "Hello from a phone-sized screen, with a long line of text",
+        )
+        .await;
+    app.agent_says(&app.admin_token, &conv, "A reply", false)
+        .await;
+    let b = Browser::start().await;
+    b.resize(390, 844).await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.find(&format!("#row-{conv}")).await;
+    b.snap("phone-list").await;
+    let out = b.overflowing().await;
+    assert!(out.is_empty(), "sticks out on the list: {out:?}");
+    b.find(&format!("#row-{conv} a"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find(&format!(
+        "section.conversation-pane[data-conversation-id='{conv}']"
+    ))
+    .await;
+    b.snap("phone-conversation").await;
+    let out = b.overflowing().await;
+    assert!(out.is_empty(), "sticks out in a conversation: {out:?}");
+    // The controls an agent needs are all on the page ...
+    for css in [
+        ".conv-header .back",
+        "[data-role=composer] button[type=submit]",
+        "[data-role=private-toggle]",
+        ".attach .attach-button",
+        "[data-action=resolve]",
+        "[data-action=assign-me]",
+        ".snooze select",
+        ".labels input",
+    ] {
+        let shown = b
+            .client
+            .execute(
+                "var e = document.querySelector(arguments[0]); return !!e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            shown,
+            serde_json::json!(true),
+            "{css} is not shown on a phone"
+        );
+    }
+    // ... and each, scrolled into view, is inside the screen and is the
+    // element found at its centre (nothing covers it).
+    let v = b
+        .client
+        .execute(
+            r#"
+var W = document.documentElement.clientWidth, H = document.documentElement.clientHeight, bad = [];
+document.querySelectorAll('button, select, textarea, input:not([type=hidden]), a[href]').forEach(function (el) {
+  if (el.closest('[hidden], template, .sr-only') || getComputedStyle(el).display === 'none' || getComputedStyle(el).visibility === 'hidden') return;
+  if (el.getClientRects().length === 0) return;
+  el.scrollIntoView({ block: 'center', inline: 'center' });
+  var r = el.getBoundingClientRect();
+  var x = Math.min(Math.max(r.left + r.width / 2, 0), W - 1), y = Math.min(Math.max(r.top + r.height / 2, 0), H - 1);
+  var at = document.elementFromPoint(x, y);
+  var name = el.tagName.toLowerCase() + (el.name ? '[name=' + el.name + ']' : '') + ' "' + (el.textContent || el.value || el.placeholder || '').trim().slice(0, 30) + '"';
+  if (r.left < -1 || r.right > W + 1 || r.top < -1 || r.bottom > H + 1) bad.push(name + ' outside the screen');
+  else if (!at || (at !== el && !el.contains(at) && !(el.labels && Array.prototype.some.call(el.labels, function (l) { return l.contains(at); })))) bad.push(name + ' covered by ' + (at ? at.tagName.toLowerCase() + '.' + at.className : 'nothing'));
+});
+return bad;
+"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let bad: Vec<String> = serde_json::from_value(v).unwrap();
+    assert!(bad.is_empty(), "controls out of reach on a phone: {bad:?}");
+    b.close().await;
+}
