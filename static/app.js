@@ -113,6 +113,21 @@
     if (send) send.textContent = on ? "Add note" : "Send";
   }
 
+  // An agent without a time zone takes this browser's (once; the profile
+  // can change it).
+  (function () {
+    var app = document.querySelector(".app[data-tz]");
+    var zone = null;
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (_) { /* no Intl */ }
+    if (!app || app.dataset.tz || !zone) return;
+    fetch("/ui/profile/timezone", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
+      body: "timezone=" + encodeURIComponent(zone)
+    }).catch(function () { /* the next page tries again */ });
+  })();
+
   // The chosen files' names beside the Attach button (cleared with the form).
   document.addEventListener("change", function (e) {
     var t = e.target;

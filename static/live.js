@@ -160,8 +160,19 @@
   // (it cannot know the zone) and names each instant in `datetime`.
   // data-t="clock": a time of day; "datetime": date and time; otherwise
   // the text stays (relative: "5m") and only the tooltip is localised.
+  // An agent's own zone (their profile's, `data-tz`) wins over the
+  // browser's.
   var clockFmt = { hour: "numeric", minute: "2-digit" };
   var fullFmt = { dateStyle: "medium", timeStyle: "short" };
+  var zoneEl = document.querySelector("[data-tz]");
+  var zone = zoneEl && zoneEl.dataset.tz;
+  if (zone) {
+    try {
+      new Intl.DateTimeFormat(undefined, { timeZone: zone });
+      clockFmt.timeZone = zone;
+      fullFmt.timeZone = zone;
+    } catch (_) { /* a zone this browser does not know: its own then */ }
+  }
   function localizeTimes() {
     document.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
       var d = new Date(el.getAttribute("datetime"));

@@ -39,6 +39,9 @@ pub struct Agent {
     pub active: bool,
     /// When it was created.
     pub created_at: String,
+    /// Its time zone (IANA name), `null` until its browser or profile
+    /// names one.
+    pub timezone: Option<String>,
 }
 
 impl Agent {
@@ -51,6 +54,7 @@ impl Agent {
             role: a.role.as_str(),
             active: a.active,
             created_at: rfc3339(a.created_at),
+            timezone: a.timezone.clone(),
         }
     }
 }

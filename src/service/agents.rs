@@ -65,6 +65,8 @@ pub struct ProfileChange {
     pub push_new_conversations: bool,
     /// Push a notification for replies.
     pub push_replies: bool,
+    /// A time zone by IANA name; None keeps the one set.
+    pub timezone: Option<String>,
 }
 
 impl Services {
@@ -131,6 +133,24 @@ impl Services {
         Ok(agent)
     }
 
+    /// The zone an agent's browser names, taken only while the agent has
+    /// none (a zone chosen on the profile stays).
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
+    pub async fn adopt_timezone(&self, agent: &AgentRecord, name: &str) -> ApiResult<()> {
+        let zone = crate::domain::time::Zone::parse(name)?;
+        if agent.timezone.is_some() {
+            return Ok(());
+        }
+        let update = AgentUpdate {
+            timezone: Some(zone.name().to_owned()),
+            ..AgentUpdate::default()
+        };
+        self.store
+            .update_agent(agent.id, update, time::now())
+            .await?;
+        Ok(())
+    }
+
     /// An agent's own name and notification choices.
     #[tracing::instrument(skip_all, fields(agent = %agent.id))]
     pub async fn update_profile(
@@ -143,6 +163,12 @@ impl Services {
             notify_sound: Some(change.notify_sound),
             push_new_conversations: Some(change.push_new_conversations),
             push_replies: Some(change.push_replies),
+            timezone: change
+                .timezone
+                .as_deref()
+                .map(crate::domain::time::Zone::parse)
+                .transpose()?
+                .map(|z| z.name().to_owned()),
             ..AgentUpdate::default()
         };
         Ok(self

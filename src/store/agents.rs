@@ -39,6 +39,8 @@ pub struct AgentUpdate {
     pub push_new_conversations: Option<bool>,
     /// Push for replies in the agent's conversations.
     pub push_replies: Option<bool>,
+    /// Time zone (already checked to be a known IANA name).
+    pub timezone: Option<String>,
 }
 
 /// Adds an agent inside a write; the email must be free.
@@ -66,6 +68,7 @@ fn insert_agent(
         notify_sound: false,
         push_new_conversations: true,
         push_replies: true,
+        timezone: None,
     };
     tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
     tx.put_raw(Tree::EmailAgentid, email.as_bytes(), &u64_be(id))?;
@@ -171,6 +174,9 @@ impl Store {
             }
             if let Some(s) = update.push_replies {
                 agent.push_replies = s;
+            }
+            if let Some(z) = &update.timezone {
+                agent.timezone = Some(z.clone());
             }
             tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
             if !agent.active {

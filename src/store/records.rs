@@ -36,6 +36,11 @@ pub struct AgentRecord {
     /// Web Push for customer replies in conversations assigned to the agent.
     #[serde(default = "yes")]
     pub push_replies: bool,
+    /// The agent's time zone (an IANA name, e.g. `Europe/Paris`): shown
+    /// times and snooze presets ("Tomorrow" is 09:00 there). None until the
+    /// agent's browser or profile names one; UTC meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 fn yes() -> bool {

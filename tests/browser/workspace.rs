@@ -671,6 +671,73 @@ async fn times_show_in_the_viewers_zone() {
         "{until}"
     );
     b.snap("conversation-in-kolkata").await;
+
+    // The agent had no zone: the browser's became theirs (Chromium's ICU
+    // still says Calcutta, an alias the tz database keeps).
+    eventually(&app, "/api/v1/me", &admin, |me| {
+        me["timezone"] == "Asia/Kolkata" || me["timezone"] == "Asia/Calcutta"
+    })
+    .await;
+    // "Tomorrow" is 09:00 tomorrow on the agent's clock.
+    b.goto(&format!("{}/conversations/{conv}", app.base)).await;
+    b.find(".snooze select[name=snooze]")
+        .await
+        .select_by_value("tomorrow")
+        .await
+        .unwrap();
+    b.find(".snooze button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let kolkata = chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
+    let tomorrow = (chrono::Utc::now().with_timezone(&kolkata) + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(9, 0, 0)
+        .unwrap()
+        .and_local_timezone(kolkata)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let want_until = tomorrow.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    eventually(
+        &app,
+        &format!("/api/v1/conversations/{conv}"),
+        &admin,
+        |c| c["snoozed_until"] == want_until.as_str(),
+    )
+    .await;
+
+    // A zone chosen on the profile wins over the browser's: Auckland.
+    b.goto(&format!("{}/settings/profile", app.base)).await;
+    b.find("select[name=timezone]")
+        .await
+        .select_by_value("Pacific/Auckland")
+        .await
+        .unwrap();
+    b.find("form[action='/settings/profile'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    eventually(&app, "/api/v1/me", &admin, |me| {
+        me["timezone"] == "Pacific/Auckland"
+    })
+    .await;
+    b.goto(&format!("{}/conversations/{conv}", app.base)).await;
+    b.assert_times_local().await;
+    let auckland: chrono_tz::Tz = "Pacific/Auckland".parse().unwrap();
+    let want = created
+        .with_timezone(&auckland)
+        .format("%-I:%M %p")
+        .to_string();
+    let msg_time = shown(
+        b.find("[data-role=thread] .msg time")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(msg_time, want, "the message's time in the agent's Auckland");
     b.close().await;
 }
 

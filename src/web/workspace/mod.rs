@@ -47,6 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(retry_delivery),
         )
         .route("/ui/contacts/{id}/merge", web::post().to(merge_contact))
+        .route("/ui/profile/timezone", web::post().to(browser_timezone))
         .configure(settings::routes);
 }
 
@@ -219,6 +220,9 @@ struct InboxPage {
     agent_name: String,
     admin: bool,
     sound: bool,
+    /// The agent's time zone, empty until known (live.js then names the
+    /// browser's).
+    timezone: String,
     search_q: String,
     views: Vec<Link>,
     inbox_links: Vec<Link>,
@@ -364,6 +368,7 @@ fn inbox_page(
         agent_name: page.agent.name.clone(),
         admin: page.is_admin(),
         sound: page.agent.notify_sound,
+        timezone: page.agent.timezone.clone().unwrap_or_default(),
         search_q: String::new(),
         views,
         inbox_links,
@@ -492,15 +497,17 @@ async fn update(
             .transpose()?,
         ..ConversationChange::default()
     };
+    // The agent's clock: "Tomorrow" and a typed date and time are theirs.
+    let zone = time::Zone::of(page.agent.timezone.as_deref());
     let until =
         match (
             f.snooze.as_deref().filter(|s| !s.is_empty()),
             f.snooze_at.as_deref().filter(|s| !s.is_empty()),
         ) {
-            (_, Some(at)) => Some(parse_local(at).ok_or_else(|| {
+            (_, Some(at)) => Some(parse_local(at, zone).ok_or_else(|| {
                 crate::domain::Invalid::new("snoozed_until", "pick a date and time")
             })?),
-            (Some(s), None) => Some(snooze_preset(s, now).ok_or_else(|| {
+            (Some(s), None) => Some(snooze_preset(s, now, zone).ok_or_else(|| {
                 crate::domain::Invalid::new("snoozed_until", "unknown snooze option")
             })?),
             (None, None) => None,
@@ -527,32 +534,30 @@ async fn update(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Snooze presets: an hour, tomorrow 09:00 UTC, next Monday 09:00 UTC.
-fn snooze_preset(name: &str, now: i64) -> Option<i64> {
-    use chrono::{Datelike, Duration, TimeZone, Utc};
-    let t = chrono::DateTime::<Utc>::from_timestamp_micros(now)?;
-    let at_nine = |d: chrono::NaiveDate| {
-        Utc.from_utc_datetime(&d.and_hms_opt(9, 0, 0)?)
-            .timestamp_micros()
-            .into()
-    };
+/// Snooze presets in the agent's zone: an hour, tomorrow 09:00, next
+/// Monday 09:00 (daylight saving included).
+fn snooze_preset(name: &str, now: i64, zone: time::Zone) -> Option<i64> {
+    use chrono::{Datelike, Duration};
+    let today = zone.date_of(now)?;
+    let at_nine = |d: chrono::NaiveDate| zone.instant(d.and_hms_opt(9, 0, 0)?);
     match name {
         "1h" => Some(now + 3_600_000_000),
-        "tomorrow" => at_nine(t.date_naive() + Duration::days(1)),
+        "tomorrow" => at_nine(today + Duration::days(1)),
         "nextweek" => {
-            let days = 7 - i64::from(t.weekday().num_days_from_monday());
-            at_nine(t.date_naive() + Duration::days(days))
+            let days = 7 - i64::from(today.weekday().num_days_from_monday());
+            at_nine(today + Duration::days(days))
         }
         _ => None,
     }
 }
 
-/// A `datetime-local` value (taken as UTC) or an RFC 3339 time.
-fn parse_local(s: &str) -> Option<i64> {
+/// A `datetime-local` value (a wall clock in the agent's zone) or an RFC
+/// 3339 time.
+fn parse_local(s: &str, zone: time::Zone) -> Option<i64> {
     parse_rfc3339(s).or_else(|| {
         chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
             .ok()
-            .map(|n| n.and_utc().timestamp_micros())
+            .and_then(|n| zone.instant(n))
     })
 }
 
@@ -659,6 +664,29 @@ async fn typing(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The browser's zone field.
+#[derive(Deserialize)]
+pub struct TimezoneForm {
+    timezone: String,
+}
+
+/// The browser names its zone when the agent has none yet (app.js, once):
+/// the default the profile's picker then shows.
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id))]
+async fn browser_timezone(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    form: web::Form<TimezoneForm>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, None)?;
+    state
+        .svc
+        .adopt_timezone(&page.agent, &form.timezone)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// One search result on the page.
 pub struct ResultView {
     href: String,
@@ -679,6 +707,9 @@ struct SearchPage {
     agent_name: String,
     admin: bool,
     sound: bool,
+    /// The agent's time zone, empty until known (live.js then names the
+    /// browser's).
+    timezone: String,
     search_q: String,
     results: Vec<ResultView>,
     next_href: Option<String>,
@@ -769,6 +800,7 @@ async fn search(
         agent_name: page.agent.name.clone(),
         admin: page.is_admin(),
         sound: page.agent.notify_sound,
+        timezone: page.agent.timezone.clone().unwrap_or_default(),
         search_q: text,
         results,
         next_href,
@@ -821,12 +853,51 @@ mod tests {
     fn snooze_presets_are_in_the_future() {
         let now = 1_700_000_000_000_000;
         for p in ["1h", "tomorrow", "nextweek"] {
-            assert!(snooze_preset(p, now).is_some_and(|t| t > now), "{p}");
+            assert!(
+                snooze_preset(p, now, time::Zone::UTC).is_some_and(|t| t > now),
+                "{p}"
+            );
         }
-        assert_eq!(snooze_preset("never", now), None);
+        assert_eq!(snooze_preset("never", now, time::Zone::UTC), None);
         assert_eq!(
-            parse_local("2030-01-02T03:04"),
+            parse_local("2030-01-02T03:04", time::Zone::UTC),
             parse_rfc3339("2030-01-02T03:04:00Z")
+        );
+    }
+
+    #[test]
+    fn snooze_presets_keep_the_agents_clock() {
+        let tokyo = time::Zone::parse("Asia/Tokyo").unwrap();
+        let ny = time::Zone::parse("America/New_York").unwrap();
+        // Saturday 7 March 2026, 20:00 in New York (01:00 UTC on Sunday).
+        let now = parse_rfc3339("2026-03-08T01:00:00Z").unwrap();
+        // Tomorrow in New York is Sunday the 8th, after the clocks went
+        // forward: 09:00 EDT is 13:00 UTC.
+        assert_eq!(
+            snooze_preset("tomorrow", now, ny)
+                .map(time::rfc3339)
+                .as_deref(),
+            Some("2026-03-08T13:00:00.000Z")
+        );
+        // In Tokyo it is already Sunday 10:00: tomorrow is Monday 09:00 JST.
+        assert_eq!(
+            snooze_preset("tomorrow", now, tokyo)
+                .map(time::rfc3339)
+                .as_deref(),
+            Some("2026-03-09T00:00:00.000Z")
+        );
+        // Next week from Saturday in New York: Monday the 9th, 09:00 EDT.
+        assert_eq!(
+            snooze_preset("nextweek", now, ny)
+                .map(time::rfc3339)
+                .as_deref(),
+            Some("2026-03-09T13:00:00.000Z")
+        );
+        assert_eq!(
+            parse_local("2026-07-01T09:30", ny)
+                .map(time::rfc3339)
+                .as_deref(),
+            Some("2026-07-01T13:30:00.000Z")
         );
     }
 }

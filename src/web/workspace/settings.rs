@@ -173,6 +173,10 @@ struct SettingsPage {
     agent_name: String,
     admin: bool,
     sound: bool,
+    timezone: String,
+    /// Every zone name, for the profile's picker, and whether it is the
+    /// agent's.
+    zones: Vec<(&'static str, bool)>,
     push_new: bool,
     push_replies: bool,
     search_q: String,
@@ -295,6 +299,14 @@ fn page(
         agent_name: p.agent.name.clone(),
         admin,
         sound: p.agent.notify_sound,
+        timezone: p.agent.timezone.clone().unwrap_or_default(),
+        zones: if section == "profile" {
+            crate::domain::time::Zone::names()
+                .map(|z| (z, p.agent.timezone.as_deref() == Some(z)))
+                .collect()
+        } else {
+            Vec::new()
+        },
         push_new: p.agent.push_new_conversations,
         push_replies: p.agent.push_replies,
         search_q: String::new(),
@@ -372,6 +384,7 @@ pub struct ProfileForm {
     csrf: Option<String>,
     name: String,
     notify_sound: Option<String>,
+    timezone: Option<String>,
     push_new_conversations: Option<String>,
     push_replies: Option<String>,
 }
@@ -385,6 +398,7 @@ async fn save_profile(
     let change = ProfileChange {
         name: f.name,
         notify_sound: f.notify_sound.is_some(),
+        timezone: f.timezone.filter(|z| !z.trim().is_empty()),
         push_new_conversations: f.push_new_conversations.is_some(),
         push_replies: f.push_replies.is_some(),
     };
