@@ -128,6 +128,37 @@
     }).catch(function () { /* the next page tries again */ });
   })();
 
+  // "Resolve & next": where to go is read before the resolve (its row then
+  // leaves the list, and the live stream may replace this very button
+  // before the answer comes, so the request is this script's, not htmx's):
+  // the row below the open one, else the one above, else the list.
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("[data-action=resolve-next]");
+    if (!b) return;
+    e.preventDefault();
+    var pane = b.closest("[data-conversation-id]");
+    var row = pane && document.getElementById("row-" + pane.dataset.conversationId);
+    var sibling = row && (nextRow(row, "nextElementSibling") || nextRow(row, "previousElementSibling"));
+    var back = document.querySelector(".conv-header .back");
+    var next = sibling ? sibling.querySelector("a").href : (back ? back.href : "/inbox");
+    b.disabled = true;
+    fetch(b.dataset.url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
+      body: "status=resolved"
+    }).then(function (r) {
+      if (r.ok) { window.location = next; return; }
+      b.disabled = false;
+      var err = b.closest(".controls") && b.closest(".controls").querySelector(".error");
+      if (err) err.textContent = "That change was refused: " + r.status;
+    }).catch(function () { b.disabled = false; });
+  });
+  function nextRow(row, dir) {
+    for (var r = row[dir]; r; r = r[dir]) if (r.classList && r.classList.contains("row")) return r;
+    return null;
+  }
+
   // The chosen files' names beside the Attach button (cleared with the form).
   document.addEventListener("change", function (e) {
     var t = e.target;
@@ -278,6 +309,9 @@
       }
       case "e":
         clickAction("resolve", e);
+        break;
+      case "E":
+        clickAction("resolve-next", e);
         break;
       case "a":
         clickAction("assign-me", e);

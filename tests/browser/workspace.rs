@@ -828,3 +828,106 @@ return bad;
     assert!(bad.is_empty(), "controls out of reach on a phone: {bad:?}");
     b.close().await;
 }
+
+/// Thirty at once: at least 12 rows fit a 768 px high laptop screen, and
+/// "Resolve & next" (a button, and Shift+E) resolves the open conversation
+/// and opens the one below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dense_list_and_resolve_and_next() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..14 {
+        let (_, contact) = app.contact().await;
+        let (id, _) = app
+            .start_conversation(
+                &contact,
+                &format!("Customer question number {i}, with some detail"),
+            )
+            .await;
+        ids.push(id);
+    }
+    ids.reverse(); // the list shows the newest first
+    let b = Browser::start().await;
+    // A 768 px screen leaves a browser about 660 px for the page.
+    b.resize(1366, 768).await;
+    let inner = b
+        .client
+        .execute("return window.innerHeight;", vec![])
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    b.resize(1366, u32::try_from(768 + 660 - inner).unwrap())
+        .await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.find(&format!("#row-{}", ids[13])).await;
+    let fit = b
+        .client
+        .execute(
+            "var pane = document.querySelector('.list-pane').getBoundingClientRect(); var bottom = Math.min(pane.bottom, window.innerHeight); return [window.innerHeight, Array.from(document.querySelectorAll('#conversation-list > li.row')).filter(function (r) { return r.getBoundingClientRect().bottom <= bottom + 1; }).length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.snap("dense-list").await;
+    assert_eq!(fit[0], 660, "{fit}");
+    assert!(fit[1].as_u64().unwrap() >= 12, "rows in view: {fit}");
+
+    // Shift+E on the top conversation: resolved, and the next one is open.
+    b.find(&format!("#row-{} a", ids[0]))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find(&format!(
+        "section.conversation-pane[data-conversation-id='{}']",
+        ids[0]
+    ))
+    .await;
+    b.find(".workspace[data-live]").await;
+    b.client
+        .execute(
+            "document.activeElement && document.activeElement.blur();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.find("body")
+        .await
+        .send_keys(&format!("{}e", Key::Shift))
+        .await
+        .unwrap();
+
+    b.find(&format!(
+        "section.conversation-pane[data-conversation-id='{}']",
+        ids[1]
+    ))
+    .await;
+    let admin = app.admin_token.clone();
+    eventually(
+        &app,
+        &format!("/api/v1/conversations/{}", ids[0]),
+        &admin,
+        |c| c["status"] == "resolved",
+    )
+    .await;
+    // The button does the same.
+    b.find("[data-action=resolve-next]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find(&format!(
+        "section.conversation-pane[data-conversation-id='{}']",
+        ids[2]
+    ))
+    .await;
+    eventually(
+        &app,
+        &format!("/api/v1/conversations/{}", ids[1]),
+        &admin,
+        |c| c["status"] == "resolved",
+    )
+    .await;
+    b.close().await;
+}
