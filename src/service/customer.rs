@@ -406,6 +406,17 @@ impl Services {
         .map_err(|e| ApiError::from(StoreError::from(e)))
     }
 
+    /// Whether natter can send mail now: a mail server is set, or an email
+    /// inbox lends its own. Pages offer mail (and warn admins) by it.
+    pub fn can_send_mail(&self) -> bool {
+        super::notify::outgoing_mail(
+            &self.store,
+            self.config.smtp.as_ref(),
+            self.http.allow_private,
+        )
+        .is_some()
+    }
+
     /// Stores the email a contact leaves to hear back, and mails it a link
     /// that proves the address (unless it is proven already). Every such
     /// mail is limited per contact, per client address and per recipient:

@@ -1267,3 +1267,38 @@ async fn every_kind_of_page_has_the_favicon() {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("image/svg+xml")));
 }
+
+/// "Notify me by email" is offered only when natter can send mail, and an
+/// admin is told in the settings when it cannot.
+#[tokio::test]
+async fn email_is_offered_only_when_natter_can_send_mail() {
+    async fn check(app: &TestApp, can_mail: bool) {
+        let (_, contact) = app.contact().await;
+        let (conv, _) = app.start_conversation(&contact, "hello").await;
+        let view = app
+            .client
+            .get(app.url(&format!("/m/{}/view?c={conv}", app.widget_key)))
+            .bearer_auth(&contact)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(view.contains("data-role=\"composer\""), "{view}");
+        assert_eq!(view.contains("class=\"m-email\""), can_mail, "{view}");
+        let admin = crate::helpers::page_sign_in(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let settings = admin.page(app, "/settings/agents").await;
+        assert_eq!(
+            settings.contains("data-role=\"mail-warning\""),
+            !can_mail,
+            "{settings}"
+        );
+    }
+    let app = spawn_app().await;
+    check(&app, false).await;
+    let sink = crate::mail_servers::SmtpSink::start(false).await;
+    let smtp = sink.outgoing(crate::email::SUPPORT);
+    let app = crate::helpers::spawn_app_with(move |c| c.smtp = Some(smtp)).await;
+    check(&app, true).await;
+}

@@ -309,6 +309,9 @@ async fn the_messenger_works_without_javascript() {
     b.client.refresh().await.unwrap();
     b.find_text("[data-role=thread] [data-author-type=agent]", "Got it!")
         .await;
+    // Reading it without JavaScript marks it read: the team sees "Seen".
+    let c = app.conversation(&app.admin_token, &conv).await;
+    assert_eq!(c["contact_last_read_seq"], 2, "{c}");
     // And a follow-up through the plain form.
     b.find("textarea[name=body]")
         .await

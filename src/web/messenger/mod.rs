@@ -193,6 +193,9 @@ pub struct Main {
     waiting_note: Option<String>,
     greeting: String,
     email: String,
+    /// "Notify me by email" is offered: the contact left no address yet
+    /// and natter can send mail (a mail server or an email inbox).
+    offer_email: bool,
     search_q: String,
     results: Vec<(String, String, String)>,
     /// The contact chose to start another conversation: the composer for
@@ -243,7 +246,10 @@ async fn full_page(
     csrf: String,
     token_for_script: Option<String>,
 ) -> Result<String, ApiError> {
-    let main = main_view(state, inbox, who, q, &csrf).await?;
+    // A whole page outside the widget's frame is read as it is shown: the
+    // messenger without JavaScript marks what it shows read this way (the
+    // script does it for the frame, when the widget is open and visible).
+    let main = main_view(state, inbox, who, q, &csrf, q.embed.is_none()).await?;
     render(&Page {
         key: inbox.widget_key.clone(),
         csrf,
@@ -269,6 +275,7 @@ async fn main_view(
     who: Option<&(ContactRecord, String)>,
     q: &PageQuery,
     csrf: &str,
+    mark_read: bool,
 ) -> Result<Main, ApiError> {
     let greeting = inbox.greeting.clone().unwrap_or_else(|| {
         "Hi! Ask us anything — we reply here, even if you close this page.".to_owned()
@@ -286,6 +293,7 @@ async fn main_view(
         waiting_note: None,
         greeting,
         email: String::new(),
+        offer_email: false,
         search_q: String::new(),
         results: Vec::new(),
         composing_new: false,
@@ -297,6 +305,7 @@ async fn main_view(
     m.has_contact = true;
     m.contact_id = format_id(contact.id);
     m.email = contact.email.clone().unwrap_or_default();
+    m.offer_email = m.email.is_empty() && state.svc.can_send_mail();
     let from_event = state.svc.published_upto();
     let convs = state.svc.own_conversations(contact)?;
     m.conversations = convs
@@ -352,6 +361,9 @@ async fn main_view(
         }
         m.seen = matches!(c.last_public(), Some(l) if l.author.kind == AuthorType::Contact && c.agent_read_seq >= l.seq);
         m.waiting_note = waiting_note(inbox, c);
+        if mark_read && c.contact_unread > 0 {
+            state.svc.contact_read(contact, c, c.public_count()).await?;
+        }
     }
     m.events_url = events_url;
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
@@ -422,7 +434,7 @@ async fn view_partial(
 ) -> Result<HttpResponse, ApiError> {
     let inbox = inbox_of(&state, &path)?;
     let who = contact_of(&state, &req, &inbox)?;
-    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req)).await?;
+    let main = main_view(&state, &inbox, who.as_ref(), &q, &form_token(&req), false).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(render(&main)?))
@@ -463,7 +475,7 @@ async fn answer(
             c: Some(format_id(conversation)),
             ..PageQuery::default()
         };
-        let main = main_view(state, inbox, Some(who), &q, &form_token(req)).await?;
+        let main = main_view(state, inbox, Some(who), &q, &form_token(req), false).await?;
         let mut r = HttpResponse::Ok();
         r.content_type("text/html; charset=utf-8");
         let body = render(&main)?;

@@ -183,6 +183,8 @@ struct SettingsPage {
     section: String,
     notice: Option<String>,
     error: Option<String>,
+    /// Admins are told when natter cannot send mail at all.
+    mail_warning: bool,
     agents: Vec<AgentRow>,
     inboxes: Vec<InboxCard>,
     channel_forms: Vec<ChannelForm>,
@@ -313,6 +315,7 @@ fn page(
         section: section.to_owned(),
         notice,
         error,
+        mail_warning: admin && !state.svc.can_send_mail(),
         agents,
         inboxes,
         canned: if section == "canned" {
