@@ -24,6 +24,14 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
+    /// How the log names it: `api` or `browser`.
+    pub fn log_name(self) -> &'static str {
+        match self {
+            CredentialKind::ApiToken => "api",
+            CredentialKind::Session => "browser",
+        }
+    }
+
     /// The token's prefix, which tells the two apart at a glance.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -93,14 +101,17 @@ impl Services {
             Some(a) if verified => a,
             _ => {
                 if let Err(secs) = self.limits.login_failed(&email, ip) {
-                    tracing::warn!(%email, "sign-in locked out after repeated failures");
+                    tracing::warn!(%email, %ip, "sign-in locked out after repeated failures");
                     return Err(ApiError::TooManyRequests(secs));
                 }
+                tracing::info!(%email, %ip, via = kind.log_name(), "sign-in refused");
                 return Err(ApiError::Unauthorized("wrong email or password"));
             }
         };
         let credential = self.issue_agent_credential(agent.id, kind).await?;
-        tracing::info!(agent = %agent.id, "agent signed in");
+        // One line, whichever door: the API's token or the sign-in form's
+        // session (and the setup page's, which signs in the same way).
+        tracing::info!(agent = %agent.id, %ip, via = kind.log_name(), "agent signed in");
         Ok(SignedIn { agent, credential })
     }
 

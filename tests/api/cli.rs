@@ -16,6 +16,33 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub log: Vec<String>,
+    /// The lines logged after the listening line.
+    pub later: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Waits (bounded) for a line logged after the start that has every
+    /// one of `parts`.
+    pub async fn logged(&self, parts: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self
+                .later
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return l.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {parts:?} in {:?}",
+                self.later.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// Starts `natter serve` on a free port; `env` adds variables.
@@ -51,11 +78,22 @@ pub async fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
     .expect("natter starts within 30 s")
     .unwrap_or_else(|| panic!("no 'listening on' line in {log:?}"));
     // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let later = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = later.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Ok(mut k) = keep.lock() {
+                if k.len() < 10_000 {
+                    k.push(l);
+                }
+            }
+        }
+    });
     Server {
         child,
         base: format!("http://{addr}"),
         log,
+        later,
     }
 }
 
@@ -437,4 +475,86 @@ async fn version_and_help_work() {
         let (code, _) = run(&args, &[], None).await;
         assert_eq!(code, 0, "{args:?}");
     }
+}
+
+/// A sign-in through the form is logged as one through the API is: the
+/// same line, with the agent, the address and the door.
+#[tokio::test]
+async fn browser_and_api_sign_ins_are_logged_alike() {
+    let data = tempfile::tempdir().unwrap();
+    let s = serve(
+        data.path(),
+        &[
+            ("NATTER_ADMIN_EMAIL", "a@example.com"),
+            ("NATTER_ADMIN_PASSWORD", "a-password"),
+        ],
+    )
+    .await;
+    let client = crate::helpers::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/api/v1/auth/login", s.base))
+        .json(&serde_json::json!({"email": "a@example.com", "password": "a-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let api = s.logged(&["agent signed in", "via=\"api\""]).await;
+    // The form: its cookie and token, then the post.
+    let page = client
+        .get(format!("{}/login", s.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("natter_login="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .post(format!("{}/login", s.base))
+        .header(reqwest::header::COOKIE, cookie)
+        .form(&[
+            ("email", "a@example.com"),
+            ("password", "a-password"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let browser = s.logged(&["agent signed in", "via=\"browser\""]).await;
+    for line in [&api, &browser] {
+        assert!(
+            line.contains("agent=") && line.contains("ip=127.0.0.1"),
+            "{line}"
+        );
+    }
+    // A refused one is logged too, without the password.
+    let r = client
+        .post(format!("{}/api/v1/auth/login", s.base))
+        .json(&serde_json::json!({"email": "a@example.com", "password": "wrong-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let refused = s.logged(&["sign-in refused"]).await;
+    assert!(!refused.contains("wrong-password"), "{refused}");
 }
