@@ -124,12 +124,13 @@
         var parent = byId(p.dataset.parent);
         if (!parent) return;
         var nodes = Array.prototype.slice.call(p.childNodes);
-        if (el && p.dataset.place === "keep") {
+        var place = p.dataset.place;
+        if (el && (place === "keep" || place === "keep-end")) {
           el.replaceWith.apply(el, nodes);
         } else {
           if (el) el.remove();
           (p.dataset.remove || "").split(" ").forEach(function (id) { var x = byId(id); if (x) x.remove(); });
-          if (p.dataset.place === "end") nodes.forEach(function (n) { parent.appendChild(n); });
+          if (place === "end" || place === "keep-end") nodes.forEach(function (n) { parent.appendChild(n); });
           else parent.prepend.apply(parent, nodes);
         }
         nodes.forEach(function (n) { if (n.nodeType === 1 && window.htmx) window.htmx.process(n); });

@@ -453,6 +453,10 @@ pub struct Conversation {
     pub created_at: String,
     /// Its last activity the audience sees.
     pub updated_at: String,
+    /// Team only (left out for the contact): since when the customer waits
+    /// for a human reply, `null` when nobody waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<Option<String>>,
 }
 
 impl Conversation {
@@ -476,6 +480,7 @@ impl Conversation {
             contact_last_read_seq: c.contact_read_seq,
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
+            waiting_since: Some(c.waiting_since().map(rfc3339)),
         }
     }
 
@@ -509,6 +514,7 @@ impl Conversation {
             contact_last_read_seq: contact_read,
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.contact_activity()),
+            waiting_since: None,
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct ListFilter {
     pub assignee: Option<Option<AgentId>>,
     /// Only conversations with this (normalised) label.
     pub label: Option<String>,
+    /// Only conversations whose customer waits for a reply.
+    pub waiting: bool,
     /// Resume after this (activity, id) position.
     pub after: Option<(i64, ConversationId)>,
     /// Page size.
@@ -332,9 +334,35 @@ impl Services {
             statuses: filter.statuses.clone(),
             assignee: filter.assignee,
             label: filter.label.clone(),
+            waiting: filter.waiting,
             after: filter.after,
             limit: filter.limit,
         })?)
+    }
+
+    /// The customers who wait for a reply, the longest waiting first (at
+    /// most [`COUNT_CAP`] are looked at, newest activity first, so past
+    /// that many the oldest may be missed; then `filter.limit` are kept).
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
+    pub fn longest_waiting(
+        &self,
+        agent: &AgentRecord,
+        filter: &ListFilter,
+    ) -> ApiResult<Vec<ConversationRecord>> {
+        let mut all = self
+            .list_conversations(
+                agent,
+                &ListFilter {
+                    waiting: true,
+                    after: None,
+                    limit: COUNT_CAP,
+                    ..filter.clone()
+                },
+            )?
+            .conversations;
+        all.sort_by_key(|c| (c.waiting_since(), c.id));
+        all.truncate(filter.limit);
+        Ok(all)
     }
 
     /// The inbox's tab counts: how many conversations of `filter` the agent
@@ -348,7 +376,7 @@ impl Services {
         filter: &ListFilter,
     ) -> ApiResult<Vec<(ConversationStatus, usize)>> {
         let mut out = Vec::new();
-        if filter.label.is_none() {
+        if filter.label.is_none() && !filter.waiting {
             // The common case reads the counters the writes keep.
             let inboxes = self.filtered_inboxes(agent, filter)?;
             for s in ConversationStatus::ALL {

@@ -72,6 +72,8 @@ pub struct ConversationFilter {
     pub assignee: Option<Option<AgentId>>,
     /// Only conversations with this label.
     pub label: Option<String>,
+    /// Only conversations whose customer waits for a reply.
+    pub waiting: bool,
     /// Resume after this (activity, id) position.
     pub after: Option<(Micros, ConversationId)>,
     /// Page size.
@@ -243,6 +245,21 @@ impl Tx<'_> {
         }
         conv.last_seq = msg.seq;
         conv.updated_at = self.now.max(conv.updated_at);
+        // The wait starts at the customer's first unanswered message and
+        // ends with a human's public reply (read before the record moves on).
+        if !msg.private {
+            match new.author.kind {
+                // Into a resolved conversation (it reopens next): a new wait.
+                AuthorType::Contact if conv.status == ConversationStatus::Resolved => {
+                    conv.waiting_from = Some(msg.created_at);
+                }
+                AuthorType::Contact if conv.waiting_from.is_none() => {
+                    conv.waiting_from = Some(conv.waiting_since().unwrap_or(msg.created_at));
+                }
+                AuthorType::Agent => conv.waiting_from = None,
+                AuthorType::Contact | AuthorType::System => {}
+            }
+        }
         let previous = conv.last_message.replace(msg.clone());
         if !msg.private {
             conv.last_public_message = None;
@@ -321,6 +338,7 @@ impl Tx<'_> {
             subject,
             notify_due: None,
             notified_seq: 0,
+            waiting_from: None,
         };
         let msg = self.append_message(&mut conv, first, effects, provider_id)?;
         self.put_conversation(&conv, None)?;
@@ -689,7 +707,7 @@ impl Store {
                     if f.after == Some((activity, id)) {
                         continue;
                     }
-                    if f.assignee.is_some() || f.label.is_some() {
+                    if f.assignee.is_some() || f.label.is_some() || f.waiting {
                         let Some(c) = self.conversation(id)? else {
                             continue;
                         };
@@ -1005,7 +1023,7 @@ fn matches_filter(c: &ConversationRecord, f: &ConversationFilter) -> bool {
             return false;
         }
     }
-    true
+    !f.waiting || c.waiting_since().is_some()
 }
 
 #[cfg(test)]
@@ -1101,6 +1119,7 @@ mod tests {
                             statuses: vec![s],
                             assignee,
                             label: None,
+                            waiting: false,
                             after: None,
                             limit: 1000,
                         })

@@ -217,6 +217,12 @@ pub struct ConversationRecord {
     /// Replies up to this seq were already in a notification.
     #[serde(default)]
     pub notified_seq: u64,
+    /// When the customer's first message still without a human reply was
+    /// written; cleared by an agent's public reply. Records older than
+    /// this field have none: [`ConversationRecord::waiting_since`] then
+    /// reads the newest message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_from: Option<Micros>,
 }
 
 impl ConversationRecord {
@@ -225,6 +231,23 @@ impl ConversationRecord {
         self.last_public_message
             .as_ref()
             .or(self.last_message.as_ref().filter(|m| !m.private))
+    }
+
+    /// Since when the customer waits for a human reply: from their first
+    /// message after the team's last public reply, while the conversation
+    /// is not resolved. Notes and automatic messages do not end a wait; an
+    /// agent's reply does.
+    pub fn waiting_since(&self) -> Option<Micros> {
+        if self.status == ConversationStatus::Resolved {
+            return None;
+        }
+        match self.last_public() {
+            Some(m) if m.author.kind == AuthorType::Contact => {
+                Some(self.waiting_from.unwrap_or(m.created_at))
+            }
+            Some(m) if m.author.kind == AuthorType::System => self.waiting_from,
+            _ => None,
+        }
     }
 
     /// How many messages the contact can see: the ordinal of the newest

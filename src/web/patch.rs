@@ -20,6 +20,9 @@ pub enum Place {
     /// Where it is already; first in the parent when it is new (a row that
     /// changed without new activity, say read or assigned, stays put).
     Keep,
+    /// Where it is already; last in the parent when it is new (a list with
+    /// the longest waiting first: a new waiter comes last).
+    KeepElseEnd,
 }
 
 impl Place {
@@ -28,6 +31,7 @@ impl Place {
             Place::Start => "start",
             Place::End => "end",
             Place::Keep => "keep",
+            Place::KeepElseEnd => "keep-end",
         }
     }
 }

@@ -490,3 +490,66 @@ async fn reading_drops_the_unread_count() {
     assert_eq!(mine["unread_count"], 1);
     assert_eq!(mine["last_message"]["body"], "reply");
 }
+
+/// `waiting_since`: from the customer's first unanswered message until a
+/// human's public reply; notes do not end it, a resolve does, and a new
+/// message into a resolved conversation starts a new wait. The team's list
+/// filters on it; the contact never sees it.
+#[tokio::test]
+async fn waiting_since_follows_the_customers_unanswered_messages() {
+    let app = spawn_app().await;
+    let admin = app.admin_token.clone();
+    let (_, contact) = app.contact().await;
+    let (conv, first) = app.start_conversation(&contact, "first").await;
+    let waiting = |c: &Value| c["waiting_since"].clone();
+    assert_eq!(
+        waiting(&app.conversation(&admin, &conv).await),
+        first["created_at"]
+    );
+    app.contact_says(&contact, &conv, "second").await;
+    app.agent_says(&admin, &conv, "a note", true).await;
+    assert_eq!(
+        waiting(&app.conversation(&admin, &conv).await),
+        first["created_at"],
+        "a second message and a note keep the wait"
+    );
+    let (_, other_contact) = app.contact().await;
+    let (other, _) = app.start_conversation(&other_contact, "me too").await;
+    app.agent_says(&admin, &conv, "an answer", false).await;
+    assert_eq!(waiting(&app.conversation(&admin, &conv).await), Value::Null);
+    let listed = body(app.get("/api/v1/conversations?waiting=true", &admin).await).await;
+    let ids: Vec<&str> = listed["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![other.as_str()]);
+    let again = app.contact_says(&contact, &conv, "one more thing").await;
+    assert_eq!(
+        waiting(&app.conversation(&admin, &conv).await),
+        again["created_at"]
+    );
+    let r = app
+        .patch(
+            &format!("/api/v1/conversations/{conv}"),
+            &admin,
+            json!({"status": "resolved"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(waiting(&app.conversation(&admin, &conv).await), Value::Null);
+    let reopening = app.contact_says(&contact, &conv, "back again").await;
+    let c = app.conversation(&admin, &conv).await;
+    assert_eq!(c["status"], "open");
+    assert_eq!(waiting(&c), reopening["created_at"], "a new wait");
+    // The contact's view of it has no such key.
+    let mine = body(
+        app.get(&format!("/api/v1/customer/conversations/{conv}"), &contact)
+            .await,
+    )
+    .await;
+    assert!(mine.get("waiting_since").is_none(), "{mine}");
+    let r = app.get("/api/v1/conversations?waiting=maybe", &admin).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

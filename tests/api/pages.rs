@@ -1302,3 +1302,44 @@ async fn email_is_offered_only_when_natter_can_send_mail() {
     let app = crate::helpers::spawn_app_with(move |c| c.smtp = Some(smtp)).await;
     check(&app, true).await;
 }
+
+/// The "Needs reply" view lists only customers who wait, and the
+/// "Waiting longest" order puts the longest wait first.
+#[tokio::test]
+async fn needs_reply_and_waiting_longest() {
+    let app = spawn_app().await;
+    let admin = app.admin_token.clone();
+    let mut ids = Vec::new();
+    for text in ["oldest question", "answered question", "newest question"] {
+        let (_, contact) = app.contact().await;
+        let (id, _) = app.start_conversation(&contact, text).await;
+        ids.push((id, contact));
+    }
+    app.agent_says(&admin, &ids[1].0, "answered", false).await;
+    // The oldest customer writes again: the wait still began first.
+    app.contact_says(&ids[0].1, &ids[0].0, "hello? still there?")
+        .await;
+    let order = |html: &str| -> Vec<String> {
+        html.split("<li id=\"row-")
+            .skip(1)
+            .filter_map(|s| s.split('"').next().map(str::to_owned))
+            .collect()
+    };
+    let s = crate::helpers::page_sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let all = s.page(&app, "/inbox").await;
+    assert_eq!(
+        order(&all),
+        vec![ids[0].0.clone(), ids[1].0.clone(), ids[2].0.clone()]
+    );
+    let needs = s.page(&app, "/inbox?view=needs-reply").await;
+    assert!(needs.contains(">Needs reply<"), "the view is offered");
+    assert_eq!(order(&needs), vec![ids[0].0.clone(), ids[2].0.clone()]);
+    let longest = s.page(&app, "/inbox?sort=waiting").await;
+    assert_eq!(order(&longest), vec![ids[0].0.clone(), ids[2].0.clone()]);
+    let newest_waiting_last = s.page(&app, "/inbox?view=needs-reply&sort=waiting").await;
+    assert_eq!(
+        order(&newest_waiting_last),
+        vec![ids[0].0.clone(), ids[2].0.clone()]
+    );
+    assert!(longest.contains("data-role=\"waiting\""));
+}

@@ -487,6 +487,12 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "/ui/contacts/{id}/merge",
         [303, 303, 303, 404, 303, 303, 303],
     ),
+    // An agent's own browser zone; nobody else's.
+    (
+        "POST",
+        "/ui/profile/timezone",
+        [303, 303, 303, 204, 204, 303, 204],
+    ),
     (
         "POST",
         "/settings/canned",
@@ -945,6 +951,9 @@ impl World {
             }
             ("POST", "/ui/conversations/{id}/typing") => {
                 form = vec![("typing".into(), "true".into())]
+            }
+            ("POST", "/ui/profile/timezone") => {
+                form = vec![("timezone".into(), "Europe/Paris".into())]
             }
             ("POST", "/settings/profile") => form = vec![("name".into(), "Same Name".into())],
             ("POST", "/settings/password") => {

@@ -35,6 +35,8 @@ pub struct ListQuery {
     assignee: Option<String>,
     inbox: Option<String>,
     label: Option<String>,
+    /// `true`: only conversations whose customer waits for a reply.
+    waiting: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -90,6 +92,11 @@ pub async fn list(
             statuses,
             assignee,
             label,
+            waiting: match q.waiting.as_deref() {
+                None | Some("" | "false") => false,
+                Some("true") => true,
+                Some(_) => return Err(Invalid::new("waiting", "waiting is true or false").into()),
+            },
             after,
             limit,
         },

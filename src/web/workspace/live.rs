@@ -142,6 +142,12 @@ fn row_fragment(
     place: Place,
 ) -> ApiResult<String> {
     let id = format!("row-{conversation}");
+    // The longest waiting first: activity moves nobody; a new waiter is last.
+    let place = if ctx.filter.sort == "waiting" {
+        Place::KeepElseEnd
+    } else {
+        place
+    };
     if let Some(c) = svc.conversation(conversation)? {
         if ctx.filter.matches(&c, ctx.agent_id) {
             let names = Names::from(svc.names_for(&c)?);

@@ -225,6 +225,8 @@ struct InboxPage {
     timezone: String,
     search_q: String,
     views: Vec<Link>,
+    /// The list's orders: newest activity, or the longest waiting first.
+    sorts: Vec<Link>,
     inbox_links: Vec<Link>,
     label_links: Vec<Link>,
     tabs: Vec<Link>,
@@ -281,12 +283,17 @@ fn inbox_page(
     // Read the event position before the list, so the live stream replays
     // anything that happens between this render and its connection.
     let from_event = svc.published_upto();
-    let list = svc.list_conversations(&page.agent, &filter.to_list(page.agent.id, LIST_LIMIT))?;
-    let contacts = svc.contacts_of(&list.conversations)?;
+    let wanted = filter.to_list(page.agent.id, LIST_LIMIT);
+    let listed = if filter.sort == "waiting" {
+        svc.longest_waiting(&page.agent, &wanted)?
+    } else {
+        svc.list_conversations(&page.agent, &wanted)?.conversations
+    };
+    let contacts = svc.contacts_of(&listed)?;
     let open_id = open.as_ref().map(|c| c.id);
-    let mut rows = Vec::with_capacity(list.conversations.len());
+    let mut rows = Vec::with_capacity(listed.len());
     let mut labels: Vec<String> = Vec::new();
-    for (c, contact) in list.conversations.iter().zip(&contacts) {
+    for (c, contact) in listed.iter().zip(&contacts) {
         rows.push(view::row(
             &names,
             c,
@@ -310,6 +317,7 @@ fn inbox_page(
     let base_view = filter.inbox.is_none() && filter.label.is_none();
     let views = [
         ("mine", "Mine"),
+        ("needs-reply", "Needs reply"),
         ("unassigned", "Unassigned"),
         ("all", "All"),
     ]
@@ -325,6 +333,26 @@ fn inbox_page(
         count: String::new(),
     })
     .collect();
+    let sorts = [("recent", "Newest first"), ("waiting", "Waiting longest")]
+        .iter()
+        .map(|(s, label)| {
+            let q = Filter {
+                sort: (*s).to_owned(),
+                ..filter.clone()
+            }
+            .query();
+            Link {
+                href: if q.is_empty() {
+                    "/inbox".to_owned()
+                } else {
+                    format!("/inbox?{q}")
+                },
+                label: (*label).to_owned(),
+                current: filter.sort == *s,
+                count: String::new(),
+            }
+        })
+        .collect();
     let inbox_links = visible
         .iter()
         .map(|i| Link {
@@ -371,6 +399,7 @@ fn inbox_page(
         timezone: page.agent.timezone.clone().unwrap_or_default(),
         search_q: String::new(),
         views,
+        sorts,
         inbox_links,
         label_links,
         tabs,

@@ -23,13 +23,16 @@ pub struct Filter {
     pub inbox: Option<InboxId>,
     /// One label only.
     pub label: Option<String>,
+    /// `recent` (newest activity first) or `waiting` (the customers who
+    /// wait for a reply, the longest waiting first).
+    pub sort: String,
 }
 
 impl Filter {
     /// Reads the query, falling back to the default view on anything odd.
     pub fn from_query(q: &HashMap<String, String>) -> Self {
         let view = match q.get("view").map(String::as_str) {
-            Some(v @ ("mine" | "unassigned")) => v.to_owned(),
+            Some(v @ ("mine" | "unassigned" | "needs-reply")) => v.to_owned(),
             _ => "all".to_owned(),
         };
         let status = match q.get("status").map(String::as_str) {
@@ -47,7 +50,16 @@ impl Filter {
                 .get("label")
                 .and_then(|l| Label::parse(l).ok())
                 .map(Label::into_inner),
+            sort: match q.get("sort").map(String::as_str) {
+                Some("waiting") => "waiting".to_owned(),
+                _ => "recent".to_owned(),
+            },
         }
+    }
+
+    /// Whether the list shows only customers who wait for a reply.
+    pub fn waiting_only(&self) -> bool {
+        self.view == "needs-reply" || self.sort == "waiting"
     }
 
     /// The query string that reproduces this filter (no leading `?`).
@@ -64,6 +76,9 @@ impl Filter {
         }
         if let Some(l) = &self.label {
             parts.push(format!("label={}", super::super::session::url_escape(l)));
+        }
+        if self.sort != "recent" {
+            parts.push(format!("sort={}", self.sort));
         }
         parts.join("&")
     }
@@ -96,6 +111,7 @@ impl Filter {
                 _ => None,
             },
             label: self.label.clone(),
+            waiting: self.waiting_only(),
             after: None,
             limit,
         }
@@ -107,6 +123,7 @@ impl Filter {
         self.statuses().contains(&c.status)
             && self.inbox.is_none_or(|i| i == c.inbox_id)
             && self.label.as_ref().is_none_or(|l| c.labels.contains(l))
+            && (!self.waiting_only() || c.waiting_since().is_some())
             && match self.view.as_str() {
                 "mine" => c.assignee_id == Some(agent),
                 "unassigned" => c.assignee_id.is_none(),
@@ -267,15 +284,10 @@ pub fn row(
         },
         None => (String::new(), "contact"),
     };
-    // Waiting: the newest message the customer can see is theirs.
-    let waiting = match c.last_public() {
-        Some(m)
-            if m.author.kind == AuthorType::Contact && c.status != ConversationStatus::Resolved =>
-        {
-            relative(m.created_at, time::now())
-        }
-        _ => String::new(),
-    };
+    let waiting = c
+        .waiting_since()
+        .map(|t| relative(t, time::now()))
+        .unwrap_or_default();
     let q = filter.query();
     RowView {
         id: format_id(c.id),
