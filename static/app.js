@@ -159,6 +159,23 @@
     return null;
   }
 
+  // The bulk bar counts the ticked rows and clears them once it acted.
+  function bulkCount() {
+    var n = document.querySelectorAll("#conversation-list .pick:checked").length;
+    var c = document.querySelector("[data-role=bulk-count]");
+    if (c) c.textContent = n + " selected:";
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches(".pick")) bulkCount();
+  });
+  document.addEventListener("natter:patched", bulkCount);
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var f = e.detail.elt;
+    if (!f.matches || !f.matches("[data-role=bulk]") || !e.detail.successful) return;
+    document.querySelectorAll("#conversation-list .pick:checked").forEach(function (p) { p.checked = false; });
+    bulkCount();
+  });
+
   // The chosen files' names beside the Attach button (cleared with the form).
   document.addEventListener("change", function (e) {
     var t = e.target;

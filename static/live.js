@@ -125,6 +125,17 @@
         if (!parent) return;
         var nodes = Array.prototype.slice.call(p.childNodes);
         var place = p.dataset.place;
+        // A ticked box stays ticked when its element is drawn again.
+        if (el) {
+          el.querySelectorAll("input[type=checkbox]:checked").forEach(function (c) {
+            nodes.forEach(function (n) {
+              if (!n.querySelectorAll) return;
+              n.querySelectorAll("input[type=checkbox]").forEach(function (d) {
+                if (d.name === c.name && d.value === c.value) d.checked = true;
+              });
+            });
+          });
+        }
         if (el && (place === "keep" || place === "keep-end")) {
           el.replaceWith.apply(el, nodes);
         } else {

@@ -31,6 +31,20 @@ pub struct ConversationChange {
     pub snoozed_until: Option<Option<i64>>,
 }
 
+/// One change for many conversations at once (the list's bulk actions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkAction {
+    /// Resolve them.
+    Resolve,
+    /// Assign them (`None`: unassign).
+    Assign(Option<AgentId>),
+    /// Add a label (already normalised) to each.
+    AddLabel(String),
+}
+
+/// At most this many conversations in one bulk action.
+pub const BULK_MAX: usize = 200;
+
 /// Reads an assignee id as both surfaces send it: an id that does not
 /// parse names no agent.
 pub fn parse_assignee(s: &str) -> Result<AgentId, Invalid> {
@@ -239,6 +253,59 @@ impl Services {
         } else {
             Err(ApiError::NotFound)
         }
+    }
+
+    /// One action over many conversations (the list's bulk bar): every
+    /// one must be visible to the agent before any changes (404 otherwise,
+    /// nothing changed); each then changes as `change_conversation` would
+    /// change it alone, with its own event; a refusal (say an assignee who
+    /// does not reach one of the inboxes) stops it there, the ones before
+    /// staying changed. Answers how many.
+    #[tracing::instrument(skip_all, fields(agent = %agent.id, n = ids.len()))]
+    pub async fn bulk_change(
+        &self,
+        agent: &AgentRecord,
+        ids: &[ConversationId],
+        action: &BulkAction,
+    ) -> ApiResult<usize> {
+        if ids.is_empty() {
+            return Err(Invalid::new("ids", "pick at least one conversation").into());
+        }
+        if ids.len() > BULK_MAX {
+            return Err(
+                Invalid::new("ids", format!("at most {BULK_MAX} conversations at once")).into(),
+            );
+        }
+        // Every one must be the agent's to see before any changes.
+        let mut found = Vec::with_capacity(ids.len());
+        for &id in ids {
+            found.push(self.visible_conversation(agent, id)?);
+        }
+        for c in &found {
+            let change = match action {
+                BulkAction::Resolve => ConversationChange {
+                    status: Some(ConversationStatus::Resolved),
+                    ..ConversationChange::default()
+                },
+                BulkAction::Assign(a) => ConversationChange {
+                    assignee_id: Some(*a),
+                    ..ConversationChange::default()
+                },
+                BulkAction::AddLabel(l) => {
+                    if c.labels.contains(l) {
+                        continue;
+                    }
+                    let mut labels = c.labels.clone();
+                    labels.push(l.clone());
+                    ConversationChange {
+                        labels: Some(labels),
+                        ..ConversationChange::default()
+                    }
+                }
+            };
+            self.change_conversation(agent, c.id, change).await?;
+        }
+        Ok(found.len())
     }
 
     /// Changes status, assignee, labels or snooze of a conversation the

@@ -487,6 +487,9 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "/ui/contacts/{id}/merge",
         [303, 303, 303, 404, 303, 303, 303],
     ),
+    // Bulk actions over conversations the agent sees (the outsider does
+    // not see this one: 404, nothing changed); a plain form goes back.
+    ("POST", "/ui/bulk", [303, 303, 303, 404, 303, 303, 303]),
     // An agent's own browser zone; nobody else's.
     (
         "POST",
@@ -951,6 +954,13 @@ impl World {
             }
             ("POST", "/ui/conversations/{id}/typing") => {
                 form = vec![("typing".into(), "true".into())]
+            }
+            ("POST", "/ui/bulk") => {
+                form = vec![
+                    ("ids".into(), conv.clone()),
+                    ("action".into(), "label".into()),
+                    ("label".into(), "matrix".into()),
+                ]
             }
             ("POST", "/ui/profile/timezone") => {
                 form = vec![("timezone".into(), "Europe/Paris".into())]

@@ -931,3 +931,123 @@ async fn a_dense_list_and_resolve_and_next() {
     .await;
     b.close().await;
 }
+
+/// Bulk actions: tick rows, then resolve, assign or label them all at once;
+/// the rows follow live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_resolve_assign_and_label_from_the_list() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let (_, contact) = app.contact().await;
+        let (id, _) = app
+            .start_conversation(&contact, &format!("bulk question {i}"))
+            .await;
+        ids.push(id);
+    }
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.find(".workspace[data-live]").await;
+    // The bar shows only once a row is ticked.
+    let bar_shown = |b: &Browser| {
+        let c = b.client.clone();
+        async move {
+            c.execute(
+                "return getComputedStyle(document.querySelector('[data-role=bulk]')).display !== 'none';",
+                vec![],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(bar_shown(&b).await, serde_json::json!(false));
+    for id in &ids[..2] {
+        b.find(&format!("#row-{id} .pick"))
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+    assert_eq!(bar_shown(&b).await, serde_json::json!(true));
+    b.find_text("[data-role=bulk-count]", "2 selected").await;
+    b.snap("bulk-bar").await;
+    b.find("[data-role=bulk-resolve]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let admin = app.admin_token.clone();
+    for id in &ids[..2] {
+        eventually(&app, &format!("/api/v1/conversations/{id}"), &admin, |c| {
+            c["status"] == "resolved"
+        })
+        .await;
+        b.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(&format!(
+                "#conversation-list:not(:has(#row-{id}))"
+            )))
+            .await
+            .unwrap();
+    }
+    tab_count_becomes(&b, "Open", "2").await;
+    // Assign and label the other two. A row drawn again live (a note
+    // arrives) keeps its tick.
+    for id in &ids[2..] {
+        b.find(&format!("#row-{id} .pick"))
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+    app.agent_says(&admin, &ids[2], "a note while ticked", true)
+        .await;
+    b.find_text(&format!("#row-{} .preview", ids[2]), "a note while ticked")
+        .await;
+    b.find(&format!("#row-{} .pick:checked", ids[2])).await;
+    b.find_text("[data-role=bulk-count]", "2 selected").await;
+    b.find("[data-role=bulk-assign]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let me = body(app.get("/api/v1/me", &admin).await).await;
+    for id in &ids[2..] {
+        eventually(&app, &format!("/api/v1/conversations/{id}"), &admin, |c| {
+            c["assignee_id"] == me["id"]
+        })
+        .await;
+    }
+    // An action clears the ticks; tick them again to label them.
+    b.client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#conversation-list:not(:has(.pick:checked))"))
+        .await
+        .unwrap();
+    for id in &ids[2..] {
+        b.find(&format!("#row-{id} .pick"))
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+    b.find("[data-role=bulk] input[name=label]")
+        .await
+        .send_keys("vip")
+        .await
+        .unwrap();
+    b.find("[data-role=bulk-label]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    for id in &ids[2..] {
+        eventually(&app, &format!("/api/v1/conversations/{id}"), &admin, |c| {
+            c["labels"] == serde_json::json!(["vip"])
+        })
+        .await;
+    }
+    b.close().await;
+}

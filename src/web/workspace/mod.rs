@@ -48,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/ui/contacts/{id}/merge", web::post().to(merge_contact))
         .route("/ui/profile/timezone", web::post().to(browser_timezone))
+        .route("/ui/bulk", web::post().to(bulk))
         .configure(settings::routes);
 }
 
@@ -234,6 +235,8 @@ struct InboxPage {
     open: Option<view::ConvView>,
     events_url: String,
     back_href: String,
+    /// Active agents (id, name), for the bulk bar's "Assign".
+    team: Vec<(String, String)>,
     canned: Vec<CannedRecord>,
 }
 
@@ -406,6 +409,12 @@ fn inbox_page(
         rows,
         open: open_view,
         events_url,
+        team: svc
+            .agents()?
+            .into_iter()
+            .filter(|a| a.active)
+            .map(|a| (format_id(a.id), a.name))
+            .collect(),
         back_href: if fq.is_empty() {
             "/inbox".to_owned()
         } else {
@@ -691,6 +700,60 @@ async fn typing(
             .is_some_and(|v| v == "true" || v == "on"),
     )?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The list's bulk bar: `ids` (repeated, one per ticked row), `action`
+/// (`resolve`, `assign` with `assignee_id`, `label` with `label`) and, for
+/// a plain form, `csrf` and `back` (the list to return to).
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id))]
+async fn bulk(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    use crate::service::conversations::BulkAction;
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    page.check_csrf(&req, field("csrf"))?;
+    let ids = form
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .map(|(_, v)| parse_id(v).ok_or(ApiError::NotFound))
+        .collect::<Result<Vec<_>, _>>()?;
+    let action = match field("action").unwrap_or_default() {
+        "resolve" => BulkAction::Resolve,
+        "assign" => BulkAction::Assign(
+            field("assignee_id")
+                .filter(|a| !a.is_empty())
+                .map(parse_assignee)
+                .transpose()?,
+        ),
+        "label" => {
+            BulkAction::AddLabel(Label::parse(field("label").unwrap_or_default())?.into_inner())
+        }
+        _ => {
+            return Err(ApiError::from(crate::domain::Invalid::new(
+                "action",
+                "choose resolve, assign or label",
+            ))
+            .into())
+        }
+    };
+    state.svc.bulk_change(&page.agent, &ids, &action).await?;
+    if req.headers().contains_key("hx-request") {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    // A plain form goes back to its list (only ever a path of ours).
+    let back = field("back")
+        .filter(|b| b.starts_with("/inbox") && !b.starts_with("//"))
+        .unwrap_or("/inbox");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, back.to_owned()))
+        .finish())
 }
 
 /// The browser's zone field.
