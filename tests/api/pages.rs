@@ -570,11 +570,28 @@ async fn admins_manage_agents_inboxes_and_canned_responses_in_settings() {
         .as_str()
         .unwrap()
         .to_owned();
+    // First a confirmation that changes nothing ...
     let r = s
         .post(
             &app,
             &format!("/settings/agents/{id}"),
             &[("active", "false")],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let asked = r.text().await.unwrap();
+    assert!(
+        asked.contains("data-role=\"confirm-deactivate\"") && asked.contains("Deactivate Nova?"),
+        "{asked}"
+    );
+    assert_eq!(nova.get(&app, "/inbox").await.status(), StatusCode::OK);
+    // ... then the confirmed form deactivates.
+    let r = s
+        .post(
+            &app,
+            &format!("/settings/agents/{id}"),
+            &[("active", "false"), ("confirm", "yes")],
             true,
         )
         .await;

@@ -185,6 +185,8 @@ struct SettingsPage {
     error: Option<String>,
     /// Admins are told when natter cannot send mail at all.
     mail_warning: bool,
+    /// An agent (id, name) whose deactivation waits for a confirmation.
+    confirm_deactivate: Option<(String, String)>,
     agents: Vec<AgentRow>,
     inboxes: Vec<InboxCard>,
     channel_forms: Vec<ChannelForm>,
@@ -316,6 +318,7 @@ fn page(
         notice,
         error,
         mail_warning: admin && !state.svc.can_send_mail(),
+        confirm_deactivate: None,
         agents,
         inboxes,
         canned: if section == "canned" {
@@ -481,6 +484,8 @@ pub struct AgentChangeForm {
     csrf: Option<String>,
     role: Option<String>,
     active: Option<String>,
+    /// `yes` once the admin confirmed a deactivation.
+    confirm: Option<String>,
 }
 
 #[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, id = %path))]
@@ -491,6 +496,16 @@ async fn update_agent(
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    // Deactivating signs the agent out everywhere at once: ask first, on
+    // a page of its own (so it also works without a script).
+    if f.active.as_deref() == Some("false") && f.confirm.as_deref() != Some("yes") {
+        let agent = state.svc.agent(id)?;
+        let mut pg = page(&state, &p, "agents", None, None)?;
+        pg.confirm_deactivate = Some((format_id(agent.id), agent.name));
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(render(&pg)?));
+    }
     let change = AgentChange {
         name: None,
         role: f.role,
