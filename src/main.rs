@@ -22,22 +22,19 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read once when it starts (`_RJEM_MALLOC_CONF` in
 /// the environment is applied after them, so each can still be changed
-/// without a rebuild). Measured after 180,000 posted messages (1,000
-/// conversations), RSS fell from 107 to 89 MB, with no change in request
-/// latency (MEMORY-REPORT.md):
-/// - `narenas:1`: one arena instead of four per core. Each of natter's
-///   threads (actix workers, tokio, sled's and tantivy's) kept half-used
-///   slabs and dirty pages in its own arena; with one arena they share
-///   them (107 to 93 MB), and the thread caches keep most allocations off
-///   the arena's lock.
-/// - `background_thread:true,dirty_decay_ms:1000`: freed pages go back to
-///   the kernel after about a second, from jemalloc's own thread, instead
-///   of ten seconds later and only when a thread happens to allocate; an
-///   idle server keeps nothing it freed (a further 4 MB).
+/// without a rebuild). `narenas:1`: one arena instead of four per core.
+/// Each of natter's threads (actix workers, tokio, sled's and tantivy's)
+/// kept half-used slabs and dirty pages in an arena of its own; with one
+/// they share them and the thread caches keep most allocations off its
+/// lock. In the quick load suite (BENCHMARKS.md, "jemalloc's arenas") the
+/// RSS after 69,600 messages fell from 141 to 113 MB and before the
+/// streams from 123 to 94 MB. A background purging thread with a 1 s decay
+/// took it to 93 MB but cost about a quarter of the ingest rate, so it is
+/// not on.
 #[cfg(not(target_env = "msvc"))]
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
-pub static malloc_conf: &[u8; 53] = b"narenas:1,background_thread:true,dirty_decay_ms:1000\0";
+pub static malloc_conf: &[u8; 10] = b"narenas:1\0";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
