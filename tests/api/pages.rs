@@ -1360,3 +1360,19 @@ async fn needs_reply_and_waiting_longest() {
     );
     assert!(longest.contains("data-role=\"waiting\""));
 }
+
+/// A new agent in no inbox is told so, and who can add them, instead of an
+/// empty list that looks broken.
+#[tokio::test]
+async fn an_agent_in_no_inbox_is_told_who_can_add_them() {
+    let app = spawn_app().await;
+    let (id, _) = app.create_agent("newbie@example.com", "agent").await;
+    let s = crate::helpers::page_sign_in(&app, "newbie@example.com", "agent-password").await;
+    let page = s.page(&app, "/inbox").await;
+    assert!(page.contains("data-role=\"no-inbox\""), "{page}");
+    assert!(page.contains("You are not in any inbox yet"), "{page}");
+    assert!(page.contains("Ask Admin to add you"), "{page}");
+    app.add_member(&app.inbox_id, &id).await;
+    let page = s.page(&app, "/inbox").await;
+    assert!(!page.contains("data-role=\"no-inbox\""), "{page}");
+}

@@ -1051,3 +1051,18 @@ async fn bulk_resolve_assign_and_label_from_the_list() {
     }
     b.close().await;
 }
+
+/// A new agent in no inbox sees who can add them (a real browser, so the
+/// empty state is looked at as a page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_agent_in_no_inbox_sees_an_empty_state() {
+    let app = spawn_app().await;
+    app.create_agent("newbie@example.com", "agent").await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, "newbie@example.com", "agent-password")
+        .await;
+    b.find_text("[data-role=no-inbox]", "Ask Admin to add you")
+        .await;
+    b.snap("no-inbox").await;
+    b.close().await;
+}

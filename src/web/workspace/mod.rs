@@ -237,6 +237,8 @@ struct InboxPage {
     back_href: String,
     /// Active agents (id, name), for the bulk bar's "Assign".
     team: Vec<(String, String)>,
+    /// The agent is in no inbox yet: who can add them (admins' names).
+    no_inbox: Option<String>,
     canned: Vec<CannedRecord>,
 }
 
@@ -415,6 +417,21 @@ fn inbox_page(
             .filter(|a| a.active)
             .map(|a| (format_id(a.id), a.name))
             .collect(),
+        no_inbox: if visible.is_empty() {
+            let admins: Vec<String> = svc
+                .agents()?
+                .into_iter()
+                .filter(|a| a.active && a.role == crate::domain::Role::Admin)
+                .map(|a| a.name)
+                .collect();
+            Some(if admins.is_empty() {
+                "an admin".to_owned()
+            } else {
+                admins.join(", ")
+            })
+        } else {
+            None
+        },
         back_href: if fq.is_empty() {
             "/inbox".to_owned()
         } else {
