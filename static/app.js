@@ -120,12 +120,7 @@
     var zone = null;
     try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (_) { /* no Intl */ }
     if (!app || app.dataset.tz || !zone) return;
-    fetch("/ui/profile/timezone", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
-      body: "timezone=" + encodeURIComponent(zone)
-    }).catch(function () { /* the next page tries again */ });
+    postForm("/ui/profile/timezone", "timezone=" + encodeURIComponent(zone)).catch(function () { /* the next page tries again */ });
   })();
 
   // "Resolve & next": where to go is read before the resolve (its row then
@@ -142,12 +137,7 @@
     var back = document.querySelector(".conv-header .back");
     var next = sibling ? sibling.querySelector("a").href : (back ? back.href : "/inbox");
     b.disabled = true;
-    fetch(b.dataset.url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
-      body: "status=resolved"
-    }).then(function (r) {
+    postForm(b.dataset.url, "status=resolved").then(function (r) {
       if (r.ok) { window.location = next; return; }
       b.disabled = false;
       var err = b.closest(".controls") && b.closest(".controls").querySelector(".error");
@@ -247,14 +237,8 @@
   });
 
   function signalTyping(form, typing, priv) {
-    var meta = document.querySelector("meta[name=csrf-token]");
     var url = form.getAttribute("hx-post").replace(/messages$/, "typing");
-    fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": meta ? meta.content : "" },
-      body: "typing=" + typing + "&private=" + priv
-    }).catch(function () { /* typing is best effort */ });
+    postForm(url, "typing=" + typing + "&private=" + priv).catch(function () { /* typing is best effort */ });
   }
 
   function cannedSuggest(t) {
@@ -426,6 +410,16 @@
     var out = new Uint8Array(raw.length);
     for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
     return out;
+  }
+  // A form post of the workspace's own, with the page's CSRF token (the
+  // requests this script makes rather than htmx).
+  function postForm(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
+      body: body
+    });
   }
   function csrfToken() {
     var m = document.querySelector("meta[name=csrf-token]");

@@ -50,6 +50,23 @@ pub fn upsert(id: &str, parent: &str, place: Place, also_remove: &[String], html
     )
 }
 
+/// A message (its `<li>` and perhaps its day line, `html`) at the end of
+/// the thread of `conversation`, replacing a copy shown already: what the
+/// workspace and the messenger both send for a new message.
+pub fn thread_message(
+    conversation: impl std::fmt::Display,
+    message_id: &str,
+    html: &str,
+) -> String {
+    upsert(
+        &format!("msg-{message_id}"),
+        &format!("thread-{conversation}"),
+        Place::End,
+        &[format!("day-{message_id}")],
+        html,
+    )
+}
+
 /// Removes the element with the id `id`, if the page has it.
 pub fn remove(id: &str) -> String {
     format!("<div data-patch=\"remove\" data-id=\"{}\"></div>", attr(id))

@@ -70,11 +70,9 @@ pub fn message_fragment(
     let html = MessagePartial { msg: m }
         .render()
         .map_err(|e| crate::store::StoreError::Corrupt(format!("template: {e}")))?;
-    Ok(crate::web::patch::upsert(
-        &format!("msg-{}", m.id),
-        &format!("thread-{conversation}"),
-        crate::web::patch::Place::End,
-        &[format!("day-{}", m.id)],
+    Ok(crate::web::patch::thread_message(
+        conversation,
+        &m.id,
         &html,
     ))
 }

@@ -122,11 +122,9 @@ pub fn message_append_fragment(conversation: ConversationId, m: &MessageView) ->
 /// A message appended to its thread, replacing a copy already shown (and
 /// its day line).
 pub fn message_fragment(conversation: ConversationId, m: &MessageView) -> Result<String> {
-    Ok(patch::upsert(
-        &format!("msg-{}", m.id),
-        &format!("thread-{conversation}"),
-        Place::End,
-        &[format!("day-{}", m.id)],
+    Ok(patch::thread_message(
+        conversation,
+        &m.id,
         &render(&MessagePartial { msg: m })?,
     ))
 }

@@ -395,6 +395,9 @@ fn inbox_page(
         )),
         None => None,
     };
+    // The team, read once: the bulk bar's assignees and, for an agent in no
+    // inbox, the admins who can add them.
+    let active: Vec<_> = svc.agents()?.into_iter().filter(|a| a.active).collect();
     Ok(InboxPage {
         csrf: page.csrf(),
         agent_id: format_id(page.agent.id),
@@ -411,18 +414,15 @@ fn inbox_page(
         rows,
         open: open_view,
         events_url,
-        team: svc
-            .agents()?
-            .into_iter()
-            .filter(|a| a.active)
-            .map(|a| (format_id(a.id), a.name))
+        team: active
+            .iter()
+            .map(|a| (format_id(a.id), a.name.clone()))
             .collect(),
         no_inbox: if visible.is_empty() {
-            let admins: Vec<String> = svc
-                .agents()?
-                .into_iter()
-                .filter(|a| a.active && a.role == crate::domain::Role::Admin)
-                .map(|a| a.name)
+            let admins: Vec<String> = active
+                .iter()
+                .filter(|a| a.role == crate::domain::Role::Admin)
+                .map(|a| a.name.clone())
                 .collect();
             Some(if admins.is_empty() {
                 "an admin".to_owned()
