@@ -103,14 +103,31 @@ impl Browser {
         self.client.goto(url).await.expect("navigate");
     }
 
-    /// Waits (up to 10 s) for an element.
+    /// Waits (up to 10 s) for an element. A look-up that a navigation the
+    /// page started itself cut short (WebDriver's "aborted by navigation",
+    /// e.g. after "Resolve & next" sets `window.location`) is asked again on
+    /// the new page; any other error fails the test.
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self
+                .client
+                .wait()
+                .at_most(left)
+                .for_element(Locator::Css(css))
+                .await
+            {
+                Ok(e) => return e,
+                Err(e)
+                    if e.to_string().contains("aborted by navigation")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    continue
+                }
+                Err(e) => panic!("no element {css}: {e}"),
+            }
+        }
     }
 
     /// Waits (up to 10 s) until `css` matches an element whose text
@@ -118,12 +135,13 @@ impl Browser {
     pub async fn find_text(&self, css: &str, text: &str) -> fantoccini::elements::Element {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            for e in self
-                .client
-                .find_all(Locator::Css(css))
-                .await
-                .expect("find_all")
-            {
+            let found = match self.client.find_all(Locator::Css(css)).await {
+                Ok(found) => found,
+                // The page is being replaced: look again on the new one.
+                Err(e) if e.to_string().contains("aborted by navigation") => Vec::new(),
+                Err(e) => panic!("find_all {css}: {e}"),
+            };
+            for e in found {
                 if e.text().await.unwrap_or_default().contains(text) {
                     return e;
                 }
