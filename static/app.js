@@ -123,6 +123,18 @@
     postForm("/ui/profile/timezone", "timezone=" + encodeURIComponent(zone)).catch(function () { /* the next page tries again */ });
   })();
 
+  // "Copy" next to a link or secret: the field named by data-copy.
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("[data-copy]");
+    if (!b) return;
+    var f = document.querySelector(b.dataset.copy);
+    if (!f) return;
+    f.select();
+    var done = function () { b.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(f.value).then(done, function () { document.execCommand("copy"); done(); });
+    else { document.execCommand("copy"); done(); }
+  });
+
   // "Resolve & next": where to go is read before the resolve (its row then
   // leaves the list, and the live stream may replace this very button
   // before the answer comes, so the request is this script's, not htmx's):

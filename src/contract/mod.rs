@@ -42,6 +42,8 @@ pub struct Agent {
     /// Its time zone (IANA name), `null` until its browser or profile
     /// names one.
     pub timezone: Option<String>,
+    /// True while an invited agent has not chosen a password yet.
+    pub invited: bool,
 }
 
 impl Agent {
@@ -55,8 +57,23 @@ impl Agent {
             active: a.active,
             created_at: rfc3339(a.created_at),
             timezone: a.timezone.clone(),
+            invited: a.invited(),
         }
     }
+}
+
+/// `POST /agents` without a password: the invited agent and the link
+/// that lets them choose one (`invite_mailed`: whether it went out by
+/// mail; when not, the admin hands it over).
+#[derive(Debug, Clone, Serialize)]
+pub struct InvitedAgent {
+    /// The agent.
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// The single-use link.
+    pub invite_url: String,
+    /// Whether it was mailed.
+    pub invite_mailed: bool,
 }
 
 /// `{"id","name","channel","widget_key"}`; admins also see `hmac_secret`,

@@ -21,6 +21,7 @@ pub mod mailbox;
 pub mod messages;
 pub mod notify;
 pub mod outbox;
+pub mod password_links;
 pub mod present;
 pub mod push;
 pub mod ratelimit;

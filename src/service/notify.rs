@@ -110,7 +110,7 @@ pub fn unsubscribe_token(secret: &[u8], contact: ContactId) -> String {
 
 /// HMAC-SHA256 of what a link stands for under the server's secret, in
 /// hex: the token of links that need no stored state.
-fn link_token(secret: &[u8], what: &str) -> String {
+pub(crate) fn link_token(secret: &[u8], what: &str) -> String {
     let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
         return String::new();
     };

@@ -201,6 +201,10 @@ pub struct Limits {
     /// Mails sent at a visitor's request, per recipient (lower-case), so
     /// many contacts or addresses together cannot bomb one person.
     pub visitor_mails_recipient: Limit<String>,
+    /// "Forgot password" mails per client address.
+    pub password_mails_address: Limit<IpAddr>,
+    /// "Forgot password" mails per recipient (lower-case).
+    pub password_mails_recipient: Limit<String>,
 }
 
 impl Limits {
@@ -219,6 +223,8 @@ impl Limits {
             visitor_mails_contact: Limit::per_hour(VISITOR_MAILS_PER_HOUR),
             visitor_mails_address: Limit::per_hour(VISITOR_MAILS_PER_ADDRESS_PER_HOUR),
             visitor_mails_recipient: Limit::per_hour(VISITOR_MAILS_PER_HOUR),
+            password_mails_address: Limit::per_hour(VISITOR_MAILS_PER_ADDRESS_PER_HOUR),
+            password_mails_recipient: Limit::per_hour(VISITOR_MAILS_PER_HOUR),
         }
     }
 
@@ -250,6 +256,22 @@ impl Limits {
         self.visitor_mails_contact.prune();
         self.visitor_mails_address.prune();
         self.visitor_mails_recipient.prune();
+        self.password_mails_address.prune();
+        self.password_mails_recipient.prune();
+    }
+
+    /// Takes one "forgot password" mail from the limits of the asking
+    /// address and of the recipient; `Err` carries the longest wait.
+    pub fn password_mail(&self, address: IpAddr, recipient: &str) -> Result<(), u64> {
+        let waits = [
+            self.password_mails_address.check(&address),
+            self.password_mails_recipient
+                .check(&recipient.trim().to_lowercase()),
+        ];
+        match waits.iter().filter_map(|w| w.err()).max() {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
     }
 
     /// Takes one visitor-requested mail from every limit it counts

@@ -198,10 +198,30 @@ impl Store {
         password_hash: String,
         now: i64,
     ) -> Result<()> {
+        self.set_agent_password_if(id, None, password_hash, now)
+            .await
+    }
+
+    /// [`Store::set_agent_password`], but only while the stored hash is
+    /// still `expected` (when given), checked in the same write: of two
+    /// uses of one invitation or reset link (which are bound to the hash
+    /// they replace) exactly one succeeds, the other gets `Conflict`.
+    pub async fn set_agent_password_if(
+        &self,
+        id: AgentId,
+        expected: Option<&str>,
+        password_hash: String,
+        now: i64,
+    ) -> Result<()> {
         self.write(now, |tx| {
             let Some(mut agent) = tx.get::<AgentRecord>(Tree::AgentidAgent, &u64_be(id))? else {
                 return abort(StoreError::NotFound);
             };
+            if expected.is_some_and(|e| e != agent.password_hash) {
+                return abort(StoreError::Conflict(
+                    "this link has been used already".into(),
+                ));
+            }
             agent.password_hash = password_hash.clone();
             tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
             tx.revoke_all_tokens(TokenOwner::Agent, id)

@@ -43,6 +43,17 @@ pub struct AgentRecord {
     pub timezone: Option<String>,
 }
 
+/// How the stored hash of an agent who has not chosen a password yet
+/// begins (then random text): no password verifies against it.
+pub const INVITED_HASH_PREFIX: &str = "invite:";
+
+impl AgentRecord {
+    /// Whether the agent was invited and has not chosen a password yet.
+    pub fn invited(&self) -> bool {
+        self.password_hash.starts_with(INVITED_HASH_PREFIX)
+    }
+}
+
 fn yes() -> bool {
     true
 }

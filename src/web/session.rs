@@ -215,6 +215,15 @@ pub const LOGIN_FORM: FormCookie = FormCookie {
     max_age_hours: Some(12),
 };
 
+/// The password pages' forms ("Forgot password", choosing a password
+/// from a link, which signs in): the same login CSRF guard as sign-in.
+pub const PASSWORD_FORM: FormCookie = FormCookie {
+    name: "natter_password",
+    path: "/password",
+    same_site: SameSite::Strict,
+    max_age_hours: Some(12),
+};
+
 /// The messenger's forms (a hostile page must not switch the visitor's
 /// identity or write as them).
 pub const MESSENGER_FORM: FormCookie = FormCookie {

@@ -30,6 +30,7 @@ mod mail_servers;
 mod migration;
 mod notify;
 mod pages;
+mod password_links;
 mod permissions;
 mod push;
 mod push_receiver;

@@ -63,6 +63,13 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "/api/v1/auth/logout",
         [401, 401, 401, 204, 204, 401, 204],
     ),
+    // Says the same whoever asks and whether or not the address is an
+    // agent's.
+    (
+        "POST",
+        "/api/v1/auth/forgot",
+        [202, 202, 202, 202, 202, 202, 202],
+    ),
     ("GET", "/api/v1/me", [401, 401, 401, 200, 200, 401, 200]),
     (
         "POST",
@@ -83,6 +90,11 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     (
         "PATCH",
         "/api/v1/agents/{id}",
+        [401, 401, 401, 403, 403, 401, 200],
+    ),
+    (
+        "POST",
+        "/api/v1/agents/{id}/password-link",
         [401, 401, 401, 403, 403, 401, 200],
     ),
     (
@@ -393,6 +405,21 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     // Without the sign-in form's own token (login CSRF).
     ("POST", "/login", [403, 403, 403, 403, 403, 403, 403]),
     ("POST", "/logout", [303, 303, 303, 303, 303, 303, 303]),
+    // Anyone may ask; a post needs the page's own form token, and a bogus
+    // link is gone for everybody.
+    (
+        "GET",
+        "/password/forgot",
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "POST",
+        "/password/forgot",
+        [403, 403, 403, 403, 403, 403, 403],
+    ),
+    ("GET", "/password/set", [410, 410, 410, 410, 410, 410, 410]),
+    // (A good link without the form's token is 403: see agents.rs.)
+    ("POST", "/password/set", [410, 410, 410, 410, 410, 410, 410]),
     ("GET", "/inbox", [303, 303, 303, 200, 200, 303, 200]),
     (
         "GET",
@@ -446,6 +473,12 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "POST",
         "/settings/agents/{id}",
         [303, 303, 303, 403, 403, 303, 303],
+    ),
+    // The page that shows the new link (no redirect: it is shown once).
+    (
+        "POST",
+        "/settings/agents/{id}/link",
+        [303, 303, 303, 403, 403, 303, 200],
     ),
     (
         "POST",
@@ -835,6 +868,22 @@ impl World {
                 );
             }
             ("GET", "/api/v1/agents/{id}") => path = path.replace("{id}", &self.member_id),
+            ("POST", "/api/v1/agents/{id}/password-link")
+            | ("POST", "/settings/agents/{id}/link") => {
+                path = path.replace("{id}", &self.fresh_agent().await)
+            }
+            ("POST", "/api/v1/auth/forgot") => {
+                let n = self.next();
+                json_body = Some(json!({"email": format!("forgetful{n}@example.com")}));
+            }
+            ("POST", "/password/forgot") => form = vec![("email".into(), "me@example.com".into())],
+            ("GET", "/password/set") => path.push_str("?t=i1.0.bogus"),
+            ("POST", "/password/set") => {
+                form = vec![
+                    ("t".into(), "i1.0.bogus".into()),
+                    ("password".into(), "a-new-password".into()),
+                ]
+            }
             ("PATCH", "/api/v1/agents/{id}") => {
                 path = path.replace("{id}", &self.fresh_agent().await);
                 json_body = Some(json!({"name": "Renamed"}));

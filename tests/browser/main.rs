@@ -21,4 +21,5 @@ mod attacks_web;
 mod confirm;
 mod driver;
 mod messenger;
+mod settings;
 mod workspace;

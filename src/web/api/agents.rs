@@ -9,7 +9,8 @@ use serde_json::json;
 use crate::contract as views;
 use crate::error::ApiResult;
 use crate::service::agents::{AgentChange, NewAgent};
-use crate::web::extract::{path_id, AgentAuth, ApiJson};
+use crate::service::password_links::NewInvite;
+use crate::web::extract::{path_id, AgentAuth, ApiJson, ClientIp};
 use crate::web::AppState;
 
 /// `POST /agents` body.
@@ -18,7 +19,8 @@ pub struct CreateBody {
     email: String,
     name: String,
     role: Option<String>,
-    password: String,
+    /// Without one, the agent is invited: they choose their own.
+    password: Option<String>,
 }
 
 /// Every agent.
@@ -47,14 +49,62 @@ pub async fn create(
     body: ApiJson<CreateBody>,
 ) -> ApiResult<HttpResponse> {
     let ApiJson(b) = body;
+    let Some(password) = b.password else {
+        let new = NewInvite {
+            name: b.name,
+            email: b.email,
+            role: b.role,
+        };
+        let link = state.svc.invite_agent(&auth.agent, new).await?;
+        return Ok(HttpResponse::Created().json(views::InvitedAgent {
+            agent: views::Agent::of(&link.agent),
+            invite_url: link.url,
+            invite_mailed: link.mailed.is_ok(),
+        }));
+    };
     let new = NewAgent {
         name: b.name,
         email: b.email,
         role: b.role,
-        password: b.password,
+        password,
     };
     let agent = state.svc.create_agent(&auth.agent, new).await?;
     Ok(HttpResponse::Created().json(views::Agent::of(&agent)))
+}
+
+/// A fresh single-use link for an agent to choose a password (admins): an
+/// invitation while they have none yet, else a reset link; mailed to them
+/// when natter can send mail.
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, id = %path))]
+pub async fn password_link(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    auth.require_admin()?;
+    let link = state.svc.agent_link(&auth.agent, path_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "url": link.url,
+        "mailed": link.mailed.is_ok(),
+    })))
+}
+
+/// `POST /auth/forgot` body.
+#[derive(Deserialize)]
+pub struct ForgotBody {
+    email: String,
+}
+
+/// "Forgot password": 202 whether or not the address is an agent's (a
+/// link is mailed when it is and mail can be sent).
+#[tracing::instrument(skip_all, fields(ip = %ip.0))]
+pub async fn forgot(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    body: ApiJson<ForgotBody>,
+) -> ApiResult<HttpResponse> {
+    state.svc.forgot_password(&body.0.email, ip.0).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "accepted": true })))
 }
 
 /// `PATCH /agents/{id}` body.

@@ -27,6 +27,7 @@ use super::events;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/login", web::post().to(auth::login))
         .route("/auth/logout", web::post().to(auth::logout))
+        .route("/auth/forgot", web::post().to(agents::forgot))
         .route("/me", web::get().to(auth::me))
         .route("/me/password", web::post().to(auth::change_password))
         .route("/search", web::get().to(conversations::search))
@@ -86,7 +87,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/agents")
                 .route("/{id}", web::get().to(agents::get))
-                .route("/{id}", web::patch().to(agents::update)),
+                .route("/{id}", web::patch().to(agents::update))
+                .route("/{id}/password-link", web::post().to(agents::password_link)),
         )
         .route("/inboxes", web::get().to(inboxes::list))
         .route("/inboxes", web::post().to(inboxes::create))

@@ -5,6 +5,7 @@
 
 pub mod linkify;
 pub mod live;
+pub mod password;
 pub mod settings;
 pub mod view;
 
@@ -49,7 +50,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ui/contacts/{id}/merge", web::post().to(merge_contact))
         .route("/ui/profile/timezone", web::post().to(browser_timezone))
         .route("/ui/bulk", web::post().to(bulk))
-        .configure(settings::routes);
+        .configure(settings::routes)
+        .configure(password::routes);
 }
 
 fn html(body: String) -> HttpResponse {

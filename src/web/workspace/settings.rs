@@ -15,6 +15,7 @@ use crate::domain::{format_id, parse_id, Invalid};
 use crate::error::ApiError;
 use crate::service::agents::{AgentChange, NewAgent, ProfileChange};
 use crate::service::inboxes::{InboxChange, NewInbox};
+use crate::service::password_links::NewInvite;
 use crate::service::settings::CannedInput;
 use crate::store::CannedRecord;
 use crate::web::session::{session_cookie, AdminForm, AgentForm, CsrfField, PageAgent, PageError};
@@ -31,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/settings/password", web::post().to(change_password))
     .route("/settings/agents", web::post().to(create_agent))
     .route("/settings/agents/{id}", web::post().to(update_agent))
+    .route("/settings/agents/{id}/link", web::post().to(agent_link))
     .route("/settings/inboxes", web::post().to(create_inbox))
     .route("/settings/inboxes/{id}", web::post().to(update_inbox))
     .route(
@@ -68,6 +70,19 @@ pub struct AgentRow {
     email: String,
     role: &'static str,
     active: bool,
+    /// Invited, no password chosen yet.
+    invited: bool,
+}
+
+/// A password link just made, shown once on the agents page.
+pub struct LinkShown {
+    name: String,
+    email: String,
+    url: String,
+    /// An invitation (else a reset link).
+    invite: bool,
+    /// Why it was not mailed; `None` once it was.
+    not_mailed: Option<String>,
 }
 
 /// One setting field of a channel form.
@@ -187,6 +202,8 @@ struct SettingsPage {
     mail_warning: bool,
     /// An agent (id, name) whose deactivation waits for a confirmation.
     confirm_deactivate: Option<(String, String)>,
+    /// A link just made for an agent (an invitation or a reset).
+    link_shown: Option<LinkShown>,
     agents: Vec<AgentRow>,
     inboxes: Vec<InboxCard>,
     channel_forms: Vec<ChannelForm>,
@@ -222,6 +239,7 @@ fn page(
                 email: a.email.clone(),
                 role: a.role.as_str(),
                 active: a.active,
+                invited: a.invited(),
             })
             .collect()
     } else {
@@ -319,6 +337,7 @@ fn page(
         error,
         mail_warning: admin && !state.svc.can_send_mail(),
         confirm_deactivate: None,
+        link_shown: None,
         agents,
         inboxes,
         canned: if section == "canned" {
@@ -452,14 +471,33 @@ async fn change_password(
         .finish())
 }
 
-/// New agent form.
+/// New agent form: without a password the agent is invited.
 #[derive(Deserialize)]
 pub struct NewAgentForm {
     csrf: Option<String>,
     name: String,
     email: String,
     role: String,
-    password: String,
+    password: Option<String>,
+}
+
+/// The agents page with a link just made for an agent, shown once (the
+/// admin copies it when it could not be mailed).
+fn with_link(
+    state: &AppState,
+    p: &PageAgent,
+    link: crate::service::password_links::IssuedLink,
+    invite: bool,
+) -> Result<HttpResponse, PageError> {
+    let mut pg = page(state, p, "agents", None, None)?;
+    pg.link_shown = Some(LinkShown {
+        name: link.agent.name,
+        email: link.agent.email,
+        url: link.url,
+        invite,
+        not_mailed: link.mailed.err(),
+    });
+    Ok(html(render(&pg)?))
 }
 
 #[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
@@ -468,14 +506,44 @@ async fn create_agent(
     f: AdminForm<NewAgentForm>,
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
+    let password = f.password.filter(|pw| !pw.is_empty());
+    let Some(password) = password else {
+        let new = NewInvite {
+            name: f.name,
+            email: f.email,
+            role: Some(f.role),
+        };
+        return match state.svc.invite_agent(&p.agent, new).await {
+            Ok(link) => with_link(&state, &p, link, true),
+            Err(e) => outcome(&state, &p, "agents", Err::<(), _>(e)).await,
+        };
+    };
     let new = NewAgent {
         name: f.name,
         email: f.email,
         role: Some(f.role),
-        password: f.password,
+        password,
     };
     let r = state.svc.create_agent(&p.agent, new).await;
     outcome(&state, &p, "agents", r).await
+}
+
+/// "Send the invitation again" / "Reset link": a fresh single-use link.
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, id = %path))]
+async fn agent_link(
+    state: web::Data<AppState>,
+    f: AdminForm<CsrfOnly>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let p = f.page;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    match state.svc.agent_link(&p.agent, id).await {
+        Ok(link) => {
+            let invite = link.agent.invited();
+            with_link(&state, &p, link, invite)
+        }
+        Err(e) => outcome(&state, &p, "agents", Err::<(), _>(e)).await,
+    }
 }
 
 /// Role / activation form.
