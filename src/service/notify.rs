@@ -226,6 +226,31 @@ pub fn device_of(user_agent: &str) -> String {
     format!("{browser} on {system}")
 }
 
+/// A mail of natter's own (not part of a conversation: no threading, no
+/// Reply-To): a fresh Message-ID `natter.<kind>.<random>@<from domain>`.
+pub(crate) fn plain_mail(
+    from: &EmailSettings,
+    to: String,
+    to_name: Option<String>,
+    subject: &str,
+    text: String,
+    kind: &str,
+) -> OutgoingMail {
+    let domain = crate::channels::email::channel::domain_of(&from.from_address);
+    OutgoingMail {
+        to,
+        to_name,
+        subject: subject.to_owned(),
+        text,
+        message_id: format!("natter.{kind}.{}@{domain}", random_string(12)),
+        in_reply_to: None,
+        references: Vec::new(),
+        reply_to: None,
+        list_unsubscribe: None,
+        attachments: Vec::new(),
+    }
+}
+
 /// Mails the link that proves `c.email` for the contact that asked.
 /// When the address already belongs to another verified person, the mail
 /// goes to that person and says plainly that confirming gives the asking
@@ -259,19 +284,14 @@ pub async fn send_confirmation(
             device = c.device
         )
     };
-    let domain = crate::channels::email::channel::domain_of(&smtp_settings.from_address).to_owned();
-    let mail = OutgoingMail {
-        to: c.email.clone(),
-        to_name: None,
-        subject: "Confirm your email address".into(),
+    let mail = plain_mail(
+        smtp_settings,
+        c.email.clone(),
+        None,
+        "Confirm your email address",
         text,
-        message_id: format!("natter.confirm.{}@{domain}", random_string(12)),
-        in_reply_to: None,
-        references: Vec::new(),
-        reply_to: None,
-        list_unsubscribe: None,
-        attachments: Vec::new(),
-    };
+        "confirm",
+    );
     smtp::send(smtp_settings, &mail)
         .await
         .map_err(|e| e.message)

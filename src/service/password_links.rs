@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 
-use crate::channels::email::smtp::{self, OutgoingMail};
+use crate::channels::email::smtp;
 use crate::domain::ids::AgentId;
 use crate::domain::{time, Email, Invalid, Name, Password, Role};
 use crate::error::{ApiError, ApiResult};
@@ -33,6 +33,12 @@ pub const INVITE_TTL_SECS: i64 = 7 * 24 * 3600;
 /// How long a reset link stays valid.
 pub const RESET_TTL_SECS: i64 = 3600;
 
+/// The one refusal of a link that is no good (forged, expired, used, or
+/// its agent deactivated): the page shows "expired" for it.
+fn link_gone() -> Invalid {
+    Invalid::new("t", "this link has expired or has been used already")
+}
+
 /// What a link lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -47,6 +53,14 @@ impl Purpose {
         match self {
             Self::Invite => "i",
             Self::Reset => "r",
+        }
+    }
+
+    /// How long the link works, in words for its mail.
+    fn lasts(self) -> &'static str {
+        match self {
+            Self::Invite => "7 days",
+            Self::Reset => "an hour",
         }
     }
 
@@ -146,19 +160,14 @@ impl Services {
         ) else {
             return Err("no mail server is set".into());
         };
-        let domain = crate::channels::email::channel::domain_of(&settings.from_address).to_owned();
-        let mail = OutgoingMail {
-            to: agent.email.clone(),
-            to_name: Some(agent.name.clone()),
-            subject: subject.to_owned(),
+        let mail = super::notify::plain_mail(
+            &settings,
+            agent.email.clone(),
+            Some(agent.name.clone()),
+            subject,
             text,
-            message_id: format!("natter.agent.{}@{domain}", random_string(12)),
-            in_reply_to: None,
-            references: Vec::new(),
-            reply_to: None,
-            list_unsubscribe: None,
-            attachments: Vec::new(),
-        };
+            "agent",
+        );
         smtp::send(&settings, &mail).await.map_err(|e| e.message)
     }
 
@@ -195,8 +204,9 @@ impl Services {
         }
         let url = self.link_for(&agent, Purpose::Reset).await?;
         let text = format!(
-            "{} made a link for you to choose a new password for Natter:\n\n{url}\n\nIt works once, for an hour. If you did not ask for it, ignore this mail: your password stays as it is.\n",
-            actor.name
+            "{} made a link for you to choose a new password for Natter:\n\n{url}\n\nIt works once, for {}. If you did not ask for it, ignore this mail: your password stays as it is.\n",
+            actor.name,
+            Purpose::Reset.lasts()
         );
         let mailed = self
             .mail_agent(&agent, "Choose a new Natter password", text)
@@ -211,8 +221,10 @@ impl Services {
     ) -> ApiResult<IssuedLink> {
         let url = self.link_for(&agent, Purpose::Invite).await?;
         let text = format!(
-            "{} invited you to answer customers with Natter.\n\nChoose your password here (the link works once, for 7 days):\n\n{url}\n\nYou sign in with this address, {}.\n",
-            actor.name, agent.email
+            "{} invited you to answer customers with Natter.\n\nChoose your password here (the link works once, for {}):\n\n{url}\n\nYou sign in with this address, {}.\n",
+            actor.name,
+            Purpose::Invite.lasts(),
+            agent.email
         );
         let mailed = self
             .mail_agent(&agent, "You're invited to Natter", text)
@@ -246,7 +258,7 @@ impl Services {
         let text = format!(
             "Someone (hopefully you) asked to choose a new Natter password for {}.\n\n{url}\n\nThe link works once, for {}. If it was not you, ignore this mail: your password stays as it is.\n",
             agent.email,
-            if purpose == Purpose::Reset { "an hour" } else { "7 days" }
+            purpose.lasts()
         );
         match self
             .mail_agent(&agent, "Choose a new Natter password", text)
@@ -261,23 +273,22 @@ impl Services {
     }
 
     /// The agent a link is for, while it is valid (genuine, not expired,
-    /// not used, the agent active); else a 404 that says so.
+    /// not used, the agent active); else [`link_gone`] (an invalid `t`).
     pub async fn password_link(&self, token: &str) -> ApiResult<LinkHolder> {
-        let gone = || Invalid::new("t", "this link has expired or has been used already");
-        let (purpose, id, issued, mac) = parse_token(token).ok_or_else(gone)?;
+        let (purpose, id, issued, mac) = parse_token(token).ok_or_else(link_gone)?;
         let age = self.now_secs() - issued;
         if !(0..=purpose.ttl_secs()).contains(&age) {
-            return Err(gone().into());
+            return Err(link_gone().into());
         }
         let agent = self
             .store
             .agent(id)?
             .filter(|a| a.active)
-            .ok_or_else(gone)?;
+            .ok_or_else(link_gone)?;
         let secret = self.store.server_secret().await?;
         let want = mac_of(&secret, purpose, id, issued, &agent.password_hash);
         if !crate::channels::secret_eq(mac, &want) {
-            return Err(gone().into());
+            return Err(link_gone().into());
         }
         Ok(LinkHolder { agent, purpose })
     }
@@ -299,10 +310,7 @@ impl Services {
             .set_agent_password_if(agent.id, Some(&agent.password_hash), hash, time::now())
             .await
             .map_err(|e| match e {
-                crate::store::StoreError::Conflict(_) => ApiError::from(Invalid::new(
-                    "t",
-                    "this link has expired or has been used already",
-                )),
+                crate::store::StoreError::Conflict(_) => ApiError::from(link_gone()),
                 e => e.into(),
             })?;
         let credential = self

@@ -175,6 +175,16 @@ pub const VISITOR_MAILS_PER_HOUR: u32 = 3;
 /// The same per client address (a household or office shares one).
 pub const VISITOR_MAILS_PER_ADDRESS_PER_HOUR: u32 = 10;
 
+/// Several limits charged at once: refused with the longest wait among
+/// them (every one was charged either way, so retrying against one limit
+/// does not help).
+fn longest_wait<const N: usize>(waits: [Result<(), u64>; N]) -> Result<(), u64> {
+    match waits.iter().filter_map(|w| w.err()).max() {
+        Some(wait) => Err(wait),
+        None => Ok(()),
+    }
+}
+
 /// Every limit of the server.
 pub struct Limits {
     /// Failed sign-ins per account (normalised email) from one client
@@ -263,15 +273,11 @@ impl Limits {
     /// Takes one "forgot password" mail from the limits of the asking
     /// address and of the recipient; `Err` carries the longest wait.
     pub fn password_mail(&self, address: IpAddr, recipient: &str) -> Result<(), u64> {
-        let waits = [
+        longest_wait([
             self.password_mails_address.check(&address),
             self.password_mails_recipient
                 .check(&recipient.trim().to_lowercase()),
-        ];
-        match waits.iter().filter_map(|w| w.err()).max() {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
+        ])
     }
 
     /// Takes one visitor-requested mail from every limit it counts
@@ -284,16 +290,12 @@ impl Limits {
         address: IpAddr,
         recipient: &str,
     ) -> Result<(), u64> {
-        let waits = [
+        longest_wait([
             self.visitor_mails_contact.check(&contact),
             self.visitor_mails_address.check(&address),
             self.visitor_mails_recipient
                 .check(&recipient.trim().to_lowercase()),
-        ];
-        match waits.iter().filter_map(|w| w.err()).max() {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
+        ])
     }
 }
 

@@ -487,14 +487,13 @@ fn with_link(
     state: &AppState,
     p: &PageAgent,
     link: crate::service::password_links::IssuedLink,
-    invite: bool,
 ) -> Result<HttpResponse, PageError> {
     let mut pg = page(state, p, "agents", None, None)?;
     pg.link_shown = Some(LinkShown {
+        invite: link.agent.invited(),
         name: link.agent.name,
         email: link.agent.email,
         url: link.url,
-        invite,
         not_mailed: link.mailed.err(),
     });
     Ok(html(render(&pg)?))
@@ -514,7 +513,7 @@ async fn create_agent(
             role: Some(f.role),
         };
         return match state.svc.invite_agent(&p.agent, new).await {
-            Ok(link) => with_link(&state, &p, link, true),
+            Ok(link) => with_link(&state, &p, link),
             Err(e) => outcome(&state, &p, "agents", Err::<(), _>(e)).await,
         };
     };
@@ -538,10 +537,7 @@ async fn agent_link(
     let p = f.page;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
     match state.svc.agent_link(&p.agent, id).await {
-        Ok(link) => {
-            let invite = link.agent.invited();
-            with_link(&state, &p, link, invite)
-        }
+        Ok(link) => with_link(&state, &p, link),
         Err(e) => outcome(&state, &p, "agents", Err::<(), _>(e)).await,
     }
 }
