@@ -360,21 +360,9 @@ async fn a_cross_site_post_cannot_switch_the_messenger_identity() {
         .send()
         .await
         .unwrap();
-    let cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("natter_m_csrf="))
-        .expect("a form cookie");
-    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let cookie = crate::helpers::set_cookie(&page, "natter_m_csrf").expect("a form cookie");
     let html = page.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = crate::helpers::form_csrf(&html);
     assert!(!csrf.is_empty());
     let r = no_redirect
         .post(app.url(&format!("/m/{key}/resume")))

@@ -7,21 +7,13 @@
 use std::time::Duration;
 
 use reqwest::header::{COOKIE, LOCATION};
-use reqwest::{redirect, Client, StatusCode};
+use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    body, client_builder, login_form, spawn_app, spawn_app_with, TestApp, ADMIN_EMAIL,
-    ADMIN_PASSWORD,
+    body, login_form, no_redirects, spawn_app, spawn_app_with, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
-
-fn no_redirects() -> Client {
-    client_builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// The session cookie of a browser signed in through the form.
 async fn page_session(app: &TestApp) -> (Client, String) {

@@ -508,26 +508,9 @@ async fn browser_and_api_sign_ins_are_logged_alike() {
         .send()
         .await
         .unwrap();
-    let cookie = page
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("natter_login="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = crate::helpers::set_cookie(&page, "natter_login").unwrap();
     let html = page.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = crate::helpers::form_csrf(&html);
     let r = client
         .post(format!("{}/login", s.base))
         .header(reqwest::header::COOKIE, cookie)

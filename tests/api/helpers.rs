@@ -469,27 +469,37 @@ impl EventStream {
 pub async fn login_form(client: &Client, app: &TestApp) -> (String, String) {
     let r = client.get(app.url("/login")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let cookie = r
-        .headers()
+    let cookie = set_cookie(&r, "natter_login").expect("the form sets its login cookie");
+    let html = r.text().await.unwrap();
+    (cookie, form_csrf(&html))
+}
+
+/// A client that does not follow redirects (to see a 303 and its cookies).
+pub fn no_redirects() -> Client {
+    client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// `name=value` of the cookie `name` a response sets, if it sets one.
+pub fn set_cookie(r: &Response, name: &str) -> Option<String> {
+    r.headers()
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("natter_login="))
-        .expect("the form sets its login cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = r.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The token of a page's form (its hidden `csrf` field).
+pub fn form_csrf(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
         .nth(1)
+        .and_then(|r| r.split('"').next())
         .expect("the form carries its token")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    (cookie, csrf)
+        .to_owned()
 }
 
 /// Posts the sign-in form the way the page does (its cookie and token).

@@ -2,23 +2,16 @@
 //! sessions, CSRF, escaping, settings.
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use reqwest::{redirect, Client, StatusCode};
+use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{body, spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{body, no_redirects, spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// A browser-like session: cookie and CSRF token, no automatic redirects.
 struct Session {
     client: Client,
     cookie: String,
     csrf: String,
-}
-
-fn no_redirects() -> Client {
-    crate::helpers::client_builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> Session {

@@ -7,36 +7,13 @@ use std::time::Duration;
 
 use natter::channels::email::parse::parse;
 use natter::service::notify::Clock;
-use reqwest::{redirect, Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{body, client_builder, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{
+    body, form_csrf, no_redirects, set_cookie, spawn_app, spawn_app_with, TestApp,
+};
 use crate::mail_servers::SmtpSink;
-
-fn no_redirects() -> Client {
-    client_builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn cookie_named(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
-}
-
-fn csrf_of(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("the form's token")
-        .to_owned()
-}
 
 /// The path and query of an absolute link of this app.
 fn local(app: &TestApp, url: &str) -> String {
@@ -63,7 +40,7 @@ async fn use_link(
         Some("same-origin"),
         "the link's token must not leak through Referer"
     );
-    let cookie = cookie_named(&r, "natter_password").expect("the form cookie");
+    let cookie = set_cookie(&r, "natter_password").expect("the form cookie");
     let html = r.text().await.unwrap();
     if status != StatusCode::OK {
         return (status, html, status, None);
@@ -73,7 +50,7 @@ async fn use_link(
         .post(app.url("/password/set"))
         .header(reqwest::header::COOKIE, &cookie)
         .form(&[
-            ("csrf", csrf_of(&html).as_str()),
+            ("csrf", form_csrf(&html).as_str()),
             ("t", &token),
             ("password", password),
         ])
@@ -81,8 +58,32 @@ async fn use_link(
         .await
         .unwrap();
     let posted = r.status();
-    let session = cookie_named(&r, "natter_session");
+    let session = set_cookie(&r, "natter_session");
     (status, html, posted, session)
+}
+
+/// Invites an agent (no mail server: the link comes back) and returns
+/// the invitation link.
+async fn invite(app: &TestApp, email: &str, name: &str) -> String {
+    let a = body(
+        app.post(
+            "/api/v1/agents",
+            &app.admin_token,
+            json!({"email": email, "name": name}),
+        )
+        .await,
+    )
+    .await;
+    a["invite_url"].as_str().unwrap().to_owned()
+}
+
+/// The password link in a mail natter sent.
+fn link_in_mail(raw: &[u8]) -> String {
+    let text = parse(raw).expect("a mail").text;
+    text.split_whitespace()
+        .find(|w| w.contains("/password/set?t="))
+        .unwrap_or_else(|| panic!("a link in {text}"))
+        .to_owned()
 }
 
 async fn api_login(app: &TestApp, email: &str, password: &str) -> StatusCode {
@@ -157,16 +158,7 @@ async fn an_invited_agent_chooses_a_password_from_a_copyable_link_that_works_onc
 #[tokio::test]
 async fn a_link_is_refused_when_forged_changed_or_posted_from_elsewhere() {
     let app = spawn_app().await;
-    let a = body(
-        app.post(
-            "/api/v1/agents",
-            &app.admin_token,
-            json!({"email": "jo@example.com", "name": "Jo"}),
-        )
-        .await,
-    )
-    .await;
-    let link = a["invite_url"].as_str().unwrap().to_owned();
+    let link = invite(&app, "jo@example.com", "Jo").await;
     let token = link.split("t=").nth(1).unwrap().to_owned();
     // Another agent's id, a changed time or a changed MAC: all gone.
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -203,7 +195,7 @@ async fn a_link_is_refused_when_forged_changed_or_posted_from_elsewhere() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert!(cookie_named(&r, "natter_session").is_none());
+    assert!(set_cookie(&r, "natter_session").is_none());
     // A too short password is refused on the page and keeps the link.
     let (_, _, posted, _) = use_link(&app, &link, "short").await;
     assert_eq!(posted, StatusCode::UNPROCESSABLE_ENTITY);
@@ -218,16 +210,7 @@ async fn a_link_is_refused_when_forged_changed_or_posted_from_elsewhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_racing_uses_of_one_link_set_one_password() {
     let app = spawn_app().await;
-    let a = body(
-        app.post(
-            "/api/v1/agents",
-            &app.admin_token,
-            json!({"email": "race@example.com", "name": "Race"}),
-        )
-        .await,
-    )
-    .await;
-    let link = a["invite_url"].as_str().unwrap().to_owned();
+    let link = invite(&app, "race@example.com", "Race").await;
     let (x, y) = tokio::join!(
         use_link(&app, &link, "first-password"),
         use_link(&app, &link, "second-password")
@@ -275,13 +258,13 @@ async fn forgot_password_mails_a_reset_link_that_ends_every_session_and_expires(
         async move {
             let c = no_redirects();
             let r = c.get(&app_url).send().await.unwrap();
-            let cookie = cookie_named(&r, "natter_password").unwrap();
+            let cookie = set_cookie(&r, "natter_password").unwrap();
             let html = r.text().await.unwrap();
             assert!(html.contains("Email me a link"), "{html}");
             let r = c
                 .post(&app_url)
                 .header(reqwest::header::COOKIE, cookie)
-                .form(&[("csrf", csrf_of(&html).as_str()), ("email", email)])
+                .form(&[("csrf", form_csrf(&html).as_str()), ("email", email)])
                 .send()
                 .await
                 .unwrap();
@@ -301,12 +284,7 @@ async fn forgot_password_mails_a_reset_link_that_ends_every_session_and_expires(
     let mails = sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1, "one mail, to the agent only");
     assert_eq!(mails[0].rcpt_to, vec!["forgetful@example.com".to_owned()]);
-    let text = parse(&mails[0].data).expect("a mail").text;
-    let link = text
-        .split_whitespace()
-        .find(|w| w.contains("/password/set?t="))
-        .unwrap_or_else(|| panic!("a link in {text}"))
-        .to_owned();
+    let link = link_in_mail(&mails[0].data);
 
     // An hour later it has expired.
     clock.advance(Duration::from_secs(3601)).await;
@@ -317,12 +295,7 @@ async fn forgot_password_mails_a_reset_link_that_ends_every_session_and_expires(
     let (s, _) = forgot("forgetful@example.com").await;
     assert_eq!(s, StatusCode::OK);
     let mails = sink.wait_for(2, Duration::from_secs(10)).await;
-    let text = parse(&mails[1].data).expect("a mail").text;
-    let link = text
-        .split_whitespace()
-        .find(|w| w.contains("/password/set?t="))
-        .unwrap()
-        .to_owned();
+    let link = link_in_mail(&mails[1].data);
     let (page, html, posted, _) = use_link(&app, &link, "remembered-now").await;
     assert_eq!(page, StatusCode::OK);
     assert!(html.contains("Choose a new password"), "{html}");

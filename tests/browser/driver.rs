@@ -21,6 +21,13 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Whether WebDriver gave up on a command because the page navigated
+/// meanwhile (the page's own doing, e.g. "Resolve & next"): asked again, it
+/// runs on the new page.
+fn cut_by_navigation(e: &fantoccini::error::CmdError) -> bool {
+    e.to_string().contains("aborted by navigation")
+}
+
 impl Browser {
     pub async fn start() -> Browser {
         Self::start_with(true, None).await
@@ -119,10 +126,7 @@ impl Browser {
                 .await
             {
                 Ok(e) => return e,
-                Err(e)
-                    if e.to_string().contains("aborted by navigation")
-                        && tokio::time::Instant::now() < deadline =>
-                {
+                Err(e) if cut_by_navigation(&e) && tokio::time::Instant::now() < deadline => {
                     continue
                 }
                 Err(e) => panic!("no element {css}: {e}"),
@@ -138,7 +142,7 @@ impl Browser {
             let found = match self.client.find_all(Locator::Css(css)).await {
                 Ok(found) => found,
                 // The page is being replaced: look again on the new one.
-                Err(e) if e.to_string().contains("aborted by navigation") => Vec::new(),
+                Err(e) if cut_by_navigation(&e) => Vec::new(),
                 Err(e) => panic!("find_all {css}: {e}"),
             };
             for e in found {
