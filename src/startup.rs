@@ -271,7 +271,8 @@ impl Application {
             r = &mut server => {
                 self.store.durability().stop().await;
                 self.store.flush_now().map_err(std::io::Error::other)?;
-                return r.map_err(std::io::Error::other)?;
+                r.map_err(std::io::Error::other)??;
+                return close(self.store);
             }
             _ = signal() => tracing::info!("signal received, stopping"),
             _ = async { let _ = stop_rx.wait_for(|v| *v).await; } => tracing::info!("stop requested"),
@@ -294,6 +295,8 @@ impl Application {
             let _ = b.await;
         }
         self.mailboxes.stop_all().await;
+        // It holds the store: let go of it, or the wait below never ends.
+        drop(self.mailboxes);
         self.store.durability().stop().await;
         if let Some(f) = flusher {
             let _ = f.await;
@@ -307,10 +310,28 @@ impl Application {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.store.flush_now().map_err(std::io::Error::other)?;
-        tracing::info!("stopped; database flushed");
-        Ok(())
+        close(self.store)
     }
+}
+
+/// Closes the store at the end of a stop: flushed and, when this holds
+/// its last handle, checkpointed so that the next start is quick
+/// ([`Store::close`]).
+fn close(store: Arc<Store>) -> std::io::Result<()> {
+    match Arc::try_unwrap(store) {
+        Ok(store) => match store.close().map_err(std::io::Error::other)? {
+            Some(took) => tracing::info!(
+                checkpoint_ms = took.as_millis() as u64,
+                "stopped; database flushed and checkpointed"
+            ),
+            None => tracing::info!("stopped; database flushed (still shared, not checkpointed)"),
+        },
+        Err(store) => {
+            store.flush_now().map_err(std::io::Error::other)?;
+            tracing::info!("stopped; database flushed (still shared, not checkpointed)");
+        }
+    }
+    Ok(())
 }
 
 /// The server of `NATTER_METRICS_BIND`: `/metrics` alone, one worker, no

@@ -643,3 +643,44 @@ async fn widget_key(client: &reqwest::Client, base: &str, token: &str) -> String
         .unwrap()
         .to_owned()
 }
+
+/// The newest sled snapshot's log position in a data folder (sled names
+/// each `db/snap.<LSN in hex>`), 0 when there is none.
+fn newest_snapshot(data: &std::path::Path) -> u64 {
+    std::fs::read_dir(data.join("db"))
+        .expect("db folder")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            u64::from_str_radix(name.strip_prefix("snap.")?, 16).ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A stop checkpoints the database (sled writes its snapshot only while
+/// it opens, so the stop opens it once more): the next start reads a
+/// snapshot that covers everything written, instead of replaying the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_leaves_a_snapshot_that_covers_what_was_written() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    let (conv, _) = app.start_conversation(&contact, "first").await;
+    for i in 0..50 {
+        app.contact_says(&contact, &conv, &format!("message {i}"))
+            .await;
+    }
+    let while_running = newest_snapshot(app.data.path());
+    let data = app.stop().await;
+    let after_stop = newest_snapshot(data.path());
+    assert!(
+        after_stop > while_running,
+        "the stop wrote no newer snapshot ({while_running:X} -> {after_stop:X})"
+    );
+    let config = crate::helpers::test_config(&data);
+    let again = crate::helpers::start(data, config).await;
+    let messages = again
+        .agent_messages(&again.admin_token, &conv, "?limit=100")
+        .await;
+    assert_eq!(messages.len(), 51);
+    assert_eq!(newest_snapshot(again.data.path()), after_stop);
+}
