@@ -27,7 +27,7 @@ use tantivy::query::{
     BooleanQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{
-    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, Value,
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{
@@ -44,7 +44,7 @@ use crate::store::{EventPayload, EventRecord, MessageRecord, Store, StoreError};
 
 /// Bump when the schema or the tokenizer changes: an index of another
 /// version is rebuilt from the store at start.
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 /// Memory for tantivy's indexing buffer (its minimum).
 const WRITER_BYTES: usize = 15_000_000;
 
@@ -77,6 +77,12 @@ type Result<T, E = IndexError> = std::result::Result<T, E>;
 struct Payload {
     version: u32,
     event_id: u64,
+    /// After a rebuild from the messages while writes went on, events up to
+    /// here may bring a message the scan already indexed: only those are
+    /// deleted before they are added again (a delete costs a term look-up
+    /// in every segment at the next commit, so the live path avoids it).
+    #[serde(default)]
+    overlap_until: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -93,28 +99,28 @@ struct Fields {
     contact: Field,
 }
 
+/// Each field is stored only the way it is read: terms for filters and
+/// deletes, fast (columnar) for what a hit reads back and for the recency
+/// boost, and nothing in tantivy's compressed document store, whose
+/// compressor was a good part of the index's CPU (BENCHMARKS.md).
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let num = || {
-        NumericOptions::default()
-            .set_indexed()
-            .set_fast()
-            .set_stored()
-    };
+    let term = || NumericOptions::default().set_indexed();
+    let fast = || NumericOptions::default().set_fast();
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(tokenizer::NAME)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let f = Fields {
-        message_id: b.add_u64_field("message_id", num()),
-        conversation_id: b.add_u64_field("conversation_id", num()),
-        inbox_id: b.add_u64_field("inbox_id", num()),
-        contact_id: b.add_u64_field("contact_id", num()),
-        seq: b.add_u64_field("seq", num()),
-        author: b.add_u64_field("author", num()),
-        private: b.add_u64_field("private", num()),
-        created_at: b.add_i64_field("created_at", num()),
+        message_id: b.add_u64_field("message_id", term()),
+        conversation_id: b.add_u64_field("conversation_id", fast()),
+        inbox_id: b.add_u64_field("inbox_id", term()),
+        contact_id: b.add_u64_field("contact_id", term()),
+        seq: b.add_u64_field("seq", fast()),
+        author: b.add_u64_field("author", term()),
+        private: b.add_u64_field("private", term()),
+        created_at: b.add_i64_field("created_at", term().set_fast()),
         body: b.add_text_field("body", text.clone()),
         contact: b.add_text_field("contact", text),
     };
@@ -136,6 +142,12 @@ pub struct SearchIndex {
     f: Fields,
     path: PathBuf,
     indexed_upto: AtomicU64,
+    /// See [`Payload::overlap_until`].
+    overlap_until: AtomicU64,
+    /// Contacts' indexed text (name and email) until the next commit: the
+    /// messages of one busy contact read its record once per commit
+    /// instead of once each.
+    contacts: Mutex<HashMap<ContactId, Option<String>>>,
     progress: watch::Sender<u64>,
 }
 
@@ -204,13 +216,17 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
-        let upto = Self::payload_of(&index).map_or(0, |p| p.event_id);
+        let payload = Self::payload_of(&index);
+        let upto = payload.as_ref().map_or(0, |p| p.event_id);
+        let overlap = payload.as_ref().map_or(0, |p| p.overlap_until);
         Ok(Self {
             reader,
             writer: Mutex::new(writer),
             f,
             path: dir.to_path_buf(),
             indexed_upto: AtomicU64::new(upto),
+            overlap_until: AtomicU64::new(overlap),
+            contacts: Mutex::new(HashMap::new()),
             progress: watch::channel(upto).0,
         })
     }
@@ -254,11 +270,7 @@ impl SearchIndex {
         m: &MessageRecord,
         inbox_id: InboxId,
         contact_id: ContactId,
-    ) -> Result<Option<TantivyDocument>> {
-        // A message of a contact deleted since is not indexed again.
-        if store.conversation(m.conversation_id)?.is_none() {
-            return Ok(None);
-        }
+    ) -> Result<TantivyDocument> {
         let f = self.f;
         let mut d = TantivyDocument::default();
         d.add_u64(f.message_id, m.id.get());
@@ -273,17 +285,30 @@ impl SearchIndex {
         for a in &m.attachments {
             d.add_text(f.body, &a.name);
         }
-        if let Some(c) = store.contact(contact_id)? {
-            d.add_text(
-                f.contact,
-                format!(
-                    "{} {}",
-                    c.name.unwrap_or_default(),
-                    c.email.unwrap_or_default()
-                ),
-            );
+        if let Some(text) = self.contact_text(store, contact_id)? {
+            d.add_text(f.contact, text);
         }
-        Ok(Some(d))
+        Ok(d)
+    }
+
+    /// A contact's name and email as indexed, from the cache or the store.
+    fn contact_text(&self, store: &Store, id: ContactId) -> Result<Option<String>> {
+        let mut cache = self
+            .contacts
+            .lock()
+            .map_err(|_| IndexError::Other("contact cache lock poisoned".into()))?;
+        if let Some(t) = cache.get(&id) {
+            return Ok(t.clone());
+        }
+        let text = store.contact(id)?.map(|c| {
+            format!(
+                "{} {}",
+                c.name.unwrap_or_default(),
+                c.email.unwrap_or_default()
+            )
+        });
+        cache.insert(id, text.clone());
+        Ok(text)
     }
 
     /// Adds what one event changes (not yet committed).
@@ -292,14 +317,17 @@ impl SearchIndex {
             self.writer()?
                 .delete_term(Term::from_field_u64(self.f.contact_id, contact_id.get()));
         }
+        // A message of a contact deleted later is added here and removed
+        // by that later `contact.deleted` (applied in log order), so a
+        // replay of the log needs no look-up of whether it still exists;
+        // a hit is read from the store anyway, and skipped if gone.
         if let EventPayload::MessageCreated { message } = &ev.payload {
             let doc = self.document(store, message, ev.inbox_id, ev.contact_id)?;
             let w = self.writer()?;
-            // Re-indexing after a partial commit never duplicates.
-            w.delete_term(Term::from_field_u64(self.f.message_id, message.id.get()));
-            if let Some(doc) = doc {
-                w.add_document(doc)?;
+            if ev.id.get() <= self.overlap_until.load(Ordering::Acquire) {
+                w.delete_term(Term::from_field_u64(self.f.message_id, message.id.get()));
             }
+            w.add_document(doc)?;
         }
         Ok(())
     }
@@ -313,6 +341,7 @@ impl SearchIndex {
             let payload = serde_json::to_string(&Payload {
                 version: INDEX_VERSION,
                 event_id: upto,
+                overlap_until: self.overlap_until.load(Ordering::Acquire),
             })
             .map_err(|e| IndexError::Other(e.to_string()))?;
             prepared.set_payload(&payload);
@@ -320,6 +349,11 @@ impl SearchIndex {
         }
         self.reader.reload()?;
         self.indexed_upto.store(upto, Ordering::Release);
+        // A contact renamed since shows under its new name from the next
+        // commit on.
+        if let Ok(mut c) = self.contacts.lock() {
+            c.clear();
+        }
         self.progress.send_replace(upto);
         Ok(())
     }
@@ -372,15 +406,17 @@ impl SearchIndex {
                     (c.inbox_id, c.contact_id)
                 }
             };
-            if let Some(doc) = self.document(store, &m, inbox, contact)? {
-                self.writer()?.add_document(doc)?;
-            }
+            let doc = self.document(store, &m, inbox, contact)?;
+            self.writer()?.add_document(doc)?;
             done += 1;
             if done.is_multiple_of(10_000) {
                 progress(done, total);
             }
         }
         progress(done, total);
+        // What was published while the scan ran may be in it already.
+        self.overlap_until
+            .store(store.durability().published_upto(), Ordering::Release);
         self.commit(upto)
     }
 
@@ -491,9 +527,11 @@ impl SearchIndex {
                 break;
             }
             for (i, (_, addr)) in page.iter().enumerate() {
-                let doc: TantivyDocument = searcher.doc(*addr)?;
-                let get = |field: Field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
-                let (conv_id, seq) = (ConversationId::new(get(f.conversation_id)), get(f.seq));
+                let fast = searcher.segment_reader(addr.segment_ord).fast_fields();
+                let get = |name: &str| -> Result<u64> {
+                    Ok(fast.u64(name)?.first(addr.doc_id).unwrap_or(0))
+                };
+                let (conv_id, seq) = (ConversationId::new(get("conversation_id")?), get("seq")?);
                 let Some(message) = store.message(conv_id, seq)? else {
                     continue;
                 };
