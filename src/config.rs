@@ -539,6 +539,24 @@ impl ServeConfig {
             .map_err(|e| e.to_string())?
             .validate()
     }
+
+    /// Whether the base URL names this machine only (a loopback address,
+    /// `localhost` or an unspecified address): links and webhook URLs
+    /// made from it reach nobody else, so the settings pages warn.
+    pub fn base_url_is_local(&self) -> bool {
+        let Ok(u) = url::Url::parse(&self.base_url) else {
+            return false;
+        };
+        match u.host() {
+            Some(url::Host::Domain(d)) => {
+                d.eq_ignore_ascii_case("localhost")
+                    || d.to_ascii_lowercase().ends_with(".localhost")
+            }
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -552,6 +570,21 @@ mod tests {
         match cli.command {
             Command::Serve(a) => a.validate(),
             _ => Err("wrong command".into()),
+        }
+    }
+
+    #[test]
+    fn a_loopback_base_url_is_local() {
+        for (url, local) in [
+            ("http://127.0.0.1:9999", true),
+            ("http://localhost:3000", true),
+            ("http://[::1]:80", true),
+            ("http://0.0.0.0:3000", true),
+            ("https://chat.example.com", false),
+            ("http://192.168.1.5:3000", false),
+        ] {
+            let c = args(&["--base-url", url]).expect(url);
+            assert_eq!(c.base_url_is_local(), local, "{url}");
         }
     }
 

@@ -135,6 +135,38 @@
     else { document.execCommand("copy"); done(); }
   });
 
+  // Accent colour: the hex beside the picker, the preset swatches and the
+  // launcher preview follow the picker (it alone is sent with the form).
+  function showAccent(input) {
+    var box = input.closest(".color-field");
+    if (!box) return;
+    var v = input.value.toLowerCase();
+    var hex = box.querySelector("[data-role=accent-hex]");
+    if (hex) hex.textContent = v;
+    var preview = box.querySelector("[data-role=accent-preview]");
+    if (preview) preview.style.background = v;
+    box.querySelectorAll("[data-swatch]").forEach(function (b) {
+      b.setAttribute("aria-pressed", b.dataset.swatch === v ? "true" : "false");
+    });
+  }
+  document.addEventListener("input", function (e) {
+    if (e.target.matches && e.target.matches("[data-role=accent]")) showAccent(e.target);
+  });
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("[data-swatch]");
+    if (!b) return;
+    var input = b.closest(".color-field").querySelector("[data-role=accent]");
+    input.value = b.dataset.swatch;
+    showAccent(input);
+  });
+  // The page's policy refuses inline styles, so the presets get their
+  // colours here (and show only with the script that makes them work).
+  document.querySelectorAll("[data-swatch]").forEach(function (b) {
+    b.style.background = b.dataset.swatch;
+    b.parentNode.hidden = false;
+  });
+  document.querySelectorAll("[data-role=accent]").forEach(showAccent);
+
   // "Resolve & next": where to go is read before the resolve (its row then
   // leaves the list, and the live stream may replace this very button
   // before the answer comes, so the request is this script's, not htmx's):

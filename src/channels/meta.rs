@@ -25,7 +25,9 @@ const MESSENGER: &[Setting] = &[
     Setting::secret("app_secret", "App secret"),
     Setting::text("verify_token", "Verify token"),
     Setting::api_base("https://graph.facebook.com"),
-    Setting::text("api_version", "Graph API version").with_default("v21.0"),
+    Setting::text("api_version", "Graph API version")
+        .with_default("v21.0")
+        .advanced(),
 ];
 
 const INSTAGRAM: &[Setting] = &[
@@ -34,7 +36,9 @@ const INSTAGRAM: &[Setting] = &[
     Setting::secret("app_secret", "App secret"),
     Setting::text("verify_token", "Verify token"),
     Setting::api_base("https://graph.facebook.com"),
-    Setting::text("api_version", "Graph API version").with_default("v21.0"),
+    Setting::text("api_version", "Graph API version")
+        .with_default("v21.0")
+        .advanced(),
 ];
 
 impl Meta {

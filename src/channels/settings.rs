@@ -36,6 +36,9 @@ pub struct Setting {
     pub default: Option<&'static str>,
     /// Shown in the settings page.
     pub label: &'static str,
+    /// A developer's setting with a right default (a provider's base URL,
+    /// an API version): the settings page folds it under "Advanced".
+    pub advanced: bool,
 }
 
 impl Setting {
@@ -48,6 +51,7 @@ impl Setting {
             required: true,
             default: None,
             label,
+            advanced: false,
         }
     }
 
@@ -76,6 +80,15 @@ impl Setting {
             required: false,
             default: Some(default),
             label: "API base URL",
+            advanced: true,
+        }
+    }
+
+    /// Folded under "Advanced" in the settings page.
+    pub const fn advanced(self) -> Self {
+        Self {
+            advanced: true,
+            ..self
         }
     }
 

@@ -20,7 +20,9 @@ const SETTINGS: &[Setting] = &[
     Setting::secret("app_secret", "App secret"),
     Setting::text("verify_token", "Verify token"),
     Setting::api_base("https://graph.facebook.com"),
-    Setting::text("api_version", "Graph API version").with_default("v21.0"),
+    Setting::text("api_version", "Graph API version")
+        .with_default("v21.0")
+        .advanced(),
     Setting::text("template_name", "Template for replies after 24 hours").optional(),
     Setting::text("template_language", "Template language").with_default("en_US"),
 ];

@@ -517,7 +517,12 @@ async fn admins_manage_agents_inboxes_and_canned_responses_in_settings() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    let inbox_html = s.get(&app, "/settings/inboxes").await.text().await.unwrap();
+    let inbox_html = s
+        .get(&app, &format!("/settings/inboxes/{}", app.inbox_id))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         inbox_html.contains(&format!("data-key=&#34;{}&#34;", app.widget_key))
             || inbox_html.contains(&format!("data-key=&quot;{}&quot;", app.widget_key)),
@@ -822,6 +827,7 @@ async fn hostile_text_in_every_field_is_stored_as_sent_and_rendered_inert() {
         format!("/conversations/{conv}"),
         "/settings/agents".to_owned(),
         "/settings/inboxes".to_owned(),
+        format!("/settings/inboxes/{}", app.inbox_id),
         "/search?q=onerror".to_owned(),
     ] {
         let html = s.get(&app, &page).await.text().await.unwrap();
@@ -938,11 +944,42 @@ async fn channels_are_added_in_settings_and_shown_in_the_workspace() {
         .unwrap()
         .clone();
     let id = inbox["id"].as_str().unwrap().to_owned();
-    let page = s.get(&app, "/settings/inboxes").await.text().await.unwrap();
+    // The new inbox's own page is where the admin lands.
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/settings/inboxes/{id}?created=1")
+    );
+    let page = s
+        .get(&app, &format!("/settings/inboxes/{id}?created=1"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Inbox created."), "{page}");
     assert!(
         page.contains(&app.url(&format!("/hooks/twilio/{id}"))),
         "the webhook URL to paste"
     );
+    assert!(page.contains("Paste this webhook URL into the provider"));
+    // The base URL is a loopback address: the page says so, and how to fix it.
+    assert!(page.contains("data-role=\"local-base-url\"") && page.contains("NATTER_BASE_URL"));
+    // The provider's base URL is a developer's setting, folded away; an SMS
+    // inbox has no greeting, colour, snippet or identity secret.
+    let advanced = page.split("<details class=\"advanced\"").nth(1).unwrap();
+    assert!(advanced.contains("name=\"s.api_base\""));
+    assert!(!page
+        .split("<details class=\"advanced\"")
+        .next()
+        .unwrap()
+        .contains("name=\"s.api_base\""));
+    for web_only in [
+        "name=\"greeting\"",
+        "name=\"accent_color\"",
+        "Identity verification",
+        "data-role=\"snippet\"",
+    ] {
+        assert!(!page.contains(web_only), "{web_only} on an SMS inbox");
+    }
     assert!(!page.contains("supersecret"), "secrets are write-only");
     // Saving without retyping the secret keeps it; the test button asks
     // the provider.
@@ -1368,4 +1405,72 @@ async fn an_agent_in_no_inbox_is_told_who_can_add_them() {
     app.add_member(&app.inbox_id, &id).await;
     let page = s.page(&app, "/inbox").await;
     assert!(!page.contains("data-role=\"no-inbox\""), "{page}");
+}
+
+/// Telegram learns its webhook from Natter when the inbox is created: a
+/// refusal is said on the new inbox's page (not "Saved."), and the page
+/// never asks to paste the URL anywhere. Once Telegram accepts, "Test
+/// connection" registers it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telegram_inbox_whose_webhook_was_refused_says_so() {
+    let app = spawn_app().await;
+    let fake = crate::fakes::Fake::start().await;
+    fake.json(
+        "/getMe",
+        200,
+        json!({"ok": true, "result": {"id": 7, "username": "shop_bot"}}),
+    );
+    fake.json(
+        "/setWebhook",
+        400,
+        json!({"ok": false, "description": "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"}),
+    );
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r = s
+        .post(
+            &app,
+            "/settings/inboxes",
+            &[
+                ("channel", "telegram"),
+                ("name", "Bot"),
+                ("s.bot_token", "123:abc"),
+                ("s.api_base", &fake.url),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(
+        !page.contains("Saved.") && !page.contains("Inbox created."),
+        "{page}"
+    );
+    assert!(
+        page.contains("did not accept Natter&#39;s webhook")
+            || page.contains("did not accept Natter's webhook"),
+        "{page}"
+    );
+    assert!(page.contains("An HTTPS URL must be provided"), "{page}");
+    assert!(page.contains("data-role=\"own-hook\""));
+    assert!(!page.contains("Paste this webhook URL"));
+    assert!(!page.contains("Signing secret"), "nothing to copy by hand");
+    assert!(!page.contains("name=\"greeting\""));
+    // The inbox exists; once Telegram accepts, the test button says so.
+    fake.json("/setWebhook", 200, json!({"ok": true, "result": true}));
+    let inboxes = body(app.get("/api/v1/inboxes", &app.admin_token).await).await;
+    let id = inboxes["inboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "Bot")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .post(&app, &format!("/settings/inboxes/{id}/test"), &[], true)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("@shop_bot"));
+    assert_eq!(fake.requests("/setWebhook").len(), 2);
 }

@@ -490,6 +490,12 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "/settings/inboxes/{id}",
         [303, 303, 303, 403, 403, 303, 303],
     ),
+    // One inbox's own page: admins only (to an agent it does not exist).
+    (
+        "GET",
+        "/settings/inboxes/{id}",
+        [303, 303, 303, 404, 404, 303, 200],
+    ),
     (
         "POST",
         "/settings/inboxes/{id}/rotate-secret",
@@ -1040,7 +1046,8 @@ impl World {
                 form = vec![("name".into(), "Website".into())];
             }
             ("POST", "/settings/inboxes/{id}/channel")
-            | ("POST", "/settings/inboxes/{id}/test") => path = path.replace("{id}", &app.inbox_id),
+            | ("POST", "/settings/inboxes/{id}/test")
+            | ("GET", "/settings/inboxes/{id}") => path = path.replace("{id}", &app.inbox_id),
             ("POST", "/ui/contacts/{id}/merge") => {
                 path = path.replace("{id}", &self.fresh_contact().await);
                 form = vec![("into".into(), self.fresh_contact().await)];

@@ -98,3 +98,138 @@ async fn an_invited_agent_sets_a_password_from_the_copied_link() {
         b.close().await;
     }
 }
+
+/// An inbox's own page: the web inbox has the look of its messenger (a
+/// colour picker whose presets, hex and preview follow each other, saved
+/// with the form) and warns that a loopback base URL reaches nobody; an
+/// SMS inbox shows only what applies to it, with the provider's base URL
+/// folded under "Advanced".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_inbox_has_a_page_with_only_its_channels_fields() {
+    let app = spawn_app().await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/settings/inboxes", app.base)).await;
+    b.snap("inbox-list").await;
+    b.find(&format!("[data-inbox-id='{}'] a", app.inbox_id))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text("h1", "Website").await;
+    b.find("[data-role=local-base-url]").await;
+    let purple = "#7c3aed";
+    b.find(&format!("[data-swatch='{purple}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[data-role=accent-hex]", purple).await;
+    let pressed = b
+        .find(&format!("[data-swatch='{purple}']"))
+        .await
+        .attr("aria-pressed")
+        .await
+        .unwrap();
+    assert_eq!(pressed.as_deref(), Some("true"));
+    let preview = b
+        .find("[data-role=accent-preview]")
+        .await
+        .attr("style")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        preview.contains("124, 58, 237") || preview.contains(purple),
+        "{preview}"
+    );
+    b.snap("inbox-web").await;
+    b.find("[data-role=inbox-general] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[role=status]", "Saved.").await;
+    // The messenger wears it.
+    let theme = app
+        .client
+        .get(app.url(&format!("/m/{}/theme.css", app.widget_key)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(theme.contains(purple), "{theme}");
+    // The picker shows the saved colour after the reload.
+    let v = b
+        .find("[data-role=accent]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(v.as_deref(), Some(purple));
+    assert!(b.overflowing().await.is_empty());
+
+    // An SMS inbox, added from the list page.
+    b.goto(&format!("{}/settings/inboxes", app.base)).await;
+    b.find("details[data-channel=sms] summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let form = b.find("details[data-channel=sms] form").await;
+    for (name, value) in [
+        ("s.account_sid", "AC9"),
+        ("s.auth_token", "secret-9"),
+        ("s.from", "+15550100"),
+    ] {
+        form.find(fantoccini::Locator::Css(&format!("input[name='{name}']")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    // The base URL field is folded away until asked for.
+    let api_base = form
+        .find(fantoccini::Locator::Css("input[name='s.api_base']"))
+        .await
+        .unwrap();
+    assert!(!api_base.is_displayed().await.unwrap());
+    form.find(fantoccini::Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[role=status]", "Inbox created.").await;
+    b.find_text("h1", "SMS").await;
+    b.find("[data-role=webhook-url]").await;
+    for absent in [
+        "input[name=greeting]",
+        "input[name=accent_color]",
+        "[data-role=snippet]",
+    ] {
+        let found = b
+            .client
+            .find_all(fantoccini::Locator::Css(absent))
+            .await
+            .unwrap();
+        assert!(found.is_empty(), "{absent} on an SMS inbox");
+    }
+    b.find("[data-role=advanced] summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let shown = b
+        .find("[data-role=advanced] input[name='s.api_base']")
+        .await
+        .is_displayed()
+        .await
+        .unwrap();
+    assert!(shown);
+    b.snap("inbox-sms").await;
+    b.close().await;
+}

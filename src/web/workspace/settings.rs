@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::get().to(|| async { redirect("/settings/profile") }),
     )
     .route("/settings/{section}", web::get().to(show))
+    .route("/settings/inboxes/{id}", web::get().to(show_inbox))
     .route("/settings/profile", web::post().to(save_profile))
     .route("/settings/password", web::post().to(change_password))
     .route("/settings/agents", web::post().to(create_agent))
@@ -102,45 +103,45 @@ pub struct ChannelForm {
     label: &'static str,
     icon: &'static str,
     fields: Vec<SettingField>,
+    advanced_fields: Vec<SettingField>,
 }
 
 /// The fields of a channel, filled from stored settings (secrets never).
-fn fields(
-    spec: &[crate::channels::Setting],
+fn setting_fields<'a>(
+    spec: impl Iterator<Item = &'a crate::channels::Setting>,
     stored: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Vec<SettingField> {
-    spec.iter()
-        .map(|s| {
-            let stored_v = stored.and_then(|m| m.get(s.name));
-            let value = if s.secret {
-                String::new()
-            } else {
-                match stored_v {
-                    Some(serde_json::Value::String(t)) => t.clone(),
-                    Some(v) => v.to_string(),
-                    None => s.default.unwrap_or("").to_owned(),
-                }
-            };
-            SettingField {
-                name: s.name,
-                label: s.label,
-                value,
-                input_type: match (s.secret, s.kind) {
-                    (true, _) => "password",
-                    (_, crate::channels::SettingKind::Number) => "number",
-                    (_, crate::channels::SettingKind::Url) => "url",
-                    _ => "text",
-                },
-                placeholder: match (s.secret, stored_v.is_some()) {
-                    (true, true) => "unchanged (write-only)".to_owned(),
-                    (true, false) => "secret".to_owned(),
-                    _ if !s.required => "optional".to_owned(),
-                    _ => String::new(),
-                },
-                is_bool: s.kind == crate::channels::SettingKind::Bool,
+    spec.map(|s| {
+        let stored_v = stored.and_then(|m| m.get(s.name));
+        let value = if s.secret {
+            String::new()
+        } else {
+            match stored_v {
+                Some(serde_json::Value::String(t)) => t.clone(),
+                Some(v) => v.to_string(),
+                None => s.default.unwrap_or("").to_owned(),
             }
-        })
-        .collect()
+        };
+        SettingField {
+            name: s.name,
+            label: s.label,
+            value,
+            input_type: match (s.secret, s.kind) {
+                (true, _) => "password",
+                (_, crate::channels::SettingKind::Number) => "number",
+                (_, crate::channels::SettingKind::Url) => "url",
+                _ => "text",
+            },
+            placeholder: match (s.secret, stored_v.is_some()) {
+                (true, true) => "unchanged (write-only)".to_owned(),
+                (true, false) => "secret".to_owned(),
+                _ if !s.required => "optional".to_owned(),
+                _ => String::new(),
+            },
+            is_bool: s.kind == crate::channels::SettingKind::Bool,
+        }
+    })
+    .collect()
 }
 
 /// The `s.<name>` fields of a channel form as settings (blank = keep).
@@ -160,17 +161,25 @@ fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// An inbox card.
+/// An inbox: a row of the inbox list, or the whole of its own page.
 pub struct InboxCard {
     id: String,
     name: String,
     channel: String,
     channel_label: &'static str,
     channel_icon: &'static str,
+    /// The built-in messenger: it alone has a greeting, a look, a snippet
+    /// and an identity secret.
+    is_web: bool,
     webhook_url: String,
+    /// Natter registers the webhook with the provider itself (Telegram):
+    /// nothing to paste anywhere.
+    own_hook: bool,
     /// Generated values the admin copies (tokens, URLs).
     shown: Vec<(&'static str, String)>,
     fields: Vec<SettingField>,
+    /// Developer settings with right defaults, folded under "Advanced".
+    advanced_fields: Vec<SettingField>,
     greeting: String,
     reply_time: String,
     accent_color: String,
@@ -179,6 +188,11 @@ pub struct InboxCard {
     members: Vec<(String, String)>,
     non_members: Vec<(String, String)>,
 }
+
+/// Preset accent colours offered next to the colour picker.
+const SWATCHES: [&str; 8] = [
+    "#2563eb", "#7c3aed", "#db2777", "#dc2626", "#ea580c", "#16a34a", "#0d9488", "#111827",
+];
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -205,15 +219,34 @@ struct SettingsPage {
     /// A link just made for an agent (an invitation or a reset).
     link_shown: Option<LinkShown>,
     agents: Vec<AgentRow>,
+    /// Every inbox on the list page; on an inbox's own page, that one.
     inboxes: Vec<InboxCard>,
+    /// One inbox's own page (`/settings/inboxes/{id}`).
+    inbox_page: bool,
+    /// The public base URL, and whether it reaches only this machine (the
+    /// inbox pages then warn that providers and visitors cannot reach it).
+    base_url: String,
+    base_url_local: bool,
+    swatches: [&'static str; 8],
     channel_forms: Vec<ChannelForm>,
     canned: Vec<CannedRecord>,
 }
 
-/// `?saved=` notice.
+/// `?saved=` / `?created=` notice.
 #[derive(Deserialize)]
 pub struct NoticeQuery {
     saved: Option<String>,
+    created: Option<String>,
+}
+
+impl NoticeQuery {
+    fn notice(&self) -> Option<String> {
+        if self.created.is_some() {
+            Some("Inbox created.".to_owned())
+        } else {
+            self.saved.as_ref().map(|_| "Saved.".to_owned())
+        }
+    }
 }
 
 fn page(
@@ -224,6 +257,15 @@ fn page(
     error: Option<String>,
 ) -> Result<SettingsPage, PageError> {
     let admin = p.is_admin();
+    // `inboxes/{id}` is one inbox's page, under the Inboxes tab.
+    let (section, one_inbox) = match section.split_once('/') {
+        Some(("inboxes", id)) => (
+            "inboxes",
+            Some(parse_id::<crate::domain::ids::InboxId>(id).ok_or(ApiError::NotFound)?),
+        ),
+        Some(_) => return Err(ApiError::NotFound.into()),
+        None => (section, None),
+    };
     let allowed = matches!(section, "profile" | "canned")
         || (admin && matches!(section, "agents" | "inboxes"));
     if !allowed {
@@ -247,7 +289,16 @@ fn page(
     };
     let mut inboxes = Vec::new();
     if section == "inboxes" {
-        for i in state.svc.visible_inboxes(&p.agent)? {
+        let all = state.svc.visible_inboxes(&p.agent)?;
+        if let Some(id) = one_inbox {
+            if !all.iter().any(|i| i.id == id) {
+                return Err(ApiError::NotFound.into());
+            }
+        }
+        for i in all
+            .into_iter()
+            .filter(|i| one_inbox.is_none_or(|id| i.id == id))
+        {
             let member_ids = state.svc.member_ids(i.id)?;
             let pick = |want: bool| {
                 agents_all
@@ -264,6 +315,11 @@ fn page(
             // signing secret pasted anywhere.
             let own_hook =
                 crate::channels::ChannelKind::of(&i.channel).sets_its_webhook_on_connect();
+            let (advanced_fields, fields): (Vec<_>, Vec<_>) = adapter
+                .map_or(&[][..], |a| a.settings())
+                .iter()
+                .partition(|s| s.advanced);
+            let stored = Some(&i.settings);
             for (t, label) in [
                 (&v.api_url, "API URL"),
                 (&v.api_token, "API token"),
@@ -279,9 +335,12 @@ fn page(
             inboxes.push(InboxCard {
                 channel_label,
                 channel_icon,
+                is_web: adapter.is_none(),
                 webhook_url: v.webhook_url.clone().unwrap_or_default(),
+                own_hook,
                 shown,
-                fields: adapter.map_or_else(Vec::new, |a| fields(a.settings(), Some(&i.settings))),
+                fields: setting_fields(fields.into_iter(), stored),
+                advanced_fields: setting_fields(advanced_fields.into_iter(), stored),
                 id: format_id(i.id),
                 snippet: format!(
                     "<script src=\"{}/widget.js\" data-key=\"{}\" defer></script>",
@@ -307,7 +366,11 @@ fn page(
                     name: c.name(),
                     label,
                     icon,
-                    fields: fields(c.settings(), None),
+                    fields: setting_fields(c.settings().iter().filter(|s| !s.advanced), None),
+                    advanced_fields: setting_fields(
+                        c.settings().iter().filter(|s| s.advanced),
+                        None,
+                    ),
                 }
             })
             .collect()
@@ -340,6 +403,10 @@ fn page(
         link_shown: None,
         agents,
         inboxes,
+        inbox_page: one_inbox.is_some(),
+        base_url: state.config.base_url.clone(),
+        base_url_local: state.config.base_url_is_local(),
+        swatches: SWATCHES,
         canned: if section == "canned" {
             state.svc.canned_responses()?
         } else {
@@ -355,8 +422,25 @@ async fn show(
     path: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let notice = q.saved.as_ref().map(|_| "Saved.".to_owned());
-    Ok(html(render(&page(&state, &p, &path, notice, None)?)?))
+    Ok(html(render(&page(&state, &p, &path, q.notice(), None)?)?))
+}
+
+/// One inbox's settings page.
+#[tracing::instrument(skip_all, fields(agent = %p.agent.id, inbox = %path))]
+async fn show_inbox(
+    state: web::Data<AppState>,
+    p: PageAgent,
+    path: web::Path<String>,
+    q: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let section = format!("inboxes/{path}");
+    Ok(html(render(&page(
+        &state,
+        &p,
+        &section,
+        q.notice(),
+        None,
+    )?)?))
 }
 
 /// Runs a change; a refused value re-renders the section with the reason.
@@ -605,8 +689,31 @@ async fn create_inbox(
         greeting: None,
         settings: Some(settings_from_form(&f)),
     };
-    let r = state.svc.create_inbox(&p.agent, new).await;
-    outcome(&state, &p, "inboxes", r).await
+    match state.svc.create_inbox(&p.agent, new).await {
+        // The provider refused what natter registered with it (Telegram's
+        // setWebhook): the inbox exists, but say so instead of "Saved.".
+        Ok((inbox, Some(check))) if !check.ok => {
+            let (label, _) = crate::channels::label(&inbox.channel);
+            let error = format!(
+                "The inbox was created, but {label} did not accept Natter's webhook: {}. \
+                 Fix the settings below and press \"Test connection\" to register it again.",
+                check.message
+            );
+            let section = format!("inboxes/{}", format_id(inbox.id));
+            Ok(html(render(&page(
+                &state,
+                &p,
+                &section,
+                None,
+                Some(error),
+            )?)?))
+        }
+        Ok((inbox, _)) => Ok(redirect(&format!(
+            "/settings/inboxes/{}?created=1",
+            format_id(inbox.id)
+        ))),
+        Err(e) => outcome(&state, &p, "inboxes", Err::<(), _>(e)).await,
+    }
 }
 
 /// Saves a channel's settings (blank secrets keep their value).
@@ -623,7 +730,7 @@ async fn save_channel(
         ..InboxChange::default()
     };
     let r = state.svc.update_inbox(&p.agent, id, change).await;
-    outcome(&state, &p, "inboxes", r).await
+    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
 }
 
 /// "Test connection": the provider's answer, shown on the page.
@@ -642,7 +749,8 @@ async fn test_channel(
     } else {
         (None, Some(text))
     };
-    Ok(html(render(&page(&state, &p, "inboxes", notice, error)?)?))
+    let section = format!("inboxes/{}", format_id(id));
+    Ok(html(render(&page(&state, &p, &section, notice, error)?)?))
 }
 
 #[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
@@ -653,16 +761,17 @@ async fn update_inbox(
 ) -> Result<HttpResponse, PageError> {
     let AdminForm { page: p, form: f } = f;
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    // The form always holds every field: a blank one clears its value.
+    // A web inbox's form holds every field, so a blank one clears its
+    // value; other channels' forms have only the name (the rest keeps).
     let change = InboxChange {
         name: Some(f.name),
-        greeting: Some(f.greeting.unwrap_or_default()),
-        accent_color: Some(f.accent_color.unwrap_or_default()),
-        reply_time: Some(f.reply_time.unwrap_or_default()),
+        greeting: f.greeting,
+        accent_color: f.accent_color,
+        reply_time: f.reply_time,
         ..InboxChange::default()
     };
     let r = state.svc.update_inbox(&p.agent, id, change).await;
-    outcome(&state, &p, "inboxes", r).await
+    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
 }
 
 /// A form with only the CSRF token.
@@ -679,7 +788,10 @@ async fn rotate_secret(
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
     state.svc.rotate_identity_secret(&f.page.agent, id).await?;
-    Ok(redirect("/settings/inboxes?saved=1"))
+    Ok(redirect(&format!(
+        "/settings/inboxes/{}?saved=1",
+        format_id(id)
+    )))
 }
 
 /// Add-member form.
@@ -701,7 +813,7 @@ async fn add_member(
         Some(agent) => state.svc.add_member(&p.agent, inbox, agent).await,
         None => Err(Invalid::new("agent_id", "no such agent").into()),
     };
-    outcome(&state, &p, "inboxes", r).await
+    outcome(&state, &p, &format!("inboxes/{}", format_id(inbox)), r).await
 }
 
 #[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path.0, member = %path.1))]
@@ -713,7 +825,10 @@ async fn remove_member(
     let inbox = parse_id(&path.0).ok_or(ApiError::NotFound)?;
     let agent = parse_id(&path.1).ok_or(ApiError::NotFound)?;
     state.svc.remove_member(&f.page.agent, inbox, agent).await?;
-    Ok(redirect("/settings/inboxes?saved=1"))
+    Ok(redirect(&format!(
+        "/settings/inboxes/{}?saved=1",
+        format_id(inbox)
+    )))
 }
 
 /// Canned response form.
