@@ -2,7 +2,7 @@
 //! (admins: subscribe a URL to events, list, delete, read the delivery
 //! log) and the Web Push subscriptions of an agent's browsers.
 
-use crate::domain::ids::WebhookId;
+use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::{time, Invalid};
 use crate::error::{ApiError, ApiResult};
 use crate::service::agents::require_admin;
@@ -105,6 +105,40 @@ impl Services {
             return Err(ApiError::NotFound);
         }
         Ok(self.store.webhook_attempts(id, DELIVERY_LOG_ROWS)?)
+    }
+
+    /// Delivers one event to a subscription again, now (admins), as the
+    /// deliveries page's "Retry" does: 404 unless the subscription exists
+    /// and has tried that event; 409 once it is disabled (its receiver
+    /// answered 410 Gone).
+    #[tracing::instrument(skip_all, fields(webhook = %id, event = %event_id, by = %actor.id))]
+    pub async fn retry_webhook_delivery(
+        &self,
+        actor: &AgentRecord,
+        id: WebhookId,
+        event_id: EventId,
+    ) -> ApiResult<()> {
+        require_admin(actor)?;
+        let hook = self.store.webhook(id)?.ok_or(ApiError::NotFound)?;
+        if hook.disabled {
+            return Err(ApiError::Conflict(
+                "this webhook is disabled: its receiver answered 410 Gone; subscribe it again"
+                    .into(),
+            ));
+        }
+        let tried = self
+            .store
+            .webhook_attempts(id, usize::MAX)?
+            .iter()
+            .any(|a| a.event_id == event_id);
+        if !tried {
+            return Err(ApiError::NotFound);
+        }
+        self.store
+            .retry_webhook_delivery(id, event_id, time::now())
+            .await?;
+        tracing::info!(webhook = %id, event = %event_id, by = %actor.id, "webhook delivery retried");
+        Ok(())
     }
 
     /// The VAPID public key browsers subscribe with.

@@ -100,6 +100,58 @@ impl Store {
         .await
     }
 
+    /// Delivers an event to a subscription again, now (an admin's retry):
+    /// a delivery still queued for its next try is moved to now, keeping
+    /// its attempt count and `webhook-id`; one given up is queued afresh.
+    /// Either way there is one delivery, never two.
+    pub async fn retry_webhook_delivery(
+        &self,
+        webhook_id: WebhookId,
+        event_id: crate::domain::ids::EventId,
+        now: Micros,
+    ) -> Result<()> {
+        let queued: Option<(Vec<u8>, super::JobRecord)> = self
+            .tree(Tree::JobdueJob)
+            .iter()
+            .filter_map(|kv| {
+                let (k, v) = kv.ok()?;
+                let job: super::JobRecord = decode(&v).ok()?;
+                matches!(job.kind, super::JobKind::Webhook { webhook_id: w, event_id: e }
+                    if w == webhook_id && e == event_id)
+                .then(|| (k.to_vec(), job))
+            })
+            .next();
+        self.write(now, |tx| {
+            if !tx.contains(Tree::WebhookidWebhook, &u64_be(webhook_id))? {
+                return abort(StoreError::NotFound);
+            }
+            match &queued {
+                Some((key, job)) if tx.contains(Tree::JobdueJob, key)? => {
+                    tx.del(Tree::JobdueJob, key)?;
+                    let mut moved = job.clone();
+                    moved.due = tx.now;
+                    tx.put(
+                        Tree::JobdueJob,
+                        &super::keys::time_id(tx.now, job.id),
+                        &moved,
+                    )?;
+                    tx.jobs += 1;
+                }
+                _ => {
+                    tx.enqueue(
+                        super::JobKind::Webhook {
+                            webhook_id,
+                            event_id,
+                        },
+                        tx.now,
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// A subscription's attempts, newest first.
     pub fn webhook_attempts(
         &self,

@@ -142,6 +142,13 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "/api/v1/webhooks/{id}/deliveries",
         [401, 401, 401, 403, 403, 401, 200],
     ),
+    // An admin retrying an event the webhook never tried: 404 (the retry
+    // itself is in webhooks.rs).
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{event_id}/retry",
+        [401, 401, 401, 403, 403, 401, 404],
+    ),
     (
         "GET",
         "/api/v1/push/key",
@@ -534,6 +541,27 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "POST",
         "/ui/profile/timezone",
         [303, 303, 303, 204, 204, 303, 204],
+    ),
+    (
+        "GET",
+        "/settings/webhooks/{id}",
+        [303, 303, 303, 404, 404, 303, 200],
+    ),
+    // The answer shows the new secret once: a page, not a redirect.
+    (
+        "POST",
+        "/settings/webhooks",
+        [303, 303, 303, 403, 403, 303, 200],
+    ),
+    (
+        "POST",
+        "/settings/webhooks/{id}/delete",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
+        "POST",
+        "/settings/webhooks/{id}/retry",
+        [303, 303, 303, 403, 403, 303, 404],
     ),
     (
         "POST",
@@ -944,8 +972,25 @@ impl World {
             ("DELETE", "/api/v1/webhooks/{id}") => {
                 path = path.replace("{id}", &self.fresh_webhook().await)
             }
-            ("GET", "/api/v1/webhooks/{id}/deliveries") => {
+            ("GET", "/api/v1/webhooks/{id}/deliveries")
+            | ("GET", "/settings/webhooks/{id}")
+            | ("POST", "/settings/webhooks/{id}/delete") => {
                 path = path.replace("{id}", &self.fresh_webhook().await)
+            }
+            ("POST", "/api/v1/webhooks/{id}/deliveries/{event_id}/retry") => {
+                path = path
+                    .replace("{id}", &self.fresh_webhook().await)
+                    .replace("{event_id}", "1")
+            }
+            ("POST", "/settings/webhooks/{id}/retry") => {
+                path = path.replace("{id}", &self.fresh_webhook().await);
+                form = vec![("event_id".into(), "1".into())];
+            }
+            ("POST", "/settings/webhooks") => {
+                form = vec![
+                    ("url".into(), "https://example.com/hook".into()),
+                    ("events".into(), "contact.deleted".into()),
+                ]
             }
             ("GET", "/api/v1/contacts/{id}") => {
                 path = path.replace("{id}", &self.fresh_contact().await)

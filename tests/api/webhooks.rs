@@ -353,3 +353,113 @@ async fn kill_9_between_accepting_a_reply_and_sending_it_still_delivers_once() {
         "each reply delivered exactly once"
     );
 }
+
+/// Polls the delivery log until it has `n` rows (a delivery is logged
+/// after its answer arrives, so the receiver seeing it is not enough).
+async fn wait_deliveries(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    n: usize,
+    within: Duration,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let rows = deliveries(app, id).await;
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {n} deliveries within {within:?}: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// "Retry" delivers a failed event again at once, as the same delivery
+/// (same `webhook-id`, the attempt count going on), never as a second
+/// one; an event the webhook never tried is 404 and a disabled webhook 409.
+/// The receiver fails twice: without a working retry the third attempt
+/// would wait for the schedule (5 s, then 30 s), far past the 15 s given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_is_retried_at_once_and_only_once() {
+    let app = spawn_app().await;
+    let fake = Fake::start().await;
+    fake.json("/flaky", 200, json!({}));
+    fake.fail_next("/flaky", &[500, 500]);
+    fake.json("/gone", 410, json!({}));
+    let hook = body(
+        app.post(
+            "/api/v1/webhooks",
+            &app.admin_token,
+            json!({"url": format!("{}/flaky", fake.url), "events": ["conversation.created"]}),
+        )
+        .await,
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let gone = body(
+        app.post(
+            "/api/v1/webhooks",
+            &app.admin_token,
+            json!({"url": format!("{}/gone", fake.url), "events": ["conversation.created"]}),
+        )
+        .await,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, token) = app.contact().await;
+    app.start_conversation(&token, "Retry me").await;
+    let rows = wait_deliveries(&app, &id, 1, Duration::from_secs(15)).await;
+    assert_eq!(rows[0]["status_code"], 500);
+    let event = rows[0]["event_id"].as_str().unwrap().to_owned();
+    let retry = |hook: String, event: String| {
+        let app = &app;
+        async move {
+            app.post(
+                &format!("/api/v1/webhooks/{hook}/deliveries/{event}/retry"),
+                &app.admin_token,
+                json!({}),
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(
+        retry(id.clone(), "999999".into()).await,
+        StatusCode::NOT_FOUND
+    );
+    // Attempt 2 (still failing) may be the retry or the schedule's 5 s.
+    assert_eq!(retry(id.clone(), event.clone()).await, StatusCode::ACCEPTED);
+    let rows = wait_deliveries(&app, &id, 2, Duration::from_secs(15)).await;
+    assert_eq!(
+        (rows[0]["attempt"].clone(), rows[0]["status_code"].clone()),
+        (json!(2), json!(500))
+    );
+    // Attempt 3 comes only from the retry (the schedule says 30 s now).
+    assert_eq!(retry(id.clone(), event.clone()).await, StatusCode::ACCEPTED);
+    let rows = wait_deliveries(&app, &id, 3, Duration::from_secs(15)).await;
+    assert_eq!(
+        (rows[0]["attempt"].clone(), rows[0]["status_code"].clone()),
+        (json!(3), json!(200))
+    );
+    let got = fake.requests("/flaky");
+    assert_eq!(got.len(), 3, "one delivery, tried three times");
+    let ids: std::collections::BTreeSet<_> = got
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "the same webhook-id on every try: {ids:?}");
+    // A delivered event retried again is delivered again, once.
+    assert_eq!(retry(id.clone(), event.clone()).await, StatusCode::ACCEPTED);
+    fake.wait_for("/flaky", 4, Duration::from_secs(15)).await;
+    wait_deliveries(&app, &id, 4, Duration::from_secs(15)).await;
+    // The 410 disabled the other webhook: retrying it is refused.
+    wait_deliveries(&app, &gone, 1, Duration::from_secs(15)).await;
+    assert_eq!(
+        retry(gone.clone(), event.clone()).await,
+        StatusCode::CONFLICT
+    );
+}

@@ -233,3 +233,116 @@ async fn each_inbox_has_a_page_with_only_its_channels_fields() {
     b.snap("inbox-sms").await;
     b.close().await;
 }
+
+/// An admin subscribes a URL from the settings page: the secret is shown
+/// once, and the deliveries it signs verify with it; a failed delivery
+/// shows its answer and a Retry button that delivers it; Delete removes
+/// the subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_made_in_settings_delivers_and_is_retried_from_its_log() {
+    let app = spawn_app().await;
+    let fake = crate::fakes::Fake::start().await;
+    fake.json("/shop-hook", 200, serde_json::json!({}));
+    fake.fail_next("/shop-hook", &[503]);
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/settings/webhooks", app.base)).await;
+    b.find("[data-role=no-webhooks]").await;
+    let form = b.find("form[data-role=new-webhook]").await;
+    form.find(fantoccini::Locator::Css("input[name=url]"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{}/shop-hook", fake.url))
+        .await
+        .unwrap();
+    // message.created is ticked already; add conversation.created.
+    form.find(fantoccini::Locator::Css(
+        "input[name=events][value='conversation.created']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    form.find(fantoccini::Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[data-role=webhook-secret]", "not shown again")
+        .await;
+    let secret = b
+        .find("[data-role=secret-value]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    b.snap("webhook-created").await;
+
+    // A customer writes: both events arrive, signed with that secret (the
+    // first try of one of them is refused with a 503).
+    let (_, token) = app.contact().await;
+    app.start_conversation(&token, "Hello shop").await;
+    let got = fake
+        .wait_for("/shop-hook", 2, std::time::Duration::from_secs(15))
+        .await;
+    for r in &got {
+        assert!(crate::fakes::verify_standard_webhook(&secret, r), "{r:?}");
+    }
+    // The log shows the refused try with its answer, and Retry.
+    b.goto(&format!("{}/settings/webhooks", app.base)).await;
+    assert!(
+        !b.client.source().await.unwrap().contains(&secret),
+        "shown once"
+    );
+    b.find("tr[data-webhook-id] a").await.click().await.unwrap();
+    let failed = b.find_text("tr.failed", "503").await;
+    assert!(failed.text().await.unwrap().contains("answered 503"));
+    b.find_text("tr.ok", "200").await;
+    b.snap("webhook-deliveries").await;
+    b.find("[data-role=retry-webhook]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[role=status]", "Delivering it again").await;
+    fake.wait_for("/shop-hook", 3, std::time::Duration::from_secs(15))
+        .await;
+    // Once logged, the event's newest row is a 200 and Retry is gone.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        b.client.refresh().await.unwrap();
+        let retry = b
+            .client
+            .find_all(fantoccini::Locator::Css("[data-role=retry-webhook]"))
+            .await
+            .unwrap();
+        let ok = b
+            .client
+            .find_all(fantoccini::Locator::Css("tr.ok"))
+            .await
+            .unwrap();
+        if retry.is_empty() && ok.len() == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "retry never logged");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(b.overflowing().await.is_empty());
+
+    // Delete.
+    b.goto(&format!("{}/settings/webhooks", app.base)).await;
+    b.find("[data-role=delete-webhook]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[role=status]", "Saved.").await;
+    b.find("[data-role=no-webhooks]").await;
+    let listed = crate::helpers::body(app.get("/api/v1/webhooks", &app.admin_token).await).await;
+    assert_eq!(listed["webhooks"].as_array().unwrap().len(), 0);
+    b.close().await;
+}

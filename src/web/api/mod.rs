@@ -109,7 +109,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/webhooks")
                 .route("/{id}", web::delete().to(webhooks::delete))
-                .route("/{id}/deliveries", web::get().to(webhooks::deliveries)),
+                .route("/{id}/deliveries", web::get().to(webhooks::deliveries))
+                .route(
+                    "/{id}/deliveries/{event_id}/retry",
+                    web::post().to(webhooks::retry),
+                ),
         )
         .service(
             web::scope("/contacts")

@@ -92,3 +92,19 @@ pub async fn deliveries(
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "deliveries": rows })))
 }
+
+/// Delivers one event again now (after the receiver was fixed): 202; 404
+/// for a webhook that never tried that event; 409 for a disabled one.
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id, webhook = %path.0))]
+pub async fn retry(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    auth.require_admin()?;
+    state
+        .svc
+        .retry_webhook_delivery(&auth.agent, path_id(&path.0)?, path_id(&path.1)?)
+        .await?;
+    Ok(HttpResponse::Accepted().json(json!({ "queued": true })))
+}

@@ -50,6 +50,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/settings/inboxes/{id}/members/{agent}/remove",
         web::post().to(remove_member),
     )
+    .route("/settings/webhooks/{id}", web::get().to(show_webhook))
+    .route("/settings/webhooks", web::post().to(create_webhook))
+    .route(
+        "/settings/webhooks/{id}/delete",
+        web::post().to(delete_webhook),
+    )
+    .route(
+        "/settings/webhooks/{id}/retry",
+        web::post().to(retry_webhook),
+    )
     .route("/settings/canned", web::post().to(create_canned))
     .route("/settings/canned/{id}", web::post().to(update_canned))
     .route(
@@ -189,6 +199,33 @@ pub struct InboxCard {
     non_members: Vec<(String, String)>,
 }
 
+/// An outbound webhook subscription, as the webhooks page lists it.
+pub struct WebhookRow {
+    id: String,
+    url: String,
+    events: String,
+    /// Its receiver answered 410 Gone: nothing is delivered any more.
+    disabled: bool,
+    created_iso: String,
+    created_text: String,
+}
+
+/// One delivery attempt on a webhook's page.
+pub struct DeliveryRow {
+    event: String,
+    event_id: String,
+    attempt: u32,
+    /// The receiver's status code, or "-" when there was no answer.
+    status: String,
+    ok: bool,
+    error: String,
+    at_iso: String,
+    at_text: String,
+    /// The newest attempt of its event, and a failed one: "Retry" is
+    /// offered here (once per event).
+    retry: bool,
+}
+
 /// Preset accent colours offered next to the colour picker.
 const SWATCHES: [&str; 8] = [
     "#2563eb", "#7c3aed", "#db2777", "#dc2626", "#ea580c", "#16a34a", "#0d9488", "#111827",
@@ -228,6 +265,15 @@ struct SettingsPage {
     base_url: String,
     base_url_local: bool,
     swatches: [&'static str; 8],
+    /// Outbound webhooks (the list page), or the one whose page this is.
+    webhooks: Vec<WebhookRow>,
+    /// Its delivery log, newest first (on a webhook's own page).
+    deliveries: Vec<DeliveryRow>,
+    webhook_page: bool,
+    /// The events a webhook can ask for.
+    webhook_events: &'static [&'static str],
+    /// A subscription just made, with its secret, shown this once.
+    webhook_secret: Option<(String, String)>,
     channel_forms: Vec<ChannelForm>,
     canned: Vec<CannedRecord>,
 }
@@ -237,12 +283,15 @@ struct SettingsPage {
 pub struct NoticeQuery {
     saved: Option<String>,
     created: Option<String>,
+    retried: Option<String>,
 }
 
 impl NoticeQuery {
     fn notice(&self) -> Option<String> {
         if self.created.is_some() {
             Some("Inbox created.".to_owned())
+        } else if self.retried.is_some() {
+            Some("Delivering it again now; its new attempt shows below.".to_owned())
         } else {
             self.saved.as_ref().map(|_| "Saved.".to_owned())
         }
@@ -258,16 +307,23 @@ fn page(
 ) -> Result<SettingsPage, PageError> {
     let admin = p.is_admin();
     // `inboxes/{id}` is one inbox's page, under the Inboxes tab.
-    let (section, one_inbox) = match section.split_once('/') {
+    // `webhooks/{id}` is one webhook's delivery log.
+    let (section, one_inbox, one_webhook) = match section.split_once('/') {
         Some(("inboxes", id)) => (
             "inboxes",
             Some(parse_id::<crate::domain::ids::InboxId>(id).ok_or(ApiError::NotFound)?),
+            None,
+        ),
+        Some(("webhooks", id)) => (
+            "webhooks",
+            None,
+            Some(parse_id::<crate::domain::ids::WebhookId>(id).ok_or(ApiError::NotFound)?),
         ),
         Some(_) => return Err(ApiError::NotFound.into()),
-        None => (section, None),
+        None => (section, None, None),
     };
     let allowed = matches!(section, "profile" | "canned")
-        || (admin && matches!(section, "agents" | "inboxes"));
+        || (admin && matches!(section, "agents" | "inboxes" | "webhooks"));
     if !allowed {
         return Err(ApiError::NotFound.into());
     }
@@ -377,7 +433,53 @@ fn page(
     } else {
         Vec::new()
     };
+    let mut webhooks = Vec::new();
+    let mut deliveries = Vec::new();
+    if section == "webhooks" {
+        for w in state.svc.webhooks(&p.agent)? {
+            if one_webhook.is_some_and(|id| id != w.id) {
+                continue;
+            }
+            webhooks.push(WebhookRow {
+                id: format_id(w.id),
+                url: w.url,
+                events: w.events.join(", "),
+                disabled: w.disabled,
+                created_iso: crate::domain::time::rfc3339(w.created_at),
+                created_text: super::view::human_utc(w.created_at),
+            });
+        }
+        if let Some(id) = one_webhook {
+            if webhooks.is_empty() {
+                return Err(ApiError::NotFound.into());
+            }
+            let mut seen = std::collections::HashSet::new();
+            for a in state.svc.webhook_deliveries(&p.agent, id)? {
+                let ok = a.status_code.is_some_and(|c| (200..300).contains(&c));
+                // Newest first: the first row of an event is its latest try.
+                let newest = seen.insert(a.event_id);
+                deliveries.push(DeliveryRow {
+                    event: a.event,
+                    event_id: a.event_id.to_string(),
+                    attempt: a.attempt,
+                    status: a
+                        .status_code
+                        .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                    ok,
+                    error: a.error.unwrap_or_default(),
+                    at_iso: crate::domain::time::rfc3339(a.at),
+                    at_text: super::view::human_utc(a.at),
+                    retry: newest && !ok,
+                });
+            }
+        }
+    }
     Ok(SettingsPage {
+        webhooks,
+        deliveries,
+        webhook_page: one_webhook.is_some(),
+        webhook_events: crate::service::webhooks::EVENTS,
+        webhook_secret: None,
         channel_forms,
         csrf: p.csrf(),
         agent_id: format_id(p.agent.id),
@@ -485,6 +587,7 @@ csrf_field!(
     CsrfOnly,
     MemberForm,
     CannedForm,
+    RetryForm,
 );
 
 /// Profile form.
@@ -881,4 +984,90 @@ async fn delete_canned(
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
     state.svc.delete_canned(&f.page.agent, id).await?;
     Ok(redirect("/settings/canned?saved=1"))
+}
+
+/// One webhook's page: its delivery log.
+#[tracing::instrument(skip_all, fields(agent = %p.agent.id, webhook = %path))]
+async fn show_webhook(
+    state: web::Data<AppState>,
+    p: PageAgent,
+    path: web::Path<String>,
+    q: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let section = format!("webhooks/{path}");
+    Ok(html(render(&page(
+        &state,
+        &p,
+        &section,
+        q.notice(),
+        None,
+    )?)?))
+}
+
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
+async fn create_webhook(
+    state: web::Data<AppState>,
+    f: AdminForm<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let AdminForm { page: p, form: f } = f;
+    let url = form_value(&f, "url").unwrap_or("").trim().to_owned();
+    let events: Vec<String> = f
+        .iter()
+        .filter(|(k, _)| k == "events")
+        .map(|(_, v)| v.clone())
+        .collect();
+    match state.svc.create_webhook(&p.agent, &url, &events).await {
+        // The secret is shown this once, on the page the form answers
+        // with (no redirect: it is never stored anywhere it can be read).
+        Ok((w, secret)) => {
+            let mut pg = page(&state, &p, "webhooks", None, None)?;
+            pg.webhook_secret = Some((w.url, secret));
+            Ok(html(render(&pg)?))
+        }
+        Err(e) => outcome(&state, &p, "webhooks", Err::<(), _>(e)).await,
+    }
+}
+
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, webhook = %path))]
+async fn delete_webhook(
+    state: web::Data<AppState>,
+    f: AdminForm<CsrfOnly>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    state.svc.delete_webhook(&f.page.agent, id).await?;
+    Ok(redirect("/settings/webhooks?saved=1"))
+}
+
+/// "Retry" form: the event to deliver again.
+#[derive(Deserialize)]
+pub struct RetryForm {
+    csrf: Option<String>,
+    event_id: String,
+}
+
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, webhook = %path))]
+async fn retry_webhook(
+    state: web::Data<AppState>,
+    f: AdminForm<RetryForm>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let AdminForm { page: p, form: f } = f;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let event = parse_id(&f.event_id).ok_or(ApiError::NotFound)?;
+    match state.svc.retry_webhook_delivery(&p.agent, id, event).await {
+        Ok(()) => Ok(redirect(&format!(
+            "/settings/webhooks/{}?retried=1",
+            format_id(id)
+        ))),
+        Err(e) => {
+            outcome(
+                &state,
+                &p,
+                &format!("webhooks/{}", format_id(id)),
+                Err::<(), _>(e),
+            )
+            .await
+        }
+    }
 }
