@@ -93,6 +93,9 @@ pub struct Inbox {
     pub widget_key: String,
     /// The messenger's greeting, if any.
     pub greeting: Option<String>,
+    /// Whether the messenger asks a first-time visitor for a name and
+    /// email before the first message: `off`, `ask` or `require`.
+    pub prechat: &'static str,
     /// When it was created.
     pub created_at: String,
     /// Admins: the secret that signs identity-verified contacts.
@@ -125,6 +128,7 @@ impl Inbox {
             channel: i.channel.clone(),
             widget_key: i.widget_key.clone(),
             greeting: i.greeting.clone(),
+            prechat: i.prechat.as_str(),
             created_at: rfc3339(i.created_at),
             hmac_secret: None,
             settings: None,
@@ -741,6 +745,7 @@ mod tests {
             greeting: None,
             reply_time: None,
             accent_color: None,
+            prechat: Default::default(),
             created_at: 0,
             settings: serde_json::Map::new(),
             api_token: None,

@@ -34,6 +34,44 @@ impl Role {
     }
 }
 
+/// Whether the messenger asks a first-time visitor for a name and email
+/// before the first message (an inbox's "pre-chat form").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prechat {
+    /// Not asked up front (the start form still offers them, folded).
+    #[default]
+    Off,
+    /// Asked, may be left empty.
+    Ask,
+    /// Both must be given before the first message is sent.
+    Require,
+}
+
+impl Prechat {
+    /// Reads the contract's names.
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        match s.trim() {
+            "off" | "" => Ok(Self::Off),
+            "ask" => Ok(Self::Ask),
+            "require" => Ok(Self::Require),
+            _ => Err(Invalid::new(
+                "prechat",
+                "prechat must be one of off, ask, require",
+            )),
+        }
+    }
+
+    /// The contract's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Ask => "ask",
+            Self::Require => "require",
+        }
+    }
+}
+
 /// Where a conversation stands. The byte value is part of index keys, so it
 /// must never change for an existing status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

@@ -41,6 +41,16 @@ pub struct ContactDetails {
     pub identity: Option<ClaimedIdentity>,
 }
 
+/// Someone of the team behind an inbox, as its messenger shows them: a
+/// first name and whether they are connected now.
+#[derive(Debug, Clone)]
+pub struct TeamFace {
+    /// The first word of the agent's name.
+    pub first_name: String,
+    /// An open workspace (or API) event stream.
+    pub online: bool,
+}
+
 /// A user id a host site vouches for: `identifier_hash` is the HMAC of
 /// `external_id` under the inbox's identity secret, so a visitor cannot
 /// claim someone else's id (and with it their conversations).
@@ -172,6 +182,51 @@ impl Services {
             .await?;
         let token = contact_token(self, contact.id, inbox.id).await?;
         Ok((contact, token))
+    }
+
+    /// Who answers in an inbox, as its messenger shows them: its active
+    /// members (the active admins when it has none), online ones first,
+    /// at most `max`. Only first names leave natter.
+    pub fn team_faces(&self, inbox: &InboxRecord, max: usize) -> ApiResult<Vec<TeamFace>> {
+        let members = self.store.members(inbox.id)?;
+        let agents = self.store.agents()?;
+        let mut team: Vec<&crate::store::AgentRecord> = agents
+            .iter()
+            .filter(|a| a.active && !a.invited() && members.contains(&a.id))
+            .collect();
+        if team.is_empty() {
+            team = agents
+                .iter()
+                .filter(|a| a.active && !a.invited() && a.role == crate::domain::Role::Admin)
+                .collect();
+        }
+        let mut faces: Vec<TeamFace> = team
+            .into_iter()
+            .map(|a| TeamFace {
+                first_name: a.name.split_whitespace().next().unwrap_or("").to_owned(),
+                online: self.fanout.agent_connected(a.id),
+            })
+            .filter(|f| !f.first_name.is_empty())
+            .collect();
+        faces.sort_by_key(|f| !f.online);
+        faces.truncate(max);
+        Ok(faces)
+    }
+
+    /// The inbox's pre-chat rule for a first-time visitor starting from
+    /// the messenger: with `require`, a name and an email come with the
+    /// first message (422 naming what is missing, nothing stored).
+    pub fn check_prechat(&self, inbox: &InboxRecord, details: &ContactDetails) -> ApiResult<()> {
+        if inbox.prechat != crate::domain::Prechat::Require {
+            return Ok(());
+        }
+        if details.name.is_none() {
+            return Err(Invalid::new("name", "please tell us your name").into());
+        }
+        if details.email.is_none() {
+            return Err(Invalid::new("email", "please give your email so we can reply").into());
+        }
+        Ok(())
     }
 
     /// The contact a token stands for, if it is unexpired and the contact

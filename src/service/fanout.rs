@@ -264,6 +264,16 @@ impl Fanout {
         self.store.durability().published_upto()
     }
 
+    /// Whether the agent has a workspace or API event stream open now:
+    /// what the messenger shows as "online" (until agents set their own
+    /// availability).
+    pub fn agent_connected(&self, agent: AgentId) -> bool {
+        self.lock()
+            .agents
+            .get(&agent)
+            .is_some_and(|a| !a.streams.is_empty())
+    }
+
     /// Registers a new stream of `viewer`. An agent's role is read here,
     /// under the lock, so a concurrent [`Self::role_changed`] either sees
     /// this stream or is seen by this read.

@@ -33,6 +33,7 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
         hmac_secret: random_string(32),
         greeting,
         accent_color: None,
+        prechat: Default::default(),
         reply_time: None,
         created_at: 0,
         settings: Default::default(),
@@ -94,6 +95,8 @@ pub struct InboxChange {
     pub accent_color: Option<String>,
     /// "We usually reply within ..." (empty: none).
     pub reply_time: Option<String>,
+    /// The pre-chat form: `off`, `ask` or `require`.
+    pub prechat: Option<String>,
 }
 
 /// A greeting: trimmed, at most 500 characters, empty meaning none.
@@ -256,6 +259,11 @@ impl Services {
         }
         let greeting = change.greeting.as_deref().map(greeting).transpose()?;
         let accent = change.accent_color.as_deref().map(color).transpose()?;
+        let prechat = change
+            .prechat
+            .as_deref()
+            .map(crate::domain::Prechat::parse)
+            .transpose()?;
         let reply_time = change.reply_time.as_deref().map(|r| {
             let r = r.trim();
             (!r.is_empty()).then(|| r.chars().take(200).collect::<String>())
@@ -280,6 +288,9 @@ impl Services {
                 }
                 if let Some(r) = &reply_time {
                     i.reply_time = r.clone();
+                }
+                if let Some(p) = prechat {
+                    i.prechat = p;
                 }
             })
             .await?;

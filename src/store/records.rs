@@ -113,6 +113,9 @@ pub struct InboxRecord {
     /// Colour of the launcher and messenger header (`#rrggbb`).
     #[serde(default)]
     pub accent_color: Option<String>,
+    /// The messenger's pre-chat form (absent in older records: off).
+    #[serde(default)]
+    pub prechat: crate::domain::Prechat,
     /// When it was created.
     pub created_at: Micros,
     /// The channel's settings as the admin gave them, secrets included

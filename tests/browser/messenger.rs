@@ -702,3 +702,106 @@ async fn the_widget_fits_its_frame_with_photos_seen_and_the_qr_code() {
     assert!(out.is_empty(), "sticks out of the widget: {out:?}");
     b.close().await;
 }
+
+/// An inbox that requires the pre-chat form: a first-time visitor sees
+/// name and email fields above the first message, required (and the
+/// server refuses a start without them, losing nothing); what they type
+/// is the contact's. The header shows who answers, by first name, and
+/// "Online now" only while one of them has the workspace open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prechat_form_asks_first_and_the_header_shows_who_is_online() {
+    let app = spawn_app().await;
+    let r = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+            serde_json::json!({"prechat": "require"}),
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert_eq!(crate::helpers::body(r).await["prechat"], "require");
+    let r = app
+        .post(
+            "/api/v1/agents",
+            &app.admin_token,
+            serde_json::json!({"email": "maya@example.com", "name": "Maya Lopez", "password": "maya-password"}),
+        )
+        .await;
+    let maya = crate::helpers::body(r).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.add_member(&app.inbox_id, &maya).await;
+
+    // The server's rule, without a browser's help: no name, no start.
+    let form = reqwest::multipart::Form::new()
+        .text("body", "hello?")
+        .text("email", "kim@example.com");
+    let r = app
+        .client
+        .post(app.url(&format!("/m/{}/start", app.widget_key)))
+        .header("HX-Request", "true")
+        .header("Origin", app.base.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("please tell us your name"));
+
+    let b = Browser::start().await;
+    b.goto(&format!("{}/m/{}", app.base, app.widget_key)).await;
+    b.find_text("[data-role=team]", "Maya").await;
+    b.find("[data-role=away]").await;
+    let prechat = b.find("[data-role=prechat]").await;
+    for name in ["name", "email"] {
+        let required = prechat
+            .find(fantoccini::Locator::Css(&format!("input[name={name}]")))
+            .await
+            .unwrap()
+            .attr("required")
+            .await
+            .unwrap();
+        assert!(required.is_some(), "{name} is required");
+    }
+    b.snap("prechat").await;
+    assert!(b.overflowing().await.is_empty());
+    prechat
+        .find(fantoccini::Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("Kim Park")
+        .await
+        .unwrap();
+    prechat
+        .find(fantoccini::Locator::Css("input[name=email]"))
+        .await
+        .unwrap()
+        .send_keys("kim@example.com")
+        .await
+        .unwrap();
+    b.find("[data-role=reply]")
+        .await
+        .send_keys("Do you ship to Norway?")
+        .await
+        .unwrap();
+    b.find("[data-role=composer] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[data-role=thread]", "Do you ship to Norway?")
+        .await;
+    let list = crate::helpers::body(app.get("/api/v1/conversations", &app.admin_token).await).await;
+    let contact = list["conversations"][0]["contact"].clone();
+    assert_eq!(contact["name"], "Kim Park", "{list}");
+    assert_eq!(contact["email"], "kim@example.com", "{list}");
+
+    // Maya opens her workspace: the messenger says someone is there.
+    let maya_token = app.login_ok("maya@example.com", "maya-password").await;
+    let _stream = app.events("/api/v1/events", &maya_token, None).await;
+    b.client.refresh().await.unwrap();
+    b.find_text("[data-role=online]", "Online now").await;
+    b.snap("team-online").await;
+    b.close().await;
+}

@@ -66,6 +66,8 @@ pub struct UpdateBody {
     settings: Option<Settings>,
     /// A new identity secret (see [`InboxChange::hmac_secret`]).
     hmac_secret: Option<String>,
+    /// The messenger's pre-chat form: `off`, `ask` or `require`.
+    prechat: Option<String>,
 }
 
 /// Changes an inbox's name, greeting, channel settings or identity secret
@@ -87,6 +89,7 @@ pub async fn update(
         greeting: b.greeting,
         settings: b.settings,
         hmac_secret: b.hmac_secret,
+        prechat: b.prechat,
         ..InboxChange::default()
     };
     let inbox = state.svc.update_inbox(&auth.agent, id, change).await?;

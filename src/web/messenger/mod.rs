@@ -184,6 +184,8 @@ pub struct Main {
     key: String,
     contact_id: String,
     has_contact: bool,
+    /// The inbox's pre-chat form (`off`, `ask`, `require`).
+    prechat: &'static str,
     conversations: Vec<ConvItem>,
     open: Option<String>,
     messages: Vec<MessageView>,
@@ -219,6 +221,11 @@ struct Page {
     resume_c: String,
     token_for_script: Option<String>,
     main_html: String,
+    /// Who answers here (first names, initials) and whether any of them is
+    /// connected now.
+    team: Vec<(String, String)>,
+    team_names: String,
+    online: bool,
 }
 
 /// `?c=&resume=&embed=&q=&list=&new=` of the messenger.
@@ -250,7 +257,24 @@ async fn full_page(
     // messenger without JavaScript marks what it shows read this way (the
     // script does it for the frame, when the widget is open and visible).
     let main = main_view(state, inbox, who, q, &csrf, q.embed.is_none()).await?;
+    let faces = state.svc.team_faces(inbox, 3)?;
+    let online = faces.iter().any(|f| f.online);
+    let names: Vec<&str> = faces.iter().map(|f| f.first_name.as_str()).collect();
+    let team_names = match names.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
     render(&Page {
+        team: faces
+            .iter()
+            .map(|f| {
+                let initial: String = f.first_name.chars().take(1).collect();
+                (f.first_name.clone(), initial.to_uppercase())
+            })
+            .collect(),
+        team_names,
+        online,
         key: inbox.widget_key.clone(),
         csrf,
         inbox_name: inbox.name.clone(),
@@ -284,6 +308,7 @@ async fn main_view(
         key: inbox.widget_key.clone(),
         contact_id: String::new(),
         has_contact: false,
+        prechat: inbox.prechat.as_str(),
         conversations: Vec::new(),
         open: None,
         messages: Vec::new(),
@@ -542,6 +567,9 @@ async fn start(
         email: optional_email(input.email.as_deref())?,
         identity: None,
     };
+    if existing.is_none() {
+        state.svc.check_prechat(&inbox, &details)?;
+    }
     let prepared = prepare(input.body, input.files).await?;
     let fresh = existing.is_none();
     let who = match existing {

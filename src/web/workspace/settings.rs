@@ -193,6 +193,7 @@ pub struct InboxCard {
     greeting: String,
     reply_time: String,
     accent_color: String,
+    prechat: &'static str,
     snippet: String,
     hmac_secret: String,
     members: Vec<(String, String)>,
@@ -407,6 +408,7 @@ fn page(
                 greeting: i.greeting.unwrap_or_default(),
                 reply_time: i.reply_time.unwrap_or_default(),
                 accent_color: i.accent_color.unwrap_or_else(|| "#2563eb".to_owned()),
+                prechat: i.prechat.as_str(),
                 hmac_secret: i.hmac_secret,
                 members: pick(true),
                 non_members: pick(false),
@@ -774,6 +776,7 @@ pub struct InboxForm {
     greeting: Option<String>,
     reply_time: Option<String>,
     accent_color: Option<String>,
+    prechat: Option<String>,
 }
 
 #[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
@@ -871,6 +874,7 @@ async fn update_inbox(
         greeting: f.greeting,
         accent_color: f.accent_color,
         reply_time: f.reply_time,
+        prechat: f.prechat,
         ..InboxChange::default()
     };
     let r = state.svc.update_inbox(&p.agent, id, change).await;
