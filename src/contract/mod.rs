@@ -786,6 +786,7 @@ mod tests {
                 "greeting",
                 "id",
                 "name",
+                "prechat",
                 "widget_key"
             ]
         );
