@@ -216,6 +216,10 @@ pub struct ServeArgs {
     /// left an email) gets it by email (0 turns notifications off).
     #[arg(long, env = "NATTER_NOTIFY_AFTER_MINUTES", default_value_t = 5)]
     pub notify_after_minutes: u32,
+    /// Minutes without an open workspace tab or event stream after which an
+    /// agent counts as offline (shown, and for routing).
+    #[arg(long, env = "NATTER_AWAY_AFTER_MINUTES", default_value_t = 10)]
+    pub away_after_minutes: u32,
     /// Outgoing mail server for notifications [default: the first email
     /// inbox's SMTP settings].
     #[arg(long, env = "NATTER_SMTP_HOST")]
@@ -323,6 +327,8 @@ pub struct ServeConfig {
     pub webhooks_allow_private: bool,
     /// Unread-reply notification delay in seconds (0: off).
     pub notify_after_secs: i64,
+    /// Seconds without a stream after which an agent counts as offline.
+    pub away_after_secs: i64,
     /// The global outgoing mail server, if configured.
     pub smtp: Option<crate::channels::email::EmailSettings>,
     /// The clock of notifications (tests move it by hand).
@@ -480,6 +486,7 @@ impl ServeArgs {
             )?,
             webhooks_allow_private: self.webhooks_allow_private,
             notify_after_secs: i64::from(self.notify_after_minutes) * 60,
+            away_after_secs: i64::from(self.away_after_minutes) * 60,
             smtp: match self.smtp_host.filter(|h| !h.trim().is_empty()) {
                 None => None,
                 Some(host) => {

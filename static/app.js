@@ -135,6 +135,23 @@
     else { document.execCommand("copy"); done(); }
   });
 
+  // Availability in the header: saved at once (kept on the agent, so it
+  // holds across reloads); the dot's colour follows.
+  document.addEventListener("change", function (e) {
+    var sel = e.target.closest && e.target.closest("[data-role=availability]");
+    if (!sel) return;
+    var form = sel.form;
+    var csrf = form.querySelector("input[name=csrf]").value;
+    fetch(form.action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(new FormData(form)),
+    }).then(function (r) {
+      if (r.ok) sel.dataset.state = sel.value;
+    });
+  });
+
   // Accent colour: the hex beside the picker, the preset swatches and the
   // launcher preview follow the picker (it alone is sent with the form).
   function showAccent(input) {

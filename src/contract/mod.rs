@@ -44,11 +44,17 @@ pub struct Agent {
     pub timezone: Option<String>,
     /// True while an invited agent has not chosen a password yet.
     pub invited: bool,
+    /// `online`, `busy` or `offline` now (offline too after
+    /// `NATTER_AWAY_AFTER_MINUTES` without an open workspace or stream).
+    pub availability: &'static str,
+    /// Open conversations auto-assignment may give the agent.
+    pub capacity: u32,
 }
 
 impl Agent {
-    /// The contract's agent.
-    pub fn of(a: &AgentRecord) -> Self {
+    /// The contract's agent, with its availability now (which needs the
+    /// open streams: see `Services::availability_of`).
+    pub fn of(a: &AgentRecord, availability: crate::domain::Availability) -> Self {
         Self {
             id: format_id(a.id),
             name: a.name.clone(),
@@ -58,6 +64,8 @@ impl Agent {
             created_at: rfc3339(a.created_at),
             timezone: a.timezone.clone(),
             invited: a.invited(),
+            availability: availability.as_str(),
+            capacity: a.capacity,
         }
     }
 }
@@ -709,6 +717,28 @@ impl SearchResult {
                 Audience::Contact => m.ordinal,
             },
             snippet: snippet.to_owned(),
+        }
+    }
+}
+
+/// A team: `{"id","name","agent_ids"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Team {
+    /// The team's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its agents' ids.
+    pub agent_ids: Vec<String>,
+}
+
+impl Team {
+    /// The contract's team.
+    pub fn of(t: &crate::store::TeamRecord) -> Self {
+        Self {
+            id: format_id(t.id),
+            name: t.name.clone(),
+            agent_ids: t.agent_ids.iter().map(|a| format_id(*a)).collect(),
         }
     }
 }

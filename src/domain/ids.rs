@@ -122,6 +122,8 @@ ids! {
     JobId;
     /// A canned response.
     CannedId;
+    /// A team of agents (routing, reports).
+    TeamId;
 }
 
 #[cfg(test)]

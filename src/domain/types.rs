@@ -34,6 +34,43 @@ impl Role {
     }
 }
 
+/// Whether an agent takes conversations now, as the agent set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    /// Takes conversations (auto-assignment may give them).
+    #[default]
+    Online,
+    /// Signed in but takes no new conversations.
+    Busy,
+    /// Away.
+    Offline,
+}
+
+impl Availability {
+    /// Reads the contract's names.
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        match s.trim() {
+            "online" => Ok(Self::Online),
+            "busy" => Ok(Self::Busy),
+            "offline" => Ok(Self::Offline),
+            _ => Err(Invalid::new(
+                "availability",
+                "availability must be one of online, busy, offline",
+            )),
+        }
+    }
+
+    /// The contract's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Busy => "busy",
+            Self::Offline => "offline",
+        }
+    }
+}
+
 /// Whether the messenger asks a first-time visitor for a name and email
 /// before the first message (an inbox's "pre-chat form").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

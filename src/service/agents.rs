@@ -53,6 +53,8 @@ pub struct AgentChange {
     pub role: Option<String>,
     /// Activate or deactivate.
     pub active: Option<bool>,
+    /// Open conversations auto-assignment may give (0 to 1000).
+    pub capacity: Option<u32>,
 }
 
 /// What an agent changes about itself on the profile page.
@@ -120,6 +122,12 @@ impl Services {
                 .map(Name::into_inner),
             role: change.role.as_deref().map(Role::parse).transpose()?,
             active: change.active,
+            capacity: match change.capacity {
+                Some(c) if c > 1000 => {
+                    return Err(Invalid::new("capacity", "capacity must be 0 to 1000").into())
+                }
+                c => c,
+            },
             ..AgentUpdate::default()
         };
         if id == actor.id && (update.active == Some(false) || update.role == Some(Role::Agent)) {
@@ -130,6 +138,35 @@ impl Services {
         let _role_change = update.role.map(|_| self.fanout.role_change());
         let agent = self.store.update_agent(id, update, time::now()).await?;
         self.fanout.role_changed(agent.id, agent.role);
+        Ok(agent)
+    }
+
+    /// An agent's availability now: what they set, except that an agent
+    /// with no workspace tab or event stream open for
+    /// `NATTER_AWAY_AFTER_MINUTES` counts as offline (shown so, and for
+    /// routing).
+    pub fn availability_of(&self, agent: &AgentRecord) -> crate::domain::Availability {
+        let grace = std::time::Duration::from_secs(self.config.away_after_secs.max(0) as u64);
+        if !agent.active || !self.fanout.agent_seen_within(agent.id, grace) {
+            return crate::domain::Availability::Offline;
+        }
+        agent.availability
+    }
+
+    /// The agent sets their own availability (the workspace header's
+    /// control, `PUT /me/availability`); it is kept across reloads.
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
+    pub async fn set_availability(&self, agent: &AgentRecord, raw: &str) -> ApiResult<AgentRecord> {
+        let availability = crate::domain::Availability::parse(raw)?;
+        let update = AgentUpdate {
+            availability: Some(availability),
+            ..AgentUpdate::default()
+        };
+        let agent = self
+            .store
+            .update_agent(agent.id, update, time::now())
+            .await?;
+        tracing::info!(agent = %agent.id, availability = availability.as_str(), "availability set");
         Ok(agent)
     }
 

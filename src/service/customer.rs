@@ -204,7 +204,7 @@ impl Services {
             .into_iter()
             .map(|a| TeamFace {
                 first_name: a.name.split_whitespace().next().unwrap_or("").to_owned(),
-                online: self.fanout.agent_connected(a.id),
+                online: self.availability_of(a) == crate::domain::Availability::Online,
             })
             .filter(|f| !f.first_name.is_empty())
             .collect();

@@ -34,6 +34,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, watch, Notify};
 
@@ -209,6 +210,8 @@ struct Routes {
     agents: HashMap<AgentId, AgentStreams>,
     /// The agents in `agents` whose streams get every inbox.
     admins: HashSet<AgentId>,
+    /// When each agent's last stream closed (for "away after").
+    left_at: HashMap<AgentId, std::time::Instant>,
 }
 
 /// The registry of open streams and the state the dispatcher shares with
@@ -274,6 +277,24 @@ impl Fanout {
             .is_some_and(|a| !a.streams.is_empty())
     }
 
+    /// Whether the agent had a stream open within `grace` (one open now
+    /// counts; one that closed less than `grace` ago too, so a reload or a
+    /// click to the next page is not a departure).
+    pub fn agent_seen_within(&self, agent: AgentId, grace: Duration) -> bool {
+        let routes = self.lock();
+        if routes
+            .agents
+            .get(&agent)
+            .is_some_and(|a| !a.streams.is_empty())
+        {
+            return true;
+        }
+        routes
+            .left_at
+            .get(&agent)
+            .is_some_and(|t| t.elapsed() < grace)
+    }
+
     /// Registers a new stream of `viewer`. An agent's role is read here,
     /// under the lock, so a concurrent [`Self::role_changed`] either sees
     /// this stream or is seen by this read.
@@ -334,6 +355,7 @@ impl Fanout {
                 if gone {
                     routes.agents.remove(&id);
                     routes.admins.remove(&id);
+                    routes.left_at.insert(id, std::time::Instant::now());
                 }
             }
         }

@@ -31,6 +31,7 @@ pub mod sessions;
 pub mod settings;
 pub mod setup;
 pub mod subscriptions;
+pub mod teams;
 pub mod webhooks;
 pub mod webpush;
 

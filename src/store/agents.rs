@@ -41,6 +41,10 @@ pub struct AgentUpdate {
     pub push_replies: Option<bool>,
     /// Time zone (already checked to be a known IANA name).
     pub timezone: Option<String>,
+    /// What the agent set in the workspace header.
+    pub availability: Option<crate::domain::Availability>,
+    /// Open conversations auto-assignment may give (already checked).
+    pub capacity: Option<u32>,
 }
 
 /// Adds an agent inside a write; the email must be free.
@@ -69,6 +73,8 @@ fn insert_agent(
         push_new_conversations: true,
         push_replies: true,
         timezone: None,
+        availability: crate::domain::Availability::Online,
+        capacity: super::DEFAULT_CAPACITY,
     };
     tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
     tx.put_raw(Tree::EmailAgentid, email.as_bytes(), &u64_be(id))?;
@@ -177,6 +183,12 @@ impl Store {
             }
             if let Some(z) = &update.timezone {
                 agent.timezone = Some(z.clone());
+            }
+            if let Some(a) = update.availability {
+                agent.availability = a;
+            }
+            if let Some(c) = update.capacity {
+                agent.capacity = c;
             }
             tx.put(Tree::AgentidAgent, &u64_be(id), &agent)?;
             if !agent.active {

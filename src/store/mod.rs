@@ -25,6 +25,7 @@ pub mod keys;
 mod notify;
 mod push;
 mod records;
+mod teams;
 mod webhooks;
 
 use std::fs::File;
@@ -190,6 +191,8 @@ trees! {
     NotifydueConversationid = "notifydue_conversationid", key: "Time + ConversationId", value: "() (unread-reply notification due)";
     VerifiedContactid = "verified_contactid", key: "`phone:+digits`, `email:address` or `ext:<hash of identity secret>:<user id>`", value: "ContactId (verified identifiers: one person)";
     ConversationordinalSeq = "conversationordinal_seq", key: "ConversationId + Ordinal (public messages, from 1)", value: "Seq (the contact's numbering, no gaps where notes are)";
+    TeamidTeam = "teamid_team", key: "TeamId", value: "[`TeamRecord`]";
+    TeamnameTeamid = "teamname_teamid", key: "lower-case team name", value: "TeamId (names are unique)";
     InboxstatusassigneeCount = "inboxstatusassignee_count", key: "InboxId + StatusByte + AssigneeId (0: unassigned)", value: "u64 count of conversations (the inbox tab counts, kept in every write that moves one)";
 }
 

@@ -41,6 +41,20 @@ pub struct AgentRecord {
     /// agent's browser or profile names one; UTC meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// What the agent set in the workspace header (kept across reloads);
+    /// without a stream open for a while it counts as offline anyway.
+    #[serde(default)]
+    pub availability: crate::domain::Availability,
+    /// How many open conversations auto-assignment may give the agent.
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+}
+
+/// The capacity of an agent nobody set one for.
+pub const DEFAULT_CAPACITY: u32 = 25;
+
+fn default_capacity() -> u32 {
+    DEFAULT_CAPACITY
 }
 
 /// How the stored hash of an agent who has not chosen a password yet
@@ -624,6 +638,19 @@ impl EventRecord {
         self.team_only
             || matches!(&self.payload, EventPayload::MessageCreated { message } | EventPayload::MessageUpdated { message } if message.private)
     }
+}
+
+/// A team: agents who answer together (an agent may be in several).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamRecord {
+    /// Primary key.
+    pub id: crate::domain::ids::TeamId,
+    /// Its name, unique among teams (ignoring case).
+    pub name: String,
+    /// Its agents, in the order they were added.
+    pub agent_ids: Vec<crate::domain::ids::AgentId>,
+    /// When it was created.
+    pub created_at: Micros,
 }
 
 /// A canned response: typed as `/shortcut` in the composer.

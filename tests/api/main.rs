@@ -35,4 +35,5 @@ mod permissions;
 mod push;
 mod push_receiver;
 mod search;
+mod teams;
 mod webhooks;

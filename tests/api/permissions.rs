@@ -122,6 +122,30 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "/api/v1/inboxes/{id}/test",
         [401, 401, 401, 403, 403, 401, 200],
     ),
+    // Each agent sets their own availability (a deactivated one cannot).
+    (
+        "PUT",
+        "/api/v1/me/availability",
+        [401, 401, 401, 200, 200, 401, 200],
+    ),
+    // Teams: every agent reads them; admins shape them.
+    ("GET", "/api/v1/teams", [401, 401, 401, 200, 200, 401, 200]),
+    ("POST", "/api/v1/teams", [401, 401, 401, 403, 403, 401, 201]),
+    (
+        "GET",
+        "/api/v1/teams/{id}",
+        [401, 401, 401, 200, 200, 401, 200],
+    ),
+    (
+        "PATCH",
+        "/api/v1/teams/{id}",
+        [401, 401, 401, 403, 403, 401, 200],
+    ),
+    (
+        "DELETE",
+        "/api/v1/teams/{id}",
+        [401, 401, 401, 403, 403, 401, 204],
+    ),
     (
         "GET",
         "/api/v1/webhooks",
@@ -543,6 +567,11 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         [303, 303, 303, 204, 204, 303, 204],
     ),
     (
+        "POST",
+        "/ui/profile/availability",
+        [303, 303, 303, 204, 204, 303, 204],
+    ),
+    (
         "GET",
         "/settings/webhooks/{id}",
         [303, 303, 303, 404, 404, 303, 200],
@@ -828,6 +857,19 @@ impl World {
         body(r).await["id"].as_str().unwrap().to_owned()
     }
 
+    async fn fresh_team(&self) -> String {
+        let n = self.next();
+        let r = self
+            .app
+            .post(
+                "/api/v1/teams",
+                &self.app.admin_token,
+                json!({"name": format!("Fresh team {n}")}),
+            )
+            .await;
+        body(r).await["id"].as_str().unwrap().to_owned()
+    }
+
     async fn fresh_contact(&self) -> String {
         self.app.contact().await.0
     }
@@ -965,6 +1007,17 @@ impl World {
             ("DELETE", "/api/v1/push/subscriptions") => {
                 path.push_str("?endpoint=https%3A%2F%2Fpush.example.com%2Fx")
             }
+            ("PUT", "/api/v1/me/availability") => json_body = Some(json!({"availability": "busy"})),
+            ("POST", "/api/v1/teams") => {
+                json_body = Some(json!({"name": format!("Team {}", self.next())}))
+            }
+            ("GET", "/api/v1/teams/{id}") | ("DELETE", "/api/v1/teams/{id}") => {
+                path = path.replace("{id}", &self.fresh_team().await)
+            }
+            ("PATCH", "/api/v1/teams/{id}") => {
+                path = path.replace("{id}", &self.fresh_team().await);
+                json_body = Some(json!({"name": format!("Renamed {}", self.next())}));
+            }
             ("POST", "/api/v1/webhooks") => {
                 json_body =
                     Some(json!({"url": "https://example.com/hook", "events": ["contact.deleted"]}))
@@ -1061,6 +1114,9 @@ impl World {
                     ("action".into(), "label".into()),
                     ("label".into(), "matrix".into()),
                 ]
+            }
+            ("POST", "/ui/profile/availability") => {
+                form = vec![("availability".into(), "busy".into())]
             }
             ("POST", "/ui/profile/timezone") => {
                 form = vec![("timezone".into(), "Europe/Paris".into())]

@@ -346,3 +346,26 @@ async fn a_webhook_made_in_settings_delivers_and_is_retried_from_its_log() {
     assert_eq!(listed["webhooks"].as_array().unwrap().len(), 0);
     b.close().await;
 }
+
+/// The header's availability control saves at once and holds across a
+/// reload; the agents list shows each agent's dot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_is_set_in_the_header_and_kept_across_reloads() {
+    let app = spawn_app().await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let sel = b.find("[data-role=availability]").await;
+    assert_eq!(sel.prop("value").await.unwrap().as_deref(), Some("online"));
+    sel.select_by_value("busy").await.unwrap();
+    // Saved once the control's state follows (after the server's 204).
+    b.find("[data-role=availability][data-state=busy]").await;
+    let me = crate::helpers::body(app.get("/api/v1/me", &app.admin_token).await).await;
+    assert_eq!(me["availability"], "busy", "{me}");
+    b.client.refresh().await.unwrap();
+    let sel = b.find("[data-role=availability]").await;
+    assert_eq!(sel.prop("value").await.unwrap().as_deref(), Some("busy"));
+    b.goto(&format!("{}/settings/agents", app.base)).await;
+    b.find("[data-availability=busy]").await;
+    b.snap("availability").await;
+    b.close().await;
+}

@@ -26,7 +26,12 @@ pub struct CreateBody {
 /// Every agent.
 #[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn list(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<HttpResponse> {
-    let agents: Vec<_> = state.svc.agents()?.iter().map(views::Agent::of).collect();
+    let agents: Vec<_> = state
+        .svc
+        .agents()?
+        .iter()
+        .map(|a| views::Agent::of(a, state.svc.availability_of(a)))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "agents": agents })))
 }
 
@@ -38,7 +43,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let a = state.svc.agent(path_id(&path)?)?;
-    Ok(HttpResponse::Ok().json(views::Agent::of(&a)))
+    Ok(HttpResponse::Ok().json(views::Agent::of(&a, state.svc.availability_of(&a))))
 }
 
 /// Adds an agent (admins). The new agent is a member of no inbox.
@@ -57,7 +62,7 @@ pub async fn create(
         };
         let link = state.svc.invite_agent(&auth.agent, new).await?;
         return Ok(HttpResponse::Created().json(views::InvitedAgent {
-            agent: views::Agent::of(&link.agent),
+            agent: views::Agent::of(&link.agent, state.svc.availability_of(&link.agent)),
             invite_url: link.url,
             invite_mailed: link.mailed.is_ok(),
         }));
@@ -69,7 +74,7 @@ pub async fn create(
         password,
     };
     let agent = state.svc.create_agent(&auth.agent, new).await?;
-    Ok(HttpResponse::Created().json(views::Agent::of(&agent)))
+    Ok(HttpResponse::Created().json(views::Agent::of(&agent, state.svc.availability_of(&agent))))
 }
 
 /// A fresh single-use link for an agent to choose a password (admins): an
@@ -113,6 +118,7 @@ pub struct UpdateBody {
     name: Option<String>,
     role: Option<String>,
     active: Option<bool>,
+    capacity: Option<u32>,
 }
 
 /// Renames, changes the role of, or (de)activates an agent (admins).
@@ -132,7 +138,8 @@ pub async fn update(
         name: b.name,
         role: b.role,
         active: b.active,
+        capacity: b.capacity,
     };
     let agent = state.svc.update_agent(&auth.agent, id, change).await?;
-    Ok(HttpResponse::Ok().json(views::Agent::of(&agent)))
+    Ok(HttpResponse::Ok().json(views::Agent::of(&agent, state.svc.availability_of(&agent))))
 }

@@ -35,7 +35,7 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(json!({
         "token": signed_in.credential.token,
         "expires_at": rfc3339(signed_in.credential.expires_at),
-        "agent": views::Agent::of(&signed_in.agent),
+        "agent": views::Agent::of(&signed_in.agent, state.svc.availability_of(&signed_in.agent)),
     })))
 }
 
@@ -48,8 +48,31 @@ pub async fn logout(state: web::Data<AppState>, auth: AgentAuth) -> ApiResult<Ht
 
 /// The signed-in agent.
 #[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
-pub async fn me(auth: AgentAuth) -> HttpResponse {
-    HttpResponse::Ok().json(views::Agent::of(&auth.agent))
+pub async fn me(state: web::Data<AppState>, auth: AgentAuth) -> HttpResponse {
+    HttpResponse::Ok().json(views::Agent::of(
+        &auth.agent,
+        state.svc.availability_of(&auth.agent),
+    ))
+}
+
+/// `PUT /me/availability` body.
+#[derive(Deserialize)]
+pub struct AvailabilityBody {
+    availability: String,
+}
+
+/// The agent sets their availability: 200 with the agent.
+#[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
+pub async fn set_availability(
+    state: web::Data<AppState>,
+    auth: AgentAuth,
+    body: ApiJson<AvailabilityBody>,
+) -> ApiResult<HttpResponse> {
+    let agent = state
+        .svc
+        .set_availability(&auth.agent, &body.0.availability)
+        .await?;
+    Ok(HttpResponse::Ok().json(views::Agent::of(&agent, state.svc.availability_of(&agent))))
 }
 
 /// `POST /me/password` body.

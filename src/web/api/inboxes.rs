@@ -138,7 +138,7 @@ pub async fn members(
         .svc
         .inbox_members(&auth.agent, path_id(&path)?)?
         .iter()
-        .map(views::Agent::of)
+        .map(|a| views::Agent::of(a, state.svc.availability_of(a)))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "members": out })))
 }

@@ -8,6 +8,7 @@ pub mod conversations;
 pub mod customer;
 pub mod inboxes;
 pub mod push;
+pub mod teams;
 pub mod webhooks;
 
 use crate::domain::ids::AgentId;
@@ -30,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/auth/forgot", web::post().to(agents::forgot))
         .route("/me", web::get().to(auth::me))
         .route("/me/password", web::post().to(auth::change_password))
+        .route("/me/availability", web::put().to(auth::set_availability))
         .route("/search", web::get().to(conversations::search))
         .route("/events", web::get().to(events::agent_events))
         .route("/push/key", web::get().to(push::key))
@@ -103,6 +105,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/{id}/members/{agent_id}",
                     web::delete().to(inboxes::remove_member),
                 ),
+        )
+        .route("/teams", web::get().to(teams::list))
+        .route("/teams", web::post().to(teams::create))
+        .service(
+            web::scope("/teams")
+                .route("/{id}", web::get().to(teams::get))
+                .route("/{id}", web::patch().to(teams::update))
+                .route("/{id}", web::delete().to(teams::delete)),
         )
         .route("/webhooks", web::get().to(webhooks::list))
         .route("/webhooks", web::post().to(webhooks::create))

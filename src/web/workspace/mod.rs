@@ -49,6 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/ui/contacts/{id}/merge", web::post().to(merge_contact))
         .route("/ui/profile/timezone", web::post().to(browser_timezone))
+        .route("/ui/profile/availability", web::post().to(set_availability))
         .route("/ui/bulk", web::post().to(bulk))
         .configure(settings::routes)
         .configure(password::routes);
@@ -223,6 +224,8 @@ struct InboxPage {
     agent_name: String,
     admin: bool,
     sound: bool,
+    /// What the agent set in the header's availability control.
+    availability: &'static str,
     /// The agent's time zone, empty until known (live.js then names the
     /// browser's).
     timezone: String,
@@ -404,6 +407,7 @@ fn inbox_page(
         csrf: page.csrf(),
         agent_id: format_id(page.agent.id),
         agent_name: page.agent.name.clone(),
+        availability: page.agent.availability.as_str(),
         admin: page.is_admin(),
         sound: page.agent.notify_sound,
         timezone: page.agent.timezone.clone().unwrap_or_default(),
@@ -798,6 +802,36 @@ async fn browser_timezone(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The header's availability control.
+#[derive(Deserialize)]
+pub struct AvailabilityForm {
+    csrf: Option<String>,
+    availability: String,
+}
+
+/// The header's availability control: kept on the agent, so it holds
+/// across reloads and devices. A script's request gets 204; a plain form
+/// goes back to the page it came from.
+#[tracing::instrument(skip_all, fields(agent = %page.agent.id))]
+async fn set_availability(
+    state: web::Data<AppState>,
+    page: PageAgent,
+    req: HttpRequest,
+    form: web::Form<AvailabilityForm>,
+) -> Result<HttpResponse, PageError> {
+    page.check_csrf(&req, form.csrf.as_deref())?;
+    state
+        .svc
+        .set_availability(&page.agent, &form.availability)
+        .await?;
+    if req.headers().contains_key("x-csrf-token") {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, "/inbox"))
+        .finish())
+}
+
 /// One search result on the page.
 pub struct ResultView {
     href: String,
@@ -818,6 +852,8 @@ struct SearchPage {
     agent_name: String,
     admin: bool,
     sound: bool,
+    /// What the agent set in the header's availability control.
+    availability: &'static str,
     /// The agent's time zone, empty until known (live.js then names the
     /// browser's).
     timezone: String,
@@ -909,6 +945,7 @@ async fn search(
         csrf: page.csrf(),
         agent_id: format_id(page.agent.id),
         agent_name: page.agent.name.clone(),
+        availability: page.agent.availability.as_str(),
         admin: page.is_admin(),
         sound: page.agent.notify_sound,
         timezone: page.agent.timezone.clone().unwrap_or_default(),

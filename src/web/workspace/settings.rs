@@ -81,6 +81,8 @@ pub struct AgentRow {
     email: String,
     role: &'static str,
     active: bool,
+    /// `online`, `busy` or `offline` now.
+    availability: &'static str,
     /// Invited, no password chosen yet.
     invited: bool,
 }
@@ -240,6 +242,8 @@ struct SettingsPage {
     agent_name: String,
     admin: bool,
     sound: bool,
+    /// What the agent set in the header's availability control.
+    availability: &'static str,
     timezone: String,
     /// Every zone name, for the profile's picker, and whether it is the
     /// agent's.
@@ -338,6 +342,7 @@ fn page(
                 email: a.email.clone(),
                 role: a.role.as_str(),
                 active: a.active,
+                availability: state.svc.availability_of(a).as_str(),
                 invited: a.invited(),
             })
             .collect()
@@ -488,6 +493,7 @@ fn page(
         agent_name: p.agent.name.clone(),
         admin,
         sound: p.agent.notify_sound,
+        availability: p.agent.availability.as_str(),
         timezone: p.agent.timezone.clone().unwrap_or_default(),
         zones: if section == "profile" {
             crate::domain::time::Zone::names()
@@ -763,6 +769,7 @@ async fn update_agent(
         name: None,
         role: f.role,
         active: f.active.as_deref().map(|a| a == "true"),
+        capacity: None,
     };
     let r = state.svc.update_agent(&p.agent, id, change).await;
     outcome(&state, &p, "agents", r).await
