@@ -486,6 +486,9 @@ pub struct Conversation {
     /// for a human reply, `null` when nobody waits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_since: Option<Option<String>>,
+    /// Team only: `none`, `low`, `medium`, `high` or `urgent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<&'static str>,
 }
 
 impl Conversation {
@@ -510,6 +513,7 @@ impl Conversation {
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
             waiting_since: Some(c.waiting_since().map(rfc3339)),
+            priority: Some(c.priority.as_str()),
         }
     }
 
@@ -544,6 +548,7 @@ impl Conversation {
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.contact_activity()),
             waiting_since: None,
+            priority: None,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct ConversationChange {
     /// A wake-up time; `Some(None)` clears it. A time implies status
     /// `snoozed` and refuses any other.
     pub snoozed_until: Option<Option<i64>>,
+    /// A new priority.
+    pub priority: Option<crate::domain::Priority>,
 }
 
 /// One change for many conversations at once (the list's bulk actions).
@@ -324,6 +326,7 @@ impl Services {
         let mut patch = Patch {
             status: change.status,
             labels: change.labels,
+            priority: change.priority,
             ..Patch::default()
         };
         if let Some(a) = change.assignee_id {
@@ -428,6 +431,37 @@ impl Services {
             )?
             .conversations;
         all.sort_by_key(|c| (c.waiting_since(), c.id));
+        all.truncate(filter.limit);
+        Ok(all)
+    }
+
+    /// The conversations of `filter`, the most urgent first, then the
+    /// longest waiting, then the newest (at most [`COUNT_CAP`] are looked
+    /// at, newest activity first; then `filter.limit` are kept).
+    #[tracing::instrument(skip_all, fields(agent = %agent.id))]
+    pub fn by_priority(
+        &self,
+        agent: &AgentRecord,
+        filter: &ListFilter,
+    ) -> ApiResult<Vec<ConversationRecord>> {
+        let mut all = self
+            .list_conversations(
+                agent,
+                &ListFilter {
+                    after: None,
+                    limit: COUNT_CAP,
+                    ..filter.clone()
+                },
+            )?
+            .conversations;
+        all.sort_by_key(|c| {
+            (
+                std::cmp::Reverse(c.priority),
+                c.waiting_since().unwrap_or(i64::MAX),
+                std::cmp::Reverse(c.updated_at),
+                c.id,
+            )
+        });
         all.truncate(filter.limit);
         Ok(all)
     }

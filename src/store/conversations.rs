@@ -59,6 +59,8 @@ pub struct Patch {
     pub labels: Option<Vec<String>>,
     /// New wake-up time (`Some(None)` clears it).
     pub snoozed_until: Option<Option<Micros>>,
+    /// New priority.
+    pub priority: Option<crate::domain::Priority>,
 }
 
 /// Which conversations to list.
@@ -326,6 +328,7 @@ impl Tx<'_> {
             assignee_id: None,
             labels: Vec::new(),
             snoozed_until: None,
+            priority: crate::domain::Priority::None,
             last_seq: 0,
             last_message: None,
             last_public_message: None,
@@ -472,13 +475,17 @@ impl Store {
             if let Some(t) = patch.snoozed_until {
                 conv.snoozed_until = t;
             }
+            if let Some(p) = patch.priority {
+                conv.priority = p;
+            }
             if conv.status != ConversationStatus::Snoozed {
                 conv.snoozed_until = None;
             }
             let same = conv.status == old.status
                 && conv.assignee_id == old.assignee_id
                 && conv.labels == old.labels
-                && conv.snoozed_until == old.snoozed_until;
+                && conv.snoozed_until == old.snoozed_until
+                && conv.priority == old.priority;
             if same {
                 return Ok(conv);
             }
@@ -1183,6 +1190,7 @@ mod tests {
                     ][i % 4],
                     labels: None,
                     snoozed_until: None,
+                    priority: None,
                 };
                 store
                     .patch_conversation(*id, patch, 2, |_| Ok(()))

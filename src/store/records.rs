@@ -68,6 +68,11 @@ impl AgentRecord {
     }
 }
 
+/// Keeps records without a priority as small as before it existed.
+pub(crate) fn is_no_priority(p: &crate::domain::Priority) -> bool {
+    *p == crate::domain::Priority::None
+}
+
 fn yes() -> bool {
     true
 }
@@ -214,6 +219,9 @@ pub struct ConversationRecord {
     pub labels: Vec<String>,
     /// When a snoozed conversation reopens by itself.
     pub snoozed_until: Option<Micros>,
+    /// How urgent the team finds it (older records: none).
+    #[serde(default, skip_serializing_if = "crate::store::records::is_no_priority")]
+    pub priority: crate::domain::Priority,
     /// Seq of the newest message (0 before the first).
     pub last_seq: u64,
     /// Newest message, notes included (what agents see in the list).

@@ -34,6 +34,6 @@ mod password_links;
 mod permissions;
 mod push;
 mod push_receiver;
+mod routing;
 mod search;
-mod teams;
 mod webhooks;

@@ -1066,3 +1066,45 @@ async fn a_new_agent_in_no_inbox_sees_an_empty_state() {
     b.snap("no-inbox").await;
     b.close().await;
 }
+
+/// Priority from the conversation's controls: the row gets its badge live,
+/// and the "Priority" order puts it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_is_set_from_the_controls_and_sorts_the_list() {
+    let app = spawn_app().await;
+    let (_, a) = app.contact().await;
+    let (urgent, _) = app.start_conversation(&a, "My order never came").await;
+    let (_, b_token) = app.contact().await;
+    let (later, _) = app.start_conversation(&b_token, "Just a question").await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/conversations/{urgent}", app.base))
+        .await;
+    b.find("[data-role=priority]")
+        .await
+        .select_by_value("urgent")
+        .await
+        .unwrap();
+    b.find(&format!("#row-{urgent} [data-priority=urgent]"))
+        .await;
+    b.snap("priority").await;
+    let c = crate::helpers::body(
+        app.get(&format!("/api/v1/conversations/{urgent}"), &app.admin_token)
+            .await,
+    )
+    .await;
+    assert_eq!(c["priority"], "urgent");
+    b.goto(&format!("{}/inbox?sort=priority", app.base)).await;
+    let first = b
+        .find("li.row")
+        .await
+        .attr("data-conversation-id")
+        .await
+        .unwrap();
+    assert_eq!(
+        first.as_deref(),
+        Some(urgent.as_str()),
+        "urgent first, not {later}"
+    );
+    b.close().await;
+}

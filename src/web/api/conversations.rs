@@ -136,9 +136,10 @@ pub struct PatchBody {
     labels: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
     snoozed_until: Option<Option<String>>,
+    priority: Option<String>,
 }
 
-/// Changes status, assignee, labels or snooze.
+/// Changes status, assignee, labels, snooze or priority.
 #[tracing::instrument(skip_all, fields(agent = %auth.agent.id, conversation = %path))]
 pub async fn patch(
     state: web::Data<AppState>,
@@ -150,6 +151,11 @@ pub async fn patch(
     let c = visible_conversation(&state, &auth, path_id(&path)?)?;
     let ApiJson(b) = body;
     let change = ConversationChange {
+        priority: b
+            .priority
+            .as_deref()
+            .map(crate::domain::Priority::parse)
+            .transpose()?,
         status: b
             .status
             .as_deref()

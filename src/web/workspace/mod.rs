@@ -296,6 +296,8 @@ fn inbox_page(
     let wanted = filter.to_list(page.agent.id, LIST_LIMIT);
     let listed = if filter.sort == "waiting" {
         svc.longest_waiting(&page.agent, &wanted)?
+    } else if filter.sort == "priority" {
+        svc.by_priority(&page.agent, &wanted)?
     } else {
         svc.list_conversations(&page.agent, &wanted)?.conversations
     };
@@ -343,26 +345,30 @@ fn inbox_page(
         count: String::new(),
     })
     .collect();
-    let sorts = [("recent", "Newest first"), ("waiting", "Waiting longest")]
-        .iter()
-        .map(|(s, label)| {
-            let q = Filter {
-                sort: (*s).to_owned(),
-                ..filter.clone()
-            }
-            .query();
-            Link {
-                href: if q.is_empty() {
-                    "/inbox".to_owned()
-                } else {
-                    format!("/inbox?{q}")
-                },
-                label: (*label).to_owned(),
-                current: filter.sort == *s,
-                count: String::new(),
-            }
-        })
-        .collect();
+    let sorts = [
+        ("recent", "Newest first"),
+        ("waiting", "Waiting longest"),
+        ("priority", "Priority"),
+    ]
+    .iter()
+    .map(|(s, label)| {
+        let q = Filter {
+            sort: (*s).to_owned(),
+            ..filter.clone()
+        }
+        .query();
+        Link {
+            href: if q.is_empty() {
+                "/inbox".to_owned()
+            } else {
+                format!("/inbox?{q}")
+            },
+            label: (*label).to_owned(),
+            current: filter.sort == *s,
+            count: String::new(),
+        }
+    })
+    .collect();
     let inbox_links = visible
         .iter()
         .map(|i| Link {
@@ -531,6 +537,7 @@ pub struct UpdateForm {
     snooze_at: Option<String>,
     labels: Option<String>,
     labels_present: Option<String>,
+    priority: Option<String>,
 }
 
 #[tracing::instrument(skip_all, fields(agent = %page.agent.id, conversation = %path))]
@@ -555,6 +562,11 @@ async fn update(
             .assignee_id
             .as_deref()
             .map(|a| (!a.is_empty()).then(|| parse_assignee(a)).transpose())
+            .transpose()?,
+        priority: f
+            .priority
+            .as_deref()
+            .map(crate::domain::Priority::parse)
             .transpose()?,
         ..ConversationChange::default()
     };

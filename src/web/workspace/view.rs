@@ -52,6 +52,7 @@ impl Filter {
                 .map(Label::into_inner),
             sort: match q.get("sort").map(String::as_str) {
                 Some("waiting") => "waiting".to_owned(),
+                Some("priority") => "priority".to_owned(),
                 _ => "recent".to_owned(),
             },
         }
@@ -225,6 +226,8 @@ pub struct RowView {
     pub labels: Vec<String>,
     /// Whether this is the open conversation.
     pub selected: bool,
+    /// Its priority, empty when none is set.
+    pub priority: &'static str,
 }
 
 /// A channel as pages show it.
@@ -315,6 +318,10 @@ pub fn row(
         assignee_name: c.assignee_id.and_then(|a| names.agent(a)),
         labels: c.labels.clone(),
         selected: open == Some(c.id),
+        priority: match c.priority {
+            crate::domain::Priority::None => "",
+            p => p.as_str(),
+        },
     }
 }
 
@@ -507,6 +514,8 @@ pub struct ConvView {
     pub me: String,
     /// Labels.
     pub labels: Vec<String>,
+    /// The priority picker: (value, label, whether it is this one's).
+    pub priorities: Vec<(&'static str, &'static str, bool)>,
     /// The contact's other conversations: (id, preview, status).
     pub other_conversations: Vec<(String, String, &'static str)>,
 }
@@ -589,6 +598,19 @@ pub fn conversation(
             .map(|a| (format_id(a.id), a.name.clone()))
             .collect(),
         me: format_id(me.id),
+        priorities: crate::domain::Priority::ALL
+            .into_iter()
+            .map(|p| {
+                let label = match p {
+                    crate::domain::Priority::None => "No priority",
+                    crate::domain::Priority::Low => "Low",
+                    crate::domain::Priority::Medium => "Medium",
+                    crate::domain::Priority::High => "High",
+                    crate::domain::Priority::Urgent => "Urgent",
+                };
+                (p.as_str(), label, p == c.priority)
+            })
+            .collect(),
         labels: c.labels.clone(),
         other_conversations: thread
             .other_conversations

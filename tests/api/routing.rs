@@ -1,5 +1,5 @@
-//! Teams through the API: an agent in several, unique names, agent ids
-//! checked, every agent reads them and only admins change them.
+//! Teams, availability and priorities through the API: an agent in
+//! several teams, unique names, availability from open streams, priority.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -245,4 +245,75 @@ async fn availability_follows_the_agents_choice_and_open_streams() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// A conversation's priority: set through the API (422 for an unknown
+/// one), in the team's JSON and not the contact's, announced as
+/// `conversation.updated`, shown on the row, and the inbox's "Priority"
+/// order puts the most urgent first (then the longest waiting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_is_set_shown_and_sorts_the_inbox() {
+    let app = spawn_app().await;
+    let mut convs = Vec::new();
+    let mut contacts = Vec::new();
+    for text in ["first", "second", "third"] {
+        let (_, token) = app.contact().await;
+        convs.push(app.start_conversation(&token, text).await.0);
+        contacts.push(token);
+    }
+    let mut events = app.events("/api/v1/events", &app.admin_token, None).await;
+    let set = |id: String, p: &'static str| {
+        let app = &app;
+        async move {
+            app.patch(
+                &format!("/api/v1/conversations/{id}"),
+                &app.admin_token,
+                json!({ "priority": p }),
+            )
+            .await
+        }
+    };
+    let r = set(convs[1].clone(), "urgent").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await["priority"], "urgent");
+    assert_eq!(set(convs[2].clone(), "low").await.status(), StatusCode::OK);
+    assert_eq!(
+        set(convs[0].clone(), "critical").await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let frame = events.next_named("conversation.updated").await;
+    let data: serde_json::Value = serde_json::from_str(frame.data.as_deref().unwrap()).unwrap();
+    assert_eq!(data["id"], convs[1].as_str(), "{data}");
+    assert_eq!(data["priority"], "urgent", "{data}");
+    // The contact does not see it.
+    let own = body(
+        app.get(
+            &format!("/api/v1/customer/conversations/{}", convs[1]),
+            &contacts[1],
+        )
+        .await,
+    )
+    .await;
+    assert!(own.get("priority").is_none(), "{own}");
+    // The inbox ordered by priority: urgent, low, then the one without.
+    let s = crate::helpers::page_sign_in(
+        &app,
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let html = s.page(&app, "/inbox?sort=priority").await;
+    let at = |id: &str| {
+        html.find(&format!("id=\"row-{id}\""))
+            .unwrap_or_else(|| panic!("row {id}"))
+    };
+    assert!(at(&convs[1]) < at(&convs[2]) && at(&convs[2]) < at(&convs[0]));
+    assert!(html.contains("data-priority=\"urgent\""));
+    assert!(html.contains("data-priority=\"low\""));
+    // Newest first still leads with the newest.
+    let html = s.page(&app, "/inbox").await;
+    assert!(
+        html.find(&format!("id=\"row-{}\"", convs[2]))
+            < html.find(&format!("id=\"row-{}\"", convs[0]))
+    );
 }
