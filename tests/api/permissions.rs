@@ -572,6 +572,21 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         [303, 303, 303, 204, 204, 303, 204],
     ),
     (
+        "POST",
+        "/settings/teams",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
+        "POST",
+        "/settings/teams/{id}",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
+        "POST",
+        "/settings/teams/{id}/delete",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
         "GET",
         "/settings/webhooks/{id}",
         [303, 303, 303, 404, 404, 303, 200],
@@ -1008,6 +1023,16 @@ impl World {
                 path.push_str("?endpoint=https%3A%2F%2Fpush.example.com%2Fx")
             }
             ("PUT", "/api/v1/me/availability") => json_body = Some(json!({"availability": "busy"})),
+            ("POST", "/settings/teams") => {
+                form = vec![("name".into(), format!("Form team {}", self.next()))]
+            }
+            ("POST", "/settings/teams/{id}") => {
+                path = path.replace("{id}", &self.fresh_team().await);
+                form = vec![("name".into(), format!("Form rename {}", self.next()))];
+            }
+            ("POST", "/settings/teams/{id}/delete") => {
+                path = path.replace("{id}", &self.fresh_team().await)
+            }
             ("POST", "/api/v1/teams") => {
                 json_body = Some(json!({"name": format!("Team {}", self.next())}))
             }

@@ -369,3 +369,76 @@ async fn availability_is_set_in_the_header_and_kept_across_reloads() {
     b.snap("availability").await;
     b.close().await;
 }
+
+/// Teams in settings: one is made with ticked agents, changed (an agent
+/// taken out, renamed) and deleted, and the API agrees each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_are_made_and_changed_in_settings() {
+    let app = spawn_app().await;
+    let (ana, _) = app.create_agent("ana@example.com", "agent").await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/settings/teams", app.base)).await;
+    b.find("[data-role=no-teams]").await;
+    let form = b.find("form[data-role=new-team]").await;
+    form.find(fantoccini::Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("Billing")
+        .await
+        .unwrap();
+    form.find(fantoccini::Locator::Css(&format!(
+        "input[name=agent_ids][value='{ana}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    form.find(fantoccini::Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[role=status]", "Saved.").await;
+    let teams = crate::helpers::body(app.get("/api/v1/teams", &app.admin_token).await).await;
+    assert_eq!(teams["teams"][0]["name"], "Billing");
+    assert_eq!(teams["teams"][0]["agent_ids"], serde_json::json!([ana]));
+    b.snap("teams").await;
+    // Ana out, renamed.
+    let team = b.find("form[data-role=team-form]").await;
+    team.find(fantoccini::Locator::Css(&format!(
+        "input[name=agent_ids][value='{ana}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let name = team
+        .find(fantoccini::Locator::Css("input[name=name]"))
+        .await
+        .unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("Payments").await.unwrap();
+    team.find(fantoccini::Locator::Css("button.secondary[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[role=status]", "Saved.").await;
+    let teams = crate::helpers::body(app.get("/api/v1/teams", &app.admin_token).await).await;
+    assert_eq!(teams["teams"][0]["name"], "Payments");
+    assert_eq!(teams["teams"][0]["agent_ids"], serde_json::json!([]));
+    b.find("[data-role=delete-team]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("[data-role=no-teams]").await;
+    let teams = crate::helpers::body(app.get("/api/v1/teams", &app.admin_token).await).await;
+    assert!(teams["teams"].as_array().unwrap().is_empty());
+    b.close().await;
+}

@@ -50,6 +50,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/settings/inboxes/{id}/members/{agent}/remove",
         web::post().to(remove_member),
     )
+    .route("/settings/teams", web::post().to(create_team))
+    .route("/settings/teams/{id}", web::post().to(update_team))
+    .route("/settings/teams/{id}/delete", web::post().to(delete_team))
     .route("/settings/webhooks/{id}", web::get().to(show_webhook))
     .route("/settings/webhooks", web::post().to(create_webhook))
     .route(
@@ -202,6 +205,14 @@ pub struct InboxCard {
     non_members: Vec<(String, String)>,
 }
 
+/// A team on the teams page: its agents as a checklist of every active
+/// agent (id, name, availability now, whether in the team).
+pub struct TeamRow {
+    id: String,
+    name: String,
+    agents: Vec<(String, String, &'static str, bool)>,
+}
+
 /// An outbound webhook subscription, as the webhooks page lists it.
 pub struct WebhookRow {
     id: String,
@@ -270,6 +281,9 @@ struct SettingsPage {
     base_url: String,
     base_url_local: bool,
     swatches: [&'static str; 8],
+    /// Teams, and every active agent for a new team's checklist.
+    teams: Vec<TeamRow>,
+    team_candidates: Vec<(String, String, &'static str)>,
     /// Outbound webhooks (the list page), or the one whose page this is.
     webhooks: Vec<WebhookRow>,
     /// Its delivery log, newest first (on a webhook's own page).
@@ -328,7 +342,7 @@ fn page(
         None => (section, None, None),
     };
     let allowed = matches!(section, "profile" | "canned")
-        || (admin && matches!(section, "agents" | "inboxes" | "webhooks"));
+        || (admin && matches!(section, "agents" | "teams" | "inboxes" | "webhooks"));
     if !allowed {
         return Err(ApiError::NotFound.into());
     }
@@ -481,7 +495,41 @@ fn page(
             }
         }
     }
+    let mut teams = Vec::new();
+    let mut team_candidates = Vec::new();
+    if section == "teams" {
+        let active: Vec<_> = agents_all.iter().filter(|a| a.active).collect();
+        team_candidates = active
+            .iter()
+            .map(|a| {
+                (
+                    format_id(a.id),
+                    a.name.clone(),
+                    state.svc.availability_of(a).as_str(),
+                )
+            })
+            .collect();
+        for t in state.svc.teams()? {
+            teams.push(TeamRow {
+                id: format_id(t.id),
+                name: t.name,
+                agents: active
+                    .iter()
+                    .map(|a| {
+                        (
+                            format_id(a.id),
+                            a.name.clone(),
+                            state.svc.availability_of(a).as_str(),
+                            t.agent_ids.contains(&a.id),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
     Ok(SettingsPage {
+        teams,
+        team_candidates,
         webhooks,
         deliveries,
         webhook_page: one_webhook.is_some(),
@@ -1081,4 +1129,54 @@ async fn retry_webhook(
             .await
         }
     }
+}
+
+/// The team form's agent checkboxes and name.
+fn team_input(f: &[(String, String)], with_agents: bool) -> crate::service::teams::TeamInput {
+    crate::service::teams::TeamInput {
+        name: form_value(f, "name").map(str::to_owned),
+        agent_ids: with_agents.then(|| {
+            f.iter()
+                .filter(|(k, _)| k == "agent_ids")
+                .map(|(_, v)| v.clone())
+                .collect()
+        }),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
+async fn create_team(
+    state: web::Data<AppState>,
+    f: AdminForm<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let AdminForm { page: p, form: f } = f;
+    let r = state.svc.create_team(&p.agent, team_input(&f, true)).await;
+    outcome(&state, &p, "teams", r).await
+}
+
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, team = %path))]
+async fn update_team(
+    state: web::Data<AppState>,
+    f: AdminForm<Vec<(String, String)>>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let AdminForm { page: p, form: f } = f;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    // The form always lists the checkboxes: none ticked empties the team.
+    let r = state
+        .svc
+        .update_team(&p.agent, id, team_input(&f, true))
+        .await;
+    outcome(&state, &p, "teams", r).await
+}
+
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, team = %path))]
+async fn delete_team(
+    state: web::Data<AppState>,
+    f: AdminForm<CsrfOnly>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    state.svc.delete_team(&f.page.agent, id).await?;
+    Ok(redirect("/settings/teams?saved=1"))
 }
