@@ -56,6 +56,29 @@ pub const SCHEMA_VERSION: u32 = 5;
 /// checkpoint it: nothing is read, so the cache need not be the server's.
 const CHECKPOINT_CACHE_BYTES: u64 = 1 << 20;
 
+/// Opens sled's database once its previous handle in this process has
+/// let go of the file lock. Dropping a `sled::Db` does not release the
+/// lock at once: sled's IO threads may still hold the last reference for
+/// a moment after the drop. So a `WouldBlock` is waited out, up to
+/// `within`; any other error, or a lock held longer, is returned.
+pub(crate) fn open_released(
+    config: &sled::Config,
+    within: std::time::Duration,
+) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// What can go wrong in the store. Decode failures are `Corrupt` (logged,
 /// shown to clients as a plain 500), never panics.
 #[derive(Debug, thiserror::Error)]
@@ -258,11 +281,15 @@ impl Store {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(path.clone())),
             Err(std::fs::TryLockError::Error(e)) => return Err(folder_err(e.to_string())),
         }
-        let db = sled::Config::new()
-            .path(path.join("db"))
-            .cache_capacity(opts.cache_bytes)
-            .open()
-            .map_err(|e| folder_err(e.to_string()))?;
+        // Our own lock is held, so a held sled lock can only be a handle
+        // of this process that is still letting go (a restart in-process).
+        let db = open_released(
+            &sled::Config::new()
+                .path(path.join("db"))
+                .cache_capacity(opts.cache_bytes),
+            Duration::from_secs(5),
+        )
+        .map_err(|e| folder_err(e.to_string()))?;
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -543,10 +570,12 @@ impl Store {
             return Ok(None);
         }
         let started = std::time::Instant::now();
-        let reopened = sled::Config::new()
-            .path(path.join("db"))
-            .cache_capacity(CHECKPOINT_CACHE_BYTES)
-            .open()?;
+        let reopened = open_released(
+            &sled::Config::new()
+                .path(path.join("db"))
+                .cache_capacity(CHECKPOINT_CACHE_BYTES),
+            Duration::from_secs(5),
+        )?;
         reopened.flush()?;
         drop(reopened);
         drop(_lock_file);
@@ -1028,7 +1057,12 @@ mod tests {
 
     /// The sled database of a data folder, opened without a migration.
     fn raw(dir: &std::path::Path) -> sled::Db {
-        sled::open(dir.join("db")).unwrap_or_else(|e| panic!("{e}"))
+        // Just after a store was dropped, sled may hold its lock a moment.
+        open_released(
+            &sled::Config::new().path(dir.join("db")),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Copies the schema-2 data folder of `tests/fixtures/schema2` (made
