@@ -267,16 +267,6 @@ impl Fanout {
         self.store.durability().published_upto()
     }
 
-    /// Whether the agent has a workspace or API event stream open now:
-    /// what the messenger shows as "online" (until agents set their own
-    /// availability).
-    pub fn agent_connected(&self, agent: AgentId) -> bool {
-        self.lock()
-            .agents
-            .get(&agent)
-            .is_some_and(|a| !a.streams.is_empty())
-    }
-
     /// Whether the agent had a stream open within `grace` (one open now
     /// counts; one that closed less than `grace` ago too, so a reload or a
     /// click to the next page is not a departure).

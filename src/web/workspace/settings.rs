@@ -580,7 +580,17 @@ async fn show(
     path: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, PageError> {
-    Ok(html(render(&page(&state, &p, &path, q.notice(), None)?)?))
+    shown(&state, &p, &path, &q)
+}
+
+/// A settings page as a GET shows it, with the notice its query asks for.
+fn shown(
+    state: &AppState,
+    p: &PageAgent,
+    section: &str,
+    q: &NoticeQuery,
+) -> Result<HttpResponse, PageError> {
+    Ok(html(render(&page(state, p, section, q.notice(), None)?)?))
 }
 
 /// One inbox's settings page.
@@ -591,14 +601,7 @@ async fn show_inbox(
     path: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let section = format!("inboxes/{path}");
-    Ok(html(render(&page(
-        &state,
-        &p,
-        &section,
-        q.notice(),
-        None,
-    )?)?))
+    shown(&state, &p, &format!("inboxes/{path}"), &q)
 }
 
 /// Runs a change; a refused value re-renders the section with the reason.
@@ -1053,14 +1056,7 @@ async fn show_webhook(
     path: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let section = format!("webhooks/{path}");
-    Ok(html(render(&page(
-        &state,
-        &p,
-        &section,
-        q.notice(),
-        None,
-    )?)?))
+    shown(&state, &p, &format!("webhooks/{path}"), &q)
 }
 
 #[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
