@@ -104,8 +104,18 @@ impl Application {
         let limits = Arc::new(Limits::from_config(&config));
         let http = crate::channels::http::Http::new(config.webhooks_allow_private)
             .map_err(|e| StartError::Settings(format!("cannot set up the HTTP client: {e}")))?;
+        let fanout = Arc::new(crate::service::fanout::Fanout::new(
+            store.clone(),
+            config.event_buffer,
+        ));
+        let router = crate::service::routing::Router::new(
+            store.clone(),
+            fanout.clone(),
+            config.away_after_secs,
+        );
         let mailboxes = crate::service::mailbox::Mailboxes::new(
             store.clone(),
+            router.clone(),
             shutdown_rx.clone(),
             config.webhooks_allow_private,
         );
@@ -125,13 +135,11 @@ impl Application {
             limits: limits.clone(),
             index: index.clone(),
             typing: typing.clone(),
-            fanout: Arc::new(crate::service::fanout::Fanout::new(
-                store.clone(),
-                shared_config.event_buffer,
-            )),
+            fanout,
             http: http.clone(),
             vapid: vapid.clone(),
             mailboxes: mailboxes.clone(),
+            router: router.clone(),
         }));
         let fanout = tokio::spawn(svc.run_fanout(shutdown_rx.clone()));
         let state = web::Data::new(AppState {
@@ -222,8 +230,13 @@ impl Application {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                if let Err(e) = s.wake_snoozed(time::now()).await {
-                    tracing::error!(error = %e, "could not reopen snoozed conversations");
+                match s.wake_snoozed(time::now()).await {
+                    Ok(woken) => {
+                        if !woken.is_empty() {
+                            router.route().await;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not reopen snoozed conversations"),
                 }
                 limits.prune();
             }

@@ -104,6 +104,8 @@ pub struct Inbox {
     /// Whether the messenger asks a first-time visitor for a name and
     /// email before the first message: `off`, `ask` or `require`.
     pub prechat: &'static str,
+    /// Who gets its new conversations.
+    pub assignment: InboxAssignment,
     /// When it was created.
     pub created_at: String,
     /// Admins: the secret that signs identity-verified contacts.
@@ -126,6 +128,15 @@ pub struct Inbox {
     pub webhook_secret: Option<String>,
 }
 
+/// `{"mode":"off|round_robin|balanced","team_id"}` of an inbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxAssignment {
+    /// `off`, `round_robin` or `balanced`.
+    pub mode: &'static str,
+    /// The team it is limited to, if any.
+    pub team_id: Option<String>,
+}
+
 impl Inbox {
     /// The contract's inbox, with absolute webhook URLs under `base_url`
     /// (the admin-only fields only if `admin`).
@@ -137,6 +148,10 @@ impl Inbox {
             widget_key: i.widget_key.clone(),
             greeting: i.greeting.clone(),
             prechat: i.prechat.as_str(),
+            assignment: InboxAssignment {
+                mode: i.assignment.mode.as_str(),
+                team_id: opt_id(i.assignment.team_id),
+            },
             created_at: rfc3339(i.created_at),
             hmac_secret: None,
             settings: None,
@@ -489,6 +504,10 @@ pub struct Conversation {
     /// Team only: `none`, `low`, `medium`, `high` or `urgent`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<&'static str>,
+    /// Team only: the team its inbox's auto-assignment routes it to,
+    /// `null` when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<Option<String>>,
 }
 
 impl Conversation {
@@ -514,6 +533,7 @@ impl Conversation {
             updated_at: rfc3339(c.updated_at),
             waiting_since: Some(c.waiting_since().map(rfc3339)),
             priority: Some(c.priority.as_str()),
+            team_id: Some(opt_id(c.team_id)),
         }
     }
 
@@ -549,6 +569,7 @@ impl Conversation {
             updated_at: rfc3339(c.contact_activity()),
             waiting_since: None,
             priority: None,
+            team_id: None,
         }
     }
 }
@@ -781,6 +802,7 @@ mod tests {
             reply_time: None,
             accent_color: None,
             prechat: Default::default(),
+            assignment: Default::default(),
             created_at: 0,
             settings: serde_json::Map::new(),
             api_token: None,
@@ -816,6 +838,7 @@ mod tests {
         assert_eq!(
             k,
             [
+                "assignment",
                 "channel",
                 "created_at",
                 "greeting",

@@ -9,7 +9,9 @@ pub mod types;
 
 pub use ids::{format_id, parse_id};
 pub use text::{ContactName, Email, Label, MessageBody, Name, Password};
-pub use types::{AuthorType, Availability, ConversationStatus, Prechat, Priority, Role};
+pub use types::{
+    AssignmentMode, AuthorType, Availability, ConversationStatus, Prechat, Priority, Role,
+};
 
 /// Why a value from outside was refused; the web layer turns it into a 422
 /// that names the field.

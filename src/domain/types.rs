@@ -123,6 +123,45 @@ impl Availability {
     }
 }
 
+/// How an inbox hands out its new conversations (the contract's
+/// `assignment.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentMode {
+    /// Nobody is assigned automatically.
+    #[default]
+    Off,
+    /// Each free agent in turn.
+    RoundRobin,
+    /// The free agent with the fewest open conversations (ties: the one
+    /// whose last assignment is oldest).
+    Balanced,
+}
+
+impl AssignmentMode {
+    /// Reads the contract's names.
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        match s.trim() {
+            "off" | "" => Ok(Self::Off),
+            "round_robin" => Ok(Self::RoundRobin),
+            "balanced" => Ok(Self::Balanced),
+            _ => Err(Invalid::new(
+                "assignment.mode",
+                "assignment.mode must be one of off, round_robin, balanced",
+            )),
+        }
+    }
+
+    /// The contract's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::RoundRobin => "round_robin",
+            Self::Balanced => "balanced",
+        }
+    }
+}
+
 /// Whether the messenger asks a first-time visitor for a name and email
 /// before the first message (an inbox's "pre-chat form").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -136,8 +136,13 @@ impl Services {
         // A promotion widens what the agent's open streams may see: the
         // fan-out routes conservatively until it knows the new role.
         let _role_change = update.role.map(|_| self.fanout.role_change());
+        let routing_changed = update.capacity.is_some() || update.active.is_some();
         let agent = self.store.update_agent(id, update, time::now()).await?;
         self.fanout.role_changed(agent.id, agent.role);
+        if routing_changed {
+            // More room, or one candidate more or less.
+            self.router.route().await;
+        }
         Ok(agent)
     }
 
@@ -146,11 +151,7 @@ impl Services {
     /// `NATTER_AWAY_AFTER_MINUTES` counts as offline (shown so, and for
     /// routing).
     pub fn availability_of(&self, agent: &AgentRecord) -> crate::domain::Availability {
-        let grace = std::time::Duration::from_secs(self.config.away_after_secs.max(0) as u64);
-        if !agent.active || !self.fanout.agent_seen_within(agent.id, grace) {
-            return crate::domain::Availability::Offline;
-        }
-        agent.availability
+        self.router.availability_of(agent)
     }
 
     /// The agent sets their own availability (the workspace header's
@@ -167,6 +168,9 @@ impl Services {
             .update_agent(agent.id, update, time::now())
             .await?;
         tracing::info!(agent = %agent.id, availability = availability.as_str(), "availability set");
+        if availability == crate::domain::Availability::Online {
+            self.router.route().await;
+        }
         Ok(agent)
     }
 

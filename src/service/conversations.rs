@@ -148,8 +148,8 @@ pub struct Thread {
     /// for), each with the channel of the inbox it went through when that
     /// is not the conversation's own.
     pub messages: Vec<(MessageRecord, Option<String>)>,
-    /// Agents it can be assigned to.
-    pub assignable: Vec<AgentRecord>,
+    /// Agents it can be assigned to, with their availability now.
+    pub assignable: Vec<(AgentRecord, crate::domain::Availability)>,
     /// The contact's addresses in inboxes the agent reaches: (channel,
     /// address).
     pub contact_channels: Vec<(String, String)>,
@@ -168,6 +168,7 @@ pub fn thread(
     c: &ConversationRecord,
     me: &AgentRecord,
     with_messages: bool,
+    availability: impl Fn(&AgentRecord) -> crate::domain::Availability,
 ) -> Result<Thread> {
     let contact = store.contact(c.contact_id)?;
     let mut messages = Vec::new();
@@ -190,7 +191,8 @@ pub fn thread(
     let mut assignable = Vec::new();
     for a in store.agents()? {
         if a.active && (a.role == Role::Admin || store.is_member(c.inbox_id, a.id)?) {
-            assignable.push(a);
+            let now = availability(&a);
+            assignable.push((a, now));
         }
     }
     // The contact panel shows only what lies in inboxes this agent
@@ -353,10 +355,16 @@ impl Services {
                 .into());
             }
         }
-        Ok(self
+        let changed = self
             .store
             .patch_conversation(c.id, patch, now, |_| Ok(()))
-            .await?)
+            .await?;
+        if changed.status != c.status || changed.assignee_id != c.assignee_id {
+            // Reopened unassigned: the write queued it. Resolved, snoozed,
+            // parked or handed to someone else: its agent has room again.
+            self.router.route().await;
+        }
+        Ok(changed)
     }
 
     /// The agent `id` if a conversation can be assigned to it: active, and
@@ -550,7 +558,9 @@ impl Services {
         with_messages: bool,
     ) -> ApiResult<Thread> {
         self.visible_conversation(agent, c.id)?;
-        Ok(thread(&self.store, c, agent, with_messages)?)
+        Ok(thread(&self.store, c, agent, with_messages, |a| {
+            self.router.availability_of(a)
+        })?)
     }
 
     /// The canned responses the reply box offers.

@@ -360,6 +360,7 @@ impl Services {
             .await?;
         first.files.keep();
         crate::metrics::global().message_created(AuthorType::Contact);
+        self.router.route().await;
         Ok((conv, msg))
     }
 

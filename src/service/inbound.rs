@@ -138,7 +138,10 @@ impl Services {
             if m.body.is_empty() && m.media.is_empty() && m.attachments.is_empty() {
                 m.body = "[empty message]".into();
             }
-            receive_counted(&self.store, &inbox, m).await?;
+            let r = receive_counted(&self.store, &inbox, m).await?;
+            if r.opened().is_some() {
+                self.router.route().await;
+            }
         }
         for s in parsed.statuses {
             self.record_status(&inbox, s).await?;
@@ -222,7 +225,11 @@ impl Services {
             provider_id,
             ..Inbound::default()
         };
-        Ok(receive_counted(&self.store, &inbox, inbound).await?)
+        let r = receive_counted(&self.store, &inbox, inbound).await?;
+        if r.opened().is_some() {
+            self.router.route().await;
+        }
+        Ok(r)
     }
 }
 

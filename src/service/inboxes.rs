@@ -34,6 +34,7 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
         greeting,
         accent_color: None,
         prechat: Default::default(),
+        assignment: Default::default(),
         reply_time: None,
         created_at: 0,
         settings: Default::default(),
@@ -97,6 +98,17 @@ pub struct InboxChange {
     pub reply_time: Option<String>,
     /// The pre-chat form: `off`, `ask` or `require`.
     pub prechat: Option<String>,
+    /// Auto-assignment: the mode and the team (`None`: no team).
+    pub assignment: Option<AssignmentChange>,
+}
+
+/// An inbox's auto-assignment as submitted.
+#[derive(Debug, Clone, Default)]
+pub struct AssignmentChange {
+    /// `off`, `round_robin` or `balanced`.
+    pub mode: String,
+    /// The team's id, if limited to one.
+    pub team_id: Option<String>,
 }
 
 /// A greeting: trimmed, at most 500 characters, empty meaning none.
@@ -264,6 +276,26 @@ impl Services {
             .as_deref()
             .map(crate::domain::Prechat::parse)
             .transpose()?;
+        let assignment = match &change.assignment {
+            Some(a) => Some(crate::store::Assignment {
+                mode: crate::domain::AssignmentMode::parse(&a.mode)?,
+                team_id: match a.team_id.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(raw) => Some(
+                        crate::domain::parse_id::<crate::domain::ids::TeamId>(raw)
+                            .and_then(|t| self.store.team(t).ok().flatten())
+                            .ok_or_else(|| {
+                                Invalid::new(
+                                    "assignment.team_id",
+                                    format!("no team has the id {raw:?}"),
+                                )
+                            })?
+                            .id,
+                    ),
+                },
+            }),
+            None => None,
+        };
         let reply_time = change.reply_time.as_deref().map(|r| {
             let r = r.trim();
             (!r.is_empty()).then(|| r.chars().take(200).collect::<String>())
@@ -292,8 +324,14 @@ impl Services {
                 if let Some(p) = prechat {
                     i.prechat = p;
                 }
+                if let Some(a) = assignment {
+                    i.assignment = a;
+                }
             })
             .await?;
+        if assignment.is_some_and(|a| a != old.assignment) {
+            self.router.route().await;
+        }
         if ChannelKind::of(&inbox.channel).follows_a_mailbox() && settings.is_some() {
             self.mailboxes.restart(&inbox);
         }
@@ -337,6 +375,13 @@ impl Services {
         Ok((inbox, check))
     }
 
+    /// How many conversations of an inbox wait for auto-assignment
+    /// (nobody with room was online when they came).
+    #[tracing::instrument(skip_all, fields(inbox = %inbox))]
+    pub fn waiting_for_assignment(&self, inbox: InboxId) -> ApiResult<usize> {
+        Ok(self.store.queued(inbox)?.len())
+    }
+
     /// The ids of an inbox's members (any inbox; for pages that already
     /// hold the inbox).
     #[tracing::instrument(skip_all, fields(inbox = %inbox))]
@@ -371,7 +416,11 @@ impl Services {
         agent: AgentId,
     ) -> ApiResult<bool> {
         require_admin(actor)?;
-        Ok(self.store.add_member(inbox, agent, time::now()).await?)
+        let added = self.store.add_member(inbox, agent, time::now()).await?;
+        if added {
+            self.router.route().await;
+        }
+        Ok(added)
     }
 
     /// Removes an agent from an inbox (admins); false when it was not a

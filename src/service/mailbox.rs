@@ -23,6 +23,8 @@ pub const POLL_EVERY: Duration = Duration::from_secs(30);
 /// The running mailbox followers.
 pub struct Mailboxes {
     store: Arc<Store>,
+    /// Hands a new or reopened email conversation to an agent.
+    router: Arc<super::routing::Router>,
     shutdown: watch::Receiver<bool>,
     running: Mutex<HashMap<InboxId, Follower>>,
     /// `NATTER_WEBHOOKS_ALLOW_PRIVATE`: whether an inbox's mail servers
@@ -41,11 +43,13 @@ impl Mailboxes {
     /// Nothing runs until [`Mailboxes::start_all`] or [`Mailboxes::restart`].
     pub fn new(
         store: Arc<Store>,
+        router: Arc<super::routing::Router>,
         shutdown: watch::Receiver<bool>,
         allow_private: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            router,
             shutdown,
             running: Mutex::new(HashMap::new()),
             allow_private,
@@ -171,15 +175,19 @@ impl Mailboxes {
             }
         };
         let store = self.store.clone();
+        let router = self.router.clone();
         let inbox_id = inbox.id;
         let sink: Sink = Arc::new(move |raw: Vec<u8>, next: ImapCursor| {
             let store = store.clone();
+            let router = router.clone();
             Box::pin(async move {
                 let inbox = store
                     .inbox(inbox_id)
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| "the inbox is gone".to_owned())?;
-                ingest(&store, &inbox, &raw).await?;
+                if let Ingested::Stored { opened: true } = ingest(&store, &inbox, &raw).await? {
+                    router.route().await;
+                }
                 let v = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
                 store
                     .meta_set(&cursor_key(inbox_id), Some(v))
@@ -195,7 +203,11 @@ impl Mailboxes {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ingested {
     /// Stored (or already stored: the Message-ID is known).
-    Stored,
+    Stored {
+        /// The mail started or reopened its conversation (it may wait
+        /// for auto-assignment).
+        opened: bool,
+    },
     /// Ours, an auto-reply, or unreadable: nothing stored.
     Skipped(&'static str),
 }
@@ -297,7 +309,7 @@ pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<In
     if body.is_empty() {
         body = "(no text)".into();
     }
-    crate::service::inbound::receive(
+    let received = crate::service::inbound::receive(
         store,
         inbox,
         Inbound {
@@ -316,5 +328,7 @@ pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<In
     )
     .await
     .map_err(|e| e.to_string())?;
-    Ok(Ingested::Stored)
+    Ok(Ingested::Stored {
+        opened: received.opened().is_some(),
+    })
 }

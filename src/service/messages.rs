@@ -4,7 +4,7 @@
 //! delivery put back in the outbox, typing signals and read positions.
 
 use crate::domain::ids::{ContactId, ConversationId, InboxId};
-use crate::domain::{time, AuthorType, Invalid, MessageBody};
+use crate::domain::{time, AuthorType, ConversationStatus, Invalid, MessageBody};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
 use crate::store::{
@@ -158,13 +158,17 @@ impl Services {
         };
         let now = time::now();
         let effects = self.message_effects(c, &new, now)?;
-        let (msg, _) = self
+        let (msg, conv) = self
             .store
             .post_message(c.id, new, effects, now)
             .await
             .map_err(not_found)?;
         prepared.files.keep();
         metrics::global().message_created(kind);
+        if c.status != ConversationStatus::Open && conv.status == ConversationStatus::Open {
+            // The contact reopened it.
+            self.router.route().await;
+        }
         Ok(msg)
     }
 

@@ -26,6 +26,7 @@ pub mod present;
 pub mod push;
 pub mod ratelimit;
 pub mod realtime;
+pub mod routing;
 pub mod search;
 pub mod sessions;
 pub mod settings;
@@ -91,4 +92,6 @@ services! {
     vapid: Arc<webpush::VapidKeys>,
     /// The IMAP followers of email inboxes.
     mailboxes: Arc<mailbox::Mailboxes>,
+    /// Auto-assignment: candidates and the queue.
+    router: Arc<routing::Router>,
 }

@@ -189,7 +189,17 @@ impl super::Services {
     /// Registers a new stream of `viewer` in the fan-out and subscribes it
     /// to access changes, then fixes its start.
     pub fn subscribe(&self, viewer: Viewer, last_event_id: Option<u64>) -> Feeds {
+        // An agent who counted as away is online again with this stream:
+        // what waits in the queue may be theirs now.
+        let back = match viewer {
+            Viewer::Agent { id, .. } => self.router.comes_back(id),
+            Viewer::Contact { .. } => false,
+        };
         let live = self.fanout.register(viewer);
+        if back {
+            let router = self.router.clone();
+            tokio::spawn(async move { router.route().await });
+        }
         let access = self.store.access_changes();
         // Both are durable; the routed one can be a moment ahead of the
         // published one.

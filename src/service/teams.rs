@@ -71,16 +71,33 @@ impl Services {
         if let Some(n) = input.name.as_deref() {
             team.name = Name::parse(n, "name")?.into_inner();
         }
+        let members_changed = input.agent_ids.is_some();
         if let Some(ids) = input.agent_ids.as_deref() {
             team.agent_ids = self.team_agents(ids)?;
         }
-        Ok(self.store.put_team(team, time::now()).await?)
+        let team = self.store.put_team(team, time::now()).await?;
+        if members_changed {
+            self.router.route().await;
+        }
+        Ok(team)
     }
 
     /// Deletes a team (admins).
     #[tracing::instrument(skip_all, fields(team = %id, by = %actor.id))]
     pub async fn delete_team(&self, actor: &AgentRecord, id: TeamId) -> ApiResult<()> {
         require_admin(actor)?;
+        // An inbox routing to the team would silently route to nobody.
+        if let Some(i) = self
+            .store
+            .inboxes()?
+            .into_iter()
+            .find(|i| i.assignment.team_id == Some(id))
+        {
+            return Err(ApiError::Conflict(format!(
+                "the inbox {:?} assigns its conversations to this team; change its assignment first",
+                i.name
+            )));
+        }
         self.store.delete_team(id, time::now()).await?;
         tracing::info!(team = %id, by = %actor.id, "team deleted");
         Ok(())

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::domain::ids::{ContactId, ConversationId, InboxId};
 use crate::domain::time::Micros;
-use crate::domain::AuthorType;
+use crate::domain::{AuthorType, ConversationStatus};
 
 /// One message a channel received, in the core's terms.
 #[derive(Debug, Clone, Default)]
@@ -55,12 +55,29 @@ pub enum Received {
         message: MessageRecord,
         /// Its conversation.
         conversation: Box<super::ConversationRecord>,
+        /// Whether this message started the conversation or reopened it
+        /// (auto-assignment queues it then).
+        opened: bool,
     },
     /// The provider id was seen before: nothing stored.
     Duplicate {
         /// The message stored the first time, if it still exists.
         message: Option<MessageRecord>,
     },
+}
+
+impl Received {
+    /// The conversation, if this message started or reopened it.
+    pub fn opened(&self) -> Option<&super::ConversationRecord> {
+        match self {
+            Received::Stored {
+                conversation,
+                opened: true,
+                ..
+            } => Some(conversation),
+            _ => None,
+        }
+    }
 }
 
 /// The product's rules for an inbound message, applied by the store
@@ -135,8 +152,12 @@ impl Tx<'_> {
         let new = inbound_message(&contact, m);
         let none = Effects::default();
         let pid = m.provider_id.as_deref();
+        let mut before = None;
         let (message, conversation) = match self.inbound_target(inbox, m, &contact, rules)? {
-            Some(id) => self.continue_conversation(id, &new, &none, pid)?,
+            Some(id) => {
+                before = Some(self.conversation(id)?.status);
+                self.continue_conversation(id, &new, &none, pid)?
+            }
             None => {
                 let (c, msg) = self.start_conversation(
                     inbox.id,
@@ -161,6 +182,8 @@ impl Tx<'_> {
         }
         Ok(Received::Stored {
             message,
+            opened: before != Some(ConversationStatus::Open)
+                && conversation.status == ConversationStatus::Open,
             conversation: Box::new(conversation),
         })
     }
@@ -212,6 +235,8 @@ impl Tx<'_> {
         }
         Ok(Some(Received::Stored {
             message,
+            opened: c.status != ConversationStatus::Open
+                && conversation.status == ConversationStatus::Open,
             conversation: Box::new(conversation),
         }))
     }

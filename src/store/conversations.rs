@@ -121,6 +121,9 @@ impl Tx<'_> {
     ) -> TxResult<()> {
         if let Some(old) = old {
             self.unlist_conversation(old)?;
+            if super::routing::waits_for_an_agent(old) && !super::routing::waits_for_an_agent(new) {
+                self.del(Tree::InboxconversationQueued, &pair(old.inbox_id, old.id))?;
+            }
             if counted_as(old) != counted_as(new) {
                 self.count_conversation(old, -1)?;
                 self.count_conversation(new, 1)?;
@@ -172,6 +175,7 @@ impl Tx<'_> {
     pub(crate) fn unindex_conversation(&mut self, old: &ConversationRecord) -> TxResult<()> {
         self.unlist_conversation(old)?;
         self.count_conversation(old, -1)?;
+        self.del(Tree::InboxconversationQueued, &pair(old.inbox_id, old.id))?;
         self.del(Tree::ContactidConversationid, &pair(old.contact_id, old.id))?;
         Ok(())
     }
@@ -342,8 +346,10 @@ impl Tx<'_> {
             notify_due: None,
             notified_seq: 0,
             waiting_from: None,
+            team_id: None,
         };
         let msg = self.append_message(&mut conv, first, effects, provider_id)?;
+        self.queue_if_routed(&mut conv)?;
         self.put_conversation(&conv, None)?;
         if let Some(mut c) =
             self.get::<super::ContactRecord>(Tree::ContactidContact, &u64_be(contact_id))?
@@ -387,6 +393,7 @@ impl Tx<'_> {
                 conv.status = reopened;
                 conv.snoozed_until = None;
                 changed = true;
+                self.queue_if_routed(&mut conv)?;
             }
         }
         self.put_conversation(&conv, Some(&old))?;
@@ -490,7 +497,14 @@ impl Store {
                 return Ok(conv);
             }
             conv.updated_at = tx.now.max(conv.updated_at);
+            if old.status != ConversationStatus::Open {
+                // Reopened (by an agent, or a snooze that ended).
+                tx.queue_if_routed(&mut conv)?;
+            }
             tx.put_conversation(&conv, Some(&old))?;
+            if let (Some(a), true) = (conv.assignee_id, conv.assignee_id != old.assignee_id) {
+                tx.assigned(a)?;
+            }
             let payload = EventPayload::ConversationUpdated {
                 conversation: conv.clone(),
             };
@@ -571,8 +585,8 @@ impl Store {
         .await
     }
 
-    /// Reopens snoozed conversations whose time has come; returns how many.
-    pub async fn wake_snoozed(&self, now: Micros) -> Result<usize> {
+    /// Reopens snoozed conversations whose time has come; returns them.
+    pub async fn wake_snoozed(&self, now: Micros) -> Result<Vec<ConversationRecord>> {
         let due: Vec<ConversationId> = self
             .tree(Tree::SnoozeuntilConversationid)
             .range(..time_id(now, u64::MAX))
@@ -582,7 +596,7 @@ impl Store {
                     .and_then(|k| keys::read_u64(&k, 8).map(ConversationId::new))
             })
             .collect::<Result<_>>()?;
-        let mut woken = 0;
+        let mut woken = Vec::new();
         for id in due {
             let patch = Patch {
                 status: Some(ConversationStatus::Open),
@@ -601,7 +615,7 @@ impl Store {
                 })
                 .await
             {
-                Ok(_) => woken += 1,
+                Ok(c) => woken.push(c),
                 Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e),
             }

@@ -25,6 +25,7 @@ pub mod keys;
 mod notify;
 mod push;
 mod records;
+mod routing;
 mod teams;
 mod webhooks;
 
@@ -44,6 +45,7 @@ pub use conversations::{
 };
 pub use durability::Durability;
 pub use records::*;
+pub use routing::{Candidate, RoutingPlan};
 
 use crate::domain::ids::{ContactId, EventId, InboxId};
 use crate::domain::time::Micros;
@@ -217,6 +219,9 @@ trees! {
     TeamidTeam = "teamid_team", key: "TeamId", value: "[`TeamRecord`]";
     TeamnameTeamid = "teamname_teamid", key: "lower-case team name", value: "TeamId (names are unique)";
     InboxstatusassigneeCount = "inboxstatusassignee_count", key: "InboxId + StatusByte + AssigneeId (0: unassigned)", value: "u64 count of conversations (the inbox tab counts, kept in every write that moves one)";
+    InboxconversationQueued = "inboxconversation_queued", key: "InboxId + ConversationId", value: "() (waiting for auto-assignment, oldest first; removed by any write that assigns, resolves, snoozes or parks it)";
+    InboxidLastassignee = "inboxid_lastassignee", key: "InboxId", value: "AgentId (whom round robin gave the inbox's last conversation)";
+    AgentidAssignedat = "agentid_assignedat", key: "AgentId", value: "Time of the agent's last assignment (balanced breaks ties on it)";
 }
 
 /// How the store is opened.
@@ -741,6 +746,27 @@ impl Store {
             self.jobs_ready.notify_one();
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Runs `f` over the newest state, the writes still waiting to be
+    /// applied included, without writing: a read that must not miss a
+    /// write that has been accepted but is not in sled yet (is anything
+    /// queued for assignment?). Nothing `f` changes is kept.
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&Tx<'_>) -> TxResult<R>) -> Result<R> {
+        let state = self.durability.lock();
+        let tx = Tx {
+            trees: &self.trees,
+            db: &self.db,
+            below: state.layers(),
+            changes: durability::Layer::default(),
+            next_event_id: state.next_event_id,
+            events: Vec::new(),
+            now: 0,
+            jobs: 0,
+        };
+        f(&tx)
     }
 }
 

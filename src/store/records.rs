@@ -135,6 +135,9 @@ pub struct InboxRecord {
     /// The messenger's pre-chat form (absent in older records: off).
     #[serde(default)]
     pub prechat: crate::domain::Prechat,
+    /// Who gets its new conversations (absent in older records: nobody).
+    #[serde(default, skip_serializing_if = "Assignment::is_off")]
+    pub assignment: Assignment,
     /// When it was created.
     pub created_at: Micros,
     /// The channel's settings as the admin gave them, secrets included
@@ -148,6 +151,24 @@ pub struct InboxRecord {
     /// (Telegram's secret token).
     #[serde(default)]
     pub webhook_secret: Option<String>,
+}
+
+/// An inbox's auto-assignment: the mode, and the team it is limited to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Off, round robin or balanced.
+    pub mode: crate::domain::AssignmentMode,
+    /// Only this team's agents (who reach the inbox) are given its
+    /// conversations; without one, the inbox's members are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<crate::domain::ids::TeamId>,
+}
+
+impl Assignment {
+    /// Whether nothing is assigned automatically (and so not stored).
+    pub fn is_off(&self) -> bool {
+        self.mode == crate::domain::AssignmentMode::Off && self.team_id.is_none()
+    }
 }
 
 /// A channel address of a contact: how a provider names the person.
@@ -259,6 +280,10 @@ pub struct ConversationRecord {
     /// reads the newest message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_from: Option<Micros>,
+    /// The team its inbox routes it to (set when auto-assignment queues
+    /// it for a team).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<crate::domain::ids::TeamId>,
 }
 
 impl ConversationRecord {

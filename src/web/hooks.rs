@@ -118,6 +118,7 @@ pub async fn api_channel_message(
             Received::Stored {
                 message,
                 conversation,
+                ..
             } => HttpResponse::Created().json(views::ReceivedMessage {
                 message: views::Message::of(&message),
                 contact_id: crate::domain::format_id(conversation.contact_id),

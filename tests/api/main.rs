@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agents;
+mod assignment;
 mod attachments;
 mod attacks_access;
 mod attacks_mail;

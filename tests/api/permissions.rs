@@ -549,6 +549,11 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     ),
     (
         "POST",
+        "/settings/inboxes/{id}/assignment",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
+        "POST",
         "/settings/inboxes/{id}/test",
         [303, 303, 303, 403, 403, 303, 200],
     ),
@@ -1184,6 +1189,10 @@ impl World {
             ("POST", "/settings/inboxes/{id}/members") => {
                 path = path.replace("{id}", &app.inbox_id);
                 form = vec![("agent_id".into(), self.fresh_agent().await)];
+            }
+            ("POST", "/settings/inboxes/{id}/assignment") => {
+                path = path.replace("{id}", &app.inbox_id);
+                form = vec![("mode".into(), "off".into())];
             }
             ("POST", "/settings/inboxes/{id}/members/{agent}/remove") => {
                 let a = self.fresh_agent().await;

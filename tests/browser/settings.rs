@@ -442,3 +442,74 @@ async fn teams_are_made_and_changed_in_settings() {
     assert!(teams["teams"].as_array().unwrap().is_empty());
     b.close().await;
 }
+
+/// Auto-assignment set on the inbox's page: "Balanced" saved there, and a
+/// conversation a customer starts then arrives in the open workspace
+/// already assigned to the online admin (live, without a reload); the
+/// assignee picker says who is online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignment_set_on_the_inbox_page_hands_new_conversations_out_live() {
+    let app = spawn_app().await;
+    let me = crate::helpers::body(app.get("/api/v1/me", &app.admin_token).await).await;
+    let admin = me["id"].as_str().unwrap().to_owned();
+    app.add_member(&app.inbox_id, &admin).await;
+    let (ana, _) = app.member_agent("ana@example.com").await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/settings/inboxes/{}", app.base, app.inbox_id))
+        .await;
+    let panel = b.find("[data-role=assignment]").await;
+    panel
+        .find(fantoccini::Locator::Css("[data-role=assignment-mode]"))
+        .await
+        .unwrap()
+        .select_by_value("balanced")
+        .await
+        .unwrap();
+    panel
+        .find(fantoccini::Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[role=status]", "Saved.").await;
+    b.find_text("[data-role=queued]", "Nothing waiting").await;
+    b.client
+        .execute(
+            "document.querySelector('[data-role=members]') ?.scrollIntoView(); \
+             document.querySelector('[data-role=assignment]').scrollIntoView({block: 'end'});",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.snap("inbox-assignment").await;
+    let inbox = crate::helpers::body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(inbox["assignment"]["mode"], "balanced", "{inbox}");
+
+    // The workspace is open (the admin's stream: online); ana has none.
+    b.goto(&format!("{}/inbox", app.base)).await;
+    b.find("[data-role=availability]").await;
+    let (_, contact) = app.contact().await;
+    let (id, _) = app.start_conversation(&contact, "Where is my order?").await;
+    b.find(&format!("#row-{id}[data-assignee='{admin}']")).await;
+    b.find(&format!("#row-{id} a")).await.click().await.unwrap();
+    b.snap("assigned-live").await;
+    let picker = b.find(&format!("#assignee-{id}")).await;
+    assert_eq!(
+        picker.prop("value").await.unwrap().as_deref(),
+        Some(admin.as_str())
+    );
+    b.find_text(&format!("#assignee-{id} option[value='{ana}']"), "offline")
+        .await;
+    b.find_text(&format!("#assignee-{id} option[value='{admin}']"), "online")
+        .await;
+    b.close().await;
+}

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::contract as views;
 use crate::domain::{format_id, Invalid};
 use crate::error::{ApiError, ApiResult};
-use crate::service::inboxes::{InboxChange, NewInbox, Settings};
+use crate::service::inboxes::{AssignmentChange, InboxChange, NewInbox, Settings};
 use crate::web::extract::{path_id, AgentAuth, ApiJson};
 use crate::web::AppState;
 
@@ -68,6 +68,15 @@ pub struct UpdateBody {
     hmac_secret: Option<String>,
     /// The messenger's pre-chat form: `off`, `ask` or `require`.
     prechat: Option<String>,
+    /// `{"mode":"off|round_robin|balanced","team_id"?}`.
+    assignment: Option<AssignmentBody>,
+}
+
+/// `PATCH /inboxes/{id}`'s `assignment`.
+#[derive(Deserialize)]
+pub struct AssignmentBody {
+    mode: String,
+    team_id: Option<String>,
 }
 
 /// Changes an inbox's name, greeting, channel settings or identity secret
@@ -90,6 +99,10 @@ pub async fn update(
         settings: b.settings,
         hmac_secret: b.hmac_secret,
         prechat: b.prechat,
+        assignment: b.assignment.map(|a| AssignmentChange {
+            mode: a.mode,
+            team_id: a.team_id,
+        }),
         ..InboxChange::default()
     };
     let inbox = state.svc.update_inbox(&auth.agent, id, change).await?;

@@ -428,7 +428,12 @@ fn inbox_page(
         events_url,
         team: active
             .iter()
-            .map(|a| (format_id(a.id), a.name.clone()))
+            .map(|a| {
+                (
+                    format_id(a.id),
+                    view::name_and_availability(&a.name, svc.availability_of(a)),
+                )
+            })
             .collect(),
         no_inbox: if visible.is_empty() {
             let admins: Vec<String> = active

@@ -42,6 +42,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/settings/inboxes/{id}/members", web::post().to(add_member))
     .route(
+        "/settings/inboxes/{id}/assignment",
+        web::post().to(save_assignment),
+    )
+    .route(
         "/settings/inboxes/{id}/channel",
         web::post().to(save_channel),
     )
@@ -88,6 +92,8 @@ pub struct AgentRow {
     availability: &'static str,
     /// Invited, no password chosen yet.
     invited: bool,
+    /// Open conversations auto-assignment may give them.
+    capacity: u32,
 }
 
 /// A password link just made, shown once on the agents page.
@@ -201,8 +207,14 @@ pub struct InboxCard {
     prechat: &'static str,
     snippet: String,
     hmac_secret: String,
-    members: Vec<(String, String)>,
-    non_members: Vec<(String, String)>,
+    /// Members: (id, name, availability now).
+    members: Vec<(String, String, &'static str)>,
+    non_members: Vec<(String, String, &'static str)>,
+    /// Auto-assignment: the mode's contract name, the team's id (empty:
+    /// any member) and how many conversations wait for someone with room.
+    assignment_mode: &'static str,
+    assignment_team: String,
+    queued: usize,
 }
 
 /// A team on the teams page: its agents as a checklist of every active
@@ -284,6 +296,8 @@ struct SettingsPage {
     /// Teams, and every active agent for a new team's checklist.
     teams: Vec<TeamRow>,
     team_candidates: Vec<(String, String, &'static str)>,
+    /// The teams an inbox's assignment may be limited to: (id, name).
+    team_options: Vec<(String, String)>,
     /// Outbound webhooks (the list page), or the one whose page this is.
     webhooks: Vec<WebhookRow>,
     /// Its delivery log, newest first (on a webhook's own page).
@@ -355,6 +369,7 @@ fn page(
                 name: a.name.clone(),
                 email: a.email.clone(),
                 role: a.role.as_str(),
+                capacity: a.capacity,
                 active: a.active,
                 availability: state.svc.availability_of(a).as_str(),
                 invited: a.invited(),
@@ -380,7 +395,13 @@ fn page(
                 agents_all
                     .iter()
                     .filter(|a| member_ids.contains(&a.id) == want && a.active)
-                    .map(|a| (format_id(a.id), a.name.clone()))
+                    .map(|a| {
+                        (
+                            format_id(a.id),
+                            a.name.clone(),
+                            state.svc.availability_of(a).as_str(),
+                        )
+                    })
                     .collect::<Vec<_>>()
             };
             let adapter = crate::channels::by_name(&i.channel);
@@ -428,6 +449,13 @@ fn page(
                 reply_time: i.reply_time.unwrap_or_default(),
                 accent_color: i.accent_color.unwrap_or_else(|| "#2563eb".to_owned()),
                 prechat: i.prechat.as_str(),
+                assignment_mode: i.assignment.mode.as_str(),
+                assignment_team: i.assignment.team_id.map(format_id).unwrap_or_default(),
+                queued: if one_inbox.is_some() {
+                    state.svc.waiting_for_assignment(i.id)?
+                } else {
+                    0
+                },
                 hmac_secret: i.hmac_secret,
                 members: pick(true),
                 non_members: pick(false),
@@ -497,6 +525,17 @@ fn page(
     }
     let mut teams = Vec::new();
     let mut team_candidates = Vec::new();
+    // An inbox's page offers its assignment's teams.
+    let team_options: Vec<(String, String)> = if one_inbox.is_some() {
+        state
+            .svc
+            .teams()?
+            .into_iter()
+            .map(|t| (format_id(t.id), t.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
     if section == "teams" {
         let active: Vec<_> = agents_all.iter().filter(|a| a.active).collect();
         team_candidates = active
@@ -530,6 +569,7 @@ fn page(
     Ok(SettingsPage {
         teams,
         team_candidates,
+        team_options,
         webhooks,
         deliveries,
         webhook_page: one_webhook.is_some(),
@@ -647,6 +687,7 @@ csrf_field!(
     MemberForm,
     CannedForm,
     RetryForm,
+    AssignmentForm,
 );
 
 /// Profile form.
@@ -794,6 +835,8 @@ pub struct AgentChangeForm {
     csrf: Option<String>,
     role: Option<String>,
     active: Option<String>,
+    /// Open conversations auto-assignment may give (0 to 1000).
+    capacity: Option<String>,
     /// `yes` once the admin confirmed a deactivation.
     confirm: Option<String>,
 }
@@ -816,11 +859,20 @@ async fn update_agent(
             .content_type("text/html; charset=utf-8")
             .body(render(&pg)?));
     }
+    let capacity = match f.capacity.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<u32>().map_err(|_| {
+            ApiError::from(crate::domain::Invalid::new(
+                "capacity",
+                "capacity must be a whole number from 0 to 1000",
+            ))
+        })?),
+    };
     let change = AgentChange {
         name: None,
         role: f.role,
         active: f.active.as_deref().map(|a| a == "true"),
-        capacity: None,
+        capacity,
     };
     let r = state.svc.update_agent(&p.agent, id, change).await;
     outcome(&state, &p, "agents", r).await
@@ -933,6 +985,34 @@ async fn update_inbox(
         accent_color: f.accent_color,
         reply_time: f.reply_time,
         prechat: f.prechat,
+        ..InboxChange::default()
+    };
+    let r = state.svc.update_inbox(&p.agent, id, change).await;
+    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
+}
+
+/// An inbox's auto-assignment form.
+#[derive(Deserialize)]
+pub struct AssignmentForm {
+    csrf: Option<String>,
+    mode: String,
+    team_id: Option<String>,
+}
+
+/// Saves who gets an inbox's conversations.
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
+async fn save_assignment(
+    state: web::Data<AppState>,
+    f: AdminForm<AssignmentForm>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let AdminForm { page: p, form: f } = f;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let change = InboxChange {
+        assignment: Some(crate::service::inboxes::AssignmentChange {
+            mode: f.mode,
+            team_id: f.team_id,
+        }),
         ..InboxChange::default()
     };
     let r = state.svc.update_inbox(&p.agent, id, change).await;

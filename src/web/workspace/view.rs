@@ -508,7 +508,7 @@ pub struct ConvView {
     pub snoozed_until: Option<(String, String)>,
     /// Assignee id.
     pub assignee_id: Option<String>,
-    /// Agents it can be assigned to: (id, name).
+    /// Agents it can be assigned to: (id, name with their availability).
     pub assignable: Vec<(String, String)>,
     /// The viewing agent's id.
     pub me: String,
@@ -595,7 +595,7 @@ pub fn conversation(
         assignable: thread
             .assignable
             .iter()
-            .map(|a| (format_id(a.id), a.name.clone()))
+            .map(|(a, now)| (format_id(a.id), name_and_availability(&a.name, *now)))
             .collect(),
         me: format_id(me.id),
         priorities: crate::domain::Priority::ALL
@@ -671,6 +671,12 @@ pub fn relative(t: Micros, now: Micros) -> String {
             .format("%-d %b")
             .to_string(),
     }
+}
+
+/// An agent's name with their availability, for a `<select>`'s option
+/// (which holds text only, so the presence dot becomes a word).
+pub fn name_and_availability(name: &str, now: crate::domain::Availability) -> String {
+    format!("{name} · {}", now.as_str())
 }
 
 #[cfg(test)]
