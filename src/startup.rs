@@ -116,6 +116,7 @@ impl Application {
         let mailboxes = crate::service::mailbox::Mailboxes::new(
             store.clone(),
             router.clone(),
+            config.clock.clone(),
             shutdown_rx.clone(),
             config.webhooks_allow_private,
         );

@@ -106,6 +106,12 @@ pub struct Inbox {
     pub prechat: &'static str,
     /// Who gets its new conversations.
     pub assignment: InboxAssignment,
+    /// Weekly hours, zone and holidays (`null`: always open).
+    pub business_hours: Option<serde_json::Value>,
+    /// What a contact who writes outside business hours is told.
+    pub out_of_office: Option<String>,
+    /// Whether each resolution asks the contact for a rating.
+    pub csat: bool,
     /// When it was created.
     pub created_at: String,
     /// Admins: the secret that signs identity-verified contacts.
@@ -152,6 +158,9 @@ impl Inbox {
                 mode: i.assignment.mode.as_str(),
                 team_id: opt_id(i.assignment.team_id),
             },
+            business_hours: i.business_hours.as_ref().map(|h| h.to_json()),
+            out_of_office: i.out_of_office.clone(),
+            csat: i.csat,
             created_at: rfc3339(i.created_at),
             hmac_secret: None,
             settings: None,
@@ -803,6 +812,9 @@ mod tests {
             accent_color: None,
             prechat: Default::default(),
             assignment: Default::default(),
+            business_hours: None,
+            out_of_office: None,
+            csat: false,
             created_at: 0,
             settings: serde_json::Map::new(),
             api_token: None,
@@ -839,11 +851,14 @@ mod tests {
             k,
             [
                 "assignment",
+                "business_hours",
                 "channel",
                 "created_at",
+                "csat",
                 "greeting",
                 "id",
                 "name",
+                "out_of_office",
                 "prechat",
                 "widget_key"
             ]

@@ -2,6 +2,7 @@
 //! parsed into one of these at the edge, so the rest of the code never has
 //! to re-check a body's length or a status name.
 
+pub mod hours;
 pub mod ids;
 pub mod text;
 pub mod time;

@@ -62,6 +62,11 @@ impl Zone {
         DateTime::<Utc>::from_timestamp_micros(t).map(|d| d.with_timezone(&self.0).date_naive())
     }
 
+    /// What a wall clock in this zone shows at `t`.
+    pub fn local_of(&self, t: Micros) -> Option<chrono::NaiveDateTime> {
+        DateTime::<Utc>::from_timestamp_micros(t).map(|d| d.with_timezone(&self.0).naive_local())
+    }
+
     /// The instant a wall clock in this zone shows `local`. When the clock
     /// shows it twice (autumn) the first; when it skips it (spring) the
     /// moment the clock jumps, as a person setting an alarm would expect.

@@ -361,6 +361,7 @@ impl Services {
         first.files.keep();
         crate::metrics::global().message_created(AuthorType::Contact);
         self.router.route().await;
+        self.out_of_office(&conv).await;
         Ok((conv, msg))
     }
 

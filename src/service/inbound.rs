@@ -139,14 +139,23 @@ impl Services {
                 m.body = "[empty message]".into();
             }
             let r = receive_counted(&self.store, &inbox, m).await?;
-            if r.opened().is_some() {
-                self.router.route().await;
-            }
+            self.after_inbound(&r).await;
         }
         for s in parsed.statuses {
             self.record_status(&inbox, s).await?;
         }
         Ok(parsed.reply)
+    }
+
+    /// What follows a stored inbound message: auto-assignment when it
+    /// opened its conversation, the out-of-office message.
+    async fn after_inbound(&self, r: &Received) {
+        if r.opened().is_some() {
+            self.router.route().await;
+        }
+        if let Received::Stored { conversation, .. } = r {
+            self.out_of_office(conversation).await;
+        }
     }
 
     /// A provider's report on a message we sent from `inbox`; reports on
@@ -226,9 +235,7 @@ impl Services {
             ..Inbound::default()
         };
         let r = receive_counted(&self.store, &inbox, inbound).await?;
-        if r.opened().is_some() {
-            self.router.route().await;
-        }
+        self.after_inbound(&r).await;
         Ok(r)
     }
 }

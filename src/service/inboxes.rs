@@ -35,6 +35,9 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
         accent_color: None,
         prechat: Default::default(),
         assignment: Default::default(),
+        business_hours: None,
+        out_of_office: None,
+        csat: false,
         reply_time: None,
         created_at: 0,
         settings: Default::default(),
@@ -100,6 +103,12 @@ pub struct InboxChange {
     pub prechat: Option<String>,
     /// Auto-assignment: the mode and the team (`None`: no team).
     pub assignment: Option<AssignmentChange>,
+    /// Business hours in the contract's shape; `Some(None)` removes them.
+    pub business_hours: Option<Option<serde_json::Value>>,
+    /// The out-of-office message (empty: none).
+    pub out_of_office: Option<String>,
+    /// Ask for a rating after each resolution.
+    pub csat: Option<bool>,
 }
 
 /// An inbox's auto-assignment as submitted.
@@ -296,6 +305,22 @@ impl Services {
             }),
             None => None,
         };
+        let business_hours = match &change.business_hours {
+            Some(Some(v)) => Some(Some(crate::domain::hours::BusinessHours::parse(v)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let out_of_office = match change.out_of_office.as_deref().map(str::trim) {
+            Some(t) if t.chars().count() > 1000 => {
+                return Err(Invalid::new(
+                    "out_of_office",
+                    "out_of_office must be at most 1000 characters",
+                )
+                .into())
+            }
+            Some(t) => Some((!t.is_empty()).then(|| t.to_owned())),
+            None => None,
+        };
         let reply_time = change.reply_time.as_deref().map(|r| {
             let r = r.trim();
             (!r.is_empty()).then(|| r.chars().take(200).collect::<String>())
@@ -326,6 +351,15 @@ impl Services {
                 }
                 if let Some(a) = assignment {
                     i.assignment = a;
+                }
+                if let Some(h) = &business_hours {
+                    i.business_hours = h.clone();
+                }
+                if let Some(o) = &out_of_office {
+                    i.out_of_office = o.clone();
+                }
+                if let Some(c) = change.csat {
+                    i.csat = c;
                 }
             })
             .await?;

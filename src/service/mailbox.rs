@@ -25,6 +25,8 @@ pub struct Mailboxes {
     store: Arc<Store>,
     /// Hands a new or reopened email conversation to an agent.
     router: Arc<super::routing::Router>,
+    /// The server's clock (business hours, out of office).
+    clock: super::notify::Clock,
     shutdown: watch::Receiver<bool>,
     running: Mutex<HashMap<InboxId, Follower>>,
     /// `NATTER_WEBHOOKS_ALLOW_PRIVATE`: whether an inbox's mail servers
@@ -44,12 +46,14 @@ impl Mailboxes {
     pub fn new(
         store: Arc<Store>,
         router: Arc<super::routing::Router>,
+        clock: super::notify::Clock,
         shutdown: watch::Receiver<bool>,
         allow_private: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             router,
+            clock,
             shutdown,
             running: Mutex::new(HashMap::new()),
             allow_private,
@@ -176,17 +180,32 @@ impl Mailboxes {
         };
         let store = self.store.clone();
         let router = self.router.clone();
+        let clock = self.clock.clone();
         let inbox_id = inbox.id;
         let sink: Sink = Arc::new(move |raw: Vec<u8>, next: ImapCursor| {
             let store = store.clone();
             let router = router.clone();
+            let clock = clock.clone();
             Box::pin(async move {
                 let inbox = store
                     .inbox(inbox_id)
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| "the inbox is gone".to_owned())?;
-                if let Ingested::Stored { opened: true } = ingest(&store, &inbox, &raw).await? {
-                    router.route().await;
+                if let Ingested::Stored {
+                    opened,
+                    conversation,
+                } = ingest(&store, &inbox, &raw).await?
+                {
+                    if opened {
+                        router.route().await;
+                    }
+                    if let Some(c) = conversation {
+                        if let Err(e) =
+                            super::expectations::out_of_office(&store, &c, clock.now()).await
+                        {
+                            tracing::error!(error = %e, "could not send the out-of-office message");
+                        }
+                    }
                 }
                 let v = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
                 store
@@ -200,13 +219,15 @@ impl Mailboxes {
 }
 
 /// What became of one mail.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Ingested {
     /// Stored (or already stored: the Message-ID is known).
     Stored {
         /// The mail started or reopened its conversation (it may wait
         /// for auto-assignment).
         opened: bool,
+        /// The conversation it was stored in (none for a known Message-ID).
+        conversation: Option<Box<crate::store::ConversationRecord>>,
     },
     /// Ours, an auto-reply, or unreadable: nothing stored.
     Skipped(&'static str),
@@ -330,5 +351,9 @@ pub async fn ingest(store: &Store, inbox: &InboxRecord, raw: &[u8]) -> Result<In
     .map_err(|e| e.to_string())?;
     Ok(Ingested::Stored {
         opened: received.opened().is_some(),
+        conversation: match received {
+            crate::store::Received::Stored { conversation, .. } => Some(conversation),
+            crate::store::Received::Duplicate { .. } => None,
+        },
     })
 }

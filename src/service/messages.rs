@@ -169,6 +169,9 @@ impl Services {
             // The contact reopened it.
             self.router.route().await;
         }
+        if kind == AuthorType::Contact {
+            self.out_of_office(&conv).await;
+        }
         Ok(msg)
     }
 

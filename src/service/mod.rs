@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod credentials;
 pub mod customer;
+pub mod expectations;
 pub mod fanout;
 pub mod files;
 pub mod inbound;

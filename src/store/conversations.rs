@@ -197,6 +197,26 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Records the first public reply of the team in `conv`: how long
+    /// the customer waited for it (within business hours when its inbox
+    /// has them), the fact the widget's expected reply time is read from.
+    fn first_reply(&mut self, conv: &mut ConversationRecord, at: Micros) -> TxResult<()> {
+        conv.first_reply_at = Some(at);
+        let hours = self
+            .get::<super::InboxRecord>(Tree::InboxidInbox, &u64_be(conv.inbox_id))?
+            .and_then(|i| i.business_hours);
+        let from = conv.created_at;
+        let waited = match hours {
+            Some(h) => h.open_between(from, at),
+            None => at - from,
+        };
+        self.put_raw(
+            Tree::InboxtimeFirstreply,
+            &keys::concat(&[&u64_be(conv.inbox_id), &time_id(at, conv.id)]),
+            &u64_be((waited.max(0) / 1_000_000) as u64),
+        )
+    }
+
     /// Appends a message to a conversation record (seq, counters, activity)
     /// and stores the message with its [`Effects`] (the send queued, the
     /// notification scheduled); the caller stores the conversation.
@@ -262,7 +282,13 @@ impl Tx<'_> {
                 AuthorType::Contact if conv.waiting_from.is_none() => {
                     conv.waiting_from = Some(conv.waiting_since().unwrap_or(msg.created_at));
                 }
-                AuthorType::Agent => conv.waiting_from = None,
+                AuthorType::Agent => {
+                    if conv.first_reply_at.is_none() {
+                        self.first_reply(conv, msg.created_at)?;
+                    }
+                    conv.agent_replied_at = Some(msg.created_at);
+                    conv.waiting_from = None;
+                }
                 AuthorType::Contact | AuthorType::System => {}
             }
         }
@@ -347,6 +373,9 @@ impl Tx<'_> {
             notified_seq: 0,
             waiting_from: None,
             team_id: None,
+            first_reply_at: None,
+            agent_replied_at: None,
+            away_sent_at: None,
         };
         let msg = self.append_message(&mut conv, first, effects, provider_id)?;
         self.queue_if_routed(&mut conv)?;
@@ -454,6 +483,45 @@ impl Store {
             tx.continue_conversation(conversation_id, &new, &effects, None)
         })
         .await
+    }
+
+    /// Posts the out-of-office message (a system message with its
+    /// [`Effects`]) into `conversation_id` if `due` still holds for the
+    /// conversation as this write sees it, and records `sent_at` (the
+    /// server's clock) as when it last went. Returns whether it was posted.
+    pub async fn post_away_message(
+        &self,
+        conversation_id: ConversationId,
+        new: NewMessage,
+        effects: Effects,
+        now: Micros,
+        due: impl Fn(&ConversationRecord) -> bool,
+        sent_at: Micros,
+    ) -> Result<bool> {
+        self.write(now, |tx| {
+            let c = tx.conversation(conversation_id)?;
+            if !due(&c) {
+                return Ok(false);
+            }
+            let mut marked = c.clone();
+            marked.away_sent_at = Some(sent_at);
+            tx.put_conversation(&marked, Some(&c))?;
+            tx.continue_conversation(conversation_id, &new, &effects, None)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The seconds customers waited for each first reply in `inbox` since
+    /// `since`.
+    pub fn first_reply_waits(&self, inbox: InboxId, since: Micros) -> Result<Vec<u64>> {
+        let from = keys::concat(&[&u64_be(inbox), &u64_be(since.max(0) as u64)]);
+        let to = keys::concat(&[&u64_be(inbox), &u64_be(u64::MAX)]);
+        self.tree(Tree::InboxtimeFirstreply)
+            .range(from..to)
+            .values()
+            .map(|v| keys::read_u64(&v?, 0))
+            .collect()
     }
 
     /// Changes status, assignee, labels or snooze time. `validate` sees the

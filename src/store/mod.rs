@@ -221,6 +221,7 @@ trees! {
     InboxstatusassigneeCount = "inboxstatusassignee_count", key: "InboxId + StatusByte + AssigneeId (0: unassigned)", value: "u64 count of conversations (the inbox tab counts, kept in every write that moves one)";
     InboxconversationQueued = "inboxconversation_queued", key: "InboxId + ConversationId", value: "() (waiting for auto-assignment, oldest first; removed by any write that assigns, resolves, snoozes or parks it)";
     InboxidLastassignee = "inboxid_lastassignee", key: "InboxId", value: "AgentId (whom round robin gave the inbox's last conversation)";
+    InboxtimeFirstreply = "inboxtime_firstreply", key: "InboxId + Time of the reply + ConversationId", value: "u64 seconds the customer waited for it (in business hours when the inbox has them)";
     AgentidAssignedat = "agentid_assignedat", key: "AgentId", value: "Time of the agent's last assignment (balanced breaks ties on it)";
 }
 

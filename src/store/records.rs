@@ -138,6 +138,15 @@ pub struct InboxRecord {
     /// Who gets its new conversations (absent in older records: nobody).
     #[serde(default, skip_serializing_if = "Assignment::is_off")]
     pub assignment: Assignment,
+    /// Weekly hours and holidays (none: always open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<crate::domain::hours::BusinessHours>,
+    /// Sent to a contact who writes outside business hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_office: Option<String>,
+    /// Ask the contact to rate each resolution.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub csat: bool,
     /// When it was created.
     pub created_at: Micros,
     /// The channel's settings as the admin gave them, secrets included
@@ -284,6 +293,17 @@ pub struct ConversationRecord {
     /// it for a team).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team_id: Option<crate::domain::ids::TeamId>,
+    /// When an agent first replied in public (none yet, or a record older
+    /// than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reply_at: Option<Micros>,
+    /// When an agent last replied in public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_replied_at: Option<Micros>,
+    /// When the out-of-office message was last sent (by the server's
+    /// clock), so it goes at most once a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_sent_at: Option<Micros>,
 }
 
 impl ConversationRecord {

@@ -25,6 +25,7 @@ mod fakes;
 mod fanout;
 mod fuzz_regressions;
 mod helpers;
+mod hours;
 mod http;
 mod identity;
 mod mail_servers;

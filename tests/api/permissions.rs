@@ -554,6 +554,11 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     ),
     (
         "POST",
+        "/settings/inboxes/{id}/hours",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
+        "POST",
         "/settings/inboxes/{id}/test",
         [303, 303, 303, 403, 403, 303, 200],
     ),
@@ -1193,6 +1198,10 @@ impl World {
             ("POST", "/settings/inboxes/{id}/assignment") => {
                 path = path.replace("{id}", &app.inbox_id);
                 form = vec![("mode".into(), "off".into())];
+            }
+            ("POST", "/settings/inboxes/{id}/hours") => {
+                path = path.replace("{id}", &app.inbox_id);
+                form = vec![("out_of_office".into(), String::new())];
             }
             ("POST", "/settings/inboxes/{id}/members/{agent}/remove") => {
                 let a = self.fresh_agent().await;

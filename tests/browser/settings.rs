@@ -513,3 +513,89 @@ async fn assignment_set_on_the_inbox_page_hands_new_conversations_out_live() {
         .await;
     b.close().await;
 }
+
+/// Business hours set on the inbox's page: today a holiday, so the
+/// messenger says the team is away and when it is back; the first
+/// message gets the out-of-office answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn business_hours_set_in_settings_show_in_the_messenger() {
+    let app = spawn_app().await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/settings/inboxes/{}", app.base, app.inbox_id))
+        .await;
+    let panel = b.find("[data-role=hours]").await;
+    let find = |css: &'static str| {
+        let panel = panel.clone();
+        async move { panel.find(fantoccini::Locator::Css(css)).await.unwrap() }
+    };
+    find("[data-role=hours-on]").await.click().await.unwrap();
+    find("[data-role=hours-zone]")
+        .await
+        .select_by_value("UTC")
+        .await
+        .unwrap();
+    for day in ["sat", "sun"] {
+        let field = b.find(&format!("[data-day={day}]")).await;
+        field.clear().await.unwrap();
+        field.send_keys("10:00-14:00").await.unwrap();
+    }
+    let today = chrono::Utc::now().date_naive();
+    find("[data-role=holidays]")
+        .await
+        .send_keys(&today.format("%Y-%m-%d").to_string())
+        .await
+        .unwrap();
+    find("[data-role=out-of-office]")
+        .await
+        .send_keys("We're closed today; we answer tomorrow.")
+        .await
+        .unwrap();
+    find("button[type=submit]").await.click().await.unwrap();
+    b.find_text("[role=status]", "Saved.").await;
+    let inbox = crate::helpers::body(
+        app.get(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        inbox["business_hours"]["week"]["mon"],
+        serde_json::json!([["09:00", "17:00"]])
+    );
+    assert_eq!(
+        inbox["business_hours"]["week"]["sat"],
+        serde_json::json!([["10:00", "14:00"]])
+    );
+    b.client
+        .execute(
+            "document.querySelector('[data-role=hours]').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.snap("inbox-hours").await;
+
+    let m = Browser::start().await;
+    m.goto(&format!("{}/m/{}", app.base, app.widget_key)).await;
+    m.find_text("[data-role=away-until]", "We're away right now. Back")
+        .await;
+    m.find_text("[data-role=away-until]", "(UTC)").await;
+    m.find("textarea[name=body]")
+        .await
+        .send_keys("Is my order shipped?")
+        .await
+        .unwrap();
+    m.find("[data-role=composer] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    m.find_text("li.msg[data-author-type=system]", "we answer tomorrow")
+        .await;
+    m.snap("messenger-away").await;
+    m.close().await;
+    b.close().await;
+}

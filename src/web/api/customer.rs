@@ -64,12 +64,16 @@ pub async fn widget_info(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let inbox = state.svc.widget_inbox(&path)?;
+    let expect = state.svc.expectations(&inbox)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .json(json!({
             "name": inbox.name,
             "greeting": inbox.greeting,
-            "reply_time": inbox.reply_time,
+            "reply_time": expect.reply_time,
+            "reply_time_seconds": expect.reply_secs,
+            "open_now": expect.open_now,
+            "next_open_at": expect.next_open_at.map(crate::domain::time::rfc3339),
             "accent_color": inbox.accent_color,
         })))
 }

@@ -70,6 +70,13 @@ pub struct UpdateBody {
     prechat: Option<String>,
     /// `{"mode":"off|round_robin|balanced","team_id"?}`.
     assignment: Option<AssignmentBody>,
+    /// `{"timezone","week":{...},"holidays":[...]}`, or `null` to remove.
+    #[serde(default, deserialize_with = "super::double_option")]
+    business_hours: Option<Option<serde_json::Value>>,
+    /// Sent to a contact who writes outside business hours.
+    out_of_office: Option<String>,
+    /// Ask for a rating after each resolution.
+    csat: Option<bool>,
 }
 
 /// `PATCH /inboxes/{id}`'s `assignment`.
@@ -103,6 +110,9 @@ pub async fn update(
             mode: a.mode,
             team_id: a.team_id,
         }),
+        business_hours: b.business_hours,
+        out_of_office: b.out_of_office,
+        csat: b.csat,
         ..InboxChange::default()
     };
     let inbox = state.svc.update_inbox(&auth.agent, id, change).await?;

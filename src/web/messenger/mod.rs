@@ -226,6 +226,10 @@ struct Page {
     team: Vec<(String, String)>,
     team_names: String,
     online: bool,
+    /// Outside business hours: "We're away. Back ..." in the inbox's zone.
+    away_until: Option<String>,
+    /// How long the team usually takes, in words.
+    reply_time: Option<String>,
 }
 
 /// `?c=&resume=&embed=&q=&list=&new=` of the messenger.
@@ -258,6 +262,12 @@ async fn full_page(
     // script does it for the frame, when the widget is open and visible).
     let main = main_view(state, inbox, who, q, &csrf, q.embed.is_none()).await?;
     let faces = state.svc.team_faces(inbox, 3)?;
+    let expect = state.svc.expectations(inbox)?;
+    let away_until =
+        (!expect.open_now).then(|| match (expect.next_open_at, &inbox.business_hours) {
+            (Some(t), Some(h)) => format!("We're away right now. Back {}.", back_at(h, t)),
+            _ => "We're away right now.".to_owned(),
+        });
     let online = faces.iter().any(|f| f.online);
     let names: Vec<&str> = faces.iter().map(|f| f.first_name.as_str()).collect();
     let team_names = match names.as_slice() {
@@ -274,7 +284,17 @@ async fn full_page(
             })
             .collect(),
         team_names,
-        online,
+        online: online && expect.open_now,
+        away_until,
+        // Measured reply times show in the header; the inbox's own text
+        // only with the away line (it shows later, to a contact waiting).
+        reply_time: if expect.open_now {
+            expect
+                .reply_secs
+                .map(|s| crate::service::expectations::in_words(s).to_owned())
+        } else {
+            expect.reply_time
+        },
         key: inbox.widget_key.clone(),
         csrf,
         inbox_name: inbox.name.clone(),
@@ -413,6 +433,25 @@ async fn main_view(
             .collect();
     }
     Ok(m)
+}
+
+/// When an inbox opens again, on its own wall clock: "at 09:00" today,
+/// "tomorrow at 09:00", else "Monday at 09:00" within a week, else the
+/// date; with the zone's name, since the visitor may live elsewhere.
+fn back_at(h: &crate::domain::hours::BusinessHours, t: time::Micros) -> String {
+    let zone = h.zone();
+    let (Some(at), Some(today)) = (zone.local_of(t), zone.date_of(time::now())) else {
+        return String::new();
+    };
+    let clock = at.format("%H:%M");
+    let days = (at.date() - today).num_days();
+    let day = match days {
+        0 => format!("at {clock}"),
+        1 => format!("tomorrow at {clock}"),
+        2..=6 => format!("{} at {clock}", at.format("%A")),
+        _ => format!("on {} at {clock}", at.format("%-d %B")),
+    };
+    format!("{day} ({})", zone.name())
 }
 
 /// "We usually reply within ..." once the contact has waited a while.

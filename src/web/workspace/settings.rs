@@ -45,6 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/settings/inboxes/{id}/assignment",
         web::post().to(save_assignment),
     )
+    .route("/settings/inboxes/{id}/hours", web::post().to(save_hours))
     .route(
         "/settings/inboxes/{id}/channel",
         web::post().to(save_channel),
@@ -215,6 +216,39 @@ pub struct InboxCard {
     assignment_mode: &'static str,
     assignment_team: String,
     queued: usize,
+    /// Business hours: whether set, the zone, each day (key, name, its
+    /// openings as `09:00-17:30, ...`), holidays, the out-of-office text
+    /// and whether resolutions ask for a rating.
+    hours_on: bool,
+    hours_zone: String,
+    hours_days: Vec<(&'static str, &'static str, String)>,
+    holidays: String,
+    out_of_office: String,
+    csat: bool,
+}
+
+/// The days of the hours form, Monday first.
+const DAY_NAMES: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// A day's openings as the form shows them: `09:00-12:00, 13:00-17:30`.
+fn spans_text(v: &serde_json::Value) -> String {
+    v.as_array()
+        .map(|spans| {
+            spans
+                .iter()
+                .filter_map(|s| Some(format!("{}-{}", s.get(0)?.as_str()?, s.get(1)?.as_str()?)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// A team on the teams page: its agents as a checklist of every active
@@ -449,6 +483,43 @@ fn page(
                 reply_time: i.reply_time.unwrap_or_default(),
                 accent_color: i.accent_color.unwrap_or_else(|| "#2563eb".to_owned()),
                 prechat: i.prechat.as_str(),
+                hours_on: i.business_hours.is_some(),
+                hours_zone: i
+                    .business_hours
+                    .as_ref()
+                    .map(|h| h.timezone.clone())
+                    .unwrap_or_else(|| {
+                        p.agent.timezone.clone().unwrap_or_else(|| "UTC".to_owned())
+                    }),
+                hours_days: {
+                    let json = i.business_hours.as_ref().map(|h| h.to_json());
+                    crate::domain::hours::DAYS
+                        .iter()
+                        .zip(DAY_NAMES)
+                        .map(|(key, name)| {
+                            let text = match &json {
+                                Some(j) => spans_text(&j["week"][*key]),
+                                // A first suggestion: weekdays 9 to 5.
+                                None if *key != "sat" && *key != "sun" => "09:00-17:00".to_owned(),
+                                None => String::new(),
+                            };
+                            (*key, name, text)
+                        })
+                        .collect()
+                },
+                holidays: i
+                    .business_hours
+                    .as_ref()
+                    .map(|h| {
+                        h.holidays
+                            .iter()
+                            .map(|d| d.format("%Y-%m-%d").to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+                out_of_office: i.out_of_office.clone().unwrap_or_default(),
+                csat: i.csat,
                 assignment_mode: i.assignment.mode.as_str(),
                 assignment_team: i.assignment.team_id.map(format_id).unwrap_or_default(),
                 queued: if one_inbox.is_some() {
@@ -583,7 +654,7 @@ fn page(
         sound: p.agent.notify_sound,
         availability: p.agent.availability.as_str(),
         timezone: p.agent.timezone.clone().unwrap_or_default(),
-        zones: if section == "profile" {
+        zones: if section == "profile" || one_inbox.is_some() {
             crate::domain::time::Zone::names()
                 .map(|z| (z, p.agent.timezone.as_deref() == Some(z)))
                 .collect()
@@ -688,6 +759,7 @@ csrf_field!(
     CannedForm,
     RetryForm,
     AssignmentForm,
+    HoursForm,
 );
 
 /// Profile form.
@@ -1013,6 +1085,84 @@ async fn save_assignment(
             mode: f.mode,
             team_id: f.team_id,
         }),
+        ..InboxChange::default()
+    };
+    let r = state.svc.update_inbox(&p.agent, id, change).await;
+    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
+}
+
+/// The business hours form: `hours_on`, `timezone`, one field per day
+/// (`mon` ... `sun`, openings as `09:00-17:30, 19:00-21:00`), `holidays`
+/// (dates separated by commas or spaces), `out_of_office`, `csat`.
+#[derive(Deserialize)]
+pub struct HoursForm {
+    csrf: Option<String>,
+    hours_on: Option<String>,
+    timezone: Option<String>,
+    mon: Option<String>,
+    tue: Option<String>,
+    wed: Option<String>,
+    thu: Option<String>,
+    fri: Option<String>,
+    sat: Option<String>,
+    sun: Option<String>,
+    holidays: Option<String>,
+    out_of_office: Option<String>,
+    csat: Option<String>,
+}
+
+impl HoursForm {
+    /// The contract's `business_hours` this form describes, for the
+    /// service to check like an API client's.
+    fn business_hours(&self) -> Option<serde_json::Value> {
+        self.hours_on.as_ref()?;
+        let mut week = serde_json::Map::new();
+        let days = [
+            &self.mon, &self.tue, &self.wed, &self.thu, &self.fri, &self.sat, &self.sun,
+        ];
+        for (key, text) in crate::domain::hours::DAYS.iter().zip(days) {
+            let spans: Vec<serde_json::Value> = text
+                .as_deref()
+                .unwrap_or("")
+                .split([',', ';'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    let (a, b) = s.split_once(['-', '–']).unwrap_or((s, ""));
+                    serde_json::json!([a.trim(), b.trim()])
+                })
+                .collect();
+            week.insert((*key).to_owned(), serde_json::Value::Array(spans));
+        }
+        let holidays: Vec<&str> = self
+            .holidays
+            .as_deref()
+            .unwrap_or("")
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        Some(serde_json::json!({
+            "timezone": self.timezone.as_deref().unwrap_or("UTC"),
+            "week": week,
+            "holidays": holidays,
+        }))
+    }
+}
+
+/// Saves an inbox's business hours, out-of-office message and ratings.
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
+async fn save_hours(
+    state: web::Data<AppState>,
+    f: AdminForm<HoursForm>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let AdminForm { page: p, form: f } = f;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let change = InboxChange {
+        business_hours: Some(f.business_hours()),
+        out_of_office: Some(f.out_of_office.clone().unwrap_or_default()),
+        csat: Some(f.csat.is_some()),
         ..InboxChange::default()
     };
     let r = state.svc.update_inbox(&p.agent, id, change).await;
