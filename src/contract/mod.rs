@@ -517,6 +517,29 @@ pub struct Conversation {
     /// `null` when none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_id: Option<Option<String>>,
+    /// The contact's latest rating, `null` when none.
+    pub rating: Option<Rating>,
+}
+
+/// `{"score","comment","at"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rating {
+    /// 1 to 5.
+    pub score: u8,
+    /// The contact's words, if any.
+    pub comment: Option<String>,
+    /// When it was given.
+    pub at: String,
+}
+
+impl Rating {
+    fn of(r: &crate::store::RatingRecord) -> Self {
+        Self {
+            score: r.score,
+            comment: r.comment.clone(),
+            at: rfc3339(r.at),
+        }
+    }
 }
 
 impl Conversation {
@@ -543,6 +566,7 @@ impl Conversation {
             waiting_since: Some(c.waiting_since().map(rfc3339)),
             priority: Some(c.priority.as_str()),
             team_id: Some(opt_id(c.team_id)),
+            rating: c.rating.as_ref().map(Rating::of),
         }
     }
 
@@ -579,6 +603,7 @@ impl Conversation {
             waiting_since: None,
             priority: None,
             team_id: None,
+            rating: c.rating.as_ref().map(Rating::of),
         }
     }
 }

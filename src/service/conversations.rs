@@ -364,6 +364,9 @@ impl Services {
             // parked or handed to someone else: its agent has room again.
             self.router.route().await;
         }
+        if changed.status == ConversationStatus::Resolved && c.status != changed.status {
+            self.ask_for_rating(&changed).await;
+        }
         Ok(changed)
     }
 

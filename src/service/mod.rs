@@ -26,6 +26,7 @@ pub mod password_links;
 pub mod present;
 pub mod push;
 pub mod ratelimit;
+pub mod ratings;
 pub mod realtime;
 pub mod routing;
 pub mod search;

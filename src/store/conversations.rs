@@ -376,6 +376,8 @@ impl Tx<'_> {
             first_reply_at: None,
             agent_replied_at: None,
             away_sent_at: None,
+            resolutions: 0,
+            rating: None,
         };
         let msg = self.append_message(&mut conv, first, effects, provider_id)?;
         self.queue_if_routed(&mut conv)?;
@@ -512,6 +514,59 @@ impl Store {
         .await
     }
 
+    /// Records the contact's rating of resolution `resolution` (the
+    /// latest one; `None`: whichever is latest now): 409 when that
+    /// resolution is rated already or is not the latest any more, 422
+    /// when there is nothing to rate (never resolved, or no agent ever
+    /// replied). The conversation's event carries it.
+    pub async fn rate(
+        &self,
+        conversation_id: ConversationId,
+        resolution: Option<u32>,
+        score: u8,
+        comment: Option<String>,
+        now: Micros,
+    ) -> Result<ConversationRecord> {
+        self.write(now, |tx| {
+            let old = tx.conversation(conversation_id)?;
+            if old.resolutions == 0 || old.agent_replied_at.is_none() {
+                return abort(StoreError::Invalid(crate::domain::Invalid::new(
+                    "score",
+                    "this conversation has no resolution to rate",
+                )));
+            }
+            let asked = resolution.unwrap_or(old.resolutions);
+            if asked != old.resolutions {
+                return abort(StoreError::Conflict(
+                    "this conversation was reopened since; its newer resolution is the one to rate"
+                        .into(),
+                ));
+            }
+            if old.rating.as_ref().is_some_and(|r| r.resolution == asked) {
+                return abort(StoreError::Conflict(
+                    "this resolution is rated already".into(),
+                ));
+            }
+            let mut conv = old.clone();
+            conv.rating = Some(super::RatingRecord {
+                score,
+                comment: comment.clone(),
+                at: tx.now,
+                resolution: asked,
+            });
+            tx.put_conversation(&conv, Some(&old))?;
+            tx.emit(
+                conv.inbox_id,
+                conv.contact_id,
+                EventPayload::ConversationUpdated {
+                    conversation: conv.clone(),
+                },
+            )?;
+            Ok(conv)
+        })
+        .await
+    }
+
     /// The seconds customers waited for each first reply in `inbox` since
     /// `since`.
     pub fn first_reply_waits(&self, inbox: InboxId, since: Micros) -> Result<Vec<u64>> {
@@ -565,6 +620,9 @@ impl Store {
                 return Ok(conv);
             }
             conv.updated_at = tx.now.max(conv.updated_at);
+            if conv.status == ConversationStatus::Resolved && old.status != conv.status {
+                conv.resolutions += 1;
+            }
             if old.status != ConversationStatus::Open {
                 // Reopened (by an agent, or a snooze that ended).
                 tx.queue_if_routed(&mut conv)?;

@@ -304,6 +304,29 @@ pub struct ConversationRecord {
     /// clock), so it goes at most once a day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub away_sent_at: Option<Micros>,
+    /// How many times it was resolved (each resolution may be rated once).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub resolutions: u32,
+    /// The contact's latest rating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<RatingRecord>,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A contact's rating of one resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatingRecord {
+    /// 1 (bad) to 5 (great).
+    pub score: u8,
+    /// What the contact added, if anything.
+    pub comment: Option<String>,
+    /// When it was given.
+    pub at: Micros,
+    /// Which resolution it rates (the conversation's `resolutions` then).
+    pub resolution: u32,
 }
 
 impl ConversationRecord {

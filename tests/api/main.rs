@@ -36,6 +36,7 @@ mod password_links;
 mod permissions;
 mod push;
 mod push_receiver;
+mod ratings;
 mod routing;
 mod search;
 mod webhooks;

@@ -372,6 +372,15 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "/api/v1/customer/conversations/{id}/read",
         [401, 204, 404, 401, 401, 401, 401],
     ),
+    // Its own conversation, which is not resolved: nothing to rate yet.
+    (
+        "POST",
+        "/api/v1/customer/conversations/{id}/rating",
+        [401, 422, 404, 401, 401, 401, 401],
+    ),
+    // A rating link is its own credential: a forged one is a 404 for all.
+    ("GET", "/rate/{token}", [404, 404, 404, 404, 404, 404, 404]),
+    ("POST", "/rate/{token}", [404, 404, 404, 404, 404, 404, 404]),
     (
         "POST",
         "/api/v1/customer/resume-links",
@@ -409,6 +418,11 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "GET",
         "/m/{key}/c/{id}/older",
         [404, 200, 404, 404, 404, 404, 404],
+    ),
+    (
+        "POST",
+        "/m/{key}/c/{id}/rate",
+        [401, 422, 404, 401, 401, 401, 401],
     ),
     (
         "POST",
@@ -1126,6 +1140,14 @@ impl World {
                 form = vec![("body".into(), "hello".into())]
             }
             ("GET", "/m/{key}/c/{id}/older") => path.push_str("?before=2"),
+            ("POST", "/m/{key}/c/{id}/rate") => form = vec![("score".into(), "5".into())],
+            ("POST", "/api/v1/customer/conversations/{id}/rating") => {
+                json_body = Some(json!({"score": 5}))
+            }
+            (_, "/rate/{token}") => {
+                path = path.replace("{token}", "1.1.0123456789abcdef0123456789abcdef");
+                form = vec![("score".into(), "5".into())];
+            }
             ("POST", "/m/{key}/resume") => form = vec![("token".into(), "bogus".into())],
             ("POST", "/m/{key}/email") => form = vec![("email".into(), "me@example.com".into())],
             ("POST", "/login") => {

@@ -805,3 +805,73 @@ async fn the_prechat_form_asks_first_and_the_header_shows_who_is_online() {
     b.snap("team-online").await;
     b.close().await;
 }
+
+/// A resolved conversation asks for a rating in the messenger, with and
+/// without JavaScript: five choices, one press, thanks, and the rating
+/// is on the conversation for the team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_conversation_is_rated_in_the_messenger_with_and_without_javascript() {
+    let app = spawn_app().await;
+    let r = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+            serde_json::json!({"csat": true}),
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    for (script, pick) in [(true, "4"), (false, "2")] {
+        let b = if script {
+            Browser::start().await
+        } else {
+            Browser::without_javascript().await
+        };
+        b.goto(&format!("{}/m/{}", app.base, app.widget_key)).await;
+        b.find("textarea[name=body]")
+            .await
+            .send_keys("Where is my parcel?")
+            .await
+            .unwrap();
+        b.find("[data-role=composer] button[type=submit]")
+            .await
+            .click()
+            .await
+            .unwrap();
+        let conv = b
+            .find(".m-conversation[data-conversation-id]")
+            .await
+            .attr("data-conversation-id")
+            .await
+            .unwrap()
+            .unwrap();
+        app.agent_says(&app.admin_token, &conv, "It arrives tomorrow.", false)
+            .await;
+        let r = app
+            .patch(
+                &format!("/api/v1/conversations/{conv}"),
+                &app.admin_token,
+                serde_json::json!({"status": "resolved"}),
+            )
+            .await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        b.goto(&format!("{}/m/{}?c={conv}", app.base, app.widget_key))
+            .await;
+        b.find("[data-role=rate]").await;
+        b.snap(if script {
+            "rate-messenger"
+        } else {
+            "rate-messenger-nojs"
+        })
+        .await;
+        b.find(&format!("[data-role=rate] button[data-score='{pick}']"))
+            .await
+            .click()
+            .await
+            .unwrap();
+        b.find_text("[data-role=rated]", "Thanks for your rating")
+            .await;
+        let c = app.conversation(&app.admin_token, &conv).await;
+        assert_eq!(c["rating"]["score"].to_string(), pick, "{c}");
+        b.close().await;
+    }
+}

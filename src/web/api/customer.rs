@@ -285,3 +285,39 @@ pub async fn delete_contact(
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// `POST /customer/conversations/{id}/rating` body.
+#[derive(Deserialize)]
+pub struct RatingBody {
+    score: i64,
+    comment: Option<String>,
+}
+
+/// The contact rates the latest resolution of its conversation: 201 with
+/// the rating, 409 for a second rating of the same resolution.
+#[tracing::instrument(skip_all, fields(contact = %auth.contact.id, conversation = %path))]
+pub async fn rate(
+    state: web::Data<AppState>,
+    auth: ContactAuth,
+    path: web::Path<String>,
+    body: ApiJson<RatingBody>,
+) -> ApiResult<HttpResponse> {
+    let c = state.svc.own_conversation(&auth.contact, path_id(&path)?)?;
+    let b = body.0;
+    let rated = state
+        .svc
+        .rate_own(
+            &auth.contact,
+            &c,
+            crate::service::ratings::RatingInput {
+                score: b.score,
+                comment: b.comment,
+            },
+        )
+        .await?;
+    let conversation = state.svc.as_its_contact_sees(&rated, &auth.contact)?;
+    Ok(HttpResponse::Created().json(json!({
+        "rating": conversation.rating,
+        "conversation": conversation,
+    })))
+}

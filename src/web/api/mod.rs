@@ -70,7 +70,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/{id}/messages", web::get().to(customer::messages))
                 .route("/{id}/messages", web::post().to(customer::post_message))
                 .route("/{id}/typing", web::post().to(customer::typing))
-                .route("/{id}/read", web::post().to(customer::read)),
+                .route("/{id}/read", web::post().to(customer::read))
+                .route("/{id}/rating", web::post().to(customer::rate)),
         )
         .service(
             web::scope("/widget")

@@ -42,6 +42,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/m/{key}/start", web::post().to(start))
         .route("/m/{key}/c/{id}/messages", web::post().to(send))
         .route("/m/{key}/c/{id}/older", web::get().to(older))
+        .route("/m/{key}/c/{id}/rate", web::post().to(rate))
+        .route("/rate/{token}", web::get().to(rate_page))
+        .route("/rate/{token}", web::post().to(rate_by_link))
         .route("/m/{key}/resume", web::post().to(resume))
         .route("/m/{key}/resume-link", web::post().to(resume_link))
         .route("/m/{key}/email", web::post().to(email))
@@ -206,6 +209,10 @@ pub struct Main {
     /// The form token (empty in a frame that has no form cookie: its posts
     /// are htmx's).
     csrf: String,
+    /// The open conversation's rating: the five choices while it is due,
+    /// else the score given for this resolution.
+    rate: Option<&'static [(u8, &'static str, &'static str); 5]>,
+    rated: Option<&'static str>,
 }
 
 #[derive(Template)]
@@ -343,6 +350,8 @@ async fn main_view(
         results: Vec::new(),
         composing_new: false,
         csrf: csrf.to_owned(),
+        rate: None,
+        rated: None,
     };
     let Some((contact, token)) = who else {
         return Ok(m);
@@ -388,6 +397,14 @@ async fn main_view(
     );
     if let Some(c) = open {
         m.open = Some(format_id(c.id));
+        if state.svc.rating_due(c)? {
+            m.rate = Some(&crate::service::ratings::CHOICES);
+        } else if let Some(r) = c.rating.as_ref().filter(|r| r.resolution == c.resolutions) {
+            m.rated = crate::service::ratings::CHOICES
+                .iter()
+                .find(|(s, _, _)| *s == r.score)
+                .map(|(_, e, _)| *e);
+        }
         events_url.push_str(&format!("&c={}", c.id));
         let recs = state.svc.own_messages(
             c,
@@ -678,6 +695,147 @@ async fn send(
             format!("/m/{}?c={}#msg-{}", inbox.widget_key, conv.id, msg.id),
         ))
         .finish())
+}
+
+/// A rating form: the score pressed, an optional comment.
+#[derive(Deserialize)]
+pub struct RateForm {
+    csrf: Option<String>,
+    score: i64,
+    comment: Option<String>,
+}
+
+/// The contact rates the open conversation from the messenger; the
+/// conversation again (htmx swaps the main view; without a script, a
+/// redirect to it).
+#[tracing::instrument(skip_all, fields(conversation = %path.1))]
+async fn rate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<RateForm>,
+) -> Result<HttpResponse, ApiError> {
+    let inbox = inbox_of(&state, &path.0)?;
+    check_form_post(&state, &req, form.csrf.as_deref())?;
+    let who = contact_of(&state, &req, &inbox)?
+        .ok_or(ApiError::Unauthorized("start a conversation first"))?;
+    let conv = state
+        .svc
+        .own_conversation(&who.0, parse_id(&path.1).ok_or(ApiError::NotFound)?)?;
+    let f = form.into_inner();
+    state
+        .svc
+        .rate_own(
+            &who.0,
+            &conv,
+            crate::service::ratings::RatingInput {
+                score: f.score,
+                comment: f.comment,
+            },
+        )
+        .await?;
+    if req.headers().contains_key("hx-request") {
+        let q = PageQuery {
+            c: Some(format_id(conv.id)),
+            ..PageQuery::default()
+        };
+        let main = main_view(&state, &inbox, Some(&who), &q, &form_token(&req), false).await?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(render(&main)?));
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            format!("/m/{}?c={}", inbox.widget_key, conv.id),
+        ))
+        .finish())
+}
+
+/// The page a rating link opens (SMS, WhatsApp, email): five choices and
+/// a comment; after a rating, thanks; a second one says it was rated.
+#[derive(Template)]
+#[template(path = "rate.html")]
+struct RatePage {
+    inbox_name: String,
+    token: String,
+    choices: &'static [(u8, &'static str, &'static str); 5],
+    /// `Some(score)` once rated (now or before).
+    done: Option<&'static str>,
+    error: Option<String>,
+}
+
+fn rate_html(
+    status: actix_web::http::StatusCode,
+    page: &RatePage,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(render(page)?))
+}
+
+fn emoji_of(score: u8) -> Option<&'static str> {
+    crate::service::ratings::CHOICES
+        .iter()
+        .find(|(s, _, _)| *s == score)
+        .map(|(_, e, _)| *e)
+}
+
+#[tracing::instrument(skip_all)]
+async fn rate_page(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (c, resolution) = state.svc.rating_link(&path).await?;
+    let inbox = state.svc.inbox_of_conversation(&c)?;
+    let done = c
+        .rating
+        .as_ref()
+        .filter(|r| r.resolution == resolution)
+        .and_then(|r| emoji_of(r.score));
+    rate_html(
+        actix_web::http::StatusCode::OK,
+        &RatePage {
+            inbox_name: inbox.name,
+            token: path.into_inner(),
+            choices: &crate::service::ratings::CHOICES,
+            done,
+            error: None,
+        },
+    )
+}
+
+#[tracing::instrument(skip_all)]
+async fn rate_by_link(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<RateForm>,
+) -> Result<HttpResponse, ApiError> {
+    let f = form.into_inner();
+    let input = crate::service::ratings::RatingInput {
+        score: f.score,
+        comment: f.comment,
+    };
+    let (c, _) = state.svc.rating_link(&path).await?;
+    let inbox = state.svc.inbox_of_conversation(&c)?;
+    let mut page = RatePage {
+        inbox_name: inbox.name,
+        token: path.into_inner(),
+        choices: &crate::service::ratings::CHOICES,
+        done: None,
+        error: None,
+    };
+    match state.svc.rate_by_link(&page.token, input).await {
+        Ok(rated) => {
+            page.done = rated.rating.as_ref().and_then(|r| emoji_of(r.score));
+            rate_html(actix_web::http::StatusCode::CREATED, &page)
+        }
+        Err(ApiError::Conflict(why)) => {
+            page.error = Some(why);
+            rate_html(actix_web::http::StatusCode::CONFLICT, &page)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `?before=` of the history loader, in the contact's numbering (an
