@@ -192,7 +192,7 @@ fn main() {
         tokio::spawn(store.durability().clone().run_flusher());
         let inbox = store
             .create_inbox(
-                InboxRecord { id: InboxId::new(0), name: "Bench".into(), channel: "web".into(), widget_key: "bench".into(), hmac_secret: "s".into(), greeting: None, reply_time: None, accent_color: None, prechat: Default::default(), assignment: Default::default(), business_hours: None, out_of_office: None, csat: false, created_at: 0, settings: Default::default(), api_token: None, webhook_secret: None },
+                InboxRecord { id: InboxId::new(0), name: "Bench".into(), channel: "web".into(), widget_key: "bench".into(), hmac_secret: "s".into(), greeting: None, reply_time: None, accent_color: None, prechat: Default::default(), assignment: Default::default(), business_hours: None, out_of_office: None, csat: false, sla: None, created_at: 0, settings: Default::default(), api_token: None, webhook_secret: None },
                 time::now(),
             )
             .await

@@ -112,6 +112,8 @@ pub struct Inbox {
     pub out_of_office: Option<String>,
     /// Whether each resolution asks the contact for a rating.
     pub csat: bool,
+    /// First-response, next-response and resolution targets (`null`: none).
+    pub sla: Option<crate::domain::sla::SlaPolicy>,
     /// When it was created.
     pub created_at: String,
     /// Admins: the secret that signs identity-verified contacts.
@@ -161,6 +163,7 @@ impl Inbox {
             business_hours: i.business_hours.as_ref().map(|h| h.to_json()),
             out_of_office: i.out_of_office.clone(),
             csat: i.csat,
+            sla: i.sla,
             created_at: rfc3339(i.created_at),
             hmac_secret: None,
             settings: None,
@@ -519,6 +522,44 @@ pub struct Conversation {
     pub team_id: Option<Option<String>>,
     /// The contact's latest rating, `null` when none.
     pub rating: Option<Rating>,
+    /// Team only: the SLA deadline it runs against now, `null` when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla: Option<Option<SlaView>>,
+    /// Team only: the SLA deadlines it missed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla_breaches: Option<Vec<SlaView>>,
+}
+
+/// `{"target","due_at","breached"}`: an SLA deadline.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaView {
+    /// `first_response`, `next_response` or `resolution`.
+    pub target: &'static str,
+    /// The deadline.
+    pub due_at: String,
+    /// Missed (recorded as a breach).
+    pub breached: bool,
+}
+
+impl Conversation {
+    /// Adds the SLA clock the conversation runs against now (team view).
+    pub fn with_sla(
+        mut self,
+        c: &ConversationRecord,
+        clock: Option<crate::domain::sla::SlaClock>,
+    ) -> Self {
+        self.sla = Some(clock.map(|k| {
+            SlaView {
+                target: k.target.as_str(),
+                due_at: rfc3339(k.due_at),
+                breached: c
+                    .sla_breaches
+                    .iter()
+                    .any(|b| b.target == k.target && b.due_at == k.due_at),
+            }
+        }));
+        self
+    }
 }
 
 /// `{"score","comment","at"}`.
@@ -567,6 +608,17 @@ impl Conversation {
             priority: Some(c.priority.as_str()),
             team_id: Some(opt_id(c.team_id)),
             rating: c.rating.as_ref().map(Rating::of),
+            sla: Some(None),
+            sla_breaches: Some(
+                c.sla_breaches
+                    .iter()
+                    .map(|b| SlaView {
+                        target: b.target.as_str(),
+                        due_at: rfc3339(b.due_at),
+                        breached: true,
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -604,6 +656,8 @@ impl Conversation {
             priority: None,
             team_id: None,
             rating: c.rating.as_ref().map(Rating::of),
+            sla: None,
+            sla_breaches: None,
         }
     }
 }
@@ -840,6 +894,7 @@ mod tests {
             business_hours: None,
             out_of_office: None,
             csat: false,
+            sla: None,
             created_at: 0,
             settings: serde_json::Map::new(),
             api_token: None,
@@ -885,6 +940,7 @@ mod tests {
                 "name",
                 "out_of_office",
                 "prechat",
+                "sla",
                 "widget_key"
             ]
         );

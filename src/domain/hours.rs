@@ -229,6 +229,28 @@ impl BusinessHours {
         })
     }
 
+    /// The instant at which `span` microseconds of opening hours have
+    /// passed since `from` (a deadline "in business hours"), looking ten
+    /// years ahead; `None` if the hours never add up to it.
+    pub fn add_open(&self, from: Micros, span: Micros) -> Option<Micros> {
+        let zone = self.zone();
+        let first = zone.date_of(from)?;
+        let mut left = span.max(0);
+        for n in -1..3660 {
+            for (open, close) in self.openings_on(&zone, first + Duration::days(n)) {
+                let a = open.max(from);
+                if close <= a {
+                    continue;
+                }
+                if left <= close - a {
+                    return Some(a + left);
+                }
+                left -= close - a;
+            }
+        }
+        None
+    }
+
     /// How much of `[from, to)` falls within opening hours, in
     /// microseconds (a reply time "in business hours").
     pub fn open_between(&self, from: Micros, to: Micros) -> Micros {
@@ -321,6 +343,24 @@ mod tests {
             h.open_between(at("2026-11-06T16:30:00Z"), at("2026-11-09T08:00:00Z")),
             4 * 3600 * 1_000_000
         );
+    }
+
+    #[test]
+    fn a_deadline_in_business_hours_skips_nights_and_weekends() {
+        let h = berlin();
+        // Thursday 16:30 CET plus 2 business hours: an hour on Thursday,
+        // an hour on Friday from 09:00.
+        assert_eq!(
+            h.add_open(at("2026-11-05T15:30:00Z"), 2 * 3600 * 1_000_000),
+            Some(at("2026-11-06T09:00:00Z"))
+        );
+        // Starting at night counts from the next opening.
+        assert_eq!(
+            h.add_open(at("2026-11-05T22:00:00Z"), 30 * 60 * 1_000_000),
+            Some(at("2026-11-06T08:30:00Z"))
+        );
+        let never = BusinessHours::parse(&json!({"timezone": "UTC"})).unwrap();
+        assert_eq!(never.add_open(at("2026-11-05T22:00:00Z"), 1), None);
     }
 
     #[test]

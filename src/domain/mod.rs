@@ -4,6 +4,7 @@
 
 pub mod hours;
 pub mod ids;
+pub mod sla;
 pub mod text;
 pub mod time;
 pub mod types;

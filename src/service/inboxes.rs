@@ -38,6 +38,7 @@ pub fn new_web_inbox(name: String, greeting: Option<String>) -> InboxRecord {
         business_hours: None,
         out_of_office: None,
         csat: false,
+        sla: None,
         reply_time: None,
         created_at: 0,
         settings: Default::default(),
@@ -109,6 +110,8 @@ pub struct InboxChange {
     pub out_of_office: Option<String>,
     /// Ask for a rating after each resolution.
     pub csat: Option<bool>,
+    /// SLA targets in the contract's shape; `Some(None)` removes them.
+    pub sla: Option<Option<serde_json::Value>>,
 }
 
 /// An inbox's auto-assignment as submitted.
@@ -305,6 +308,11 @@ impl Services {
             }),
             None => None,
         };
+        let sla = match &change.sla {
+            Some(Some(v)) => Some(Some(crate::domain::sla::SlaPolicy::parse(v)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
         let business_hours = match &change.business_hours {
             Some(Some(v)) => Some(Some(crate::domain::hours::BusinessHours::parse(v)?)),
             Some(None) => Some(None),
@@ -360,6 +368,9 @@ impl Services {
                 }
                 if let Some(c) = change.csat {
                     i.csat = c;
+                }
+                if let Some(s) = sla {
+                    i.sla = s;
                 }
             })
             .await?;

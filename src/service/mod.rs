@@ -33,6 +33,7 @@ pub mod search;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
+pub mod sla;
 pub mod subscriptions;
 pub mod teams;
 pub mod webhooks;

@@ -364,6 +364,9 @@ impl Notifier {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot read due notifications"),
             }
+            if let Err(e) = super::sla::sweep(&self.store, now).await {
+                tracing::error!(error = %e, "cannot check SLA deadlines");
+            }
             self.clock.passed(now);
             tokio::select! {
                 _ = shutdown.changed() => break,

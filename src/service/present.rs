@@ -42,7 +42,12 @@ pub fn conversation_with_contact(
 ) -> Result<Conversation> {
     let k = store.contact(c.contact_id)?;
     match audience {
-        Audience::Team => Ok(Conversation::for_team(c, k.as_ref())),
+        Audience::Team => {
+            let clock = store
+                .inbox(c.inbox_id)?
+                .and_then(|i| super::sla::clock_of(&i, c));
+            Ok(Conversation::for_team(c, k.as_ref()).with_sla(c, clock))
+        }
         Audience::Contact => customer_conversation(store, c, k.as_ref()),
     }
 }
@@ -56,9 +61,10 @@ pub fn event_data(store: &Store, ev: &EventRecord, audience: Audience) -> Result
             Audience::Contact => Message::for_contact(m),
         }),
         EventPayload::ConversationCreated { conversation: c }
-        | EventPayload::ConversationUpdated { conversation: c } => {
-            EventData::Conversation(Box::new(conversation_with_contact(store, c, audience)?))
-        }
+        | EventPayload::ConversationUpdated { conversation: c }
+        | EventPayload::SlaAlert {
+            conversation: c, ..
+        } => EventData::Conversation(Box::new(conversation_with_contact(store, c, audience)?)),
         EventPayload::ContactDeleted { contact_id } => {
             EventData::ContactDeleted(contract::ContactDeleted::of(*contact_id))
         }

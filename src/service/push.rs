@@ -98,6 +98,22 @@ impl Pusher {
                     |a| a.push_replies,
                 )
             }
+            EventPayload::SlaAlert {
+                conversation,
+                breached,
+            } => (
+                conversation.id,
+                if *breached {
+                    "SLA missed".to_owned()
+                } else {
+                    "SLA deadline near".to_owned()
+                },
+                conversation
+                    .last_public()
+                    .map(|m| m.body.chars().take(140).collect())
+                    .unwrap_or_default(),
+                |_| true,
+            ),
             _ => return Ok(()),
         };
         let agents = self.store.agents_with_push()?;
@@ -107,7 +123,12 @@ impl Pusher {
         let Some(conv) = self.store.conversation(conversation_id)? else {
             return Ok(());
         };
-        let new_conversation = matches!(ev.payload, EventPayload::ConversationCreated { .. });
+        // A new conversation and an SLA alert concern everyone who may
+        // see the inbox; a reply, its assignee.
+        let new_conversation = matches!(
+            ev.payload,
+            EventPayload::ConversationCreated { .. } | EventPayload::SlaAlert { .. }
+        );
         for id in agents {
             let Some(a) = self.store.agent(id)? else {
                 continue;

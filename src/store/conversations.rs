@@ -378,6 +378,8 @@ impl Tx<'_> {
             away_sent_at: None,
             resolutions: 0,
             rating: None,
+            sla_warned: None,
+            sla_breaches: Vec::new(),
         };
         let msg = self.append_message(&mut conv, first, effects, provider_id)?;
         self.queue_if_routed(&mut conv)?;
@@ -563,6 +565,55 @@ impl Store {
                 },
             )?;
             Ok(conv)
+        })
+        .await
+    }
+
+    /// Records an SLA warning (`breached` false) or breach for `clock` in
+    /// a conversation, once each, if `still` holds for it as this write
+    /// sees it (a reply meanwhile stopped that clock), and tells the team.
+    /// The conversation's activity does not move. True when recorded.
+    pub async fn sla_alert(
+        &self,
+        id: ConversationId,
+        clock: crate::domain::sla::SlaClock,
+        breached: bool,
+        now: Micros,
+        still: impl Fn(&ConversationRecord) -> bool,
+    ) -> Result<bool> {
+        self.write(crate::domain::time::now(), |tx| {
+            let old = tx.conversation(id)?;
+            if !still(&old) {
+                return Ok(false);
+            }
+            let mut conv = old.clone();
+            if breached {
+                if conv
+                    .sla_breaches
+                    .iter()
+                    .any(|b| b.target == clock.target && b.due_at == clock.due_at)
+                {
+                    return Ok(false);
+                }
+                conv.sla_breaches.push(super::SlaBreach {
+                    target: clock.target,
+                    due_at: clock.due_at,
+                    at: now,
+                });
+            } else if conv.sla_warned == Some(clock.due_at) {
+                return Ok(false);
+            }
+            conv.sla_warned = Some(clock.due_at);
+            tx.put_conversation(&conv, Some(&old))?;
+            tx.emit_for_team(
+                conv.inbox_id,
+                conv.contact_id,
+                EventPayload::SlaAlert {
+                    conversation: conv.clone(),
+                    breached,
+                },
+            )?;
+            Ok(true)
         })
         .await
     }
@@ -835,7 +886,7 @@ impl Store {
         let idx = self.tree(Tree::InboxstatusactivityConversationid);
         // (newest-first activity, id) of every candidate, in global order.
         let mut candidates: BTreeSet<(u64, ConversationId)> = BTreeSet::new();
-        let want = f.limit + 1;
+        let want = f.limit.saturating_add(1);
         for &inbox in &f.inboxes {
             for &status in &f.statuses {
                 let prefix = keys::inbox_status_prefix(inbox, status.key_byte());
@@ -1133,7 +1184,8 @@ impl Store {
                 EventPayload::MessageCreated { message }
                 | EventPayload::MessageUpdated { message } => ordinal_of(message)?,
                 EventPayload::ConversationCreated { conversation }
-                | EventPayload::ConversationUpdated { conversation } => {
+                | EventPayload::ConversationUpdated { conversation }
+                | EventPayload::SlaAlert { conversation, .. } => {
                     for copy in [
                         &mut conversation.last_message,
                         &mut conversation.last_public_message,

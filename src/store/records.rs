@@ -147,6 +147,9 @@ pub struct InboxRecord {
     /// Ask the contact to rate each resolution.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub csat: bool,
+    /// First-response, next-response and resolution targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<crate::domain::sla::SlaPolicy>,
     /// When it was created.
     pub created_at: Micros,
     /// The channel's settings as the admin gave them, secrets included
@@ -310,6 +313,23 @@ pub struct ConversationRecord {
     /// The contact's latest rating.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rating: Option<RatingRecord>,
+    /// The deadline the team was last warned about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_warned: Option<Micros>,
+    /// Every SLA deadline it missed (for reports), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sla_breaches: Vec<SlaBreach>,
+}
+
+/// A missed SLA deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaBreach {
+    /// Which target.
+    pub target: crate::domain::sla::SlaTarget,
+    /// The deadline.
+    pub due_at: Micros,
+    /// When the breach was recorded.
+    pub at: Micros,
 }
 
 fn is_zero_u32(n: &u32) -> bool {
@@ -674,6 +694,14 @@ pub enum EventPayload {
         /// The contact that is gone.
         contact_id: ContactId,
     },
+    /// An SLA deadline is near (`breached` false) or passed (true): the
+    /// team is warned.
+    SlaAlert {
+        /// The conversation, with the warning or breach recorded.
+        conversation: ConversationRecord,
+        /// Passed, not only near.
+        breached: bool,
+    },
 }
 
 /// One entry of the append-only event log that feeds SSE replay.
@@ -706,6 +734,10 @@ impl EventRecord {
             EventPayload::ConversationRead { .. } => "conversation.read",
             EventPayload::MessageUpdated { .. } => "message.updated",
             EventPayload::ContactDeleted { .. } => "contact.deleted",
+            EventPayload::SlaAlert {
+                breached: false, ..
+            } => "conversation.sla_warning",
+            EventPayload::SlaAlert { breached: true, .. } => "conversation.sla_breached",
         }
     }
 

@@ -39,4 +39,5 @@ mod push_receiver;
 mod ratings;
 mod routing;
 mod search;
+mod sla;
 mod webhooks;

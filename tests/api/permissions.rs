@@ -573,6 +573,11 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     ),
     (
         "POST",
+        "/settings/inboxes/{id}/sla",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
+        "POST",
         "/settings/inboxes/{id}/test",
         [303, 303, 303, 403, 403, 303, 200],
     ),
@@ -1221,6 +1226,7 @@ impl World {
                 path = path.replace("{id}", &app.inbox_id);
                 form = vec![("mode".into(), "off".into())];
             }
+            ("POST", "/settings/inboxes/{id}/sla") => path = path.replace("{id}", &app.inbox_id),
             ("POST", "/settings/inboxes/{id}/hours") => {
                 path = path.replace("{id}", &app.inbox_id);
                 form = vec![("out_of_office".into(), String::new())];

@@ -1108,3 +1108,33 @@ async fn priority_is_set_from_the_controls_and_sorts_the_list() {
     );
     b.close().await;
 }
+
+/// An inbox with an SLA: the row and the thread show the countdown of a
+/// conversation waiting for its first reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sla_countdown_shows_in_the_row_and_the_thread() {
+    let app = spawn_app().await;
+    let r = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+            serde_json::json!({"sla": {"first_response_minutes": 30}}),
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/inbox", app.base)).await;
+    b.find("[data-role=availability]").await;
+    let (_, contact) = app.contact().await;
+    let (id, _) = app
+        .start_conversation(&contact, "Can I change my order?")
+        .await;
+    // Live: the new row carries its countdown.
+    b.find_text(&format!("#row-{id} [data-role=sla][data-sla=ok]"), "left")
+        .await;
+    b.find(&format!("#row-{id} a")).await.click().await.unwrap();
+    b.find_text(".sla-line", "First response due").await;
+    b.snap("sla-countdown").await;
+    b.close().await;
+}

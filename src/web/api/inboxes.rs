@@ -77,6 +77,9 @@ pub struct UpdateBody {
     out_of_office: Option<String>,
     /// Ask for a rating after each resolution.
     csat: Option<bool>,
+    /// `{"first_response_minutes"?,"next_response_minutes"?,"resolution_minutes"?,"business_hours"?}`, or `null`.
+    #[serde(default, deserialize_with = "super::double_option")]
+    sla: Option<Option<serde_json::Value>>,
 }
 
 /// `PATCH /inboxes/{id}`'s `assignment`.
@@ -113,6 +116,7 @@ pub async fn update(
         business_hours: b.business_hours,
         out_of_office: b.out_of_office,
         csat: b.csat,
+        sla: b.sla,
         ..InboxChange::default()
     };
     let inbox = state.svc.update_inbox(&auth.agent, id, change).await?;

@@ -133,7 +133,8 @@ fn render_event(svc: &Services, ctx: &MessengerContext, ev: &EventRecord) -> Res
         EventPayload::ConversationCreated { .. }
         | EventPayload::ConversationUpdated { .. }
         | EventPayload::MessageUpdated { .. }
-        | EventPayload::ContactDeleted { .. } => {}
+        | EventPayload::ContactDeleted { .. }
+        | EventPayload::SlaAlert { .. } => {}
     }
     Ok(out)
 }

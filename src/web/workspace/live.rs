@@ -261,7 +261,8 @@ fn render_event(svc: &Services, ctx: &PageContext, ev: &EventRecord) -> ApiResul
             out.push_str(&row_fragment(svc, ctx, conversation.id, Place::Start)?);
             out.push_str(&tabs_fragment(svc, ctx)?);
         }
-        EventPayload::ConversationUpdated { conversation } => {
+        EventPayload::ConversationUpdated { conversation }
+        | EventPayload::SlaAlert { conversation, .. } => {
             out.push_str(&row_fragment(svc, ctx, conversation.id, Place::Keep)?);
             out.push_str(&tabs_fragment(svc, ctx)?);
             if ctx.conversation == Some(conversation.id) {

@@ -46,6 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(save_assignment),
     )
     .route("/settings/inboxes/{id}/hours", web::post().to(save_hours))
+    .route("/settings/inboxes/{id}/sla", web::post().to(save_sla))
     .route(
         "/settings/inboxes/{id}/channel",
         web::post().to(save_channel),
@@ -225,6 +226,12 @@ pub struct InboxCard {
     holidays: String,
     out_of_office: String,
     csat: bool,
+    /// SLA targets in minutes (empty: none), and whether they count
+    /// business hours only.
+    sla_first: String,
+    sla_next: String,
+    sla_resolution: String,
+    sla_business_hours: bool,
 }
 
 /// The days of the hours form, Monday first.
@@ -520,6 +527,22 @@ fn page(
                     .unwrap_or_default(),
                 out_of_office: i.out_of_office.clone().unwrap_or_default(),
                 csat: i.csat,
+                sla_first: i
+                    .sla
+                    .and_then(|s| s.first_response_minutes)
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                sla_next: i
+                    .sla
+                    .and_then(|s| s.next_response_minutes)
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                sla_resolution: i
+                    .sla
+                    .and_then(|s| s.resolution_minutes)
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                sla_business_hours: i.sla.is_some_and(|s| s.business_hours),
                 assignment_mode: i.assignment.mode.as_str(),
                 assignment_team: i.assignment.team_id.map(format_id).unwrap_or_default(),
                 queued: if one_inbox.is_some() {
@@ -760,6 +783,7 @@ csrf_field!(
     RetryForm,
     AssignmentForm,
     HoursForm,
+    SlaForm,
 );
 
 /// Profile form.
@@ -1163,6 +1187,57 @@ async fn save_hours(
         business_hours: Some(f.business_hours()),
         out_of_office: Some(f.out_of_office.clone().unwrap_or_default()),
         csat: Some(f.csat.is_some()),
+        ..InboxChange::default()
+    };
+    let r = state.svc.update_inbox(&p.agent, id, change).await;
+    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
+}
+
+/// The SLA form: minutes per target (empty: no target) and whether
+/// they count business hours only. All empty removes the policy.
+#[derive(Deserialize)]
+pub struct SlaForm {
+    csrf: Option<String>,
+    first_response_minutes: Option<String>,
+    next_response_minutes: Option<String>,
+    resolution_minutes: Option<String>,
+    business_hours: Option<String>,
+}
+
+/// Saves an inbox's SLA targets.
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, inbox = %path))]
+async fn save_sla(
+    state: web::Data<AppState>,
+    f: AdminForm<SlaForm>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let AdminForm { page: p, form: f } = f;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    // Numbers as typed: the service refuses what is not one, by name.
+    let minutes = |v: &Option<String>| match v.as_deref().map(str::trim) {
+        None | Some("") => serde_json::Value::Null,
+        Some(t) => t
+            .parse::<u64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| serde_json::Value::from(t)),
+    };
+    let targets = [
+        ("first_response_minutes", minutes(&f.first_response_minutes)),
+        ("next_response_minutes", minutes(&f.next_response_minutes)),
+        ("resolution_minutes", minutes(&f.resolution_minutes)),
+    ];
+    let sla = if targets.iter().all(|(_, v)| v.is_null()) {
+        None
+    } else {
+        let mut m: serde_json::Map<String, serde_json::Value> = targets
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        m.insert("business_hours".into(), f.business_hours.is_some().into());
+        Some(serde_json::Value::Object(m))
+    };
+    let change = InboxChange {
+        sla: Some(sla),
         ..InboxChange::default()
     };
     let r = state.svc.update_inbox(&p.agent, id, change).await;

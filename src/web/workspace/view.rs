@@ -149,6 +149,8 @@ pub struct Link {
 /// Names the page needs to render rows, looked up once per render.
 #[derive(Default)]
 pub struct Names {
+    /// The inbox records (their SLA policies and hours).
+    records: HashMap<InboxId, crate::store::InboxRecord>,
     inboxes: HashMap<InboxId, String>,
     channels: HashMap<InboxId, String>,
     agents: HashMap<AgentId, String>,
@@ -159,6 +161,7 @@ impl From<NameBook> for Names {
     /// a full page, one conversation's for a live update).
     fn from(book: NameBook) -> Self {
         Self {
+            records: book.inboxes.iter().map(|i| (i.id, i.clone())).collect(),
             channels: book
                 .inboxes
                 .iter()
@@ -228,6 +231,10 @@ pub struct RowView {
     pub selected: bool,
     /// Its priority, empty when none is set.
     pub priority: &'static str,
+    /// The SLA clock it runs against: `ok`, `warn` or `breached` (empty:
+    /// none), the time left ("42m", or how long ago it was missed) and
+    /// the target's words.
+    pub sla: SlaBadge,
 }
 
 /// A channel as pages show it.
@@ -322,6 +329,55 @@ pub fn row(
             crate::domain::Priority::None => "",
             p => p.as_str(),
         },
+        sla: SlaBadge::of(names, c, time::now()),
+    }
+}
+
+/// A conversation's SLA clock as a row and the controls show it.
+#[derive(Debug, Clone, Default)]
+pub struct SlaBadge {
+    /// `ok`, `warn`, `breached`; empty when no clock runs.
+    pub state: &'static str,
+    /// "42m" left, or "missed 5m ago".
+    pub text: String,
+    /// "First response", "Next response", "Resolution".
+    pub target: &'static str,
+    /// RFC 3339 of the deadline.
+    pub due_iso: String,
+}
+
+impl SlaBadge {
+    /// The badge of `c` at `now` (none unless its inbox has a policy).
+    pub fn of(names: &Names, c: &ConversationRecord, now: Micros) -> Self {
+        let Some(clock) = names
+            .records
+            .get(&c.inbox_id)
+            .and_then(|i| crate::service::sla::clock_of(i, c))
+        else {
+            return Self::default();
+        };
+        let target = match clock.target {
+            crate::domain::sla::SlaTarget::FirstResponse => "First response",
+            crate::domain::sla::SlaTarget::NextResponse => "Next response",
+            crate::domain::sla::SlaTarget::Resolution => "Resolution",
+        };
+        let (state, text) = if now >= clock.due_at {
+            (
+                "breached",
+                format!("missed {} ago", span(now - clock.due_at)),
+            )
+        } else {
+            (
+                if now >= clock.warn_at { "warn" } else { "ok" },
+                format!("{} left", span(clock.due_at - now)),
+            )
+        };
+        Self {
+            state,
+            text,
+            target,
+            due_iso: rfc3339(clock.due_at),
+        }
     }
 }
 
@@ -516,6 +572,10 @@ pub struct ConvView {
     pub labels: Vec<String>,
     /// The priority picker: (value, label, whether it is this one's).
     pub priorities: Vec<(&'static str, &'static str, bool)>,
+    /// The SLA clock it runs against now.
+    pub sla: SlaBadge,
+    /// The deadlines it missed: (target, when).
+    pub sla_breaches: Vec<(&'static str, String)>,
     /// The contact's other conversations: (id, preview, status).
     pub other_conversations: Vec<(String, String, &'static str)>,
 }
@@ -598,6 +658,19 @@ pub fn conversation(
             .map(|(a, now)| (format_id(a.id), name_and_availability(&a.name, *now)))
             .collect(),
         me: format_id(me.id),
+        sla: SlaBadge::of(names, c, time::now()),
+        sla_breaches: c
+            .sla_breaches
+            .iter()
+            .map(|b| {
+                let target = match b.target {
+                    crate::domain::sla::SlaTarget::FirstResponse => "First response",
+                    crate::domain::sla::SlaTarget::NextResponse => "Next response",
+                    crate::domain::sla::SlaTarget::Resolution => "Resolution",
+                };
+                (target, human_utc(b.due_at))
+            })
+            .collect(),
         priorities: crate::domain::Priority::ALL
             .into_iter()
             .map(|p| {
@@ -670,6 +743,17 @@ pub fn relative(t: Micros, now: Micros) -> String {
             .unwrap_or_default()
             .format("%-d %b")
             .to_string(),
+    }
+}
+
+/// A length of time in a badge: "<1m", "42m", "3h", "2d".
+pub fn span(t: Micros) -> String {
+    let secs = t.max(0) / 1_000_000;
+    match secs {
+        0..=59 => "<1m".to_owned(),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
     }
 }
 
