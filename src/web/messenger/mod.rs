@@ -400,10 +400,7 @@ async fn main_view(
         if state.svc.rating_due(c)? {
             m.rate = Some(&crate::service::ratings::CHOICES);
         } else if let Some(r) = c.rating.as_ref().filter(|r| r.resolution == c.resolutions) {
-            m.rated = crate::service::ratings::CHOICES
-                .iter()
-                .find(|(s, _, _)| *s == r.score)
-                .map(|(_, e, _)| *e);
+            m.rated = emoji_of(r.score);
         }
         events_url.push_str(&format!("&c={}", c.id));
         let recs = state.svc.own_messages(

@@ -1041,8 +1041,7 @@ async fn save_channel(
         settings: Some(settings_from_form(&f)),
         ..InboxChange::default()
     };
-    let r = state.svc.update_inbox(&p.agent, id, change).await;
-    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
+    save_inbox(&state, &p, id, change).await
 }
 
 /// "Test connection": the provider's answer, shown on the page.
@@ -1083,8 +1082,7 @@ async fn update_inbox(
         prechat: f.prechat,
         ..InboxChange::default()
     };
-    let r = state.svc.update_inbox(&p.agent, id, change).await;
-    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
+    save_inbox(&state, &p, id, change).await
 }
 
 /// An inbox's auto-assignment form.
@@ -1111,8 +1109,7 @@ async fn save_assignment(
         }),
         ..InboxChange::default()
     };
-    let r = state.svc.update_inbox(&p.agent, id, change).await;
-    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
+    save_inbox(&state, &p, id, change).await
 }
 
 /// The business hours form: `hours_on`, `timezone`, one field per day
@@ -1189,8 +1186,7 @@ async fn save_hours(
         csat: Some(f.csat.is_some()),
         ..InboxChange::default()
     };
-    let r = state.svc.update_inbox(&p.agent, id, change).await;
-    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
+    save_inbox(&state, &p, id, change).await
 }
 
 /// The SLA form: minutes per target (empty: no target) and whether
@@ -1240,8 +1236,19 @@ async fn save_sla(
         sla: Some(sla),
         ..InboxChange::default()
     };
+    save_inbox(&state, &p, id, change).await
+}
+
+/// Applies one inbox form's change and answers with the inbox's page
+/// (saved, or the error beside the form): every inbox form ends here.
+async fn save_inbox(
+    state: &AppState,
+    p: &PageAgent,
+    id: crate::domain::ids::InboxId,
+    change: InboxChange,
+) -> Result<HttpResponse, PageError> {
     let r = state.svc.update_inbox(&p.agent, id, change).await;
-    outcome(&state, &p, &format!("inboxes/{}", format_id(id)), r).await
+    outcome(state, p, &format!("inboxes/{}", format_id(id)), r).await
 }
 
 /// A form with only the CSRF token.

@@ -333,6 +333,15 @@ pub fn row(
     }
 }
 
+/// An SLA target in the workspace's words.
+fn target_words(t: crate::domain::sla::SlaTarget) -> &'static str {
+    match t {
+        crate::domain::sla::SlaTarget::FirstResponse => "First response",
+        crate::domain::sla::SlaTarget::NextResponse => "Next response",
+        crate::domain::sla::SlaTarget::Resolution => "Resolution",
+    }
+}
+
 /// A conversation's SLA clock as a row and the controls show it.
 #[derive(Debug, Clone, Default)]
 pub struct SlaBadge {
@@ -356,11 +365,7 @@ impl SlaBadge {
         else {
             return Self::default();
         };
-        let target = match clock.target {
-            crate::domain::sla::SlaTarget::FirstResponse => "First response",
-            crate::domain::sla::SlaTarget::NextResponse => "Next response",
-            crate::domain::sla::SlaTarget::Resolution => "Resolution",
-        };
+        let target = target_words(clock.target);
         let (state, text) = if now >= clock.due_at {
             (
                 "breached",
@@ -662,14 +667,7 @@ pub fn conversation(
         sla_breaches: c
             .sla_breaches
             .iter()
-            .map(|b| {
-                let target = match b.target {
-                    crate::domain::sla::SlaTarget::FirstResponse => "First response",
-                    crate::domain::sla::SlaTarget::NextResponse => "Next response",
-                    crate::domain::sla::SlaTarget::Resolution => "Resolution",
-                };
-                (target, human_utc(b.due_at))
-            })
+            .map(|b| (target_words(b.target), human_utc(b.due_at)))
             .collect(),
         priorities: crate::domain::Priority::ALL
             .into_iter()
