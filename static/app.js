@@ -419,6 +419,43 @@
     scrollThreadIfNearBottom();
   }
 
+  // Countdowns and waiting times go on between live updates: the server
+  // renders them with their instants (data-due, data-warn, data-since, in
+  // ms), and this keeps the words and the badge's state current. The
+  // words match the server's (view::span and view::relative).
+  function spanWords(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return "<1m";
+    if (s < 3600) return Math.floor(s / 60) + "m";
+    if (s < 86400) return Math.floor(s / 3600) + "h";
+    return Math.floor(s / 86400) + "d";
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-role=sla][data-due]").forEach(function (b) {
+      var due = parseInt(b.dataset.due, 10), warn = parseInt(b.dataset.warn, 10);
+      if (!due) return;
+      var state = now >= due ? "breached" : now >= warn ? "warn" : "ok";
+      var words = state === "breached" ? "missed " + spanWords(now - due) + " ago" : spanWords(due - now) + " left";
+      b.classList.remove("sla-ok", "sla-warn", "sla-breached");
+      b.classList.add("sla-" + state);
+      b.dataset.sla = state;
+      b.textContent = "\u23F1 " + words;
+    });
+    document.querySelectorAll("[data-role=waiting][data-since]").forEach(function (w) {
+      var since = parseInt(w.dataset.since, 10);
+      if (!since) return;
+      var s = Math.floor((now - since) / 1000);
+      if (s >= 604800) return; // past a week the server's date stays right
+      w.textContent = "Waiting " + (s < 60 ? "now" : spanWords(now - since));
+    });
+  }
+  setInterval(tick, 20000);
+  document.addEventListener("natter:tick", tick);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") tick();
+  });
+
   function scrollThreadIfNearBottom() {
     var thread = document.querySelector("[data-role=thread]");
     if (!thread) return;
@@ -430,7 +467,7 @@
     var pane = document.querySelector(".conversation-pane[data-conversation-id]");
     var openHere = pane && pane.dataset.conversationId === d.conversation && document.visibilityState === "visible";
     var live = document.getElementById("live");
-    if (live) live.textContent = "New message from " + d.title + ": " + d.body;
+    if (live) live.textContent = d.live || "New message from " + d.title + ": " + d.body;
     if (openHere) return;
     var app = document.querySelector(".app");
     if (app && app.dataset.sound === "true") beep();

@@ -3,6 +3,7 @@
 use super::keys::{pair, u64_be};
 use super::{abort, InboxRecord, Result, Store, StoreError, Tree};
 use crate::domain::ids::{AgentId, InboxId};
+use crate::domain::AssignmentMode;
 
 impl Store {
     /// Creates an inbox with its public widget key and identity secret.
@@ -36,8 +37,15 @@ impl Store {
             let Some(mut inbox) = tx.get::<InboxRecord>(Tree::InboxidInbox, &u64_be(id))? else {
                 return abort(StoreError::NotFound);
             };
+            let routed = inbox.assignment.mode != AssignmentMode::Off;
             f(&mut inbox);
             inbox.id = id;
+            // Auto-assignment switched off: nothing waits for it any more
+            // (switched on again later, it starts with the conversations
+            // that open from then on, not with a stale queue).
+            if routed && inbox.assignment.mode == AssignmentMode::Off {
+                tx.clear_queue(id)?;
+            }
             tx.put(Tree::InboxidInbox, &u64_be(id), &inbox)?;
             Ok(inbox)
         })

@@ -94,6 +94,14 @@ impl Tx<'_> {
         Ok(n)
     }
 
+    /// Empties the queue of `inbox` (its auto-assignment was switched off).
+    pub(crate) fn clear_queue(&mut self, inbox: InboxId) -> TxResult<()> {
+        for id in self.queued_in(inbox)? {
+            self.del(Tree::InboxconversationQueued, &pair(inbox, id))?;
+        }
+        Ok(())
+    }
+
     /// The queued conversations of `inbox`, oldest first.
     fn queued_in(&self, inbox: InboxId) -> TxResult<Vec<ConversationId>> {
         self.keys_under(Tree::InboxconversationQueued, &u64_be(inbox))?

@@ -365,3 +365,26 @@ async fn a_team_limits_who_gets_an_inbox_and_reopened_conversations_are_routed()
     set_assignment(&app, json!({"mode": "off"})).await;
     assert_eq!(assignee(&app, &arrives(&app).await).await, Value::Null);
 }
+
+/// Switching auto-assignment off empties its queue: switched on again, it
+/// hands out the conversations that open from then on, not the stale
+/// ones (which stay for a human to pick).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_assignment_off_empties_the_queue() {
+    let app = spawn_app().await;
+    // Ben has no stream open: offline, so the two wait.
+    let (b, b_token) = app.member_agent("ben@example.com").await;
+    set_assignment(&app, json!({"mode": "balanced"})).await;
+    let first = arrives(&app).await;
+    let second = arrives(&app).await;
+    assert_eq!(assignee(&app, &first).await, Value::Null);
+    set_assignment(&app, json!({"mode": "off"})).await;
+    let _ben_stream = app.events("/api/v1/events", &b_token, None).await;
+    // Switching on routes in the same request: an entry left in the queue
+    // would be Ben's by the time it answers.
+    set_assignment(&app, json!({"mode": "balanced"})).await;
+    assert_eq!(assignee(&app, &first).await, Value::Null);
+    assert_eq!(assignee(&app, &second).await, Value::Null);
+    let third = arrives(&app).await;
+    assert_eq!(assignee(&app, &third).await, json!(b));
+}

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::fakes::Fake;
-use crate::helpers::{body, spawn_app, TestApp};
+use crate::helpers::{body, spawn_app, spawn_app_with, TestApp};
 
 /// A browser's push keys.
 struct Browser {
@@ -134,6 +134,65 @@ async fn agents_get_encrypted_vapid_signed_pushes_for_new_conversations_and_thei
         assert!(tokio::time::Instant::now() < deadline, "{subs}");
         tokio::task::yield_now().await;
     }
+}
+
+/// An SLA deadline near and then missed reaches the inbox's agents by
+/// Web Push (with the test clock moving the server past each instant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_are_pushed_an_sla_warning_and_then_the_breach() {
+    let clock = natter::service::notify::Clock::manual();
+    let c = clock.clone();
+    let app = spawn_app_with(move |cfg| cfg.clock = c).await;
+    let fake = Fake::start().await;
+    fake.json("/push/", 201, json!({}));
+    let r = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+            json!({"sla": {"first_response_minutes": 10}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let admin_browser = browser();
+    subscribe(
+        &app,
+        &app.admin_token,
+        &format!("{}/push/admin", fake.url),
+        &admin_browser,
+    )
+    .await;
+    let (_, outsider_token) = app.create_agent("away@example.com", "agent").await;
+    subscribe(
+        &app,
+        &outsider_token,
+        &format!("{}/push/outsider", fake.url),
+        &browser(),
+    )
+    .await;
+    let (_, ctoken) = app.contact().await;
+    let (conv, _) = app.start_conversation(&ctoken, "Where is my parcel?").await;
+    let got = fake
+        .wait_for("/push/admin", 1, Duration::from_secs(15))
+        .await;
+    assert_eq!(open(&admin_browser, &got[0])["title"], "New conversation");
+    // Two minutes before the ten-minute deadline: the warning.
+    clock.advance(Duration::from_secs(8 * 60 + 30)).await;
+    let got = fake
+        .wait_for("/push/admin", 2, Duration::from_secs(15))
+        .await;
+    let msg = open(&admin_browser, &got[1]);
+    assert_eq!(msg["title"], "SLA deadline near", "{msg}");
+    assert_eq!(msg["body"], "Where is my parcel?");
+    assert_eq!(msg["url"], format!("/conversations/{conv}"));
+    clock.advance(Duration::from_secs(2 * 60)).await;
+    let got = fake
+        .wait_for("/push/admin", 3, Duration::from_secs(15))
+        .await;
+    assert_eq!(open(&admin_browser, &got[2])["title"], "SLA missed");
+    assert!(
+        fake.requests("/push/outsider").is_empty(),
+        "not a member of the inbox"
+    );
 }
 
 #[tokio::test]

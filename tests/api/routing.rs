@@ -2,7 +2,7 @@
 //! several teams, unique names, availability from open streams, priority.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{body, spawn_app};
 
@@ -316,4 +316,47 @@ async fn priority_is_set_shown_and_sorts_the_inbox() {
         html.find(&format!("id=\"row-{}\"", convs[2]))
             < html.find(&format!("id=\"row-{}\"", convs[0]))
     );
+    // The API lists in the same orders.
+    let ids = |v: Value| -> Vec<String> {
+        v["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let listed = body(
+        app.get("/api/v1/conversations?sort=priority", &app.admin_token)
+            .await,
+    )
+    .await;
+    assert_eq!(listed["next_cursor"], Value::Null);
+    assert_eq!(
+        ids(listed),
+        vec![convs[1].clone(), convs[2].clone(), convs[0].clone()]
+    );
+    // The longest waiting first: creation order here.
+    let listed = body(
+        app.get("/api/v1/conversations?sort=waiting", &app.admin_token)
+            .await,
+    )
+    .await;
+    assert_eq!(ids(listed), convs);
+    let listed = body(
+        app.get(
+            "/api/v1/conversations?sort=recent&limit=1",
+            &app.admin_token,
+        )
+        .await,
+    )
+    .await;
+    let cursor = listed["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(ids(listed), vec![convs[2].clone()]);
+    for bad in [
+        "/api/v1/conversations?sort=loudest".to_owned(),
+        format!("/api/v1/conversations?sort=priority&cursor={cursor}"),
+    ] {
+        let r = app.get(&bad, &app.admin_token).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
 }

@@ -1136,5 +1136,56 @@ async fn an_sla_countdown_shows_in_the_row_and_the_thread() {
     b.find(&format!("#row-{id} a")).await.click().await.unwrap();
     b.find_text(".sla-line", "First response due").await;
     b.snap("sla-countdown").await;
+    // Between updates the page counts down by itself: moved two minutes
+    // past its deadline, the row's badge says it was missed.
+    b.client
+        .execute(
+            &format!(
+                "var e = document.querySelector('#row-{id} [data-role=sla]');\
+                 e.dataset.due = String(Date.now() - 125000);\
+                 e.dataset.warn = String(Date.now() - 300000);\
+                 document.dispatchEvent(new Event('natter:tick'));"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.find_text(
+        &format!("#row-{id} [data-role=sla][data-sla=breached].sla-breached"),
+        "missed 2m ago",
+    )
+    .await;
+    b.close().await;
+}
+
+/// The workspace warns its agent when an SLA deadline nears and again
+/// when it is missed (the live region, and a desktop notification where
+/// allowed), with the server's clock moved by the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_warns_before_an_sla_deadline_and_when_it_is_missed() {
+    let clock = natter::service::notify::Clock::manual();
+    let c = clock.clone();
+    let app = crate::helpers::spawn_app_with(move |cfg| cfg.clock = c).await;
+    let r = app
+        .patch(
+            &format!("/api/v1/inboxes/{}", app.inbox_id),
+            &app.admin_token,
+            serde_json::json!({"sla": {"first_response_minutes": 10}}),
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/inbox", app.base)).await;
+    b.find("[data-role=availability]").await;
+    let (_, contact) = app.contact().await;
+    let (id, _) = app.start_conversation(&contact, "Is my order late?").await;
+    b.find(&format!("#row-{id} [data-role=sla]")).await;
+    clock.advance(Duration::from_secs(8 * 60 + 30)).await;
+    b.find_text("#live", "SLA deadline near: First response is due soon")
+        .await;
+    clock.advance(Duration::from_secs(2 * 60)).await;
+    b.find_text("#live", "SLA missed: First response is overdue")
+        .await;
     b.close().await;
 }

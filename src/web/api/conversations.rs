@@ -37,11 +37,23 @@ pub struct ListQuery {
     label: Option<String>,
     /// `true`: only conversations whose customer waits for a reply.
     waiting: Option<String>,
+    /// `recent` (default), `waiting` (longest waiting first) or `priority`
+    /// (most urgent first, then longest waiting).
+    sort: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
 
-/// Conversations the agent may see, newest activity first.
+/// The orders `GET /conversations` can list in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sort {
+    Recent,
+    Waiting,
+    Priority,
+}
+
+/// Conversations the agent may see: newest activity first, or (`sort`)
+/// the longest waiting or the most urgent first.
 #[tracing::instrument(skip_all, fields(agent = %auth.agent.id))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -85,29 +97,47 @@ pub async fn list(
                 .ok_or_else(|| Invalid::new("cursor", "cursor is not one we handed out"))?,
         ),
     };
-    let page = state.svc.list_conversations(
-        &auth.agent,
-        &ListFilter {
-            inbox,
-            statuses,
-            assignee,
-            label,
-            waiting: match q.waiting.as_deref() {
-                None | Some("" | "false") => false,
-                Some("true") => true,
-                Some(_) => return Err(Invalid::new("waiting", "waiting is true or false").into()),
-            },
-            after,
-            limit,
+    let sort = match q.sort.as_deref() {
+        None | Some("" | "recent") => Sort::Recent,
+        Some("waiting") => Sort::Waiting,
+        Some("priority") => Sort::Priority,
+        Some(_) => {
+            return Err(Invalid::new("sort", "sort is recent, waiting or priority").into());
+        }
+    };
+    // The urgent orders are one page of the most urgent (see
+    // `by_priority`): there is no cursor to go on from.
+    if sort != Sort::Recent && after.is_some() {
+        return Err(Invalid::new("cursor", "a cursor only pages sort=recent").into());
+    }
+    let filter = ListFilter {
+        inbox,
+        statuses,
+        assignee,
+        label,
+        waiting: match q.waiting.as_deref() {
+            None | Some("" | "false") => false,
+            Some("true") => true,
+            Some(_) => return Err(Invalid::new("waiting", "waiting is true or false").into()),
         },
-    )?;
-    let mut out = Vec::with_capacity(page.conversations.len());
-    for c in &page.conversations {
+        after,
+        limit,
+    };
+    let (listed, next) = match sort {
+        Sort::Recent => {
+            let page = state.svc.list_conversations(&auth.agent, &filter)?;
+            (page.conversations, page.next)
+        }
+        Sort::Waiting => (state.svc.longest_waiting(&auth.agent, &filter)?, None),
+        Sort::Priority => (state.svc.by_priority(&auth.agent, &filter)?, None),
+    };
+    let mut out = Vec::with_capacity(listed.len());
+    for c in &listed {
         out.push(state.svc.team_conversation(c)?);
     }
     Ok(HttpResponse::Ok().json(json!({
         "conversations": out,
-        "next_cursor": page.next.map(|(t, id)| format!("{t}.{id}")),
+        "next_cursor": next.map(|(t, id)| format!("{t}.{id}")),
     })))
 }
 

@@ -271,6 +271,34 @@ fn render_event(svc: &Services, ctx: &PageContext, ev: &EventRecord) -> ApiResul
                     out.push_str(&controls_fragment(svc, &me, conversation.id)?);
                 }
             }
+            // A deadline near or missed is the assignee's to hear about
+            // (everyone's who sees the inbox while nobody has it), as a
+            // desktop notification and in the live region.
+            if let EventPayload::SlaAlert { breached, .. } = &ev.payload {
+                let cid = conversation.id;
+                let current = svc.conversation(cid)?;
+                if let Some(c) = current
+                    .filter(|c| c.assignee_id.is_none() || c.assignee_id == Some(ctx.agent_id))
+                {
+                    let names = Names::from(svc.all_names()?);
+                    // The target only: how long is left is the badge's to
+                    // say (it counts down by itself).
+                    let target = view::SlaBadge::of(&names, &c, ev.at).target;
+                    let target = if target.is_empty() {
+                        "A deadline"
+                    } else {
+                        target
+                    };
+                    let (title, body) = if *breached {
+                        ("SLA missed", format!("{target} is overdue"))
+                    } else {
+                        ("SLA deadline near", format!("{target} is due soon"))
+                    };
+                    out.push_str(&format!(
+                        "<div hx-swap-oob=\"beforeend:#notifications\"><span data-notify=\"1\" data-conversation=\"{cid}\" data-title=\"{title}\" data-body=\"{body}\" data-live=\"{title}: {body}\" data-href=\"/conversations/{cid}\"></span></div>"
+                    ));
+                }
+            }
         }
         EventPayload::MessageUpdated { message } => {
             if ctx.conversation == Some(message.conversation_id) {

@@ -215,6 +215,9 @@ pub struct RowView {
     /// The customer wrote last and the conversation is not resolved: how
     /// long they have been waiting ("5m"); empty when nobody waits.
     pub waiting: String,
+    /// Since when, in ms since the epoch (0: nobody waits), for the
+    /// page's script to keep the words current.
+    pub waiting_ms: i64,
     /// "5m", "2h", "3d".
     pub time_rel: String,
     /// RFC 3339 of the latest activity.
@@ -298,6 +301,7 @@ pub fn row(
         .waiting_since()
         .map(|t| relative(t, time::now()))
         .unwrap_or_default();
+    let waiting_ms = c.waiting_since().map_or(0, |t| t / 1000);
     let q = filter.query();
     RowView {
         id: format_id(c.id),
@@ -318,6 +322,7 @@ pub fn row(
         last_by,
         last_author_type,
         waiting,
+        waiting_ms,
         time_rel: relative(c.updated_at, time::now()),
         time_iso: rfc3339(c.updated_at),
         unread: c.agent_unread,
@@ -353,6 +358,11 @@ pub struct SlaBadge {
     pub target: &'static str,
     /// RFC 3339 of the deadline.
     pub due_iso: String,
+    /// The deadline and the warning, in ms since the epoch: the page's
+    /// script counts the badge down from them between updates.
+    pub due_ms: i64,
+    /// When the badge turns to `warn`.
+    pub warn_ms: i64,
 }
 
 impl SlaBadge {
@@ -382,6 +392,8 @@ impl SlaBadge {
             text,
             target,
             due_iso: rfc3339(clock.due_at),
+            due_ms: clock.due_at / 1000,
+            warn_ms: clock.warn_at / 1000,
         }
     }
 }
