@@ -6,8 +6,10 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use clap::Parser;
-use natter::config::{AdminCommand, AdminCreateArgs, Cli, Command, ReindexArgs, ServeArgs};
+use natter::config::file::CliError;
+use natter::config::{
+    AdminCommand, AdminCreateArgs, Cli, Command, ConfigCommand, ReindexArgs, ServeArgs,
+};
 use natter::domain::{time, Email, Name, Password, Role};
 use natter::service::auth::hash_password;
 use natter::startup::{Application, StartError};
@@ -37,7 +39,26 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static malloc_conf: &[u8; 10] = b"narenas:1\0";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let parsed =
+        match natter::config::file::parse(std::env::args_os(), std::env::var_os("NATTER_CONFIG")) {
+            Ok(p) => p,
+            Err(CliError::Clap(e)) => e.exit(),
+            Err(CliError::File(msg)) => {
+                eprintln!("error: {msg}");
+                return ExitCode::from(2);
+            }
+        };
+    if let Some(text) = parsed.show() {
+        print!("{text}");
+        if let Command::Config(ConfigCommand::Show(args)) = parsed.cli.command {
+            if let Err(e) = args.validate() {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let cli = parsed.cli;
     init_tracing();
     match try_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,6 +96,8 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Serve(args) => serve(args),
         Command::Admin(AdminCommand::Create(args)) => admin_create(args),
         Command::Reindex(args) => reindex(args),
+        // Answered in main, before logging starts.
+        Command::Config(ConfigCommand::Show(_)) => Ok(()),
     }
 }
 

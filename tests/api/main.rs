@@ -14,6 +14,7 @@ mod attacks_web;
 mod auth;
 mod channels;
 mod cli;
+mod config_file;
 mod conversations;
 mod customer_seq;
 mod customers;

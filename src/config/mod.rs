@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod file;
+
 /// The command line of the `natter` binary.
 /// A setting that must never be printed: its `Debug` shows `<redacted>`,
 /// so a config dumped into a log (or a panic message) leaks no password.
@@ -72,6 +74,18 @@ pub enum Command {
     Admin(AdminCommand),
     /// Rebuild the search index of a stopped server's data from its messages.
     Reindex(ReindexArgs),
+    /// The settings `serve` would run with.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `natter config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Every setting with its value and where it came from (flag,
+    /// environment, file or default), secrets masked. Takes the flags of
+    /// `serve`.
+    Show(ServeArgs),
 }
 
 /// `natter reindex`
@@ -112,6 +126,10 @@ pub struct AdminCreateArgs {
 /// `natter serve`: every server setting.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings, one key per flag name (`bind = "0.0.0.0:8080"`,
+    /// `cache-mb = 32`); a flag or the environment overrides it.
+    #[arg(long, env = "NATTER_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "NATTER_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
