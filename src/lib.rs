@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod systemd;
 pub mod web;

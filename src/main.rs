@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use natter::config::file::CliError;
 use natter::config::{
-    AdminCommand, AdminCreateArgs, Cli, Command, ConfigCommand, ReindexArgs, ServeArgs,
+    AdminCommand, AdminCreateArgs, Cli, Command, ConfigCommand, HealthcheckArgs, ReindexArgs,
+    ServeArgs,
 };
 use natter::domain::{time, Email, Name, Password, Role};
 use natter::service::auth::hash_password;
@@ -96,6 +97,7 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Serve(args) => serve(args),
         Command::Admin(AdminCommand::Create(args)) => admin_create(args),
         Command::Reindex(args) => reindex(args),
+        Command::Healthcheck(args) => healthcheck(args),
         // Answered in main, before logging starts.
         Command::Config(ConfigCommand::Show(_)) => Ok(()),
     }
@@ -164,6 +166,66 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| (1, e.to_string()))
     })
+}
+
+/// `natter healthcheck`: one plain HTTP/1.1 GET (the container has no
+/// curl), exit 0 on a 200 and 1 on anything else, with the reason.
+fn healthcheck(args: HealthcheckArgs) -> Result<(), Failure> {
+    use std::io::{Read, Write};
+    let url = match args.url {
+        Some(u) => u,
+        None => {
+            let bind = args
+                .bind
+                .replace("0.0.0.0:", "127.0.0.1:")
+                .replace("[::]:", "[::1]:");
+            format!("http://{bind}/healthz")
+        }
+    };
+    let parsed = url::Url::parse(&url).map_err(|e| (2, format!("bad --url {url}: {e}")))?;
+    if parsed.scheme() != "http" {
+        return Err((2, format!("{url}: healthcheck speaks plain http")));
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| (2, format!("{url} has no host")))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| (1, format!("{url}: {e}")))?
+        .next()
+        .ok_or_else(|| (1, format!("{url}: no address")))?;
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| (1, format!("{url}: {e}")))?;
+    let _ = conn.set_read_timeout(Some(timeout));
+    let _ = conn.set_write_timeout(Some(timeout));
+    let path = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_owned(),
+    };
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nUser-Agent: natter-healthcheck\r\n\r\n"
+    )
+    .map_err(|e| (1, format!("{url}: {e}")))?;
+    let mut head = [0u8; 64];
+    let n = conn
+        .read(&mut head)
+        .map_err(|e| (1, format!("{url}: {e}")))?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("");
+    if status == "200" {
+        println!("healthy: {url} answered 200");
+        Ok(())
+    } else {
+        Err((
+            1,
+            format!(
+                "unhealthy: {url} answered {}",
+                status_line.lines().next().unwrap_or("nothing")
+            ),
+        ))
+    }
 }
 
 fn admin_create(args: AdminCreateArgs) -> Result<(), Failure> {

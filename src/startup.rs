@@ -281,6 +281,19 @@ impl Application {
         });
         let mut server = tokio::spawn(self.server);
         let mut stop_rx = self.shutdown.subscribe();
+        // Under systemd (Type=notify): ready now that the listener is bound
+        // and the store open; the watchdog hears from the runtime itself,
+        // so a wedged runtime is restarted.
+        crate::systemd::notify(&format!("READY=1\nSTATUS=listening on port {}", self.port));
+        let watchdog = crate::systemd::watchdog_interval().map(|every| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    crate::systemd::notify("WATCHDOG=1");
+                }
+            })
+        });
         tokio::select! {
             r = &mut server => {
                 self.store.durability().stop().await;
@@ -290,6 +303,10 @@ impl Application {
             }
             _ = signal() => tracing::info!("signal received, stopping"),
             _ = async { let _ = stop_rx.wait_for(|v| *v).await; } => tracing::info!("stop requested"),
+        }
+        crate::systemd::notify("STOPPING=1");
+        if let Some(w) = watchdog {
+            w.abort();
         }
         let _ = self.shutdown.send(true);
         handle.stop(true).await;

@@ -77,6 +77,29 @@ pub enum Command {
     /// The settings `serve` would run with.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Exit 0 when the server's /healthz answers 200, 1 otherwise (for
+    /// Docker's HEALTHCHECK and monitoring scripts).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `natter healthcheck`
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The health URL [default: /healthz on NATTER_BIND, with an
+    /// unspecified address (0.0.0.0, [::]) asked on loopback].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The address the server listens on (read to find it).
+    #[arg(
+        long,
+        env = "NATTER_BIND",
+        default_value = "127.0.0.1:8080",
+        hide = true
+    )]
+    pub bind: String,
+    /// How long to wait for the answer, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub timeout_secs: u64,
 }
 
 /// `natter config ...`

@@ -39,6 +39,7 @@ mod push;
 mod push_receiver;
 mod ratings;
 mod routing;
+mod running;
 mod search;
 mod sla;
 mod webhooks;
