@@ -119,6 +119,7 @@ fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure
                 p.display()
             ),
         ),
+        e @ StoreError::TooNew { .. } => (2, e.to_string()),
         e => (1, e.to_string()),
     })
 }
@@ -160,6 +161,8 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     runtime()?.block_on(async move {
         let app = Application::build(config).await.map_err(|e| match e {
             StartError::Settings(m) => (2, m),
+            // Not a failure of this machine: the wrong natter for the data.
+            StartError::Store(e @ StoreError::TooNew { .. }) => (2, e.to_string()),
             e => (1, e.to_string()),
         })?;
         app.run_until_stopped()

@@ -541,3 +541,50 @@ async fn browser_and_api_sign_ins_are_logged_alike() {
     let refused = s.logged(&["sign-in refused"]).await;
     assert!(!refused.contains("wrong-password"), "{refused}");
 }
+
+/// A data folder written by a newer natter (a higher schema version) is
+/// refused with one clear line and exit code 2, by `serve` and by the
+/// commands for stopped data, and left as it was.
+#[tokio::test]
+async fn a_newer_data_folder_is_refused_with_exit_code_2() {
+    let data = tempfile::tempdir().unwrap();
+    let mut s = serve(data.path(), &[]).await;
+    sigterm(&s.child);
+    s.child.wait().await.unwrap();
+    {
+        let db = sled::Config::new()
+            .path(data.path().join("db"))
+            .open()
+            .unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        let newer = natter::store::SCHEMA_VERSION + 1;
+        meta.insert("schema_version", &newer.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let dir = data.path().to_str().unwrap();
+    for args in [
+        vec!["serve", "--bind", "127.0.0.1:0", "--data", dir],
+        vec!["reindex", "--data", dir],
+    ] {
+        let (code, err) = run(&args, &[], None).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(errors[0].contains("run a newer natter"), "{err}");
+    }
+    let db = sled::Config::new()
+        .path(data.path().join("db"))
+        .open()
+        .unwrap();
+    let v = db
+        .open_tree("meta")
+        .unwrap()
+        .get("schema_version")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        u32::from_be_bytes(v.as_ref().try_into().unwrap()),
+        natter::store::SCHEMA_VERSION + 1,
+        "left as it was"
+    );
+}
