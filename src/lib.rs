@@ -10,6 +10,7 @@ pub mod contract;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod progress;
 pub mod service;
 pub mod startup;
 pub mod store;

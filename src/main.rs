@@ -126,28 +126,16 @@ fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure
 
 /// Rebuilds the search index from the stored messages, with progress.
 fn reindex(args: ReindexArgs) -> Result<(), Failure> {
-    use std::io::Write;
     let store = open_stopped(&args.data)?;
     let dir = args.data.join("index");
     let _ = std::fs::remove_dir_all(&dir);
     let index = natter::service::index::SearchIndex::open(&dir).map_err(|e| (1, e.to_string()))?;
     let started = std::time::Instant::now();
+    let mut progress = natter::progress::Progress::new("messages");
     index
-        .rebuild(&store, |done, total| {
-            let pct = (done * 100).checked_div(total).unwrap_or(100);
-            let width = 30usize;
-            let filled = (pct as usize * width) / 100;
-            let mut err = std::io::stderr();
-            let _ = write!(
-                err,
-                "\r[{}{}] {pct:>3}%  {done}/{total} messages",
-                "#".repeat(filled),
-                " ".repeat(width - filled)
-            );
-            let _ = err.flush();
-        })
+        .rebuild(&store, |done, total| progress.set(done, total))
         .map_err(|e| (1, e.to_string()))?;
-    eprintln!();
+    progress.finish(store.message_count());
     println!(
         "reindexed {} messages in {:.1}s",
         store.message_count(),

@@ -486,7 +486,15 @@ async fn a_rebuilt_index_answers_like_the_live_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("reindexed"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("reindexed"), "{stdout}");
+    // Not a terminal: progress as log lines (the last one at the end),
+    // no bar drawn into the pipe.
+    assert!(
+        stdout.contains("done: ") && stdout.contains(" messages"),
+        "{stdout}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\r'));
     let config = crate::helpers::test_config(&data);
     let app = crate::helpers::start(data, config).await;
     for (q, expected) in queries.iter().zip(live) {
