@@ -182,8 +182,11 @@ fn healthcheck(args: HealthcheckArgs) -> Result<(), Failure> {
         .ok_or_else(|| (2, format!("{url} has no host")))?;
     let port = parsed.port_or_known_default().unwrap_or(80);
     let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+    // url resolves a bracketed IPv6 literal ("[::1]") as well.
+    let addr = parsed
+        .socket_addrs(|| Some(80))
         .map_err(|e| (1, format!("{url}: {e}")))?
+        .into_iter()
         .next()
         .ok_or_else(|| (1, format!("{url}: no address")))?;
     let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout)

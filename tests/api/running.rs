@@ -61,6 +61,13 @@ async fn healthcheck_exits_zero_only_when_healthz_answers_200() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+    // A bracketed IPv6 literal is dialled, not refused as a bad address.
+    let (code, out) = healthcheck(&["--url", &format!("http://[::1]:{port}/healthz")]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        !out.contains("no address") && !out.contains("bad --url"),
+        "{out}"
+    );
     let (code, out) = healthcheck(&["--url", "ftp://example.com/"]).await;
     assert_eq!(code, 2, "{out}");
 }
