@@ -166,10 +166,17 @@ fn healthcheck(args: HealthcheckArgs) -> Result<(), Failure> {
     let url = match args.url {
         Some(u) => u,
         None => {
-            let bind = args
-                .bind
-                .replace("0.0.0.0:", "127.0.0.1:")
-                .replace("[::]:", "[::1]:");
+            // An unspecified address listens everywhere: ask on loopback.
+            let bind = match args.bind.parse::<std::net::SocketAddr>() {
+                Ok(a) if a.ip().is_unspecified() && a.is_ipv4() => {
+                    std::net::SocketAddr::from(([127, 0, 0, 1], a.port())).to_string()
+                }
+                Ok(a) if a.ip().is_unspecified() => {
+                    std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+                        .to_string()
+                }
+                _ => args.bind.clone(),
+            };
             format!("http://{bind}/healthz")
         }
     };

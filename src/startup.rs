@@ -296,6 +296,10 @@ impl Application {
         });
         tokio::select! {
             r = &mut server => {
+                crate::systemd::notify("STOPPING=1");
+                if let Some(w) = &watchdog {
+                    w.abort();
+                }
                 self.store.durability().stop().await;
                 self.store.flush_now().map_err(std::io::Error::other)?;
                 r.map_err(std::io::Error::other)??;

@@ -53,5 +53,7 @@ pub fn watchdog_interval() -> Option<Duration> {
             return None;
         }
     }
-    (usec > 0).then(|| Duration::from_micros(usec / 2))
+    // At least a millisecond: a zero period would make no sense (and
+    // tokio's interval refuses it).
+    (usec > 0).then(|| Duration::from_micros(usec / 2).max(Duration::from_millis(1)))
 }

@@ -114,7 +114,13 @@ fn read(path: &Path, command: &clap::Command) -> Result<BTreeMap<String, Vec<Str
                 .collect::<Result<Vec<_>, _>>()?,
             v => vec![scalar(&key, v, &shown)?],
         };
-        out.insert(arg.get_id().to_string(), values);
+        let id = arg.get_id().to_string();
+        if out.contains_key(&id) {
+            return Err(CliError::File(format!(
+                "{shown}: setting `{long}` is given twice"
+            )));
+        }
+        out.insert(id, values);
     }
     Ok(out)
 }
@@ -142,7 +148,12 @@ fn with_defaults(
     match path.split_first() {
         None => values.iter().fold(command, |c, (id, v)| {
             if c.get_arguments().any(|a| a.get_id() == id.as_str()) {
-                c.mut_arg(id, |a| a.default_values(v.clone()))
+                // A secret from the file must not show up in --help as the
+                // default.
+                c.mut_arg(id, |a| {
+                    let hide = a.is_hide_env_values_set();
+                    a.default_values(v.clone()).hide_default_value(hide)
+                })
             } else {
                 c
             }

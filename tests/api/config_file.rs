@@ -96,6 +96,17 @@ metrics-token = "0123456789abcdef-secret"
         !out.contains("hunter2") && !out.contains("abcdef-secret"),
         "{out}"
     );
+    // Nor does --help show the file's secrets as defaults.
+    let (code, help, _) = run(&["serve", "--help", "--config", path], &[]).await;
+    assert_eq!(code, 0);
+    assert!(
+        help.contains("[default: 8]"),
+        "the file's defaults show: {help}"
+    );
+    assert!(
+        !help.contains("hunter2") && !help.contains("abcdef-secret"),
+        "{help}"
+    );
 
     // The same file named by the environment.
     let (code, out, _) = run(&["config", "show"], &[("NATTER_CONFIG", path)]).await;
@@ -114,6 +125,7 @@ async fn a_bad_settings_file_ends_with_one_line_naming_the_problem() {
         ("[server]\nbind = \"x\"\n", "unknown setting `server`"),
         ("bind = { host = \"x\" }\n", "setting `bind` must be"),
         ("cache-mb = \"lots\"\n", "lots"),
+        ("cache-mb = 8\ncache_mb = 9\n", "`cache-mb` is given twice"),
     ] {
         std::fs::write(&file, text).unwrap();
         for args in [

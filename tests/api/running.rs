@@ -61,6 +61,15 @@ async fn healthcheck_exits_zero_only_when_healthz_answers_200() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+    // Listening everywhere (0.0.0.0) is asked on loopback.
+    let bound = addr.rsplit(':').next().unwrap();
+    let out = Command::new(BIN)
+        .arg("healthcheck")
+        .env("NATTER_BIND", format!("0.0.0.0:{bound}"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     // A bracketed IPv6 literal is dialled, not refused as a bad address.
     let (code, out) = healthcheck(&["--url", &format!("http://[::1]:{port}/healthz")]).await;
     assert_eq!(code, 1, "{out}");
