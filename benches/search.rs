@@ -187,7 +187,7 @@ fn main() {
         .expect("runtime");
     rt.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&StoreOptions { path: dir.path().join("data"), cache_bytes: 64 << 20, fsync: false, event_buffer: 4096, min_free_bytes: 0 })
+        let store = Store::open(&StoreOptions { path: dir.path().join("data"), cache_bytes: 64 << 20, fsync: false, event_buffer: 4096, min_free_bytes: 0, backup_before_migration: false })
             .expect("store");
         tokio::spawn(store.durability().clone().run_flusher());
         let inbox = store

@@ -7,6 +7,7 @@
 pub mod channels;
 pub mod config;
 pub mod contract;
+pub mod control;
 pub mod domain;
 pub mod error;
 pub mod metrics;

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use natter::config::file::CliError;
 use natter::config::{
-    AdminCommand, AdminCreateArgs, Cli, Command, ConfigCommand, HealthcheckArgs, ReindexArgs,
-    ServeArgs,
+    AdminCommand, AdminCreateArgs, BackupArgs, Cli, Command, ConfigCommand, HealthcheckArgs,
+    ReindexArgs, RestoreArgs, ServeArgs,
 };
 use natter::domain::{time, Email, Name, Password, Role};
 use natter::service::auth::hash_password;
@@ -98,6 +98,8 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Admin(AdminCommand::Create(args)) => admin_create(args),
         Command::Reindex(args) => reindex(args),
         Command::Healthcheck(args) => healthcheck(args),
+        Command::Backup(args) => backup(args),
+        Command::Restore(args) => restore(args),
         // Answered in main, before logging starts.
         Command::Config(ConfigCommand::Show(_)) => Ok(()),
     }
@@ -110,6 +112,7 @@ fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure
         fsync: false,
         event_buffer: 16,
         min_free_bytes: 0,
+        backup_before_migration: true,
     })
     .map_err(|e| match e {
         StoreError::Locked(p) => (
@@ -122,6 +125,80 @@ fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure
         e @ StoreError::TooNew { .. } => (2, e.to_string()),
         e => (1, e.to_string()),
     })
+}
+
+/// Writes a backup: of a stopped folder directly, of a running server's
+/// through its control socket.
+fn backup(args: BackupArgs) -> Result<(), Failure> {
+    use natter::store::backup::{self, BackupError};
+    if args.out.is_dir() {
+        return Err((
+            2,
+            format!(
+                "--out {} is a folder; name the archive file",
+                args.out.display()
+            ),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let mut progress = natter::progress::Progress::new("records");
+    let manifest =
+        match backup::backup_stopped(&args.data, &args.out, &mut |d, t| progress.set(d, t)) {
+            Ok(m) => m,
+            Err(BackupError::Store(StoreError::Locked(_))) => {
+                natter::control::backup_via_server(&args.data, &args.out, &mut |d, t| {
+                    progress.set(d, t)
+                })
+                .map_err(|e| (1, e))?
+            }
+            Err(e) => return Err((1, e.to_string())),
+        };
+    let records: u64 = manifest.entries.iter().filter_map(|e| e.records).sum();
+    progress.finish(records);
+    let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
+    println!(
+        "backup written to {} ({} bytes, {} conversations, {} messages, {} attachments) in {:.1}s",
+        args.out.display(),
+        bytes,
+        manifest.counts.conversations,
+        manifest.counts.messages,
+        manifest.counts.attachments,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Restores a backup into a stopped data folder, every checksum checked
+/// first.
+fn restore(args: RestoreArgs) -> Result<(), Failure> {
+    use natter::store::backup::{self, BackupError};
+    let started = std::time::Instant::now();
+    let mut progress = natter::progress::Progress::new("bytes");
+    let manifest = backup::restore(&args.archive, &args.data, args.force, &mut |d, t| {
+        progress.set(d, t)
+    })
+    .map_err(|e| match e {
+        e @ (BackupError::TooNew { .. } | BackupError::NotEmpty(_)) => (2, e.to_string()),
+        BackupError::Store(StoreError::Locked(p)) => (
+            1,
+            format!(
+                "the data folder {} is in use by a running natter server; stop it first",
+                p.display()
+            ),
+        ),
+        e => (1, e.to_string()),
+    })?;
+    progress.finish(std::fs::metadata(&args.archive).map_or(0, |m| m.len()));
+    println!(
+        "restored {} conversations, {} messages and {} attachments into {} in {:.1}s (backup of {}; the search index is rebuilt at the first start)",
+        manifest.counts.conversations,
+        manifest.counts.messages,
+        manifest.counts.attachments,
+        args.data.display(),
+        started.elapsed().as_secs_f64(),
+        manifest.created_at
+    );
+    Ok(())
 }
 
 /// Rebuilds the search index from the stored messages, with progress.

@@ -64,6 +64,7 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     background: Vec<tokio::task::JoinHandle<()>>,
     mailboxes: Arc<crate::service::mailbox::Mailboxes>,
+    signals: Signals,
 }
 
 impl Application {
@@ -71,6 +72,7 @@ impl Application {
     /// admin (or logs the setup link) and binds the listener. Must run on a
     /// Tokio runtime, which then hosts the flusher.
     pub async fn build(mut config: ServeConfig) -> Result<Self, StartError> {
+        let signals = Signals::listen();
         let listener = std::net::TcpListener::bind(config.bind).map_err(|e| StartError::Bind {
             addr: config.bind.to_string(),
             reason: e.to_string(),
@@ -92,6 +94,7 @@ impl Application {
             fsync: config.fsync,
             event_buffer: config.event_buffer,
             min_free_bytes: config.min_free_bytes,
+            backup_before_migration: true,
         })?;
         let flusher = tokio::spawn(store.durability().clone().run_flusher());
         bootstrap(&store, &config).await?;
@@ -242,6 +245,20 @@ impl Application {
                 limits.prune();
             }
         }));
+        background.push(tokio::spawn(crate::control::serve(
+            store.clone(),
+            shutdown_rx.clone(),
+        )));
+        if let Some(every) = config.backup_every {
+            background.push(tokio::spawn(crate::service::backups::run_scheduler(
+                store.clone(),
+                config.backup_dir.clone(),
+                every,
+                config.backup_keep,
+                config.clock.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         mailboxes.start_all();
         tracing::info!("listening on http://{addr}");
         Ok(Self {
@@ -252,6 +269,7 @@ impl Application {
             shutdown,
             background,
             mailboxes,
+            signals,
         })
     }
 
@@ -273,7 +291,8 @@ impl Application {
     /// Serves until SIGINT, SIGTERM or [`Stopper::stop`]; then ends the
     /// event streams, finishes requests in flight, flushes the database and
     /// returns.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
+        let mut signals = std::mem::replace(&mut self.signals, Signals::none());
         let handle = self.server.handle();
         let metrics = self.metrics.map(|(m, _)| {
             let h = m.handle();
@@ -305,7 +324,7 @@ impl Application {
                 r.map_err(std::io::Error::other)??;
                 return close(self.store);
             }
-            _ = signal() => tracing::info!("signal received, stopping"),
+            _ = signals.recv() => tracing::info!("signal received, stopping"),
             _ = async { let _ = stop_rx.wait_for(|v| *v).await; } => tracing::info!("stop requested"),
         }
         crate::systemd::notify("STOPPING=1");
@@ -407,25 +426,60 @@ impl Stopper {
     }
 }
 
-async fn signal() {
+/// SIGTERM and SIGINT, listened for from the start of [`Application::build`]:
+/// a signal that arrives while the store opens, or just after the
+/// "listening" line, stops the server cleanly instead of killing it (the
+/// default action) before its handler exists.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    fn none() -> Self {
+        Self {
+            #[cfg(unix)]
+            term: None,
+            #[cfg(unix)]
+            int: None,
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.term) => {}
+                _ = one(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

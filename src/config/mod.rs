@@ -80,6 +80,35 @@ pub enum Command {
     /// Exit 0 when the server's /healthz answers 200, 1 otherwise (for
     /// Docker's HEALTHCHECK and monitoring scripts).
     Healthcheck(HealthcheckArgs),
+    /// Write one archive of a data folder (store, attachments, settings),
+    /// stopped or with a server running on it.
+    Backup(BackupArgs),
+    /// Restore a backup into the data folder of a stopped server.
+    Restore(RestoreArgs),
+}
+
+/// `natter backup`
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The archive to write (a .tar.gz).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The data folder.
+    #[arg(long, env = "NATTER_DATA", default_value = "./natter-data")]
+    pub data: PathBuf,
+}
+
+/// `natter restore`
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive `natter backup` wrote.
+    pub archive: PathBuf,
+    /// The data folder to restore into (missing or empty, unless --force).
+    #[arg(long, env = "NATTER_DATA")]
+    pub data: PathBuf,
+    /// Replace a data folder that holds data.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `natter healthcheck`
@@ -290,6 +319,43 @@ pub struct ServeArgs {
     /// loopback and private addresses (refused by default: SSRF).
     #[arg(long, env = "NATTER_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
     pub webhooks_allow_private: bool,
+    /// Write a backup this often while serving (`24h`, `6h`, `30m`, `7d`;
+    /// `off`). The first is written one period after start.
+    #[arg(long, env = "NATTER_BACKUP_EVERY", default_value = "off")]
+    pub backup_every: String,
+    /// Scheduled backups to keep; older ones are deleted (backups made by
+    /// hand are never deleted by this).
+    #[arg(long, env = "NATTER_BACKUP_KEEP", default_value_t = 7)]
+    pub backup_keep: usize,
+    /// Where backups go [default: <data>/backups].
+    #[arg(long, env = "NATTER_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+}
+
+/// A period written as a number and a unit (`30m`, `24h`, `7d`), or `off`.
+pub fn parse_period(flag: &str, text: &str) -> Result<Option<std::time::Duration>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("off") || t == "0" {
+        return Ok(None);
+    }
+    let bad = || format!("invalid {flag} {text:?}: use a number and s, m, h or d (`24h`), or off");
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(bad)?,
+        "h" => n.checked_mul(3600).ok_or_else(bad)?,
+        "d" => n.checked_mul(86_400).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if secs < 60 {
+        return Err(format!("invalid {flag} {text:?}: at least one minute"));
+    }
+    if secs > 366 * 86_400 {
+        return Err(format!("invalid {flag} {text:?}: at most a year"));
+    }
+    Ok(Some(std::time::Duration::from_secs(secs)))
 }
 
 /// The longest token lifetime accepted, in days (a century).
@@ -374,6 +440,12 @@ pub struct ServeConfig {
     pub smtp: Option<crate::channels::email::EmailSettings>,
     /// The clock of notifications (tests move it by hand).
     pub clock: crate::service::notify::Clock,
+    /// How often a scheduled backup is written (`None`: never).
+    pub backup_every: Option<std::time::Duration>,
+    /// Scheduled backups kept.
+    pub backup_keep: usize,
+    /// Where backups go.
+    pub backup_dir: PathBuf,
 }
 
 impl ServeArgs {
@@ -491,7 +563,21 @@ impl ServeArgs {
         if !(1..=15).contains(&self.sse_keepalive_secs) {
             return Err("--sse-keepalive-secs must be 1 to 15".into());
         }
+        let backup_every = parse_period("--backup-every", &self.backup_every)?;
+        if self.backup_keep == 0 || self.backup_keep > 10_000 {
+            return Err(format!(
+                "invalid --backup-keep {}: use 1 to 10000",
+                self.backup_keep
+            ));
+        }
+        let backup_dir = self
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| self.data.join("backups"));
         Ok(ServeConfig {
+            backup_every,
+            backup_keep: self.backup_keep,
+            backup_dir,
             bind,
             data: self.data,
             base_url,

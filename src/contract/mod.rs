@@ -857,6 +857,35 @@ impl Team {
     }
 }
 
+/// A backup: `{"name","bytes","created_at","scheduled","download_url"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    /// Its file name, the id in `/api/v1/admin/backups/{name}`.
+    pub name: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was written.
+    pub created_at: String,
+    /// Written by the schedule (`NATTER_BACKUP_EVERY`), so deleted by
+    /// its retention in time.
+    pub scheduled: bool,
+    /// Where to download it (admin token or session).
+    pub download_url: String,
+}
+
+impl Backup {
+    /// The contract's backup.
+    pub fn of(b: &crate::store::backup::BackupInfo) -> Self {
+        Self {
+            download_url: format!("/api/v1/admin/backups/{}", b.name),
+            name: b.name.clone(),
+            bytes: b.bytes,
+            created_at: rfc3339(b.created_at),
+            scheduled: b.scheduled,
+        }
+    }
+}
+
 /// A page of search hits and the cursor of the next one (`null` on the
 /// last page).
 #[derive(Debug, Clone, Serialize)]

@@ -413,6 +413,7 @@ mod tests {
             fsync: false,
             event_buffer: 16,
             min_free_bytes: 0,
+            backup_before_migration: false,
         };
         Store::open(&opts).unwrap_or_else(|e| panic!("{e}"))
     }

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod agents;
 pub mod auth;
+pub mod backups;
 pub mod contacts;
 pub mod conversations;
 pub mod credentials;

@@ -1207,7 +1207,7 @@ impl Store {
 }
 
 /// What a conversation counts toward: its inbox, status and assignee.
-fn counted_as(c: &ConversationRecord) -> (InboxId, u8, Option<AgentId>) {
+pub(super) fn counted_as(c: &ConversationRecord) -> (InboxId, u8, Option<AgentId>) {
     (c.inbox_id, c.status.key_byte(), c.assignee_id)
 }
 

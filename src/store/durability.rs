@@ -159,6 +159,83 @@ pub struct Durability {
     published_upto: AtomicU64,
     stopping: AtomicBool,
     stopped: Notify,
+    /// The backup in progress, if any. The committer holds this lock while
+    /// it applies a batch, so a backup begins between two batches and sees
+    /// each one whole or not at all.
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
+}
+
+/// What a backup in progress needs to see the store as it was when it
+/// began: for every key a batch changed since, the value it had then
+/// (`None`: it did not exist). The committer records a key's value before
+/// the first batch that changes it is applied, so a reader that finds a
+/// key here uses this value, and one that does not finds it unchanged.
+#[derive(Debug)]
+pub(super) struct Snapshot {
+    before: Vec<Mutex<HashMap<Vec<u8>, Option<sled::IVec>>>>,
+}
+
+impl Snapshot {
+    fn new() -> Self {
+        Self {
+            before: (0..Tree::ALL.len())
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+        }
+    }
+
+    /// The pre-images of tree `t` (`None` outside the `trees!` table).
+    fn tree(&self, t: usize) -> Option<MutexGuard<'_, HashMap<Vec<u8>, Option<sled::IVec>>>> {
+        self.before.get(t).map(|m| match m.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        })
+    }
+
+    /// The value `key` of tree `t` had when the backup began, if a batch
+    /// changed it since.
+    pub(super) fn before(&self, t: usize, key: &[u8]) -> Option<Option<sled::IVec>> {
+        self.tree(t)?.get(key).cloned()
+    }
+
+    /// Every key of tree `t` changed since the backup began, with the
+    /// value it had then.
+    pub(super) fn changed(&self, t: usize) -> Vec<(Vec<u8>, Option<sled::IVec>)> {
+        self.tree(t)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Records the current value of every key `changes` is about to write.
+    fn record(&self, changes: &Layer, trees: &[sled::Tree]) -> Result<(), String> {
+        for (t, keys) in changes.trees.iter().enumerate() {
+            if keys.is_empty() {
+                continue;
+            }
+            let (Some(tree), Some(mut before)) = (trees.get(t), self.tree(t)) else {
+                continue;
+            };
+            for k in keys.keys() {
+                if !before.contains_key(k) {
+                    let v = tree.get(k).map_err(|e| e.to_string())?;
+                    before.insert(k.clone(), v);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A backup in progress; ends it when dropped.
+pub(super) struct SnapshotGuard<'a> {
+    durability: &'a Durability,
+    pub(super) snapshot: Arc<Snapshot>,
+}
+
+impl Drop for SnapshotGuard<'_> {
+    fn drop(&mut self) {
+        *self.durability.snapshot_slot() = None;
+    }
 }
 
 impl Durability {
@@ -189,7 +266,30 @@ impl Durability {
             published_upto: AtomicU64::new(last_event_id),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
+            snapshot: Mutex::new(None),
         }
+    }
+
+    fn snapshot_slot(&self) -> MutexGuard<'_, Option<Arc<Snapshot>>> {
+        match self.snapshot.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Begins a backup: from now until the guard drops, every batch
+    /// records what it overwrites. `None` when a backup is already running.
+    pub(super) fn begin_snapshot(&self) -> Option<SnapshotGuard<'_>> {
+        let mut slot = self.snapshot_slot();
+        if slot.is_some() {
+            return None;
+        }
+        let snapshot = Arc::new(Snapshot::new());
+        *slot = Some(snapshot.clone());
+        Some(SnapshotGuard {
+            durability: self,
+            snapshot,
+        })
     }
 
     /// The write lock: held while a write's closure runs, so writes see
@@ -358,6 +458,12 @@ impl Durability {
     /// Applies one batch to sled atomically: one tree by itself, several in
     /// one transaction over just those trees.
     fn apply(&self, changes: &Layer) -> Result<(), String> {
+        // Held until the batch is in sled: a backup begins before or after
+        // it, never half-way.
+        let snapshot = self.snapshot_slot();
+        if let Some(s) = snapshot.as_ref() {
+            s.record(changes, &self.trees)?;
+        }
         let touched: Vec<usize> = changes
             .trees
             .iter()

@@ -13,6 +13,7 @@
 //! land together or not at all) and flushes once for all of them.
 
 mod agents;
+pub mod backup;
 mod canned;
 mod channels;
 mod contacts;
@@ -242,6 +243,10 @@ pub struct StoreOptions {
     /// refused before sled hits ENOSPC (after which sled 0.34 refuses all
     /// writes until restart).
     pub min_free_bytes: u64,
+    /// Before migrating an older schema, write a backup of the folder
+    /// beside it ([`backup::before_migration_path`]), so an upgrade can
+    /// always be undone.
+    pub backup_before_migration: bool,
 }
 
 /// Handle to the database; cheap to share behind an `Arc`.
@@ -332,7 +337,7 @@ impl Store {
             _lock_file: lock_file,
         };
         std::fs::create_dir_all(store.files_dir()).map_err(|e| folder_err(e.to_string()))?;
-        store.migrate()?;
+        store.migrate(opts.backup_before_migration)?;
         Ok(Arc::new(store))
     }
 
@@ -362,18 +367,22 @@ impl Store {
     /// The unit tests run the migration of the stored schema-2 fixture
     /// (`tests/fixtures/schema2`) again from each step and after a run cut
     /// short, and compare every tree with one clean run.
-    fn migrate(&self) -> Result<()> {
+    fn migrate(&self, backup_first: bool) -> Result<()> {
         let meta = self.tree(Tree::Meta);
-        let found = match meta.get("schema_version")? {
-            Some(v) => u32::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("schema_version".into()))?,
-            ),
-            None => 0,
-        };
+        let found = backup::stored_schema(meta)?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew { found });
+        }
+        if backup_first && (1..SCHEMA_VERSION).contains(&found) {
+            let out = backup::before_migration_path(&self.path, found);
+            tracing::info!(from = found, to = SCHEMA_VERSION, backup = %out.display(), "backing up the data folder before migrating it");
+            self.backup_unmigrated(&out)
+                .map_err(|e| StoreError::DataFolder {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "the backup before migrating it failed, so it was left as it is: {e}"
+                    ),
+                })?;
         }
         // Version 0 is an empty folder; later migrations go here, each
         // moving data from version n to n+1.
@@ -524,6 +533,7 @@ impl Store {
             fsync: false,
             event_buffer: 16,
             min_free_bytes: 0,
+            backup_before_migration: false,
         };
         match Store::open(&opts) {
             Ok(s) => s,

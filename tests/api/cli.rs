@@ -21,6 +21,17 @@ pub struct Server {
 }
 
 impl Server {
+    /// Stops it as systemd would (SIGTERM) and waits until it has exited
+    /// and let go of its data folder.
+    pub async fn stop(mut self) {
+        sigterm(&self.child);
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("stops within 30 s")
+            .expect("wait");
+        assert!(status.success(), "{status}");
+    }
+
     /// Waits (bounded) for a line logged after the start that has every
     /// one of `parts`.
     pub async fn logged(&self, parts: &[&str]) -> String {
@@ -98,7 +109,7 @@ pub async fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
 }
 
 /// Runs the binary to completion: (exit code, stderr).
-async fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (i32, String) {
+pub async fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (i32, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .stdin(Stdio::piped())

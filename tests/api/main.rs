@@ -12,6 +12,7 @@ mod attacks_mail;
 mod attacks_uploads;
 mod attacks_web;
 mod auth;
+mod backups;
 mod channels;
 mod cli;
 mod config_file;

@@ -28,7 +28,7 @@ fn expected() -> Value {
     serde_json::from_str(&text).expect("expected.json is JSON")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -56,7 +56,26 @@ async fn migrated() -> TestApp {
     let data = tempfile::tempdir().unwrap();
     copy_dir(Path::new(&format!("{FIXTURE}/data")), data.path());
     let config = settings(&data);
-    start(data, config).await
+    let app = start(data, config).await;
+    remove_backup_beside(app.data.path());
+    app
+}
+
+/// Deletes the backup the migration wrote beside a test's folder (in the
+/// system's temporary folder, which the test does not clean).
+/// `backups::a_migration_writes_a_backup_of_the_older_folder_beside_it_first`
+/// checks it.
+pub fn remove_backup_beside(data: &Path) {
+    let name = data.file_name().unwrap().to_string_lossy().into_owned();
+    let parent = data.parent().unwrap();
+    for e in std::fs::read_dir(parent).unwrap().flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{name}.schema-"))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn text(v: &Value) -> &str {
@@ -138,7 +157,7 @@ async fn verified(app: &TestApp, inbox: &Value, external_id: &str) -> (String, S
 
 /// Every event a stream replays after `last`: the frames before its
 /// first keep-alive comment (sent only once the replay is done).
-async fn replay(app: &TestApp, path: &str, token: &str, last: &str) -> Vec<Value> {
+pub async fn replay(app: &TestApp, path: &str, token: &str, last: &str) -> Vec<Value> {
     let mut stream: EventStream = app.events(path, token, Some(last)).await;
     let mut out = Vec::new();
     loop {

@@ -128,6 +128,42 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
         "/api/v1/me/availability",
         [401, 401, 401, 200, 200, 401, 200],
     ),
+    // Backups: admins only.
+    (
+        "GET",
+        "/api/v1/admin/backups",
+        [401, 401, 401, 403, 403, 401, 200],
+    ),
+    (
+        "POST",
+        "/api/v1/admin/backups",
+        [401, 401, 401, 403, 403, 401, 201],
+    ),
+    (
+        "GET",
+        "/api/v1/admin/backups/{name}",
+        [401, 401, 401, 403, 403, 401, 200],
+    ),
+    (
+        "DELETE",
+        "/api/v1/admin/backups/{name}",
+        [401, 401, 401, 403, 403, 401, 204],
+    ),
+    (
+        "POST",
+        "/settings/backups",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
+    (
+        "GET",
+        "/settings/backups/{name}/download",
+        [303, 303, 303, 403, 403, 303, 200],
+    ),
+    (
+        "POST",
+        "/settings/backups/{name}/delete",
+        [303, 303, 303, 403, 403, 303, 303],
+    ),
     // Teams: every agent reads them; admins shape them.
     ("GET", "/api/v1/teams", [401, 401, 401, 200, 200, 401, 200]),
     ("POST", "/api/v1/teams", [401, 401, 401, 403, 403, 401, 201]),
@@ -901,6 +937,14 @@ impl World {
         body(r).await["id"].as_str().unwrap().to_owned()
     }
 
+    async fn fresh_backup(&self) -> String {
+        let r = self
+            .app
+            .post("/api/v1/admin/backups", &self.app.admin_token, json!({}))
+            .await;
+        body(r).await["name"].as_str().unwrap().to_owned()
+    }
+
     async fn fresh_team(&self) -> String {
         let n = self.next();
         let r = self
@@ -1052,6 +1096,13 @@ impl World {
                 path.push_str("?endpoint=https%3A%2F%2Fpush.example.com%2Fx")
             }
             ("PUT", "/api/v1/me/availability") => json_body = Some(json!({"availability": "busy"})),
+            ("POST", "/api/v1/admin/backups") => json_body = Some(json!({})),
+            ("GET", "/api/v1/admin/backups/{name}")
+            | ("DELETE", "/api/v1/admin/backups/{name}")
+            | ("GET", "/settings/backups/{name}/download")
+            | ("POST", "/settings/backups/{name}/delete") => {
+                path = path.replace("{name}", &self.fresh_backup().await)
+            }
             ("POST", "/settings/teams") => {
                 form = vec![("name".into(), format!("Form team {}", self.next()))]
             }

@@ -599,3 +599,57 @@ async fn business_hours_set_in_settings_show_in_the_messenger() {
     m.close().await;
     b.close().await;
 }
+
+/// An admin backs up from the settings page: the backup is listed with
+/// its size and time, downloads with the session (the archive's gzip
+/// bytes), and is deleted from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_are_made_downloaded_and_deleted_in_settings() {
+    let app = spawn_app().await;
+    let (_, contact) = app.contact().await;
+    app.start_conversation(&contact, "Hello, is my order on its way?")
+        .await;
+    let b = Browser::start().await;
+    b.sign_in(&app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/settings/backups", app.base)).await;
+    b.find("[data-role=no-backups]").await;
+    b.find_text("[data-role=backup-schedule]", "NATTER_BACKUP_EVERY")
+        .await;
+    b.find("form[data-role=new-backup] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find_text("[role=status]", "Saved.").await;
+    let list = crate::helpers::body(app.get("/api/v1/admin/backups", &app.admin_token).await).await;
+    let name = list["backups"][0]["name"].as_str().unwrap().to_owned();
+    let row = b.find(&format!("tr[data-backup='{name}']")).await;
+    let text = row.text().await.unwrap();
+    assert!(text.contains("by hand") && text.contains("KB"), "{text}");
+    b.snap("backups").await;
+    // The link downloads with the page's session: gzip's magic bytes.
+    let magic = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const a = document.querySelector('[data-role=download-backup]');
+             fetch(a.href).then(r => r.arrayBuffer().then(buf => {
+               const v = new Uint8Array(buf);
+               done([r.status, v[0], v[1], buf.byteLength]);
+             }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let bytes = list["backups"][0]["bytes"].as_u64().unwrap();
+    assert_eq!(magic, serde_json::json!([200, 0x1f, 0x8b, bytes]));
+    b.find("[data-role=delete-backup]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("[data-role=no-backups]").await;
+    let list = crate::helpers::body(app.get("/api/v1/admin/backups", &app.admin_token).await).await;
+    assert_eq!(list["backups"], serde_json::json!([]));
+    b.close().await;
+}

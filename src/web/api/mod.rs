@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod backups;
 pub mod contacts;
 pub mod conversations;
 pub mod customer;
@@ -114,6 +115,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/{id}", web::get().to(teams::get))
                 .route("/{id}", web::patch().to(teams::update))
                 .route("/{id}", web::delete().to(teams::delete)),
+        )
+        .route("/admin/backups", web::get().to(backups::list))
+        .route("/admin/backups", web::post().to(backups::create))
+        .service(
+            web::scope("/admin/backups")
+                .route("/{name}", web::get().to(backups::download))
+                .route("/{name}", web::delete().to(backups::delete)),
         )
         .route("/webhooks", web::get().to(webhooks::list))
         .route("/webhooks", web::post().to(webhooks::create))

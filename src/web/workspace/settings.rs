@@ -59,6 +59,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/settings/teams", web::post().to(create_team))
     .route("/settings/teams/{id}", web::post().to(update_team))
     .route("/settings/teams/{id}/delete", web::post().to(delete_team))
+    .route("/settings/backups", web::post().to(create_backup))
+    .route(
+        "/settings/backups/{name}/download",
+        web::get().to(download_backup),
+    )
+    .route(
+        "/settings/backups/{name}/delete",
+        web::post().to(delete_backup),
+    )
     .route("/settings/webhooks/{id}", web::get().to(show_webhook))
     .route("/settings/webhooks", web::post().to(create_webhook))
     .route(
@@ -277,6 +286,34 @@ pub struct WebhookRow {
     created_text: String,
 }
 
+/// A backup on the backups page.
+pub struct BackupRow {
+    name: String,
+    size: String,
+    scheduled: bool,
+    created_iso: String,
+    created_text: String,
+}
+
+/// A size for people: `812 KB`, `3.4 MB`, `1.2 GB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1} {}", UNITS[unit])
+    } else {
+        format!("{v:.0} {}", UNITS[unit])
+    }
+}
+
 /// One delivery attempt on a webhook's page.
 pub struct DeliveryRow {
     event: String,
@@ -350,6 +387,10 @@ struct SettingsPage {
     webhook_secret: Option<(String, String)>,
     channel_forms: Vec<ChannelForm>,
     canned: Vec<CannedRecord>,
+    /// The backups page: its files, newest first, and the schedule in words.
+    backups: Vec<BackupRow>,
+    backup_schedule: String,
+    backup_dir: String,
 }
 
 /// `?saved=` / `?created=` notice.
@@ -397,7 +438,11 @@ fn page(
         None => (section, None, None),
     };
     let allowed = matches!(section, "profile" | "canned")
-        || (admin && matches!(section, "agents" | "teams" | "inboxes" | "webhooks"));
+        || (admin
+            && matches!(
+                section,
+                "agents" | "teams" | "inboxes" | "webhooks" | "backups"
+            ));
     if !allowed {
         return Err(ApiError::NotFound.into());
     }
@@ -660,7 +705,43 @@ fn page(
             });
         }
     }
+    let backups = if section == "backups" {
+        state
+            .svc
+            .backups(&p.agent)?
+            .into_iter()
+            .map(|b| BackupRow {
+                size: human_bytes(b.bytes),
+                scheduled: b.scheduled,
+                created_iso: crate::domain::time::rfc3339(b.created_at),
+                created_text: super::view::human_utc(b.created_at),
+                name: b.name,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let backup_schedule = match state.config.backup_every {
+        None => "off".to_owned(),
+        Some(every) => {
+            let s = every.as_secs();
+            let period = if s % 86_400 == 0 {
+                format!("{} d", s / 86_400)
+            } else if s % 3600 == 0 {
+                format!("{} h", s / 3600)
+            } else {
+                format!("{} min", s / 60)
+            };
+            format!(
+                "every {period}, keeping the newest {}",
+                state.config.backup_keep
+            )
+        }
+    };
     Ok(SettingsPage {
+        backups,
+        backup_schedule,
+        backup_dir: state.config.backup_dir.display().to_string(),
         teams,
         team_candidates,
         team_options,
@@ -1487,4 +1568,33 @@ async fn delete_team(
     let id = parse_id(&path).ok_or(ApiError::NotFound)?;
     state.svc.delete_team(&f.page.agent, id).await?;
     Ok(redirect("/settings/teams?saved=1"))
+}
+
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id))]
+async fn create_backup(
+    state: web::Data<AppState>,
+    f: AdminForm<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    let r = state.svc.create_backup(&f.page.agent).await;
+    outcome(&state, &f.page, "backups", r).await
+}
+
+#[tracing::instrument(skip_all, fields(agent = %p.agent.id, backup = %path))]
+async fn download_backup(
+    state: web::Data<AppState>,
+    p: PageAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let (b, file) = state.svc.backup_file(&p.agent, &path)?;
+    Ok(crate::web::api::backups::download_response(&b, &file).await?)
+}
+
+#[tracing::instrument(skip_all, fields(agent = %f.page.agent.id, backup = %path))]
+async fn delete_backup(
+    state: web::Data<AppState>,
+    f: AdminForm<CsrfOnly>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    state.svc.delete_backup(&f.page.agent, &path)?;
+    Ok(redirect("/settings/backups?saved=1"))
 }
