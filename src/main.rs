@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use natter::config::file::CliError;
 use natter::config::{
-    AdminCommand, AdminCreateArgs, BackupArgs, Cli, Command, ConfigCommand, HealthcheckArgs,
-    ReindexArgs, RestoreArgs, ServeArgs,
+    AdminCommand, AdminCreateArgs, BackupArgs, Cli, Command, ConfigCommand, DoctorArgs,
+    HealthcheckArgs, ReindexArgs, RestoreArgs, ServeArgs,
 };
 use natter::domain::{time, Email, Name, Password, Role};
 use natter::service::auth::hash_password;
@@ -100,6 +100,7 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Healthcheck(args) => healthcheck(args),
         Command::Backup(args) => backup(args),
         Command::Restore(args) => restore(args),
+        Command::Doctor(args) => doctor(args),
         // Answered in main, before logging starts.
         Command::Config(ConfigCommand::Show(_)) => Ok(()),
     }
@@ -199,6 +200,104 @@ fn restore(args: RestoreArgs) -> Result<(), Failure> {
         manifest.created_at
     );
     Ok(())
+}
+
+/// What doctor finds in the search index: `None` when it covers the log.
+fn index_finding(data: &std::path::Path, last: u64) -> Option<String> {
+    match natter::service::index::SearchIndex::open(&data.join("index")) {
+        Err(e) => Some(format!("the search index cannot be opened: {e}")),
+        Ok(ix) if ix.indexed_upto() < last => Some(format!(
+            "the search index covers the event log up to event {} of {last} (it catches up at the next start)",
+            ix.indexed_upto()
+        )),
+        Ok(ix) if ix.indexed_upto() > last => Some(format!(
+            "the search index is ahead of the event log (event {} of {last}): it belongs to other data",
+            ix.indexed_upto()
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Checks a stopped data folder; `--repair` rebuilds what is derived.
+fn doctor(args: DoctorArgs) -> Result<(), Failure> {
+    let store = open_stopped(&args.data)?;
+    let fail = |e: StoreError| (1, e.to_string());
+    let report = store.doctor().map_err(fail)?;
+    let last = store.last_event_id().map_err(fail)?;
+    let mut findings: Vec<(String, bool)> = report
+        .findings
+        .iter()
+        .map(|f| (f.what.clone(), f.repairable))
+        .collect();
+    if let Some(f) = index_finding(&args.data, last) {
+        findings.push((f, true));
+    }
+    println!(
+        "checked {} conversations, {} messages, {} attachments and {} events in {}",
+        report.conversations,
+        report.messages,
+        report.attachments,
+        last,
+        args.data.display()
+    );
+    for (what, repairable) in &findings {
+        let how = if *repairable {
+            if args.repair {
+                ""
+            } else {
+                " (--repair rebuilds it)"
+            }
+        } else {
+            " (not repairable: restore it from a backup)"
+        };
+        println!("problem: {what}{how}");
+    }
+    if !args.repair || findings.iter().all(|(_, r)| !r) {
+        return match findings.len() {
+            0 => {
+                println!("healthy");
+                Ok(())
+            }
+            n => Err((
+                1,
+                format!("{n} problem{} found", if n == 1 { "" } else { "s" }),
+            )),
+        };
+    }
+    for tree in store.repair_derived().map_err(fail)? {
+        println!("repaired: rebuilt {tree} from the records");
+    }
+    if index_finding(&args.data, last).is_some() {
+        let dir = args.data.join("index");
+        let _ = std::fs::remove_dir_all(&dir);
+        let index =
+            natter::service::index::SearchIndex::open(&dir).map_err(|e| (1, e.to_string()))?;
+        let mut progress = natter::progress::Progress::new("messages");
+        index
+            .rebuild(&store, |done, total| progress.set(done, total))
+            .map_err(|e| (1, e.to_string()))?;
+        progress.finish(store.message_count());
+        println!("repaired: rebuilt the search index from the messages");
+    }
+    let after = store.doctor().map_err(fail)?;
+    let mut left: Vec<String> = after.findings.into_iter().map(|f| f.what).collect();
+    left.extend(index_finding(&args.data, last));
+    for what in &left {
+        println!("still a problem: {what}");
+    }
+    match left.len() {
+        0 => {
+            println!("healthy");
+            Ok(())
+        }
+        n => Err((
+            1,
+            format!(
+                "{n} problem{} left after the repair",
+                if n == 1 { "" } else { "s" }
+            ),
+        )),
+    }
 }
 
 /// Rebuilds the search index from the stored messages, with progress.

@@ -85,6 +85,22 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into the data folder of a stopped server.
     Restore(RestoreArgs),
+    /// Check a stopped server's data folder: derived indexes and counters
+    /// against their records, the search index against the log, and every
+    /// attachment on disk (exit 0 healthy, 1 problems found).
+    Doctor(DoctorArgs),
+}
+
+/// `natter doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The data folder.
+    #[arg(long, env = "NATTER_DATA", default_value = "./natter-data")]
+    pub data: PathBuf,
+    /// Rebuild what is derived (indexes, counters, the search index) from
+    /// the records; records are never changed.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// `natter backup`

@@ -14,6 +14,8 @@
 
 mod agents;
 pub mod backup;
+mod doctor;
+pub use doctor::{Finding, Report};
 mod canned;
 mod channels;
 mod contacts;

@@ -19,6 +19,7 @@ mod config_file;
 mod conversations;
 mod customer_seq;
 mod customers;
+mod doctor;
 mod durability;
 mod email;
 mod email_module;
