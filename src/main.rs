@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use natter::config::file::CliError;
 use natter::config::{
-    AdminCommand, AdminCreateArgs, BackupArgs, Cli, Command, ConfigCommand, DoctorArgs,
-    HealthcheckArgs, ReindexArgs, RestoreArgs, ServeArgs,
+    AdminCommand, AdminCreateArgs, BackupArgs, Cli, Command, ConfigCommand, DoctorArgs, ExportArgs,
+    HealthcheckArgs, ImportArgs, ReindexArgs, RestoreArgs, ServeArgs,
 };
 use natter::domain::{time, Email, Name, Password, Role};
 use natter::service::auth::hash_password;
@@ -101,6 +101,8 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Backup(args) => backup(args),
         Command::Restore(args) => restore(args),
         Command::Doctor(args) => doctor(args),
+        Command::Export(args) => export(args),
+        Command::Import(args) => import(args),
         // Answered in main, before logging starts.
         Command::Config(ConfigCommand::Show(_)) => Ok(()),
     }
@@ -179,7 +181,8 @@ fn restore(args: RestoreArgs) -> Result<(), Failure> {
         progress.set(d, t)
     })
     .map_err(|e| match e {
-        e @ (BackupError::TooNew { .. } | BackupError::NotEmpty(_)) => (2, e.to_string()),
+        e @ BackupError::NotEmpty(_) => (2, format!("{e}, or replace it with --force")),
+        e @ BackupError::TooNew { .. } => (2, e.to_string()),
         BackupError::Store(StoreError::Locked(p)) => (
             1,
             format!(
@@ -198,6 +201,69 @@ fn restore(args: RestoreArgs) -> Result<(), Failure> {
         args.data.display(),
         started.elapsed().as_secs_f64(),
         manifest.created_at
+    );
+    Ok(())
+}
+
+/// Exports a stopped folder as JSON lines and attachments.
+fn export(args: ExportArgs) -> Result<(), Failure> {
+    use natter::store::backup::BackupError;
+    if args.out.is_dir() {
+        return Err((
+            2,
+            format!(
+                "--out {} is a folder; name the archive file",
+                args.out.display()
+            ),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let mut progress = natter::progress::Progress::new("records");
+    let m = natter::store::export::export_stopped(&args.data, &args.out, &mut |d, t| {
+        progress.set(d, t)
+    })
+    .map_err(|e| match e {
+        BackupError::Store(StoreError::Locked(p)) => (
+            1,
+            format!(
+                "the data folder {} is in use by a running natter server; stop it first (or use natter backup, which works while it runs)",
+                p.display()
+            ),
+        ),
+        e => (1, e.to_string()),
+    })?;
+    let lines: u64 = m.entries.iter().filter_map(|e| e.records).sum();
+    progress.finish(lines);
+    println!(
+        "exported {lines} records ({} conversations, {} messages) and {} attachments to {} in {:.1}s",
+        m.counts.conversations,
+        m.counts.messages,
+        m.counts.attachments,
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Imports an export into a new data folder.
+fn import(args: ImportArgs) -> Result<(), Failure> {
+    use natter::store::backup::BackupError;
+    let started = std::time::Instant::now();
+    let mut progress = natter::progress::Progress::new("bytes");
+    let m =
+        natter::store::export::import(&args.archive, &args.data, &mut |d, t| progress.set(d, t))
+            .map_err(|e| match e {
+                e @ (BackupError::TooNew { .. } | BackupError::NotEmpty(_)) => (2, e.to_string()),
+                e => (1, e.to_string()),
+            })?;
+    progress.finish(std::fs::metadata(&args.archive).map_or(0, |m| m.len()));
+    println!(
+        "imported {} conversations, {} messages and {} attachments into {} in {:.1}s (the search index is built at the first start)",
+        m.counts.conversations,
+        m.counts.messages,
+        m.counts.attachments,
+        args.data.display(),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -85,10 +85,36 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into the data folder of a stopped server.
     Restore(RestoreArgs),
+    /// Write every record as JSON lines, with the attachments, to move
+    /// them to another machine.
+    Export(ExportArgs),
+    /// Load an export into a new data folder.
+    Import(ImportArgs),
     /// Check a stopped server's data folder: derived indexes and counters
     /// against their records, the search index against the log, and every
     /// attachment on disk (exit 0 healthy, 1 problems found).
     Doctor(DoctorArgs),
+}
+
+/// `natter export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The archive to write (a .tar.gz).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The data folder of a stopped server.
+    #[arg(long, env = "NATTER_DATA", default_value = "./natter-data")]
+    pub data: PathBuf,
+}
+
+/// `natter import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The archive `natter export` wrote.
+    pub archive: PathBuf,
+    /// The new data folder (missing or empty).
+    #[arg(long, env = "NATTER_DATA")]
+    pub data: PathBuf,
 }
 
 /// `natter doctor`

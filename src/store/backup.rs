@@ -73,20 +73,24 @@ pub enum BackupError {
         reason: String,
     },
     /// The archive was written by a newer natter.
-    #[error("the archive is backup format {found}, but this natter restores only up to {FORMAT}; use a newer natter")]
+    #[error("the archive is {what} format {found}, but this natter reads only up to {known}; use a newer natter")]
     TooNew {
+        /// `backup` or `export`.
+        what: &'static str,
         /// The format found.
         found: u32,
+        /// The newest this natter reads.
+        known: u32,
     },
     /// The target folder holds data and `--force` was not given.
-    #[error("the data folder {0} is not empty; restore into an empty folder, or replace it with --force")]
+    #[error("the data folder {0} is not empty; use a new or empty folder")]
     NotEmpty(PathBuf),
     /// Another backup of this server is running.
     #[error("a backup is already running; try again when it is done")]
     Busy,
 }
 
-fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
+pub(super) fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
     let what = format!("cannot {what} {}", path.display());
     move |e| BackupError::Io(format!("{what}: {e}"))
 }
@@ -142,6 +146,9 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<u64>,
 }
+
+/// Called with each key and value of a tree.
+pub(super) type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> std::io::Result<()>;
 
 /// Reports progress: records (or bytes) done and the total expected.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
@@ -230,7 +237,7 @@ pub fn backup_stopped(
 }
 
 /// Takes the data folder's lock, as [`Store::open`] does.
-fn lock_folder(data: &Path) -> Result<File, BackupError> {
+pub(super) fn lock_folder(data: &Path) -> Result<File, BackupError> {
     let f = File::options()
         .create(true)
         .truncate(false)
@@ -247,12 +254,12 @@ fn lock_folder(data: &Path) -> Result<File, BackupError> {
 }
 
 /// A store being backed up.
-struct Source<'a> {
-    db: &'a sled::Db,
+pub(super) struct Source<'a> {
+    pub(super) db: &'a sled::Db,
     /// The running store's trees and its snapshot (`None`: a stopped
     /// folder, which nothing else writes).
-    known: Option<(&'a [sled::Tree], &'a Snapshot)>,
-    data: &'a Path,
+    pub(super) known: Option<(&'a [sled::Tree], &'a Snapshot)>,
+    pub(super) data: &'a Path,
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -490,6 +497,39 @@ impl Source<'_> {
         scratch: &Path,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(u64, u64, String), BackupError> {
+        let file = File::create(scratch).map_err(io("create", scratch))?;
+        let mut w = Hashing {
+            inner: BufWriter::new(file),
+            hash: Sha256::new(),
+            bytes: 0,
+        };
+        let mut records = 0u64;
+        self.each(name, &mut |k, v| {
+            for part in [k, v] {
+                let len = u32::try_from(part.len()).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "a value over 4 GiB")
+                })?;
+                w.write_all(&len.to_be_bytes())?;
+                w.write_all(part)?;
+            }
+            records += 1;
+            if records.is_multiple_of(4096) {
+                progress(records);
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            BackupError::Io(m) => BackupError::Io(format!("{}: {m}", scratch.display())),
+            e => e,
+        })?;
+        w.flush().map_err(io("write", scratch))?;
+        let sha = hex::encode(w.hash.finalize());
+        Ok((records, w.bytes, sha))
+    }
+
+    /// Calls `f` with every key and value of tree `name` as they were when
+    /// the backup began (in key order, then the keys removed since).
+    pub(super) fn each(&self, name: &[u8], f: Visit<'_>) -> Result<(), BackupError> {
         let known = self.known.and_then(|(trees, snap)| {
             let t = Tree::ALL.iter().position(|t| t.name().as_bytes() == name)?;
             Some((trees.get(t)?.clone(), snap, t))
@@ -498,30 +538,8 @@ impl Source<'_> {
             Some((tree, _, _)) => tree.clone(),
             None => self.db.open_tree(name).map_err(StoreError::from)?,
         };
-        let file = File::create(scratch).map_err(io("create", scratch))?;
-        let mut w = Hashing {
-            inner: BufWriter::new(file),
-            hash: Sha256::new(),
-            bytes: 0,
-        };
-        let fail = |e: std::io::Error| io("write", scratch)(e);
-        let mut records = 0u64;
-        let mut put =
-            |w: &mut Hashing<BufWriter<File>>, k: &[u8], v: &[u8]| -> std::io::Result<()> {
-                for part in [k, v] {
-                    let len = u32::try_from(part.len()).map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, "a value over 4 GiB")
-                    })?;
-                    w.write_all(&len.to_be_bytes())?;
-                    w.write_all(part)?;
-                }
-                records += 1;
-                if records.is_multiple_of(4096) {
-                    progress(records);
-                }
-                Ok(())
-            };
-        // Keys the backup's start value was written for already.
+        let fail = |e: std::io::Error| BackupError::Io(e.to_string());
+        // Keys the backup's start value was given for already.
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         for kv in tree.iter() {
             let (k, v) = kv.map_err(StoreError::from)?;
@@ -531,10 +549,10 @@ impl Source<'_> {
                 Some(before) => {
                     seen.insert(k.to_vec());
                     if let Some(b) = before {
-                        put(&mut w, &k, &b).map_err(fail)?;
+                        f(&k, &b).map_err(fail)?;
                     }
                 }
-                None => put(&mut w, &k, &v).map_err(fail)?,
+                None => f(&k, &v).map_err(fail)?,
             }
         }
         // Keys that existed at the start but were removed (or moved past
@@ -543,20 +561,18 @@ impl Source<'_> {
             for (k, before) in snap.changed(*t) {
                 if let Some(b) = before {
                     if !seen.contains(&k) {
-                        put(&mut w, &k, &b).map_err(fail)?;
+                        f(&k, &b).map_err(fail)?;
                     }
                 }
             }
         }
-        w.flush().map_err(fail)?;
-        let sha = hex::encode(w.hash.finalize());
-        Ok((records, w.bytes, sha))
+        Ok(())
     }
 }
 
 /// Appends one file; `None` when it disappeared before it could be read
 /// (an attachment swept as an orphan).
-fn append_file<W: Write>(
+pub(super) fn append_file<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &Path,
     entry: String,
@@ -584,7 +600,7 @@ fn append_file<W: Write>(
 
 /// Every other regular file of the data folder, by its path relative to
 /// it (`/`-separated), sorted.
-fn other_files(data: &Path) -> Result<Vec<(String, PathBuf)>, BackupError> {
+pub(super) fn other_files(data: &Path) -> Result<Vec<(String, PathBuf)>, BackupError> {
     let mut out = Vec::new();
     let mut stack: Vec<(String, PathBuf)> = vec![(String::new(), data.to_path_buf())];
     while let Some((rel, dir)) = stack.pop() {
@@ -616,7 +632,7 @@ fn other_files(data: &Path) -> Result<Vec<(String, PathBuf)>, BackupError> {
     Ok(out)
 }
 
-fn partial_path(out: &Path) -> PathBuf {
+pub(super) fn partial_path(out: &Path) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
     s.push(".partial");
     PathBuf::from(s)
@@ -647,8 +663,9 @@ impl<R: Read> Read for Counting<R> {
 /// One pass over an archive: calls `each` with every entry but the format
 /// and the manifest, then returns the manifest after checking that every
 /// entry it lists was there with its size and SHA-256, and nothing else.
-fn read_archive(
+pub(super) fn read_archive(
     archive: &Path,
+    (what, known): (&'static str, u32),
     progress: Progress<'_>,
     mut each: impl FnMut(&str, &mut dyn Read) -> Result<(), BackupError>,
 ) -> Result<Manifest, BackupError> {
@@ -689,12 +706,12 @@ fn read_archive(
                 .read_to_string(&mut text)
                 .map_err(|e| invalid(format!("damaged ({e})")))?;
             let found = text
-                .strip_prefix("natter-backup ")
+                .strip_prefix(&format!("natter-{what} "))
                 .and_then(|v| v.trim().parse::<u32>().ok())
                 .filter(|_| path == FORMAT_ENTRY)
-                .ok_or_else(|| invalid("not a natter backup".to_owned()))?;
-            if found > FORMAT {
-                return Err(BackupError::TooNew { found });
+                .ok_or_else(|| invalid(format!("not a natter {what}")))?;
+            if found > known {
+                return Err(BackupError::TooNew { what, found, known });
             }
             continue;
         }
@@ -728,12 +745,15 @@ fn read_archive(
         return Err(invalid("it is empty".to_owned()));
     }
     let manifest = manifest.ok_or_else(|| invalid("it has no manifest (cut short?)".to_owned()))?;
-    if manifest.format > FORMAT {
+    if manifest.format > known {
         return Err(BackupError::TooNew {
+            what,
             found: manifest.format,
+            known,
         });
     }
-    for e in &manifest.entries {
+    let listed = &manifest.entries;
+    for e in listed {
         match found.remove(&e.path) {
             None => return Err(invalid(format!("{} is missing", e.path))),
             Some((bytes, sha)) if bytes != e.bytes || sha != e.sha256 => {
@@ -754,7 +774,7 @@ fn read_archive(
 
 /// Reads a whole archive and checks every entry against its manifest.
 pub fn verify(archive: &Path, progress: Progress<'_>) -> Result<Manifest, BackupError> {
-    read_archive(archive, progress, |_, _| Ok(()))
+    read_archive(archive, ("backup", FORMAT), progress, |_, _| Ok(()))
 }
 
 /// Restores `archive` into the data folder `data` of a stopped server:
@@ -825,39 +845,56 @@ fn fill(archive: &Path, dir: &Path, progress: Progress<'_>) -> Result<(), Backup
         path: archive.to_path_buf(),
         reason,
     };
-    read_archive(archive, progress, |path, r| {
+    read_archive(archive, ("backup", FORMAT), progress, |path, r| {
         if let Some(tree) = path
             .strip_prefix("store/")
             .and_then(|p| p.strip_suffix(".kv"))
         {
             let tree = db.open_tree(tree).map_err(StoreError::from)?;
             load_tree(&tree, r).map_err(|e| invalid(format!("{path}: {e}")))?;
-        } else if let Some(rel) = path.strip_prefix("files/").or(path.strip_prefix("data/")) {
-            let safe = Path::new(rel)
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
-            if !safe || rel.is_empty() {
-                return Err(invalid(format!("{path} points outside the folder")));
-            }
-            let base = if path.starts_with("files/") {
-                dir.join("files")
-            } else {
-                dir.to_path_buf()
-            };
-            let target = base.join(rel);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-            }
-            let mut f = File::create(&target).map_err(io("create", &target))?;
-            std::io::copy(r, &mut f).map_err(io("write", &target))?;
-            f.sync_all().map_err(io("sync", &target))?;
         } else {
-            return Err(invalid(format!("{path} is not a natter backup entry")));
+            extract_file(archive, dir, path, r)?;
         }
         Ok(())
     })?;
     db.flush().map_err(StoreError::from)?;
     Ok(())
+}
+
+/// Writes an archive's `files/<id>` or `data/<path>` entry into the
+/// folder `dir`; anything else, or a path that would leave the folder, is
+/// refused.
+pub(super) fn extract_file(
+    archive: &Path,
+    dir: &Path,
+    path: &str,
+    r: &mut dyn Read,
+) -> Result<(), BackupError> {
+    let invalid = |reason: String| BackupError::Invalid {
+        path: archive.to_path_buf(),
+        reason,
+    };
+    let (base, rel) = if let Some(rel) = path.strip_prefix("files/") {
+        (dir.join("files"), rel)
+    } else if let Some(rel) = path.strip_prefix("data/") {
+        (dir.to_path_buf(), rel)
+    } else {
+        return Err(invalid(format!("{path} is not an entry natter writes")));
+    };
+    let safe = !rel.is_empty()
+        && Path::new(rel)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    if !safe {
+        return Err(invalid(format!("{path} points outside the folder")));
+    }
+    let target = base.join(rel);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    }
+    let mut f = File::create(&target).map_err(io("create", &target))?;
+    std::io::copy(r, &mut f).map_err(io("write", &target))?;
+    f.sync_all().map_err(io("sync", &target))
 }
 
 /// Loads a tree dump (length-prefixed keys and values).

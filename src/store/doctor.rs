@@ -16,6 +16,20 @@ use super::{
 };
 use crate::domain::ConversationStatus;
 
+/// The trees derived from records: checked and rebuilt here, left out of
+/// an export (an import rebuilds them).
+pub(super) const DERIVED: [Tree; 9] = [
+    Tree::InboxstatusactivityConversationid,
+    Tree::ContactidConversationid,
+    Tree::SnoozeuntilConversationid,
+    Tree::InboxstatusassigneeCount,
+    Tree::ConversationordinalSeq,
+    Tree::FileidMessage,
+    Tree::EmailAgentid,
+    Tree::EmailContactid,
+    Tree::TeamnameTeamid,
+];
+
 /// One problem found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {

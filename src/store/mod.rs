@@ -15,6 +15,7 @@
 mod agents;
 pub mod backup;
 mod doctor;
+pub mod export;
 pub use doctor::{Finding, Report};
 mod canned;
 mod channels;

@@ -24,6 +24,7 @@ mod durability;
 mod email;
 mod email_module;
 mod events;
+mod export;
 mod fakes;
 mod fanout;
 mod fuzz_regressions;
