@@ -35,8 +35,9 @@ pub fn socket_path(data: &Path) -> PathBuf {
 pub async fn serve(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
     let path = socket_path(store.data_dir());
     // Left by a server that was killed: this process holds the folder's
-    // lock, so no other server is listening on it.
+    // lock, so no other server is listening on it (nor backing it up).
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(store.data_dir().join(".control-backup.tree"));
     let listener = match tokio::net::UnixListener::bind(&path) {
         Ok(l) => l,
         Err(e) => {
@@ -109,6 +110,9 @@ impl Write for Frames {
 
 fn answer(store: &Store, stream: UnixStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    // A client that stops reading (suspended, on a full disk) must not
+    // hold the snapshot, and its growing memory, for ever.
+    stream.set_write_timeout(Some(Duration::from_secs(60)))?;
     let mut line = String::new();
     BufReader::new((&stream).take(64)).read_line(&mut line)?;
     let frames = Frames(Arc::new(Mutex::new(stream)));

@@ -182,7 +182,9 @@ fn restore(args: RestoreArgs) -> Result<(), Failure> {
     })
     .map_err(|e| match e {
         e @ BackupError::NotEmpty(_) => (2, format!("{e}, or replace it with --force")),
-        e @ BackupError::TooNew { .. } => (2, e.to_string()),
+        e @ (BackupError::TooNew { .. } | BackupError::Store(StoreError::TooNew { .. })) => {
+            (2, e.to_string())
+        }
         BackupError::Store(StoreError::Locked(p)) => (
             1,
             format!(
@@ -286,6 +288,24 @@ fn index_finding(data: &std::path::Path, last: u64) -> Option<String> {
 
 /// Checks a stopped data folder; `--repair` rebuilds what is derived.
 fn doctor(args: DoctorArgs) -> Result<(), Failure> {
+    // Doctor looks; it does not upgrade. An older folder is migrated by
+    // the first start of this natter (after a backup of it).
+    if args.data.join("db").exists() {
+        match natter::store::backup::peek_schema(&args.data) {
+            Ok(found) if found > 0 && found < natter::store::SCHEMA_VERSION => {
+                return Err((
+                    1,
+                    format!(
+                        "the data folder holds schema {found}, older than this natter's {}: start natter serve on it once to migrate it (it writes a backup first), then run doctor",
+                        natter::store::SCHEMA_VERSION
+                    ),
+                ))
+            }
+            Err(natter::store::backup::BackupError::Store(StoreError::Locked(_))) => {}
+            Err(e) => return Err((1, e.to_string())),
+            Ok(_) => {}
+        }
+    }
     let store = open_stopped(&args.data)?;
     let fail = |e: StoreError| (1, e.to_string());
     let report = store.doctor().map_err(fail)?;

@@ -100,7 +100,25 @@ pub async fn run_scheduler(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let period = every.as_micros() as Micros;
-    let mut next = clock.now() + period;
+    // Whatever a killed server left half-written is not a backup.
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.ends_with(".partial") || n.ends_with(".partial.tree") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    // The schedule goes on from the newest scheduled backup, so a server
+    // restarted more often than the period still makes them.
+    let newest = list(&dir)
+        .ok()
+        .and_then(|l| l.into_iter().find(|b| b.scheduled))
+        .map(|b| b.created_at);
+    let mut next = match newest {
+        Some(t) => t + period,
+        None => clock.now() + period,
+    };
     loop {
         let now = clock.now();
         if now >= next {

@@ -22,7 +22,7 @@
 //! at the start. A write is in the backup whole (its batch was applied
 //! before) or not at all.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -42,18 +42,11 @@ const FORMAT_ENTRY: &str = "format";
 /// The archive's last entry.
 const MANIFEST_ENTRY: &str = "manifest.json";
 
-/// Names in the data folder that are not copied as `data/...`: the store,
-/// the attachments and the index have entries of their own, the lock and
-/// the control socket belong to a running process, and backups are not
-/// backed up into each other.
-const NOT_COPIED: &[&str] = &[
-    "db",
-    "files",
-    "index",
-    "natter.lock",
-    "natter.sock",
-    "backups",
-];
+/// The other folders of a data folder that are copied as `data/...` (the
+/// certificates natter obtains). Only these: anything else a person put
+/// there (a backup folder under another name, an archive being written)
+/// is never swept into a backup.
+const COPIED: &[&str] = &["acme"];
 
 /// What went wrong with a backup or a restore.
 #[derive(Debug, thiserror::Error)]
@@ -159,10 +152,12 @@ impl Store {
     pub fn backup(&self, out: &Path, progress: Progress<'_>) -> Result<Manifest, BackupError> {
         let durability = self.durability().clone();
         let guard = durability.begin_snapshot().ok_or(BackupError::Busy)?;
+        let files = HeldFiles::link(&self.path);
         let source = Source {
             db: &self.db,
             known: Some((&self.trees, &guard.snapshot)),
             data: &self.path,
+            files: files.dir(),
         };
         source.write(out, progress)
     }
@@ -177,10 +172,12 @@ impl Store {
     ) -> Result<(Manifest, W), BackupError> {
         let durability = self.durability().clone();
         let guard = durability.begin_snapshot().ok_or(BackupError::Busy)?;
+        let files = HeldFiles::link(&self.path);
         Source {
             db: &self.db,
             known: Some((&self.trees, &guard.snapshot)),
             data: &self.path,
+            files: files.dir(),
         }
         .write_stream(w, scratch, time::rfc3339(time::now()), progress)
     }
@@ -199,6 +196,7 @@ impl Store {
             db: &self.db,
             known: None,
             data: &self.path,
+            files: self.path.join("files"),
         }
         .write(out, &mut |d, t| progress.set(d, t))?;
         progress.finish(m.entries.iter().filter_map(|e| e.records).sum());
@@ -232,6 +230,7 @@ pub fn backup_stopped(
         db: &db,
         known: None,
         data,
+        files: data.join("files"),
     }
     .write(out, progress)
 }
@@ -260,6 +259,66 @@ pub(super) struct Source<'a> {
     /// folder, which nothing else writes).
     pub(super) known: Option<(&'a [sled::Tree], &'a Snapshot)>,
     pub(super) data: &'a Path,
+    /// Where the attachments are read from: the folder's own, or (while
+    /// a server runs) links to them made when the backup began.
+    pub(super) files: PathBuf,
+}
+
+/// Hard links to every attachment, made when an online backup begins, so
+/// that a file removed while the backup runs (its contact deleted, an
+/// orphan swept) is still in it when the snapshot's messages name it.
+/// Removed when dropped.
+struct HeldFiles {
+    dir: Option<PathBuf>,
+    original: PathBuf,
+}
+
+impl HeldFiles {
+    fn link(data: &Path) -> Self {
+        let original = data.join("files");
+        let dir = data.join(".backup-files");
+        let _ = std::fs::remove_dir_all(&dir);
+        let linked = std::fs::create_dir(&dir).and_then(|()| {
+            for e in std::fs::read_dir(&original)?.flatten() {
+                let name = e.file_name();
+                if name.to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                match std::fs::hard_link(e.path(), dir.join(&name)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        match linked {
+            Ok(()) => Self {
+                dir: Some(dir),
+                original,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot link the attachments for the backup; it reads them in place");
+                let _ = std::fs::remove_dir_all(&dir);
+                Self {
+                    dir: None,
+                    original,
+                }
+            }
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| self.original.clone())
+    }
+}
+
+impl Drop for HeldFiles {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -427,7 +486,7 @@ impl Source<'_> {
 
         // Attachments are written once under a fresh id and renamed into
         // place whole, so a file is either there complete or not yet.
-        let files_dir = self.data.join("files");
+        let files_dir = self.files.clone();
         let mut files: Vec<String> = match std::fs::read_dir(&files_dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok())
@@ -539,15 +598,12 @@ impl Source<'_> {
             None => self.db.open_tree(name).map_err(StoreError::from)?,
         };
         let fail = |e: std::io::Error| BackupError::Io(e.to_string());
-        // Keys the backup's start value was given for already.
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
         for kv in tree.iter() {
             let (k, v) = kv.map_err(StoreError::from)?;
-            match known.as_ref().and_then(|(_, snap, t)| snap.before(*t, &k)) {
+            match known.as_ref().and_then(|(_, snap, t)| snap.read(*t, &k)) {
                 // Changed since the start: its value then, or nothing if it
                 // did not exist yet.
                 Some(before) => {
-                    seen.insert(k.to_vec());
                     if let Some(b) = before {
                         f(&k, &b).map_err(fail)?;
                     }
@@ -555,15 +611,10 @@ impl Source<'_> {
                 None => f(&k, &v).map_err(fail)?,
             }
         }
-        // Keys that existed at the start but were removed (or moved past
-        // the iterator) since.
+        // Keys that existed at the start but were removed since.
         if let Some((_, snap, t)) = &known {
-            for (k, before) in snap.changed(*t) {
-                if let Some(b) = before {
-                    if !seen.contains(&k) {
-                        f(&k, &b).map_err(fail)?;
-                    }
-                }
+            for (k, b) in snap.finish(*t) {
+                f(&k, &b).map_err(fail)?;
             }
         }
         Ok(())
@@ -613,7 +664,7 @@ pub(super) fn other_files(data: &Path) -> Result<Vec<(String, PathBuf)>, BackupE
             let Ok(name) = e.file_name().into_string() else {
                 continue;
             };
-            if name.starts_with('.') || (rel.is_empty() && NOT_COPIED.contains(&name.as_str())) {
+            if name.starts_with('.') || (rel.is_empty() && !COPIED.contains(&name.as_str())) {
                 continue;
             }
             let child = if rel.is_empty() {
@@ -795,42 +846,103 @@ pub fn restore(
     if occupied && !force {
         return Err(BackupError::NotEmpty(data.to_path_buf()));
     }
-    // A server running on the folder keeps it.
-    let lock = if occupied && data.join("natter.lock").exists() {
+    // --force replaces a natter data folder, never any other folder.
+    if occupied && !data.join("db").exists() && !data.join("natter.lock").exists() {
+        return Err(BackupError::Io(format!(
+            "{} does not look like a natter data folder (no db); refusing to replace it",
+            data.display()
+        )));
+    }
+    // A server running on the folder keeps it; held until the swap ends.
+    let _lock = if occupied && data.join("natter.lock").exists() {
         Some(lock_folder(data)?)
     } else {
         None
     };
     // Checked whole before anything is written: half the progress.
     let manifest = verify(archive, &mut |d, t| progress(d, t.saturating_mul(2)))?;
-    let name = data
-        .file_name()
-        .ok_or_else(|| BackupError::Io(format!("{} is not a folder name", data.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let staging = data.with_file_name(format!(".{name}.restoring"));
+    if manifest.schema_version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found: manifest.schema_version,
+        }
+        .into());
+    }
+    install(data, ".natter-restoring", |staging| {
+        fill(archive, staging, &mut |d, t| {
+            progress(t + d, t.saturating_mul(2))
+        })
+    })?;
+    Ok(manifest)
+}
+
+/// Fills a staging folder inside `data` with `fill`, then swaps it in:
+/// what `data` held moves into `data/.natter-replaced` and the staged
+/// entries move up. Everything stays inside `data`, so a mount point (a
+/// Docker volume, a disk of its own) can be the target. A failure before
+/// the swap leaves `data` as it was; one during it moves the old entries
+/// back.
+pub(super) fn install(
+    data: &Path,
+    staging_name: &str,
+    fill: impl FnOnce(&Path) -> Result<(), BackupError>,
+) -> Result<(), BackupError> {
+    std::fs::create_dir_all(data).map_err(io("create", data))?;
+    let staging = data.join(staging_name);
+    let replaced = data.join(".natter-replaced");
+    if replaced.exists() {
+        return Err(BackupError::Io(format!(
+            "an earlier restore was interrupted: {} holds the data it was replacing; move it out of the way first",
+            replaced.display()
+        )));
+    }
+    // Left by a failed run of our own: nothing in it was ever in place.
     let _ = std::fs::remove_dir_all(&staging);
-    let filled = fill(archive, &staging, &mut |d, t| {
-        progress(t + d, t.saturating_mul(2))
-    });
-    if let Err(e) = filled {
+    if let Err(e) = fill(&staging) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
-    if occupied {
-        let replaced = data.with_file_name(format!(".{name}.replaced"));
-        let _ = std::fs::remove_dir_all(&replaced);
-        std::fs::rename(data, &replaced).map_err(io("move aside", data))?;
-        drop(lock);
-        std::fs::rename(&staging, data).map_err(io("move into place", data))?;
-        std::fs::remove_dir_all(&replaced).map_err(io("remove", &replaced))?;
-    } else {
-        if data.exists() {
-            std::fs::remove_dir(data).map_err(io("replace", data))?;
+    let names = |dir: &Path, skip: &[&Path]| -> Result<Vec<std::ffi::OsString>, BackupError> {
+        Ok(std::fs::read_dir(dir)
+            .map_err(io("read", dir))?
+            .filter_map(|e| e.ok())
+            .filter(|e| !skip.contains(&e.path().as_path()))
+            .map(|e| e.file_name())
+            .collect())
+    };
+    let old = names(data, &[&staging])?;
+    if !old.is_empty() {
+        std::fs::create_dir(&replaced).map_err(io("create", &replaced))?;
+        let mut moved = Vec::new();
+        for n in &old {
+            if let Err(e) = std::fs::rename(data.join(n), replaced.join(n)) {
+                for m in &moved {
+                    let _ = std::fs::rename(replaced.join(m), data.join(m));
+                }
+                let _ = std::fs::remove_dir(&replaced);
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(io("move aside", &data.join(n))(e));
+            }
+            moved.push(n.clone());
         }
-        std::fs::rename(&staging, data).map_err(io("move into place", data))?;
     }
-    Ok(manifest)
+    for n in names(&staging, &[])? {
+        std::fs::rename(staging.join(&n), data.join(&n)).map_err(|e| {
+            BackupError::Io(format!(
+                "the restore stopped half-way ({e}): the data it replaces is in {}, the restored data in {} and {}",
+                replaced.display(),
+                staging.display(),
+                data.display()
+            ))
+        })?;
+    }
+    let _ = std::fs::remove_dir(&staging);
+    if !old.is_empty() {
+        std::fs::remove_dir_all(&replaced).map_err(io("remove", &replaced))?;
+    }
+    if let Ok(d) = File::open(data) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Writes the archive's entries into a new folder `dir`.
@@ -897,6 +1009,24 @@ pub(super) fn extract_file(
     f.sync_all().map_err(io("sync", &target))
 }
 
+/// The largest key or value a tree dump may hold.
+const MAX_VALUE: usize = 64 << 20;
+
+/// The schema version of a stopped folder's store, read without opening
+/// (or migrating) it as a store.
+pub fn peek_schema(data: &Path) -> Result<u32, BackupError> {
+    let _lock = lock_folder(data)?;
+    let db = open_released(
+        &sled::Config::new()
+            .path(data.join("db"))
+            .cache_capacity(1 << 20),
+        std::time::Duration::from_secs(5),
+    )
+    .map_err(StoreError::from)?;
+    let meta = db.open_tree(Tree::Meta.name()).map_err(StoreError::from)?;
+    Ok(stored_schema(&meta)?)
+}
+
 /// Loads a tree dump (length-prefixed keys and values).
 fn load_tree(tree: &sled::Tree, r: &mut dyn Read) -> Result<(), String> {
     let mut r = BufReader::new(r);
@@ -910,6 +1040,12 @@ fn load_tree(tree: &sled::Tree, r: &mut dyn Read) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         }
         let n = u32::from_be_bytes(len) as usize;
+        // No stored key or value comes near this (attachments are files):
+        // a larger length is a damaged or crafted archive, refused before
+        // it is allocated.
+        if n > MAX_VALUE {
+            return Err(format!("a value of {n} bytes"));
+        }
         let mut buf = vec![0u8; n];
         r.read_exact(&mut buf).map_err(|e| e.to_string())?;
         Ok(Some(buf))
@@ -1056,15 +1192,40 @@ mod tests {
             tx.put_raw(early, b"k1", b"v1")?;
             tx.put_raw(late, b"k1", b"v1")?;
             tx.put_raw(late, b"k2", b"v2")?;
+            // Enough keys that the dump reports progress inside the tree.
+            for i in 0..5000 {
+                tx.put_raw(late, format!("n{i:04}").as_bytes(), b"start")?;
+            }
             Ok(())
         }))
         .unwrap_or_else(|e| panic!("{e}"));
+        let late_len = 5002;
+        // An attachment removed while the backup runs is still in it.
+        let file = store.files_dir().join("AAAAAAAAAAAAAAAAAAAAAA");
+        std::fs::write(&file, b"bytes").unwrap_or_else(|e| panic!("{e}"));
         let out = dir.path().join("b.tar.gz");
         let mut wrote = false;
+        let mut wrote_inside = false;
         let m = store
-            .backup(&out, &mut |_, _| {
+            .backup(&out, &mut |done, total| {
+                // Half-way through the late tree: keys behind the dump and
+                // ahead of it change.
+                if wrote && !wrote_inside && done + late_len - 4096 == total {
+                    wrote_inside = true;
+                    rt.block_on(store.write(0, |tx| {
+                        tx.put_raw(late, b"n0001", b"changed")?;
+                        tx.del(late, b"n0002")?;
+                        tx.put_raw(late, b"n4999", b"changed")?;
+                        tx.del(late, b"n4998")?;
+                        // A tree the dump is done with records nothing.
+                        tx.put_raw(early, b"k1", b"changed again")?;
+                        Ok(())
+                    }))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                }
                 if !wrote {
                     wrote = true;
+                    std::fs::remove_file(&file).unwrap_or_else(|e| panic!("{e}"));
                     rt.block_on(store.write(0, |tx| {
                         tx.put_raw(early, b"k1", b"changed")?;
                         tx.put_raw(early, b"k3", b"new")?;
@@ -1077,8 +1238,22 @@ mod tests {
                 }
             })
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(wrote);
+        assert!(wrote && wrote_inside);
         assert_eq!(m.format, FORMAT);
+        // Each key once: the counts are the store's at the start.
+        let records = |name: &str| {
+            m.entries
+                .iter()
+                .find(|e| e.path == format!("store/{name}.kv"))
+                .and_then(|e| e.records)
+        };
+        assert_eq!(records(early.name()), Some(1));
+        assert!(m
+            .entries
+            .iter()
+            .any(|e| e.path == "files/AAAAAAAAAAAAAAAAAAAAAA" && e.bytes == 5));
+        assert!(!data.join(".backup-files").exists(), "its links are gone");
+        assert_eq!(records(late.name()), Some(late_len));
         // The store itself has the write.
         assert_eq!(
             store
@@ -1092,10 +1267,10 @@ mod tests {
         restore(&out, &target, false, &mut |_, _| {}).unwrap_or_else(|e| panic!("{e}"));
         let kv = |k: &[u8], v: &[u8]| (k.to_vec(), v.to_vec());
         assert_eq!(read_tree(&target, early), vec![kv(b"k1", b"v1")]);
-        assert_eq!(
-            read_tree(&target, late),
-            vec![kv(b"k1", b"v1"), kv(b"k2", b"v2")]
-        );
+        let mut want = vec![kv(b"k1", b"v1"), kv(b"k2", b"v2")];
+        want.extend((0..5000).map(|i| kv(format!("n{i:04}").as_bytes(), b"start")));
+        want.sort();
+        assert_eq!(read_tree(&target, late), want);
         // Only one backup at a time.
         let durability = store.durability().clone();
         let guard = durability.begin_snapshot();

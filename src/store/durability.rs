@@ -170,40 +170,70 @@ pub struct Durability {
 /// (`None`: it did not exist). The committer records a key's value before
 /// the first batch that changes it is applied, so a reader that finds a
 /// key here uses this value, and one that does not finds it unchanged.
+///
+/// The dump reads each tree in key order and moves a cursor with it, so a
+/// pre-image recorded for a key the dump had already passed (it was read
+/// unchanged) is marked and never written a second time, and nothing is
+/// recorded for a tree the dump has finished: the map holds only what the
+/// dump still needs.
 #[derive(Debug)]
 pub(super) struct Snapshot {
-    before: Vec<Mutex<HashMap<Vec<u8>, Option<sled::IVec>>>>,
+    trees: Vec<Mutex<TreeSnapshot>>,
+}
+
+#[derive(Debug, Default)]
+struct TreeSnapshot {
+    /// Key to (value at the start, already read by the dump).
+    before: HashMap<Vec<u8>, (Option<sled::IVec>, bool)>,
+    /// The last key the dump read.
+    cursor: Option<Vec<u8>>,
+    /// The dump is past this tree.
+    done: bool,
 }
 
 impl Snapshot {
     fn new() -> Self {
         Self {
-            before: (0..Tree::ALL.len())
-                .map(|_| Mutex::new(HashMap::new()))
+            trees: (0..Tree::ALL.len())
+                .map(|_| Mutex::new(TreeSnapshot::default()))
                 .collect(),
         }
     }
 
-    /// The pre-images of tree `t` (`None` outside the `trees!` table).
-    fn tree(&self, t: usize) -> Option<MutexGuard<'_, HashMap<Vec<u8>, Option<sled::IVec>>>> {
-        self.before.get(t).map(|m| match m.lock() {
+    /// Tree `t`'s state (`None` outside the `trees!` table).
+    fn tree(&self, t: usize) -> Option<MutexGuard<'_, TreeSnapshot>> {
+        self.trees.get(t).map(|m| match m.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         })
     }
 
-    /// The value `key` of tree `t` had when the backup began, if a batch
-    /// changed it since.
-    pub(super) fn before(&self, t: usize, key: &[u8]) -> Option<Option<sled::IVec>> {
-        self.tree(t)?.get(key).cloned()
+    /// The dump reads `key` of tree `t`: moves the cursor there and
+    /// returns the value the key had when the backup began, if a batch
+    /// changed it since (that value is then the one to write).
+    pub(super) fn read(&self, t: usize, key: &[u8]) -> Option<Option<sled::IVec>> {
+        let mut s = self.tree(t)?;
+        s.cursor = Some(key.to_vec());
+        let entry = s.before.get_mut(key)?;
+        entry.1 = true;
+        Some(entry.0.clone())
     }
 
-    /// Every key of tree `t` changed since the backup began, with the
-    /// value it had then.
-    pub(super) fn changed(&self, t: usize) -> Vec<(Vec<u8>, Option<sled::IVec>)> {
-        self.tree(t)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default()
+    /// Ends the dump of tree `t`: returns the keys that existed when the
+    /// backup began but that the dump did not read (removed since), with
+    /// their values then, and stops recording for the tree.
+    pub(super) fn finish(&self, t: usize) -> Vec<(Vec<u8>, sled::IVec)> {
+        let Some(mut s) = self.tree(t) else {
+            return Vec::new();
+        };
+        s.done = true;
+        let before = std::mem::take(&mut s.before);
+        let mut out: Vec<(Vec<u8>, sled::IVec)> = before
+            .into_iter()
+            .filter_map(|(k, (v, read))| v.filter(|_| !read).map(|v| (k, v)))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Records the current value of every key `changes` is about to write.
@@ -212,13 +242,18 @@ impl Snapshot {
             if keys.is_empty() {
                 continue;
             }
-            let (Some(tree), Some(mut before)) = (trees.get(t), self.tree(t)) else {
+            let (Some(tree), Some(mut s)) = (trees.get(t), self.tree(t)) else {
                 continue;
             };
+            if s.done {
+                continue;
+            }
             for k in keys.keys() {
-                if !before.contains_key(k) {
+                if !s.before.contains_key(k) {
+                    // Passed already: the dump read it as it was.
+                    let read = s.cursor.as_deref().is_some_and(|c| k.as_slice() <= c);
                     let v = tree.get(k).map_err(|e| e.to_string())?;
-                    before.insert(k.clone(), v);
+                    s.before.insert(k.clone(), (v, read));
                 }
             }
         }

@@ -105,6 +105,7 @@ pub fn export_stopped(
         db: &db,
         known: None,
         data,
+        files: data.join("files"),
     };
     let partial = partial_path(out);
     let result = write(&source, &partial, progress);
@@ -238,7 +239,7 @@ fn write_with(
         sha256: hex::encode(hash.finalize()),
         records: Some(lines),
     }];
-    let files_dir = source.data.join("files");
+    let files_dir = source.files.clone();
     let mut files: Vec<String> = match std::fs::read_dir(&files_dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
@@ -312,24 +313,11 @@ pub fn import(
         &mut |d, t| progress(d, t.saturating_mul(2)),
         |_, _| Ok(()),
     )?;
-    let name = data
-        .file_name()
-        .ok_or_else(|| BackupError::Io(format!("{} is not a folder name", data.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let staging = data.with_file_name(format!(".{name}.importing"));
-    let _ = std::fs::remove_dir_all(&staging);
-    let filled = fill(archive, &staging, &mut |d, t| {
-        progress(t + d, t.saturating_mul(2))
-    });
-    if let Err(e) = filled {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    if data.exists() {
-        std::fs::remove_dir(data).map_err(io("replace", data))?;
-    }
-    std::fs::rename(&staging, data).map_err(io("move into place", data))?;
+    super::backup::install(data, ".natter-importing", |staging| {
+        fill(archive, staging, &mut |d, t| {
+            progress(t + d, t.saturating_mul(2))
+        })
+    })?;
     Ok(manifest)
 }
 

@@ -85,6 +85,34 @@ pub(crate) fn open_released(
     }
 }
 
+/// One migration step's progress lines: when it begins and, when it is
+/// dropped at the end of its step, how long it took (a large folder's
+/// upgrade shows what it is doing instead of a silent start).
+struct MigrationStep {
+    what: &'static str,
+    started: std::time::Instant,
+}
+
+impl MigrationStep {
+    fn begin(what: &'static str) -> Self {
+        tracing::info!(step = what, "migrating the data folder");
+        Self {
+            what,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for MigrationStep {
+    fn drop(&mut self) {
+        tracing::info!(
+            step = self.what,
+            took_ms = self.started.elapsed().as_millis() as u64,
+            "migration step done"
+        );
+    }
+}
+
 /// What can go wrong in the store. Decode failures are `Corrupt` (logged,
 /// shown to clients as a plain 500), never panics.
 #[derive(Debug, thiserror::Error)]
@@ -377,19 +405,34 @@ impl Store {
             return Err(StoreError::TooNew { found });
         }
         if backup_first && (1..SCHEMA_VERSION).contains(&found) {
-            let out = backup::before_migration_path(&self.path, found);
-            tracing::info!(from = found, to = SCHEMA_VERSION, backup = %out.display(), "backing up the data folder before migrating it");
-            self.backup_unmigrated(&out)
-                .map_err(|e| StoreError::DataFolder {
+            // Beside the folder; where that may not be written (a service
+            // allowed to write only its data folder, a Docker volume), in
+            // the folder's own backups/, which backups leave out.
+            let beside = backup::before_migration_path(&self.path, found);
+            tracing::info!(from = found, to = SCHEMA_VERSION, backup = %beside.display(), "backing up the data folder before migrating it");
+            if let Err(first) = self.backup_unmigrated(&beside) {
+                let name = beside
+                    .file_name()
+                    .map(std::ffi::OsStr::to_owned)
+                    .unwrap_or_else(|| "before-migration.tar.gz".into());
+                let inside = self.path.join("backups").join(name);
+                tracing::warn!(error = %first, backup = %inside.display(), "cannot write the backup beside the data folder; writing it inside");
+                let failed = |e: String| StoreError::DataFolder {
                     path: self.path.clone(),
                     reason: format!(
                         "the backup before migrating it failed, so it was left as it is: {e}"
                     ),
-                })?;
+                };
+                std::fs::create_dir_all(self.path.join("backups"))
+                    .map_err(|e| failed(e.to_string()))?;
+                self.backup_unmigrated(&inside)
+                    .map_err(|e| failed(e.to_string()))?;
+            }
         }
         // Version 0 is an empty folder; later migrations go here, each
         // moving data from version n to n+1.
         if found == 1 {
+            let _step = MigrationStep::begin("1 -> 2: contacts by email and verified user ids");
             // 1 -> 2: contacts found by email (possible duplicates), and
             // verified user ids that link a person across websites.
             let index = self.tree(Tree::EmailContactid);
@@ -410,6 +453,8 @@ impl Store {
             }
         }
         if (1..3).contains(&found) {
+            let _step =
+                MigrationStep::begin("2 -> 3: verified user ids keyed by their identity secret");
             // 2 -> 3: a verified user id is keyed by the identity secret
             // that verified it (`ext:<hash of secret>:<id>`, was
             // `ext:<id>`), so inboxes with different secrets never share a
@@ -489,11 +534,13 @@ impl Store {
             }
         }
         if (1..4).contains(&found) {
+            let _step = MigrationStep::begin("3 -> 4: the contact's numbering of messages");
             // 3 -> 4: public messages get their ordinal (the contact's
             // numbering), with the index from ordinal to seq.
             self.assign_ordinals()?;
         }
         if (1..5).contains(&found) {
+            let _step = MigrationStep::begin("4 -> 5: the inbox tab counters");
             // 4 -> 5: the tab counts become counters kept by each write.
             self.count_all_conversations()?;
         }

@@ -418,6 +418,42 @@ async fn restore_checks_every_checksum_and_refuses_newer_formats_and_occupied_fo
     assert!(err.contains("backup format 99"), "{err}");
     assert!(!target.exists());
 
+    // A backup of a newer schema: nothing is touched.
+    let newer_schema = dir.path().join("newer-schema.tar.gz");
+    rewrite(&good, &newer_schema, |path, bytes| {
+        if path == "manifest.json" {
+            let mut m: Value = serde_json::from_slice(bytes).unwrap();
+            m["schema_version"] = json!(99);
+            *bytes = serde_json::to_vec(&m).unwrap();
+        }
+    });
+    let (code, err) = run(
+        &["restore", newer_schema.to_str().unwrap(), "--data", t],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("schema version 99"), "{err}");
+    assert!(!target.exists());
+    // --force replaces a natter folder, never some other folder.
+    let other = dir.path().join("photos");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("cat.jpg"), b"meow").unwrap();
+    let o = other.to_str().unwrap();
+    let (code, err) = run(
+        &["restore", good.to_str().unwrap(), "--data", o, "--force"],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("does not look like a natter data folder"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(other.join("cat.jpg")).unwrap(), b"meow");
+
     // The good one restores; a second time into the same folder is refused
     // without --force and replaces it with it.
     let (code, err) = run(&["restore", good.to_str().unwrap(), "--data", t], &[], None).await;
@@ -435,6 +471,11 @@ async fn restore_checks_every_checksum_and_refuses_newer_formats_and_occupied_fo
     )
     .await;
     assert_eq!(code, 0, "{err}");
+    let left: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!left.iter().any(|n| n.starts_with(".natter-")), "{left:?}");
     // A folder a server runs on is never replaced.
     let s = serve(&target, &[]).await;
     let (code, err) = run(
@@ -617,7 +658,17 @@ async fn a_migration_writes_a_backup_of_the_older_folder_beside_it_first() {
         )),
         &data,
     );
-    serve(&data, &[]).await.stop().await;
+    let s = serve(&data, &[]).await;
+    // Each step says what it does and how long it took, after the backup.
+    let log = s.log.join("\n");
+    let backed_up = log
+        .find("backing up the data folder before migrating it")
+        .expect(&log);
+    let step = log.find("migrating the data folder").expect(&log);
+    assert!(backed_up < step, "{log}");
+    // Steps 2 -> 3, 3 -> 4 and 4 -> 5 (the fixture is schema 2).
+    assert_eq!(log.matches("migration step done").count(), 3, "{log}");
+    s.stop().await;
     let beside: Vec<_> = std::fs::read_dir(parent.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -221,6 +221,10 @@ async fn a_migrated_folder_is_healthy() {
         )),
         &data,
     );
+    // Doctor looks and does not upgrade: an older folder is refused.
+    let (code, out) = doctor(&data, false).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("holds schema 2, older than"), "{out}");
     crate::cli::serve(&data, &[]).await.stop().await;
     let (code, out) = doctor(&data, false).await;
     assert_eq!(code, 0, "{out}");
