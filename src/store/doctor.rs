@@ -18,7 +18,7 @@ use crate::domain::ConversationStatus;
 
 /// The trees derived from records: checked and rebuilt here, left out of
 /// an export (an import rebuilds them).
-pub(super) const DERIVED: [Tree; 9] = [
+pub(super) const DERIVED: [Tree; 10] = [
     Tree::InboxstatusactivityConversationid,
     Tree::ContactidConversationid,
     Tree::SnoozeuntilConversationid,
@@ -28,6 +28,7 @@ pub(super) const DERIVED: [Tree; 9] = [
     Tree::EmailAgentid,
     Tree::EmailContactid,
     Tree::TeamnameTeamid,
+    Tree::WidgetkeyInboxid,
 ];
 
 /// One problem found.
@@ -77,6 +78,7 @@ impl Store {
         let mut agent_emails = d(Tree::EmailAgentid, "the agents");
         let mut contact_emails = d(Tree::EmailContactid, "the contacts");
         let mut team_names = d(Tree::TeamnameTeamid, "the teams");
+        let mut widget_keys = d(Tree::WidgetkeyInboxid, "the inboxes");
 
         let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         for v in self.tree(Tree::ConversationidConversation).iter().values() {
@@ -142,7 +144,14 @@ impl Store {
                 .expected
                 .insert(t.name.to_lowercase().into_bytes(), encode(&t.id)?);
         }
+        for v in self.tree(Tree::InboxidInbox).iter().values() {
+            let i: super::InboxRecord = decode(&v?)?;
+            widget_keys
+                .expected
+                .insert(i.widget_key.into_bytes(), u64_be(i.id).to_vec());
+        }
         Ok(vec![
+            widget_keys,
             listed,
             by_contact,
             snoozed,

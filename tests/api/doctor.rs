@@ -143,6 +143,7 @@ async fn doctor_finds_damaged_derived_data_repairs_it_and_reports_missing_files(
         let counts = db.open_tree("inboxstatusassignee_count").unwrap();
         let (k, _) = counts.first().unwrap().unwrap();
         counts.insert(k, &7u64.to_be_bytes()).unwrap();
+        db.open_tree("widgetkey_inboxid").unwrap().clear().unwrap();
         db.open_tree("contactid_conversationid")
             .unwrap()
             .insert([0xee; 16], &[])
@@ -162,7 +163,8 @@ async fn doctor_finds_damaged_derived_data_repairs_it_and_reports_missing_files(
         "is missing from",
         "(not repairable: restore it from a backup)",
         "problem: the search index covers the event log up to event 0 of",
-        "error: 5 problems found",
+        "problem: widgetkey_inboxid disagrees with the inboxes: 1 entries 1 missing",
+        "error: 6 problems found",
     ] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     }
@@ -173,6 +175,7 @@ async fn doctor_finds_damaged_derived_data_repairs_it_and_reports_missing_files(
         "repaired: rebuilt inboxstatusactivity_conversationid from the records",
         "repaired: rebuilt inboxstatusassignee_count from the records",
         "repaired: rebuilt contactid_conversationid from the records",
+        "repaired: rebuilt widgetkey_inboxid from the records",
         "repaired: rebuilt the search index from the messages",
         &format!("still a problem: attachment {file_id}"),
         "error: 1 problem left after the repair",
