@@ -59,6 +59,8 @@ pub struct Application {
     port: u16,
     /// The metrics address's server and its bound port, when one is set.
     metrics: Option<(actix_web::dev::Server, u16)>,
+    /// The `--redirect-bind` server and its bound port.
+    redirect: Option<(actix_web::dev::Server, u16)>,
     server: actix_web::dev::Server,
     store: Arc<Store>,
     shutdown: watch::Sender<bool>,
@@ -82,8 +84,34 @@ impl Application {
             reason: e.to_string(),
         })?;
         if !config.base_url_explicit {
-            config.base_url = format!("http://{addr}");
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            config.base_url = format!("{scheme}://{addr}");
         }
+        let tls = match &config.tls {
+            Some((cert, key)) => {
+                Some(webmod::tls::server_config(cert, key).map_err(StartError::Settings)?)
+            }
+            None => None,
+        };
+        let redirect = match config.redirect_bind {
+            Some(b) => {
+                let bind_err = |e: std::io::Error| StartError::Bind {
+                    addr: b.to_string(),
+                    reason: e.to_string(),
+                };
+                let l = std::net::TcpListener::bind(b).map_err(bind_err)?;
+                let port = l.local_addr().map_err(bind_err)?.port();
+                let server =
+                    webmod::tls::redirect_server(l, config.base_url.clone()).map_err(bind_err)?;
+                tracing::info!("redirecting http://{b} to {}", config.base_url);
+                Some((server, port))
+            }
+            None => None,
+        };
         let metrics = match config.metrics_bind {
             Some(m) => Some(metrics_server(m)?),
             None => None,
@@ -179,8 +207,11 @@ impl Application {
         .workers(config.workers)
         .keep_alive(KEEP_ALIVE)
         .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)
+        .shutdown_timeout(5);
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        }
         .map_err(|e| StartError::Bind {
             addr: addr.to_string(),
             reason: e.to_string(),
@@ -260,10 +291,18 @@ impl Application {
             )));
         }
         mailboxes.start_all();
-        tracing::info!("listening on http://{addr}");
+        tracing::info!(
+            "listening on {}://{addr}",
+            if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            }
+        );
         Ok(Self {
             port: addr.port(),
             metrics,
+            redirect,
             server,
             store,
             shutdown,
@@ -283,6 +322,11 @@ impl Application {
         self.metrics.as_ref().map(|(_, p)| *p)
     }
 
+    /// The `--redirect-bind` address's bound port, when one is set.
+    pub fn redirect_port(&self) -> Option<u16> {
+        self.redirect.as_ref().map(|(_, p)| *p)
+    }
+
     /// A handle that stops the server as SIGTERM would.
     pub fn stopper(&self) -> Stopper {
         Stopper(self.shutdown.clone())
@@ -295,6 +339,10 @@ impl Application {
         let mut signals = std::mem::replace(&mut self.signals, Signals::none());
         let handle = self.server.handle();
         let metrics = self.metrics.map(|(m, _)| {
+            let h = m.handle();
+            (tokio::spawn(m), h)
+        });
+        let redirect = self.redirect.map(|(m, _)| {
             let h = m.handle();
             (tokio::spawn(m), h)
         });
@@ -334,7 +382,7 @@ impl Application {
         let _ = self.shutdown.send(true);
         handle.stop(true).await;
         let _ = server.await;
-        if let Some((m, h)) = metrics {
+        for (m, h) in metrics.into_iter().chain(redirect) {
             h.stop(true).await;
             let _ = m.await;
         }

@@ -372,6 +372,17 @@ pub struct ServeArgs {
     /// Where backups go [default: <data>/backups].
     #[arg(long, env = "NATTER_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
+    /// Serve HTTPS (and HTTP/2) on --bind with this PEM certificate chain
+    /// (with --tls-key).
+    #[arg(long, env = "NATTER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "NATTER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Also answer plain HTTP on this address, with a redirect to the HTTPS
+    /// base URL (e.g. 0.0.0.0:80; needs HTTPS).
+    #[arg(long, env = "NATTER_REDIRECT_BIND")]
+    pub redirect_bind: Option<String>,
 }
 
 /// A period written as a number and a unit (`30m`, `24h`, `7d`), or `off`.
@@ -488,6 +499,10 @@ pub struct ServeConfig {
     pub backup_keep: usize,
     /// Where backups go.
     pub backup_dir: PathBuf,
+    /// The PEM certificate chain and key HTTPS is served with.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where plain HTTP is answered with a redirect to HTTPS.
+    pub redirect_bind: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -530,7 +545,15 @@ impl ServeArgs {
                 }
                 u
             }
-            None => format!("http://{}", self.bind),
+            None => format!(
+                "{}://{}",
+                if self.tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+                self.bind
+            ),
         };
         let bootstrap_admin = match (self.admin_email, self.admin_password) {
             (Some(e), Some(p)) => Some((e, p)),
@@ -605,6 +628,35 @@ impl ServeArgs {
         if !(1..=15).contains(&self.sse_keepalive_secs) {
             return Err("--sse-keepalive-secs must be 1 to 15".into());
         }
+        let tls = match (self.tls_cert.clone(), self.tls_key.clone()) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err(
+                "set both --tls-cert and --tls-key (NATTER_TLS_CERT, NATTER_TLS_KEY), or neither"
+                    .into(),
+            ),
+        };
+        let redirect_bind =
+            match &self.redirect_bind {
+                None => None,
+                Some(_) if tls.is_none() => return Err(
+                    "--redirect-bind sends plain HTTP to HTTPS: it needs --tls-cert and --tls-key"
+                        .into(),
+                ),
+                Some(b) => {
+                    let addr = b
+                        .to_socket_addrs()
+                        .map_err(|e| format!("invalid --redirect-bind {b:?}: {e}"))?
+                        .next()
+                        .ok_or_else(|| format!("invalid --redirect-bind {b:?}: no address"))?;
+                    if addr == bind && addr.port() != 0 {
+                        return Err(format!(
+                            "invalid --redirect-bind {addr}: it must differ from --bind"
+                        ));
+                    }
+                    Some(addr)
+                }
+            };
         let backup_every = parse_period("--backup-every", &self.backup_every)?;
         if self.backup_keep == 0 || self.backup_keep > 10_000 {
             return Err(format!(
@@ -617,6 +669,8 @@ impl ServeArgs {
             .clone()
             .unwrap_or_else(|| self.data.join("backups"));
         Ok(ServeConfig {
+            tls,
+            redirect_bind,
             backup_every,
             backup_keep: self.backup_keep,
             backup_dir,

@@ -48,7 +48,14 @@ pub fn on_connect(
         if limit == 0 {
             return;
         }
-        let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        // Plain or TLS (whose stream wraps the TCP one).
+        let tcp = conn
+            .downcast_ref::<actix_web::rt::net::TcpStream>()
+            .or_else(|| {
+                conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>>()
+                    .map(|t| t.get_ref().0)
+            });
+        let Some(stream) = tcp else {
             return;
         };
         let Ok(peer) = stream.peer_addr() else { return };

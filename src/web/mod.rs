@@ -16,6 +16,7 @@ pub mod patch;
 pub mod pwa;
 pub mod session;
 pub mod setup;
+pub mod tls;
 pub mod upload;
 pub mod workspace;
 

@@ -79,8 +79,10 @@ pub async fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.expect("read log") {
             log.push(line.clone());
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                return rest.split_whitespace().next().map(str::to_owned);
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                if rest.starts_with("http://") || rest.starts_with("https://") {
+                    return rest.split_whitespace().next().map(str::to_owned);
+                }
             }
         }
         None
@@ -102,7 +104,7 @@ pub async fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
     });
     Server {
         child,
-        base: format!("http://{addr}"),
+        base: addr,
         log,
         later,
     }

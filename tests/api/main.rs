@@ -45,4 +45,5 @@ mod routing;
 mod running;
 mod search;
 mod sla;
+mod tls;
 mod webhooks;
