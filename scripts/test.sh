@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine as on a developer's:
 # installs what the tests need and is missing (Chromium and chromedriver
-# for the browser tests, Dovecot for the email tests), then runs every
+# for the browser tests, Dovecot for the email tests, pebble for ACME), then runs every
 # unit, integration and browser test. `.ci/run` calls this same script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,8 @@ fi
 missing=()
 if ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
 if ! command -v chromedriver >/dev/null 2>&1; then missing+=(chromium-driver); fi
+# pebble: Let's Encrypt's ACME test server, for the --acme-domain tests.
+if ! command -v pebble >/dev/null 2>&1; then missing+=(pebble); fi
 if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
     missing+=(dovecot-imapd)
 fi

@@ -84,18 +84,26 @@ impl Application {
             reason: e.to_string(),
         })?;
         if !config.base_url_explicit {
-            let scheme = if config.tls.is_some() {
-                "https"
-            } else {
-                "http"
+            config.base_url = match &config.acme {
+                // The certificate's name, on the port bound.
+                Some(a) if addr.port() == 443 => format!("https://{}", a.domain),
+                Some(a) => format!("https://{}:{}", a.domain, addr.port()),
+                None if config.tls.is_some() => format!("https://{addr}"),
+                None => format!("http://{addr}"),
             };
-            config.base_url = format!("{scheme}://{addr}");
         }
-        let tls = match &config.tls {
-            Some((cert, key)) => {
+        let mut acme_task = None;
+        let tls = match (&config.tls, &config.acme) {
+            (Some((cert, key)), _) => {
                 Some(webmod::tls::server_config(cert, key).map_err(StartError::Settings)?)
             }
-            None => None,
+            (None, Some(a)) => {
+                let (tls, run) =
+                    webmod::tls::acme(a, &config.data).map_err(StartError::Settings)?;
+                acme_task = Some(run);
+                Some(tls)
+            }
+            (None, None) => None,
         };
         let redirect = match config.redirect_bind {
             Some(b) => {
@@ -276,6 +284,9 @@ impl Application {
                 limits.prune();
             }
         }));
+        if let Some(run) = acme_task {
+            background.push(tokio::spawn(run));
+        }
         background.push(tokio::spawn(crate::control::serve(
             store.clone(),
             shutdown_rx.clone(),
@@ -293,7 +304,7 @@ impl Application {
         mailboxes.start_all();
         tracing::info!(
             "listening on {}://{addr}",
-            if config.tls.is_some() {
+            if config.tls.is_some() || config.acme.is_some() {
                 "https"
             } else {
                 "http"

@@ -383,6 +383,38 @@ pub struct ServeArgs {
     /// base URL (e.g. 0.0.0.0:80; needs HTTPS).
     #[arg(long, env = "NATTER_REDIRECT_BIND")]
     pub redirect_bind: Option<String>,
+    /// Obtain and renew a certificate for this domain by ACME (Let's
+    /// Encrypt by default) and serve HTTPS with it; the domain must point
+    /// at this server and --bind be reachable on its port 443.
+    #[arg(long, env = "NATTER_ACME_DOMAIN")]
+    pub acme_domain: Option<String>,
+    /// The email the ACME server may write to about the certificate.
+    #[arg(long, env = "NATTER_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// The ACME directory.
+    #[arg(
+        long,
+        env = "NATTER_ACME_DIRECTORY",
+        default_value = "https://acme-v02.api.letsencrypt.org/directory"
+    )]
+    pub acme_directory: String,
+    /// A PEM root certificate the ACME server's own HTTPS is trusted with,
+    /// besides the system's (a private ACME server).
+    #[arg(long, env = "NATTER_ACME_CA_FILE")]
+    pub acme_ca_file: Option<PathBuf>,
+}
+
+/// Settings of `--acme-domain`.
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    /// The domain the certificate is for.
+    pub domain: String,
+    /// Contact email.
+    pub email: Option<String>,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// An extra root for the ACME server's HTTPS.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A period written as a number and a unit (`30m`, `24h`, `7d`), or `off`.
@@ -503,6 +535,8 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Where plain HTTP is answered with a redirect to HTTPS.
     pub redirect_bind: Option<SocketAddr>,
+    /// A certificate obtained and renewed by ACME.
+    pub acme: Option<AcmeSettings>,
 }
 
 impl ServeArgs {
@@ -636,27 +670,67 @@ impl ServeArgs {
                     .into(),
             ),
         };
-        let redirect_bind =
-            match &self.redirect_bind {
-                None => None,
-                Some(_) if tls.is_none() => return Err(
-                    "--redirect-bind sends plain HTTP to HTTPS: it needs --tls-cert and --tls-key"
-                        .into(),
-                ),
-                Some(b) => {
-                    let addr = b
-                        .to_socket_addrs()
-                        .map_err(|e| format!("invalid --redirect-bind {b:?}: {e}"))?
-                        .next()
-                        .ok_or_else(|| format!("invalid --redirect-bind {b:?}: no address"))?;
-                    if addr == bind && addr.port() != 0 {
-                        return Err(format!(
-                            "invalid --redirect-bind {addr}: it must differ from --bind"
-                        ));
-                    }
-                    Some(addr)
+        let acme = match self.acme_domain.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(_) if tls.is_some() => {
+                return Err("use either --acme-domain or --tls-cert and --tls-key, not both".into())
+            }
+            Some(d) => {
+                let ok = d.len() <= 253
+                    && d.contains('.')
+                    && d.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    });
+                if !ok && d != "localhost" {
+                    return Err(format!(
+                        "invalid --acme-domain {d:?}: a domain name such as chat.example.com"
+                    ));
                 }
-            };
+                if !self.acme_directory.starts_with("https://")
+                    && !self.acme_directory.starts_with("http://")
+                {
+                    return Err(format!(
+                        "invalid --acme-directory {:?}: a URL",
+                        self.acme_directory
+                    ));
+                }
+                Some(AcmeSettings {
+                    domain: d.to_ascii_lowercase(),
+                    email: self.acme_email.clone().filter(|e| !e.trim().is_empty()),
+                    directory: self.acme_directory.clone(),
+                    ca_file: self.acme_ca_file.clone(),
+                })
+            }
+        };
+        let redirect_bind = match &self.redirect_bind {
+            None => None,
+            Some(_) if tls.is_none() && acme.is_none() => {
+                return Err("--redirect-bind sends plain HTTP to HTTPS: it needs --tls-cert and --tls-key, or --acme-domain".into())
+            }
+            Some(b) => {
+                let addr = b
+                    .to_socket_addrs()
+                    .map_err(|e| format!("invalid --redirect-bind {b:?}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("invalid --redirect-bind {b:?}: no address"))?;
+                if addr == bind && addr.port() != 0 {
+                    return Err(format!(
+                        "invalid --redirect-bind {addr}: it must differ from --bind"
+                    ));
+                }
+                Some(addr)
+            }
+        };
+        // With ACME, links name the certificate's domain on natter's port.
+        let base_url = match (&acme, base_url_explicit) {
+            (Some(a), false) => match bind.port() {
+                443 => format!("https://{}", a.domain),
+                p => format!("https://{}:{p}", a.domain),
+            },
+            _ => base_url,
+        };
         let backup_every = parse_period("--backup-every", &self.backup_every)?;
         if self.backup_keep == 0 || self.backup_keep > 10_000 {
             return Err(format!(
@@ -671,6 +745,7 @@ impl ServeArgs {
         Ok(ServeConfig {
             tls,
             redirect_bind,
+            acme,
             backup_every,
             backup_keep: self.backup_keep,
             backup_dir,

@@ -62,3 +62,81 @@ pub fn redirect_server(
     .listen(listener)?
     .run())
 }
+
+/// What `--acme-domain` runs: the TLS settings whose certificate comes
+/// from ACME (answering TLS-ALPN-01 challenges on the HTTPS port itself,
+/// so nothing else needs to listen), and the task that obtains the
+/// certificate, keeps it in `<data>/acme` and renews it when a third of
+/// its life is left (30 days of Let's Encrypt's 90), without a restart.
+///
+/// rustls-acme (Apache-2.0 OR MIT) rather than instant-acme: it is the
+/// whole loop (account, order, challenge, cache, renewal) around a rustls
+/// certificate resolver, which is what a server that terminates TLS
+/// itself needs; instant-acme is the protocol client only.
+pub fn acme(
+    settings: &crate::config::AcmeSettings,
+    data: &Path,
+) -> Result<(rustls::ServerConfig, impl std::future::Future<Output = ()>), String> {
+    use futures_util::StreamExt;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(ca) = &settings.ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+            .map_err(|e| format!("cannot read --acme-ca-file {}: {e}", ca.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("cannot read --acme-ca-file {}: {e}", ca.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--acme-ca-file {} holds no PEM certificate",
+                ca.display()
+            ));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("--acme-ca-file {}: {e}", ca.display()))?;
+        }
+    }
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut config = rustls_acme::AcmeConfig::new_with_client_config(
+        [settings.domain.as_str()],
+        std::sync::Arc::new(client),
+    )
+    .directory(&settings.directory)
+    .cache(rustls_acme::caches::DirCache::new(data.join("acme")));
+    if let Some(e) = &settings.email {
+        config = config.contact_push(format!("mailto:{e}"));
+    }
+    let mut state = config.state();
+    let mut server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_cert_resolver(state.resolver());
+    server
+        .alpn_protocols
+        .push(rustls_acme::acme::ACME_TLS_ALPN_NAME.to_vec());
+    let domain = settings.domain.clone();
+    let run = async move {
+        while let Some(event) = state.next().await {
+            match event {
+                Ok(rustls_acme::EventOk::DeployedCachedCert) => {
+                    tracing::info!(%domain, "certificate deployed from <data>/acme")
+                }
+                Ok(rustls_acme::EventOk::DeployedNewCert) => {
+                    tracing::info!(%domain, "new certificate obtained and deployed")
+                }
+                Ok(rustls_acme::EventOk::CertCacheStore) => {
+                    tracing::info!(%domain, "certificate stored in <data>/acme")
+                }
+                Ok(rustls_acme::EventOk::AccountCacheStore) => {}
+                Err(e) => {
+                    tracing::warn!(%domain, error = ?e, "ACME: could not obtain the certificate yet; retrying")
+                }
+            }
+        }
+    };
+    Ok((server, run))
+}

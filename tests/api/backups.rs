@@ -38,9 +38,6 @@ async fn writer(
     while !stop.load(Ordering::Acquire) {
         n += 1;
         let text = format!("{tag} {n}");
-        // Read before the request is sent: a 201 that counts as "before
-        // the backup" was asked for before it began, so it is in it.
-        let before = !started.load(Ordering::Acquire);
         let r = client
             .post(&url)
             .bearer_auth(&token)
@@ -49,6 +46,10 @@ async fn writer(
             .await
             .expect("post");
         assert_eq!(r.status(), StatusCode::CREATED);
+        // Read once the 201 is here: the write was durable by then, so if
+        // the backup had not been started yet it must be in it (one sent
+        // earlier but answered later may or may not be).
+        let before = !started.load(Ordering::Acquire);
         let m: Value = r.json().await.expect("json");
         acked.push((m["id"].as_str().expect("id").to_owned(), text, before));
     }

@@ -35,7 +35,12 @@ impl Server {
     /// Waits (bounded) for a line logged after the start that has every
     /// one of `parts`.
     pub async fn logged(&self, parts: &[&str]) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        self.logged_within(parts, Duration::from_secs(10)).await
+    }
+
+    /// [`Self::logged`] with another bound.
+    pub async fn logged_within(&self, parts: &[&str], wait: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(l) = self
                 .later

@@ -4,6 +4,7 @@
 // Test and benchmark code may unwrap: a failure here is a failed run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod acme;
 mod agents;
 mod assignment;
 mod attachments;
