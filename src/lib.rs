@@ -10,6 +10,7 @@ pub mod contract;
 pub mod control;
 pub mod domain;
 pub mod error;
+pub mod healthcheck;
 pub mod metrics;
 pub mod progress;
 pub mod service;

@@ -424,7 +424,6 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
 /// `natter healthcheck`: one plain HTTP/1.1 GET (the container has no
 /// curl), exit 0 on a 200 and 1 on anything else, with the reason.
 fn healthcheck(args: HealthcheckArgs) -> Result<(), Failure> {
-    use std::io::{Read, Write};
     let url = match args.url {
         Some(u) => u,
         None => {
@@ -439,56 +438,20 @@ fn healthcheck(args: HealthcheckArgs) -> Result<(), Failure> {
                 }
                 _ => args.bind.clone(),
             };
-            format!("http://{bind}/healthz")
+            // The server's own settings say whether it speaks HTTPS.
+            let https = args.tls_cert.is_some()
+                || args
+                    .acme_domain
+                    .as_deref()
+                    .is_some_and(|d| !d.trim().is_empty());
+            let scheme = if https { "https" } else { "http" };
+            format!("{scheme}://{bind}/healthz")
         }
     };
-    let parsed = url::Url::parse(&url).map_err(|e| (2, format!("bad --url {url}: {e}")))?;
-    if parsed.scheme() != "http" {
-        return Err((2, format!("{url}: healthcheck speaks plain http")));
-    }
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| (2, format!("{url} has no host")))?;
-    let port = parsed.port_or_known_default().unwrap_or(80);
     let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
-    // url resolves a bracketed IPv6 literal ("[::1]") as well.
-    let addr = parsed
-        .socket_addrs(|| Some(80))
-        .map_err(|e| (1, format!("{url}: {e}")))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| (1, format!("{url}: no address")))?;
-    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| (1, format!("{url}: {e}")))?;
-    let _ = conn.set_read_timeout(Some(timeout));
-    let _ = conn.set_write_timeout(Some(timeout));
-    let path = match parsed.query() {
-        Some(q) => format!("{}?{q}", parsed.path()),
-        None => parsed.path().to_owned(),
-    };
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nUser-Agent: natter-healthcheck\r\n\r\n"
-    )
-    .map_err(|e| (1, format!("{url}: {e}")))?;
-    let mut head = [0u8; 64];
-    let n = conn
-        .read(&mut head)
-        .map_err(|e| (1, format!("{url}: {e}")))?;
-    let status_line = String::from_utf8_lossy(&head[..n]);
-    let status = status_line.split_whitespace().nth(1).unwrap_or("");
-    if status == "200" {
-        println!("healthy: {url} answered 200");
-        Ok(())
-    } else {
-        Err((
-            1,
-            format!(
-                "unhealthy: {url} answered {}",
-                status_line.lines().next().unwrap_or("nothing")
-            ),
-        ))
-    }
+    let line = natter::healthcheck::check(&url, timeout)?;
+    println!("{line}");
+    Ok(())
 }
 
 fn admin_create(args: AdminCreateArgs) -> Result<(), Failure> {

@@ -171,6 +171,12 @@ pub struct HealthcheckArgs {
     /// How long to wait for the answer, in seconds.
     #[arg(long, default_value_t = 5)]
     pub timeout_secs: u64,
+    /// The server's certificate file, read only to know it speaks HTTPS.
+    #[arg(long, env = "NATTER_TLS_CERT", hide = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's ACME domain, read only to know it speaks HTTPS.
+    #[arg(long, env = "NATTER_ACME_DOMAIN", hide = true)]
+    pub acme_domain: Option<String>,
 }
 
 /// `natter config ...`

@@ -18,7 +18,7 @@ use crate::domain::ConversationStatus;
 
 /// The trees derived from records: checked and rebuilt here, left out of
 /// an export (an import rebuilds them).
-pub(super) const DERIVED: [Tree; 10] = [
+pub(super) const DERIVED: [Tree; 12] = [
     Tree::InboxstatusactivityConversationid,
     Tree::ContactidConversationid,
     Tree::SnoozeuntilConversationid,
@@ -29,6 +29,8 @@ pub(super) const DERIVED: [Tree; 10] = [
     Tree::EmailContactid,
     Tree::TeamnameTeamid,
     Tree::WidgetkeyInboxid,
+    Tree::AgentidTokenhash,
+    Tree::ContactidTokenhash,
 ];
 
 /// One problem found.
@@ -79,6 +81,8 @@ impl Store {
         let mut contact_emails = d(Tree::EmailContactid, "the contacts");
         let mut team_names = d(Tree::TeamnameTeamid, "the teams");
         let mut widget_keys = d(Tree::WidgetkeyInboxid, "the inboxes");
+        let mut agent_tokens = d(Tree::AgentidTokenhash, "the agents' tokens");
+        let mut contact_tokens = d(Tree::ContactidTokenhash, "the contacts' tokens");
 
         let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         for v in self.tree(Tree::ConversationidConversation).iter().values() {
@@ -150,8 +154,23 @@ impl Store {
                 .expected
                 .insert(i.widget_key.into_bytes(), u64_be(i.id).to_vec());
         }
+        // Each token is found by its owner too (sign out everywhere).
+        for (by_hash, by_owner) in [
+            (Tree::TokenhashAgenttoken, &mut agent_tokens),
+            (Tree::TokenhashContacttoken, &mut contact_tokens),
+        ] {
+            for kv in self.tree(by_hash).iter() {
+                let (hash, v) = kv?;
+                let t: super::TokenRecord = decode(&v)?;
+                by_owner
+                    .expected
+                    .insert(keys::concat(&[&u64_be(t.owner), &hash]), Vec::new());
+            }
+        }
         Ok(vec![
             widget_keys,
+            agent_tokens,
+            contact_tokens,
             listed,
             by_contact,
             snoozed,

@@ -88,28 +88,38 @@ pub(crate) fn open_released(
 /// One migration step's progress lines: when it begins and, when it is
 /// dropped at the end of its step, how long it took (a large folder's
 /// upgrade shows what it is doing instead of a silent start).
-struct MigrationStep {
+struct MigrationStep<'a> {
     what: &'static str,
     started: std::time::Instant,
+    bar: &'a MigrationBar,
 }
 
-impl MigrationStep {
-    fn begin(what: &'static str) -> Self {
+/// The bar over a migration's steps (on a terminal; log lines otherwise):
+/// the progress, steps done and steps in all.
+type MigrationBar = std::cell::RefCell<Option<(crate::progress::Progress, u64, u64)>>;
+
+impl<'a> MigrationStep<'a> {
+    fn begin(what: &'static str, bar: &'a MigrationBar) -> Self {
         tracing::info!(step = what, "migrating the data folder");
         Self {
             what,
             started: std::time::Instant::now(),
+            bar,
         }
     }
 }
 
-impl Drop for MigrationStep {
+impl Drop for MigrationStep<'_> {
     fn drop(&mut self) {
         tracing::info!(
             step = self.what,
             took_ms = self.started.elapsed().as_millis() as u64,
             "migration step done"
         );
+        if let Some((p, done, total)) = self.bar.borrow_mut().as_mut() {
+            *done += 1;
+            p.set(*done, *total);
+        }
     }
 }
 
@@ -324,12 +334,13 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(folder_err(e.to_string())),
         }
         // Our own lock is held, so a held sled lock can only be a handle
-        // of this process that is still letting go (a restart in-process).
+        // of this process that is still letting go (a restart in-process);
+        // on a loaded box its IO threads took over 5 s to finish once.
         let db = open_released(
             &sled::Config::new()
                 .path(path.join("db"))
                 .cache_capacity(opts.cache_bytes),
-            Duration::from_secs(5),
+            Duration::from_secs(30),
         )
         .map_err(|e| folder_err(e.to_string()))?;
         let trees = Tree::ALL
@@ -429,10 +440,19 @@ impl Store {
                     .map_err(|e| failed(e.to_string()))?;
             }
         }
+        let bar: MigrationBar =
+            std::cell::RefCell::new((1..SCHEMA_VERSION).contains(&found).then(|| {
+                (
+                    crate::progress::Progress::new("migration steps"),
+                    0,
+                    u64::from(SCHEMA_VERSION - found),
+                )
+            }));
         // Version 0 is an empty folder; later migrations go here, each
         // moving data from version n to n+1.
         if found == 1 {
-            let _step = MigrationStep::begin("1 -> 2: contacts by email and verified user ids");
+            let _step =
+                MigrationStep::begin("1 -> 2: contacts by email and verified user ids", &bar);
             // 1 -> 2: contacts found by email (possible duplicates), and
             // verified user ids that link a person across websites.
             let index = self.tree(Tree::EmailContactid);
@@ -453,8 +473,10 @@ impl Store {
             }
         }
         if (1..3).contains(&found) {
-            let _step =
-                MigrationStep::begin("2 -> 3: verified user ids keyed by their identity secret");
+            let _step = MigrationStep::begin(
+                "2 -> 3: verified user ids keyed by their identity secret",
+                &bar,
+            );
             // 2 -> 3: a verified user id is keyed by the identity secret
             // that verified it (`ext:<hash of secret>:<id>`, was
             // `ext:<id>`), so inboxes with different secrets never share a
@@ -534,19 +556,22 @@ impl Store {
             }
         }
         if (1..4).contains(&found) {
-            let _step = MigrationStep::begin("3 -> 4: the contact's numbering of messages");
+            let _step = MigrationStep::begin("3 -> 4: the contact's numbering of messages", &bar);
             // 3 -> 4: public messages get their ordinal (the contact's
             // numbering), with the index from ordinal to seq.
             self.assign_ordinals()?;
         }
         if (1..5).contains(&found) {
-            let _step = MigrationStep::begin("4 -> 5: the inbox tab counters");
+            let _step = MigrationStep::begin("4 -> 5: the inbox tab counters", &bar);
             // 4 -> 5: the tab counts become counters kept by each write.
             self.count_all_conversations()?;
         }
         if found < SCHEMA_VERSION {
             meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
             self.db.flush()?;
+        }
+        if let Some((p, done, _)) = bar.into_inner() {
+            p.finish(done);
         }
         Ok(())
     }
@@ -640,7 +665,7 @@ impl Store {
             &sled::Config::new()
                 .path(path.join("db"))
                 .cache_capacity(CHECKPOINT_CACHE_BYTES),
-            Duration::from_secs(5),
+            Duration::from_secs(30),
         )?;
         reopened.flush()?;
         drop(reopened);

@@ -144,6 +144,11 @@ async fn doctor_finds_damaged_derived_data_repairs_it_and_reports_missing_files(
         let (k, _) = counts.first().unwrap().unwrap();
         counts.insert(k, &7u64.to_be_bytes()).unwrap();
         db.open_tree("widgetkey_inboxid").unwrap().clear().unwrap();
+        // A token no longer found by its owner: "sign out everywhere"
+        // would miss it.
+        let by_owner = db.open_tree("agentid_tokenhash").unwrap();
+        let k = by_owner.first().unwrap().unwrap().0;
+        by_owner.remove(k).unwrap();
         db.open_tree("contactid_conversationid")
             .unwrap()
             .insert([0xee; 16], &[])
@@ -164,7 +169,8 @@ async fn doctor_finds_damaged_derived_data_repairs_it_and_reports_missing_files(
         "(not repairable: restore it from a backup)",
         "problem: the search index covers the event log up to event 0 of",
         "problem: widgetkey_inboxid disagrees with the inboxes: 1 entries 1 missing",
-        "error: 6 problems found",
+        "problem: agentid_tokenhash disagrees with the agents' tokens: 1 entries 1 missing",
+        "error: 7 problems found",
     ] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     }
@@ -176,6 +182,7 @@ async fn doctor_finds_damaged_derived_data_repairs_it_and_reports_missing_files(
         "repaired: rebuilt inboxstatusassignee_count from the records",
         "repaired: rebuilt contactid_conversationid from the records",
         "repaired: rebuilt widgetkey_inboxid from the records",
+        "repaired: rebuilt agentid_tokenhash from the records",
         "repaired: rebuilt the search index from the messages",
         &format!("still a problem: attachment {file_id}"),
         "error: 1 problem left after the repair",

@@ -116,6 +116,21 @@ async fn https_with_http2_and_a_redirect_from_plain_http() {
         .send()
         .await;
     assert!(plain.map_or(true, |r| r.status() != StatusCode::OK));
+    // Docker's HEALTHCHECK: natter healthcheck with the server's settings
+    // asks over TLS (a self-signed certificate on loopback is fine).
+    let bind = s.base.trim_start_matches("https://").to_owned();
+    let (code, out) = run(
+        &["healthcheck"],
+        &[
+            ("NATTER_BIND", bind.as_str()),
+            ("NATTER_TLS_CERT", cert.as_str()),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run(&["healthcheck"], &[("NATTER_BIND", bind.as_str())], None).await;
+    assert_eq!(code, 1, "plain HTTP to the TLS port is not healthy: {out}");
     // Plain HTTP on the redirect port: 308 to the same path on HTTPS.
     let r = crate::helpers::no_redirects()
         .post(format!("http://{redirect_bind}/inbox?q=a%20b"))
