@@ -1,8 +1,8 @@
 //! The control socket, `<data>/natter.sock`: how `natter backup` reaches
 //! the server that holds a data folder, so a backup of a running server is
-//! one command and needs no token. Whoever may open the socket (it is
-//! `0600`, owned by the server's user, inside its data folder) may read
-//! the data folder anyway.
+//! one command and needs no token. Only the server's own user and root are
+//! answered (the socket is `0600` and each peer's uid is checked): they may
+//! read the data folder anyway.
 //!
 //! The protocol is one request line (`backup`), answered with frames of
 //! one tag byte and a big-endian u32 length: `P` progress (two u64:
@@ -38,24 +38,38 @@ pub async fn serve(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
     // lock, so no other server is listening on it (nor backing it up).
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(store.data_dir().join(".control-backup.tree"));
-    let listener = match tokio::net::UnixListener::bind(&path) {
+    // Bound under a temporary name, restricted, then renamed: a client can
+    // only ever reach the socket once it is 0600.
+    let staging = store.data_dir().join(".natter.sock.new");
+    let _ = std::fs::remove_file(&staging);
+    let listener = match tokio::net::UnixListener::bind(&staging).and_then(|l| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staging, &path)?;
+        Ok(l)
+    }) {
         Ok(l) => l,
         Err(e) => {
+            let _ = std::fs::remove_file(&staging);
             tracing::warn!(socket = %path.display(), error = %e, "no control socket: `natter backup` cannot reach this server");
             return;
         }
     };
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
-            tracing::warn!(error = %e, "could not restrict the control socket");
-        }
-    }
+    // Who owns the socket (this server's user) and root may use it.
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&path).map(|m| m.uid()).ok()
+    };
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    let uid = stream.peer_cred().map(|c| c.uid()).ok();
+                    if uid.is_none() || (uid != owner && uid != Some(0)) {
+                        tracing::warn!(?uid, "control socket: a connection from another user refused");
+                        continue;
+                    }
                     let store = store.clone();
                     tokio::spawn(async move {
                         if let Err(e) = handle(store, stream).await {

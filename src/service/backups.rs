@@ -40,7 +40,12 @@ pub async fn write(
 ) -> Result<(BackupInfo, Manifest), BackupError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| BackupError::Io(format!("cannot create {}: {e}", dir.display())))?;
-    let stamp = time::rfc3339(now).replace(':', "");
+    // Microseconds: two backups never share a name, and names sort as
+    // the times they were written.
+    let stamp = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(now)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H%M%S%.6fZ")
+        .to_string();
     let suffix = if scheduled { SCHEDULED } else { ".tar.gz" };
     let mut name = format!("natter-{stamp}{suffix}");
     let mut n = 1;
