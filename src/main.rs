@@ -108,6 +108,28 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// A command on a folder that a running server holds: one line, exit 1.
+fn in_use(data: &std::path::Path, hint: &str) -> Failure {
+    (
+        1,
+        format!(
+            "the data folder {} is in use by a running natter server; stop it first{hint}",
+            data.display()
+        ),
+    )
+}
+
+/// `--out` must name an archive file, not a folder.
+fn archive_file(out: &std::path::Path) -> Result<(), Failure> {
+    if out.is_dir() {
+        return Err((
+            2,
+            format!("--out {} is a folder; name the archive file", out.display()),
+        ));
+    }
+    Ok(())
+}
+
 fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure> {
     Store::open(&StoreOptions {
         path: data.to_path_buf(),
@@ -118,13 +140,7 @@ fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure
         backup_before_migration: true,
     })
     .map_err(|e| match e {
-        StoreError::Locked(p) => (
-            1,
-            format!(
-                "the data folder {} is in use by a running natter server; stop it first",
-                p.display()
-            ),
-        ),
+        StoreError::Locked(p) => in_use(&p, ""),
         e @ StoreError::TooNew { .. } => (2, e.to_string()),
         e => (1, e.to_string()),
     })
@@ -134,15 +150,7 @@ fn open_stopped(data: &std::path::Path) -> Result<std::sync::Arc<Store>, Failure
 /// through its control socket.
 fn backup(args: BackupArgs) -> Result<(), Failure> {
     use natter::store::backup::{self, BackupError};
-    if args.out.is_dir() {
-        return Err((
-            2,
-            format!(
-                "--out {} is a folder; name the archive file",
-                args.out.display()
-            ),
-        ));
-    }
+    archive_file(&args.out)?;
     let started = std::time::Instant::now();
     let mut progress = natter::progress::Progress::new("records");
     let manifest =
@@ -185,13 +193,7 @@ fn restore(args: RestoreArgs) -> Result<(), Failure> {
         e @ (BackupError::TooNew { .. } | BackupError::Store(StoreError::TooNew { .. })) => {
             (2, e.to_string())
         }
-        BackupError::Store(StoreError::Locked(p)) => (
-            1,
-            format!(
-                "the data folder {} is in use by a running natter server; stop it first",
-                p.display()
-            ),
-        ),
+        BackupError::Store(StoreError::Locked(p)) => in_use(&p, ""),
         e => (1, e.to_string()),
     })?;
     progress.finish(std::fs::metadata(&args.archive).map_or(0, |m| m.len()));
@@ -210,28 +212,16 @@ fn restore(args: RestoreArgs) -> Result<(), Failure> {
 /// Exports a stopped folder as JSON lines and attachments.
 fn export(args: ExportArgs) -> Result<(), Failure> {
     use natter::store::backup::BackupError;
-    if args.out.is_dir() {
-        return Err((
-            2,
-            format!(
-                "--out {} is a folder; name the archive file",
-                args.out.display()
-            ),
-        ));
-    }
+    archive_file(&args.out)?;
     let started = std::time::Instant::now();
     let mut progress = natter::progress::Progress::new("records");
     let m = natter::store::export::export_stopped(&args.data, &args.out, &mut |d, t| {
         progress.set(d, t)
     })
     .map_err(|e| match e {
-        BackupError::Store(StoreError::Locked(p)) => (
-            1,
-            format!(
-                "the data folder {} is in use by a running natter server; stop it first (or use natter backup, which works while it runs)",
-                p.display()
-            ),
-        ),
+        BackupError::Store(StoreError::Locked(p)) => {
+            in_use(&p, " (or use natter backup, which works while it runs)")
+        }
         e => (1, e.to_string()),
     })?;
     let lines: u64 = m.entries.iter().filter_map(|e| e.records).sum();

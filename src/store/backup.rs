@@ -212,20 +212,7 @@ pub fn backup_stopped(
     out: &Path,
     progress: Progress<'_>,
 ) -> Result<Manifest, BackupError> {
-    if !data.join("db").exists() {
-        return Err(BackupError::Io(format!(
-            "{} holds no natter data",
-            data.display()
-        )));
-    }
-    let _lock = lock_folder(data)?;
-    let db = open_released(
-        &sled::Config::new()
-            .path(data.join("db"))
-            .cache_capacity(64 << 20),
-        std::time::Duration::from_secs(5),
-    )
-    .map_err(StoreError::from)?;
+    let (_lock, db) = open_stopped_db(data, 64 << 20)?;
     Source {
         db: &db,
         known: None,
@@ -233,6 +220,26 @@ pub fn backup_stopped(
         files: data.join("files"),
     }
     .write(out, progress)
+}
+
+/// A stopped folder's sled database, raw (no migration, no schema check),
+/// with the folder's lock held for as long as the returned file lives.
+pub(super) fn open_stopped_db(data: &Path, cache: u64) -> Result<(File, sled::Db), BackupError> {
+    if !data.join("db").exists() {
+        return Err(BackupError::Io(format!(
+            "{} holds no natter data",
+            data.display()
+        )));
+    }
+    let lock = lock_folder(data)?;
+    let db = open_released(
+        &sled::Config::new()
+            .path(data.join("db"))
+            .cache_capacity(cache),
+        std::time::Duration::from_secs(5),
+    )
+    .map_err(StoreError::from)?;
+    Ok((lock, db))
 }
 
 /// Takes the data folder's lock, as [`Store::open`] does.
@@ -356,7 +363,7 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn header(bytes: u64) -> tar::Header {
+pub(super) fn header(bytes: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_size(bytes);
     h.set_mode(0o600);
@@ -484,32 +491,7 @@ impl Source<'_> {
             });
         }
 
-        // Attachments are written once under a fresh id and renamed into
-        // place whole, so a file is either there complete or not yet.
-        let files_dir = self.files.clone();
-        let mut files: Vec<String> = match std::fs::read_dir(&files_dir) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| !n.starts_with('.'))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io("list", &files_dir)(e)),
-        };
-        files.sort();
-        for name in files {
-            let path = files_dir.join(&name);
-            if let Some(e) = append_file(&mut tar, &path, format!("files/{name}"))? {
-                counts.attachments += 1;
-                entries.push(e);
-            }
-        }
-        for (rel, path) in other_files(self.data)? {
-            if let Some(e) = append_file(&mut tar, &path, format!("data/{rel}"))? {
-                entries.push(e);
-            }
-        }
+        self.append_files(&mut tar, &mut counts, &mut entries)?;
 
         let manifest = Manifest {
             format: FORMAT,
@@ -586,6 +568,42 @@ impl Source<'_> {
         Ok((records, w.bytes, sha))
     }
 
+    /// Appends the attachments (`files/<id>`) and the other data files
+    /// (`data/<path>`) to an archive, counting the attachments.
+    pub(super) fn append_files<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        counts: &mut Counts,
+        entries: &mut Vec<Entry>,
+    ) -> Result<(), BackupError> {
+        // Attachments are written once under a fresh id and renamed into
+        // place whole, so a file is either there complete or not yet.
+        let mut files: Vec<String> = match std::fs::read_dir(&self.files) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io("list", &self.files)(e)),
+        };
+        files.sort();
+        for name in files {
+            let path = self.files.join(&name);
+            if let Some(e) = append_file(tar, &path, format!("files/{name}"))? {
+                counts.attachments += 1;
+                entries.push(e);
+            }
+        }
+        for (rel, path) in other_files(self.data)? {
+            if let Some(e) = append_file(tar, &path, format!("data/{rel}"))? {
+                entries.push(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `f` with every key and value of tree `name` as they were when
     /// the backup began (in key order, then the keys removed since).
     pub(super) fn each(&self, name: &[u8], f: Visit<'_>) -> Result<(), BackupError> {
@@ -651,7 +669,7 @@ pub(super) fn append_file<W: Write>(
 
 /// Every other regular file of the data folder, by its path relative to
 /// it (`/`-separated), sorted.
-pub(super) fn other_files(data: &Path) -> Result<Vec<(String, PathBuf)>, BackupError> {
+fn other_files(data: &Path) -> Result<Vec<(String, PathBuf)>, BackupError> {
     let mut out = Vec::new();
     let mut stack: Vec<(String, PathBuf)> = vec![(String::new(), data.to_path_buf())];
     while let Some((rel, dir)) = stack.pop() {
@@ -1015,14 +1033,7 @@ const MAX_VALUE: usize = 64 << 20;
 /// The schema version of a stopped folder's store, read without opening
 /// (or migrating) it as a store.
 pub fn peek_schema(data: &Path) -> Result<u32, BackupError> {
-    let _lock = lock_folder(data)?;
-    let db = open_released(
-        &sled::Config::new()
-            .path(data.join("db"))
-            .cache_capacity(1 << 20),
-        std::time::Duration::from_secs(5),
-    )
-    .map_err(StoreError::from)?;
+    let (_lock, db) = open_stopped_db(data, 1 << 20)?;
     let meta = db.open_tree(Tree::Meta.name()).map_err(StoreError::from)?;
     Ok(stored_schema(&meta)?)
 }

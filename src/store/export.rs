@@ -21,10 +21,10 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::backup::{
-    append_file, io, lock_folder, other_files, partial_path, read_archive, BackupError, Counts,
-    Entry, Manifest, Progress, Source,
+    header, io, open_stopped_db, partial_path, read_archive, BackupError, Counts, Entry, Manifest,
+    Progress, Source,
 };
-use super::{doctor, open_released, Store, StoreError, StoreOptions, Tree};
+use super::{doctor, Store, StoreError, StoreOptions, Tree};
 use crate::domain::time;
 
 /// The export format this natter writes and the newest it imports.
@@ -72,35 +72,13 @@ fn tree_of(kind: &str) -> Option<&'static str> {
         })
 }
 
-fn header(bytes: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_size(bytes);
-    h.set_mode(0o600);
-    h.set_mtime(u64::try_from(time::now() / 1_000_000).unwrap_or(0));
-    h.set_entry_type(tar::EntryType::Regular);
-    h
-}
-
 /// Exports the stopped data folder `data` to `out`.
 pub fn export_stopped(
     data: &Path,
     out: &Path,
     progress: Progress<'_>,
 ) -> Result<Manifest, BackupError> {
-    if !data.join("db").exists() {
-        return Err(BackupError::Io(format!(
-            "{} holds no natter data",
-            data.display()
-        )));
-    }
-    let _lock = lock_folder(data)?;
-    let db = open_released(
-        &sled::Config::new()
-            .path(data.join("db"))
-            .cache_capacity(64 << 20),
-        std::time::Duration::from_secs(5),
-    )
-    .map_err(StoreError::from)?;
+    let (_lock, db) = open_stopped_db(data, 64 << 20)?;
     let source = Source {
         db: &db,
         known: None,
@@ -239,29 +217,7 @@ fn write_with(
         sha256: hex::encode(hash.finalize()),
         records: Some(lines),
     }];
-    let files_dir = source.files.clone();
-    let mut files: Vec<String> = match std::fs::read_dir(&files_dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io("list", &files_dir)(e)),
-    };
-    files.sort();
-    for name in files {
-        if let Some(e) = append_file(&mut tar, &files_dir.join(&name), format!("files/{name}"))? {
-            counts.attachments += 1;
-            entries.push(e);
-        }
-    }
-    for (rel, path) in other_files(source.data)? {
-        if let Some(e) = append_file(&mut tar, &path, format!("data/{rel}"))? {
-            entries.push(e);
-        }
-    }
+    source.append_files(&mut tar, &mut counts, &mut entries)?;
     let manifest = Manifest {
         format: FORMAT,
         natter_version: env!("CARGO_PKG_VERSION").to_owned(),

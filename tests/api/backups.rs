@@ -14,10 +14,10 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::cli::{run, serve};
-use crate::helpers::{assert_error, body, spawn_app, spawn_app_with, start, test_config, TestApp};
+use crate::helpers::{
+    assert_error, body, spawn_app, spawn_app_with, start, test_config, TestApp, PNG,
+};
 use crate::migration::replay;
-
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
 
 /// What one writer got 201 for: (message id, body), and whether the 201
 /// came before the backup began.
@@ -137,25 +137,8 @@ async fn a_backup_of_a_running_server_under_writes_restores_every_acknowledged_m
     let (conv1, _) = app.start_conversation(&c1, "first").await;
     let (_, c2) = app.contact().await;
     let (conv2, _) = app.start_conversation(&c2, "second").await;
-    let form = reqwest::multipart::Form::new()
-        .text("body", "a photo")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(PNG.to_vec())
-                .file_name("p.png")
-                .mime_str("image/png")
-                .unwrap(),
-        );
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/customer/conversations/{conv1}/messages")))
-        .bearer_auth(&c1)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let photo = body(r).await["attachments"][0].clone();
+    let photo =
+        app.contact_sends_png(&c1, &conv1, "a photo", "p.png").await["attachments"][0].clone();
 
     let started = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));

@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::cli::run;
-use crate::helpers::{body, spawn_app};
-
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+use crate::helpers::{spawn_app, PNG};
 
 /// `natter doctor`: (exit code, stdout and stderr together).
 async fn doctor(data: &Path, repair: bool) -> (i32, String) {
@@ -69,25 +67,8 @@ async fn doctor_finds_damaged_derived_data_repairs_it_and_reports_missing_files(
     app.agent_says(&admin, &conv, "internal: check the courier", true)
         .await;
     app.agent_says(&admin, &conv, "on its way", false).await;
-    let form = reqwest::multipart::Form::new()
-        .text("body", "receipt")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(PNG.to_vec())
-                .file_name("r.png")
-                .mime_str("image/png")
-                .unwrap(),
-        );
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/customer/conversations/{conv}/messages")))
-        .bearer_auth(&ca)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let file_id = body(r).await["attachments"][0]["id"]
+    let file_id = app.contact_sends_png(&ca, &conv, "receipt", "r.png").await["attachments"][0]
+        ["id"]
         .as_str()
         .unwrap()
         .to_owned();

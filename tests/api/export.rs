@@ -6,10 +6,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::cli::run;
-use crate::helpers::{body, spawn_app, start, test_config, TestApp};
+use crate::helpers::{body, spawn_app, start, test_config, TestApp, PNG};
 use crate::migration::replay;
-
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
 
 /// What the API answers about everything, with the server's own address
 /// taken out (the two servers listen on different ports).
@@ -82,25 +80,8 @@ async fn an_import_of_an_export_answers_the_api_as_its_source_does() {
     let (conv, _) = app.start_conversation(&ca, "where is my parcel?").await;
     app.agent_says(&admin, &conv, "note: courier", true).await;
     app.agent_says(&admin, &conv, "on its way", false).await;
-    let form = reqwest::multipart::Form::new()
-        .text("body", "receipt")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(PNG.to_vec())
-                .file_name("r.png")
-                .mime_str("image/png")
-                .unwrap(),
-        );
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/customer/conversations/{conv}/messages")))
-        .bearer_auth(&ca)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let photo = body(r).await["attachments"][0].clone();
+    let photo =
+        app.contact_sends_png(&ca, &conv, "receipt", "r.png").await["attachments"][0].clone();
     let (c, cc) = app.contact().await;
     let (conv2, _) = app.start_conversation(&cc, "hello").await;
     let r = app

@@ -31,6 +31,9 @@ pub struct TestApp {
 
 /// Test settings: the bootstrap admin, and generous limits unless a test
 /// is about limits.
+/// A 1x1 PNG, for attachments.
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+
 /// A client builder for tests. reqwest is built with rustls but no crypto
 /// provider (natter installs ring at start); tests may build clients
 /// before any server started, so they install it here. Idle pooled
@@ -268,6 +271,38 @@ impl TestApp {
                 json!({"body": text, "private": private}),
             )
             .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        body(r).await
+    }
+
+    /// The contact sends `body` with [`PNG`] attached as `name`: the
+    /// message (201 asserted).
+    pub async fn contact_sends_png(
+        &self,
+        token: &str,
+        conversation: &str,
+        body_text: &str,
+        name: &str,
+    ) -> Value {
+        let form = reqwest::multipart::Form::new()
+            .text("body", body_text.to_owned())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(PNG.to_vec())
+                    .file_name(name.to_owned())
+                    .mime_str("image/png")
+                    .unwrap(),
+            );
+        let r = self
+            .client
+            .post(self.url(&format!(
+                "/api/v1/customer/conversations/{conversation}/messages"
+            )))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
         assert_eq!(r.status(), StatusCode::CREATED);
         body(r).await
     }
