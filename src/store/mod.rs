@@ -74,8 +74,11 @@ pub(crate) fn open_released(
     let deadline = std::time::Instant::now() + within;
     loop {
         match config.open() {
+            // sled reports its held file lock as ErrorKind::Other with
+            // this message (config.rs), not as WouldBlock.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().starts_with("could not acquire lock"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(5));
